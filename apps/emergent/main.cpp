@@ -1,0 +1,2 @@
+#include "commands.hpp"
+int main() { return 0; }

@@ -1,0 +1,73 @@
+// Pointwise nonlinearities and their dual kernels.
+//
+// For a Gaussian pair (u, v) ~ N(0, [[q1, c], [c, q2]]) the NNGP and NTK recursions of an
+// activation φ need (Lee et al. 2018, Eq. 5; Jacot et al. 2018, Thm. 1; conventions §2)
+//   nngp      = E[φ(u) φ(v)]
+//   ntk_scale = E[φ'(u) φ'(v)]          (Θ' = ntk_scale · Θ)
+// Closed forms are used where they exist; the rest use 2-D Gauss–Hermite quadrature on the
+// Cholesky factor of the 2×2 covariance.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "emergent/quadrature.hpp"
+
+namespace emergent {
+
+enum class ActivationKind {
+  Identity, Relu, Abs, LeakyRelu, AbRelu,  // φ(x) = a·min(x,0) + b·max(x,0) family
+  Erf, Gelu, Sin, Cos,                     // other closed forms
+  Tanh, Sigmoid, Softplus, Swish           // Gauss–Hermite quadrature
+};
+
+/// A pointwise nonlinearity with its parameters.
+struct Activation {
+  ActivationKind kind = ActivationKind::Relu;
+  double a = 0.0;  ///< AbRelu: slope for x < 0; LeakyRelu: α (the slope for x < 0)
+  double b = 1.0;  ///< AbRelu: slope for x > 0
+
+  static Activation relu() { return {ActivationKind::Relu, 0.0, 1.0}; }
+  static Activation identity() { return {ActivationKind::Identity, 1.0, 1.0}; }
+  static Activation abs() { return {ActivationKind::Abs, -1.0, 1.0}; }
+  static Activation leaky_relu(double alpha) { return {ActivationKind::LeakyRelu, alpha, 1.0}; }
+  static Activation abrelu(double a, double b) { return {ActivationKind::AbRelu, a, b}; }
+  static Activation of(ActivationKind k) { return {k, 0.0, 1.0}; }
+
+  double value(double x) const;       ///< φ(x)
+  double derivative(double x) const;  ///< φ'(x) (at the kinks of the ReLU family: the slope for x > 0 … see .cpp)
+  bool closed_form() const;           ///< true unless the dual kernel needs quadrature
+  std::string name() const;           ///< as in the spec: "relu", "leaky_relu(0.1)", ...
+};
+
+/// E[φ(u)φ(v)] and E[φ'(u)φ'(v)] for one Gaussian pair.
+struct DualValue {
+  double nngp = 0.0;
+  double ntk_scale = 0.0;
+};
+
+/// The dual kernel of an activation: maps (q1, q2, c) to DualValue.
+/// Build once (quadrature nodes are computed in the constructor), then evaluate many times;
+/// evaluation is thread-safe.
+class ActivationDual {
+ public:
+  /// `quadrature_order` is the number of Gauss–Hermite nodes per dimension used by the
+  /// activations without a closed form (0 picks the default, accurate to 1e-8 relative).
+  explicit ActivationDual(const Activation& activation, int quadrature_order = 0);
+
+  /// Dual kernel at covariance [[q1, c], [c, q2]]. Requires q1, q2 ≥ 0; c is clamped to
+  /// |c| ≤ √(q1 q2) (round-off can push it over). Always finite.
+  DualValue operator()(double q1, double q2, double c) const;
+
+  /// Forced 2-D quadrature, also for closed-form activations (used to cross-check them).
+  DualValue quadrature(double q1, double q2, double c) const;
+
+  const Activation& activation() const { return activation_; }
+  int quadrature_order() const;
+
+ private:
+  Activation activation_;
+  std::shared_ptr<const GaussHermiteRule> rule_;
+};
+
+}  // namespace emergent
