@@ -3,6 +3,7 @@
 
 #include "emergent/activation.hpp"
 #include "emergent/architecture.hpp"
+#include "emergent/gradient_flow.hpp"
 #include "emergent/inputs.hpp"
 #include "emergent/kernel.hpp"
 #include "emergent/memory.hpp"
