@@ -3,7 +3,10 @@
 
 #include "emergent/activation.hpp"
 #include "emergent/architecture.hpp"
+#include "emergent/bounds.hpp"
+#include "emergent/ensemble.hpp"
 #include "emergent/gradient_flow.hpp"
+#include "emergent/group.hpp"
 #include "emergent/inputs.hpp"
 #include "emergent/kernel.hpp"
 #include "emergent/memory.hpp"
