@@ -1,2 +1,129 @@
+// `emergent kernel`: NNGP (Σ) and NTK (Θ) Gram matrices of an architecture (conventions §2, §5),
+// read from and written to NumPy .npy files.
+#include <chrono>
+#include <cstring>
+#include <utility>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "commands.hpp"
-namespace emergent::cli { void add_kernel_command(CLI::App&) {} }
+#include "emergent/architecture.hpp"
+#include "emergent/inputs.hpp"
+#include "emergent/kernel.hpp"
+#include "emergent/memory.hpp"
+#include "emergent/npy.hpp"
+#include "io.hpp"
+
+namespace emergent::cli {
+
+namespace {
+
+struct KernelArgs {
+  std::string arch;
+  std::string x1, x2;
+  std::string nngp, ntk;
+  std::string memory_cap = "25%";
+  int threads = 0;
+  int quadrature_order = 0;
+  bool quiet = false;
+};
+
+void run_kernel(const KernelArgs& a) {
+  const auto start = std::chrono::steady_clock::now();
+  if (a.nngp.empty() && a.ntk.empty())
+    throw std::invalid_argument("no output requested; give --nngp K.npy and/or --ntk T.npy");
+  if (!a.nngp.empty() && a.nngp == a.ntk)
+    throw std::invalid_argument("--nngp and --ntk are both '" + a.nngp + "'; expected two different files");
+  if (!a.nngp.empty()) check_output_path("--nngp", a.nngp);
+  if (!a.ntk.empty()) check_output_path("--ntk", a.ntk);
+
+  const KernelOptions options = kernel_options(a.memory_cap, a.threads, a.quadrature_order);
+
+  const Architecture arch = Architecture::parse(a.arch);
+  const Inputs x1 = load_inputs("--x1", a.x1);
+  arch.shapes(x1.shape);  // throws SpecError naming the layer that does not fit
+  std::optional<Inputs> x2;
+  if (!a.x2.empty()) {
+    x2 = load_inputs("--x2", a.x2);
+    if (!(x2->shape == x1.shape))
+      throw std::invalid_argument("--x2 '" + a.x2 + "' holds examples of shape " + x2->shape.to_string() +
+                                  " but --x1 '" + a.x1 + "' holds " + x1.shape.to_string() +
+                                  "; expected the same example shape");
+  }
+
+  KernelSummary summary;
+  std::vector<std::size_t> out_shape;
+  if (!arch.has_readout() && arch.expects_images()) {
+    // A CNN without flatten/gap: the kernel keeps its pixel indices, (N1, N2, H, W, H, W).
+    const SpatialKernels k = x2 ? spatial_kernels(arch, x1, *x2, options) : spatial_kernels(arch, x1, options);
+    out_shape = k.shape();
+    if (!a.nngp.empty()) check_finite("NNGP kernel", k.nngp.data(), k.nngp.size());
+    if (!a.ntk.empty()) check_finite("NTK", k.ntk.data(), k.ntk.size());
+    if (!a.nngp.empty()) write_npy(a.nngp, out_shape, k.nngp.data());
+    if (!a.ntk.empty()) write_npy(a.ntk, out_shape, k.ntk.data());
+    summary = k.summary;
+  } else {
+    const Kernels k = x2 ? kernels(arch, x1, *x2, options) : kernels(arch, x1, options);
+    out_shape = {static_cast<std::size_t>(k.nngp.rows()), static_cast<std::size_t>(k.nngp.cols())};
+    if (!a.nngp.empty()) check_finite("NNGP kernel", k.nngp.data(), static_cast<std::size_t>(k.nngp.size()));
+    if (!a.ntk.empty()) check_finite("NTK", k.ntk.data(), static_cast<std::size_t>(k.ntk.size()));
+    if (!a.nngp.empty()) write_matrix(a.nngp, k.nngp);
+    if (!a.ntk.empty()) write_matrix(a.ntk, k.ntk);
+    summary = k.summary;
+  }
+
+  if (a.quiet) return;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::ostringstream line;
+  line.precision(3);
+  line << "kernel: ";
+  for (std::size_t i = 0; i < out_shape.size(); ++i) line << (i ? " x " : "") << out_shape[i];
+  if (!summary.path.empty()) line << ", " << summary.path;
+  if (summary.blocks > 1) line << ", " << summary.blocks << " blocks";
+  line << ", " << seconds << " s, peak " << format_bytes(peak_rss_bytes());
+  line << " -> ";
+  if (!a.nngp.empty()) line << a.nngp << (a.ntk.empty() ? "" : ", ");
+  if (!a.ntk.empty()) line << a.ntk;
+  std::cerr << line.str() << std::endl;
+}
+
+}  // namespace
+
+void add_kernel_command(CLI::App& app) {
+  auto args = std::make_shared<KernelArgs>();
+  CLI::App* cmd = app.add_subcommand("kernel", "NNGP and NTK Gram matrices of an architecture, as .npy");
+  cmd->footer(
+      "Inputs are (N, d) vectors for networks that start with dense, (N, H, W, C) images for\n"
+      "networks that start with conv/flatten; '<f8' or '<f4' .npy (other numeric dtypes are\n"
+      "converted). Outputs are '<f8' .npy of shape (N1, N2), or (N1, N2, H, W, H, W) for a CNN\n"
+      "without flatten/gap. Without --x2 the kernel of --x1 with itself is computed.\n"
+      "\n"
+      "Example:\n"
+      "  emergent kernel --arch 'conv(64, 3x3, padding=circular) relu flatten dense(1)' \\\n"
+      "      --x1 train.npy --x2 test.npy --nngp K.npy --ntk T.npy --memory-cap 4G");
+  cmd->add_option("--arch", args->arch, "Architecture spec, e.g. 'dense(512, w=1.5, b=0.1) relu dense(1)'")
+      ->required();
+  cmd->add_option("--x1", args->x1, "Inputs A.npy: (N1, d) or (N1, H, W, C)")->required();
+  cmd->add_option("--x2", args->x2, "Inputs B.npy (default: --x1, symmetric kernel)");
+  cmd->add_option("--nngp", args->nngp, "Output: NNGP kernel K(x1, x2) as .npy");
+  cmd->add_option("--ntk", args->ntk, "Output: NTK Θ(x1, x2) as .npy");
+  cmd->add_option("--memory-cap", args->memory_cap,
+                  "Largest memory the computation may hold: 4G, 512M, 1.5GiB, bytes or 25% of RAM")
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "OpenMP threads (0: OpenMP default); results do not depend on it")
+      ->capture_default_str();
+  cmd->add_option("--quadrature-order", args->quadrature_order,
+                  "Gauss–Hermite nodes per dimension for tanh/sigmoid/softplus/swish (0: default)")
+      ->capture_default_str();
+  cmd->add_flag("-q,--quiet", args->quiet, "Do not print the summary line on stderr");
+  cmd->callback([args] { run_kernel(*args); });
+}
+
+}  // namespace emergent::cli

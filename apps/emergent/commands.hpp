@@ -1,11 +1,37 @@
-// Sub-commands of the `emergent` CLI. Each registers itself on the CLI11 app and returns the
-// callback state it needs; main.cpp turns exceptions into one line on stderr and exit code 2.
+// Sub-commands of the `emergent` CLI. Each add_*_command registers one sub-command on the CLI11
+// app and sets its callback; the callback does the work and reports failure by throwing.
+// main.cpp turns every exception into one line on stderr ("emergent <cmd>: error: ...") and an
+// exit code: 2 for std::invalid_argument (bad input: spec, .npy, options) and CLI11 usage
+// errors, 1 for anything else (conventions §4).
 #pragma once
 
 #include <CLI/CLI.hpp>
 
 namespace emergent::cli {
 
+/// `emergent kernel`: NNGP/NTK Gram matrices of an architecture to .npy (cmd_kernel.cpp).
 void add_kernel_command(CLI::App& app);
+
+/// `emergent bound`: ensemble-deviation bounds (cmd_bound.cpp).
+void add_bound_command(CLI::App& app);
+
+/// `emergent predict`: closed-form gradient-flow mean/covariance (cmd_predict.cpp).
+void add_predict_command(CLI::App& app);
+
+/// `emergent ensemble`: finite-width or linearised ensemble members (cmd_ensemble.cpp).
+void add_ensemble_command(CLI::App& app);
+
+/// `emergent demo`: the main job on a built-in example (cmd_demo.cpp).
+void add_demo_command(CLI::App& app);
+
+/// Every sub-command, in the order `emergent --help` lists them. main.cpp registers these;
+/// a new sub-command adds its add_*_command above and one entry here.
+inline constexpr void (*kAllCommands[])(CLI::App&) = {
+    &add_kernel_command,
+    &add_predict_command,
+    &add_ensemble_command,
+    &add_bound_command,
+    &add_demo_command,
+};
 
 }  // namespace emergent::cli

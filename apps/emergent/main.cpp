@@ -1,2 +1,83 @@
+// The `emergent` command line: builds the CLI11 app, registers the sub-commands of
+// commands.hpp and maps every failure to one line on stderr plus an exit code
+// (conventions §4: 0 success, 2 bad input or usage, 1 internal failure). No stack traces.
+#include <exception>
+#include <iostream>
+#include <new>
+#include <stdexcept>
+#include <string>
+
 #include "commands.hpp"
-int main() { return 0; }
+
+#ifndef EMERGENT_VERSION
+#define EMERGENT_VERSION "0.1.0"
+#endif
+
+namespace {
+
+// "emergent kernel" (or "emergent bound ensemble"): the sub-commands the user selected.
+std::string command_path(const CLI::App& app) {
+  std::string path = app.get_name();
+  const CLI::App* current = &app;
+  while (true) {
+    const auto selected = current->get_subcommands();
+    if (selected.empty()) break;
+    current = selected.front();
+    path += " " + current->get_name();
+  }
+  return path;
+}
+
+// One line: newlines in a message (e.g. from a library) must not break the one-line contract.
+std::string one_line(std::string message) {
+  for (char& c : message)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!message.empty() && message.back() == ' ') message.pop_back();
+  return message;
+}
+
+int report(const CLI::App& app, const std::string& message, int code, bool usage_hint) {
+  const std::string cmd = command_path(app);
+  std::cerr << cmd << ": error: " << one_line(message);
+  if (usage_hint) std::cerr << " (run '" << cmd << " --help' for usage)";
+  std::cerr << std::endl;
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "emergent: infinite-width NNGP/NTK kernels of MLPs and CNNs, closed-form gradient flow of wide\n"
+      "ensembles and the emergent equivariance of deep ensembles (Gerken & Kessel, ICML 2024).",
+      "emergent"};
+  app.set_version_flag("--version", std::string("emergent ") + EMERGENT_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  for (auto add : emergent::cli::kAllCommands) add(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {  // unknown option, missing value, failed validator ...
+    // CLI11 says "A subcommand is required" for `emergent frobnicate`: name the word instead.
+    const auto extra = app.remaining();
+    if (app.get_subcommands().empty() && !extra.empty()) {
+      std::string known;
+      for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+        known += (known.empty() ? "" : ", ") + sub->get_name();
+      return report(app, "unknown command '" + extra.front() + "' (expected one of: " + known + ")", 2, true);
+    }
+    return report(app, e.what(), 2, true);
+  } catch (const std::invalid_argument& e) {  // bad spec, bad .npy, bad option values
+    return report(app, e.what(), 2, false);
+  } catch (const std::bad_alloc&) {
+    return report(app, "out of memory (try a smaller --memory-cap or fewer inputs)", 1, false);
+  } catch (const std::exception& e) {
+    return report(app, e.what(), 1, false);
+  } catch (...) {
+    return report(app, "unknown internal error", 1, false);
+  }
+  return 0;
+}

@@ -1,0 +1,142 @@
+#include "io.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include "emergent/memory.hpp"
+#include "emergent/npy.hpp"
+
+namespace emergent::cli {
+
+Inputs load_inputs(const std::string& option, const std::string& path) {
+  NpyArray a = read_npy(path);
+  return make_inputs(a.shape, std::move(a.data), option + " '" + path + "'");
+}
+
+RowMatrix load_targets(const std::string& option, const std::string& path, Eigen::Index rows) {
+  const NpyArray a = read_npy(path);
+  std::ostringstream shape;
+  for (std::size_t i = 0; i < a.shape.size(); ++i) shape << (i ? ", " : "") << a.shape[i];
+  if ((a.shape.size() != 1 && a.shape.size() != 2) || a.shape[0] != static_cast<std::size_t>(rows))
+    throw std::invalid_argument(option + " '" + path + "': expected shape (" + std::to_string(rows) + ",) or (" +
+                                std::to_string(rows) + ", k) to match the training inputs, got (" + shape.str() + ")");
+  const Eigen::Index k = a.shape.size() == 2 ? static_cast<Eigen::Index>(a.shape[1]) : 1;
+  if (k < 1) throw std::invalid_argument(option + " '" + path + "': expected at least one output column, got 0");
+  return Eigen::Map<const RowMatrix>(a.data.data(), rows, k);
+}
+
+void check_output_path(const std::string& option, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  if (p.filename().empty())
+    throw std::invalid_argument(option + " '" + path + "': expected a file name, not a directory");
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw std::invalid_argument(option + " '" + path + "': directory '" + dir.string() + "' does not exist");
+  if (fs::is_directory(p, ec))
+    throw std::invalid_argument(option + " '" + path + "' is a directory; expected a file name");
+}
+
+void check_finite(const std::string& what, const double* data, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(data[i]))
+      throw std::runtime_error("the " + what + " has a non-finite entry (flat index " + std::to_string(i) + " is " +
+                               std::to_string(data[i]) + "); nothing was written");
+}
+
+void write_matrix(const std::string& path, const Eigen::MatrixXd& m) {
+  const RowMatrix r = m;  // .npy is C order; Eigen::MatrixXd is column-major
+  write_npy(path, {static_cast<std::size_t>(r.rows()), static_cast<std::size_t>(r.cols())}, r.data());
+}
+
+namespace {
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+    parts.push_back(a == std::string::npos ? "" : item.substr(a, b - a + 1));
+  }
+  return parts;
+}
+}  // namespace
+
+std::vector<double> parse_times(const std::string& option, const std::string& text) {
+  std::vector<double> times;
+  for (const auto& part : split_commas(text)) {
+    double t = 0;
+    if (part == "inf" || part == "infinity" || part == "Inf") {
+      t = std::numeric_limits<double>::infinity();
+    } else {
+      auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), t);
+      if (ec != std::errc() || ptr != part.data() + part.size() || !std::isfinite(t) || t < 0)
+        throw std::invalid_argument(option + ": expected times >= 0 separated by commas (e.g. 0,1.5,10,inf), got '" +
+                                    part + "' in '" + text + "'");
+    }
+    times.push_back(t);
+  }
+  if (times.empty()) throw std::invalid_argument(option + ": expected at least one time, got '" + text + "'");
+  return times;
+}
+
+std::vector<int> parse_steps(const std::string& option, const std::string& text) {
+  std::vector<int> steps;
+  for (const auto& part : split_commas(text)) {
+    int s = 0;
+    auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), s);
+    if (ec != std::errc() || ptr != part.data() + part.size() || s < 0)
+      throw std::invalid_argument(option + ": expected integer steps >= 0 separated by commas (e.g. 0,100,300), got '" +
+                                  part + "' in '" + text + "'");
+    if (!steps.empty() && s <= steps.back())
+      throw std::invalid_argument(option + ": expected increasing steps, got " + std::to_string(steps.back()) +
+                                  " then " + std::to_string(s));
+    steps.push_back(s);
+  }
+  if (steps.empty()) throw std::invalid_argument(option + ": expected at least one step, got '" + text + "'");
+  return steps;
+}
+
+KernelOptions kernel_options(const std::string& memory_cap, int threads, int quadrature_order) {
+  KernelOptions options;
+  options.memory_cap_bytes = parse_bytes(memory_cap, "--memory-cap");
+  options.threads = threads;
+  options.quadrature_order = quadrature_order;
+  if (std::string why; !options.IsValid(&why)) {
+    // Name the flag the user typed rather than the KernelOptions field.
+    const std::pair<const char*, std::string> fields[] = {{"memory_cap_bytes", "--memory-cap '" + memory_cap + "'"},
+                                                          {"threads", "--threads"},
+                                                          {"quadrature_order", "--quadrature-order"}};
+    for (const auto& [field, flag] : fields)
+      if (why.rfind(field, 0) == 0) throw std::invalid_argument(flag + why.substr(std::strlen(field)));
+    throw std::invalid_argument("invalid kernel options: " + why);
+  }
+  return options;
+}
+
+Progress::Progress(std::string label) : label_(std::move(label)), tty_(isatty(STDERR_FILENO) == 1) {}
+
+void Progress::operator()(long done, long total) {
+  if (!tty_ || total <= 0) return;
+  const int percent = static_cast<int>(100 * done / total);
+  if (percent == last_) return;
+  last_ = percent;
+  const int width = 30, filled = width * percent / 100;
+  std::cerr << "\r" << label_ << " [" << std::string(filled, '#') << std::string(width - filled, ' ') << "] "
+            << percent << "%" << std::flush;
+}
+
+Progress::~Progress() {
+  if (tty_ && last_ >= 0) std::cerr << "\r" << std::string(label_.size() + 40, ' ') << "\r" << std::flush;
+}
+
+}  // namespace emergent::cli

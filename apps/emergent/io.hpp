@@ -1,0 +1,50 @@
+// Shared pieces of the CLI sub-commands: reading and writing .npy, option lists, progress.
+#pragma once
+
+#include <Eigen/Dense>
+#include <string>
+#include <vector>
+
+#include "emergent/inputs.hpp"
+#include "emergent/kernel.hpp"
+
+namespace emergent::cli {
+
+/// Inputs from a .npy of shape (N, d) or (N, H, W, C); errors name the option and the file.
+Inputs load_inputs(const std::string& option, const std::string& path);
+
+/// Targets from a .npy of shape (N,) or (N, k), with N = `rows`.
+RowMatrix load_targets(const std::string& option, const std::string& path, Eigen::Index rows);
+
+/// Fail before a long computation if `path` cannot be an output file.
+void check_output_path(const std::string& option, const std::string& path);
+
+/// Never write NaN: a non-finite result is an internal numerical failure (std::runtime_error).
+void check_finite(const std::string& what, const double* data, std::size_t n);
+
+/// Write an Eigen matrix as a C-order (rows, cols) '<f8' .npy.
+void write_matrix(const std::string& path, const Eigen::MatrixXd& m);
+
+/// "0,1.5,10,inf" → times ≥ 0 (inf allowed).
+std::vector<double> parse_times(const std::string& option, const std::string& text);
+
+/// "0,100,300" → increasing integers ≥ 0.
+std::vector<int> parse_steps(const std::string& option, const std::string& text);
+
+/// KernelOptions from the common flags, with errors naming the flag.
+KernelOptions kernel_options(const std::string& memory_cap, int threads, int quadrature_order);
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(std::string label);
+  void operator()(long done, long total);
+  ~Progress();
+
+ private:
+  std::string label_;
+  bool tty_;
+  int last_ = -1;
+};
+
+}  // namespace emergent::cli
