@@ -322,22 +322,29 @@ double log_chernoff(const Spectrum& s, double x) {
 }
 
 // A truncated series (ill-conditioned weights) still brackets the tail; tighten the bracket:
-// dropping the weights below 1e-4·w_max can only lower Q, so its (well-conditioned) tail is a
+// dropping the weights below a floor ∝ w_max/max_terms can only lower Q, so its (well-conditioned) tail is a
 // lower bound too, and the union and Chernoff bounds cap the upper end.
 void improve_bracket(const std::vector<double>& w, double x, const ChiSquareMixtureOptions& options,
                      ChiSquareMixtureTail& out) {
   Spectrum s;
   s.positive = w;
   s.trace = std::accumulate(w.begin(), w.end(), 0.0);
-  const double upper = std::min({out.probability + out.error_bound, std::exp(log_union(s, x)),
-                                 std::exp(log_chernoff(s, x))});
-  const auto first_kept = std::lower_bound(w.begin(), w.end(), 1e-4 * w.back());
+  double upper = std::min({out.probability + out.error_bound, std::exp(log_union(s, x)),
+                           std::exp(log_chernoff(s, x))});
+  // Condition number the series can handle within max_terms (about κ·log(1/(tol·P)) terms).
+  const double floor = std::min(0.5, 64.0 / static_cast<double>(options.max_terms)) * w.back();
+  const auto first_kept = std::lower_bound(w.begin(), w.end(), floor);
   if (first_kept != w.begin()) {
     const ChiSquareMixtureTail part = mixture_tail(std::vector<double>(first_kept, w.end()), x, options);
     if (part.log_probability > out.log_probability) {
       out.log_probability = part.log_probability;
       out.probability = part.probability;
     }
+    // Raising the small weights to the floor can only raise Q: an upper bound.
+    std::vector<double> raised = w;
+    for (double& wi : raised) wi = std::max(wi, floor);
+    const ChiSquareMixtureTail up = mixture_tail(raised, x, options);
+    upper = std::min(upper, up.probability * (1.0 + 4.0 * options.relative_tolerance) + up.error_bound);
   }
   out.error_bound = std::max(0.0, upper - out.probability);
 }

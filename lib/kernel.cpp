@@ -19,7 +19,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <sstream>
+#include <unordered_map>
 
 #include "emergent/memory.hpp"
 
@@ -268,6 +270,7 @@ class Engine {
     threads_ = options.threads > 0 ? options.threads : omp_get_max_threads();
     cap_ = options.memory_cap_bytes > 0 ? options.memory_cap_bytes : default_memory_cap_bytes();
     plan_memory();
+    identify_points();
   }
 
   Kernels run_gram() {
@@ -366,6 +369,35 @@ class Engine {
   }
   Eigen::Index point_count() const { return symmetric_ ? n1_ : n1_ + n2_; }
 
+  // Bitwise-identical inputs (x1 == x2, or duplicates after augmentation) get one id, so their
+  // pairs are treated as exactly collinear (see tail_tile).
+  void identify_points() {
+    const Eigen::Index n = point_count();
+    const std::size_t bytes = sizeof(double) * static_cast<std::size_t>(x1_.x.cols());
+    identity_.resize(static_cast<std::size_t>(n));
+    std::unordered_map<std::uint64_t, std::vector<Eigen::Index>> seen;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const double* row = row_of(i);
+      std::uint64_t h = 0x9E3779B97F4A7C15ULL;
+      for (Eigen::Index c = 0; c < x1_.x.cols(); ++c) {
+        std::uint64_t bits;
+        std::memcpy(&bits, row + c, sizeof bits);
+        h = (h ^ bits) * 0x100000001B3ULL;
+        h ^= h >> 29;
+      }
+      identity_[static_cast<std::size_t>(i)] = i;
+      for (Eigen::Index j : seen[h])
+        if (std::memcmp(row_of(j), row, bytes) == 0) {
+          identity_[static_cast<std::size_t>(i)] = identity_[static_cast<std::size_t>(j)];
+          break;
+        }
+      if (identity_[static_cast<std::size_t>(i)] == i) seen[h].push_back(i);
+    }
+  }
+  bool same_point(Eigen::Index a, Eigen::Index b) const {
+    return identity_[static_cast<std::size_t>(a)] == identity_[static_cast<std::size_t>(b)];
+  }
+
   // Tail (after readout / whole MLP): q' = W²q + B², activation q' = E[φ(u)²].
   void tail_diagonal(double q, double* rec) const {
     for (const auto& op : plan_.tail) {
@@ -458,6 +490,9 @@ class Engine {
         for (std::size_t r = 0; r < rows; ++r) {
           const double q1 = record(p1[r])[op.q_offset];
           for (std::size_t c = 0; c < cols; ++c) {
+            // A point paired with itself is exactly collinear: use its variance, not the
+            // GEMM's covariance, which may differ in the last bit and would cost √ε in θ.
+            if (same_point(p1[r], p2[c])) s[r * ld + c] = q1;
             const DualValue v = dual(q1, record(p2[c])[op.q_offset], s[r * ld + c]);
             s[r * ld + c] = v.nngp;
             t[r * ld + c] *= v.ntk_scale;
@@ -560,6 +595,10 @@ class Engine {
         const int m = op.height * op.width;
         const double* q1 = r1 + op.q_offset;
         const double* q2 = r2 + op.q_offset;
+        if (same_point(p1, p2)) {  // pixel a of a point against itself is exactly collinear
+          const std::size_t step = diagonal ? 1 : static_cast<std::size_t>(m) + 1;
+          for (int a = 0; a < m; ++a) ws.s[a * step] = q1[a];
+        }
         if (diagonal) {
           for (int a = 0; a < m; ++a) {
             const DualValue v = dual(q1[a], q2[a], ws.s[a]);
@@ -595,6 +634,7 @@ class Engine {
         s = op.w2 * s + op.b2;
         t = s + op.w2 * t;
       } else {
+        if (same_point(p1, p2)) s = record(p1)[op.q_offset];
         const DualValue v = plan_.duals[op.dual](record(p1)[op.q_offset], record(p2)[op.q_offset], s);
         s = v.nngp;
         t *= v.ntk_scale;
@@ -679,6 +719,7 @@ class Engine {
   std::size_t cap_ = 0, output_bytes_ = 0, fixed_bytes_ = 0, per_thread_bytes_ = 0, peak_bytes_ = 0;
   std::size_t block_ = 0, blocks_ = 0;
   std::vector<double> records_;
+  std::vector<Eigen::Index> identity_;  // per point: the first point with the same bits
 };
 
 }  // namespace

@@ -333,3 +333,24 @@ TEST_CASE("bad arguments throw with a message naming the problem") {
   nan(1, 2) = std::nan("");
   CHECK_THROWS_AS(kernels(Architecture::parse("dense(1)"), Inputs(nan, v.shape)), std::invalid_argument);
 }
+
+TEST_CASE("self pairs are exactly collinear: the diagonal keeps full precision") {
+  // Θ(x, x) of a bias-free ReLU net is homogeneous of degree 2. Before self pairs used their own
+  // variance as covariance, the last-bit difference between GEMM and squaredNorm cost √ε ≈ 1e-8
+  // through θ = angle(x, x).
+  const auto x = random_vectors(40, 13, 111);
+  const Inputs x3(3.0 * x.x, x.shape);
+  const auto arch = Architecture::parse("dense(8, w=1.4) relu dense(8, w=1.4) relu dense(1)");
+  const auto a = kernels(arch, x), b = kernels(arch, x3);
+  const Eigen::VectorXd ratio = b.ntk.diagonal().cwiseQuotient(a.ntk.diagonal());
+  CHECK((ratio.array() - 9.0).abs().maxCoeff() < 1e-13);
+  const auto imgs = random_images(6, 5, 5, 2, 112);
+  const Inputs imgs3(3.0 * imgs.x, imgs.shape);
+  for (const char* spec : {"conv(4, 3x3, w=1.4) relu conv(4, 3x3) relu flatten dense(1)",
+                           "conv(4, 3x3, padding=circular) relu conv(4, 3x3) relu gap dense(1)"}) {
+    CAPTURE(spec);
+    const auto c = kernels(Architecture::parse(spec), imgs), d = kernels(Architecture::parse(spec), imgs3);
+    const Eigen::VectorXd r = d.ntk.diagonal().cwiseQuotient(c.ntk.diagonal());
+    CHECK((r.array() - 9.0).abs().maxCoeff() < 1e-13);
+  }
+}
