@@ -21,6 +21,12 @@ void add_predict_command(CLI::App& app);
 /// `emergent ensemble`: finite-width or linearised ensemble members (cmd_ensemble.cpp).
 void add_ensemble_command(CLI::App& app);
 
+/// `emergent verify`: theorem checks (cmd_verify.cpp).
+void add_verify_command(CLI::App& app);
+
+/// `emergent experiment`: the paper's experiments (cmd_experiment.cpp).
+void add_experiment_command(CLI::App& app);
+
 /// `emergent demo`: the main job on a built-in example (cmd_demo.cpp).
 void add_demo_command(CLI::App& app);
 
@@ -31,6 +37,8 @@ inline constexpr void (*kAllCommands[])(CLI::App&) = {
     &add_predict_command,
     &add_ensemble_command,
     &add_bound_command,
+    &add_verify_command,
+    &add_experiment_command,
     &add_demo_command,
 };
 
