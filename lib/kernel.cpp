@@ -33,6 +33,9 @@ namespace {
 struct Axis {
   int n_in = 0, n_out = 0, filter = 1;
   std::vector<int> source;
+  // The same map as contiguous runs per tap: output out..out+len−1 reads input in..in+len−1.
+  struct Run { int out, in, len; };
+  std::vector<std::vector<Run>> runs;
 };
 
 Axis make_axis(int n_in, int filter, Padding padding) {
@@ -49,6 +52,15 @@ Axis make_axis(int n_in, int filter, Padding padding) {
       if (padding == Padding::Circular) i = ((i % n_in) + n_in) % n_in;
       else if (i < 0 || i >= n_in) i = -1;
       a.source[static_cast<std::size_t>(o) * filter + s] = i;
+    }
+  a.runs.resize(static_cast<std::size_t>(filter));
+  for (int s = 0; s < filter; ++s)
+    for (int o = 0; o < a.n_out; ++o) {
+      const int i = a.source[static_cast<std::size_t>(o) * filter + s];
+      if (i < 0) continue;
+      auto& runs = a.runs[static_cast<std::size_t>(s)];
+      if (!runs.empty() && runs.back().out + runs.back().len == o && runs.back().in + runs.back().len == i) ++runs.back().len;
+      else runs.push_back({o, i, 1});
     }
   return a;
 }
@@ -182,14 +194,11 @@ void box_diagonal(const double* in, double* out, double* tmp, const Axis& ah, co
   for (int o = 0; o < Ho; ++o) {
     const double* t = tmp + static_cast<std::size_t>(o) * Wi;
     double* r = out + static_cast<std::size_t>(o) * Wo;
-    for (int p = 0; p < Wo; ++p) {
-      double acc = 0;
-      for (int s = 0; s < Fw; ++s) {
-        const int j = aw.source[static_cast<std::size_t>(p) * Fw + s];
-        if (j >= 0) acc += t[j];
-      }
-      r[p] = scale * acc;
-    }
+    std::fill(r, r + Wo, 0.0);
+    for (int s = 0; s < Fw; ++s)
+      for (const auto& run : aw.runs[static_cast<std::size_t>(s)])
+        for (int l = 0; l < run.len; ++l) r[run.out + l] += t[run.in + l];
+    for (int p = 0; p < Wo; ++p) r[p] *= scale;
   }
 }
 
@@ -221,10 +230,8 @@ void box_pairs(const double* in, double* out, double* tmp, const Axis& ah, const
           const int j1 = aw.source[static_cast<std::size_t>(p1) * Fw + s];
           if (j1 < 0) continue;
           const double* row = tmp + ((static_cast<std::size_t>(o1) * Wi + j1) * Ho + o2) * Wi;
-          for (int p2 = 0; p2 < Wo; ++p2) {
-            const int j2 = aw.source[static_cast<std::size_t>(p2) * Fw + s];
-            if (j2 >= 0) dst[p2] += row[j2];
-          }
+          for (const auto& run : aw.runs[static_cast<std::size_t>(s)])
+            for (int l = 0; l < run.len; ++l) dst[run.out + l] += row[run.in + l];
         }
         for (int p2 = 0; p2 < Wo; ++p2) dst[p2] *= scale;
       }
@@ -487,16 +494,15 @@ class Engine {
           }
       } else {
         const ActivationDual& dual = plan_.duals[op.dual];
+        std::vector<double> q2(cols);
+        for (std::size_t c = 0; c < cols; ++c) q2[c] = record(p2[c])[op.q_offset];
         for (std::size_t r = 0; r < rows; ++r) {
           const double q1 = record(p1[r])[op.q_offset];
-          for (std::size_t c = 0; c < cols; ++c) {
-            // A point paired with itself is exactly collinear: use its variance, not the
-            // GEMM's covariance, which may differ in the last bit and would cost √ε in θ.
+          // A point paired with itself is exactly collinear: use its variance, not the
+          // GEMM's covariance, which may differ in the last bit and would cost √ε in θ.
+          for (std::size_t c = 0; c < cols; ++c)
             if (same_point(p1[r], p2[c])) s[r * ld + c] = q1;
-            const DualValue v = dual(q1, record(p2[c])[op.q_offset], s[r * ld + c]);
-            s[r * ld + c] = v.nngp;
-            t[r * ld + c] *= v.ntk_scale;
-          }
+          dual.apply(cols, &q1, 0, q2.data(), 1, s + r * ld, t + r * ld);
         }
       }
     }
@@ -600,19 +606,12 @@ class Engine {
           for (int a = 0; a < m; ++a) ws.s[a * step] = q1[a];
         }
         if (diagonal) {
-          for (int a = 0; a < m; ++a) {
-            const DualValue v = dual(q1[a], q2[a], ws.s[a]);
-            ws.s[a] = v.nngp;
-            ws.t[a] *= v.ntk_scale;
-          }
+          dual.apply(static_cast<std::size_t>(m), q1, 1, q2, 1, ws.s.data(), ws.t.data());
         } else {
-          for (int a = 0; a < m; ++a)
-            for (int b = 0; b < m; ++b) {
-              const std::size_t k = static_cast<std::size_t>(a) * m + b;
-              const DualValue v = dual(q1[a], q2[b], ws.s[k]);
-              ws.s[k] = v.nngp;
-              ws.t[k] *= v.ntk_scale;
-            }
+          for (int a = 0; a < m; ++a) {
+            const std::size_t row = static_cast<std::size_t>(a) * m;
+            dual.apply(static_cast<std::size_t>(m), q1 + a, 0, q2, 1, ws.s.data() + row, ws.t.data() + row);
+          }
         }
       }
     }
@@ -650,7 +649,9 @@ class Engine {
     const bool spatial = plan_.readout == Readout::None;
     const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
     compute_records();
-    if (plan_.readout == Readout::Gap) {
+    const bool tail_activation = std::any_of(plan_.tail.begin(), plan_.tail.end(),
+                                             [](const VectorOp& op) { return op.kind == OpKind::Activation; });
+    if (plan_.readout == Readout::Gap && tail_activation) {
       // The tail after gap needs each point's own gap value (1/P²)Σ_ab Σ(x,x)_ab, which uses
       // all pixel pairs of (x, x): one pair computation per point.
       const Eigen::Index n = point_count();

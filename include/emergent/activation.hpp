@@ -13,6 +13,7 @@
 // with tanh at q = 10: its error decays only like exp(−const·√n)).
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -67,6 +68,13 @@ class ActivationDual {
   /// (≥ −(1e-9·max(|q1|,|q2|,|c|) + 1e-14)) is taken as 0; otherwise, or for non-finite
   /// arguments, throws std::invalid_argument. Always finite.
   DualValue operator()(double q1, double q2, double c) const;
+
+  /// Batched form of operator() for the kernel recursions: for i < n, with
+  /// (q1_i, q2_i) = (q1[i·q1_step], q2[i·q2_step]) (a step of 0 broadcasts one value),
+  ///   nngp[i] ← E[φ(u)φ(v)] at c = nngp[i],   ntk[i] ← ntk[i] · E[φ'(u)φ'(v)].
+  /// The same numbers as operator() up to round-off; the ReLU family is vectorised.
+  void apply(std::size_t n, const double* q1, std::size_t q1_step, const double* q2, std::size_t q2_step,
+             double* nngp, double* ntk) const;
 
   /// Forced 2-D quadrature, also for closed-form activations (used to cross-check them).
   DualValue quadrature(double q1, double q2, double c) const;
