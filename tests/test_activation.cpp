@@ -12,6 +12,7 @@
 
 #include "emergent/activation.hpp"
 #include "emergent/quadrature.hpp"
+#include "emergent/random.hpp"
 
 using emergent::Activation;
 using emergent::ActivationDual;
@@ -479,4 +480,50 @@ TEST_CASE("sin and cos duals are finite and exact for large arguments") {
   }
   const DualValue d = c(1e8, 1e8, 1e8);  // u = v: E[cos² u] = (1 + e^{−2q})/2
   CHECK(d.nngp == doctest::Approx(0.5).epsilon(1e-15));
+}
+
+TEST_CASE("batched duals (ActivationDual::apply) equal the scalar form for every stride pattern") {
+  // The ReLU family takes a vectorised path with its own atan2; everything else, and arguments
+  // that need care (zero variance), go through operator(). Both must agree to round-off.
+  emergent::NormalStream rng(77, 3);
+  const std::size_t n = 4000;
+  std::vector<double> q1(n), q2(n), c(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    q1[i] = std::exp(2 * rng.normal(3 * i));
+    q2[i] = std::exp(2 * rng.normal(3 * i + 1));
+    double rho = std::tanh(2 * rng.normal(3 * i + 2));
+    if (i % 7 == 0) rho = 1 - 1e-13 * (i % 5);   // nearly and exactly collinear
+    if (i % 11 == 0) rho = -1 + 1e-11 * (i % 3);  // nearly anti-collinear
+    c[i] = rho * std::sqrt(q1[i] * q2[i]);
+  }
+  for (const auto& act : {emergent::Activation::relu(), emergent::Activation::abs(), emergent::Activation::leaky_relu(0.2),
+                          emergent::Activation::abrelu(-0.4, 1.7), emergent::Activation::identity(),
+                          emergent::Activation::of(emergent::ActivationKind::Erf)}) {
+    CAPTURE(act.name());
+    const emergent::ActivationDual dual(act);
+    for (std::size_t s1 : {0, 1})
+      for (std::size_t s2 : {0, 1}) {
+        std::vector<double> s(n), t(n, 1.5);
+        for (std::size_t i = 0; i < n; ++i) {  // keep |c| ≤ √(q1 q2) for the broadcast values
+          const double a = q1[i * s1], b = q2[i * s2];
+          s[i] = c[i] / std::sqrt(q1[i] * q2[i]) * std::sqrt(a * b);
+        }
+        const std::vector<double> c0 = s;
+        dual.apply(n, q1.data(), s1, q2.data(), s2, s.data(), t.data());
+        double worst = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+          const auto v = dual(q1[i * s1], q2[i * s2], c0[i]);
+          const double scale = std::sqrt(q1[i * s1] * q2[i * s2]);
+          worst = std::max({worst, std::abs(v.nngp - s[i]) / scale, std::abs(1.5 * v.ntk_scale - t[i])});
+        }
+        CHECK(worst < 4e-15);
+      }
+  }
+  // Zero variance falls back to the scalar path (θ = π/2 convention) without NaN.
+  const emergent::ActivationDual relu(emergent::Activation::relu());
+  double qa[2] = {0.0, 1.0}, qb[2] = {2.0, 2.0}, s[2] = {0.0, 0.5}, t[2] = {1.0, 1.0};
+  relu.apply(2, qa, 1, qb, 1, s, t);
+  CHECK(s[0] == relu(0.0, 2.0, 0.0).nngp);
+  CHECK(t[0] == relu(0.0, 2.0, 0.0).ntk_scale);
+  CHECK(std::isfinite(s[1]));
 }
