@@ -96,6 +96,31 @@ void im2col(const double* in, Eigen::Index n, const ConvGeometry& g, RowMatrix& 
 void col2im(const RowMatrix& dpatches, Eigen::Index n, const ConvGeometry& g, double* din) {
   const Eigen::Index K = g.patch();
   const Eigen::Index in_size = static_cast<Eigen::Index>(g.in_h) * g.in_w * g.in_c;
+  if (g.circular) {
+    // Circular padding: every input pixel receives exactly one entry from each filter offset,
+    // so gather them (each output written once, no zero fill). Output pixel o reads input
+    // pixel i = o + f − pad (wrapped), hence i is read by o = i − f + pad (wrapped).
+    for (Eigen::Index e = 0; e < n; ++e) {
+      double* x = din + e * in_size;
+      const double* rows = dpatches.data() + e * g.out_h * g.out_w * K;
+      for (int ih = 0; ih < g.in_h; ++ih) {
+        for (int iw = 0; iw < g.in_w; ++iw) {
+          double* dst = x + (static_cast<Eigen::Index>(ih) * g.in_w + iw) * g.in_c;
+          std::fill(dst, dst + g.in_c, 0.0);
+          for (int fh = 0; fh < g.fh; ++fh) {
+            const int oh = wrap(ih - fh + g.pad_h, g.out_h);
+            for (int fw = 0; fw < g.fw; ++fw) {
+              const int ow = wrap(iw - fw + g.pad_w, g.out_w);
+              const double* src = rows + (static_cast<Eigen::Index>(oh) * g.out_w + ow) * K +
+                                  (static_cast<Eigen::Index>(fh) * g.fw + fw) * g.in_c;
+              for (int c = 0; c < g.in_c; ++c) dst[c] += src[c];
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
   std::fill(din, din + n * in_size, 0.0);
   for (Eigen::Index e = 0; e < n; ++e) {
     double* x = din + e * in_size;
@@ -239,10 +264,14 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
         const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
         const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
-        out.noalias() = scale * in * W.transpose();  // z = (W/√n_in)·ω·h
+        // z = (W/√n_in)·ω·h + B·β: the GEMM accumulates onto the broadcast bias (one pass
+        // over z fewer than adding it afterwards, and no zero fill).
         if (block.bias_size > 0) {
           const Eigen::Map<const Eigen::RowVectorXd> beta(parameters_.data() + block.bias_offset, n_out);
-          out.rowwise() += layer.b_std * beta;  // + B·β
+          out.rowwise() = layer.b_std * beta;
+          out.noalias() += scale * in * W.transpose();
+        } else {
+          out.noalias() = scale * in * W.transpose();
         }
         break;
       }
@@ -253,10 +282,12 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
         const ConstRowMap W(parameters_.data() + block.weight_offset, g.out_c, g.patch());
         const double scale = layer.w_std / std::sqrt(static_cast<double>(g.patch()));
         RowMap Z(out.data(), n * g.out_pixels(), g.out_c);
-        Z.noalias() = scale * t.patches[l] * W.transpose();
-        if (block.bias_size > 0) {
+        if (block.bias_size > 0) {  // as for dense: accumulate onto the broadcast bias
           const Eigen::Map<const Eigen::RowVectorXd> beta(parameters_.data() + block.bias_offset, g.out_c);
-          Z.rowwise() += layer.b_std * beta;
+          Z.rowwise() = layer.b_std * beta;
+          Z.noalias() += scale * t.patches[l] * W.transpose();
+        } else {
+          Z.noalias() = scale * t.patches[l] * W.transpose();
         }
         break;
       }

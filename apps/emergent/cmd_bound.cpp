@@ -1,3 +1,7 @@
+// `emergent bound group`: the continuous-group bound κ·C_t(x) next to the measured worst case
+// (continuous_bound.hpp, docs/continuous_bound_derivation.md). `emergent bound violation`: the law
+// of a finite ensemble's invariance violation for the user's own architecture and data.
+//
 // `emergent bound ensemble`: how far an M-member ensemble is from its infinite-ensemble limit
 // (Gerken & Kessel 2024, lemma on finite ensembles; conventions §5; docs/bounds.md). Three modes:
 //   --delta D            probability of a deviation > D (exact, and the paper's bound)
@@ -26,7 +30,10 @@ void add_bound_command(CLI::App& app);
 
 #include "commands.hpp"
 #include "emergent/bounds.hpp"
+#include "emergent/continuous_bound.hpp"
+#include "emergent/group.hpp"
 #include "emergent/npy.hpp"
+#include "io.hpp"
 
 namespace emergent::cli {
 
@@ -271,6 +278,249 @@ void run_bound(const BoundArgs& a) {
     run_covariance(a);
 }
 
+
+// ---- `bound group` and `bound violation`: the user's own setting ----------------------------
+
+struct SettingArgs {
+  std::string arch, train_x, train_y, test_x, times = "inf";
+  double lr = 1.0, diag_reg = 0.0;
+  bool diag_reg_relative = false;
+  std::string memory_cap = "25%";
+  int threads = 0;
+  bool json = false;
+};
+
+struct GroupArgs : SettingArgs {
+  int order = 4;
+  int scan_points = 256;
+  int quadrature_nodes = 64;
+};
+
+struct ViolationArgs : SettingArgs {
+  std::string group, augment;
+  std::int64_t members = 0;
+  double delta = 0.0, probability = 0.0;
+  CLI::Option *delta_opt = nullptr, *probability_opt = nullptr;
+};
+
+void add_setting_options(CLI::App* cmd, SettingArgs& a) {
+  cmd->add_option("--arch", a.arch, "Architecture spec")->required();
+  cmd->add_option("--train-x", a.train_x, "Training inputs X.npy")->required();
+  cmd->add_option("--train-y", a.train_y, "Training targets Y.npy: (N,) or (N, k), invariant")->required();
+  cmd->add_option("--test-x", a.test_x, "Test inputs Z.npy")->required();
+  cmd->add_option("--times", a.times, "Times in steps, e.g. 1,10,inf")->capture_default_str();
+  cmd->add_option("--lr", a.lr, "Learning rate η")->capture_default_str();
+  cmd->add_option("--diag-reg", a.diag_reg, "Diagonal regulariser added to Θ(X,X)")->capture_default_str();
+  cmd->add_flag("--diag-reg-relative", a.diag_reg_relative, "Scale --diag-reg by tr(Θ)/N");
+  cmd->add_option("--memory-cap", a.memory_cap, "Memory cap for the kernels: 4G, 512M or 25%")->capture_default_str();
+  cmd->add_option("--threads", a.threads, "OpenMP threads (0: default); results do not depend on it");
+  cmd->add_flag("--json", a.json, "One JSON object on stdout instead of a table");
+}
+
+GradientFlowOptions flow_options(const SettingArgs& a) {
+  GradientFlowOptions g;
+  g.learning_rate = a.lr;
+  g.diag_reg = a.diag_reg;
+  g.diag_reg_relative = a.diag_reg_relative;
+  g.threads = a.threads;
+  if (std::string why; !g.IsValid(&why)) {
+    if (why.rfind("learning_rate", 0) == 0) why = "--lr" + why.substr(13);
+    else if (why.rfind("diag_reg", 0) == 0) why = "--diag-reg" + why.substr(8);
+    throw std::invalid_argument(why);
+  }
+  return g;
+}
+
+struct Setting {
+  Architecture arch;
+  Inputs x, z;
+  RowMatrix y;
+  std::vector<double> times;
+};
+
+Setting load_setting(const SettingArgs& a) {
+  Setting s;
+  s.times = parse_times("--times", a.times);
+  s.arch = Architecture::parse(a.arch);
+  s.x = load_inputs("--train-x", a.train_x);
+  s.z = load_inputs("--test-x", a.test_x);
+  if (!(s.z.shape == s.x.shape))
+    throw std::invalid_argument("--test-x '" + a.test_x + "' holds examples of shape " + s.z.shape.to_string() +
+                                " but --train-x holds " + s.x.shape.to_string() + "; expected the same example shape");
+  s.y = load_targets("--train-y", a.train_y, s.x.count());
+  if (s.y.cols() != s.arch.outputs())
+    throw std::invalid_argument("--train-y '" + a.train_y + "' has " + std::to_string(s.y.cols()) +
+                                " output column(s) but the architecture has " + std::to_string(s.arch.outputs()) +
+                                " outputs; expected them to match");
+  return s;
+}
+
+// Times are numbers, and t = ∞ is the string "inf" (JSON has no infinity).
+std::string json_time(double t) { return std::isinf(t) ? "\"inf\"" : json_number(t); }
+
+std::string json_array(const std::vector<double>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + json_time(v[i]);
+  return s + "]";
+}
+
+void run_group(const GroupArgs& a) {
+  if (a.order < 1) throw std::invalid_argument("--order " + std::to_string(a.order) + " is invalid; expected k >= 1");
+  const Setting s = load_setting(a);
+  ContinuousBoundOptions o;
+  o.order = a.order;
+  o.times = s.times;
+  o.flow = flow_options(a);
+  o.kernel = kernel_options(a.memory_cap, a.threads, 0);
+  o.scan.scan_points = a.scan_points;
+  o.quadrature_nodes = a.quadrature_nodes;
+  if (std::string why; !o.IsValid(&why)) {
+    if (why.rfind("scan.scan_points", 0) == 0) why = "--scan-points" + why.substr(16);
+    else if (why.rfind("quadrature_nodes", 0) == 0) why = "--quadrature-nodes" + why.substr(16);
+    throw std::invalid_argument(why);
+  }
+  const ContinuousBoundResult r = continuous_group_bound(s.arch, s.x, s.y, s.z, o);
+  if (a.json) {
+    JsonObject j;
+    j.add("order", std::int64_t{a.order});
+    j.add("kappa", r.kappa);
+    j.add("train_size", static_cast<std::int64_t>(r.train_size));
+    j.add("augmented_size", static_cast<std::int64_t>(r.augmented_size));
+    j.add_raw("times", json_array(r.times));
+    j.add("min_ratio", r.min_ratio);
+    j.add("max_ratio", r.max_ratio);
+    j.add("quadrature_error", r.quadrature_error);
+    j.add("spectral_status", to_string(r.spectral.status));
+    std::string pts = "[";
+    for (std::size_t i = 0; i < r.points.size(); ++i) {
+      const ContinuousBoundPoint& p = r.points[i];
+      JsonObject q;
+      q.add("test_index", static_cast<std::int64_t>(p.test_index));
+      q.add_raw("time", json_time(p.time));
+      q.add("bound", p.bound);
+      q.add("measured", p.measured);
+      q.add("ratio", p.ratio);
+      q.add("paper_bound", p.paper_bound);
+      q.add("lipschitz_constant", p.lipschitz_constant);
+      q.add("fourier_bound", p.fourier_bound);
+      q.add("roundoff", p.roundoff);
+      q.add("measured_scan", p.measured_scan);
+      q.add("worst_angle", p.worst_angle);
+      q.add("f_norm", p.f_norm);
+      q.add("f_perp_norm", p.f_perp_norm);
+      pts += (i ? ", " : "") + q.str();
+    }
+    j.add_raw("points", pts + "]");
+    std::cout << j.str() << std::endl;
+    return;
+  }
+  std::printf("C_%d augmentation, SO(2) violation |mean(R(θ)x) − mean(x)|; kappa = 2 sin(pi/2k) = %.6g\n", a.order,
+              r.kappa);
+  std::printf("%6s %10s %12s %12s %12s %12s %10s\n", "point", "time", "bound", "kappa*C_t", "fourier", "measured",
+              "ratio");
+  for (const ContinuousBoundPoint& p : r.points)
+    std::printf("%6lld %10.4g %12.4e %12.4e %12.4e %12.4e %10.4g\n", static_cast<long long>(p.test_index), p.time,
+                p.bound, p.paper_bound, p.fourier_bound, p.measured, p.ratio);
+  std::printf("bound/measured in [%.4g, %.4g] (bound = min(kappa*C_t, fourier) + round-off allowance; "
+              "measured: max over the orbit by scan + Brent)\n",
+              r.min_ratio, r.max_ratio);
+}
+
+void run_violation(const ViolationArgs& a) {
+  const bool has_delta = a.delta_opt->count() > 0, has_p = a.probability_opt->count() > 0;
+  if (has_delta == has_p)
+    throw std::invalid_argument(has_delta ? "--delta and --probability were both given; expected one"
+                                          : "neither --delta nor --probability was given; expected one");
+  if (a.members < 1) throw std::invalid_argument("--members " + std::to_string(a.members) + " is invalid; expected M >= 1");
+  if (has_delta && !(a.delta > 0 && std::isfinite(a.delta)))
+    throw std::invalid_argument("--delta " + short_number(a.delta) + " is invalid; expected a finite D > 0");
+  if (has_p && !(a.probability > 0 && a.probability < 1))
+    throw std::invalid_argument("--probability " + short_number(a.probability) + " is invalid; expected 0 < P < 1");
+  const Setting s = load_setting(a);
+  const Representation group = make_group(a.group, s.x.shape);
+  Representation aug;
+  if (!a.augment.empty()) aug = make_group(a.augment, s.x.shape);
+  ViolationLawOptions o;
+  o.times = s.times;
+  o.flow = flow_options(a);
+  o.kernel = kernel_options(a.memory_cap, a.threads, 0);
+  const std::vector<ViolationLaw> laws =
+      invariance_violation_laws(s.arch, s.x, s.y, s.z, group, a.augment.empty() ? nullptr : &aug, o);
+  const Eigen::Index k = s.y.cols();
+  const std::size_t ng = static_cast<std::size_t>(group.size()), nz = static_cast<std::size_t>(s.z.count());
+  // Worst case over test points and group elements, per time: the largest variance s gives the
+  // largest probability (at fixed δ) and the largest δ (at fixed p), since S = s·I_k.
+  std::string per_time = "[";
+  std::ostringstream text;
+  text << "Invariance violation of a " << a.members << "-member ensemble under '" << group.name() << "' ("
+       << group.size() << " elements, trained " << (a.augment.empty() ? "without augmentation" : "with --augment " + a.augment)
+       << "), worst over " << nz << " test point(s) and the group:\n";
+  for (std::size_t t = 0; t < s.times.size(); ++t) {
+    const ViolationLaw* worst = nullptr;
+    double mean_max = 0;
+    for (std::size_t i = 0; i < nz * ng; ++i) {
+      const ViolationLaw& l = laws[t * nz * ng + i];
+      mean_max = std::max(mean_max, l.mean.norm());
+      if (l.element == 0) continue;
+      if (!worst || l.variance > worst->variance) worst = &l;
+    }
+    JsonObject j;
+    j.add_raw("time", json_time(s.times[t]));
+    j.add("mean_violation_max", mean_max);
+    text << "  t = " << short_number(s.times[t]) << ": ";
+    if (!worst) {
+      text << "the group has only the identity\n";
+      per_time += std::string(t ? ", " : "") + j.str();
+      continue;
+    }
+    const double var = worst->variance;
+    j.add("worst_test_index", static_cast<std::int64_t>(worst->test_index));
+    j.add("worst_element", std::string(group.label(worst->element)));
+    j.add("variance", var);
+    const Eigen::MatrixXd S = var * Eigen::MatrixXd::Identity(k, k);
+    const bool zero = !(var > 0);
+    if (has_delta) {
+      ViolationProbability v;
+      if (!zero) v = violation_probability(S, a.members, a.delta);
+      j.add("delta", a.delta);
+      j.add("exact_probability", v.exact_probability);
+      j.add("paper_bound", v.paper_bound);
+      j.add("upper_bound", v.upper_bound);
+      text << "P(‖f̂(gx) − f̂(x)‖ > " << short_number(a.delta) << ") = "
+           << short_probability(v.exact_probability, zero ? -INFINITY : v.log_exact_probability)
+           << " (exact, NTK limit), paper's bound " << short_number(v.paper_bound) << "; worst at test point "
+           << worst->test_index << ", g = " << group.label(worst->element) << ", s = " << short_number(var);
+    } else {
+      ViolationDelta d;
+      if (!zero) d = violation_delta(S, a.members, a.probability);
+      j.add("probability", a.probability);
+      j.add("delta", d.exact_delta);
+      j.add("paper_delta", d.paper_delta);
+      j.add("upper_bound_delta", d.upper_delta);
+      text << "‖f̂(gx) − f̂(x)‖ > " << short_number(d.exact_delta) << " with probability " << short_number(a.probability)
+           << " (exact, NTK limit); the paper's bound guarantees it from δ = " << short_number(d.paper_delta)
+           << "; worst at test point " << worst->test_index << ", g = " << group.label(worst->element);
+    }
+    if (mean_max > 1e-9)
+      text << "; the infinite ensemble itself is not invariant here (max ‖μ(gx) − μ(x)‖ = " << short_number(mean_max)
+           << "): the law is that of the fluctuation around it";
+    text << "\n";
+    per_time += std::string(t ? ", " : "") + j.str();
+  }
+  if (a.json) {
+    JsonObject j;
+    j.add("group", group.name());
+    j.add("augment", a.augment);
+    j.add("members", a.members);
+    j.add("outputs", static_cast<std::int64_t>(k));
+    j.add_raw("times", json_array(s.times));
+    j.add_raw("per_time", per_time + "]");
+    std::cout << j.str() << std::endl;
+  } else {
+    std::cout << text.str();
+  }
+}
+
 }  // namespace
 
 void add_bound_command(CLI::App& app) {
@@ -302,6 +552,44 @@ void add_bound_command(CLI::App& app) {
   cmd->add_option("--rank-rtol", args->rank_rtol,
                   "With --covariance: eigenvalues <= this * max are treated as 0 (default 64*k*eps)");
   cmd->callback([args] { run_bound(*args); });
+
+  auto gargs = std::make_shared<GroupArgs>();
+  CLI::App* gcmd = bound->add_subcommand(
+      "group", "Continuous group: bound kappa*C_t(x) vs the measured SO(2) violation after C_k augmentation");
+  gcmd->footer(
+      "Trains the infinite ensemble (NTK gradient flow) on the training set augmented by rot2(k) and\n"
+      "compares, per test point and time, the bound on max_theta |mean(R(theta)x) - mean(x)| with the\n"
+      "true maximum over the continuous orbit (dense scan refined by Brent). MLPs on (N, 2m) inputs,\n"
+      "invariant targets. Derivation: docs/continuous_bound_derivation.md.\n"
+      "\n"
+      "Example:\n"
+      "  emergent bound group --arch 'dense(512) erf dense(1)' --train-x X.npy --train-y Y.npy \\\n"
+      "      --test-x Z.npy --order 8 --times 10,inf --json");
+  add_setting_options(gcmd, *gargs);
+  gcmd->add_option("--order", gargs->order, "k: augment by C_k = rot2(k)")->required();
+  gcmd->add_option("--scan-points", gargs->scan_points, "Angles scanned per period before Brent")->capture_default_str();
+  gcmd->add_option("--quadrature-nodes", gargs->quadrature_nodes, "Gauss-Legendre nodes of the SO(2) averages")
+      ->capture_default_str();
+  gcmd->callback([gargs] { run_group(*gargs); });
+
+  auto vargs = std::make_shared<ViolationArgs>();
+  CLI::App* vcmd = bound->add_subcommand(
+      "violation", "Probability that an M-member ensemble violates invariance by more than D (worst case)");
+  vcmd->footer(
+      "In the NTK limit f(gx) - f(x) of the M-member mean is N(mean(gx) - mean(x), s/M * I_k) with\n"
+      "s = Sigma_t(gx,gx) + Sigma_t(x,x) - 2 Sigma_t(gx,x); the worst case over the group elements and\n"
+      "test points is reported per time. Invariant targets (rho_Y trivial). See docs/bounds.md.\n"
+      "\n"
+      "Example:\n"
+      "  emergent bound violation --arch 'dense(512) relu dense(1)' --train-x X.npy --train-y Y.npy \\\n"
+      "      --test-x Z.npy --group 'rot2(4)' --augment 'rot2(4)' --members 20 --times inf --delta 0.01");
+  add_setting_options(vcmd, *vargs);
+  vcmd->add_option("--group", vargs->group, "Group acting on the inputs (conventions §5)")->required();
+  vcmd->add_option("--members", vargs->members, "M: number of ensemble members (>= 1)")->required();
+  vargs->delta_opt = vcmd->add_option("--delta", vargs->delta, "D > 0: the violation threshold");
+  vargs->probability_opt = vcmd->add_option("--probability", vargs->probability, "P in (0, 1)");
+  vcmd->add_option("--augment", vargs->augment, "Augment the training set by this group first");
+  vcmd->callback([vargs] { run_violation(*vargs); });
 }
 
 }  // namespace emergent::cli

@@ -3,11 +3,14 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "commands.hpp"
 #include "emergent/architecture.hpp"
 #include "emergent/gradient_flow.hpp"
+#include "emergent/group.hpp"
+#include "emergent/orbit_flow.hpp"
 #include "emergent/memory.hpp"
 #include "emergent/npy.hpp"
 #include "io.hpp"
@@ -21,6 +24,7 @@ struct PredictArgs {
   bool diag_reg_relative = false;
   std::string mean, cov, posterior_mean, posterior_cov;
   std::string memory_cap = "25%";
+  std::string augment, route = "auto";
   int threads = 0;
   bool quiet = false;
 };
@@ -53,15 +57,64 @@ void run_predict(const PredictArgs& a) {
     throw std::invalid_argument(why);
   }
   const KernelOptions kopt = kernel_options(a.memory_cap, a.threads, 0);
-  const bool need_cov = !a.cov.empty() || !a.posterior_cov.empty();
-  const Kernels train = kernels(arch, x, kopt);
-  const Kernels cross = kernels(arch, z, x, kopt);
-  Kernels test;
-  if (need_cov) test = kernels(arch, z, kopt);
-
   const std::size_t nt = times.size(), n = static_cast<std::size_t>(z.count()), k = static_cast<std::size_t>(y.cols());
+  if (a.mean.empty() && a.cov.empty() && a.posterior_mean.empty() && a.posterior_cov.empty())
+    throw std::invalid_argument("no output requested; give --mean M.npy (and optionally --cov, --posterior-mean, --posterior-cov)");
   std::ostringstream note;
-  if (!a.mean.empty() || !a.cov.empty()) {
+
+  // --augment: train on the full orbit with invariant targets (ρ_Y trivial), by the fastest exact
+  // route of orbit_flow.hpp (group Fourier blocks, group-averaged kernel, or the dense augmented set).
+  if (!a.augment.empty() && a.route != "auto" && a.route != "dense" && a.route != "fourier" && a.route != "averaged")
+    throw std::invalid_argument("--route '" + a.route + "': expected auto, dense, fourier or averaged");
+  if (a.augment.empty() && a.route != "auto")
+    throw std::invalid_argument("--route '" + a.route + "' needs --augment GROUP");
+  std::optional<Representation> rho;
+  if (!a.augment.empty()) {
+    try {
+      rho = make_group(a.augment, x.shape);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--augment: ") + e.what());
+    }
+  }
+  if (rho && (!a.mean.empty() || !a.cov.empty())) {
+    const Representation rho_y = trivial_output(*rho, static_cast<int>(k));
+    OrbitFlowOptions oopt;
+    oopt.kernel = kopt;
+    oopt.flow = gopt;
+    oopt.route = a.route == "dense"     ? OrbitRoute::Dense
+                 : a.route == "fourier" ? OrbitRoute::Fourier
+                 : a.route == "averaged" ? OrbitRoute::Averaged
+                                         : OrbitRoute::Automatic;
+    const OrbitPrediction pred = predict_augmented(arch, x, y, z, *rho, rho_y, times, !a.cov.empty(), oopt);
+    note << "augmented with " << rho->to_string() << ", " << pred.to_string();
+    if (!a.mean.empty()) {
+      const auto mean = stack(pred.mean);
+      check_finite("ensemble mean", mean.data(), mean.size());
+      write_npy(a.mean, {nt, n, k}, mean.data());
+    }
+    if (!a.cov.empty()) {
+      const auto cov = stack(pred.covariance);
+      check_finite("ensemble covariance", cov.data(), cov.size());
+      write_npy(a.cov, {nt, n, n}, cov.data());
+    }
+  }
+  // Everything else works on the explicit training set (augmented if asked: the NNGP posterior).
+  Inputs xt = x;
+  RowMatrix yt = y;
+  if (rho && (!a.posterior_mean.empty() || !a.posterior_cov.empty())) {
+    AugmentedSet aug = augment(x, y, *rho, trivial_output(*rho, static_cast<int>(k)));
+    xt = std::move(aug.x);
+    yt = std::move(aug.y);
+  }
+  const bool plain_flow = !rho && (!a.mean.empty() || !a.cov.empty());
+  const bool want_posterior = !a.posterior_mean.empty() || !a.posterior_cov.empty();
+  Kernels train, cross, test;
+  if (plain_flow || want_posterior) {
+    train = kernels(arch, xt, kopt);
+    cross = kernels(arch, z, xt, kopt);
+    if ((plain_flow && !a.cov.empty()) || !a.posterior_cov.empty()) test = kernels(arch, z, kopt);
+  }
+  if (plain_flow) {
     const GradientFlow flow(train.ntk, train.nngp, y, gopt);
     note << "Θ(X,X): " << flow.summary().to_string();
     if (!a.mean.empty()) {
@@ -76,7 +129,7 @@ void run_predict(const PredictArgs& a) {
     }
   }
   if (!a.posterior_mean.empty() || !a.posterior_cov.empty()) {
-    const NngpPosterior posterior(train.nngp, y, gopt);
+    const NngpPosterior posterior(train.nngp, yt, gopt);
     note << (note.str().empty() ? "" : "; ") << "K(X,X): " << posterior.summary().to_string();
     if (!a.posterior_mean.empty()) {
       const RowMatrix m = posterior.mean(cross.nngp);
@@ -89,11 +142,10 @@ void run_predict(const PredictArgs& a) {
       write_npy(a.posterior_cov, {n, n}, c.data());
     }
   }
-  if (a.mean.empty() && a.cov.empty() && a.posterior_mean.empty() && a.posterior_cov.empty())
-    throw std::invalid_argument("no output requested; give --mean M.npy (and optionally --cov, --posterior-mean, --posterior-cov)");
   if (a.quiet) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "predict: " << x.count() << " training points, " << z.count() << " test points, " << k << " output(s), "
+  std::cerr << "predict: " << x.count() << " training points" << (rho ? " (before augmentation)" : "") << ", " << z.count()
+            << " test points, " << k << " output(s), "
             << nt << " time(s); " << note.str() << "; " << seconds << " s, peak " << format_bytes(peak_rss_bytes())
             << std::endl;
 }
@@ -111,7 +163,15 @@ void add_predict_command(CLI::App& app) {
       "\n"
       "Example:\n"
       "  emergent predict --arch 'dense(512) relu dense(1)' --train-x X.npy --train-y Y.npy \\\n"
-      "      --test-x Z.npy --times 0,10,100,inf --mean M.npy --cov C.npy");
+      "      --test-x Z.npy --times 0,10,100,inf --mean M.npy --cov C.npy\n"
+      "\n"
+      "--augment GROUP trains on the full orbit {(ρ(g)x_i, y_i)} (invariant targets) without forming\n"
+      "the |G|·N-point Gram matrix when it can: abelian exact groups (c4, flip, translations, sign,\n"
+      "cyclic, rot2(K)) split into |G| blocks of size N by the group Fourier transform; d4 with --mean\n"
+      "only uses the group-averaged kernel on the N base points; rot(K), d4 with --cov and kernels\n"
+      "that are not invariant use the dense augmented solve. The summary line names the route.\n"
+      "  emergent predict --arch 'conv(64, 3x3, padding=circular) relu flatten dense(1)' \\\n"
+      "      --train-x X.npy --train-y Y.npy --test-x Z.npy --augment translations --mean M.npy");
   cmd->add_option("--arch", args->arch, "Architecture spec")->required();
   cmd->add_option("--train-x", args->train_x, "Training inputs X.npy: (N, d) or (N, H, W, C)")->required();
   cmd->add_option("--train-y", args->train_y, "Training targets Y.npy: (N,) or (N, k)")->required();
@@ -124,6 +184,11 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--cov", args->cov, "Output: ensemble covariance (n_times, N_test, N_test)");
   cmd->add_option("--posterior-mean", args->posterior_mean, "Output: NNGP posterior mean (N_test, k)");
   cmd->add_option("--posterior-cov", args->posterior_cov, "Output: NNGP posterior covariance (N_test, N_test)");
+  cmd->add_option("--augment", args->augment,
+                  "Train on the full orbit under GROUP: c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K) "
+                  "or G.npy (|G|, d, d)");
+  cmd->add_option("--route", args->route, "With --augment: auto (fastest exact), dense, fourier or averaged")
+      ->capture_default_str();
   cmd->add_option("--memory-cap", args->memory_cap, "Memory cap for the kernels: 4G, 512M or 25%")->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads (0: default); results do not depend on it");
   cmd->add_flag("-q,--quiet", args->quiet, "Do not print the summary line on stderr");

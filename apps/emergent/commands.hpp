@@ -26,6 +26,8 @@ void add_verify_command(CLI::App& app);
 
 /// `emergent experiment`: the paper's experiments (cmd_experiment.cpp).
 void add_experiment_command(CLI::App& app);
+/// `emergent experiment fashion-mnist` (cmd_fashion_mnist.cpp), registered by add_experiment_command.
+void add_fashion_mnist_experiment(CLI::App* experiment);
 
 /// `emergent demo`: the main job on a built-in example (cmd_demo.cpp).
 void add_demo_command(CLI::App& app);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "emergent/architecture.hpp"
+#include "emergent/ensemble.hpp"
 #include "emergent/gradient_flow.hpp"
 #include "emergent/inputs.hpp"
 #include "emergent/kernel.hpp"
@@ -267,5 +268,35 @@ struct Theorem52Options {
 TheoremReport check_theorem_5_2(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                 const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
                                 const Theorem52Options& options = {});
+
+// ---- Members are not equivariant (Gerken & Kessel §5: only the ensemble is) ----------------
+
+/// Violation of equivariance by individual members, at each time/checkpoint: for member m,
+/// v_m = max_{g, x} |f_m(ρ_X(g)x) − ρ_Y(g)f_m(x)| over the given inputs and all elements.
+struct MemberViolationReport {
+  std::string kind;                      ///< "linearised (infinite width)" or "finite width (…)"
+  int members = 0;
+  std::vector<double> times;             ///< t (linearised) or gradient steps (finite width)
+  std::vector<double> member_max;        ///< max_m v_m, per time
+  std::vector<double> member_mean;       ///< (1/M)Σ_m v_m, per time
+  std::vector<double> sample_mean;       ///< the same violation of the M-member average (→ 0 as M → ∞)
+  std::vector<double> scale;             ///< max |f_m(x)| over members, inputs, elements, per time
+  std::string to_string() const;
+};
+
+/// Linearised infinite-width members (GradientFlow::sample_members) trained on the full orbit of
+/// (train_x, train_y): their priors f_0 are drawn jointly on the augmented set and on every ρ(g)x,
+/// so each member is one function. Readout/MLP architectures only; exact or approximate groups.
+MemberViolationReport linearized_member_violation(const Architecture& arch, const Inputs& train_x,
+                                                  const RowMatrix& train_y, const Inputs& inputs,
+                                                  const Representation& rho_x, const Representation& rho_y,
+                                                  const std::vector<double>& times, int members, std::uint64_t seed,
+                                                  const KernelOptions& kernel = {}, const GradientFlowOptions& flow = {});
+
+/// Finite-width members (train_ensemble, full-batch GD on the loss of conventions §3) trained on
+/// the full orbit; options.checkpoints are the reported steps. Readout/MLP architectures only.
+MemberViolationReport finite_member_violation(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+                                              const Inputs& inputs, const Representation& rho_x,
+                                              const Representation& rho_y, const TrainingOptions& options);
 
 }  // namespace emergent
