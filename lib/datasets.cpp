@@ -12,6 +12,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "emergent/group.hpp"
 #include "emergent/npy.hpp"
 #include "emergent/random.hpp"
 
@@ -634,37 +635,12 @@ Inputs rotate_images(const Inputs& images, double angle) {
     fail("rotate_images: expected square images (N, H, H, C), got " + s.to_string());
   if (!std::isfinite(angle)) fail("rotate_images: angle must be finite, got " + std::to_string(angle));
   const int H = s.height, W = s.width, C = s.channels;
-  const double ch = 0.5 * (H - 1), cw = 0.5 * (W - 1);
-  const double c = std::cos(angle), sn = std::sin(angle);
-  auto snap = [](double v) {  // exact grid points for quarter turns, as group_rotation
-    const double r = std::round(v);
-    return std::abs(v - r) < 1e-9 ? r : v;
-  };
-  // Sparse bilinear map: output pixel ← up to 4 (source pixel, weight) pairs, the same
-  // construction as group_rotation (source = rotation of the output's centred coordinates by −θ).
-  struct Tap {
-    int src;
-    double w;
-  };
-  std::vector<std::vector<Tap>> taps(static_cast<std::size_t>(H) * W);
-  for (int h = 0; h < H; ++h)
-    for (int w = 0; w < W; ++w) {
-      const double y = h - ch, x = w - cw;
-      const double ys = snap(c * y + sn * x + ch), xs = snap(-sn * y + c * x + cw);
-      const double y0 = std::floor(ys), x0 = std::floor(xs);
-      const double fy = ys - y0, fx = xs - x0;
-      const double wts[4] = {(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx};
-      const int yy[4] = {int(y0), int(y0), int(y0) + 1, int(y0) + 1};
-      const int xx[4] = {int(x0), int(x0) + 1, int(x0), int(x0) + 1};
-      for (int q = 0; q < 4; ++q)
-        if (wts[q] != 0.0 && yy[q] >= 0 && yy[q] < H && xx[q] >= 0 && xx[q] < W)
-          taps[static_cast<std::size_t>(h * W + w)].push_back({yy[q] * W + xx[q], wts[q]});
-    }
+  const auto taps = bilinear_rotation(H, W, angle);  // the same map as the rot(K) group
   RowMatrix out = RowMatrix::Zero(images.count(), images.x.cols());
   for (Eigen::Index i = 0; i < images.count(); ++i)
     for (int p = 0; p < H * W; ++p)
-      for (const Tap& t : taps[static_cast<std::size_t>(p)])
-        for (int k = 0; k < C; ++k) out(i, p * C + k) += t.w * images.x(i, t.src * C + k);
+      for (const PixelTap& t : taps[static_cast<std::size_t>(p)])
+        for (int k = 0; k < C; ++k) out(i, p * C + k) += t.weight * images.x(i, t.source * C + k);
   return Inputs(std::move(out), s);
 }
 

@@ -126,6 +126,17 @@ Representation group_translations(const ExampleShape& shape);
 /// Rotation by 2πj/K (j = 0..K−1) about the image centre ((H−1)/2, (W−1)/2) with bilinear
 /// interpolation and zeros outside. Approximate: not closed, not norm-preserving.
 Representation group_rotation(int k, const ExampleShape& shape);
+
+/// One input pixel feeding an output pixel of an interpolated image map.
+struct PixelTap {
+  int source;     ///< input pixel h·W + w
+  double weight;  ///< bilinear weight
+};
+/// Bilinear rotation of an H×W grid by `angle` about its centre, zeros outside: output pixel p
+/// is Σ weight·(input pixel source) over taps[p]. The source of an output pixel is its centred
+/// coordinates rotated by −angle, snapped to the grid when that is exact (π/2 is numpy.rot90).
+/// Shared by rot(K) and datasets' rotate_images.
+std::vector<std::vector<PixelTap>> bilinear_rotation(int height, int width, double angle);
 /// {x, −x} on vectors.
 Representation group_sign(const ExampleShape& shape);
 /// Cyclic coordinate shifts x ↦ numpy.roll(x, j), j = 0..d−1.
