@@ -377,6 +377,66 @@ TEST_CASE("usage errors exit with 2 and one line; --help and --version exit with
   CHECK(contains(version.out, "emergent"));
 }
 
+TEST_CASE("bound ensemble: the exact and paper forms, and bad arguments exit with 2 naming them") {
+  const Run ok = run("bound ensemble --variance 0.04 --members 20 --delta 0.1 --json");
+  CAPTURE(ok.err);
+  REQUIRE(ok.code == 0);
+  CHECK(contains(ok.out, "\"exact_probability\""));
+  CHECK(contains(ok.out, "\"paper_bound\""));
+  const Run inv = run("bound ensemble --variance 0.04 --members 20 --probability 0.01 --json");
+  CHECK(inv.code == 0);
+  CHECK(contains(inv.out, "\"delta\""));
+  // M < 1, δ ≤ 0, probability outside (0, 1), negative variance.
+  const std::pair<const char*, const char*> bad[] = {
+      {"--variance 0.04 --members 0 --delta 0.1", "members"},
+      {"--variance 0.04 --members 20 --delta 0", "delta"},
+      {"--variance 0.04 --members 20 --delta -1", "delta"},
+      {"--variance 0.04 --members 20 --probability 1.5", "probability"},
+      {"--variance 0.04 --members 20 --probability 0", "probability"},
+      {"--variance -1 --members 20 --delta 0.1", "variance"},
+  };
+  for (const auto& [args, name] : bad) {
+    const Run r = run(std::string("bound ensemble ") + args);
+    CAPTURE(args);
+    CAPTURE(r.err);
+    CHECK(r.code == 2);
+    CHECK(one_line(r.err));
+    CHECK(r.err.rfind("emergent bound ensemble: error: ", 0) == 0);
+    CHECK(contains(r.err, name));
+  }
+}
+
+TEST_CASE("predict: mean 0 and covariance K at t = 0, kernel regression at t = inf") {
+  const std::string x = write_input("p_x.npy", {6, 3}, 0.3);
+  const std::string z = write_input("p_z.npy", {4, 3}, 1.1);
+  std::vector<double> yv = pattern(6, 2.0);
+  const std::string y = (g_dir / "p_y.npy").string();
+  emergent::write_npy(y, {6}, yv.data());
+  const std::string m = (g_dir / "p_m.npy").string(), c = (g_dir / "p_c.npy").string();
+  const std::string spec = quote("dense(64, b=0.2) relu dense(1)");
+  const Run r = run("predict --arch " + spec + " --train-x " + quote(x) + " --train-y " + quote(y) + " --test-x " +
+                    quote(z) + " --times 0,inf --mean " + quote(m) + " --cov " + quote(c));
+  CAPTURE(r.err);
+  REQUIRE(r.code == 0);
+  const auto mean = output(m), cov = output(c);
+  REQUIRE(mean.shape == std::vector<std::size_t>{2, 4, 1});
+  REQUIRE(cov.shape == std::vector<std::size_t>{2, 4, 4});
+  const auto arch = emergent::Architecture::parse("dense(64, b=0.2) relu dense(1)");
+  const auto zi = inputs_of(z), xi = inputs_of(x);
+  const auto kzz = emergent::kernels(arch, zi), kzx = emergent::kernels(arch, zi, xi), kxx = emergent::kernels(arch, xi);
+  const Eigen::VectorXd regression = kzx.ntk * kxx.ntk.ldlt().solve(Eigen::Map<const Eigen::VectorXd>(yv.data(), 6));
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(mean.data[i] == 0.0);
+    CHECK(mean.data[4 + i] == doctest::Approx(regression(static_cast<Eigen::Index>(i))).epsilon(1e-9));
+    for (std::size_t j = 0; j < 4; ++j)
+      CHECK(cov.data[i * 4 + j] == doctest::Approx(kzz.nngp(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j))).epsilon(1e-12));
+  }
+  const Run bad = run("predict --arch " + spec + " --train-x " + quote(x) + " --train-y " + quote(y) + " --test-x " +
+                      quote(z) + " --times 0,-1 --mean " + quote(m));
+  CHECK(bad.code == 2);
+  CHECK(contains(bad.err, "--times"));
+}
+
 int main(int argc, char** argv) {
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
