@@ -182,6 +182,29 @@ bool GradientFlowOptions::IsValid(std::string* error) const {
 // ---------------------------------------------------------------------------------------------
 // GradientFlow
 
+namespace {
+// Vᵀ·K·V for symmetric K: the two N³ products dominate the constructor as much as the
+// eigensolver itself, so they run over fixed column blocks with OpenMP. Each block is one
+// single-threaded product whose result does not depend on the thread count.
+MatrixXd project_symmetric(const MatrixXd& k, const MatrixXd& v, int threads) {
+  const Eigen::Index n = k.rows(), r = v.cols(), block = 128;
+  MatrixXd kv(n, r), out(r, r);
+  const Eigen::Index blocks = (r + block - 1) / block;
+  const int t = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
+  for (Eigen::Index b = 0; b < blocks; ++b) {
+    const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
+    kv.middleCols(c0, w).noalias() = k * v.middleCols(c0, w);
+  }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
+  for (Eigen::Index b = 0; b < blocks; ++b) {
+    const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
+    out.middleCols(c0, w).noalias() = v.transpose() * kv.middleCols(c0, w);
+  }
+  return 0.5 * (out + out.transpose());  // exactly symmetric, as the covariance formulas assume
+}
+}  // namespace
+
 GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp_train_train,
                            const MatrixXd& y_train, const GradientFlowOptions& options)
     : options_(options) {
@@ -211,7 +234,7 @@ GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp
   y_proj_ = basis_.transpose() * y_;
   const MatrixXd y_perp = y_ - basis_ * y_proj_;
   y_perp_norm2_ = y_perp.squaredNorm();
-  if (nngp_.size() != 0) nngp_proj_ = basis_.transpose() * nngp_ * basis_;
+  if (nngp_.size() != 0) nngp_proj_ = project_symmetric(nngp_, basis_, options_.threads);
 }
 
 void GradientFlow::check_times(const std::vector<double>& times) const {

@@ -115,7 +115,8 @@ void run_predict(const PredictArgs& a) {
     if ((plain_flow && !a.cov.empty()) || !a.posterior_cov.empty()) test = kernels(arch, z, kopt);
   }
   if (plain_flow) {
-    const GradientFlow flow(train.ntk, train.nngp, y, gopt);
+    // K(X,X) only when a covariance is asked for: the flow then skips its Vᵀ·K·V projection.
+    const GradientFlow flow(train.ntk, a.cov.empty() ? Eigen::MatrixXd() : train.nngp, y, gopt);
     note << "Θ(X,X): " << flow.summary().to_string();
     if (!a.mean.empty()) {
       const auto mean = stack(flow.mean(times, cross.ntk));
