@@ -318,17 +318,7 @@ void add_setting_options(CLI::App* cmd, SettingArgs& a) {
 }
 
 GradientFlowOptions flow_options(const SettingArgs& a) {
-  GradientFlowOptions g;
-  g.learning_rate = a.lr;
-  g.diag_reg = a.diag_reg;
-  g.diag_reg_relative = a.diag_reg_relative;
-  g.threads = a.threads;
-  if (std::string why; !g.IsValid(&why)) {
-    if (why.rfind("learning_rate", 0) == 0) why = "--lr" + why.substr(13);
-    else if (why.rfind("diag_reg", 0) == 0) why = "--diag-reg" + why.substr(8);
-    throw std::invalid_argument(why);
-  }
-  return g;
+  return emergent::cli::flow_options(a.lr, a.diag_reg, a.diag_reg_relative, a.threads);
 }
 
 struct Setting {

@@ -46,16 +46,7 @@ void run_predict(const PredictArgs& a) {
     throw std::invalid_argument("--train-y '" + a.train_y + "' has " + std::to_string(y.cols()) +
                                 " output column(s) but the architecture has " + std::to_string(arch.outputs()) +
                                 " outputs (the width of its last dense/conv layer); expected them to match");
-  GradientFlowOptions gopt;
-  gopt.learning_rate = a.lr;
-  gopt.diag_reg = a.diag_reg;
-  gopt.diag_reg_relative = a.diag_reg_relative;
-  gopt.threads = a.threads;
-  if (std::string why; !gopt.IsValid(&why)) {
-    if (why.rfind("learning_rate", 0) == 0) why = "--lr" + why.substr(13);
-    else if (why.rfind("diag_reg", 0) == 0) why = "--diag-reg" + why.substr(8);
-    throw std::invalid_argument(why);
-  }
+  const GradientFlowOptions gopt = flow_options(a.lr, a.diag_reg, a.diag_reg_relative, a.threads);
   const KernelOptions kopt = kernel_options(a.memory_cap, a.threads, 0);
   const std::size_t nt = times.size(), n = static_cast<std::size_t>(z.count()), k = static_cast<std::size_t>(y.cols());
   if (a.mean.empty() && a.cov.empty() && a.posterior_mean.empty() && a.posterior_cov.empty())

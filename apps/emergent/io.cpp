@@ -123,6 +123,20 @@ KernelOptions kernel_options(const std::string& memory_cap, int threads, int qua
   return options;
 }
 
+GradientFlowOptions flow_options(double lr, double diag_reg, bool diag_reg_relative, int threads) {
+  GradientFlowOptions g;
+  g.learning_rate = lr;
+  g.diag_reg = diag_reg;
+  g.diag_reg_relative = diag_reg_relative;
+  g.threads = threads;
+  if (std::string why; !g.IsValid(&why)) {
+    if (why.rfind("learning_rate", 0) == 0) why = "--lr" + why.substr(13);
+    else if (why.rfind("diag_reg", 0) == 0) why = "--diag-reg" + why.substr(8);
+    throw std::invalid_argument(why);
+  }
+  return g;
+}
+
 Progress::Progress(std::string label) : label_(std::move(label)), tty_(isatty(STDERR_FILENO) == 1) {}
 
 void Progress::operator()(long done, long total) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "emergent/gradient_flow.hpp"
 #include "emergent/inputs.hpp"
 #include "emergent/kernel.hpp"
 
@@ -33,6 +34,10 @@ std::vector<int> parse_steps(const std::string& option, const std::string& text)
 
 /// KernelOptions from the common flags, with errors naming the flag.
 KernelOptions kernel_options(const std::string& memory_cap, int threads, int quadrature_order);
+
+/// GradientFlowOptions from the common flags (--lr, --diag-reg, --diag-reg-relative, --threads),
+/// with errors naming the flag.
+GradientFlowOptions flow_options(double lr, double diag_reg, bool diag_reg_relative, int threads);
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
 class Progress {
