@@ -2,6 +2,7 @@
 // C-order layout of the NumPy array they come from (so .npy data can be adopted without copying
 // element by element).
 #include "emergent/inputs.hpp"
+#include "emergent/npy.hpp"
 
 #include <limits>
 #include <stdexcept>
@@ -9,19 +10,6 @@
 
 namespace emergent {
 
-namespace {
-
-std::string shape_string(const std::vector<std::size_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  if (shape.size() == 1) s += ",";
-  return s + ")";
-}
-
-}  // namespace
 
 std::string ExampleShape::to_string() const {
   std::string s = "(";  // appended piecewise: GCC 12 warns (-Wrestrict) on "(" + std::to_string(..)

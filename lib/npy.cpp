@@ -262,16 +262,6 @@ double convert(const unsigned char* p, Scalar s) {
   return 0.0;
 }
 
-std::string shape_string(const std::vector<std::size_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  if (shape.size() == 1) s += ",";
-  return s + ")";
-}
-
 std::string flat_index_string(std::size_t flat, const std::vector<std::size_t>& shape) {
   if (shape.empty()) return "()";
   std::vector<std::size_t> idx(shape.size());
@@ -425,6 +415,16 @@ void write_npy(const std::string& path, const std::vector<std::size_t>& shape, c
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) throw std::runtime_error(path + ": write failed (" + std::strerror(errno) + ")");
+}
+
+std::string shape_string(const std::vector<std::size_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
 }
 
 }  // namespace emergent

@@ -23,11 +23,9 @@ Inputs load_inputs(const std::string& option, const std::string& path) {
 
 RowMatrix load_targets(const std::string& option, const std::string& path, Eigen::Index rows) {
   const NpyArray a = read_npy(path);
-  std::ostringstream shape;
-  for (std::size_t i = 0; i < a.shape.size(); ++i) shape << (i ? ", " : "") << a.shape[i];
   if ((a.shape.size() != 1 && a.shape.size() != 2) || a.shape[0] != static_cast<std::size_t>(rows))
     throw std::invalid_argument(option + " '" + path + "': expected shape (" + std::to_string(rows) + ",) or (" +
-                                std::to_string(rows) + ", k) to match the training inputs, got (" + shape.str() + ")");
+                                std::to_string(rows) + ", k) to match the training inputs, got " + shape_string(a.shape));
   const Eigen::Index k = a.shape.size() == 2 ? static_cast<Eigen::Index>(a.shape[1]) : 1;
   if (k < 1) throw std::invalid_argument(option + " '" + path + "': expected at least one output column, got 0");
   return Eigen::Map<const RowMatrix>(a.data.data(), rows, k);

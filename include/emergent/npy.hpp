@@ -27,6 +27,9 @@ struct NpyArray {
 NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_nonfinite = false);
 NpyArray read_npy(const std::string& path, bool allow_nonfinite = false);
 
+/// A shape as NumPy prints it: "(3, 4)", "(5,)", "()". Used in every shape message.
+std::string shape_string(const std::vector<std::size_t>& shape);
+
 std::string encode_npy(const std::vector<std::size_t>& shape, const double* data);
 /// Write '<f8', version 1.0. Throws std::runtime_error if the file cannot be written.
 void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data);
