@@ -115,43 +115,42 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
     const std::uint64_t seed = member_seed(options.seed, m);
     Network net(architecture, train_x.shape, seed);
     const NormalStream batch_rng(seed, 0xBA7C4ULL);
-    Eigen::VectorXd gradient(net.parameter_count());
-    RowMatrix outputs, cotangent;
     std::vector<Eigen::Index> order(static_cast<std::size_t>(train_x.count()));
     std::iota(order.begin(), order.end(), Eigen::Index{0});
     std::size_t cursor = order.size();  // forces a shuffle before the first minibatch
     std::uint64_t draws = 0;
-    auto loss_on = [&](const Inputs& x, const RowMatrix& y, bool with_gradient) {
-      if (options.loss == TrainingLoss::MeanSquaredError) {
-        if (with_gradient) return net.mse_loss_gradient(x, y, gradient, &outputs);
-        outputs = net.forward(x);
-        return mse(outputs, y);
-      }
-      outputs = net.forward(x);
-      const double loss = cross_entropy(outputs, y, with_gradient ? &cotangent : nullptr);
-      if (with_gradient) net.vjp_into(x, cotangent, gradient);
-      return loss;
+    // One gradient-descent step on (x, y), fused into the backward pass; returns the loss before it.
+    auto step_on = [&](const Inputs& x, const RowMatrix& y) {
+      if (options.loss == TrainingLoss::MeanSquaredError) return net.mse_descent_step(x, y, options.learning_rate);
+      return net.descent_step(x, options.learning_rate,
+                              [&](const RowMatrix& f, RowMatrix& cotangent) { return cross_entropy(f, y, &cotangent); });
+    };
+    auto loss_at = [&](const Inputs& x, const RowMatrix& y) {
+      const RowMatrix f = net.forward(x);
+      return options.loss == TrainingLoss::MeanSquaredError ? mse(f, y) : cross_entropy(f, y, nullptr);
     };
     std::size_t next_checkpoint = 0;
     for (int step = 0; step <= options.steps; ++step) {
       const bool record = next_checkpoint < options.checkpoints.size() && options.checkpoints[next_checkpoint] == step;
       const bool update = step < options.steps;
-      double full_loss = 0;
-      bool have_gradient = false;
-      if (record || (update && full_batch)) {
-        full_loss = loss_on(train_x, train_y, update && full_batch);
-        have_gradient = update && full_batch;
-      }
-      if (record) {
+      if (record) {  // predictions and full training loss before this step's update
         const RowMatrix f = net.forward(test_x);
         const std::size_t base = (static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint) *
                                  static_cast<std::size_t>(result.test_points) * k;
         std::copy(f.data(), f.data() + f.size(), result.predictions.begin() + static_cast<std::ptrdiff_t>(base));
+      }
+      double full_loss = 0;
+      if (update && full_batch) {
+        full_loss = step_on(train_x, train_y);
+      } else if (record) {
+        full_loss = loss_at(train_x, train_y);
+      }
+      if (record) {
         result.train_loss[static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint] = full_loss;
         ++next_checkpoint;
       }
       if (!update) break;
-      if (!have_gradient) {  // minibatch SGD: batches without replacement, reshuffled each epoch
+      if (!full_batch) {  // minibatch SGD: batches without replacement, reshuffled each epoch
         if (cursor + static_cast<std::size_t>(options.batch_size) > order.size()) {
           shuffle(order, batch_rng, draws);
           draws += order.size();
@@ -162,9 +161,8 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
         cursor += static_cast<std::size_t>(options.batch_size);
         RowMatrix yb(options.batch_size, k);
         for (int r = 0; r < options.batch_size; ++r) yb.row(r) = train_y.row(rows[static_cast<std::size_t>(r)]);
-        loss_on(train_x.rows(rows), yb, true);
+        step_on(train_x.rows(rows), yb);
       }
-      net.parameters() -= options.learning_rate * gradient;
       if (progress && (step + 1) % 10 == 0) {
         std::lock_guard<std::mutex> lock(progress_mutex);
         done += 10;

@@ -309,7 +309,11 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
   }
 }
 
-void Network::run_backward(Tape& t, const double* cotangent, double* gradient) const {
+// descent = 0: writes ∂/∂θ Σ⟨cotangent, f⟩ to out (the gradient). descent = η > 0: out is the
+// parameter vector itself and receives θ −= η·∂, fused into the weight-gradient GEMMs; every
+// layer's input gradient is formed before its weights change, so the step is the same as
+// forming the gradient first (up to rounding) without writing and re-reading a gradient vector.
+void Network::run_backward(Tape& t, const double* cotangent, double* out, double descent) const {
   const auto& layers = architecture_.layers();
   const std::size_t L = layers.size();
   const Eigen::Index n = t.n;
@@ -326,17 +330,25 @@ void Network::run_backward(Tape& t, const double* cotangent, double* gradient) c
         const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
         const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
-        RowMap gW(gradient + block.weight_offset, n_out, n_in);
-        gW.noalias() = scale * t.g.transpose() * t.acts[l];
-        if (block.bias_size > 0) {
-          Eigen::Map<Eigen::RowVectorXd> gb(gradient + block.bias_offset, n_out);
-          gb.noalias() = layer.b_std * t.g.colwise().sum();
-        }
-        if (need_input_grad) {
+        if (need_input_grad) {  // before the weights change when descending
           t.g_next.resize(n, n_in);
           t.g_next.noalias() = scale * t.g * W;
-          t.g.swap(t.g_next);
         }
+        RowMap gW(out + block.weight_offset, n_out, n_in);
+        if (descent == 0.0) {
+          gW.noalias() = scale * t.g.transpose() * t.acts[l];
+        } else {
+          gW.noalias() -= (descent * scale) * t.g.transpose() * t.acts[l];
+        }
+        if (block.bias_size > 0) {
+          Eigen::Map<Eigen::RowVectorXd> gb(out + block.bias_offset, n_out);
+          if (descent == 0.0) {
+            gb.noalias() = layer.b_std * t.g.colwise().sum();
+          } else {
+            gb.noalias() -= (descent * layer.b_std) * t.g.colwise().sum();
+          }
+        }
+        if (need_input_grad) t.g.swap(t.g_next);
         break;
       }
       case LayerKind::Conv: {
@@ -345,15 +357,25 @@ void Network::run_backward(Tape& t, const double* cotangent, double* gradient) c
         const ConstRowMap W(parameters_.data() + block.weight_offset, g.out_c, g.patch());
         const double scale = layer.w_std / std::sqrt(static_cast<double>(g.patch()));
         const ConstRowMap G(t.g.data(), n * g.out_pixels(), g.out_c);
-        RowMap gW(gradient + block.weight_offset, g.out_c, g.patch());
-        gW.noalias() = scale * G.transpose() * t.patches[l];
-        if (block.bias_size > 0) {
-          Eigen::Map<Eigen::RowVectorXd> gb(gradient + block.bias_offset, g.out_c);
-          gb.noalias() = layer.b_std * G.colwise().sum();
-        }
-        if (need_input_grad) {
+        if (need_input_grad) {  // before the weights change when descending
           t.dpatch.resize(n * g.out_pixels(), g.patch());
           t.dpatch.noalias() = scale * G * W;
+        }
+        RowMap gW(out + block.weight_offset, g.out_c, g.patch());
+        if (descent == 0.0) {
+          gW.noalias() = scale * G.transpose() * t.patches[l];
+        } else {
+          gW.noalias() -= (descent * scale) * G.transpose() * t.patches[l];
+        }
+        if (block.bias_size > 0) {
+          Eigen::Map<Eigen::RowVectorXd> gb(out + block.bias_offset, g.out_c);
+          if (descent == 0.0) {
+            gb.noalias() = layer.b_std * G.colwise().sum();
+          } else {
+            gb.noalias() -= (descent * layer.b_std) * G.colwise().sum();
+          }
+        }
+        if (need_input_grad) {
           t.g_next.resize(n, in_shape.size());
           col2im(t.dpatch, n, g, t.g_next.data());
           t.g.swap(t.g_next);
@@ -405,7 +427,7 @@ void Network::vjp_into(const Inputs& x, const RowMatrix& cotangent, Eigen::Vecto
   run_forward(x.x.data(), N, tape);
   if (outputs != nullptr) *outputs = tape.acts.back();
   if (gradient.size() != parameter_count()) gradient.resize(parameter_count());
-  run_backward(tape, cotangent.data(), gradient.data());
+  run_backward(tape, cotangent.data(), gradient.data(), 0.0);
 }
 
 Eigen::VectorXd Network::vjp(const Inputs& x, const RowMatrix& cotangent, RowMatrix* outputs) const {
@@ -414,27 +436,62 @@ Eigen::VectorXd Network::vjp(const Inputs& x, const RowMatrix& cotangent, RowMat
   return gradient;
 }
 
-double Network::mse_loss_gradient(const Inputs& x, const RowMatrix& targets, Eigen::VectorXd& gradient,
-                                  RowMatrix* outputs) const {
-  check_inputs(x, "Network::mse_loss_gradient");
+void Network::check_targets(const Inputs& x, const RowMatrix& targets, const char* where) const {
+  check_inputs(x, where);
   const Eigen::Index N = x.count(), k = output_shape().size();
   if (targets.rows() != N || targets.cols() != k) {
-    throw std::invalid_argument("Network::mse_loss_gradient: argument 'targets' is " +
-                                dims(targets.rows(), targets.cols()) + ", expected " + dims(N, k) +
-                                " (examples × output size)");
+    throw std::invalid_argument(std::string(where) + ": argument 'targets' is " + dims(targets.rows(), targets.cols()) +
+                                ", expected " + dims(N, k) + " (examples × output size)");
   }
+}
+
+double mse_cotangent(const RowMatrix& f, const RowMatrix& targets, RowMatrix& cotangent) {
+  // L = ½·(1/(N·k))·‖f − y‖², ∂L/∂f = (f − y)/(N·k) (conventions §3).
+  const double norm = f.size() > 0 ? 1.0 / static_cast<double>(f.size()) : 0.0;
+  cotangent = f - targets;
+  const double loss = 0.5 * norm * cotangent.squaredNorm();
+  cotangent *= norm;
+  return loss;
+}
+
+double Network::mse_loss_gradient(const Inputs& x, const RowMatrix& targets, Eigen::VectorXd& gradient,
+                                  RowMatrix* outputs) const {
+  check_targets(x, targets, "Network::mse_loss_gradient");
   thread_local Tape tape;
   thread_local RowMatrix residual;
-  run_forward(x.x.data(), N, tape);
+  run_forward(x.x.data(), x.count(), tape);
   if (outputs != nullptr) *outputs = tape.acts.back();
-  // ∂L/∂f = (f − y)/(N·k) (conventions §3).
-  const double norm = N > 0 ? 1.0 / (static_cast<double>(N) * static_cast<double>(k)) : 0.0;
-  residual = tape.acts.back() - targets;
-  const double loss = 0.5 * norm * residual.squaredNorm();
-  residual *= norm;
+  const double loss = mse_cotangent(tape.acts.back(), targets, residual);
   if (gradient.size() != parameter_count()) gradient.resize(parameter_count());
-  run_backward(tape, residual.data(), gradient.data());
+  run_backward(tape, residual.data(), gradient.data(), 0.0);
   return loss;
+}
+
+double Network::descent_step(const Inputs& x, double learning_rate, const LossFunction& loss, RowMatrix* outputs) {
+  check_inputs(x, "Network::descent_step");
+  if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) {
+    throw std::invalid_argument("Network::descent_step: argument 'learning_rate' = " + std::to_string(learning_rate) +
+                                ", expected a finite number > 0");
+  }
+  thread_local Tape tape;
+  thread_local RowMatrix cotangent;
+  run_forward(x.x.data(), x.count(), tape);
+  if (outputs != nullptr) *outputs = tape.acts.back();
+  const double value = loss(tape.acts.back(), cotangent);
+  if (cotangent.rows() != x.count() || cotangent.cols() != output_shape().size()) {
+    throw std::invalid_argument("Network::descent_step: the loss wrote a cotangent of " +
+                                dims(cotangent.rows(), cotangent.cols()) + ", expected " +
+                                dims(x.count(), output_shape().size()) + " (examples × output size)");
+  }
+  run_backward(tape, cotangent.data(), parameters_.data(), learning_rate);
+  return value;
+}
+
+double Network::mse_descent_step(const Inputs& x, const RowMatrix& targets, double learning_rate, RowMatrix* outputs) {
+  check_targets(x, targets, "Network::mse_descent_step");
+  return descent_step(
+      x, learning_rate, [&](const RowMatrix& f, RowMatrix& cotangent) { return mse_cotangent(f, targets, cotangent); },
+      outputs);
 }
 
 RowMatrix Network::jacobian(const Inputs& x, Eigen::Index output) const {
@@ -451,7 +508,7 @@ RowMatrix Network::jacobian(const Inputs& x, Eigen::Index output) const {
   Tape tape;
   for (Eigen::Index i = 0; i < x.count(); ++i) {
     run_forward(x.x.data() + i * input_.size(), 1, tape);
-    run_backward(tape, onehot.data(), J.row(i).data());
+    run_backward(tape, onehot.data(), J.row(i).data(), 0.0);
   }
   return J;
 }
@@ -474,11 +531,11 @@ Eigen::MatrixXd empirical_ntk(const Network& net, const Inputs& x1, const Inputs
   for (Eigen::Index j = 0; j < k; ++j) {
     onehot.setZero();
     onehot(j) = 1.0;
-    for (Eigen::Index i = 0; i < N1; ++i) net.run_backward(tapes1[i], onehot.data(), J1.row(i).data());
+    for (Eigen::Index i = 0; i < N1; ++i) net.run_backward(tapes1[i], onehot.data(), J1.row(i).data(), 0.0);
     if (same) {
       theta.noalias() += J1 * J1.transpose();
     } else {
-      for (Eigen::Index i = 0; i < N2; ++i) net.run_backward(tapes2[i], onehot.data(), J2.row(i).data());
+      for (Eigen::Index i = 0; i < N2; ++i) net.run_backward(tapes2[i], onehot.data(), J2.row(i).data(), 0.0);
       theta.noalias() += J1 * J2.transpose();
     }
   }

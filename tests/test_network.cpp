@@ -347,6 +347,68 @@ TEST_CASE("mse_loss_gradient is the loss of conventions §3 and its gradient") {
   CHECK(again == net.vjp(x, residual));
 }
 
+TEST_CASE("NormalStream::fill equals normal() draw by draw for every start and length") {
+  const NormalStream s(9, 3);
+  for (std::uint64_t first : {0, 1, 2, 7}) {
+    for (std::uint64_t n : {0, 1, 2, 3, 10, 11}) {
+      std::vector<double> out(n + 1, -99.0);
+      s.fill(out.data(), n, first);
+      for (std::uint64_t j = 0; j < n; ++j) CHECK(out[j] == s.normal(first + j));
+      CHECK(out[n] == -99.0);  // nothing written past the end
+    }
+  }
+}
+
+TEST_CASE("descent_step is one gradient-descent step, for dense and conv layers with and without biases") {
+  struct Case {
+    std::string spec;
+    ExampleShape shape;
+  };
+  const std::vector<Case> cases = {
+      {"dense(7, b=0.3) relu dense(5) erf dense(2, b=0.1)", ExampleShape::vector(4)},
+      {"conv(3, 3x3, padding=circular, b=0.2) relu conv(2, 2x2, padding=same) tanh flatten dense(2, b=0.1)", kImage},
+      {"conv(3, 3x3, padding=valid) relu gap dense(2)", kImage}};
+  for (const Case& c : cases) {
+    CAPTURE(c.spec);
+    Network fused(Architecture::parse(c.spec), c.shape, 21);
+    const Network reference = fused;
+    const Inputs x = random_inputs(c.shape, 5, 22);
+    const RowMatrix y = gaussian(5, 2, 23);
+    const double eta = 0.7;
+    Eigen::VectorXd grad;
+    RowMatrix f_ref, f;
+    const double loss_ref = reference.mse_loss_gradient(x, y, grad, &f_ref);
+    const Eigen::VectorXd expected = reference.parameters() - eta * grad;
+    const double loss = fused.mse_descent_step(x, y, eta, &f);
+    CHECK(f == f_ref);  // outputs before the step
+    CHECK(loss == doctest::Approx(loss_ref).epsilon(1e-14));
+    // Every parameter moved, by exactly −η·∂L/∂θ up to rounding of θ.
+    CHECK((fused.parameters() - expected).cwiseAbs().maxCoeff() <= 1e-14 * expected.cwiseAbs().maxCoeff());
+    CHECK((fused.parameters() - reference.parameters()).norm() == doctest::Approx(eta * grad.norm()).epsilon(1e-12));
+    // A general loss (here ⟨c, f⟩ for a fixed c) moves along −η·vjp(c).
+    const RowMatrix cot = gaussian(5, 2, 24);
+    const Network before = fused;
+    const Eigen::VectorXd along = before.parameters() - eta * before.vjp(x, cot);
+    fused.descent_step(x, eta, [&](const RowMatrix& out, RowMatrix& c_out) {
+      c_out = cot;
+      return (out.array() * cot.array()).sum();
+    });
+    CHECK((fused.parameters() - along).cwiseAbs().maxCoeff() <= 1e-14 * along.cwiseAbs().maxCoeff());
+  }
+  Network net(Architecture::parse("dense(4) relu dense(2)"), ExampleShape::vector(3), 1);
+  const Inputs x = random_inputs(ExampleShape::vector(3), 2, 1);
+  const Eigen::VectorXd theta = net.parameters();
+  CHECK_THROWS_AS(net.mse_descent_step(x, RowMatrix::Zero(2, 2), 0.0), std::invalid_argument);
+  CHECK_THROWS_AS(net.mse_descent_step(x, RowMatrix::Zero(2, 2), std::nan("")), std::invalid_argument);
+  CHECK_THROWS_AS(net.mse_descent_step(x, RowMatrix::Zero(3, 2), 0.1), std::invalid_argument);
+  CHECK_THROWS_AS(net.descent_step(x, 0.1, [](const RowMatrix&, RowMatrix& c) {
+    c = RowMatrix::Zero(2, 3);
+    return 0.0;
+  }),
+                  std::invalid_argument);
+  CHECK(net.parameters() == theta);  // a rejected step leaves the parameters alone
+}
+
 TEST_CASE("forward on large batches (processed in chunks) matches per-example evaluation") {
   const Network net(Architecture::parse("conv(3, 3x3, padding=same) relu flatten dense(2)"), kImage, 8);
   const Inputs x = random_inputs(kImage, 300, 81);

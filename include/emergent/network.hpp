@@ -14,6 +14,7 @@
 #include <Eigen/Dense>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "emergent/architecture.hpp"
@@ -65,6 +66,23 @@ class Network {
   double mse_loss_gradient(const Inputs& x, const RowMatrix& targets, Eigen::VectorXd& gradient,
                            RowMatrix* outputs = nullptr) const;
 
+  /// A training loss as descent_step() sees it: given f(x) (N, output size), returns L and
+  /// writes ∂L/∂f (same shape) into its second argument.
+  using LossFunction = std::function<double(const RowMatrix& outputs, RowMatrix& cotangent)>;
+
+  /// One step of gradient descent θ ← θ − η·∂L/∂θ on the batch x, from one forward and one
+  /// backward pass, with the update fused into the backward pass (no gradient vector is formed;
+  /// the same step as vjp_into followed by parameters() −= η·gradient, up to rounding).
+  /// Returns L at the parameters before the step; f(x) before the step goes to *outputs if given.
+  /// Throws std::invalid_argument for a learning rate that is not finite and > 0, or a cotangent
+  /// of the wrong shape.
+  double descent_step(const Inputs& x, double learning_rate, const LossFunction& loss, RowMatrix* outputs = nullptr);
+
+  /// descent_step on the loss of conventions §3 (as mse_loss_gradient), so that step S of
+  /// gradient descent with learning rate η corresponds to time t = η·S of the gradient flow.
+  double mse_descent_step(const Inputs& x, const RowMatrix& targets, double learning_rate,
+                          RowMatrix* outputs = nullptr);
+
   /// ∂f_j(x_i)/∂θ for one output coordinate j: (N, parameter_count()).
   /// For spatial outputs (no readout) j indexes the flattened (H', W', k) output in C order.
   RowMatrix jacobian(const Inputs& x, Eigen::Index output) const;
@@ -75,8 +93,9 @@ class Network {
  private:
   struct Tape;  // per-call activations, defined in network.cpp
   void check_inputs(const Inputs& x, const char* where) const;
+  void check_targets(const Inputs& x, const RowMatrix& targets, const char* where) const;
   void run_forward(const double* x, Eigen::Index n, Tape& tape) const;
-  void run_backward(Tape& tape, const double* cotangent, double* gradient) const;
+  void run_backward(Tape& tape, const double* cotangent, double* out, double descent) const;
   friend Eigen::MatrixXd empirical_ntk(const Network&, const Inputs&, const Inputs&);
 
   Architecture architecture_;
@@ -86,6 +105,10 @@ class Network {
   std::vector<ParameterBlock> blocks_;
   std::size_t first_affine_ = 0;  ///< index of the first affine layer (layers().size() if none)
 };
+
+/// The loss of conventions §3, L = ½·(1/(N·k))·‖f − y‖², and its cotangent ∂L/∂f = (f − y)/(N·k)
+/// written to `cotangent`; f and targets are (N, k). Returns L.
+double mse_cotangent(const RowMatrix& f, const RowMatrix& targets, RowMatrix& cotangent);
 
 /// Empirical NTK Θ̂(x1, x2) = Σ_p ∂f_j/∂θ_p(x1)·∂f_j/∂θ_p(x2), averaged over the output
 /// coordinates j (all of which share the infinite-width limit Θ): (N1, N2).
