@@ -437,6 +437,50 @@ TEST_CASE("predict: mean 0 and covariance K at t = 0, kernel regression at t = i
   CHECK(contains(bad.err, "--times"));
 }
 
+// The demo is the main job: every verdict it prints is computed, so a regression in the kernels,
+// the gradient flow, the group code or the bounds turns one of these lines.
+TEST_CASE("demo: every claim of its report holds, and it writes the figure's data") {
+  const fs::path dir = g_dir / "demo";
+  const Run r = run("demo --out " + quote(dir.string()));
+  CAPTURE(r.err);
+  REQUIRE(r.code == 0);
+  auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t p = r.out.find(what); p != std::string::npos; p = r.out.find(what, p + 1)) ++n;
+    return n;
+  };
+  CHECK(count("-> holds to round-off") == 2);   // Theorem 5.1, flatten and gap readouts
+  CHECK(count("-> FAILS") == 1);                // the 3x2-filter control
+  CHECK(count("-> invariant to round-off") == 1);  // Theorem 5.2 with augmentation
+  CHECK(count("-> NOT invariant") == 1);         // ... and without
+  CHECK(contains(r.out, "-> members are not invariant"));
+  CHECK(contains(r.out, "the bound is >= the exact probability: yes"));
+  CHECK(contains(r.out, "measured within 3 standard errors of exact: yes"));
+  CHECK(fs::exists(dir / "figure1_demo.csv"));
+  CHECK(fs::file_size(dir / "figure1_demo.csv") > 0);
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    CHECK(fs::exists(dir / "figure1_demo.png"));
+    CHECK(contains(r.out, (dir / "figure1_demo.png").string()));
+  }
+}
+
+TEST_CASE("experiment ising at a small scale writes Figures 1 and 5 with their data") {
+  const fs::path dir = g_dir / "ising";
+  const Run r = run("experiment ising --scale 0.25 --widths 8,16 --out " + quote(dir.string()));
+  CAPTURE(r.err);
+  REQUIRE(r.code == 0);
+  for (const char* f : {"figure1_ising_invariance.csv", "figure5_ising_ntk_difference.csv"}) {
+    CAPTURE(f);
+    CHECK(fs::exists(dir / f));
+    CHECK(fs::file_size(dir / f) > 0);
+  }
+  CHECK(contains(r.out, "RMS orbit deviation"));
+  const Run bad = run("experiment ising --scale -1 --out " + quote(dir.string()));
+  CHECK(bad.code == 2);
+  CHECK(one_line(bad.err));
+  CHECK(contains(bad.err, "--scale"));
+}
+
 int main(int argc, char** argv) {
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {

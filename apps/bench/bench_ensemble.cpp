@@ -12,7 +12,6 @@
 // Output: RESULT case=.. impl=emergent members=.. steps=.. seconds=.. params=..
 #include <Eigen/Dense>
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +27,7 @@
 #include "emergent/network.hpp"
 #include "emergent/npy.hpp"
 #include "emergent/random.hpp"
+#include "cpu_time.hpp"
 
 namespace {
 
@@ -63,15 +63,6 @@ void make_data(const std::string& name, const Case& c, emergent::Inputs& x, RowM
   x = emergent::Inputs(m, c.shape);
   y.resize(c.n, 1);
   for (int i = 0; i < c.n; ++i) y(i, 0) = std::tanh(m.row(i).sum() / std::sqrt(static_cast<double>(m.cols())));
-}
-
-// User + system CPU seconds of the whole process (all threads): less sensitive than wall time
-// to other jobs on a shared machine.
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 }  // namespace
@@ -149,11 +140,11 @@ int main(int argc, char** argv) {
   opt.threads = threads;
   double best = 1e300, best_cpu = 1e300, loss = 0;
   for (int r = 0; r < repeat; ++r) {
-    const double c0 = cpu_seconds();
+    const double c0 = emergent_bench::cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     const auto res = emergent::train_ensemble(arch, x, y, x, opt);
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    best_cpu = std::min(best_cpu, cpu_seconds() - c0);
+    best_cpu = std::min(best_cpu, emergent_bench::cpu_seconds() - c0);
     loss = 0;
     for (double l : res.train_loss) loss += l / c.members;
   }

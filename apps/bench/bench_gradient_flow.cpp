@@ -10,7 +10,6 @@
 //   PROFILE step=.. seconds=..
 #include <Eigen/Dense>
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +27,7 @@
 #include "emergent/inputs.hpp"
 #include "emergent/kernel.hpp"
 #include "emergent/random.hpp"
+#include "cpu_time.hpp"
 
 namespace {
 
@@ -39,14 +39,6 @@ emergent::RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t 
   emergent::RowMatrix m(rows, cols);
   for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.normal(static_cast<std::uint64_t>(i));
   return m;
-}
-
-// User + system CPU seconds of the process (all threads): robust to other jobs on the machine.
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 }  // namespace
@@ -93,18 +85,18 @@ int main(int argc, char** argv) {
   double best_eig = 1e300, best_flow = 1e300, cpu_eig = 1e300, cpu_flow = 1e300, checksum = 0;
   for (int r = 0; r < repeat; ++r) {
     // The floor: one eigendecomposition (eigenvalues and eigenvectors) of Θ(X,X).
-    double c0 = cpu_seconds();
+    double c0 = emergent_bench::cpu_seconds();
     t0 = Clock::now();
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(kxx.ntk);
     const double t_eig = since(t0);
-    cpu_eig = std::min(cpu_eig, cpu_seconds() - c0);
+    cpu_eig = std::min(cpu_eig, emergent_bench::cpu_seconds() - c0);
     checksum += eig.eigenvalues()(n - 1);
     best_eig = std::min(best_eig, t_eig);
     std::printf("PROFILE step=eigensolver seconds=%.3f\n", t_eig);
 
     emergent::GradientFlowOptions gopt;
     gopt.threads = threads;
-    c0 = cpu_seconds();
+    c0 = emergent_bench::cpu_seconds();
     t0 = Clock::now();
     const emergent::GradientFlow flow(kxx.ntk, kxx.nngp, y, gopt);
     const double t_ctor = since(t0);
@@ -115,7 +107,7 @@ int main(int argc, char** argv) {
     const auto cov = flow.covariance(times, kzx.ntk, kzx.nngp, kzz.nngp);
     const double t_cov = since(t1);
     const double t_flow = since(t0);
-    cpu_flow = std::min(cpu_flow, cpu_seconds() - c0);
+    cpu_flow = std::min(cpu_flow, emergent_bench::cpu_seconds() - c0);
     checksum += mean.back()(0, 0) + cov.back()(0, 0);
     best_flow = std::min(best_flow, t_flow);
     std::printf("PROFILE step=construct seconds=%.3f\nPROFILE step=mean seconds=%.3f\nPROFILE step=covariance seconds=%.3f\n",

