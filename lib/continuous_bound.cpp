@@ -63,6 +63,16 @@ void require_mlp(const Architecture& arch, const ExampleShape& shape, const char
         "; expected vectors of even dimension d = 2m (rot2 rotates coordinate pairs)");
 }
 
+/// train_y must be (N, k): one row per training input, one column per network output.
+void require_targets(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y, const char* fn) {
+  if (train_y.rows() != train_x.count())
+    bad(std::string(fn) + ": train_y has " + std::to_string(train_y.rows()) + " rows but train_x has " +
+        std::to_string(train_x.count()) + "; expected the same N");
+  if (train_y.cols() != arch.outputs())
+    bad(std::string(fn) + ": train_y has " + std::to_string(train_y.cols()) + " columns but the architecture has " +
+        std::to_string(arch.outputs()) + " outputs; expected them to match");
+}
+
 }  // namespace
 
 double rot2_kappa(int k) {
@@ -173,12 +183,7 @@ ContinuousGroupBound::Prepared ContinuousGroupBound::prepare(const Architecture&
   if (std::string why; !options.IsValid(&why)) bad(std::string(fn) + ": invalid options: " + why);
   require_mlp(arch, train_x.shape, fn);
   if (train_x.count() < 1) bad(std::string(fn) + ": train_x has 0 rows, expected N >= 1");
-  if (train_y.rows() != train_x.count())
-    bad(std::string(fn) + ": train_y has " + std::to_string(train_y.rows()) + " rows but train_x has " +
-        std::to_string(train_x.count()) + "; expected the same N");
-  if (train_y.cols() != arch.outputs())
-    bad(std::string(fn) + ": train_y has " + std::to_string(train_y.cols()) + " columns but the architecture has " +
-        std::to_string(arch.outputs()) + " outputs; expected them to match");
+  require_targets(arch, train_x, train_y, fn);
   if (!train_x.x.allFinite() || !train_y.allFinite()) bad(std::string(fn) + ": train_x or train_y has a non-finite entry");
   const Representation rho = group_rot2(options.order, train_x.shape);
   const AugmentedSet set = augment(train_x, train_y, rho, trivial_output(rho, static_cast<int>(train_y.cols())));
@@ -450,12 +455,7 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
   if (!(group.shape() == test_x.shape))
     bad(std::string(fn) + ": group '" + group.name() + "' acts on " + group.shape().to_string() +
         " but the inputs have shape " + test_x.shape.to_string());
-  if (train_y.rows() != train_x.count())
-    bad(std::string(fn) + ": train_y has " + std::to_string(train_y.rows()) + " rows but train_x has " +
-        std::to_string(train_x.count()) + "; expected the same N");
-  if (train_y.cols() != arch.outputs())
-    bad(std::string(fn) + ": train_y has " + std::to_string(train_y.cols()) + " columns but the architecture has " +
-        std::to_string(arch.outputs()) + " outputs; expected them to match");
+  require_targets(arch, train_x, train_y, fn);
   Inputs x = train_x;
   RowMatrix y = train_y;
   if (augment_group) {
