@@ -79,7 +79,8 @@ class Network {
   double descent_step(const Inputs& x, double learning_rate, const LossFunction& loss, RowMatrix* outputs = nullptr);
 
   /// descent_step on the loss of conventions §3 (as mse_loss_gradient), so that step S of
-  /// gradient descent with learning rate η corresponds to time t = η·S of the gradient flow.
+  /// gradient descent with learning rate η is time t = S of the gradient flow with the same η
+  /// (conventions §3 counts time in steps of size η), in the small-step limit.
   double mse_descent_step(const Inputs& x, const RowMatrix& targets, double learning_rate,
                           RowMatrix* outputs = nullptr);
 
