@@ -437,6 +437,32 @@ TEST_CASE("predict: mean 0 and covariance K at t = 0, kernel regression at t = i
   CHECK(contains(bad.err, "--times"));
 }
 
+TEST_CASE("predict, ensemble and bound check their training files against each other the same way") {
+  const std::string x = write_input("tf_x.npy", {6, 2}, 0.1), z = write_input("tf_z.npy", {3, 2}, 0.2);
+  const std::string z3 = write_input("tf_z3.npy", {3, 3}, 0.3), y = write_input("tf_y.npy", {6}, 0.4);
+  const std::string y2 = write_input("tf_y2.npy", {6, 2}, 0.5);
+  const std::string out = (g_dir / "tf_out.npy").string();
+  const std::string arch = " --arch 'dense(8) relu dense(1)'";
+  for (const std::string cmd : {"predict --mean " + quote(out), "ensemble --members 2 --steps 1 --lr 1 --seed 0 "
+                                "--checkpoints 1 --out " + quote(out),
+                                std::string("bound violation --group 'rot2(4)' --members 3 --delta 0.1")}) {
+    CAPTURE(cmd);
+    const Run shape = run(cmd + arch + " --train-x " + quote(x) + " --train-y " + quote(y) + " --test-x " + quote(z3));
+    CHECK(shape.code == 2);
+    CHECK(one_line(shape.err));
+    CHECK(contains(shape.err, "--test-x"));
+    CHECK(contains(shape.err, "expected the same example shape"));
+    const Run cols = run(cmd + arch + " --train-x " + quote(x) + " --train-y " + quote(y2) + " --test-x " + quote(z));
+    CHECK(cols.code == 2);
+    CHECK(one_line(cols.err));
+    CHECK(contains(cols.err, "--train-y"));
+    CHECK(contains(cols.err, "2 output column(s)"));
+    const Run ok = run(cmd + arch + " --train-x " + quote(x) + " --train-y " + quote(y) + " --test-x " + quote(z));
+    CAPTURE(ok.err);
+    CHECK(ok.code == 0);
+  }
+}
+
 // The demo is the main job: every verdict it prints is computed, so a regression in the kernels,
 // the gradient flow, the group code or the bounds turns one of these lines.
 TEST_CASE("demo: every claim of its report holds, and it writes the figure's data") {

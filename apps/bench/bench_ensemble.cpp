@@ -4,12 +4,15 @@
 //
 //   bench_ensemble --case mlp|cnn [--steps S] [--members M] [--threads P] [--repeat R]
 //   bench_ensemble --case mlp|cnn --export DIR [--check-steps 3]
+//   bench_ensemble --gemm-floor [--repeat R]
 //
 // --export writes the problem and our initial parameters for PyTorch to start from:
 //   DIR/CASE_x.npy (N, d) or (N, H, W, C), DIR/CASE_y.npy (N, 1),
 //   DIR/CASE_params.npy (M, P) in Network's parameter layout,
 //   DIR/CASE_check.npy (M, 3, N, 1): predictions on the training inputs at steps 0, 1, check-steps.
 // Output: RESULT case=.. impl=emergent members=.. steps=.. seconds=.. params=..
+// --gemm-floor times, on one thread, the three 64 × 512 × 512 products of one MLP step (forward,
+// input gradient, weight update) as Network does them: GEMM name=.. gflops=..
 #include <Eigen/Dense>
 #include <omp.h>
 
@@ -65,10 +68,38 @@ void make_data(const std::string& name, const Case& c, emergent::Inputs& x, RowM
   for (int i = 0; i < c.n; ++i) y(i, 0) = std::tanh(m.row(i).sum() / std::sqrt(static_cast<double>(m.cols())));
 }
 
+// The rate Eigen's GEMM reaches on the hidden layer of the MLP case, the floor of any training
+// loop built on it (docs/benchmarks.md, "Finite ensembles vs PyTorch").
+int gemm_floor(int repeat) {
+  const Eigen::Index n = 64, w = 512;
+  const emergent::NormalStream rng(3, 3);
+  auto normals = [&](Eigen::Index r, Eigen::Index c, std::uint64_t first) {
+    RowMatrix m(r, c);
+    rng.fill(m.data(), static_cast<std::uint64_t>(m.size()), first);
+    return m;
+  };
+  const RowMatrix h = normals(n, w, 0), g = normals(n, w, 1u << 20);
+  RowMatrix W = normals(w, w, 2u << 20), out(n, w), gin(n, w);
+  const int reps = 2000 * std::max(repeat, 1);
+  auto time = [&](const char* what, auto&& product) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) product();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("GEMM name=%s shape=%ldx%ldx%ld reps=%d seconds=%.3f gflops=%.2f\n", what, static_cast<long>(n),
+                static_cast<long>(w), static_cast<long>(w), reps, s, 2.0 * n * w * w * reps / s * 1e-9);
+  };
+  time("forward", [&] { out.noalias() = 0.04 * h * W.transpose(); });
+  time("input_gradient", [&] { gin.noalias() = 0.04 * g * W; });
+  time("weight_update", [&] { W.noalias() -= 1e-9 * g.transpose() * h; });
+  std::printf("checksum=%g\n", out.sum() + gin.sum() + W.sum());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string name = "mlp", export_dir;
+  bool floor = false;
   int steps = 300, members = -1, threads = 2, repeat = 1, check_steps = 3;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -86,12 +117,14 @@ int main(int argc, char** argv) {
     else if (a == "--repeat") repeat = std::stoi(value());
     else if (a == "--export") export_dir = value();
     else if (a == "--check-steps") check_steps = std::stoi(value());
+    else if (a == "--gemm-floor") floor = true;
     else {
       std::cerr << "usage: bench_ensemble --case mlp|cnn [--steps S] [--members M] [--threads P] [--repeat R] "
-                   "[--export DIR [--check-steps K]]\n";
+                   "[--export DIR [--check-steps K]] | --gemm-floor [--repeat R]\n";
       return 2;
     }
   }
+  if (floor) return gemm_floor(repeat);
   Case c = make_case(name);
   if (members > 0) c.members = members;
   const auto arch = emergent::Architecture::parse(c.spec);

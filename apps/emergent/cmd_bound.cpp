@@ -281,8 +281,8 @@ void run_bound(const BoundArgs& a) {
 
 // ---- `bound group` and `bound violation`: the user's own setting ----------------------------
 
-struct SettingArgs {
-  std::string arch, train_x, train_y, test_x, times = "inf";
+struct SettingArgs : TrainingFiles {
+  std::string times = "inf";
   double lr = 1.0, diag_reg = 0.0;
   bool diag_reg_relative = false;
   std::string memory_cap = "25%";
@@ -304,10 +304,7 @@ struct ViolationArgs : SettingArgs {
 };
 
 void add_setting_options(CLI::App* cmd, SettingArgs& a) {
-  cmd->add_option("--arch", a.arch, "Architecture spec")->required();
-  cmd->add_option("--train-x", a.train_x, "Training inputs X.npy")->required();
-  cmd->add_option("--train-y", a.train_y, "Training targets Y.npy: (N,) or (N, k), invariant")->required();
-  cmd->add_option("--test-x", a.test_x, "Test inputs Z.npy")->required();
+  add_training_options(cmd, a, "Training targets Y.npy: (N,) or (N, k), invariant");
   cmd->add_option("--times", a.times, "Times in steps, e.g. 1,10,inf")->capture_default_str();
   cmd->add_option("--lr", a.lr, "Learning rate η")->capture_default_str();
   cmd->add_option("--diag-reg", a.diag_reg, "Diagonal regulariser added to Θ(X,X)")->capture_default_str();
@@ -321,27 +318,14 @@ GradientFlowOptions flow_options(const SettingArgs& a) {
   return emergent::cli::flow_options(a.lr, a.diag_reg, a.diag_reg_relative, a.threads);
 }
 
-struct Setting {
-  Architecture arch;
-  Inputs x, z;
-  RowMatrix y;
+struct Setting : TrainingData {
   std::vector<double> times;
 };
 
 Setting load_setting(const SettingArgs& a) {
   Setting s;
   s.times = parse_times("--times", a.times);
-  s.arch = Architecture::parse(a.arch);
-  s.x = load_inputs("--train-x", a.train_x);
-  s.z = load_inputs("--test-x", a.test_x);
-  if (!(s.z.shape == s.x.shape))
-    throw std::invalid_argument("--test-x '" + a.test_x + "' holds examples of shape " + s.z.shape.to_string() +
-                                " but --train-x holds " + s.x.shape.to_string() + "; expected the same example shape");
-  s.y = load_targets("--train-y", a.train_y, s.x.count());
-  if (s.y.cols() != s.arch.outputs())
-    throw std::invalid_argument("--train-y '" + a.train_y + "' has " + std::to_string(s.y.cols()) +
-                                " output column(s) but the architecture has " + std::to_string(s.arch.outputs()) +
-                                " outputs; expected them to match");
+  static_cast<TrainingData&>(s) = load_training_data(a, TargetColumns::ArchitectureOutputs);
   return s;
 }
 

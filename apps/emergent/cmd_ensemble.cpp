@@ -15,8 +15,8 @@
 namespace emergent::cli {
 namespace {
 
-struct EnsembleArgs {
-  std::string arch, train_x, train_y, test_x, checkpoints, out, loss = "mse";
+struct EnsembleArgs : TrainingFiles {
+  std::string checkpoints, out, loss = "mse";
   int members = 0, steps = 0, batch_size = 0, threads = 0;
   double lr = 1.0;
   std::uint64_t seed = 0;
@@ -33,18 +33,10 @@ void run_ensemble(const EnsembleArgs& a) {
                                 std::to_string(checkpoints.back()));
   if (a.members < 1) throw std::invalid_argument("--members: expected >= 1, got " + std::to_string(a.members));
   if (!(a.lr > 0)) throw std::invalid_argument("--lr: expected > 0, got " + std::to_string(a.lr));
-  const Architecture arch = Architecture::parse(a.arch);
-  const Inputs x = load_inputs("--train-x", a.train_x);
-  const Inputs z = load_inputs("--test-x", a.test_x);
-  if (!(z.shape == x.shape))
-    throw std::invalid_argument("--test-x '" + a.test_x + "' holds examples of shape " + z.shape.to_string() +
-                                " but --train-x holds " + x.shape.to_string() + "; expected the same example shape");
-  const RowMatrix y = load_targets("--train-y", a.train_y, x.count());
-  const auto out_shape = arch.shapes(x.shape).shapes.back();
-  if (y.cols() != out_shape.size())
-    throw std::invalid_argument("--train-y '" + a.train_y + "' has " + std::to_string(y.cols()) +
-                                " output column(s) but the network has " + std::to_string(out_shape.size()) +
-                                " outputs; expected them to match");
+  const TrainingData data = load_training_data(a, TargetColumns::NetworkOutputs);
+  const Architecture& arch = data.arch;
+  const Inputs &x = data.x, &z = data.z;
+  const RowMatrix& y = data.y;
   std::vector<double> values;
   std::vector<std::size_t> shape;
   std::string kind;
@@ -104,10 +96,7 @@ void add_ensemble_command(CLI::App& app) {
       "Example:\n"
       "  emergent ensemble --arch 'dense(1024) relu dense(1)' --train-x X.npy --train-y Y.npy \\\n"
       "      --test-x Z.npy --members 64 --steps 300 --lr 1 --seed 0 --checkpoints 0,100,300 --out P.npy");
-  cmd->add_option("--arch", args->arch, "Architecture spec")->required();
-  cmd->add_option("--train-x", args->train_x, "Training inputs X.npy")->required();
-  cmd->add_option("--train-y", args->train_y, "Training targets Y.npy: (N,) or (N, k)")->required();
-  cmd->add_option("--test-x", args->test_x, "Test inputs Z.npy")->required();
+  add_training_options(cmd, *args, "Training targets Y.npy: (N,) or (N, k)");
   cmd->add_option("--members", args->members, "Ensemble size M")->required();
   cmd->add_option("--steps", args->steps, "Gradient steps S")->required();
   cmd->add_option("--lr", args->lr, "Learning rate η")->required();

@@ -18,8 +18,8 @@
 namespace emergent::cli {
 namespace {
 
-struct PredictArgs {
-  std::string arch, train_x, train_y, test_x, times = "0,inf";
+struct PredictArgs : TrainingFiles {
+  std::string times = "0,inf";
   double lr = 1.0, diag_reg = 0.0;
   bool diag_reg_relative = false;
   std::string mean, cov, posterior_mean, posterior_cov;
@@ -35,17 +35,10 @@ void run_predict(const PredictArgs& a) {
                                    {"--posterior-cov", a.posterior_cov}})
     if (!path.empty()) check_output_path(flag, path);
   const std::vector<double> times = parse_times("--times", a.times);
-  const Architecture arch = Architecture::parse(a.arch);
-  const Inputs x = load_inputs("--train-x", a.train_x);
-  const Inputs z = load_inputs("--test-x", a.test_x);
-  if (!(z.shape == x.shape))
-    throw std::invalid_argument("--test-x '" + a.test_x + "' holds examples of shape " + z.shape.to_string() +
-                                " but --train-x holds " + x.shape.to_string() + "; expected the same example shape");
-  const RowMatrix y = load_targets("--train-y", a.train_y, x.count());
-  if (y.cols() != arch.outputs())
-    throw std::invalid_argument("--train-y '" + a.train_y + "' has " + std::to_string(y.cols()) +
-                                " output column(s) but the architecture has " + std::to_string(arch.outputs()) +
-                                " outputs (the width of its last dense/conv layer); expected them to match");
+  const TrainingData data = load_training_data(a, TargetColumns::ArchitectureOutputs);
+  const Architecture& arch = data.arch;
+  const Inputs &x = data.x, &z = data.z;
+  const RowMatrix& y = data.y;
   const GradientFlowOptions gopt = flow_options(a.lr, a.diag_reg, a.diag_reg_relative, a.threads);
   const KernelOptions kopt = kernel_options(a.memory_cap, a.threads, 0);
   const std::size_t nt = times.size(), n = static_cast<std::size_t>(z.count()), k = static_cast<std::size_t>(y.cols());
@@ -164,10 +157,7 @@ void add_predict_command(CLI::App& app) {
       "that are not invariant use the dense augmented solve. The summary line names the route.\n"
       "  emergent predict --arch 'conv(64, 3x3, padding=circular) relu flatten dense(1)' \\\n"
       "      --train-x X.npy --train-y Y.npy --test-x Z.npy --augment translations --mean M.npy");
-  cmd->add_option("--arch", args->arch, "Architecture spec")->required();
-  cmd->add_option("--train-x", args->train_x, "Training inputs X.npy: (N, d) or (N, H, W, C)")->required();
-  cmd->add_option("--train-y", args->train_y, "Training targets Y.npy: (N,) or (N, k)")->required();
-  cmd->add_option("--test-x", args->test_x, "Test inputs Z.npy")->required();
+  add_training_options(cmd, *args, "Training targets Y.npy: (N,) or (N, k)");
   cmd->add_option("--times", args->times, "Times in steps, e.g. 0,1.5,10,inf")->capture_default_str();
   cmd->add_option("--lr", args->lr, "Learning rate η")->capture_default_str();
   cmd->add_option("--diag-reg", args->diag_reg, "Diagonal regulariser λ added to Θ(X,X) (absolute)")->capture_default_str();

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -149,6 +151,31 @@ void Progress::operator()(long done, long total) {
 
 Progress::~Progress() {
   if (tty_ && last_ >= 0) std::cerr << "\r" << std::string(label_.size() + 40, ' ') << "\r" << std::flush;
+}
+
+void add_training_options(CLI::App* cmd, TrainingFiles& files, const std::string& targets_help) {
+  cmd->add_option("--arch", files.arch, "Architecture spec")->required();
+  cmd->add_option("--train-x", files.train_x, "Training inputs X.npy: (N, d) or (N, H, W, C)")->required();
+  cmd->add_option("--train-y", files.train_y, targets_help)->required();
+  cmd->add_option("--test-x", files.test_x, "Test inputs Z.npy")->required();
+}
+
+TrainingData load_training_data(const TrainingFiles& files, TargetColumns columns) {
+  TrainingData d{Architecture::parse(files.arch), load_inputs("--train-x", files.train_x),
+                 load_inputs("--test-x", files.test_x), RowMatrix()};
+  if (!(d.z.shape == d.x.shape))
+    throw std::invalid_argument("--test-x '" + files.test_x + "' holds examples of shape " + d.z.shape.to_string() +
+                                " but --train-x holds " + d.x.shape.to_string() + "; expected the same example shape");
+  d.y = load_targets("--train-y", files.train_y, d.x.count());
+  const bool network = columns == TargetColumns::NetworkOutputs;
+  const Eigen::Index k = network ? d.arch.shapes(d.x.shape).shapes.back().size() : d.arch.outputs();
+  if (d.y.cols() != k)
+    throw std::invalid_argument("--train-y '" + files.train_y + "' has " + std::to_string(d.y.cols()) +
+                                " output column(s) but the " + (network ? "network" : "architecture") + " has " +
+                                std::to_string(k) +
+                                (network ? " outputs" : " outputs (the width of its last dense/conv layer)") +
+                                "; expected them to match");
+  return d;
 }
 
 }  // namespace emergent::cli

@@ -5,11 +5,40 @@
 #include <string>
 #include <vector>
 
+#include "emergent/architecture.hpp"
 #include "emergent/gradient_flow.hpp"
 #include "emergent/inputs.hpp"
 #include "emergent/kernel.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace emergent::cli {
+
+/// --arch, --train-x, --train-y, --test-x: the training set and test points of predict, ensemble
+/// and bound.
+struct TrainingFiles {
+  std::string arch, train_x, train_y, test_x;
+};
+
+/// Declares the four options of TrainingFiles on `cmd`, all required.
+void add_training_options(CLI::App* cmd, TrainingFiles& files, const std::string& targets_help);
+
+/// What --train-y's column count must match.
+enum class TargetColumns {
+  ArchitectureOutputs,  ///< arch.outputs(): kernels and the gradient flow work per output channel
+  NetworkOutputs,       ///< the size of the finite network's output shape (pixels × channels without a readout)
+};
+
+/// The files of TrainingFiles, loaded and checked against each other: the spec parses, test and
+/// training examples have the same shape, targets are (N, k) with k as `columns` says.
+struct TrainingData {
+  Architecture arch;
+  Inputs x, z;
+  RowMatrix y;
+};
+TrainingData load_training_data(const TrainingFiles& files, TargetColumns columns);
 
 /// Inputs from a .npy of shape (N, d) or (N, H, W, C); errors name the option and the file.
 Inputs load_inputs(const std::string& option, const std::string& path);
