@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
-#include "emergent/architecture.hpp"
-#include "emergent/ensemble.hpp"
-#include "emergent/inputs.hpp"
-#include "emergent/network.hpp"
-#include "emergent/npy.hpp"
-#include "emergent/random.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/networks/ensemble.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/networks/network.hpp"
+#include "emergent/data/npy.hpp"
+#include "emergent/core/random.hpp"
 #include "cpu_time.hpp"
 
 namespace {

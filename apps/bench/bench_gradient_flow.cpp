@@ -22,11 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "emergent/architecture.hpp"
-#include "emergent/gradient_flow.hpp"
-#include "emergent/inputs.hpp"
-#include "emergent/kernel.hpp"
-#include "emergent/random.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/dynamics/gradient_flow.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/kernels/kernel.hpp"
+#include "emergent/core/random.hpp"
 #include "cpu_time.hpp"
 
 namespace {

@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
-#include "emergent/activation.hpp"
-#include "emergent/architecture.hpp"
-#include "emergent/inputs.hpp"
-#include "emergent/kernel.hpp"
-#include "emergent/npy.hpp"
+#include "emergent/kernels/activation_dual.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/kernels/kernel.hpp"
+#include "emergent/data/npy.hpp"
 
 namespace {
 
@@ -134,7 +134,7 @@ double time_pass(Eigen::MatrixXd& g, int threads, int reps) {
 
 // ---- sub-step profile ---------------------------------------------------------------------------
 
-// The relu dual of lib/activation.cpp reduced to its arithmetic (no validation/clamping):
+// The relu dual of lib/core/activation.cpp reduced to its arithmetic (no validation/clamping):
 // what one evaluation costs at least with libm's sqrt and atan2.
 struct BareRelu {
   double nngp, scale;
@@ -241,7 +241,7 @@ struct CheckCase {
 
 std::vector<CheckCase> check_cases() {
   // Each benchmark architecture, plus a variant with W ≠ 1 and B ≠ 0 that exercises every term
-  // of conventions §2 (W², B² in Σ' and Θ').
+  // of docs/conventions.md §2 (W², B² in Σ' and Θ').
   const std::string wb = ", w=1.3, b=0.2)";
   return {
       {"a", kMlp, 24, ExampleShape::vector(784)},

@@ -17,9 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "emergent/group.hpp"
-#include "emergent/orbit_flow.hpp"
-#include "emergent/random.hpp"
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+#include "emergent/theorems/equivariance_checks.hpp"
+#include "emergent/theorems/member_violation.hpp"
+#include "emergent/dynamics/orbit_flow.hpp"
+#include "emergent/core/random.hpp"
 
 using namespace emergent;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Vectorised numpy baseline for apps/bench/bench_kernels.cpp (issue 2), and an independent
-cross-check of our kernel recursions (conventions §2, Neural Tangents' 'ntk' parameterisation).
+cross-check of our kernel recursions (docs/conventions.md §2, Neural Tangents' 'ntk' parameterisation).
 
 The recursions are written the way a numpy user would: the MLP on whole N×N matrices (one
 X·Xᵀ GEMM, then elementwise passes), the CNNs batched over chunks of input pairs (i ≤ j) and
@@ -23,7 +23,7 @@ import numpy as np
 TWO_PI = 2.0 * np.pi
 
 
-# ---- architecture spec (conventions §1), the subset the benchmark uses -------------------------
+# ---- architecture spec (docs/conventions.md §1), the subset the benchmark uses -------------------------
 
 def parse_spec(spec):
     layers = []
@@ -110,7 +110,7 @@ def conv_geometry(H, W, fh, fw, padding):
 
 
 def box_diag(A, fh, fw, padding):
-    """(K, H, W) → (K, Ho, Wo): Σ_{s,t} A[a+s, b+t] on the pixel diagonal (conventions §2)."""
+    """(K, H, W) → (K, Ho, Wo): Σ_{s,t} A[a+s, b+t] on the pixel diagonal (docs/conventions.md §2)."""
     _, H, W = A.shape
     (bh, bw), (ah, aw), Ho, Wo = conv_geometry(H, W, fh, fw, padding)
     Ap = pad_axes(A, (1, 2), (bh, bw), (ah, aw), padding)

@@ -28,14 +28,18 @@
 #include <string>
 #include <vector>
 
-#include "emergent/architecture.hpp"
-#include "emergent/ensemble.hpp"
-#include "emergent/fit.hpp"
-#include "emergent/gradient_flow.hpp"
-#include "emergent/group.hpp"
-#include "emergent/inputs.hpp"
-#include "emergent/kernel.hpp"
-#include "emergent/random.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/networks/ensemble.hpp"
+#include "emergent/bounds/fit.hpp"
+#include "emergent/dynamics/gradient_flow.hpp"
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+#include "emergent/theorems/equivariance_checks.hpp"
+#include "emergent/theorems/member_violation.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/kernels/kernel.hpp"
+#include "emergent/core/random.hpp"
 
 namespace {
 
@@ -173,7 +177,7 @@ int main(int argc, char** argv) {
   const Eigen::MatrixXd mu = flow.mean({t}, kst.ntk)[0];
   // Discrete gradient descent on the linearised network replaces T_t = I − e^{−ηtΘ/N} by
   // I − (I − ηΘ/N)^S (Lee et al. 2019 §2.2 with finite steps); the covariance formula of
-  // conventions §3 is otherwise the same. This is the exact NTK limit of what train_ensemble does.
+  // docs/conventions.md §3 is otherwise the same. This is the exact NTK limit of what train_ensemble does.
   Eigen::MatrixXd cov_gd;
   {
     const Eigen::VectorXd lam = eig.eigenvalues();

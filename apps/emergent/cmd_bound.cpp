@@ -3,7 +3,7 @@
 // of a finite ensemble's invariance violation for the user's own architecture and data.
 //
 // `emergent bound ensemble`: how far an M-member ensemble is from its infinite-ensemble limit
-// (Gerken & Kessel 2024, lemma on finite ensembles; conventions §5; docs/bounds.md). Three modes:
+// (Gerken & Kessel 2024, lemma on finite ensembles; docs/conventions.md §5; docs/bounds.md). Three modes:
 //   --delta D            probability of a deviation > D (exact, and the paper's bound)
 //   --probability P      the deviation δ exceeded with probability P
 //   --min-members        the smallest M with P(deviation > D) ≤ P (needs --delta and --probability)
@@ -29,10 +29,14 @@ void add_bound_command(CLI::App& app);
 #include <vector>
 
 #include "commands.hpp"
-#include "emergent/bounds.hpp"
-#include "emergent/continuous_bound.hpp"
-#include "emergent/group.hpp"
-#include "emergent/npy.hpp"
+#include "emergent/bounds/finite_ensemble.hpp"
+#include "emergent/bounds/continuous_group.hpp"
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+#include "emergent/theorems/equivariance_checks.hpp"
+#include "emergent/theorems/member_violation.hpp"
+#include "emergent/data/npy.hpp"
 #include "io.hpp"
 
 namespace emergent::cli {
@@ -558,7 +562,7 @@ void add_bound_command(CLI::App& app) {
       "  emergent bound violation --arch 'dense(512) relu dense(1)' --train-x X.npy --train-y Y.npy \\\n"
       "      --test-x Z.npy --group 'rot2(4)' --augment 'rot2(4)' --members 20 --times inf --delta 0.01");
   add_setting_options(vcmd, *vargs);
-  vcmd->add_option("--group", vargs->group, "Group acting on the inputs (conventions §5)")->required();
+  vcmd->add_option("--group", vargs->group, "Group acting on the inputs (docs/conventions.md §5)")->required();
   vcmd->add_option("--members", vargs->members, "M: number of ensemble members (>= 1)")->required();
   vargs->delta_opt = vcmd->add_option("--delta", vargs->delta, "D > 0: the violation threshold");
   vargs->probability_opt = vcmd->add_option("--probability", vargs->probability, "P in (0, 1)");

@@ -13,11 +13,15 @@
 #include <iostream>
 #include <sstream>
 
-#include <emergent/bounds.hpp>
-#include <emergent/gradient_flow.hpp>
-#include <emergent/group.hpp>
-#include <emergent/ising.hpp>
-#include <emergent/kernel.hpp>
+#include <emergent/bounds/finite_ensemble.hpp>
+#include <emergent/dynamics/gradient_flow.hpp>
+#include <emergent/symmetry/augmentation.hpp>
+#include <emergent/symmetry/groups.hpp>
+#include <emergent/symmetry/representation.hpp>
+#include <emergent/theorems/equivariance_checks.hpp>
+#include <emergent/theorems/member_violation.hpp>
+#include <emergent/data/ising.hpp>
+#include <emergent/kernels/kernel.hpp>
 
 #include "commands.hpp"
 #include "plot.hpp"

@@ -5,11 +5,11 @@
 #include <memory>
 
 #include "commands.hpp"
-#include "emergent/architecture.hpp"
-#include "emergent/ensemble.hpp"
-#include "emergent/gradient_flow.hpp"
-#include "emergent/memory.hpp"
-#include "emergent/npy.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/networks/ensemble.hpp"
+#include "emergent/dynamics/gradient_flow.hpp"
+#include "emergent/core/memory.hpp"
+#include "emergent/data/npy.hpp"
 #include "io.hpp"
 
 namespace emergent::cli {

@@ -1,7 +1,7 @@
 // `emergent experiment`: the paper's experiments. `experiment ising` reproduces Figures 1 and 5 of
 // Gerken & Kessel (ICML 2024) on 2-D Ising energies: finite-width CNN ensembles trained with C4
 // augmentation become invariant as an ensemble (not as members), and approach the NTK gradient
-// flow (conventions §3) as the ensemble size M and the width grow. Also home of run_ising_study,
+// flow (docs/conventions.md §3) as the ensemble size M and the width grow. Also home of run_ising_study,
 // which `emergent demo` reuses at a smaller scale.
 #include <algorithm>
 #include <chrono>
@@ -12,12 +12,16 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <emergent/ensemble.hpp>
-#include <emergent/gradient_flow.hpp>
-#include <emergent/group.hpp>
-#include <emergent/ising.hpp>
-#include <emergent/kernel.hpp>
-#include <emergent/random.hpp>
+#include <emergent/networks/ensemble.hpp>
+#include <emergent/dynamics/gradient_flow.hpp>
+#include <emergent/symmetry/augmentation.hpp>
+#include <emergent/symmetry/groups.hpp>
+#include <emergent/symmetry/representation.hpp>
+#include <emergent/theorems/equivariance_checks.hpp>
+#include <emergent/theorems/member_violation.hpp>
+#include <emergent/data/ising.hpp>
+#include <emergent/kernels/kernel.hpp>
+#include <emergent/core/random.hpp>
 
 #include "commands.hpp"
 #include "plot.hpp"

@@ -23,11 +23,15 @@
 #include <stdexcept>
 
 #include "commands.hpp"
-#include "emergent/architecture.hpp"
-#include "emergent/datasets.hpp"
-#include "emergent/ensemble.hpp"
-#include "emergent/group.hpp"
-#include "emergent/random.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/data/datasets.hpp"
+#include "emergent/networks/ensemble.hpp"
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+#include "emergent/theorems/equivariance_checks.hpp"
+#include "emergent/theorems/member_violation.hpp"
+#include "emergent/core/random.hpp"
 #include "io.hpp"
 #include "plot.hpp"
 
@@ -453,7 +457,7 @@ void add_fashion_mnist_experiment(CLI::App* experiment) {
   c->add_option("--fashion-dir", a->fashion_dir, "FashionMNIST IDX folder")->capture_default_str();
   c->add_option("--orders", a->orders, "augmentation group orders (4: exact C4; others interpolated)")
       ->capture_default_str();
-  c->add_option("--arch", a->arch, "member architecture (conventions §1)")->capture_default_str();
+  c->add_option("--arch", a->arch, "member architecture (docs/conventions.md §1)")->capture_default_str();
   c->add_option("--members", a->members, "ensemble size")->capture_default_str();
   c->add_option("--epochs", a->epochs, "epochs over the augmented training set (gd: full-batch steps)")
       ->capture_default_str();

@@ -1,4 +1,4 @@
-// `emergent kernel`: NNGP (Σ) and NTK (Θ) Gram matrices of an architecture (conventions §2, §5),
+// `emergent kernel`: NNGP (Σ) and NTK (Θ) Gram matrices of an architecture (docs/conventions.md §2, §5),
 // read from and written to NumPy .npy files.
 #include <chrono>
 #include <cstring>
@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "emergent/architecture.hpp"
-#include "emergent/inputs.hpp"
-#include "emergent/kernel.hpp"
-#include "emergent/memory.hpp"
-#include "emergent/npy.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/kernels/kernel.hpp"
+#include "emergent/core/memory.hpp"
+#include "emergent/data/npy.hpp"
 #include "io.hpp"
 
 namespace emergent::cli {

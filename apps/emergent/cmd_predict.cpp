@@ -1,5 +1,5 @@
 // `emergent predict`: closed-form mean and covariance of an infinitely wide ensemble trained by
-// gradient flow (conventions §3; Lee et al. 2019 Eqs. 14–16), and the NNGP posterior.
+// gradient flow (docs/conventions.md §3; Lee et al. 2019 Eqs. 14–16), and the NNGP posterior.
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -7,12 +7,16 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "emergent/architecture.hpp"
-#include "emergent/gradient_flow.hpp"
-#include "emergent/group.hpp"
-#include "emergent/orbit_flow.hpp"
-#include "emergent/memory.hpp"
-#include "emergent/npy.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/dynamics/gradient_flow.hpp"
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+#include "emergent/theorems/equivariance_checks.hpp"
+#include "emergent/theorems/member_violation.hpp"
+#include "emergent/dynamics/orbit_flow.hpp"
+#include "emergent/core/memory.hpp"
+#include "emergent/data/npy.hpp"
 #include "io.hpp"
 
 namespace emergent::cli {

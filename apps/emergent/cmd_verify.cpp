@@ -13,11 +13,15 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "emergent/architecture.hpp"
-#include "emergent/ensemble.hpp"
-#include "emergent/group.hpp"
-#include "emergent/ising.hpp"
-#include "emergent/random.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/networks/ensemble.hpp"
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+#include "emergent/theorems/equivariance_checks.hpp"
+#include "emergent/theorems/member_violation.hpp"
+#include "emergent/data/ising.hpp"
+#include "emergent/core/random.hpp"
 #include "io.hpp"
 
 namespace emergent::cli {

@@ -2,7 +2,7 @@
 // app and sets its callback; the callback does the work and reports failure by throwing.
 // main.cpp turns every exception into one line on stderr ("emergent <cmd>: error: ...") and an
 // exit code: 2 for std::invalid_argument (bad input: spec, .npy, options) and CLI11 usage
-// errors, 1 for anything else (conventions §4).
+// errors, 1 for anything else (docs/conventions.md §4).
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -13,8 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "emergent/memory.hpp"
-#include "emergent/npy.hpp"
+#include "emergent/core/memory.hpp"
+#include "emergent/data/npy.hpp"
 
 namespace emergent::cli {
 

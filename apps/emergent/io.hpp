@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "emergent/architecture.hpp"
-#include "emergent/gradient_flow.hpp"
-#include "emergent/inputs.hpp"
-#include "emergent/kernel.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/dynamics/gradient_flow.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/kernels/kernel.hpp"
 
 namespace CLI {
 class App;

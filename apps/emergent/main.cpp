@@ -1,6 +1,6 @@
 // The `emergent` command line: builds the CLI11 app, registers the sub-commands of
 // commands.hpp and maps every failure to one line on stderr plus an exit code
-// (conventions §4: 0 success, 2 bad input or usage, 1 internal failure). No stack traces.
+// (docs/conventions.md §4: 0 success, 2 bad input or usage, 1 internal failure). No stack traces.
 #include <exception>
 #include <iostream>
 #include <new>

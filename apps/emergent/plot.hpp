@@ -52,7 +52,7 @@ FigureFiles write_figure(const Figure& figure, const std::string& stem);
 #include <cstdint>
 #include <iosfwd>
 
-#include <emergent/inputs.hpp>
+#include <emergent/core/inputs.hpp>
 
 namespace emergent::cli {
 

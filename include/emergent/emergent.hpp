@@ -1,21 +1,36 @@
-// Everything: #include <emergent/emergent.hpp>
+// Everything: #include <emergent/emergent.hpp>. The folders follow the science, each layer
+// using only those before it (docs/architecture.md): core ← {kernels, networks, symmetry, data}
+// ← dynamics ← {theorems, bounds}.
 #pragma once
 
-#include "emergent/activation.hpp"
-#include "emergent/architecture.hpp"
-#include "emergent/bounds.hpp"
-#include "emergent/ensemble.hpp"
-#include "emergent/gradient_flow.hpp"
-#include "emergent/orbit_flow.hpp"
-#include "emergent/continuous_bound.hpp"
-#include "emergent/fit.hpp"
-#include "emergent/ising.hpp"
-#include "emergent/datasets.hpp"
-#include "emergent/group.hpp"
-#include "emergent/inputs.hpp"
-#include "emergent/kernel.hpp"
-#include "emergent/memory.hpp"
-#include "emergent/network.hpp"
-#include "emergent/npy.hpp"
-#include "emergent/quadrature.hpp"
-#include "emergent/random.hpp"
+#include "emergent/core/activation.hpp"
+#include "emergent/core/architecture.hpp"
+#include "emergent/core/image_geometry.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/core/memory.hpp"
+#include "emergent/core/random.hpp"
+
+#include "emergent/kernels/activation_dual.hpp"
+#include "emergent/kernels/kernel.hpp"
+#include "emergent/kernels/quadrature.hpp"
+
+#include "emergent/networks/ensemble.hpp"
+#include "emergent/networks/network.hpp"
+
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+
+#include "emergent/data/datasets.hpp"
+#include "emergent/data/ising.hpp"
+#include "emergent/data/npy.hpp"
+
+#include "emergent/dynamics/gradient_flow.hpp"
+#include "emergent/dynamics/orbit_flow.hpp"
+
+#include "emergent/theorems/equivariance_checks.hpp"
+#include "emergent/theorems/member_violation.hpp"
+
+#include "emergent/bounds/continuous_group.hpp"
+#include "emergent/bounds/finite_ensemble.hpp"
+#include "emergent/bounds/fit.hpp"

@@ -1,0 +1,71 @@
+// One architecture spec drives both the analytic kernels and the finite networks
+// (docs/conventions.md §1). Example: "conv(64, 3x3, padding=circular, w=1.4, b=0.1) relu flatten dense(1)".
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "emergent/core/activation.hpp"
+#include "emergent/core/inputs.hpp"
+
+namespace emergent {
+
+/// A spec that does not parse, or does not fit its input. The message names the token,
+/// its column (1-based) and what was expected.
+class SpecError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+enum class LayerKind { Dense, Conv, Activation, Flatten, GlobalAvgPool };
+enum class Padding { Same, Valid, Circular };
+
+struct Layer {
+  LayerKind kind = LayerKind::Dense;
+  int width = 0;                 ///< Dense: output features; Conv: output channels
+  int filter_h = 1, filter_w = 1;
+  Padding padding = Padding::Same;
+  double w_std = 1.0;            ///< W in docs/conventions.md §2 (weight standard deviation)
+  double b_std = 0.0;            ///< B in docs/conventions.md §2 (bias standard deviation)
+  Activation activation;         ///< for LayerKind::Activation
+  int column = 0;                ///< 1-based column of the layer in the spec (for messages)
+
+  bool affine() const { return kind == LayerKind::Dense || kind == LayerKind::Conv; }
+  std::string to_string() const;
+};
+
+/// Shape after each layer for a given input shape (entry 0 is the input).
+struct ShapeTrace {
+  std::vector<ExampleShape> shapes;
+};
+
+class Architecture {
+ public:
+  Architecture() = default;
+  explicit Architecture(std::vector<Layer> layers);  ///< validates the order of layers
+
+  /// Parse a spec (docs/conventions.md §1). Throws SpecError.
+  static Architecture parse(std::string_view spec);
+
+  const std::vector<Layer>& layers() const { return layers_; }
+  /// Number of outputs k: the width of the last affine layer.
+  int outputs() const;
+  /// True if a flatten or gap layer is present (the kernel then has no pixel indices).
+  bool has_readout() const;
+  /// True if the network starts with conv/flatten/gap, so it expects (N, H, W, C) inputs.
+  bool expects_images() const;
+  /// The canonical spec string (parses back to the same architecture).
+  std::string to_string() const;
+
+  /// Propagate an input shape through the layers. Throws SpecError if the spec does not fit
+  /// it: image network on vector input or the reverse, dense on an image without flatten/gap,
+  /// a `valid` conv larger than its input, a filter larger than a circular input.
+  ShapeTrace shapes(const ExampleShape& input) const;
+
+ private:
+  std::vector<Layer> layers_;
+};
+
+}  // namespace emergent

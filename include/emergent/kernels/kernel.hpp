@@ -1,0 +1,92 @@
+// Analytic infinite-width kernels: the NNGP kernel K (Σ) and the NTK Θ of an architecture,
+// by the layer recursions of docs/conventions.md §2 (Neural Tangents' 'ntk' parameterisation;
+// Lee et al. 2018 Eq. 4, Jacot et al. 2018 Thm. 1, Arora et al. 2019 for convolutions,
+// Novak et al. 2019 / Garriga-Alonso et al. 2019 for CNN-GP readouts).
+#pragma once
+
+#include <Eigen/Dense>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "emergent/core/architecture.hpp"
+#include "emergent/core/inputs.hpp"
+
+namespace emergent {
+
+/// The problem does not fit under the memory cap even in the smallest block.
+class MemoryCapError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+struct KernelOptions {
+  /// Largest number of bytes the computation may hold (output included). 0: 25% of RAM.
+  std::size_t memory_cap_bytes = 0;
+  /// OpenMP threads; 0 uses the OpenMP default. Results do not depend on it.
+  int threads = 0;
+  /// Gauss–Hermite nodes per dimension for activations without closed form (0: default).
+  int quadrature_order = 0;
+
+  /// True if the options make sense; otherwise false with the reason in *error.
+  bool IsValid(std::string* error) const;
+};
+
+/// What a kernel computation did.
+struct KernelSummary {
+  Eigen::Index n1 = 0, n2 = 0;
+  bool symmetric = false;          ///< x1 against itself: one triangle computed, then mirrored
+  std::string path;                ///< "vector", "pixel-diagonal" (flatten / no pooling) or "pixel-pairs"
+  std::size_t blocks = 0;          ///< number of tiles the Gram matrix was computed in
+  std::size_t block_size = 0;      ///< tile edge (rows of x1 / x2 per tile)
+  std::size_t estimated_peak_bytes = 0;
+  std::size_t memory_cap_bytes = 0;
+  int threads = 0;
+  double seconds = 0.0;
+  std::string to_string() const;   ///< one line for logs
+};
+
+/// NNGP and NTK Gram matrices (N1 × N2) of a network with a readout (or an MLP).
+struct Kernels {
+  Eigen::MatrixXd nngp;
+  Eigen::MatrixXd ntk;
+  KernelSummary summary;
+};
+
+/// Kernels of a CNN without flatten/gap: they keep their pixel indices.
+/// Element (i, j, h1, w1, h2, w2) is stored in C order of the shape (N1, N2, H, W, H, W).
+struct SpatialKernels {
+  Eigen::Index n1 = 0, n2 = 0;
+  int height = 0, width = 0;
+  std::vector<double> nngp;
+  std::vector<double> ntk;
+  KernelSummary summary;
+
+  std::size_t index(Eigen::Index i, Eigen::Index j, int h1, int w1, int h2, int w2) const {
+    const std::size_t P = static_cast<std::size_t>(height) * width;
+    return ((static_cast<std::size_t>(i) * n2 + j) * P + static_cast<std::size_t>(h1) * width + w1) * P +
+           static_cast<std::size_t>(h2) * width + w2;
+  }
+  std::vector<std::size_t> shape() const {
+    return {static_cast<std::size_t>(n1), static_cast<std::size_t>(n2), static_cast<std::size_t>(height),
+            static_cast<std::size_t>(width), static_cast<std::size_t>(height), static_cast<std::size_t>(width)};
+  }
+};
+
+/// K(x1, x2) and Θ(x1, x2). Throws SpecError if the architecture does not fit the inputs or
+/// has no readout while keeping pixel indices (use spatial_kernels), std::invalid_argument for
+/// mismatched shapes or bad options, MemoryCapError if even one block cannot fit.
+Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
+                const KernelOptions& options = {});
+
+/// K(x, x) and Θ(x, x): symmetric, only one triangle is computed.
+Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options = {});
+
+/// Pixel-indexed kernels of a convolutional network without readout.
+SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
+                               const KernelOptions& options = {});
+SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x,
+                               const KernelOptions& options = {});
+
+}  // namespace emergent

@@ -1,0 +1,378 @@
+// Parsing and shape checking of architecture specs (docs/conventions.md §1).
+#include "emergent/core/architecture.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <optional>
+#include <sstream>
+
+namespace emergent {
+namespace {
+
+// Shortest decimal that reads back to the same double.
+std::string format_number(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
+}
+
+const char* padding_name(Padding p) {
+  switch (p) {
+    case Padding::Same: return "same";
+    case Padding::Valid: return "valid";
+    case Padding::Circular: return "circular";
+  }
+  return "?";
+}
+
+struct Argument {
+  std::string key;    // empty for positional arguments
+  std::string value;
+  int column = 0;     // 1-based column of the value
+};
+
+struct Token {
+  std::string name;
+  int column = 0;
+  bool has_parens = false;
+  std::vector<Argument> args;
+};
+
+[[noreturn]] void fail(const std::string& layer, const std::string& expected, int column,
+                       const std::string& got) {
+  std::ostringstream os;
+  os << layer << ": expected " << expected << " at column " << column << ", got '" << got << "'";
+  throw SpecError(os.str());
+}
+
+std::string trim(std::string_view s, int* lead = nullptr) {
+  std::size_t a = 0, b = s.size();
+  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+  if (lead) *lead = static_cast<int>(a);
+  return std::string(s.substr(a, b - a));
+}
+
+std::vector<Token> tokenize(std::string_view spec) {
+  std::vector<Token> tokens;
+  std::size_t i = 0;
+  const std::size_t n = spec.size();
+  while (i < n) {
+    if (std::isspace(static_cast<unsigned char>(spec[i]))) { ++i; continue; }
+    Token tok;
+    tok.column = static_cast<int>(i) + 1;
+    std::size_t start = i;
+    while (i < n && (std::isalnum(static_cast<unsigned char>(spec[i])) || spec[i] == '_')) ++i;
+    tok.name = std::string(spec.substr(start, i - start));
+    if (tok.name.empty()) {
+      std::size_t e = i;
+      while (e < n && !std::isspace(static_cast<unsigned char>(spec[e]))) ++e;
+      fail("spec", "a layer name", tok.column, std::string(spec.substr(i, std::max<std::size_t>(e - i, 1))));
+    }
+    if (i < n && spec[i] == '(') {
+      tok.has_parens = true;
+      std::size_t close = spec.find(')', i);
+      if (close == std::string_view::npos)
+        fail(tok.name, "')' closing the '(' of column " + std::to_string(i + 1), static_cast<int>(n) + 1, "end of spec");
+      std::size_t p = i + 1;
+      // An empty argument list "relu()" is allowed.
+      if (!trim(spec.substr(p, close - p)).empty()) {
+        while (p <= close) {
+          std::size_t comma = spec.find(',', p);
+          if (comma == std::string_view::npos || comma > close) comma = close;
+          int lead = 0;
+          std::string text = trim(spec.substr(p, comma - p), &lead);
+          Argument arg;
+          arg.column = static_cast<int>(p) + lead + 1;
+          if (text.empty()) fail(tok.name, "an argument", arg.column, text);
+          auto eq = text.find('=');
+          if (eq != std::string::npos) {
+            arg.key = trim(std::string_view(text).substr(0, eq));
+            int vlead = 0;
+            arg.value = trim(std::string_view(text).substr(eq + 1), &vlead);
+            arg.column += static_cast<int>(eq) + 1 + vlead;
+          } else {
+            arg.value = text;
+          }
+          tok.args.push_back(arg);
+          p = comma + 1;
+        }
+      }
+      i = close + 1;
+      if (i < n && !std::isspace(static_cast<unsigned char>(spec[i])))
+        fail(tok.name, "white space after ')'", static_cast<int>(i) + 1, std::string(1, spec[i]));
+    } else if (i < n && !std::isspace(static_cast<unsigned char>(spec[i]))) {
+      fail(tok.name, "'(' or white space", static_cast<int>(i) + 1, std::string(1, spec[i]));
+    }
+    tokens.push_back(std::move(tok));
+  }
+  return tokens;
+}
+
+double parse_double(const std::string& layer, const Argument& a, const std::string& what) {
+  double v = 0;
+  const char* b = a.value.data();
+  const char* e = b + a.value.size();
+  auto [ptr, ec] = std::from_chars(b, e, v);
+  if (ec != std::errc() || ptr != e || !std::isfinite(v)) fail(layer, what, a.column, a.value);
+  return v;
+}
+
+int parse_positive_int(const std::string& layer, const Argument& a, const std::string& what) {
+  int v = 0;
+  const char* b = a.value.data();
+  const char* e = b + a.value.size();
+  auto [ptr, ec] = std::from_chars(b, e, v);
+  if (ec != std::errc() || ptr != e || v <= 0) fail(layer, what, a.column, a.value);
+  return v;
+}
+
+// Splits keyword arguments off, checks names and positional counts.
+struct ArgumentSet {
+  std::vector<Argument> positional;
+  std::vector<Argument> keyword;
+};
+
+ArgumentSet split_arguments(const Token& tok, std::size_t min_pos, std::size_t max_pos,
+                            const std::vector<std::string>& keys, const std::string& pos_expected) {
+  ArgumentSet set;
+  for (const auto& a : tok.args) {
+    if (a.key.empty()) {
+      if (!set.keyword.empty()) fail(tok.name, "key=value after a key=value argument", a.column, a.value);
+      if (set.positional.size() == max_pos) {
+        std::string exp = keys.empty() ? "')' (no more arguments)" : "one of ";
+        for (std::size_t k = 0; k < keys.size(); ++k) exp += (k ? ", " : "") + keys[k] + "=";
+        fail(tok.name, exp, a.column, a.value);
+      }
+      set.positional.push_back(a);
+    } else {
+      bool known = false;
+      for (const auto& k : keys) known = known || k == a.key;
+      if (!known) {
+        std::string exp = "one of ";
+        for (std::size_t k = 0; k < keys.size(); ++k) exp += (k ? ", " : "") + keys[k] + "=";
+        if (keys.empty()) exp = "no key=value arguments";
+        fail(tok.name, exp, a.column - static_cast<int>(a.key.size()) - 1, a.key + "=" + a.value);
+      }
+      for (const auto& prev : set.keyword)
+        if (prev.key == a.key) fail(tok.name, a.key + "= only once", a.column, a.key + "=" + a.value);
+      set.keyword.push_back(a);
+    }
+  }
+  if (set.positional.size() < min_pos) {
+    int col = tok.column + static_cast<int>(tok.name.size()) + (tok.has_parens ? 1 : 0);
+    std::string got = tok.has_parens ? (tok.args.empty() ? ")" : tok.args.back().value) : "no arguments";
+    if (!tok.args.empty()) col = tok.args.back().column;
+    fail(tok.name, pos_expected, col, got);
+  }
+  return set;
+}
+
+void read_weight_keys(const Token& tok, const ArgumentSet& set, Layer& layer) {
+  for (const auto& a : set.keyword) {
+    if (a.key == "w") {
+      layer.w_std = parse_double(tok.name, a, "a finite number for w");
+      if (layer.w_std < 0) fail(tok.name, "w >= 0", a.column, a.value);
+    } else if (a.key == "b") {
+      layer.b_std = parse_double(tok.name, a, "a finite number for b");
+      if (layer.b_std < 0) fail(tok.name, "b >= 0", a.column, a.value);
+    } else if (a.key == "padding") {
+      if (a.value == "same") layer.padding = Padding::Same;
+      else if (a.value == "valid") layer.padding = Padding::Valid;
+      else if (a.value == "circular") layer.padding = Padding::Circular;
+      else fail(tok.name, "padding=same|valid|circular", a.column, a.value);
+    }
+  }
+}
+
+std::optional<ActivationKind> plain_activation(const std::string& name) {
+  static const std::pair<const char*, ActivationKind> table[] = {
+      {"relu", ActivationKind::Relu},       {"abs", ActivationKind::Abs},
+      {"erf", ActivationKind::Erf},         {"identity", ActivationKind::Identity},
+      {"gelu", ActivationKind::Gelu},       {"sin", ActivationKind::Sin},
+      {"cos", ActivationKind::Cos},         {"tanh", ActivationKind::Tanh},
+      {"sigmoid", ActivationKind::Sigmoid}, {"softplus", ActivationKind::Softplus},
+      {"swish", ActivationKind::Swish}};
+  for (const auto& [n, k] : table)
+    if (name == n) return k;
+  return std::nullopt;
+}
+
+Layer parse_layer(const Token& tok) {
+  Layer layer;
+  layer.column = tok.column;
+  if (tok.name == "dense") {
+    layer.kind = LayerKind::Dense;
+    auto set = split_arguments(tok, 1, 1, {"w", "b"}, "WIDTH (a positive integer)");
+    layer.width = parse_positive_int(tok.name, set.positional[0], "WIDTH (a positive integer)");
+    read_weight_keys(tok, set, layer);
+  } else if (tok.name == "conv") {
+    layer.kind = LayerKind::Conv;
+    auto set = split_arguments(tok, 2, 2, {"padding", "w", "b"}, "CHANNELS, FHxFW");
+    layer.width = parse_positive_int(tok.name, set.positional[0], "CHANNELS (a positive integer)");
+    const Argument& f = set.positional[1];
+    auto x = f.value.find_first_of("xX");
+    if (x == std::string::npos) fail(tok.name, "FHxFW", f.column, f.value);
+    Argument fh{"", f.value.substr(0, x), f.column}, fw{"", f.value.substr(x + 1), f.column};
+    layer.filter_h = parse_positive_int(tok.name, fh, "FHxFW");
+    layer.filter_w = parse_positive_int(tok.name, fw, "FHxFW");
+    read_weight_keys(tok, set, layer);
+  } else if (tok.name == "flatten" || tok.name == "gap") {
+    layer.kind = tok.name == "flatten" ? LayerKind::Flatten : LayerKind::GlobalAvgPool;
+    split_arguments(tok, 0, 0, {}, "");
+  } else if (tok.name == "leaky_relu") {
+    layer.kind = LayerKind::Activation;
+    auto set = split_arguments(tok, 1, 1, {}, "ALPHA");
+    layer.activation = Activation::leaky_relu(parse_double(tok.name, set.positional[0], "ALPHA (a number)"));
+  } else if (tok.name == "abrelu") {
+    layer.kind = LayerKind::Activation;
+    auto set = split_arguments(tok, 2, 2, {}, "A, B");
+    layer.activation = Activation::abrelu(parse_double(tok.name, set.positional[0], "A (a number)"),
+                                          parse_double(tok.name, set.positional[1], "B (a number)"));
+  } else if (auto kind = plain_activation(tok.name)) {
+    layer.kind = LayerKind::Activation;
+    split_arguments(tok, 0, 0, {}, "");
+    switch (*kind) {
+      case ActivationKind::Relu: layer.activation = Activation::relu(); break;
+      case ActivationKind::Abs: layer.activation = Activation::abs(); break;
+      case ActivationKind::Identity: layer.activation = Activation::identity(); break;
+      default: layer.activation = Activation::of(*kind);
+    }
+  } else {
+    fail("spec", "a layer (dense, conv, flatten, gap, relu, abs, erf, identity, gelu, sin, cos, "
+                 "leaky_relu, abrelu, tanh, sigmoid, softplus, swish)",
+         tok.column, tok.name);
+  }
+  return layer;
+}
+
+std::string where(const Layer& l) {
+  return l.column > 0 ? " at column " + std::to_string(l.column) : "";
+}
+
+}  // namespace
+
+std::string Layer::to_string() const {
+  switch (kind) {
+    case LayerKind::Dense: {
+      std::string s = "dense(" + std::to_string(width);
+      if (w_std != 1.0) s += ", w=" + format_number(w_std);
+      if (b_std != 0.0) s += ", b=" + format_number(b_std);
+      return s + ")";
+    }
+    case LayerKind::Conv: {
+      std::string s = "conv(" + std::to_string(width) + ", " + std::to_string(filter_h) + "x" +
+                      std::to_string(filter_w);
+      if (padding != Padding::Same) s += std::string(", padding=") + padding_name(padding);
+      if (w_std != 1.0) s += ", w=" + format_number(w_std);
+      if (b_std != 0.0) s += ", b=" + format_number(b_std);
+      return s + ")";
+    }
+    case LayerKind::Activation: return activation.name();
+    case LayerKind::Flatten: return "flatten";
+    case LayerKind::GlobalAvgPool: return "gap";
+  }
+  return "?";
+}
+
+Architecture::Architecture(std::vector<Layer> layers) : layers_(std::move(layers)) {
+  if (layers_.empty()) throw SpecError("spec: expected at least one layer, got an empty spec");
+  bool seen_affine = false;
+  for (const auto& l : layers_) {
+    if (l.kind == LayerKind::Activation && !seen_affine)
+      throw SpecError(l.activation.name() + ": a nonlinearity before the first dense/conv layer" + where(l) +
+                      " (inputs are not Gaussian there; put a dense or conv layer first)");
+    if (l.affine()) {
+      seen_affine = true;
+      if (l.width <= 0)
+        throw SpecError(l.to_string() + ": expected a positive width" + where(l) + ", got " + std::to_string(l.width));
+      if (l.kind == LayerKind::Conv && (l.filter_h <= 0 || l.filter_w <= 0))
+        throw SpecError("conv: expected a positive filter size" + where(l));
+      if (!(l.w_std >= 0) || !(l.b_std >= 0) || !std::isfinite(l.w_std) || !std::isfinite(l.b_std))
+        throw SpecError(l.to_string() + ": expected finite w >= 0 and b >= 0" + where(l));
+    }
+  }
+  if (!seen_affine) throw SpecError("spec: expected at least one dense or conv layer (it sets the number of outputs)");
+}
+
+Architecture Architecture::parse(std::string_view spec) {
+  std::vector<Layer> layers;
+  for (const auto& tok : tokenize(spec)) layers.push_back(parse_layer(tok));
+  return Architecture(std::move(layers));
+}
+
+int Architecture::outputs() const {
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it)
+    if (it->affine()) return it->width;
+  return 0;
+}
+
+bool Architecture::has_readout() const {
+  for (const auto& l : layers_)
+    if (l.kind == LayerKind::Flatten || l.kind == LayerKind::GlobalAvgPool) return true;
+  return false;
+}
+
+bool Architecture::expects_images() const {
+  for (const auto& l : layers_) {
+    if (l.kind == LayerKind::Dense) return false;
+    if (l.kind == LayerKind::Conv || l.kind == LayerKind::Flatten || l.kind == LayerKind::GlobalAvgPool) return true;
+  }
+  return false;
+}
+
+std::string Architecture::to_string() const {
+  std::string s;
+  for (const auto& l : layers_) s += (s.empty() ? "" : " ") + l.to_string();
+  return s;
+}
+
+ShapeTrace Architecture::shapes(const ExampleShape& input) const {
+  ShapeTrace trace;
+  if (input.channels <= 0 || input.height <= 0 || input.width <= 0)
+    throw std::invalid_argument("input shape: expected positive dimensions, got " + input.to_string());
+  trace.shapes.push_back(input);
+  ExampleShape cur = input;
+  for (const auto& l : layers_) {
+    switch (l.kind) {
+      case LayerKind::Dense:
+        if (cur.image)
+          throw SpecError(l.to_string() + where(l) + ": dense on image input " + cur.to_string() +
+                          " (expected flatten or gap before it)");
+        cur = ExampleShape::vector(l.width);
+        break;
+      case LayerKind::Conv: {
+        if (!cur.image)
+          throw SpecError(l.to_string() + where(l) + ": conv needs (H, W, C) image input, got vector input " +
+                          cur.to_string());
+        int h = cur.height, w = cur.width;
+        if (l.padding == Padding::Valid) {
+          if (l.filter_h > h || l.filter_w > w)
+            throw SpecError(l.to_string() + where(l) + ": 'valid' filter " + std::to_string(l.filter_h) + "x" +
+                            std::to_string(l.filter_w) + " is larger than its input " + cur.to_string());
+          h -= l.filter_h - 1;
+          w -= l.filter_w - 1;
+        } else if (l.padding == Padding::Circular && (l.filter_h > h || l.filter_w > w)) {
+          throw SpecError(l.to_string() + where(l) + ": circular filter " + std::to_string(l.filter_h) + "x" +
+                          std::to_string(l.filter_w) + " is larger than its input " + cur.to_string());
+        }
+        cur = ExampleShape::image_hwc(h, w, l.width);
+        break;
+      }
+      case LayerKind::Activation: break;
+      case LayerKind::Flatten:
+        if (!cur.image) throw SpecError("flatten" + where(l) + ": expected image input, got " + cur.to_string());
+        cur = ExampleShape::vector(cur.size());
+        break;
+      case LayerKind::GlobalAvgPool:
+        if (!cur.image) throw SpecError("gap" + where(l) + ": expected image input, got " + cur.to_string());
+        cur = ExampleShape::vector(cur.channels);
+        break;
+    }
+    trace.shapes.push_back(cur);
+  }
+  return trace;
+}
+
+}  // namespace emergent

@@ -1,0 +1,470 @@
+// Closed-form gradient flow (docs/conventions.md §3): every function of Θ is evaluated in one
+// eigendecomposition; see include/emergent/dynamics/gradient_flow.hpp for the formulas.
+#include "emergent/dynamics/gradient_flow.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include "emergent/core/random.hpp"
+
+namespace emergent {
+
+namespace {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+
+std::string num(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.6g", v);
+  return buffer;
+}
+
+std::string shape_text(Index rows, Index cols) {
+  return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
+}
+
+// Throws unless `a` is rows×cols; `expected` spells the shape symbolically, e.g. "(N_test, N)".
+void check_shape(const MatrixXd& a, const char* name, Index rows, Index cols, const char* expected) {
+  if (a.rows() != rows || a.cols() != cols)
+    throw std::invalid_argument(std::string(name) + ": shape " + shape_text(a.rows(), a.cols()) +
+                                ", expected " + expected + " = " + shape_text(rows, cols));
+}
+
+void check_finite(const MatrixXd& a, const char* name) {
+  for (Index j = 0; j < a.cols(); ++j)
+    for (Index i = 0; i < a.rows(); ++i)
+      if (!std::isfinite(a(i, j)))
+        throw std::invalid_argument(std::string(name) + ": entry (" + std::to_string(i) + ", " +
+                                    std::to_string(j) + ") = " + num(a(i, j)) +
+                                    ", expected a finite number");
+}
+
+// Round-off asymmetry is accepted (and removed by symmetrising); anything larger is a bug upstream.
+MatrixXd symmetrised(const MatrixXd& a, const char* name, double rtol) {
+  check_finite(a, name);
+  const double scale = a.cwiseAbs().maxCoeff();
+  const double asym = (a - a.transpose()).cwiseAbs().maxCoeff();
+  if (asym > rtol * scale)
+    throw std::invalid_argument(std::string(name) + ": not symmetric, max |A - A^T| = " + num(asym) +
+                                " with max |A| = " + num(scale) +
+                                ", expected at most symmetry_rtol * max |A| = " + num(rtol * scale));
+  return 0.5 * (a + a.transpose());
+}
+
+std::string options_error(const GradientFlowOptions& options) {
+  std::string error;
+  if (!options.IsValid(&error)) return "GradientFlowOptions: " + error;
+  return {};
+}
+
+int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+
+// The eigendecomposition of a kernel matrix with everything the summary reports.
+struct Spectrum {
+  MatrixXd vectors;      // all eigenvectors, ascending eigenvalues
+  VectorXd clipped;      // max(λ, 0), all
+  Index rank = 0;        // the kept ones are the last `rank`
+  SpectralSummary summary;
+};
+
+Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool regularise) {
+  const Index n = a.rows();
+  Eigen::SelfAdjointEigenSolver<MatrixXd> solver(a);
+  if (solver.info() != Eigen::Success)
+    throw std::runtime_error("gradient flow: the symmetric eigensolver did not converge");
+  Spectrum s;
+  s.vectors = solver.eigenvectors();
+  const VectorXd& lambda = solver.eigenvalues();
+  SpectralSummary& sum = s.summary;
+  sum.size = n;
+  sum.min_eigenvalue = lambda(0);
+  sum.max_eigenvalue = lambda(n - 1);
+  sum.most_negative = std::min(lambda(0), 0.0);
+  sum.clipped_negative = (lambda.array() < 0.0).count();
+  s.clipped = lambda.cwiseMax(0.0);
+
+  double reg = 0.0;
+  if (regularise) {
+    reg = options.diag_reg;
+    if (options.diag_reg_relative) reg *= std::max(a.trace(), 0.0) / static_cast<double>(n);
+  }
+  sum.regularizer = reg;
+  const double top = s.clipped(n - 1) + reg;
+  const double rtol = options.rank_rtol > 0.0
+                          ? options.rank_rtol
+                          : 10.0 * static_cast<double>(n) * std::numeric_limits<double>::epsilon();
+  sum.rank_threshold = rtol * top;
+  for (Index i = 0; i < n; ++i)
+    if (top > 0.0 && s.clipped(i) + reg > sum.rank_threshold) ++s.rank;
+  sum.rank = s.rank;
+  const double inf = std::numeric_limits<double>::infinity();
+  const double bottom = s.clipped(0) + reg;
+  sum.condition = bottom > 0.0 ? top / bottom : inf;
+  sum.effective_condition = s.rank > 0 ? top / (s.clipped(n - s.rank) + reg) : inf;
+
+  const bool indefinite = sum.most_negative < 0.0 &&
+                          (sum.max_eigenvalue <= 0.0 || -sum.most_negative > options.psd_rtol * sum.max_eigenvalue);
+  if (indefinite)
+    sum.status = SpectralStatus::NotPositiveSemidefinite;
+  else if (s.rank == 0)
+    sum.status = SpectralStatus::ZeroKernel;
+  else if (sum.effective_condition > options.ill_conditioned)
+    sum.status = SpectralStatus::IllConditioned;
+  else if (s.rank < n)
+    sum.status = SpectralStatus::RankDeficient;
+  else
+    sum.status = SpectralStatus::Ok;
+  return s;
+}
+
+// g_t(λ) = (1 − e^{−sλ})/λ with s = η·t/(N·k): Θ⁻¹T_t on one eigenvalue (docs/conventions.md §3).
+double g_of(double lambda, double s, double t) {
+  if (t == 0.0) return 0.0;
+  if (std::isinf(t)) return 1.0 / lambda;
+  const double x = s * lambda;
+  if (x < 1e-5) return s * (1.0 - 0.5 * x * (1.0 - x / 3.0 * (1.0 - 0.25 * x)));  // error ≤ x⁴/120
+  return -std::expm1(-x) / lambda;
+}
+
+}  // namespace
+
+const char* to_string(SpectralStatus status) {
+  switch (status) {
+    case SpectralStatus::Ok: return "Ok";
+    case SpectralStatus::RankDeficient: return "RankDeficient";
+    case SpectralStatus::IllConditioned: return "IllConditioned";
+    case SpectralStatus::ZeroKernel: return "ZeroKernel";
+    case SpectralStatus::NotPositiveSemidefinite: return "NotPositiveSemidefinite";
+  }
+  return "Unknown";
+}
+
+std::string SpectralSummary::to_string() const {
+  std::ostringstream out;
+  out << "status=" << emergent::to_string(status) << " N=" << size << " rank=" << rank << "/" << size
+      << " eig=[" << num(min_eigenvalue) << ", " << num(max_eigenvalue) << "]"
+      << " clipped=" << clipped_negative << " (most negative " << num(most_negative) << ")"
+      << " reg=" << num(regularizer) << " cond=" << num(condition)
+      << " effective_cond=" << num(effective_condition) << " threshold=" << num(rank_threshold);
+  return out.str();
+}
+
+bool GradientFlowOptions::IsValid(std::string* error) const {
+  auto fail = [&](const std::string& message) {
+    if (error) *error = message;
+    return false;
+  };
+  if (!(std::isfinite(learning_rate) && learning_rate > 0.0))
+    return fail("learning_rate = " + num(learning_rate) + ": expected a finite number > 0");
+  if (!(std::isfinite(diag_reg) && diag_reg >= 0.0))
+    return fail("diag_reg = " + num(diag_reg) + ": expected a finite number >= 0");
+  if (!(std::isfinite(rank_rtol) && rank_rtol >= 0.0 && rank_rtol < 1.0))
+    return fail("rank_rtol = " + num(rank_rtol) + ": expected 0 <= rank_rtol < 1 (0: 10*N*eps)");
+  if (!(std::isfinite(psd_rtol) && psd_rtol >= 0.0))
+    return fail("psd_rtol = " + num(psd_rtol) + ": expected a finite number >= 0");
+  if (!(ill_conditioned > 1.0))  // +inf allowed: never flag
+    return fail("ill_conditioned = " + num(ill_conditioned) + ": expected a number > 1");
+  if (!(std::isfinite(symmetry_rtol) && symmetry_rtol >= 0.0))
+    return fail("symmetry_rtol = " + num(symmetry_rtol) + ": expected a finite number >= 0");
+  if (threads < 0) return fail("threads = " + std::to_string(threads) + ": expected >= 0 (0: OpenMP default)");
+  if (error) error->clear();
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GradientFlow
+
+namespace {
+// Vᵀ·K·V for symmetric K: the two N³ products dominate the constructor as much as the
+// eigensolver itself, so they run over fixed column blocks with OpenMP. Each block is one
+// single-threaded product whose result does not depend on the thread count.
+MatrixXd project_symmetric(const MatrixXd& k, const MatrixXd& v, int threads) {
+  const Eigen::Index n = k.rows(), r = v.cols(), block = 128;
+  MatrixXd kv(n, r), out(r, r);
+  const Eigen::Index blocks = (r + block - 1) / block;
+  const int t = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
+  for (Eigen::Index b = 0; b < blocks; ++b) {
+    const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
+    kv.middleCols(c0, w).noalias() = k * v.middleCols(c0, w);
+  }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
+  for (Eigen::Index b = 0; b < blocks; ++b) {
+    const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
+    out.middleCols(c0, w).noalias() = v.transpose() * kv.middleCols(c0, w);
+  }
+  return 0.5 * (out + out.transpose());  // exactly symmetric, as the covariance formulas assume
+}
+}  // namespace
+
+GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp_train_train,
+                           const MatrixXd& y_train, const GradientFlowOptions& options)
+    : options_(options) {
+  if (const std::string e = options_error(options); !e.empty()) throw std::invalid_argument(e);
+  const Index n = ntk_train_train.rows();
+  if (n < 1 || ntk_train_train.cols() != n)
+    throw std::invalid_argument("ntk_train_train: shape " + shape_text(n, ntk_train_train.cols()) +
+                                ", expected a square (N, N) matrix with N >= 1");
+  if (y_train.rows() != n || y_train.cols() < 1)
+    throw std::invalid_argument("y_train: shape " + shape_text(y_train.rows(), y_train.cols()) +
+                                ", expected (N, k) with N = " + std::to_string(n) + " and k >= 1");
+  check_finite(y_train, "y_train");
+  const MatrixXd theta = symmetrised(ntk_train_train, "ntk_train_train", options.symmetry_rtol);
+  if (nngp_train_train.size() != 0) {
+    check_shape(nngp_train_train, "nngp_train_train", n, n, "(N, N) (or empty)");
+    nngp_ = symmetrised(nngp_train_train, "nngp_train_train", options.symmetry_rtol);
+  }
+  y_ = y_train;
+  scale_ = options.learning_rate / (static_cast<double>(n) * static_cast<double>(y_.cols()));
+
+  Spectrum s = decompose(theta, options, true);
+  summary_ = s.summary;
+  const Index r = s.rank;
+  basis_ = s.vectors.rightCols(r);
+  raw_eigenvalues_ = s.clipped.tail(r);
+  eigenvalues_ = raw_eigenvalues_.array() + summary_.regularizer;
+  y_proj_ = basis_.transpose() * y_;
+  const MatrixXd y_perp = y_ - basis_ * y_proj_;
+  y_perp_norm2_ = y_perp.squaredNorm();
+  if (nngp_.size() != 0) nngp_proj_ = project_symmetric(nngp_, basis_, options_.threads);
+}
+
+void GradientFlow::check_times(const std::vector<double>& times) const {
+  for (std::size_t i = 0; i < times.size(); ++i)
+    if (std::isnan(times[i]) || times[i] < 0.0)
+      throw std::invalid_argument("times[" + std::to_string(i) + "] = " + num(times[i]) +
+                                  ": expected t >= 0 (in steps; inf allowed)");
+}
+
+VectorXd GradientFlow::g(double t) const {
+  const double s = scale_ * t;
+  VectorXd out(eigenvalues_.size());
+  for (Index i = 0; i < out.size(); ++i) out(i) = g_of(eigenvalues_(i), s, t);
+  return out;
+}
+
+MatrixXd GradientFlow::project_test(const MatrixXd& ntk_test_train) const {
+  if (ntk_test_train.cols() != train_size())
+    throw std::invalid_argument("ntk_test_train: shape " +
+                                shape_text(ntk_test_train.rows(), ntk_test_train.cols()) +
+                                ", expected (N_test, N) with N = " + std::to_string(train_size()));
+  check_finite(ntk_test_train, "ntk_test_train");
+  return ntk_test_train * basis_;
+}
+
+void GradientFlow::require_nngp(const char* what) const {
+  if (nngp_.size() == 0)
+    throw std::invalid_argument(std::string("nngp_train_train: empty, expected the (N, N) NNGP kernel "
+                                            "(needed for ") + what + ")");
+}
+
+std::vector<MatrixXd> GradientFlow::mean(const std::vector<double>& times,
+                                         const MatrixXd& ntk_test_train) const {
+  check_times(times);
+  const MatrixXd p = project_test(ntk_test_train);
+  std::vector<MatrixXd> out(times.size());
+  const long count = static_cast<long>(times.size());
+#pragma omp parallel for schedule(static) num_threads(thread_count(options_.threads)) if (count > 1)
+  for (long i = 0; i < count; ++i) out[i] = p * (g(times[i]).asDiagonal() * y_proj_);
+  return out;
+}
+
+std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
+                                               const MatrixXd& ntk_test_train,
+                                               const MatrixXd& nngp_test_train,
+                                               const MatrixXd& nngp_test_test) const {
+  check_times(times);
+  require_nngp("the covariance");
+  const MatrixXd p = project_test(ntk_test_train);
+  const Index m = p.rows();
+  check_shape(nngp_test_train, "nngp_test_train", m, train_size(), "(N_test, N)");
+  check_finite(nngp_test_train, "nngp_test_train");
+  check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
+  const MatrixXd kxx = symmetrised(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
+  const MatrixXd kxv = nngp_test_train * basis_;  // K(x,X)·V_R
+  std::vector<MatrixXd> out(times.size());
+  const long count = static_cast<long>(times.size());
+#pragma omp parallel for schedule(static) num_threads(thread_count(options_.threads)) if (count > 1)
+  for (long i = 0; i < count; ++i) {
+    // A = Θ(x,X)Θ⁻¹T_t in the eigenbasis; Σ = K_xx + A·K̃·Aᵀ − A·K̃_Xx − K̃_xX·Aᵀ written as
+    // K_xx + W·Aᵀ + (W·Aᵀ)ᵀ with W = ½A·K̃ − K(x,X)V, which is exactly symmetric.
+    const MatrixXd a = p * g(times[i]).asDiagonal();
+    const MatrixXd w = 0.5 * (a * nngp_proj_) - kxv;
+    const MatrixXd wa = w * a.transpose();
+    out[i] = kxx + (wa + wa.transpose());  // this order keeps the sum bitwise symmetric
+  }
+  return out;
+}
+
+std::vector<MatrixXd> GradientFlow::train_mean(const std::vector<double>& times) const {
+  check_times(times);
+  std::vector<MatrixXd> out;
+  out.reserve(times.size());
+  for (double t : times) {
+    const VectorXd factor = raw_eigenvalues_.cwiseProduct(g(t));  // λ·g_t(λ + δ)
+    out.push_back(basis_ * (factor.asDiagonal() * y_proj_));
+  }
+  return out;
+}
+
+std::vector<double> GradientFlow::train_loss(const std::vector<double>& times) const {
+  check_times(times);
+  const double n = static_cast<double>(y_.size());
+  std::vector<double> out;
+  out.reserve(times.size());
+  for (double t : times) {
+    // f_t − Y = V·diag(λg − 1)·VᵀY − Y_⊥ with λg − 1 = −(λ·e^{−sλ_reg} + δ)/λ_reg: the
+    // exponentially small residuals of long times keep their relative accuracy.
+    const double s = scale_ * t;
+    double sum = y_perp_norm2_;
+    for (Index i = 0; i < eigenvalues_.size(); ++i) {
+      const double decay = t == 0.0 ? 1.0 : std::isinf(t) ? 0.0 : std::exp(-s * eigenvalues_(i));
+      const double r = -(raw_eigenvalues_(i) * decay + summary_.regularizer) / eigenvalues_(i);
+      sum += r * r * y_proj_.row(i).squaredNorm();
+    }
+    out.push_back(0.5 * sum / n);
+  }
+  return out;
+}
+
+std::vector<MatrixXd> GradientFlow::evolve(const std::vector<double>& times,
+                                           const MatrixXd& ntk_test_train, const MatrixXd& f0_train,
+                                           const MatrixXd& f0_test) const {
+  check_times(times);
+  const MatrixXd p = project_test(ntk_test_train);
+  check_shape(f0_train, "f0_train", train_size(), outputs(), "(N, k)");
+  check_finite(f0_train, "f0_train");
+  check_shape(f0_test, "f0_test", p.rows(), outputs(), "(N_test, k)");
+  check_finite(f0_test, "f0_test");
+  const MatrixXd d = basis_.transpose() * (y_ - f0_train);
+  std::vector<MatrixXd> out;
+  out.reserve(times.size());
+  for (double t : times) out.push_back(f0_test + p * (g(t).asDiagonal() * d));
+  return out;
+}
+
+LinearizedEnsemble GradientFlow::sample_members(const std::vector<double>& times,
+                                                const MatrixXd& ntk_test_train,
+                                                const MatrixXd& nngp_test_train,
+                                                const MatrixXd& nngp_test_test, Index members,
+                                                std::uint64_t seed) const {
+  check_times(times);
+  require_nngp("linearised members");
+  if (members < 1)
+    throw std::invalid_argument("members = " + std::to_string(members) + ": expected >= 1");
+  const MatrixXd p = project_test(ntk_test_train);
+  const Index n = train_size(), m = p.rows(), k = outputs(), total = n + m;
+  check_shape(nngp_test_train, "nngp_test_train", m, n, "(N_test, N)");
+  check_finite(nngp_test_train, "nngp_test_train");
+  check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
+  const MatrixXd kxx = symmetrised(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
+
+  // Prior on train ∪ test: K_joint = U·Λ·Uᵀ, f_0 = U·Λ₊^{1/2}·z (negative round-off clipped).
+  MatrixXd joint(total, total);
+  joint.topLeftCorner(n, n) = nngp_;
+  joint.bottomLeftCorner(m, n) = nngp_test_train;
+  joint.topRightCorner(n, m) = nngp_test_train.transpose();
+  joint.bottomRightCorner(m, m) = kxx;
+  GradientFlowOptions prior_options = options_;
+  prior_options.diag_reg = 0.0;
+  const Spectrum prior = decompose(joint, prior_options, false);
+  // Eigenvalues below the rank threshold are round-off: zeroing them (not just clipping) keeps
+  // duplicated points exactly equal in every draw instead of √ε apart.
+  VectorXd root_scale = prior.clipped.cwiseSqrt();
+  root_scale.head(total - prior.rank).setZero();
+  const MatrixXd root = prior.vectors * root_scale.asDiagonal();
+
+  LinearizedEnsemble out;
+  out.members = members;
+  out.times = static_cast<Index>(times.size());
+  out.n_test = m;
+  out.outputs = k;
+  out.prior = prior.summary;
+  out.values.assign(static_cast<std::size_t>(members) * times.size() * m * k, 0.0);
+  std::vector<VectorXd> gs;
+  for (double t : times) gs.push_back(g(t));
+
+#pragma omp parallel for schedule(static) num_threads(thread_count(options_.threads))
+  for (Index member = 0; member < members; ++member) {
+    const NormalStream stream(seed, static_cast<std::uint64_t>(member));
+    MatrixXd z(total, k);
+    for (Index r = 0; r < total; ++r)
+      for (Index j = 0; j < k; ++j) z(r, j) = stream.normal(static_cast<std::uint64_t>(r * k + j));
+    const MatrixXd f0 = root * z;
+    const MatrixXd d = basis_.transpose() * (y_ - f0.topRows(n));
+    for (Index ti = 0; ti < out.times; ++ti) {
+      const MatrixXd f = f0.bottomRows(m) + p * (gs[ti].asDiagonal() * d);
+      for (Index i = 0; i < m; ++i)
+        for (Index j = 0; j < k; ++j) out.values[out.index(member, ti, i, j)] = f(i, j);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// NngpPosterior
+
+NngpPosterior::NngpPosterior(const MatrixXd& nngp_train_train, const MatrixXd& y_train,
+                             const GradientFlowOptions& options)
+    : options_(options) {
+  if (const std::string e = options_error(options); !e.empty()) throw std::invalid_argument(e);
+  const Index n = nngp_train_train.rows();
+  if (n < 1 || nngp_train_train.cols() != n)
+    throw std::invalid_argument("nngp_train_train: shape " + shape_text(n, nngp_train_train.cols()) +
+                                ", expected a square (N, N) matrix with N >= 1");
+  if (y_train.rows() != n || y_train.cols() < 1)
+    throw std::invalid_argument("y_train: shape " + shape_text(y_train.rows(), y_train.cols()) +
+                                ", expected (N, k) with N = " + std::to_string(n) + " and k >= 1");
+  check_finite(y_train, "y_train");
+  const MatrixXd k = symmetrised(nngp_train_train, "nngp_train_train", options.symmetry_rtol);
+  Spectrum s = decompose(k, options, true);
+  summary_ = s.summary;
+  basis_ = s.vectors.rightCols(s.rank);
+  eigenvalues_ = s.clipped.tail(s.rank).array() + summary_.regularizer;
+  alpha_proj_ = eigenvalues_.cwiseInverse().asDiagonal() * (basis_.transpose() * y_train);
+}
+
+MatrixXd NngpPosterior::mean(const MatrixXd& nngp_test_train) const {
+  if (nngp_test_train.cols() != summary_.size)
+    throw std::invalid_argument("nngp_test_train: shape " +
+                                shape_text(nngp_test_train.rows(), nngp_test_train.cols()) +
+                                ", expected (N_test, N) with N = " + std::to_string(summary_.size));
+  check_finite(nngp_test_train, "nngp_test_train");
+  return (nngp_test_train * basis_) * alpha_proj_;
+}
+
+MatrixXd NngpPosterior::covariance(const MatrixXd& nngp_test_train, const MatrixXd& nngp_test_test) const {
+  if (nngp_test_train.cols() != summary_.size)
+    throw std::invalid_argument("nngp_test_train: shape " +
+                                shape_text(nngp_test_train.rows(), nngp_test_train.cols()) +
+                                ", expected (N_test, N) with N = " + std::to_string(summary_.size));
+  check_finite(nngp_test_train, "nngp_test_train");
+  const Index m = nngp_test_train.rows();
+  check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
+  const MatrixXd kxx = symmetrised(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
+  // K(x,x) − B·Bᵀ with B = K(x,X)·V_R·Λ_R^{−1/2}: no explicit inverse, exactly symmetric.
+  const MatrixXd b = (nngp_test_train * basis_) * eigenvalues_.cwiseSqrt().cwiseInverse().asDiagonal();
+  const MatrixXd bb = b * b.transpose();
+  return kxx - 0.5 * (bb + bb.transpose());
+}
+
+std::vector<double> stack(const std::vector<MatrixXd>& per_time) {
+  std::vector<double> out;
+  std::size_t total = 0;
+  for (const MatrixXd& a : per_time) total += static_cast<std::size_t>(a.size());
+  out.reserve(total);
+  for (const MatrixXd& a : per_time)
+    for (Index i = 0; i < a.rows(); ++i)
+      for (Index j = 0; j < a.cols(); ++j) out.push_back(a(i, j));
+  return out;
+}
+
+}  // namespace emergent

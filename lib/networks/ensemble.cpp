@@ -1,0 +1,178 @@
+// Finite-width ensembles trained by gradient descent (include/emergent/networks/ensemble.hpp).
+#include "emergent/networks/ensemble.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+#include <stdexcept>
+
+#include "emergent/networks/network.hpp"
+#include "emergent/core/random.hpp"
+
+namespace emergent {
+namespace {
+
+// Softmax cross-entropy (1/N)·Σ_i −Σ_j y_ij log softmax(f_i)_j and its cotangent ∂L/∂f.
+double cross_entropy(const RowMatrix& f, const RowMatrix& y, RowMatrix* cotangent) {
+  const Eigen::Index n = f.rows();
+  double loss = 0;
+  if (cotangent) cotangent->resize(f.rows(), f.cols());
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double m = f.row(i).maxCoeff();
+    const Eigen::RowVectorXd e = (f.row(i).array() - m).exp();
+    const double z = e.sum();
+    const double log_z = m + std::log(z);
+    loss += -(y.row(i).array() * (f.row(i).array() - log_z)).sum();
+    if (cotangent) cotangent->row(i) = (e.array() / z - y.row(i).array()) / static_cast<double>(n);
+  }
+  return loss / static_cast<double>(n);
+}
+
+double mse(const RowMatrix& f, const RowMatrix& y) {
+  return 0.5 * (f - y).squaredNorm() / static_cast<double>(f.size());
+}
+
+// A permutation of 0..n−1 drawn from uniforms of `rng` starting at `first` (Fisher–Yates).
+void shuffle(std::vector<Eigen::Index>& order, const NormalStream& rng, std::uint64_t first) {
+  for (std::size_t i = order.size(); i > 1; --i) {
+    const auto j = static_cast<std::size_t>(rng.uniform(first + i) * static_cast<double>(i));
+    std::swap(order[i - 1], order[std::min(j, i - 1)]);
+  }
+}
+
+}  // namespace
+
+bool TrainingOptions::IsValid(std::string* error) const {
+  auto bad = [&](const std::string& why) {
+    if (error) *error = why;
+    return false;
+  };
+  if (members < 1) return bad("members: expected >= 1, got " + std::to_string(members));
+  if (steps < 0) return bad("steps: expected >= 0, got " + std::to_string(steps));
+  if (!(learning_rate > 0) || !std::isfinite(learning_rate))
+    return bad("learning_rate: expected a finite number > 0, got " + std::to_string(learning_rate));
+  if (batch_size < 0) return bad("batch_size: expected >= 0 (0 = full batch), got " + std::to_string(batch_size));
+  if (threads < 0) return bad("threads: expected >= 0, got " + std::to_string(threads));
+  if (checkpoints.empty()) return bad("checkpoints: expected at least one step at which to record predictions");
+  for (std::size_t i = 0; i < checkpoints.size(); ++i) {
+    if (checkpoints[i] < 0 || checkpoints[i] > steps)
+      return bad("checkpoints: expected steps in [0, " + std::to_string(steps) + "], got " +
+                 std::to_string(checkpoints[i]));
+    if (i > 0 && checkpoints[i] <= checkpoints[i - 1])
+      return bad("checkpoints: expected increasing steps, got " + std::to_string(checkpoints[i - 1]) + " then " +
+                 std::to_string(checkpoints[i]));
+  }
+  return true;
+}
+
+std::uint64_t member_seed(std::uint64_t seed, int member) {
+  return splitmix64(splitmix64(seed) ^ splitmix64(0xA5A5A5A5ULL + static_cast<std::uint64_t>(member)));
+}
+
+EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& train_x, const RowMatrix& train_y,
+                              const Inputs& test_x, const TrainingOptions& options,
+                              const std::function<void(long, long)>& progress) {
+  std::string why;
+  if (!options.IsValid(&why)) throw std::invalid_argument("train_ensemble: " + why);
+  if (!(train_x.shape == test_x.shape))
+    throw std::invalid_argument("test_x: expected examples of the training shape " + train_x.shape.to_string() +
+                                ", got " + test_x.shape.to_string());
+  if (train_x.count() < 1) throw std::invalid_argument("train_x: expected at least one training point, got 0");
+  const auto shapes = architecture.shapes(train_x.shape);
+  const Eigen::Index k = shapes.shapes.back().size();
+  if (train_y.rows() != train_x.count() || train_y.cols() != k)
+    throw std::invalid_argument("train_y: expected shape (" + std::to_string(train_x.count()) + ", " +
+                                std::to_string(k) + ") for this architecture and training set, got (" +
+                                std::to_string(train_y.rows()) + ", " + std::to_string(train_y.cols()) + ")");
+  if (!train_y.allFinite()) throw std::invalid_argument("train_y: expected finite values, got NaN or Inf");
+  if (options.batch_size > train_x.count())
+    throw std::invalid_argument("batch_size: expected at most the number of training points " +
+                                std::to_string(train_x.count()) + ", got " + std::to_string(options.batch_size));
+  if (options.loss == TrainingLoss::SoftmaxCrossEntropy && k < 2)
+    throw std::invalid_argument("loss: softmax cross-entropy needs at least 2 outputs, got " + std::to_string(k));
+
+  const auto start = std::chrono::steady_clock::now();
+  EnsembleResult result;
+  result.members = options.members;
+  result.checkpoints = static_cast<int>(options.checkpoints.size());
+  result.test_points = test_x.count();
+  result.outputs = k;
+  result.predictions.assign(static_cast<std::size_t>(result.members) * result.checkpoints * result.test_points * k, 0);
+  result.train_loss.assign(static_cast<std::size_t>(result.members) * result.checkpoints, 0);
+
+  const long total = static_cast<long>(options.members) * options.steps;
+  long done = 0;
+  std::mutex progress_mutex;
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  const bool full_batch = options.batch_size == 0 || options.batch_size == train_x.count();
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int m = 0; m < options.members; ++m) {
+    const std::uint64_t seed = member_seed(options.seed, m);
+    Network net(architecture, train_x.shape, seed);
+    const NormalStream batch_rng(seed, 0xBA7C4ULL);
+    std::vector<Eigen::Index> order(static_cast<std::size_t>(train_x.count()));
+    std::iota(order.begin(), order.end(), Eigen::Index{0});
+    std::size_t cursor = order.size();  // forces a shuffle before the first minibatch
+    std::uint64_t draws = 0;
+    // One gradient-descent step on (x, y), fused into the backward pass; returns the loss before it.
+    auto step_on = [&](const Inputs& x, const RowMatrix& y) {
+      if (options.loss == TrainingLoss::MeanSquaredError) return net.mse_descent_step(x, y, options.learning_rate);
+      return net.descent_step(x, options.learning_rate,
+                              [&](const RowMatrix& f, RowMatrix& cotangent) { return cross_entropy(f, y, &cotangent); });
+    };
+    auto loss_at = [&](const Inputs& x, const RowMatrix& y) {
+      const RowMatrix f = net.forward(x);
+      return options.loss == TrainingLoss::MeanSquaredError ? mse(f, y) : cross_entropy(f, y, nullptr);
+    };
+    std::size_t next_checkpoint = 0;
+    for (int step = 0; step <= options.steps; ++step) {
+      const bool record = next_checkpoint < options.checkpoints.size() && options.checkpoints[next_checkpoint] == step;
+      const bool update = step < options.steps;
+      if (record) {  // predictions and full training loss before this step's update
+        const RowMatrix f = net.forward(test_x);
+        const std::size_t base = (static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint) *
+                                 static_cast<std::size_t>(result.test_points) * k;
+        std::copy(f.data(), f.data() + f.size(), result.predictions.begin() + static_cast<std::ptrdiff_t>(base));
+      }
+      double full_loss = 0;
+      if (update && full_batch) {
+        full_loss = step_on(train_x, train_y);
+      } else if (record) {
+        full_loss = loss_at(train_x, train_y);
+      }
+      if (record) {
+        result.train_loss[static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint] = full_loss;
+        ++next_checkpoint;
+      }
+      if (!update) break;
+      if (!full_batch) {  // minibatch SGD: batches without replacement, reshuffled each epoch
+        if (cursor + static_cast<std::size_t>(options.batch_size) > order.size()) {
+          shuffle(order, batch_rng, draws);
+          draws += order.size();
+          cursor = 0;
+        }
+        const std::vector<Eigen::Index> rows(order.begin() + static_cast<std::ptrdiff_t>(cursor),
+                                             order.begin() + static_cast<std::ptrdiff_t>(cursor + options.batch_size));
+        cursor += static_cast<std::size_t>(options.batch_size);
+        RowMatrix yb(options.batch_size, k);
+        for (int r = 0; r < options.batch_size; ++r) yb.row(r) = train_y.row(rows[static_cast<std::size_t>(r)]);
+        step_on(train_x.rows(rows), yb);
+      }
+      if (progress && (step + 1) % 10 == 0) {
+        std::lock_guard<std::mutex> lock(progress_mutex);
+        done += 10;
+        progress(done, total);
+      }
+    }
+  }
+  if (progress) progress(total, total);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace emergent

@@ -1,0 +1,547 @@
+// Finite-width networks in the NTK parameterisation (docs/conventions.md §2; Jacot et al. 2018, Eq. 1;
+// Neural Tangents' stax 'ntk' parameterisation), with a hand-written reverse mode.
+//
+// Activations are stored one example per row; an (N, H·W·C) NHWC batch has the same memory as
+// an (N·H·W, C) row-major matrix, so a convolution is im2col + one GEMM with no reshuffling.
+#include "emergent/networks/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "emergent/core/random.hpp"
+
+namespace emergent {
+
+namespace {
+
+using ConstRowMap = Eigen::Map<const RowMatrix>;
+using RowMap = Eigen::Map<RowMatrix>;
+
+/// Geometry of one stride-1 2-D convolution (docs/conventions.md §2: `same` pads (F−1)//2 before and the
+/// rest after; `circular` uses the same offset with wrapped indices; `valid` has no offset).
+struct ConvGeometry {
+  int in_h = 0, in_w = 0, in_c = 0;
+  int out_h = 0, out_w = 0, out_c = 0;
+  int fh = 1, fw = 1;
+  int pad_h = 0, pad_w = 0;
+  bool circular = false;
+
+  Eigen::Index patch() const { return static_cast<Eigen::Index>(fh) * fw * in_c; }
+  Eigen::Index out_pixels() const { return static_cast<Eigen::Index>(out_h) * out_w; }
+};
+
+ConvGeometry conv_geometry(const Layer& layer, const ExampleShape& in, const ExampleShape& out) {
+  ConvGeometry g;
+  g.in_h = in.height;
+  g.in_w = in.width;
+  g.in_c = in.channels;
+  g.out_h = out.height;
+  g.out_w = out.width;
+  g.out_c = out.channels;
+  g.fh = layer.filter_h;
+  g.fw = layer.filter_w;
+  if (layer.padding != Padding::Valid) {
+    g.pad_h = (layer.filter_h - 1) / 2;
+    g.pad_w = (layer.filter_w - 1) / 2;
+  }
+  g.circular = layer.padding == Padding::Circular;
+  return g;
+}
+
+inline int wrap(int i, int n) {
+  i %= n;
+  return i < 0 ? i + n : i;
+}
+
+/// Source row (or column) of the input for output index o and filter offset f; -1 if it falls
+/// into the zero padding.
+inline int source_index(int o, int f, int pad, int n, bool circular) {
+  const int i = o + f - pad;
+  if (circular) return wrap(i, n);
+  return (i < 0 || i >= n) ? -1 : i;
+}
+
+/// im2col: row (example, output pixel), columns (fh, fw, c_in) in the order of the weights.
+void im2col(const double* in, Eigen::Index n, const ConvGeometry& g, RowMatrix& patches) {
+  const Eigen::Index K = g.patch();
+  patches.resize(n * g.out_pixels(), K);
+  const Eigen::Index in_size = static_cast<Eigen::Index>(g.in_h) * g.in_w * g.in_c;
+  const std::size_t c_bytes = sizeof(double) * static_cast<std::size_t>(g.in_c);
+  for (Eigen::Index e = 0; e < n; ++e) {
+    const double* x = in + e * in_size;
+    for (int oh = 0; oh < g.out_h; ++oh) {
+      for (int ow = 0; ow < g.out_w; ++ow) {
+        double* row = patches.data() + ((e * g.out_h + oh) * g.out_w + ow) * K;
+        for (int fh = 0; fh < g.fh; ++fh) {
+          const int ih = source_index(oh, fh, g.pad_h, g.in_h, g.circular);
+          for (int fw = 0; fw < g.fw; ++fw, row += g.in_c) {
+            const int iw = source_index(ow, fw, g.pad_w, g.in_w, g.circular);
+            if (ih < 0 || iw < 0) {
+              std::fill(row, row + g.in_c, 0.0);
+            } else {
+              std::memcpy(row, x + (static_cast<Eigen::Index>(ih) * g.in_w + iw) * g.in_c, c_bytes);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The adjoint of im2col: scatter-add patch gradients back onto the input pixels.
+void col2im(const RowMatrix& dpatches, Eigen::Index n, const ConvGeometry& g, double* din) {
+  const Eigen::Index K = g.patch();
+  const Eigen::Index in_size = static_cast<Eigen::Index>(g.in_h) * g.in_w * g.in_c;
+  if (g.circular) {
+    // Circular padding: every input pixel receives exactly one entry from each filter offset,
+    // so gather them (each output written once, no zero fill). Output pixel o reads input
+    // pixel i = o + f − pad (wrapped), hence i is read by o = i − f + pad (wrapped).
+    for (Eigen::Index e = 0; e < n; ++e) {
+      double* x = din + e * in_size;
+      const double* rows = dpatches.data() + e * g.out_h * g.out_w * K;
+      for (int ih = 0; ih < g.in_h; ++ih) {
+        for (int iw = 0; iw < g.in_w; ++iw) {
+          double* dst = x + (static_cast<Eigen::Index>(ih) * g.in_w + iw) * g.in_c;
+          std::fill(dst, dst + g.in_c, 0.0);
+          for (int fh = 0; fh < g.fh; ++fh) {
+            const int oh = wrap(ih - fh + g.pad_h, g.out_h);
+            for (int fw = 0; fw < g.fw; ++fw) {
+              const int ow = wrap(iw - fw + g.pad_w, g.out_w);
+              const double* src = rows + (static_cast<Eigen::Index>(oh) * g.out_w + ow) * K +
+                                  (static_cast<Eigen::Index>(fh) * g.fw + fw) * g.in_c;
+              for (int c = 0; c < g.in_c; ++c) dst[c] += src[c];
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
+  std::fill(din, din + n * in_size, 0.0);
+  for (Eigen::Index e = 0; e < n; ++e) {
+    double* x = din + e * in_size;
+    for (int oh = 0; oh < g.out_h; ++oh) {
+      for (int ow = 0; ow < g.out_w; ++ow) {
+        const double* row = dpatches.data() + ((e * g.out_h + oh) * g.out_w + ow) * K;
+        for (int fh = 0; fh < g.fh; ++fh) {
+          const int ih = source_index(oh, fh, g.pad_h, g.in_h, g.circular);
+          for (int fw = 0; fw < g.fw; ++fw, row += g.in_c) {
+            const int iw = source_index(ow, fw, g.pad_w, g.in_w, g.circular);
+            if (ih < 0 || iw < 0) continue;
+            double* dst = x + (static_cast<Eigen::Index>(ih) * g.in_w + iw) * g.in_c;
+            for (int c = 0; c < g.in_c; ++c) dst[c] += row[c];
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Slopes (a, b) of φ(x) = a·min(x,0) + b·max(x,0) for the piecewise-linear family, which is
+/// evaluated inline; other activations go through Activation::value/derivative.
+bool piecewise_linear(const Activation& act, double& a, double& b) {
+  switch (act.kind) {
+    case ActivationKind::Identity: a = 1.0; b = 1.0; return true;
+    case ActivationKind::Relu: a = 0.0; b = 1.0; return true;
+    case ActivationKind::Abs: a = -1.0; b = 1.0; return true;
+    case ActivationKind::LeakyRelu: a = act.a; b = 1.0; return true;
+    case ActivationKind::AbRelu: a = act.a; b = act.b; return true;
+    default: return false;
+  }
+}
+
+void apply_activation(const Activation& act, const double* in, double* out, Eigen::Index size) {
+  double a = 0.0, b = 0.0;
+  if (piecewise_linear(act, a, b)) {
+    for (Eigen::Index i = 0; i < size; ++i) out[i] = in[i] < 0.0 ? a * in[i] : b * in[i];
+  } else {
+    for (Eigen::Index i = 0; i < size; ++i) out[i] = act.value(in[i]);
+  }
+}
+
+/// g ← g ⊙ φ'(pre).
+void multiply_derivative(const Activation& act, const double* pre, double* g, Eigen::Index size) {
+  double a = 0.0, b = 0.0;
+  if (piecewise_linear(act, a, b)) {
+    const double at_zero = act.derivative(0.0);  // the kink convention lives in activation.cpp
+    for (Eigen::Index i = 0; i < size; ++i) {
+      const double x = pre[i];
+      g[i] *= x > 0.0 ? b : (x < 0.0 ? a : at_zero);
+    }
+  } else {
+    for (Eigen::Index i = 0; i < size; ++i) g[i] *= act.derivative(pre[i]);
+  }
+}
+
+std::string dims(Eigen::Index r, Eigen::Index c) {
+  return std::to_string(r) + "×" + std::to_string(c);
+}
+
+/// forward() processes at most this many examples at a time, bounding the im2col memory.
+constexpr Eigen::Index kForwardChunk = 256;
+
+}  // namespace
+
+/// Everything one forward pass leaves for the backward pass: the input of every layer
+/// (acts[l], (n, shapes[l].size())), the network output acts[L], and the im2col patches of
+/// conv layers. Scratch buffers keep their allocation between calls of the same size.
+struct Network::Tape {
+  Eigen::Index n = 0;
+  std::vector<RowMatrix> acts;
+  std::vector<RowMatrix> patches;
+  RowMatrix g, g_next, dpatch;
+};
+
+Network::Network(Architecture architecture, ExampleShape input, std::uint64_t seed)
+    : architecture_(std::move(architecture)), input_(input) {
+  shapes_ = architecture_.shapes(input_);  // throws SpecError if the spec does not fit
+  const auto& layers = architecture_.layers();
+  first_affine_ = layers.size();
+  Eigen::Index total = 0;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const Layer& layer = layers[l];
+    if (!layer.affine()) continue;
+    if (first_affine_ == layers.size()) first_affine_ = l;
+    const ExampleShape& in = shapes_.shapes[l];
+    ParameterBlock block;
+    block.layer = static_cast<int>(l);
+    const Eigen::Index n_out = layer.width;
+    const Eigen::Index n_in = layer.kind == LayerKind::Dense
+                                  ? static_cast<Eigen::Index>(in.size())
+                                  : static_cast<Eigen::Index>(in.channels) * layer.filter_h * layer.filter_w;
+    block.weight_offset = total;
+    block.weight_size = n_in * n_out;
+    block.bias_offset = total + block.weight_size;
+    block.bias_size = layer.b_std != 0.0 ? n_out : 0;
+    total += block.weight_size + block.bias_size;
+    blocks_.push_back(block);
+  }
+  parameters_.resize(total);
+  for (const ParameterBlock& block : blocks_) {
+    // Parameter p of layer l is draw p of NormalStream(seed, l): weights first, then biases.
+    const NormalStream stream(seed, static_cast<std::uint64_t>(block.layer));
+    stream.fill(parameters_.data() + block.weight_offset, static_cast<std::uint64_t>(block.weight_size), 0);
+    stream.fill(parameters_.data() + block.bias_offset, static_cast<std::uint64_t>(block.bias_size),
+                static_cast<std::uint64_t>(block.weight_size));
+  }
+}
+
+void Network::check_inputs(const Inputs& x, const char* where) const {
+  if (!(x.shape == input_)) {
+    throw std::invalid_argument(std::string(where) + ": argument 'x' has example shape " +
+                                x.shape.to_string() + ", expected " + input_.to_string() +
+                                " (the shape the network was built for)");
+  }
+  if (x.x.cols() != input_.size()) {
+    throw std::invalid_argument(std::string(where) + ": argument 'x' has " + std::to_string(x.x.cols()) +
+                                " columns, expected " + std::to_string(input_.size()) + " = size of " +
+                                input_.to_string());
+  }
+}
+
+void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
+  const auto& layers = architecture_.layers();
+  const std::size_t L = layers.size();
+  t.n = n;
+  t.acts.resize(L + 1);
+  t.patches.resize(L);
+  t.acts[0] = ConstRowMap(x, n, shapes_.shapes[0].size());
+  std::size_t b = 0;  // next parameter block
+  for (std::size_t l = 0; l < L; ++l) {
+    const Layer& layer = layers[l];
+    const ExampleShape& in_shape = shapes_.shapes[l];
+    const ExampleShape& out_shape = shapes_.shapes[l + 1];
+    const RowMatrix& in = t.acts[l];
+    RowMatrix& out = t.acts[l + 1];
+    out.resize(n, out_shape.size());
+    switch (layer.kind) {
+      case LayerKind::Dense: {
+        const ParameterBlock& block = blocks_[b++];
+        const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
+        const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
+        const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
+        // z = (W/√n_in)·ω·h + B·β: the GEMM accumulates onto the broadcast bias (one pass
+        // over z fewer than adding it afterwards, and no zero fill).
+        if (block.bias_size > 0) {
+          const Eigen::Map<const Eigen::RowVectorXd> beta(parameters_.data() + block.bias_offset, n_out);
+          out.rowwise() = layer.b_std * beta;
+          out.noalias() += scale * in * W.transpose();
+        } else {
+          out.noalias() = scale * in * W.transpose();
+        }
+        break;
+      }
+      case LayerKind::Conv: {
+        const ParameterBlock& block = blocks_[b++];
+        const ConvGeometry g = conv_geometry(layer, in_shape, out_shape);
+        im2col(in.data(), n, g, t.patches[l]);
+        const ConstRowMap W(parameters_.data() + block.weight_offset, g.out_c, g.patch());
+        const double scale = layer.w_std / std::sqrt(static_cast<double>(g.patch()));
+        RowMap Z(out.data(), n * g.out_pixels(), g.out_c);
+        if (block.bias_size > 0) {  // as for dense: accumulate onto the broadcast bias
+          const Eigen::Map<const Eigen::RowVectorXd> beta(parameters_.data() + block.bias_offset, g.out_c);
+          Z.rowwise() = layer.b_std * beta;
+          Z.noalias() += scale * t.patches[l] * W.transpose();
+        } else {
+          Z.noalias() = scale * t.patches[l] * W.transpose();
+        }
+        break;
+      }
+      case LayerKind::Activation:
+        apply_activation(layer.activation, in.data(), out.data(), in.size());
+        break;
+      case LayerKind::Flatten:
+        out = in;  // NHWC rows are already flattened in C order
+        break;
+      case LayerKind::GlobalAvgPool: {
+        const Eigen::Index P = in_shape.pixels(), C = in_shape.channels;
+        for (Eigen::Index e = 0; e < n; ++e) {
+          const ConstRowMap pix(in.data() + e * P * C, P, C);
+          out.row(e) = pix.colwise().sum() / static_cast<double>(P);
+        }
+        break;
+      }
+    }
+  }
+}
+
+// descent = 0: writes ∂/∂θ Σ⟨cotangent, f⟩ to out (the gradient). descent = η > 0: out is the
+// parameter vector itself and receives θ −= η·∂, fused into the weight-gradient GEMMs; every
+// layer's input gradient is formed before its weights change, so the step is the same as
+// forming the gradient first (up to rounding) without writing and re-reading a gradient vector.
+void Network::run_backward(Tape& t, const double* cotangent, double* out, double descent) const {
+  const auto& layers = architecture_.layers();
+  const std::size_t L = layers.size();
+  const Eigen::Index n = t.n;
+  t.g = ConstRowMap(cotangent, n, shapes_.shapes[L].size());
+  std::size_t b = blocks_.size();
+  for (std::size_t l = L; l-- > first_affine_;) {
+    const Layer& layer = layers[l];
+    const ExampleShape& in_shape = shapes_.shapes[l];
+    const ExampleShape& out_shape = shapes_.shapes[l + 1];
+    const bool need_input_grad = l > first_affine_;
+    switch (layer.kind) {
+      case LayerKind::Dense: {
+        const ParameterBlock& block = blocks_[--b];
+        const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
+        const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
+        const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
+        if (need_input_grad) {  // before the weights change when descending
+          t.g_next.resize(n, n_in);
+          t.g_next.noalias() = scale * t.g * W;
+        }
+        RowMap gW(out + block.weight_offset, n_out, n_in);
+        if (descent == 0.0) {
+          gW.noalias() = scale * t.g.transpose() * t.acts[l];
+        } else {
+          gW.noalias() -= (descent * scale) * t.g.transpose() * t.acts[l];
+        }
+        if (block.bias_size > 0) {
+          Eigen::Map<Eigen::RowVectorXd> gb(out + block.bias_offset, n_out);
+          if (descent == 0.0) {
+            gb.noalias() = layer.b_std * t.g.colwise().sum();
+          } else {
+            gb.noalias() -= (descent * layer.b_std) * t.g.colwise().sum();
+          }
+        }
+        if (need_input_grad) t.g.swap(t.g_next);
+        break;
+      }
+      case LayerKind::Conv: {
+        const ParameterBlock& block = blocks_[--b];
+        const ConvGeometry g = conv_geometry(layer, in_shape, out_shape);
+        const ConstRowMap W(parameters_.data() + block.weight_offset, g.out_c, g.patch());
+        const double scale = layer.w_std / std::sqrt(static_cast<double>(g.patch()));
+        const ConstRowMap G(t.g.data(), n * g.out_pixels(), g.out_c);
+        if (need_input_grad) {  // before the weights change when descending
+          t.dpatch.resize(n * g.out_pixels(), g.patch());
+          t.dpatch.noalias() = scale * G * W;
+        }
+        RowMap gW(out + block.weight_offset, g.out_c, g.patch());
+        if (descent == 0.0) {
+          gW.noalias() = scale * G.transpose() * t.patches[l];
+        } else {
+          gW.noalias() -= (descent * scale) * G.transpose() * t.patches[l];
+        }
+        if (block.bias_size > 0) {
+          Eigen::Map<Eigen::RowVectorXd> gb(out + block.bias_offset, g.out_c);
+          if (descent == 0.0) {
+            gb.noalias() = layer.b_std * G.colwise().sum();
+          } else {
+            gb.noalias() -= (descent * layer.b_std) * G.colwise().sum();
+          }
+        }
+        if (need_input_grad) {
+          t.g_next.resize(n, in_shape.size());
+          col2im(t.dpatch, n, g, t.g_next.data());
+          t.g.swap(t.g_next);
+        }
+        break;
+      }
+      case LayerKind::Activation:
+        multiply_derivative(layer.activation, t.acts[l].data(), t.g.data(), t.g.size());
+        break;
+      case LayerKind::Flatten:
+        break;  // same memory layout
+      case LayerKind::GlobalAvgPool: {
+        const Eigen::Index P = in_shape.pixels(), C = in_shape.channels;
+        t.g_next.resize(n, P * C);
+        for (Eigen::Index e = 0; e < n; ++e) {
+          RowMap pix(t.g_next.data() + e * P * C, P, C);
+          pix.rowwise() = t.g.row(e) / static_cast<double>(P);
+        }
+        t.g.swap(t.g_next);
+        break;
+      }
+    }
+  }
+}
+
+RowMatrix Network::forward(const Inputs& x) const {
+  check_inputs(x, "Network::forward");
+  const Eigen::Index N = x.count(), k = output_shape().size();
+  RowMatrix out(N, k);
+  thread_local Tape tape;
+  const Eigen::Index in_size = input_.size();
+  for (Eigen::Index start = 0; start < N; start += kForwardChunk) {
+    const Eigen::Index m = std::min(kForwardChunk, N - start);
+    run_forward(x.x.data() + start * in_size, m, tape);
+    out.middleRows(start, m) = tape.acts.back();
+  }
+  return out;
+}
+
+void Network::vjp_into(const Inputs& x, const RowMatrix& cotangent, Eigen::VectorXd& gradient,
+                       RowMatrix* outputs) const {
+  check_inputs(x, "Network::vjp");
+  const Eigen::Index N = x.count(), k = output_shape().size();
+  if (cotangent.rows() != N || cotangent.cols() != k) {
+    throw std::invalid_argument("Network::vjp: argument 'cotangent' is " + dims(cotangent.rows(), cotangent.cols()) +
+                                ", expected " + dims(N, k) + " (examples × output size)");
+  }
+  thread_local Tape tape;
+  run_forward(x.x.data(), N, tape);
+  if (outputs != nullptr) *outputs = tape.acts.back();
+  if (gradient.size() != parameter_count()) gradient.resize(parameter_count());
+  run_backward(tape, cotangent.data(), gradient.data(), 0.0);
+}
+
+Eigen::VectorXd Network::vjp(const Inputs& x, const RowMatrix& cotangent, RowMatrix* outputs) const {
+  Eigen::VectorXd gradient(parameter_count());
+  vjp_into(x, cotangent, gradient, outputs);
+  return gradient;
+}
+
+void Network::check_targets(const Inputs& x, const RowMatrix& targets, const char* where) const {
+  check_inputs(x, where);
+  const Eigen::Index N = x.count(), k = output_shape().size();
+  if (targets.rows() != N || targets.cols() != k) {
+    throw std::invalid_argument(std::string(where) + ": argument 'targets' is " + dims(targets.rows(), targets.cols()) +
+                                ", expected " + dims(N, k) + " (examples × output size)");
+  }
+}
+
+double mse_cotangent(const RowMatrix& f, const RowMatrix& targets, RowMatrix& cotangent) {
+  // L = ½·(1/(N·k))·‖f − y‖², ∂L/∂f = (f − y)/(N·k) (docs/conventions.md §3).
+  const double norm = f.size() > 0 ? 1.0 / static_cast<double>(f.size()) : 0.0;
+  cotangent = f - targets;
+  const double loss = 0.5 * norm * cotangent.squaredNorm();
+  cotangent *= norm;
+  return loss;
+}
+
+double Network::mse_loss_gradient(const Inputs& x, const RowMatrix& targets, Eigen::VectorXd& gradient,
+                                  RowMatrix* outputs) const {
+  check_targets(x, targets, "Network::mse_loss_gradient");
+  thread_local Tape tape;
+  thread_local RowMatrix residual;
+  run_forward(x.x.data(), x.count(), tape);
+  if (outputs != nullptr) *outputs = tape.acts.back();
+  const double loss = mse_cotangent(tape.acts.back(), targets, residual);
+  if (gradient.size() != parameter_count()) gradient.resize(parameter_count());
+  run_backward(tape, residual.data(), gradient.data(), 0.0);
+  return loss;
+}
+
+double Network::descent_step(const Inputs& x, double learning_rate, const LossFunction& loss, RowMatrix* outputs) {
+  check_inputs(x, "Network::descent_step");
+  if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) {
+    throw std::invalid_argument("Network::descent_step: argument 'learning_rate' = " + std::to_string(learning_rate) +
+                                ", expected a finite number > 0");
+  }
+  thread_local Tape tape;
+  thread_local RowMatrix cotangent;
+  run_forward(x.x.data(), x.count(), tape);
+  if (outputs != nullptr) *outputs = tape.acts.back();
+  const double value = loss(tape.acts.back(), cotangent);
+  if (cotangent.rows() != x.count() || cotangent.cols() != output_shape().size()) {
+    throw std::invalid_argument("Network::descent_step: the loss wrote a cotangent of " +
+                                dims(cotangent.rows(), cotangent.cols()) + ", expected " +
+                                dims(x.count(), output_shape().size()) + " (examples × output size)");
+  }
+  run_backward(tape, cotangent.data(), parameters_.data(), learning_rate);
+  return value;
+}
+
+double Network::mse_descent_step(const Inputs& x, const RowMatrix& targets, double learning_rate, RowMatrix* outputs) {
+  check_targets(x, targets, "Network::mse_descent_step");
+  return descent_step(
+      x, learning_rate, [&](const RowMatrix& f, RowMatrix& cotangent) { return mse_cotangent(f, targets, cotangent); },
+      outputs);
+}
+
+RowMatrix Network::jacobian(const Inputs& x, Eigen::Index output) const {
+  check_inputs(x, "Network::jacobian");
+  const Eigen::Index k = output_shape().size();
+  if (output < 0 || output >= k) {
+    throw std::invalid_argument("Network::jacobian: argument 'output' = " + std::to_string(output) +
+                                ", expected 0 <= output < " + std::to_string(k) + " (output size of " +
+                                output_shape().to_string() + ")");
+  }
+  RowMatrix J(x.count(), parameter_count());
+  Eigen::RowVectorXd onehot = Eigen::RowVectorXd::Zero(k);
+  onehot(output) = 1.0;
+  Tape tape;
+  for (Eigen::Index i = 0; i < x.count(); ++i) {
+    run_forward(x.x.data() + i * input_.size(), 1, tape);
+    run_backward(tape, onehot.data(), J.row(i).data(), 0.0);
+  }
+  return J;
+}
+
+Eigen::MatrixXd empirical_ntk(const Network& net, const Inputs& x1, const Inputs& x2) {
+  net.check_inputs(x1, "empirical_ntk (x1)");
+  net.check_inputs(x2, "empirical_ntk (x2)");
+  const Eigen::Index N1 = x1.count(), N2 = x2.count();
+  const Eigen::Index k = net.output_shape().size(), P = net.parameter_count();
+  const bool same = &x1 == &x2 || (N1 == N2 && x1.x == x2.x);
+  const Eigen::Index d = net.input_shape().size();
+  // One single-example tape per input, kept across the loop over output coordinates j.
+  std::vector<Network::Tape> tapes1(N1), tapes2(same ? 0 : N2);
+  for (Eigen::Index i = 0; i < N1; ++i) net.run_forward(x1.x.data() + i * d, 1, tapes1[i]);
+  for (Eigen::Index i = 0; i < static_cast<Eigen::Index>(tapes2.size()); ++i)
+    net.run_forward(x2.x.data() + i * d, 1, tapes2[i]);
+  RowMatrix J1(N1, P), J2(same ? 0 : N2, P);
+  Eigen::MatrixXd theta = Eigen::MatrixXd::Zero(N1, N2);
+  Eigen::RowVectorXd onehot = Eigen::RowVectorXd::Zero(k);
+  for (Eigen::Index j = 0; j < k; ++j) {
+    onehot.setZero();
+    onehot(j) = 1.0;
+    for (Eigen::Index i = 0; i < N1; ++i) net.run_backward(tapes1[i], onehot.data(), J1.row(i).data(), 0.0);
+    if (same) {
+      theta.noalias() += J1 * J1.transpose();
+    } else {
+      for (Eigen::Index i = 0; i < N2; ++i) net.run_backward(tapes2[i], onehot.data(), J2.row(i).data(), 0.0);
+      theta.noalias() += J1 * J2.transpose();
+    }
+  }
+  if (k > 0) theta /= static_cast<double>(k);
+  if (same) theta = (0.5 * (theta + theta.transpose())).eval();  // exact symmetry
+  return theta;
+}
+
+}  // namespace emergent

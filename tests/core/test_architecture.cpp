@@ -1,0 +1,135 @@
+// The spec grammar of docs/conventions.md §1: parsing, canonical printing, shape checks, error messages.
+#include <doctest/doctest.h>
+
+#include <emergent/core/architecture.hpp>
+
+using namespace emergent;
+
+namespace {
+// The message of the SpecError thrown by parsing `spec` (empty if none).
+std::string parse_error(const std::string& spec) {
+  try {
+    Architecture::parse(spec);
+  } catch (const SpecError& e) {
+    return e.what();
+  }
+  return "";
+}
+std::string shape_error(const std::string& spec, const ExampleShape& in) {
+  try {
+    Architecture::parse(spec).shapes(in);
+  } catch (const SpecError& e) {
+    return e.what();
+  }
+  return "";
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("the example of docs/conventions.md §1 parses into the documented layers") {
+  const auto a = Architecture::parse("conv(64, 3x3, padding=circular, w=1.4, b=0.1) relu flatten dense(1)");
+  REQUIRE(a.layers().size() == 4);
+  const Layer& c = a.layers()[0];
+  CHECK(c.kind == LayerKind::Conv);
+  CHECK(c.width == 64);
+  CHECK(c.filter_h == 3);
+  CHECK(c.filter_w == 3);
+  CHECK(c.padding == Padding::Circular);
+  CHECK(c.w_std == 1.4);
+  CHECK(c.b_std == 0.1);
+  CHECK(a.layers()[1].kind == LayerKind::Activation);
+  CHECK(a.layers()[1].activation.kind == ActivationKind::Relu);
+  CHECK(a.layers()[2].kind == LayerKind::Flatten);
+  CHECK(a.layers()[3].width == 1);
+  CHECK(a.outputs() == 1);
+  CHECK(a.has_readout());
+  CHECK(a.expects_images());
+  const auto trace = a.shapes(ExampleShape::image_hwc(8, 8, 1));
+  CHECK(trace.shapes.back() == ExampleShape::vector(1));
+  CHECK(trace.shapes[1] == ExampleShape::image_hwc(8, 8, 64));
+  CHECK(trace.shapes[3] == ExampleShape::vector(8 * 8 * 64));
+}
+
+TEST_CASE("defaults, every layer, and canonical printing that parses back") {
+  const auto a = Architecture::parse(
+      "dense(10) relu dense(5, w=2, b=0.5) leaky_relu(0.1) dense(4) abrelu(-0.5, 2) dense(3) abs erf identity gelu "
+      "sin cos tanh sigmoid softplus swish dense(2)");
+  CHECK(a.layers()[0].w_std == 1.0);
+  CHECK(a.layers()[0].b_std == 0.0);
+  CHECK(a.layers()[3].activation.kind == ActivationKind::LeakyRelu);
+  CHECK(a.layers()[3].activation.a == 0.1);
+  CHECK(a.layers()[5].activation.a == -0.5);
+  CHECK(a.layers()[5].activation.b == 2.0);
+  CHECK(a.outputs() == 2);
+  CHECK_FALSE(a.has_readout());
+  CHECK_FALSE(a.expects_images());
+  const auto b = Architecture::parse(a.to_string());
+  CHECK(b.to_string() == a.to_string());
+  CHECK(b.layers().size() == a.layers().size());
+  const auto c = Architecture::parse("conv(3, 2x5, padding=valid, w=0.3) gap dense(1, b=1e-3)");
+  CHECK(Architecture::parse(c.to_string()).to_string() == c.to_string());
+  CHECK(c.layers()[0].filter_h == 2);
+  CHECK(c.layers()[0].filter_w == 5);
+  CHECK(c.layers()[0].padding == Padding::Valid);
+  // White space inside parentheses and an empty argument list are fine.
+  CHECK(Architecture::parse("  dense( 4 ,w = 2 )   relu()  dense(1)").to_string() == "dense(4, w=2) relu dense(1)");
+}
+
+TEST_CASE("spec errors name the token, its column and what was expected") {
+  auto e = parse_error("conv(64, 3, padding=same) relu");
+  CHECK(contains(e, "conv: expected FHxFW at column 10, got '3'"));
+  e = parse_error("dense(16) relu blah dense(1)");
+  CHECK(contains(e, "column 16"));
+  CHECK(contains(e, "'blah'"));
+  e = parse_error("dense(0)");
+  CHECK(contains(e, "WIDTH"));
+  CHECK(contains(e, "'0'"));
+  e = parse_error("dense() relu");
+  CHECK(contains(e, "dense: expected WIDTH"));
+  e = parse_error("dense(4, q=1)");
+  CHECK(contains(e, "q=1"));
+  CHECK(contains(e, "column 10"));
+  e = parse_error("conv(4, 3x3, padding=reflect)");
+  CHECK(contains(e, "padding=same|valid|circular"));
+  CHECK(contains(e, "'reflect'"));
+  e = parse_error("dense(4, w=abc)");
+  CHECK(contains(e, "'abc'"));
+  e = parse_error("dense(4, w=-1)");
+  CHECK(contains(e, "w >= 0"));
+  e = parse_error("dense(4");
+  CHECK(contains(e, "')'"));
+  e = parse_error("leaky_relu");
+  CHECK(contains(e, "ALPHA"));
+  e = parse_error("relu dense(1)");
+  CHECK(contains(e, "nonlinearity before the first dense/conv layer"));
+  CHECK(contains(e, "column 1"));
+  e = parse_error("");
+  CHECK(contains(e, "empty"));
+  e = parse_error("flatten gap");
+  CHECK(contains(e, "at least one dense or conv"));
+  e = parse_error("dense(4) relu(2) dense(1)");
+  CHECK(contains(e, "'2'"));
+}
+
+TEST_CASE("shape errors: the spec must fit its input") {
+  auto e = shape_error("conv(4, 3x3) relu dense(1)", ExampleShape::image_hwc(8, 8, 1));
+  CHECK(contains(e, "dense on image input"));
+  CHECK(contains(e, "flatten or gap"));
+  e = shape_error("dense(4) relu dense(1)", ExampleShape::image_hwc(8, 8, 1));
+  CHECK(contains(e, "dense on image input"));
+  e = shape_error("conv(4, 3x3) relu flatten dense(1)", ExampleShape::vector(5));
+  CHECK(contains(e, "conv needs (H, W, C) image input"));
+  e = shape_error("conv(4, 5x5, padding=valid) relu gap dense(1)", ExampleShape::image_hwc(4, 8, 1));
+  CHECK(contains(e, "larger than its input"));
+  CHECK(contains(e, "(4, 8, 1)"));
+  e = shape_error("conv(4, 3x3, padding=valid) relu conv(4, 3x3, padding=valid) gap dense(1)",
+                  ExampleShape::image_hwc(4, 4, 1));
+  CHECK(contains(e, "column 34"));
+  e = shape_error("conv(4, 3x3) flatten conv(2, 1x1)", ExampleShape::image_hwc(4, 4, 1));
+  CHECK(contains(e, "conv needs"));
+  CHECK(shape_error("conv(4, 3x3, padding=valid) relu gap dense(1)", ExampleShape::image_hwc(3, 3, 2)).empty());
+  const auto trace = Architecture::parse("conv(4, 3x2, padding=valid) relu gap dense(7)").shapes(ExampleShape::image_hwc(5, 6, 2));
+  CHECK(trace.shapes[1] == ExampleShape::image_hwc(3, 5, 4));
+  CHECK(trace.shapes[3] == ExampleShape::vector(4));
+  CHECK(trace.shapes[4] == ExampleShape::vector(7));
+}

@@ -1,0 +1,356 @@
+// Structural identities of the analytic kernels (docs/conventions.md §2). Agreement with sampled
+// finite networks is in test_sampled.cpp.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <emergent/kernels/kernel.hpp>
+#include <emergent/core/random.hpp>
+
+using namespace emergent;
+
+namespace {
+
+Inputs random_vectors(int n, int d, std::uint64_t seed, double scale = 1.0) {
+  NormalStream rng(seed, 0);
+  RowMatrix x(n, d);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = scale * rng.normal(i);
+  return Inputs(x, ExampleShape::vector(d));
+}
+
+Inputs random_images(int n, int h, int w, int c, std::uint64_t seed) {
+  NormalStream rng(seed, 1);
+  RowMatrix x(n, h * w * c);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = rng.normal(i);
+  return Inputs(x, ExampleShape::image_hwc(h, w, c));
+}
+
+// Cyclic shift of every image by (dh, dw) pixels.
+Inputs shift(const Inputs& in, int dh, int dw) {
+  const int H = in.shape.height, W = in.shape.width, C = in.shape.channels;
+  Inputs out = in;
+  for (Eigen::Index i = 0; i < in.count(); ++i)
+    for (int h = 0; h < H; ++h)
+      for (int w = 0; w < W; ++w)
+        for (int c = 0; c < C; ++c)
+          out.x(i, (((h + dh) % H) * W + (w + dw) % W) * C + c) = in.x(i, (h * W + w) * C + c);
+  return out;
+}
+
+double max_abs(const Eigen::MatrixXd& m) { return m.cwiseAbs().maxCoeff(); }
+double rel_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) { return max_abs(a - b) / max_abs(b); }
+
+void check_symmetric_psd(const Eigen::MatrixXd& k) {
+  CHECK(max_abs(k - k.transpose()) == 0.0);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(k);
+  CHECK(es.eigenvalues().minCoeff() >= -1e-12 * es.eigenvalues().cwiseAbs().maxCoeff());
+}
+
+const char* kSpecs[] = {
+    "dense(64, w=1.5, b=0.1) relu dense(64, w=1.5, b=0.1) relu dense(1)",
+    "dense(8) erf dense(8, w=2) gelu dense(3, b=0.5)",
+    "dense(8, w=1.2) tanh dense(1)",
+    "dense(8) leaky_relu(0.2) dense(8) abs dense(8) sin dense(8) cos dense(1, w=0.7)",
+};
+
+const char* kImageSpecs[] = {
+    "conv(8, 3x3, w=1.3, b=0.2) relu conv(8, 3x3) relu flatten dense(1)",
+    "conv(8, 3x3, padding=circular, w=1.3, b=0.2) relu conv(8, 2x3, padding=circular) erf gap dense(2)",
+    "conv(8, 3x3, padding=valid) relu conv(4, 2x2, padding=same, b=0.3) gelu gap dense(4) relu dense(1)",
+    "flatten dense(16, b=0.1) relu dense(1)",
+    "gap dense(16) relu dense(1)",
+};
+
+}  // namespace
+
+TEST_CASE("Gram matrices are symmetric and PSD, and the two-argument path agrees") {
+  for (const char* spec : kSpecs) {
+    CAPTURE(spec);
+    const auto arch = Architecture::parse(spec);
+    const auto x = random_vectors(12, 5, 7);
+    const auto sym = kernels(arch, x);
+    check_symmetric_psd(sym.nngp);
+    check_symmetric_psd(sym.ntk);
+    CHECK(sym.summary.symmetric);
+    const auto full = kernels(arch, x, x);
+    CHECK(rel_diff(full.nngp, sym.nngp) < 1e-13);
+    CHECK(rel_diff(full.ntk, sym.ntk) < 1e-13);
+    // NTK ⪰ NNGP of the last layer in the 'ntk' parameterisation: Θ = Σ + W²·(…) with the
+    // trailing term a PSD kernel.
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(sym.ntk - sym.nngp);
+    CHECK(es.eigenvalues().minCoeff() >= -1e-10 * max_abs(sym.ntk));
+  }
+  for (const char* spec : kImageSpecs) {
+    CAPTURE(spec);
+    const auto arch = Architecture::parse(spec);
+    const auto x = random_images(6, 5, 5, 2, 3);
+    const auto sym = kernels(arch, x);
+    check_symmetric_psd(sym.nngp);
+    check_symmetric_psd(sym.ntk);
+    const auto full = kernels(arch, x, x);
+    CHECK(rel_diff(full.nngp, sym.nngp) < 1e-13);
+    CHECK(rel_diff(full.ntk, sym.ntk) < 1e-13);
+  }
+}
+
+TEST_CASE("a single dense layer: K = W² x·x'/d + B² and Θ = K") {
+  const auto x = random_vectors(5, 7, 11);
+  const auto y = random_vectors(4, 7, 12);
+  const auto k = kernels(Architecture::parse("dense(3, w=1.7, b=0.4)"), x, y);
+  const Eigen::MatrixXd expected = (1.7 * 1.7 / 7.0) * (x.x * y.x.transpose()).array() + 0.16;
+  CHECK(rel_diff(k.nngp, expected) < 1e-14);
+  CHECK(rel_diff(k.ntk, expected) < 1e-14);
+  // Two linear layers: Θ = Σ² + W₂²·Σ¹ (the sum over layers of Jacot et al. 2018 Thm. 1).
+  const auto k2 = kernels(Architecture::parse("dense(3, w=1.7, b=0.4) dense(2, w=0.9, b=0.3)"), x, y);
+  const Eigen::MatrixXd s2 = (0.81 * expected.array() + 0.09).matrix();
+  CHECK(rel_diff(k2.nngp, s2) < 1e-14);
+  CHECK(rel_diff(k2.ntk, (s2 + 0.81 * expected).eval()) < 1e-14);
+}
+
+TEST_CASE("MLP kernels are invariant under orthogonal maps of the inputs and homogeneous for bias-free ReLU") {
+  const int d = 6;
+  const auto x = random_vectors(8, d, 21);
+  // A random orthogonal matrix from a QR decomposition.
+  Eigen::MatrixXd g = random_vectors(d, d, 22).x;
+  Eigen::HouseholderQR<Eigen::MatrixXd> qr(g);
+  const Eigen::MatrixXd q = qr.householderQ();
+  Inputs xq(x.x * q.transpose(), x.shape);
+  for (const char* spec : kSpecs) {
+    CAPTURE(spec);
+    const auto arch = Architecture::parse(spec);
+    const auto a = kernels(arch, x), b = kernels(arch, xq);
+    CHECK(rel_diff(b.nngp, a.nngp) < 1e-12);
+    CHECK(rel_diff(b.ntk, a.ntk) < 1e-12);
+  }
+  // Bias-free ReLU networks are positively homogeneous of degree 1 in each argument.
+  const auto arch = Architecture::parse("dense(8, w=1.4) relu dense(8, w=1.4) relu dense(1)");
+  Inputs x2(2.5 * x.x, x.shape), x3(0.3 * x.x, x.shape);
+  const auto base = kernels(arch, x, x);
+  const auto scaled = kernels(arch, x2, x3);
+  CHECK(rel_diff(scaled.nngp, (0.75 * base.nngp).eval()) < 1e-12);
+  // The diagonal pairs (x, x) become collinear pairs (2.5x, 0.3x) whose cos θ is 1 only up to
+  // round-off ε; θ = acos(cos θ) then carries an error of order √(2ε) ≈ 1.5e-8, which the
+  // ReLU derivative kernel (π − θ)/2π inherits. That is the conditioning of the problem.
+  CHECK(rel_diff(scaled.ntk, (0.75 * base.ntk).eval()) < 1e-7);
+}
+
+TEST_CASE("flatten path equals the pixel-pair kernel followed by the mean of its diagonal") {
+  const auto x = random_images(4, 5, 6, 2, 31);
+  const auto y = random_images(3, 5, 6, 2, 32);
+  for (const char* body : {"conv(4, 3x3, w=1.3, b=0.2) relu conv(4, 3x2, b=0.1) erf",
+                           "conv(4, 2x2, padding=circular) relu conv(4, 3x3, padding=valid, w=2)"}) {
+    CAPTURE(body);
+    const auto spatial = spatial_kernels(Architecture::parse(body), x, y);
+    const auto flat = kernels(Architecture::parse(std::string(body) + " flatten dense(1, w=1.1, b=0.3)"), x, y);
+    const auto pooled = kernels(Architecture::parse(std::string(body) + " gap dense(1, w=1.1, b=0.3)"), x, y);
+    CHECK(flat.summary.path == "pixel-diagonal");
+    CHECK(pooled.summary.path == "pixel-pairs");
+    const int P = spatial.height * spatial.width;
+    for (Eigen::Index i = 0; i < x.count(); ++i)
+      for (Eigen::Index j = 0; j < y.count(); ++j) {
+        double sd = 0, td = 0, sa = 0, ta = 0;
+        for (int a = 0; a < P; ++a)
+          for (int b = 0; b < P; ++b) {
+            const std::size_t k = spatial.index(i, j, a / spatial.width, a % spatial.width, b / spatial.width,
+                                                b % spatial.width);
+            sa += spatial.nngp[k];
+            ta += spatial.ntk[k];
+            if (a == b) {
+              sd += spatial.nngp[k];
+              td += spatial.ntk[k];
+            }
+          }
+        // dense(1, w, b): K = w²·readout + b², Θ = K + w²·readout(Θ)
+        const double kf = 1.21 * sd / P + 0.09, kg = 1.21 * sa / (P * P) + 0.09;
+        CHECK(flat.nngp(i, j) == doctest::Approx(kf).epsilon(1e-13));
+        CHECK(flat.ntk(i, j) == doctest::Approx(kf + 1.21 * td / P).epsilon(1e-13));
+        CHECK(pooled.nngp(i, j) == doctest::Approx(kg).epsilon(1e-13));
+        CHECK(pooled.ntk(i, j) == doctest::Approx(kg + 1.21 * ta / (P * P)).epsilon(1e-13));
+      }
+  }
+}
+
+TEST_CASE("a 1x1 convolution is a dense layer applied to every pixel") {
+  const auto x = random_images(3, 4, 3, 5, 41);
+  const auto y = random_images(2, 4, 3, 5, 42);
+  const auto conv = spatial_kernels(
+      Architecture::parse("conv(8, 1x1, w=1.3, b=0.2) relu conv(8, 1x1, w=0.8, b=0.5) erf conv(2, 1x1)"), x, y);
+  const auto mlp = Architecture::parse("dense(8, w=1.3, b=0.2) relu dense(8, w=0.8, b=0.5) erf dense(2)");
+  // Pixel a of image i as a 5-vector.
+  auto pixel = [](const Inputs& in, Eigen::Index i, int a) {
+    return Inputs(RowMatrix(in.x.block(i, a * 5, 1, 5)), ExampleShape::vector(5));
+  };
+  for (Eigen::Index i = 0; i < x.count(); ++i)
+    for (Eigen::Index j = 0; j < y.count(); ++j)
+      for (int a = 0; a < 12; ++a)
+        for (int b = 0; b < 12; ++b) {
+          const auto k = kernels(mlp, pixel(x, i, a), pixel(y, j, b));
+          const std::size_t idx = conv.index(i, j, a / 3, a % 3, b / 3, b % 3);
+          CHECK(conv.nngp[idx] == doctest::Approx(k.nngp(0, 0)).epsilon(1e-13));
+          CHECK(conv.ntk[idx] == doctest::Approx(k.ntk(0, 0)).epsilon(1e-13));
+        }
+}
+
+TEST_CASE("circular padding: the gap kernel is the translation average of the flatten kernel (Li et al. 2019)") {
+  const int H = 4, W = 5;
+  const auto x = random_images(3, H, W, 2, 51);
+  const auto y = random_images(4, H, W, 2, 52);
+  const std::string body = "conv(8, 3x3, padding=circular, w=1.5, b=0.1) relu conv(8, 2x3, padding=circular) erf";
+  const auto gap = kernels(Architecture::parse(body + " gap dense(1, w=1.2, b=0.2)"), x, y);
+  const auto flat = Architecture::parse(body + " flatten dense(1, w=1.2, b=0.2)");
+  Eigen::MatrixXd k = Eigen::MatrixXd::Zero(3, 4), t = Eigen::MatrixXd::Zero(3, 4);
+  for (int dh = 0; dh < H; ++dh)
+    for (int dw = 0; dw < W; ++dw) {
+      const auto f = kernels(flat, x, shift(y, dh, dw));
+      k += f.nngp / (H * W);
+      t += f.ntk / (H * W);
+    }
+  CHECK(rel_diff(gap.nngp, k) < 1e-13);
+  CHECK(rel_diff(gap.ntk, t) < 1e-13);
+  // And the gap kernel itself is translation invariant in each argument.
+  const auto moved = kernels(Architecture::parse(body + " gap dense(1, w=1.2, b=0.2)"), shift(x, 1, 3), shift(y, 2, 0));
+  CHECK(rel_diff(moved.nngp, gap.nngp) < 1e-13);
+  CHECK(rel_diff(moved.ntk, gap.ntk) < 1e-13);
+}
+
+TEST_CASE("circular padding: the spatial kernel moves with a common translation of both inputs") {
+  const int H = 5, W = 4;
+  const auto x = random_images(2, H, W, 1, 61);
+  const auto arch = Architecture::parse("conv(4, 3x2, padding=circular, b=0.3) relu conv(4, 3x3, padding=circular)");
+  const auto k = spatial_kernels(arch, x);
+  const auto ks = spatial_kernels(arch, shift(x, 2, 1));
+  double worst = 0;
+  for (Eigen::Index i = 0; i < 2; ++i)
+    for (Eigen::Index j = 0; j < 2; ++j)
+      for (int h1 = 0; h1 < H; ++h1)
+        for (int w1 = 0; w1 < W; ++w1)
+          for (int h2 = 0; h2 < H; ++h2)
+            for (int w2 = 0; w2 < W; ++w2) {
+              const double a = ks.ntk[ks.index(i, j, (h1 + 2) % H, (w1 + 1) % W, (h2 + 2) % H, (w2 + 1) % W)];
+              const double b = k.ntk[k.index(i, j, h1, w1, h2, w2)];
+              worst = std::max(worst, std::abs(a - b) / std::abs(b));
+            }
+  CHECK(worst < 1e-13);
+  // Symmetric spatial kernel: K(x_j, x_i)_{ab} = K(x_i, x_j)_{ba}.
+  CHECK(k.nngp[k.index(1, 0, 1, 2, 3, 0)] == k.nngp[k.index(0, 1, 3, 0, 1, 2)]);
+}
+
+TEST_CASE("valid convolutions equal the interior of same convolutions") {
+  const auto x = random_images(2, 7, 6, 2, 71);
+  const auto y = random_images(2, 7, 6, 2, 72);
+  const auto valid = spatial_kernels(Architecture::parse("conv(4, 3x3, padding=valid, b=0.2) relu conv(4, 3x3, padding=valid)"), x, y);
+  const auto same = spatial_kernels(Architecture::parse("conv(4, 3x3, b=0.2) relu conv(4, 3x3)"), x, y);
+  REQUIRE(valid.height == 3);
+  REQUIRE(valid.width == 2);
+  for (Eigen::Index i = 0; i < 2; ++i)
+    for (Eigen::Index j = 0; j < 2; ++j)
+      for (int a = 0; a < 6; ++a)
+        for (int b = 0; b < 6; ++b) {
+          const int h1 = a / 2, w1 = a % 2, h2 = b / 2, w2 = b % 2;
+          CHECK(valid.nngp[valid.index(i, j, h1, w1, h2, w2)] ==
+                doctest::Approx(same.nngp[same.index(i, j, h1 + 2, w1 + 2, h2 + 2, w2 + 2)]).epsilon(1e-13));
+          CHECK(valid.ntk[valid.index(i, j, h1, w1, h2, w2)] ==
+                doctest::Approx(same.ntk[same.index(i, j, h1 + 2, w1 + 2, h2 + 2, w2 + 2)]).epsilon(1e-13));
+        }
+}
+
+TEST_CASE("edge cases stay finite: zero inputs, identical and collinear inputs, extreme weight scales") {
+  RowMatrix x = random_vectors(4, 5, 81).x;
+  x.row(0).setZero();
+  x.row(2) = x.row(1);                      // x1 == x2: cos θ = 1 exactly
+  x.row(3) = x.row(1) * (1 + 1e-15);        // collinear up to round-off
+  const Inputs in(x, ExampleShape::vector(5));
+  for (const char* spec : {"dense(4) relu dense(4) relu dense(1)", "dense(4, w=1e4, b=1e-6) relu dense(4, w=1e3) erf dense(1)",
+                           "dense(4, w=1e-6) gelu dense(4, w=1e-5) tanh dense(1)", "dense(4, b=0.5) abs dense(4) swish dense(1)"}) {
+    CAPTURE(spec);
+    const auto k = kernels(Architecture::parse(spec), in);
+    CHECK(k.nngp.allFinite());
+    CHECK(k.ntk.allFinite());
+    // Identical inputs give identical rows.
+    CHECK(max_abs(k.nngp.row(1) - k.nngp.row(2)) <= 1e-12 * max_abs(k.nngp));
+  }
+  RowMatrix img = random_images(3, 4, 4, 1, 82).x;
+  img.row(0).setZero();
+  img.row(2) = img.row(1);
+  const Inputs im(img, ExampleShape::image_hwc(4, 4, 1));
+  for (const char* spec : {"conv(4, 3x3) relu gap dense(1)", "conv(4, 3x3, w=1e4) erf flatten dense(1)"}) {
+    CAPTURE(spec);
+    const auto k = kernels(Architecture::parse(spec), im);
+    CHECK(k.nngp.allFinite());
+    CHECK(k.ntk.allFinite());
+    CHECK(k.nngp(0, 0) == 0.0);  // a zero image without biases has zero variance
+  }
+}
+
+TEST_CASE("results do not depend on the number of threads or the block size") {
+  const auto x = random_vectors(300, 9, 91);
+  const auto arch = Architecture::parse("dense(8, b=0.1) relu dense(8) erf dense(1)");
+  KernelOptions one, two, small;
+  one.threads = 1;
+  two.threads = 2;
+  small.memory_cap_bytes = 2u << 20;  // forces small tiles
+  const auto a = kernels(arch, x, one), b = kernels(arch, x, two), c = kernels(arch, x, small);
+  CHECK(max_abs(a.nngp - b.nngp) == 0.0);
+  CHECK(max_abs(a.ntk - b.ntk) == 0.0);
+  CHECK(c.summary.block_size < a.summary.block_size);
+  CHECK(c.summary.blocks > a.summary.blocks);
+  CHECK(rel_diff(c.nngp, a.nngp) < 1e-13);
+  const auto imgs = random_images(20, 5, 5, 1, 92);
+  const auto carch = Architecture::parse("conv(4, 3x3, padding=circular) relu conv(4, 3x3) relu gap dense(1)");
+  const auto ci = kernels(carch, imgs, one), cj = kernels(carch, imgs, two);
+  CHECK(max_abs(ci.ntk - cj.ntk) == 0.0);
+}
+
+TEST_CASE("memory cap: refuse what cannot fit, before allocating it") {
+  const auto x = random_images(200, 16, 16, 1, 101);
+  KernelOptions opt;
+  opt.memory_cap_bytes = 64u << 20;
+  // (200, 200, 16, 16, 16, 16) doubles ×2 = 42 GB
+  CHECK_THROWS_AS(spatial_kernels(Architecture::parse("conv(4, 3x3) relu conv(4, 3x3)"), x, opt), MemoryCapError);
+  try {
+    spatial_kernels(Architecture::parse("conv(4, 3x3) relu conv(4, 3x3)"), x, opt);
+  } catch (const MemoryCapError& e) {
+    CHECK(std::string(e.what()).find("memory cap") != std::string::npos);
+  }
+  std::string why;
+  KernelOptions bad;
+  bad.threads = -1;
+  CHECK_FALSE(bad.IsValid(&why));
+  CHECK(why.find("threads") != std::string::npos);
+  CHECK_THROWS_AS(kernels(Architecture::parse("dense(1)"), random_vectors(3, 2, 1), bad), std::invalid_argument);
+}
+
+TEST_CASE("bad arguments throw with a message naming the problem") {
+  const auto v = random_vectors(3, 4, 1);
+  const auto w = random_vectors(3, 5, 2);
+  const auto im = random_images(2, 4, 4, 1, 3);
+  CHECK_THROWS_AS(kernels(Architecture::parse("dense(1)"), v, w), std::invalid_argument);
+  CHECK_THROWS_AS(kernels(Architecture::parse("conv(2, 3x3) relu flatten dense(1)"), v), SpecError);
+  CHECK_THROWS_AS(kernels(Architecture::parse("dense(2)"), im), SpecError);
+  CHECK_THROWS_AS(kernels(Architecture::parse("conv(2, 3x3) relu conv(2, 3x3)"), im), std::invalid_argument);
+  CHECK_THROWS_AS(spatial_kernels(Architecture::parse("dense(2)"), v), std::invalid_argument);
+  CHECK_THROWS_AS(kernels(Architecture::parse("conv(2, 5x5, padding=valid) relu gap dense(1)"), im), SpecError);
+  RowMatrix nan = v.x;
+  nan(1, 2) = std::nan("");
+  CHECK_THROWS_AS(kernels(Architecture::parse("dense(1)"), Inputs(nan, v.shape)), std::invalid_argument);
+}
+
+TEST_CASE("self pairs are exactly collinear: the diagonal keeps full precision") {
+  // Θ(x, x) of a bias-free ReLU net is homogeneous of degree 2. Before self pairs used their own
+  // variance as covariance, the last-bit difference between GEMM and squaredNorm cost √ε ≈ 1e-8
+  // through θ = angle(x, x).
+  const auto x = random_vectors(40, 13, 111);
+  const Inputs x3(3.0 * x.x, x.shape);
+  const auto arch = Architecture::parse("dense(8, w=1.4) relu dense(8, w=1.4) relu dense(1)");
+  const auto a = kernels(arch, x), b = kernels(arch, x3);
+  const Eigen::VectorXd ratio = b.ntk.diagonal().cwiseQuotient(a.ntk.diagonal());
+  CHECK((ratio.array() - 9.0).abs().maxCoeff() < 1e-13);
+  const auto imgs = random_images(6, 5, 5, 2, 112);
+  const Inputs imgs3(3.0 * imgs.x, imgs.shape);
+  for (const char* spec : {"conv(4, 3x3, w=1.4) relu conv(4, 3x3) relu flatten dense(1)",
+                           "conv(4, 3x3, padding=circular) relu conv(4, 3x3) relu gap dense(1)"}) {
+    CAPTURE(spec);
+    const auto c = kernels(Architecture::parse(spec), imgs), d = kernels(Architecture::parse(spec), imgs3);
+    const Eigen::VectorXd r = d.ntk.diagonal().cwiseQuotient(c.ntk.diagonal());
+    CHECK((r.array() - 9.0).abs().maxCoeff() < 1e-13);
+  }
+}

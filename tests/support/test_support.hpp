@@ -1,0 +1,38 @@
+// Shared helpers of the test suites: one seeded RNG style (NormalStream, counter-based, so a
+// test's data do not depend on the order in which it draws them) and small matrix utilities.
+// Never include Ceres or glog here: glog's CHECK would silently replace doctest's.
+#pragma once
+
+#include <Eigen/Dense>
+#include <cstdint>
+#include <string>
+
+#include "emergent/core/inputs.hpp"
+#include "emergent/core/random.hpp"
+
+namespace emergent::test {
+
+/// rows × cols standard normal entries, a pure function of the seed.
+inline RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
+  NormalStream s(seed, 7);
+  RowMatrix m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = s.normal(static_cast<std::uint64_t>(i));
+  return m;
+}
+
+/// n examples of the given shape with standard normal entries.
+inline Inputs random_inputs(Eigen::Index n, const ExampleShape& shape, std::uint64_t seed) {
+  return Inputs(normals(n, shape.size(), seed), shape);
+}
+
+template <class Derived>
+double max_abs(const Eigen::MatrixBase<Derived>& a) {
+  return a.size() ? a.cwiseAbs().maxCoeff() : 0.0;
+}
+
+/// A path in the temporary folder, unique per suite and name.
+inline std::string temp_path(const std::string& suite, const std::string& name) {
+  return "/tmp/emergent_test_" + suite + "_" + name;
+}
+
+}  // namespace emergent::test

@@ -1,0 +1,241 @@
+// Group representations (stamped-out axiom tests for every group) and full-orbit augmentation.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <numbers>
+#include <string>
+#include <vector>
+
+#include "emergent/symmetry/augmentation.hpp"
+#include "emergent/symmetry/groups.hpp"
+#include "emergent/symmetry/representation.hpp"
+#include "emergent/data/npy.hpp"
+#include "emergent/core/random.hpp"
+#include "support/test_support.hpp"
+
+using namespace emergent;
+using Eigen::Index;
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+using test::max_abs;
+using test::normals;
+using test::random_inputs;
+
+namespace {
+
+std::string temp_path(const char* name) { return test::temp_path("group", name); }
+
+struct GroupCase {
+  std::string name;
+  ExampleShape shape;
+  int expected_size;
+};
+
+// An orthogonal matrix group loaded from .npy: the 6 permutations of 3 coordinates (S3).
+std::string write_s3_npy() {
+  const int perms[6][3] = {{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 0, 2}};
+  std::vector<double> data(6 * 9, 0.0);
+  for (int g = 0; g < 6; ++g)
+    for (int i = 0; i < 3; ++i) data[g * 9 + i * 3 + perms[g][i]] = 1.0;
+  const std::string path = temp_path("s3.npy");
+  write_npy(path, {6, 3, 3}, data.data());
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("every exact group satisfies the representation axioms") {
+  const std::string s3 = write_s3_npy();
+  const std::vector<GroupCase> cases = {
+      {"c4", ExampleShape::image_hwc(5, 5, 2), 4},
+      {"c4", ExampleShape::image_hwc(4, 4, 1), 4},
+      {"d4", ExampleShape::image_hwc(4, 4, 3), 8},
+      {"d4", ExampleShape::image_hwc(5, 5, 1), 8},
+      {"flip", ExampleShape::image_hwc(3, 4, 2), 2},
+      {"translations", ExampleShape::image_hwc(3, 4, 2), 12},
+      {"sign", ExampleShape::vector(5), 2},
+      {"cyclic", ExampleShape::vector(5), 5},
+      {"rot2(6)", ExampleShape::vector(4), 6},
+      {"rot2(4)", ExampleShape::vector(2), 4},
+      {"rot2(5)", ExampleShape::vector(6), 5},
+      {s3, ExampleShape::vector(3), 6},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    CAPTURE(c.shape.to_string());
+    const Representation rho = make_group(c.name, c.shape);
+    CHECK(rho.exact());
+    CHECK(rho.size() == c.expected_size);
+    CHECK(rho.dim() == c.shape.size());
+    const RepresentationCheck chk = rho.verify();
+    CHECK(chk.exact());
+    const RowMatrix x = normals(3, rho.dim(), 11);
+    const double tol = 64 * 2.2e-16 * static_cast<double>(rho.dim());
+    // Identity first, acting trivially.
+    CHECK(max_abs(rho.apply(0, x) - x) == 0.0);
+    for (int g = 0; g < rho.size(); ++g) {
+      const RowMatrix gx = rho.apply(g, x);
+      // Norm preservation (orthogonality).
+      for (Index r = 0; r < x.rows(); ++r) CHECK(std::abs(gx.row(r).norm() - x.row(r).norm()) <= tol);
+      // The dense matrix agrees with apply and is orthogonal.
+      const MatrixXd m = rho.matrix(g);
+      CHECK((m * x.transpose() - gx.transpose()).cwiseAbs().maxCoeff() <= tol);
+      CHECK((m.transpose() * m - MatrixXd::Identity(rho.dim(), rho.dim())).cwiseAbs().maxCoeff() <= tol);
+      // Inverse.
+      CHECK(max_abs(rho.apply(rho.inverse(g), gx) - x) <= tol);
+      CHECK(rho.compose(g, rho.inverse(g)) == 0);
+      // Distinct elements (so |G| counts the group, not duplicates).
+      for (int h = 0; h < g; ++h) CHECK(max_abs(rho.apply(h, x) - gx) > 1e-6);
+      for (int h = 0; h < rho.size(); ++h) {
+        // Closure: ρ(g)ρ(h) is, independently of the table, some element of the set…
+        const RowMatrix ghx = rho.apply(g, rho.apply(h, x));
+        double best = INFINITY;
+        for (int k = 0; k < rho.size(); ++k) best = std::min(best, max_abs(rho.apply(k, x) - ghx));
+        CHECK(best <= tol);
+        // …and the table names it.
+        CHECK(max_abs(rho.apply(rho.compose(g, h), x) - ghx) <= tol);
+      }
+      // Permutation groups expose index maps consistent with the action.
+      if (rho.is_permutation()) {
+        const auto p = rho.permutation(g);
+        for (Index i = 0; i < rho.dim(); ++i) CHECK(gx(0, i) == x(0, p[i]));
+      }
+    }
+  }
+  std::remove(s3.c_str());
+}
+
+TEST_CASE("image groups follow the numpy conventions") {
+  const ExampleShape sh = ExampleShape::image_hwc(3, 3, 1);
+  RowMatrix x(1, 9);
+  for (int i = 0; i < 9; ++i) x(0, i) = i;  // x[h][w] = 3h + w
+  // numpy.rot90: out[h][w] = in[w][n−1−h]; first row of rot90(arange(9).reshape(3,3)) is [2, 5, 8].
+  const RowMatrix r = group_c4(sh).apply(1, x);
+  CHECK(r(0, 0) == 2);
+  CHECK(r(0, 1) == 5);
+  CHECK(r(0, 2) == 8);
+  CHECK(group_flip(sh).apply(1, x)(0, 0) == 2);  // horizontal flip: out[h][w] = in[h][W−1−w]
+  // numpy.roll by (1, 0): out[h][w] = in[h−1][w].
+  const Representation t = group_translations(sh);
+  CHECK(t.label(3) == "shift(1,0)");
+  CHECK(t.apply(3, x)(0, 3) == 0);
+  // rot(4) with bilinear interpolation lands on grid points: it equals c4 on square images.
+  const Representation rot4 = group_rotation(4, ExampleShape::image_hwc(4, 4, 2));
+  const Representation c4 = group_c4(ExampleShape::image_hwc(4, 4, 2));
+  const RowMatrix y = normals(2, 32, 3);
+  for (int g = 0; g < 4; ++g) CHECK(max_abs(rot4.apply(g, y) - c4.apply(g, y)) <= 1e-12);
+}
+
+TEST_CASE("rot(K) is marked approximate and is not norm-preserving") {
+  const Representation rho = make_group("rot(8)", ExampleShape::image_hwc(6, 6, 1));
+  CHECK_FALSE(rho.exact());
+  CHECK(rho.size() == 8);
+  const RepresentationCheck chk = rho.verify();
+  CHECK_FALSE(chk.exact());
+  CHECK(chk.identity_first);
+  CHECK(chk.orthogonality_violation > 1e-2);
+  CHECK(chk.closure_violation > 1e-2);
+  const RowMatrix x = normals(4, 36, 5);
+  double worst = 0;
+  for (Index r = 0; r < x.rows(); ++r)
+    worst = std::max(worst, std::abs(rho.apply(1, x).row(r).norm() - x.row(r).norm()) / x.row(r).norm());
+  CHECK(worst > 1e-3);
+  CHECK_THROWS_AS(rho.compose(1, 1), std::invalid_argument);
+  CHECK_THROWS_AS(rho.composition_table(), std::invalid_argument);
+}
+
+TEST_CASE("group names and shapes are validated") {
+  auto message = [](const std::string& name, const ExampleShape& s) {
+    try {
+      make_group(name, s);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const ExampleShape img = ExampleShape::image_hwc(3, 2, 1), vec = ExampleShape::vector(5);
+  CHECK(message("c4", img).find("(3, 2, 1)") != std::string::npos);
+  CHECK(message("d4", img).find("square") != std::string::npos);
+  CHECK(message("c5", vec).find("'c5'") != std::string::npos);
+  CHECK(message("rot(0)", img).find("'0'") != std::string::npos);
+  CHECK(message("rot(x)", img).find("'x'") != std::string::npos);
+  CHECK(message("rot2(4)", vec).find("even") != std::string::npos);
+  CHECK(message("sign", img).find("vector") != std::string::npos);
+  CHECK(message("translations", vec).find("image") != std::string::npos);
+  CHECK(message("rot2(4)", ExampleShape::vector(4)).empty());
+  CHECK(message(" rot ( 3 ) ", img).empty());
+  // User matrices: wrong size, identity not first.
+  CHECK_THROWS_AS(group_from_matrices("m", vec, {MatrixXd::Identity(4, 4)}), std::invalid_argument);
+  CHECK_THROWS_AS(group_from_matrices("m", vec, {-MatrixXd::Identity(5, 5), MatrixXd::Identity(5, 5)}),
+                  std::invalid_argument);
+  // A non-orthogonal, non-closed set is accepted but reported as not exact.
+  MatrixXd a = MatrixXd::Identity(5, 5);
+  a(0, 1) = 0.5;
+  const Representation bad = group_from_matrices("shear", vec, {MatrixXd::Identity(5, 5), a});
+  CHECK_FALSE(bad.exact());
+  CHECK(bad.verify().orthogonality_violation > 0.1);
+}
+
+TEST_CASE("output actions carry the input's group law") {
+  const Representation in = make_group("rot2(4)", ExampleShape::vector(4));
+  auto rotations = [](double step) {
+    std::vector<MatrixXd> m;
+    for (int j = 0; j < 4; ++j) {
+      const double th = step * j;
+      MatrixXd r(2, 2);
+      r << std::cos(th), -std::sin(th), std::sin(th), std::cos(th);
+      m.push_back(r);
+    }
+    return m;
+  };
+  const Representation out = matrix_output(in, rotations(std::numbers::pi / 2));
+  CHECK(out.exact());
+  for (int g = 0; g < 4; ++g)
+    for (int h = 0; h < 4; ++h) CHECK(out.compose(g, h) == in.compose(g, h));
+  // Rotation by 2π/3 per step is no homomorphism of C4.
+  CHECK_FALSE(matrix_output(in, rotations(2 * std::numbers::pi / 3)).exact());
+  const Representation triv = trivial_output(in, 3);
+  CHECK(triv.exact());
+  CHECK(triv.size() == 4);
+  CHECK(triv.compose(1, 2) == 3);
+  const Representation c4 = make_group("c4", ExampleShape::image_hwc(4, 4, 2));
+  const Representation pix = pixel_output(c4, ExampleShape::image_hwc(4, 4, 3));
+  CHECK(pix.exact());
+  CHECK(pix.dim() == 48);
+  CHECK(pix.block_permutation(1) == c4.block_permutation(1));
+  CHECK_THROWS_AS(pixel_output(c4, ExampleShape::image_hwc(3, 3, 1)), std::invalid_argument);
+}
+
+TEST_CASE("full-orbit augmentation keeps the index map") {
+  const ExampleShape sh = ExampleShape::image_hwc(4, 4, 2);
+  const Representation rho = make_group("d4", sh);
+  const Representation out = trivial_output(rho, 2);
+  const Inputs x = random_inputs(3, sh, 21);
+  const RowMatrix y = normals(3, 2, 22);
+  const AugmentedSet a = augment(x, y, rho, out);
+  CHECK(a.x.count() == 24);
+  CHECK(a.y.rows() == 24);
+  CHECK(a.originals == 3);
+  CHECK(a.group_size == 8);
+  for (int g = 0; g < 8; ++g)
+    for (Index i = 0; i < 3; ++i) {
+      const Index r = a.row(g, i);
+      CHECK(a.source[r] == i);
+      CHECK(a.element[r] == g);
+      CHECK(max_abs(a.x.x.row(r) - rho.apply(g, x.x).row(i)) == 0.0);
+      CHECK(max_abs(a.y.row(r) - y.row(i)) == 0.0);
+    }
+  for (int h = 0; h < 8; ++h) {
+    const auto p = row_permutation(a, rho, h);
+    const RowMatrix hx = rho.apply(h, a.x.x);
+    std::vector<char> seen(24, 0);
+    for (Index r = 0; r < 24; ++r) {
+      CHECK(max_abs(hx.row(r) - a.x.x.row(p[r])) == 0.0);
+      seen[p[r]] = 1;
+    }
+    for (char s : seen) CHECK(s == 1);
+  }
+  CHECK_THROWS_AS(augment(x, normals(2, 2, 1), rho, out), std::invalid_argument);
+  CHECK_THROWS_AS(augment(x, normals(3, 3, 1), rho, out), std::invalid_argument);
+}
