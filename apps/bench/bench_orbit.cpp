@@ -47,7 +47,7 @@ double rel_diff(const std::vector<Eigen::MatrixXd>& a, const std::vector<Eigen::
   return s > 0 ? d / s : d;
 }
 
-OrbitPrediction run(const Representation& rho, Eigen::Index n, Eigen::Index n_test, OrbitRoute route) {
+OrbitFlowResult run(const Representation& rho, Eigen::Index n, Eigen::Index n_test, OrbitRoute route) {
   const Architecture arch = Architecture::parse(kSpec);
   const Inputs x = images(n, 1), z = images(n_test, 2);
   RowMatrix y(n, 1);
@@ -57,7 +57,7 @@ OrbitPrediction run(const Representation& rho, Eigen::Index n, Eigen::Index n_te
   o.route = route;
   o.flow.diag_reg = 1e-6;  // the same (absolute) regulariser for both routes
   const std::vector<double> times = {10.0, std::numeric_limits<double>::infinity()};
-  const OrbitPrediction p = predict_augmented(arch, x, y, z, rho, trivial_output(rho, 1), times, true, o);
+  const OrbitFlowResult p = predict_augmented(arch, x, y, z, rho, trivial_output(rho, 1), times, true, o);
   std::printf("RESULT group=%s route=%s base=%ld augmented=%ld test=%ld kernel_entries=%ld kernel_s=%.3f solve_s=%.3f total_s=%.3f\n",
               rho.name().c_str(), to_string(p.route), static_cast<long>(n), static_cast<long>(p.augmented_size),
               static_cast<long>(n_test), static_cast<long>(p.kernel_entries), p.kernel_seconds, p.solve_seconds,
@@ -67,8 +67,8 @@ OrbitPrediction run(const Representation& rho, Eigen::Index n, Eigen::Index n_te
 }
 
 void compare(const Representation& rho, Eigen::Index n, Eigen::Index n_test, double* dense_kernel, double* dense_solve) {
-  const OrbitPrediction f = run(rho, n, n_test, OrbitRoute::Fourier);
-  const OrbitPrediction d = run(rho, n, n_test, OrbitRoute::Dense);
+  const OrbitFlowResult f = run(rho, n, n_test, OrbitRoute::Fourier);
+  const OrbitFlowResult d = run(rho, n, n_test, OrbitRoute::Dense);
   std::printf("COMPARE group=%s base=%ld speedup=%.1f rel_diff_mean=%.2e rel_diff_cov=%.2e\n", rho.name().c_str(),
               static_cast<long>(n), (d.kernel_seconds + d.solve_seconds) / (f.kernel_seconds + f.solve_seconds),
               rel_diff(f.mean, d.mean), rel_diff(f.covariance, d.covariance));
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   const Representation tr = group_translations(sh);
   compare(tr, n_tr_dense, n_test, &kc, &sc);
   if (n_tr > n_tr_dense) {
-    const OrbitPrediction f = run(tr, n_tr, n_test, OrbitRoute::Fourier);
+    const OrbitFlowResult f = run(tr, n_tr, n_test, OrbitRoute::Fourier);
     const double M = 64.0 * n_tr;
     const double entries = M * (M + 1) / 2 + n_test * M + n_test * (n_test + 1) / 2.0;
     const double dense = kc * entries + sc * M * M * M;

@@ -295,7 +295,7 @@ int main(int argc, char** argv) {
       y.push_back(m.mean);
       se.push_back(m.se);
     }
-    const emergent::PowerLawFit f = emergent::fit_power_law(xm, y, se);
+    const emergent::PowerLawFitResult f = emergent::fit_power_law(xm, y, se);
     std::printf("%6d %10.5g %10.2g %10.4f %10.4f %6.2f/%-5d  %s\n", w.width, f.amplitude, f.amplitude_se, f.exponent,
                 f.exponent_se, f.chi_square, f.dof, emergent::to_string(f.status));
   }
@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
         y.push_back(w.by_size[k].mean);
         se.push_back(w.by_size[k].se);
       }
-      const emergent::PowerLawFit f = emergent::fit_power_law(xn, y, se);
+      const emergent::PowerLawFitResult f = emergent::fit_power_law(xn, y, se);
       std::printf("%4d %10.5g %10.2g %10.4f %10.4f %6.2f/%-5d  %s\n", sizes[k], f.amplitude, f.amplitude_se, f.exponent,
                   f.exponent_se, f.chi_square, f.dof, emergent::to_string(f.status));
     }
@@ -332,7 +332,7 @@ int main(int argc, char** argv) {
         y.push_back(w.by_size[k].mean);
         se.push_back(w.by_size[k].se);
       }
-      const emergent::PowerLawFit f = emergent::fit_power_law(xn, y, se, with_offset);
+      const emergent::PowerLawFitResult f = emergent::fit_power_law(xn, y, se, with_offset);
       std::printf("%4d %10.5g %10.2g %10.5g %10.4g %10.2g %10.4f %10.4f %6.2f/%-5d  %s\n", sizes[k], f.offset, f.offset_se,
                   ntk_prediction(sizes[k]), f.amplitude, f.amplitude_se, f.exponent, f.exponent_se, f.chi_square, f.dof,
                   emergent::to_string(f.status));
@@ -350,11 +350,11 @@ int main(int argc, char** argv) {
       se.push_back(w.var_ratio_se);
       std::printf("%6d %10.4f %10.4f\n", w.width, w.var_ratio - 1, w.var_ratio_se);
     }
-    const emergent::PowerLawFit f = emergent::fit_power_law(xn, y, se);
+    const emergent::PowerLawFitResult f = emergent::fit_power_law(xn, y, se);
     std::printf("# b*n^-beta, all widths: %s\n", f.to_string().c_str());
     if (xn.size() >= 4) {  // without the narrowest width, where the network barely trains
       const std::vector<double> xs(xn.begin() + 1, xn.end()), ys(y.begin() + 1, y.end()), ss(se.begin() + 1, se.end());
-      const emergent::PowerLawFit g = emergent::fit_power_law(xs, ys, ss);
+      const emergent::PowerLawFitResult g = emergent::fit_power_law(xs, ys, ss);
       std::printf("# b*n^-beta, n >= %d: %s\n", static_cast<int>(xs[0]), g.to_string().c_str());
     }
   }
@@ -395,10 +395,10 @@ int main(int argc, char** argv) {
       se.push_back(m.se);
       std::printf("%4d %6d %12.5g %10.2g\n", M, m.units, m.mean, m.se);
     }
-    const emergent::PowerLawFit plain = emergent::fit_power_law(xm, y, se);
+    const emergent::PowerLawFitResult plain = emergent::fit_power_law(xm, y, se);
     emergent::PowerLawFitOptions with_offset;
     with_offset.offset = true;
-    const emergent::PowerLawFit off = emergent::fit_power_law(xm, y, se, with_offset);
+    const emergent::PowerLawFitResult off = emergent::fit_power_law(xm, y, se, with_offset);
     std::printf("# a*M^-alpha:     %s\n# c + a*M^-alpha: %s\n", plain.to_string().c_str(), off.to_string().c_str());
   }
   std::printf("\n# total %.1f s\n",

@@ -73,7 +73,7 @@ void run_predict(const PredictArgs& a) {
                  : a.route == "fourier" ? OrbitRoute::Fourier
                  : a.route == "averaged" ? OrbitRoute::Averaged
                                          : OrbitRoute::Automatic;
-    const OrbitPrediction pred = predict_augmented(arch, x, y, z, *rho, rho_y, times, !a.cov.empty(), oopt);
+    const OrbitFlowResult pred = predict_augmented(arch, x, y, z, *rho, rho_y, times, !a.cov.empty(), oopt);
     note << "augmented with " << rho->to_string() << ", " << pred.to_string();
     if (!a.mean.empty()) {
       const auto mean = stack(pred.mean);

@@ -114,13 +114,13 @@ Inputs builtin_inputs(const VerifyArgs& a, const ExampleShape& shape, int count,
 }
 
 struct Report {
-  std::vector<TheoremReport> theorems;      // expected to hold
-  std::vector<TheoremReport> contrasts;     // expected to fail (no augmentation)
-  std::vector<MemberViolationReport> members;
+  std::vector<TheoremResult> theorems;      // expected to hold
+  std::vector<TheoremResult> contrasts;     // expected to fail (no augmentation)
+  std::vector<MemberViolationResult> members;
   std::vector<std::string> notes;
 };
 
-void print_theorem(std::ostream& o, const TheoremReport& t) {
+void print_theorem(std::ostream& o, const TheoremResult& t) {
   o << t.theorem << ": " << (t.holds ? "HOLDS" : "DOES NOT HOLD") << "\n";
   if (!t.status.empty()) o << "  " << t.status << "\n";
   char line[256];
@@ -133,7 +133,7 @@ void print_theorem(std::ostream& o, const TheoremReport& t) {
   }
 }
 
-std::string theorem_json(const TheoremReport& t) {
+std::string theorem_json(const TheoremResult& t) {
   std::string s = "{\"theorem\": " + json_string(t.theorem) + ", \"holds\": " + (t.holds ? "true" : "false") +
                   ", \"status\": " + json_string(t.status);
   double mv = 0;
@@ -151,7 +151,7 @@ std::string theorem_json(const TheoremReport& t) {
 }
 
 // Largest ensemble-mean violation at time t in a Theorem 5.2 report (test and noise parts).
-double mean_violation_at(const TheoremReport& t, double time, double* scale) {
+double mean_violation_at(const TheoremResult& t, double time, double* scale) {
   double v = -1;
   *scale = 0;
   for (const auto& p : t.parts)
@@ -298,7 +298,7 @@ void run_verify(const VerifyArgs& a) {
     max_ratio = std::max(max_ratio, t.max_ratio());
     for (const auto& p : t.parts) max_violation = std::max(max_violation, p.max_violation);
   }
-  const TheoremReport* aug52 = nullptr;
+  const TheoremResult* aug52 = nullptr;
   for (const auto& t : r.theorems)
     if (t.theorem.rfind("Theorem 5.2", 0) == 0) aug52 = &t;
 

@@ -35,9 +35,9 @@ bool PowerLawFitOptions::IsValid(std::string* error) const {
   return true;
 }
 
-double PowerLawFit::evaluate(double x) const { return offset + amplitude * std::pow(x, -exponent); }
+double PowerLawFitResult::evaluate(double x) const { return offset + amplitude * std::pow(x, -exponent); }
 
-std::string PowerLawFit::to_string() const {
+std::string PowerLawFitResult::to_string() const {
   std::ostringstream s;
   s.precision(5);
   s << "a = " << amplitude << " ± " << amplitude_se << ", alpha = " << exponent << " ± " << exponent_se;
@@ -118,7 +118,7 @@ void check_values(const std::vector<double>& v, const char* name, bool positive)
 
 }  // namespace
 
-PowerLawFit fit_power_law(const std::vector<double>& x, const std::vector<double>& y, const std::vector<double>& sigma,
+PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<double>& y, const std::vector<double>& sigma,
                           const PowerLawFitOptions& options) {
   std::string why;
   if (!options.IsValid(&why)) throw std::invalid_argument("fit_power_law: invalid options: " + why);
@@ -198,7 +198,7 @@ PowerLawFit fit_power_law(const std::vector<double>& x, const std::vector<double
   ceres::Solver::Summary summary;
   ceres::Solve(solver, &problem, &summary);
 
-  PowerLawFit fit;
+  PowerLawFitResult fit;
   fit.has_offset = options.offset;
   fit.message = summary.message;
   fit.iterations = static_cast<int>(summary.iterations.size() > 0 ? summary.iterations.size() - 1 : 0);

@@ -226,7 +226,7 @@ bool OrbitFlowOptions::IsValid(std::string* error) const {
   return e.empty();
 }
 
-std::string OrbitPrediction::to_string() const {
+std::string OrbitFlowResult::to_string() const {
   std::ostringstream s;
   s << "route " << route_text << "; |G|N = " << augmented_size << ", rank " << rank << ", λ_max " << num(max_eigenvalue)
     << ", invariance defect " << num(invariance_defect) << ", " << kernel_entries << " kernel entries in "
@@ -298,7 +298,7 @@ bool is_abelian(const Representation& rho) {
   return true;
 }
 
-OrbitPrediction predict_augmented(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                   const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
                                   const std::vector<double>& times, bool covariance,
                                   const OrbitFlowOptions& options) {
@@ -341,7 +341,7 @@ OrbitPrediction predict_augmented(const Architecture& arch, const Inputs& train_
     }
   }
 
-  OrbitPrediction out;
+  OrbitFlowResult out;
   out.augmented_size = static_cast<Index>(n) * N;
   const auto t0 = std::chrono::steady_clock::now();
   const double rtol_default = 10.0 * static_cast<double>(n) * static_cast<double>(N) * kEps;

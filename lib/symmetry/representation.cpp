@@ -34,9 +34,9 @@ double max_abs(const MatrixXd& a) { return a.size() ? a.cwiseAbs().maxCoeff() : 
 
 }  // namespace
 
-// ---- RepresentationCheck / Representation ------------------------------------------------
+// ---- RepresentationSummary / Representation ------------------------------------------------
 
-std::string RepresentationCheck::to_string() const {
+std::string RepresentationSummary::to_string() const {
   std::ostringstream s;
   s << (exact() ? "exact" : "not exact") << " (identity " << num(identity_violation) << ", orthogonality "
     << num(orthogonality_violation) << ", closure " << num(closure_violation) << ", inverses "
@@ -204,14 +204,14 @@ const std::vector<std::vector<int>>& Representation::composition_table() const {
   return table_;
 }
 
-RepresentationCheck Representation::verify() const {
+RepresentationSummary Representation::verify() const {
   if (exact_) return check_;
   return verify_impl(nullptr, nullptr);
 }
 
-RepresentationCheck Representation::verify_impl(const std::vector<std::vector<int>>* law,
+RepresentationSummary Representation::verify_impl(const std::vector<std::vector<int>>* law,
                                                 std::vector<std::vector<int>>* table) const {
-  RepresentationCheck c;
+  RepresentationSummary c;
   const int n = size();
   std::vector<std::vector<int>> t(n, std::vector<int>(n, -1));
   bool all_perm = true;

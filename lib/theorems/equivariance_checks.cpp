@@ -60,9 +60,9 @@ void require_same_map(const Architecture& arch, const ExampleShape& in, const ch
         out.to_string() + "; ρ_K needs the output map to keep the input's H×W (use same/circular padding or a readout)");
 }
 
-CheckReport finish(std::string name, std::vector<ElementViolation> elements, double scale, double tolerance,
+CheckResult finish(std::string name, std::vector<ElementViolation> elements, double scale, double tolerance,
                    std::string rule) {
-  CheckReport r;
+  CheckResult r;
   r.name = std::move(name);
   r.scale = scale;
   r.tolerance = tolerance;
@@ -77,7 +77,7 @@ CheckReport finish(std::string name, std::vector<ElementViolation> elements, dou
   return r;
 }
 
-void finish_theorem(TheoremReport& t) {
+void finish_theorem(TheoremResult& t) {
   t.holds = !t.parts.empty();
   for (const auto& p : t.parts) t.holds = t.holds && p.holds;
 }
@@ -118,7 +118,7 @@ double collinear_rel_tol(const Architecture& arch, double ops) {
 
 // ---- reports ------------------------------------------------------------------------------
 
-std::string CheckReport::to_string() const {
+std::string CheckResult::to_string() const {
   std::ostringstream s;
   s << name << ": " << (holds ? "holds" : "does not hold") << ", max violation " << num(max_violation) << " (relative "
     << num(relative_violation()) << ", scale " << num(scale) << "), tolerance " << num(tolerance);
@@ -127,20 +127,20 @@ std::string CheckReport::to_string() const {
   return s.str();
 }
 
-const CheckReport& TheoremReport::part(std::string_view name) const {
+const CheckResult& TheoremResult::part(std::string_view name) const {
   for (const auto& p : parts)
     if (p.name == name) return p;
-  throw std::out_of_range("TheoremReport::part: no part named '" + std::string(name) + "'");
+  throw std::out_of_range("TheoremResult::part: no part named '" + std::string(name) + "'");
 }
 
-double TheoremReport::max_ratio() const {
+double TheoremResult::max_ratio() const {
   double r = 0;
   for (const auto& p : parts)
     r = std::max(r, p.tolerance > 0 ? p.max_violation / p.tolerance : (p.max_violation > 0 ? INFINITY : 0.0));
   return r;
 }
 
-std::string TheoremReport::to_string() const {
+std::string TheoremResult::to_string() const {
   std::ostringstream s;
   s << theorem << ": " << (holds ? "holds" : "does not hold");
   if (!status.empty()) s << " [" << status << "]";
@@ -209,7 +209,7 @@ namespace {
 }  // namespace
 
 namespace {
-TheoremReport check_5_1_impl(const Architecture& arch, const Inputs& x1, const Inputs* x2p,
+TheoremResult check_5_1_impl(const Architecture& arch, const Inputs& x1, const Inputs* x2p,
                              const Representation& rho, const EquivarianceCheckOptions& options) {
   std::string err;
   if (!options.IsValid(&err)) bad("check_theorem_5_1: options." + err);
@@ -261,7 +261,7 @@ TheoremReport check_5_1_impl(const Architecture& arch, const Inputs& x1, const I
   const double ops = kernel_roundoff_ops(arch, x1.shape, &rho);
   const std::string rule = num(options.safety) + "·2·ε·ops·scale, ops = " + num(ops) +
                            " (input dot product, transform, filter taps, activations, readout sums)";
-  TheoremReport t;
+  TheoremResult t;
   t.theorem = std::string("Theorem 5.1 (") + rho.name() + ", " + (spatial ? "pixel-indexed kernels, ρ_K = pixel action" : "readout/MLP kernels, invariance") + ")";
   t.parts.push_back(finish("NNGP", std::move(vk), scale_k, options.safety * 2 * kEps * ops * scale_k, rule));
   t.parts.push_back(finish("NTK", std::move(vt), scale_t, options.safety * 2 * kEps * ops * scale_t, rule));
@@ -275,12 +275,12 @@ TheoremReport check_5_1_impl(const Architecture& arch, const Inputs& x1, const I
 }
 }  // namespace
 
-TheoremReport check_theorem_5_1(const Architecture& arch, const Inputs& x1, const Inputs& x2,
+TheoremResult check_theorem_5_1(const Architecture& arch, const Inputs& x1, const Inputs& x2,
                                 const Representation& rho_x, const EquivarianceCheckOptions& options) {
   return check_5_1_impl(arch, x1, &x2, rho_x, options);
 }
 
-TheoremReport check_theorem_5_1(const Architecture& arch, const Inputs& x, const Representation& rho_x,
+TheoremResult check_theorem_5_1(const Architecture& arch, const Inputs& x, const Representation& rho_x,
                                 const EquivarianceCheckOptions& options) {
   return check_5_1_impl(arch, x, nullptr, rho_x, options);
 }
@@ -308,7 +308,7 @@ double permuted_violation(const MatrixXd& G, const std::vector<Index>& tau) {
 
 }  // namespace
 
-TheoremReport check_lemmas_5_1_5_2(const Architecture& arch, const Inputs& train_x, const Representation& rho,
+TheoremResult check_lemmas_5_1_5_2(const Architecture& arch, const Inputs& train_x, const Representation& rho,
                                    const LemmaCheckOptions& options) {
   std::string err;
   if (!options.IsValid(&err)) bad("check_lemmas_5_1_5_2: options." + err);
@@ -351,7 +351,7 @@ TheoremReport check_lemmas_5_1_5_2(const Architecture& arch, const Inputs& train
     vrow.push_back({g, rho.label(g), bijective ? worst : std::max(worst, sx)});
   }
   const double xops = rho.is_permutation() ? 0.0 : static_cast<double>(rho.blocks());
-  TheoremReport t;
+  TheoremResult t;
   t.theorem = "Lemmas 5.1/5.2 (" + rho.name() + ", " + std::to_string(N) + " training rows)";
   t.parts.push_back(finish("row permutation", std::move(vrow), sx, options.equivariance.safety * 2 * kEps * xops * sx,
                            "safety·2·ε·(terms of ρ(g)x)·max|x| (0 for permutations)"));
@@ -432,7 +432,7 @@ TheoremReport check_lemmas_5_1_5_2(const Architecture& arch, const Inputs& train
 
 // ---- Theorem 5.2 ---------------------------------------------------------------------------
 
-TheoremReport check_theorem_5_2(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+TheoremResult check_theorem_5_2(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                 const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
                                 const Theorem52Options& options) {
   std::string err;
@@ -512,7 +512,7 @@ TheoremReport check_theorem_5_2(const Architecture& arch, const Inputs& train_x,
   }
   const double tol_train = train_col ? 2 * collinear_rel_tol(arch, ops) * max_abs(G.ntk) : 0.0;
 
-  TheoremReport t;
+  TheoremResult t;
   t.theorem = std::string("Theorem 5.2 (") + rho_x.name() + ", " + (options.augment ? "augmented" : "not augmented") +
               ", " + std::to_string(N) + " training examples)";
   t.status = std::string("spectral: ") + sm.to_string();

@@ -52,7 +52,7 @@ void require_readout(const Architecture& arch, const char* where) {
 
 // value(member, time, row, out) over rows g·m + i; fills one time of the report.
 template <class F>
-void member_violations(MemberViolationReport& r, const Representation& rho_y, int members, Index m, Index k, F value,
+void member_violations(MemberViolationResult& r, const Representation& rho_y, int members, Index m, Index k, F value,
                        int time) {
   const int n = rho_y.size();
   double vmax = 0, vsum = 0, sc = 0;
@@ -81,7 +81,7 @@ void member_violations(MemberViolationReport& r, const Representation& rho_y, in
 
 }  // namespace
 
-std::string MemberViolationReport::to_string() const {
+std::string MemberViolationResult::to_string() const {
   std::ostringstream s;
   s << kind << ", " << members << " members:";
   for (std::size_t q = 0; q < times.size(); ++q)
@@ -91,7 +91,7 @@ std::string MemberViolationReport::to_string() const {
   return s.str();
 }
 
-MemberViolationReport linearized_member_violation(const Architecture& arch, const Inputs& train_x,
+MemberViolationResult linearized_member_violation(const Architecture& arch, const Inputs& train_x,
                                                   const RowMatrix& train_y, const Inputs& inputs,
                                                   const Representation& rho_x, const Representation& rho_y,
                                                   const std::vector<double>& times, int members, std::uint64_t seed,
@@ -106,7 +106,7 @@ MemberViolationReport linearized_member_violation(const Architecture& arch, cons
   const Kernels tt = kernels(arch, all, kernel);
   const GradientFlow f(tr.ntk, tr.nngp, MatrixXd(a.y), flow);
   const LinearizedEnsemble e = f.sample_members(times, cr.ntk, cr.nngp, tt.nngp, members, seed);
-  MemberViolationReport r;
+  MemberViolationResult r;
   r.kind = "linearised (infinite width)";
   r.members = members;
   r.times = times;
@@ -116,7 +116,7 @@ MemberViolationReport linearized_member_violation(const Architecture& arch, cons
   return r;
 }
 
-MemberViolationReport finite_member_violation(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+MemberViolationResult finite_member_violation(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                               const Inputs& inputs, const Representation& rho_x,
                                               const Representation& rho_y, const TrainingOptions& options) {
   require_readout(arch, "finite_member_violation");
@@ -124,7 +124,7 @@ MemberViolationReport finite_member_violation(const Architecture& arch, const In
   const AugmentedSet a = augment(train_x, train_y, rho_x, rho_y);
   const Inputs all = orbit_of(rho_x, inputs);
   const EnsembleResult e = train_ensemble(arch, a.x, a.y, all, options);
-  MemberViolationReport r;
+  MemberViolationResult r;
   r.kind = "finite width (" + arch.to_string() + ", gradient descent, lr " + num(options.learning_rate) + ")";
   r.members = e.members;
   for (int c : options.checkpoints) r.times.push_back(c);

@@ -15,7 +15,7 @@
 using emergent::FitStatus;
 using emergent::fit_power_law;
 using emergent::NormalStream;
-using emergent::PowerLawFit;
+using emergent::PowerLawFitResult;
 using emergent::PowerLawFitOptions;
 
 namespace {
@@ -42,7 +42,7 @@ TEST_CASE("exact data give exact parameters, with and without offset") {
     y.push_back(2.5 * std::pow(v, -0.5));
     yc.push_back(0.3 - 1.7 * std::pow(v, -1.3));  // negative amplitude is allowed
   }
-  const PowerLawFit fit = fit_power_law(x, y);
+  const PowerLawFitResult fit = fit_power_law(x, y);
   CHECK(fit.status == FitStatus::Converged);
   CHECK(fit.amplitude == doctest::Approx(2.5).epsilon(1e-10));
   CHECK(fit.exponent == doctest::Approx(0.5).epsilon(1e-10));
@@ -53,7 +53,7 @@ TEST_CASE("exact data give exact parameters, with and without offset") {
 
   PowerLawFitOptions with_offset;
   with_offset.offset = true;
-  const PowerLawFit fc = fit_power_law(x, yc, {}, with_offset);
+  const PowerLawFitResult fc = fit_power_law(x, yc, {}, with_offset);
   CHECK(fc.status == FitStatus::Converged);
   CHECK(fc.has_offset);
   CHECK(fc.amplitude == doctest::Approx(-1.7).epsilon(1e-9));
@@ -72,7 +72,7 @@ TEST_CASE("covariance equals (J^T W J)^-1 from a finite-difference Jacobian") {
   for (bool offset : {false, true}) {
     PowerLawFitOptions opt;
     opt.offset = offset;
-    const PowerLawFit fit = fit_power_law(x, y, sigma, opt);
+    const PowerLawFitResult fit = fit_power_law(x, y, sigma, opt);
     REQUIRE(fit.covariance_ok);
     CHECK_FALSE(fit.covariance_scaled);
     const int p = offset ? 3 : 2;
@@ -116,7 +116,7 @@ TEST_CASE("reported standard errors cover the truth (absolute sigma): ~95.45% of
       sigma.push_back(0.03 * truth);  // 3% relative noise, as averaged violations have
       y.push_back(truth + sigma.back() * noise.normal(i));
     }
-    const PowerLawFit fit = fit_power_law(x, y, sigma);
+    const PowerLawFitResult fit = fit_power_law(x, y, sigma);
     converged += fit.status == FitStatus::Converged && fit.covariance_ok;
     cover_a += std::abs(fit.amplitude - a) <= 2 * fit.amplitude_se;
     cover_alpha += std::abs(fit.exponent - alpha) <= 2 * fit.exponent_se;
@@ -146,7 +146,7 @@ TEST_CASE("scaled covariance (no sigma) covers as Student's t with N - p dof") {
       std::vector<double> y;
       for (std::size_t i = 0; i < x.size(); ++i)
         y.push_back((offset ? c : 0.0) + a * std::pow(x[i], -alpha) + noise_sd * noise.normal(i));
-      const PowerLawFit fit = fit_power_law(x, y, {}, opt);
+      const PowerLawFitResult fit = fit_power_law(x, y, {}, opt);
       REQUIRE(fit.covariance_ok);
       REQUIRE(fit.covariance_scaled);
       cover_a += std::abs(fit.amplitude - a) <= 2 * fit.amplitude_se;
@@ -166,10 +166,10 @@ TEST_CASE("absolute_sigma = false rescales by the reduced chi-square") {
   const NormalStream noise(5, 1);
   std::vector<double> y, sigma(x.size(), 0.05);
   for (std::size_t i = 0; i < x.size(); ++i) y.push_back(std::pow(x[i], -0.5) + 0.05 * noise.normal(i));
-  const PowerLawFit abs_fit = fit_power_law(x, y, sigma);
+  const PowerLawFitResult abs_fit = fit_power_law(x, y, sigma);
   PowerLawFitOptions rel;
   rel.absolute_sigma = false;
-  const PowerLawFit rel_fit = fit_power_law(x, y, sigma, rel);
+  const PowerLawFitResult rel_fit = fit_power_law(x, y, sigma, rel);
   CHECK(rel_fit.covariance_scaled);
   CHECK_FALSE(abs_fit.covariance_scaled);
   CHECK(rel_fit.exponent == doctest::Approx(abs_fit.exponent).epsilon(1e-10));
@@ -177,20 +177,20 @@ TEST_CASE("absolute_sigma = false rescales by the reduced chi-square") {
         doctest::Approx(abs_fit.exponent_se * std::sqrt(abs_fit.reduced_chi_square)).epsilon(1e-8));
   // Scaling all sigma by 10 leaves a relative-weight fit unchanged.
   std::vector<double> sigma10(x.size(), 0.5);
-  const PowerLawFit rel10 = fit_power_law(x, y, sigma10, rel);
+  const PowerLawFitResult rel10 = fit_power_law(x, y, sigma10, rel);
   CHECK(rel10.exponent_se == doctest::Approx(rel_fit.exponent_se).epsilon(1e-8));
 }
 
 TEST_CASE("no degrees of freedom: parameters exact, scaled covariance unavailable") {
   const std::vector<double> x = {2.0, 8.0};
   const std::vector<double> y = {3.0 * std::pow(2.0, -0.25), 3.0 * std::pow(8.0, -0.25)};
-  const PowerLawFit fit = fit_power_law(x, y);
+  const PowerLawFitResult fit = fit_power_law(x, y);
   CHECK(fit.exponent == doctest::Approx(0.25).epsilon(1e-10));
   CHECK(fit.amplitude == doctest::Approx(3.0).epsilon(1e-10));
   CHECK(fit.dof == 0);
   CHECK_FALSE(fit.covariance_ok);
   // With absolute errors the covariance exists even without dof.
-  const PowerLawFit fit_abs = fit_power_law(x, y, {0.1, 0.1});
+  const PowerLawFitResult fit_abs = fit_power_law(x, y, {0.1, 0.1});
   CHECK(fit_abs.covariance_ok);
   CHECK(fit_abs.exponent_se > 0);
 }
@@ -198,7 +198,7 @@ TEST_CASE("no degrees of freedom: parameters exact, scaled covariance unavailabl
 TEST_CASE("unidentifiable exponent: covariance reported unavailable, not NaN") {
   // All x equal: a·x^(−α) cannot separate a from α, so JᵀWJ is singular.
   const std::vector<double> x = {3.0, 3.0, 3.0, 3.0}, y = {1.0, 1.1, 0.9, 1.0};
-  const PowerLawFit fit = fit_power_law(x, y, {0.1, 0.1, 0.1, 0.1});
+  const PowerLawFitResult fit = fit_power_law(x, y, {0.1, 0.1, 0.1, 0.1});
   CHECK_FALSE(fit.covariance_ok);
   CHECK(fit.covariance.size() == 0);
   CHECK(fit.evaluate(3.0) == doctest::Approx(1.0).epsilon(1e-8));  // the weighted mean is still fitted
@@ -212,11 +212,11 @@ TEST_CASE("iteration cap reports NoConvergence") {
   for (std::size_t i = 0; i < x.size(); ++i) y.push_back(1.0 + 5.0 * std::pow(x[i], -2.2) + 0.2 * noise.normal(i));
   PowerLawFitOptions opt;
   opt.offset = true;
-  const PowerLawFit full = fit_power_law(x, y, {}, opt);
+  const PowerLawFitResult full = fit_power_law(x, y, {}, opt);
   CHECK(full.status == FitStatus::Converged);
   CHECK(full.iterations >= 2);  // the grid start is not already the optimum
   opt.max_iterations = 1;
-  const PowerLawFit capped = fit_power_law(x, y, {}, opt);
+  const PowerLawFitResult capped = fit_power_law(x, y, {}, opt);
   CHECK(capped.status == FitStatus::NoConvergence);
   CHECK(capped.chi_square >= full.chi_square * (1 - 1e-12));
 }

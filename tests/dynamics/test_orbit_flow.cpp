@@ -49,9 +49,9 @@ void compare(const std::string& spec, const Inputs& x, const RowMatrix& y, const
   OrbitFlowOptions o;
   o.flow.diag_reg = diag_reg;
   o.route = OrbitRoute::Dense;
-  const OrbitPrediction dense = predict_augmented(arch, x, y, z, rx, ry, times, cov, o);
+  const OrbitFlowResult dense = predict_augmented(arch, x, y, z, rx, ry, times, cov, o);
   o.route = route;
-  const OrbitPrediction red = predict_augmented(arch, x, y, z, rx, ry, times, cov, o);
+  const OrbitFlowResult red = predict_augmented(arch, x, y, z, rx, ry, times, cov, o);
   INFO(spec << " / " << rx.name() << ": " << red.to_string());
   CHECK(red.route == route);
   CHECK(dense.route == OrbitRoute::Dense);
@@ -178,7 +178,7 @@ TEST_CASE("automatic route choice and its fallbacks") {
   const Representation tr = group_translations(sh);
   CHECK(predict_augmented(circ, x, y, z, tr, trivial_output(tr, 1), times, true).route == OrbitRoute::Fourier);
   // Zero padding breaks translation invariance: measured, and the automatic route goes dense.
-  const OrbitPrediction p = predict_augmented(same, x, y, z, tr, trivial_output(tr, 1), times, false);
+  const OrbitFlowResult p = predict_augmented(same, x, y, z, tr, trivial_output(tr, 1), times, false);
   CHECK(p.route == OrbitRoute::Dense);
   CHECK(p.route_text.find("not invariant") != std::string::npos);
   OrbitFlowOptions forced;
@@ -188,7 +188,7 @@ TEST_CASE("automatic route choice and its fallbacks") {
   CHECK(predict_augmented(circ, x, y, z, d4, trivial_output(d4, 1), times, false).route == OrbitRoute::Averaged);
   CHECK(predict_augmented(circ, x, y, z, d4, trivial_output(d4, 1), times, true).route == OrbitRoute::Dense);
   const Representation rot = group_rotation(4, sh);  // approximate set: always dense
-  const OrbitPrediction pr = predict_augmented(circ, x, y, z, rot, trivial_output(rot, 1), times, false);
+  const OrbitFlowResult pr = predict_augmented(circ, x, y, z, rot, trivial_output(rot, 1), times, false);
   CHECK(pr.route == OrbitRoute::Dense);
   CHECK(pr.route_text.find("not exact") != std::string::npos);
   // Bad arguments name what is wrong.
@@ -264,7 +264,7 @@ TEST_CASE("Lemmas 5.1/5.2 and Theorem 5.2 on augmented sets with duplicates and 
   const Representation c4 = group_c4(sh);
   const AugmentedSet aug = augment(x, normals(3, 1, 82), c4, trivial_output(c4, 1));
   const Architecture arch = Architecture::parse("conv(4, 3x3, padding=circular) relu flatten dense(1)");
-  const TheoremReport lem = check_lemmas_5_1_5_2(arch, aug.x, c4);
+  const TheoremResult lem = check_lemmas_5_1_5_2(arch, aug.x, c4);
   INFO(lem.to_string());
   CHECK(lem.part("row permutation").holds);
   CHECK(lem.part("row permutation").max_violation == 0.0);
@@ -274,7 +274,7 @@ TEST_CASE("Lemmas 5.1/5.2 and Theorem 5.2 on augmented sets with duplicates and 
   const ExampleShape v = ExampleShape::vector(4);
   const Representation r6 = group_rot2(6, v);
   const Architecture mlp = Architecture::parse("dense(64) relu dense(1)");
-  const TheoremReport t = check_theorem_5_2(mlp, Inputs(normals(8, 4, 83), v), normals(8, 1, 84),
+  const TheoremResult t = check_theorem_5_2(mlp, Inputs(normals(8, 4, 83), v), normals(8, 1, 84),
                                             Inputs(normals(3, 4, 85), v), r6, trivial_output(r6, 1));
   INFO(t.to_string());
   CHECK(t.holds);

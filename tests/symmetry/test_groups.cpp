@@ -68,7 +68,7 @@ TEST_CASE("every exact group satisfies the representation axioms") {
     CHECK(rho.exact());
     CHECK(rho.size() == c.expected_size);
     CHECK(rho.dim() == c.shape.size());
-    const RepresentationCheck chk = rho.verify();
+    const RepresentationSummary chk = rho.verify();
     CHECK(chk.exact());
     const RowMatrix x = normals(3, rho.dim(), 11);
     const double tol = 64 * 2.2e-16 * static_cast<double>(rho.dim());
@@ -131,7 +131,7 @@ TEST_CASE("rot(K) is marked approximate and is not norm-preserving") {
   const Representation rho = make_group("rot(8)", ExampleShape::image_hwc(6, 6, 1));
   CHECK_FALSE(rho.exact());
   CHECK(rho.size() == 8);
-  const RepresentationCheck chk = rho.verify();
+  const RepresentationSummary chk = rho.verify();
   CHECK_FALSE(chk.exact());
   CHECK(chk.identity_first);
   CHECK(chk.orthogonality_violation > 1e-2);

@@ -26,7 +26,7 @@ using test::random_inputs;
 
 namespace {
 
-void expect_holds(const TheoremReport& r) {
+void expect_holds(const TheoremResult& r) {
   INFO(r.to_string());
   CHECK(r.holds);
   for (const auto& p : r.parts) {
@@ -45,7 +45,7 @@ void expect_holds(const TheoremReport& r) {
 }
 
 // A negative control: the identity fails by far more than round-off.
-void expect_fails(const TheoremReport& r) {
+void expect_fails(const TheoremResult& r) {
   INFO(r.to_string());
   CHECK_FALSE(r.holds);
   CHECK(r.max_ratio() > 1e6);
@@ -133,14 +133,14 @@ TEST_CASE("Lemmas 5.1/5.2: augmentation permutes the rows, commuting with Θ, K 
     const Architecture arch = Architecture::parse("conv(4, 3x3, b=0.1) relu gap dense(1)");
     expect_holds(check_lemmas_5_1_5_2(arch, a.x, c4, o));
     // Without augmentation ρ(g) does not map the training set to itself.
-    const TheoremReport raw = check_lemmas_5_1_5_2(arch, x, c4, o);
+    const TheoremResult raw = check_lemmas_5_1_5_2(arch, x, c4, o);
     expect_fails(raw);
     CHECK_FALSE(raw.part("row permutation").holds);
     CHECK_FALSE(raw.part("Lemma 5.1 NTK").holds);
     CHECK_FALSE(raw.part("Lemma 5.2 g_t(Θ), t=30").holds);
     // Augmented, but the architecture breaks the symmetry (3×2 filter): the rows are permuted
     // yet Θ does not commute with the permutation.
-    const TheoremReport broken = check_lemmas_5_1_5_2(Architecture::parse("conv(4, 3x2) relu flatten dense(1)"), a.x, c4, o);
+    const TheoremResult broken = check_lemmas_5_1_5_2(Architecture::parse("conv(4, 3x2) relu flatten dense(1)"), a.x, c4, o);
     CHECK(broken.part("row permutation").holds);
     CHECK_FALSE(broken.part("Lemma 5.1 NTK").holds);
     CHECK(broken.part("Lemma 5.1 NTK").max_violation > 1e6 * broken.part("Lemma 5.1 NTK").tolerance);
@@ -181,11 +181,11 @@ TEST_CASE("Theorem 5.2: the ensemble is equivariant at all times only with augme
     const RowMatrix y = normals(5, 2, 53);
     Theorem52Options o;
     o.times = times;
-    const TheoremReport with = check_theorem_5_2(mlp, x, y, z, rx, out, o);
+    const TheoremResult with = check_theorem_5_2(mlp, x, y, z, rx, out, o);
     expect_holds(with);
     CHECK(with.parts.size() == 16);  // 4 times × {mean, covariance} × {test, noise}
     o.augment = false;
-    const TheoremReport without = check_theorem_5_2(mlp, x, y, z, rx, out, o);
+    const TheoremResult without = check_theorem_5_2(mlp, x, y, z, rx, out, o);
     INFO(without.to_string());
     CHECK_FALSE(without.holds);
     // At t = 0 the prior is equivariant either way; afterwards the violation is far above round-off.
@@ -208,7 +208,7 @@ TEST_CASE("Theorem 5.2: the ensemble is equivariant at all times only with augme
     o.noise_inputs = 2;
     expect_holds(check_theorem_5_2(cnn, x, y, z, rx, ry, o));
     o.augment = false;
-    const TheoremReport without = check_theorem_5_2(cnn, x, y, z, rx, ry, o);
+    const TheoremResult without = check_theorem_5_2(cnn, x, y, z, rx, ry, o);
     INFO(without.to_string());
     CHECK_FALSE(without.holds);
     CHECK(without.max_ratio() > 1e6);

@@ -42,7 +42,7 @@ struct PowerLawFitOptions {
 };
 
 /// Result of a power-law fit. Parameter order everywhere: (a, α) or (a, α, c).
-struct PowerLawFit {
+struct PowerLawFitResult {
   FitStatus status = FitStatus::Failed;
   std::string message;          ///< why the solver stopped (Ceres' termination message)
   int iterations = 0;           ///< Levenberg–Marquardt iterations taken
@@ -73,7 +73,7 @@ struct PowerLawFit {
 /// std::invalid_argument naming the argument. a and c may have either sign. The start comes
 /// from a weighted straight-line fit of log|y| against log x when all y have one sign
 /// (α = 1/2 otherwise); internally x is scaled by its geometric mean to decorrelate a and α.
-PowerLawFit fit_power_law(const std::vector<double>& x, const std::vector<double>& y,
+PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<double>& y,
                           const std::vector<double>& sigma = {}, const PowerLawFitOptions& options = {});
 
 }  // namespace emergent

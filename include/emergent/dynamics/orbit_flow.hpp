@@ -54,7 +54,7 @@ struct OrbitFlowOptions {
 };
 
 /// Mean and covariance of the ensemble trained on the full orbit (docs/conventions.md §3 on X_aug).
-struct OrbitPrediction {
+struct OrbitFlowResult {
   OrbitRoute route = OrbitRoute::Dense;
   std::string route_text;               ///< e.g. "fourier: 4 blocks of 100 (3 eigendecompositions)"
   std::vector<Eigen::MatrixXd> mean;    ///< per time, N_test × k
@@ -72,7 +72,7 @@ struct OrbitPrediction {
 /// given times (t ≥ 0, inf allowed). train_y is N × k with k = rho_y.dim() = arch.outputs().
 /// Throws std::invalid_argument for mismatched shapes, spatial architectures, invalid options or
 /// a forced route that does not apply (naming why).
-OrbitPrediction predict_augmented(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                   const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
                                   const std::vector<double>& times, bool covariance,
                                   const OrbitFlowOptions& options = {});

@@ -19,7 +19,7 @@ namespace emergent {
 
 /// What verifying the group axioms of a Representation found. All violations are max-abs
 /// entry differences of matrices (0 exactly for permutations that agree).
-struct RepresentationCheck {
+struct RepresentationSummary {
   double identity_violation = 0;       ///< max|ρ(e) − I|, e = element 0
   double orthogonality_violation = 0;  ///< max_g max|ρ(g)ᵀρ(g) − I|
   double closure_violation = 0;        ///< max_{g,h} min_k max|ρ(g)ρ(h) − ρ(k)| (or − ρ(law[g][h]))
@@ -85,18 +85,18 @@ class Representation {
 
   /// Measure the axioms (costs |G|³ matrix comparisons for matrix groups; cached for exact
   /// groups, recomputed for approximate ones).
-  RepresentationCheck verify() const;
-  const RepresentationCheck& check() const { return check_; }  ///< from the constructor (empty if not claimed exact)
+  RepresentationSummary verify() const;
+  const RepresentationSummary& check() const { return check_; }  ///< from the constructor (empty if not claimed exact)
   std::string to_string() const;                                ///< "c4 on (5, 5, 2): 4 elements, exact"
 
  private:
-  RepresentationCheck verify_impl(const std::vector<std::vector<int>>* law, std::vector<std::vector<int>>* table) const;
+  RepresentationSummary verify_impl(const std::vector<std::vector<int>>* law, std::vector<std::vector<int>>* table) const;
   std::string name_;
   ExampleShape shape_;
   Eigen::Index blocks_ = 0, block_size_ = 1;
   std::vector<Element> elements_;
   bool exact_ = false;
-  RepresentationCheck check_;
+  RepresentationSummary check_;
   std::vector<std::vector<int>> table_;
   std::vector<int> inverse_;
 };

@@ -29,7 +29,7 @@ struct ElementViolation {
 };
 
 /// One checked identity: holds iff max_violation ≤ tolerance.
-struct CheckReport {
+struct CheckResult {
   std::string name;              ///< e.g. "Theorem 5.1 NTK"
   bool holds = false;
   double max_violation = 0;      ///< absolute, over all elements and entries
@@ -43,12 +43,12 @@ struct CheckReport {
 };
 
 /// A theorem is several identities (NNGP and NTK, means and covariances at several times…).
-struct TheoremReport {
+struct TheoremResult {
   std::string theorem;
   bool holds = false;            ///< every part holds
   std::string status;            ///< notes: group not exact, rows not permuted, …
-  std::vector<CheckReport> parts;
-  const CheckReport& part(std::string_view name) const;  ///< throws std::out_of_range
+  std::vector<CheckResult> parts;
+  const CheckResult& part(std::string_view name) const;  ///< throws std::out_of_range
   double max_ratio() const;      ///< max over parts of violation / tolerance
   std::string to_string() const;
 };
@@ -71,9 +71,9 @@ double kernel_roundoff_ops(const Architecture& arch, const ExampleShape& shape, 
 /// With a readout or for MLPs ρ_K is trivial (invariance); without readout ρ_K(g) is the
 /// pixel action of rho_x on both pixel indices (the output map must keep the input's size).
 /// Parts "NNGP" and "NTK".
-TheoremReport check_theorem_5_1(const Architecture& arch, const Inputs& x1, const Inputs& x2,
+TheoremResult check_theorem_5_1(const Architecture& arch, const Inputs& x1, const Inputs& x2,
                                 const Representation& rho_x, const EquivarianceCheckOptions& options = {});
-TheoremReport check_theorem_5_1(const Architecture& arch, const Inputs& x, const Representation& rho_x,
+TheoremResult check_theorem_5_1(const Architecture& arch, const Inputs& x, const Representation& rho_x,
                                 const EquivarianceCheckOptions& options = {});
 
 struct LemmaCheckOptions {
@@ -89,7 +89,7 @@ struct LemmaCheckOptions {
 /// that are not augmented), "Lemma 5.1 NNGP"/"Lemma 5.1 NTK" (Θ[σr, σs] = Θ[r, s], with pixel
 /// indices moved by ρ_K for spatial kernels) and "Lemma 5.2 g_t(Θ), t=…" for
 /// g_t(Θ) = V·diag((1 − e^{−ηtλ/(Nk)})/λ)·Vᵀ computed here with Eigen.
-TheoremReport check_lemmas_5_1_5_2(const Architecture& arch, const Inputs& train_x, const Representation& rho_x,
+TheoremResult check_lemmas_5_1_5_2(const Architecture& arch, const Inputs& train_x, const Representation& rho_x,
                                    const LemmaCheckOptions& options = {});
 
 struct Theorem52Options {
@@ -108,7 +108,7 @@ struct Theorem52Options {
 /// (N, k) with a readout, (N, H·W·k) without (then rows are (example, pixel) pairs with k
 /// outputs). The tolerance is safety × (round-off measured by recomputing with the training rows
 /// reversed + kernel round-off propagated through g_t). Parts "mean t=… test", "covariance t=… noise", ….
-TheoremReport check_theorem_5_2(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+TheoremResult check_theorem_5_2(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                 const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
                                 const Theorem52Options& options = {});
 

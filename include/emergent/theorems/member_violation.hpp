@@ -16,7 +16,7 @@ namespace emergent {
 
 /// Violation of equivariance by individual members, at each time/checkpoint: for member m,
 /// v_m = max_{g, x} |f_m(ρ_X(g)x) − ρ_Y(g)f_m(x)| over the given inputs and all elements.
-struct MemberViolationReport {
+struct MemberViolationResult {
   std::string kind;                      ///< "linearised (infinite width)" or "finite width (…)"
   int members = 0;
   std::vector<double> times;             ///< t (linearised) or gradient steps (finite width)
@@ -30,7 +30,7 @@ struct MemberViolationReport {
 /// Linearised infinite-width members (GradientFlow::sample_members) trained on the full orbit of
 /// (train_x, train_y): their priors f_0 are drawn jointly on the augmented set and on every ρ(g)x,
 /// so each member is one function. Readout/MLP architectures only; exact or approximate groups.
-MemberViolationReport linearized_member_violation(const Architecture& arch, const Inputs& train_x,
+MemberViolationResult linearized_member_violation(const Architecture& arch, const Inputs& train_x,
                                                   const RowMatrix& train_y, const Inputs& inputs,
                                                   const Representation& rho_x, const Representation& rho_y,
                                                   const std::vector<double>& times, int members, std::uint64_t seed,
@@ -38,7 +38,7 @@ MemberViolationReport linearized_member_violation(const Architecture& arch, cons
 
 /// Finite-width members (train_ensemble, full-batch GD on the loss of docs/conventions.md §3) trained on
 /// the full orbit; options.checkpoints are the reported steps. Readout/MLP architectures only.
-MemberViolationReport finite_member_violation(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+MemberViolationResult finite_member_violation(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                               const Inputs& inputs, const Representation& rho_x,
                                               const Representation& rho_y, const TrainingOptions& options);
 
