@@ -127,7 +127,7 @@ void print_theorem(std::ostream& o, const TheoremResult& t) {
   std::snprintf(line, sizeof line, "  %-34s %-6s %14s %12s %12s\n", "part", "holds", "max violation", "scale", "tolerance");
   o << line;
   for (const auto& p : t.parts) {
-    std::snprintf(line, sizeof line, "  %-34s %-6s %14s %12s %12s\n", p.name.c_str(), p.holds ? "yes" : "NO",
+    std::snprintf(line, sizeof line, "  %-34s %-6s %14s %12s %12s\n", p.name().c_str(), p.holds ? "yes" : "NO",
                   fmt(p.max_violation).c_str(), fmt(p.scale).c_str(), fmt(p.tolerance).c_str());
     o << line;
   }
@@ -141,7 +141,11 @@ std::string theorem_json(const TheoremResult& t) {
   s += ", \"max_violation\": " + json_number(mv) + ", \"max_ratio\": " + json_number(t.max_ratio()) + ", \"parts\": [";
   for (std::size_t i = 0; i < t.parts.size(); ++i) {
     const auto& p = t.parts[i];
-    s += std::string(i ? ", " : "") + "{\"name\": " + json_string(p.name) + ", \"holds\": " + (p.holds ? "true" : "false") +
+    s += std::string(i ? ", " : "") + "{\"name\": " + json_string(p.name()) + ", \"theorem\": " +
+         json_string(to_string(p.theorem)) + ", \"quantity\": " + json_string(to_string(p.quantity)) +
+         ", \"inputs\": " + json_string(to_string(p.inputs)) + ", \"time\": " +
+         (!p.has_time() ? std::string("null") : std::isinf(p.time) ? std::string("\"inf\"") : json_number(p.time)) +
+         ", \"holds\": " + (p.holds ? "true" : "false") +
          ", \"max_violation\": " + json_number(p.max_violation) + ", \"scale\": " + json_number(p.scale) +
          ", \"tolerance\": " + json_number(p.tolerance) + ", \"worst_element\": " +
          json_string(p.elements.empty() ? "" : p.elements[p.worst_element].label) +
@@ -155,7 +159,7 @@ double mean_violation_at(const TheoremResult& t, double time, double* scale) {
   double v = -1;
   *scale = 0;
   for (const auto& p : t.parts)
-    if (p.name.rfind("mean t=" + time_label(time) + " ", 0) == 0) {
+    if (p.quantity == Quantity::Mean && p.time == time) {
       v = std::max(v, p.max_violation);
       *scale = std::max(*scale, p.scale);
     }

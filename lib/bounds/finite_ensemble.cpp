@@ -15,6 +15,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <vector>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
@@ -449,21 +450,23 @@ double log_erfc(double x) {
   return -x * x - kLogSqrtPi - std::log(tail);
 }
 
-const char* to_string(TailStatus status) {
-  switch (status) {
-    case TailStatus::Ok: return "ok";
-    case TailStatus::NotConverged: return "not_converged";
-  }
-  return "unknown";
-}
+constexpr detail::EnumNames<TailStatus, 2> kTailStatusNames = {{
+    {TailStatus::Ok, "ok"},
+    {TailStatus::NotConverged, "not_converged"},
+}};
 
-const char* to_string(MembersStatus status) {
-  switch (status) {
-    case MembersStatus::Ok: return "ok";
-    case MembersStatus::TooMany: return "too_many";
-  }
-  return "unknown";
-}
+const char* to_string(TailStatus value) { return detail::enum_name(kTailStatusNames, value); }
+
+TailStatus parse_tail_status(std::string_view text) { return detail::parse_enum(kTailStatusNames, text, "parse_tail_status", "TailStatus"); }
+
+constexpr detail::EnumNames<MembersStatus, 2> kMembersStatusNames = {{
+    {MembersStatus::Ok, "ok"},
+    {MembersStatus::TooMany, "too_many"},
+}};
+
+const char* to_string(MembersStatus value) { return detail::enum_name(kMembersStatusNames, value); }
+
+MembersStatus parse_members_status(std::string_view text) { return detail::parse_enum(kMembersStatusNames, text, "parse_members_status", "MembersStatus"); }
 
 bool ChiSquareMixtureOptions::IsValid(std::string* error) const {
   auto fail = [&](const std::string& why) {

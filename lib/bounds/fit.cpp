@@ -8,17 +8,19 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
-const char* to_string(FitStatus status) {
-  switch (status) {
-    case FitStatus::Converged: return "converged";
-    case FitStatus::NoConvergence: return "no convergence";
-    case FitStatus::Failed: return "failed";
-  }
-  return "unknown";
-}
+constexpr detail::EnumNames<FitStatus, 3> kFitStatusNames = {{
+    {FitStatus::Converged, "converged"},
+    {FitStatus::NoConvergence, "no_convergence"},
+    {FitStatus::Failed, "failed"},
+}};
+
+const char* to_string(FitStatus value) { return detail::enum_name(kFitStatusNames, value); }
+
+FitStatus parse_fit_status(std::string_view text) { return detail::parse_enum(kFitStatusNames, text, "parse_fit_status", "FitStatus"); }
 
 bool PowerLawFitOptions::IsValid(std::string* error) const {
   auto fail = [&](const std::string& why) {

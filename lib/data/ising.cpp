@@ -10,17 +10,19 @@
 #include <stdexcept>
 
 #include "emergent/core/random.hpp"
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
-const char* to_string(IsingAlgorithm algorithm) {
-  switch (algorithm) {
-    case IsingAlgorithm::Metropolis: return "metropolis";
-    case IsingAlgorithm::Wolff: return "wolff";
-    case IsingAlgorithm::Automatic: return "automatic";
-  }
-  return "?";
-}
+constexpr detail::EnumNames<IsingAlgorithm, 3> kIsingAlgorithmNames = {{
+    {IsingAlgorithm::Metropolis, "metropolis"},
+    {IsingAlgorithm::Wolff, "wolff"},
+    {IsingAlgorithm::Automatic, "automatic"},
+}};
+
+const char* to_string(IsingAlgorithm value) { return detail::enum_name(kIsingAlgorithmNames, value); }
+
+IsingAlgorithm parse_ising_algorithm(std::string_view text) { return detail::parse_enum(kIsingAlgorithmNames, text, "parse_ising_algorithm", "IsingAlgorithm"); }
 
 bool IsingOptions::IsValid(std::string* error) const {
   auto fail = [&](const std::string& m) {

@@ -16,6 +16,7 @@
 #include <numbers>
 #include <sstream>
 #include <stdexcept>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
@@ -206,15 +207,16 @@ struct Sector {
 
 }  // namespace
 
-const char* to_string(OrbitRoute route) {
-  switch (route) {
-    case OrbitRoute::Automatic: return "automatic";
-    case OrbitRoute::Dense: return "dense";
-    case OrbitRoute::Averaged: return "averaged";
-    case OrbitRoute::Fourier: return "fourier";
-  }
-  return "unknown";
-}
+constexpr detail::EnumNames<OrbitRoute, 4> kOrbitRouteNames = {{
+    {OrbitRoute::Automatic, "automatic"},
+    {OrbitRoute::Dense, "dense"},
+    {OrbitRoute::Averaged, "averaged"},
+    {OrbitRoute::Fourier, "fourier"},
+}};
+
+const char* to_string(OrbitRoute value) { return detail::enum_name(kOrbitRouteNames, value); }
+
+OrbitRoute parse_orbit_route(std::string_view text) { return detail::parse_enum(kOrbitRouteNames, text, "parse_orbit_route", "OrbitRoute"); }
 
 bool OrbitFlowOptions::IsValid(std::string* error) const {
   std::string e;

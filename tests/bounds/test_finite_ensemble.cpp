@@ -4,6 +4,8 @@
 // erfc, a polar integral for k = 2, a sandwich between χ² tails) and the argument checks.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <boost/math/distributions/chi_squared.hpp>
 #include <boost/math/special_functions/gamma.hpp>
 #include <cmath>
@@ -461,4 +463,14 @@ TEST_CASE("ill-conditioned weights: an unconverged series still brackets the exa
     CHECK(exact <= (t.probability + t.error_bound) * (1 + 1e-9));
     CHECK(t.error_bound <= 0.05 * t.probability);  // far tighter than the union/Chernoff bounds
   }
+}
+
+TEST_CASE("TailStatus: to_string and parse_tail_status are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::TailStatus>({emergent::TailStatus::Ok, TailStatus::NotConverged},
+                                                 [](const std::string& s) { return emergent::parse_tail_status(s); });
+}
+
+TEST_CASE("MembersStatus: to_string and parse_members_status are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::MembersStatus>({emergent::MembersStatus::Ok, MembersStatus::TooMany},
+                                                 [](const std::string& s) { return emergent::parse_members_status(s); });
 }

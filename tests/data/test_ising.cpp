@@ -3,6 +3,8 @@
 // solution, reproducibility and argument checks.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -281,4 +283,9 @@ TEST_CASE("bad options throw std::invalid_argument naming the option") {
   CHECK_THROWS_AS(onsager_energy_per_site(0.0), std::invalid_argument);
   CHECK_THROWS_AS(ising_energies(Inputs(RowMatrix::Zero(2, 6), ExampleShape::image_hwc(2, 3, 1))),
                   std::invalid_argument);
+}
+
+TEST_CASE("IsingAlgorithm: to_string and parse_ising_algorithm are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::IsingAlgorithm>({emergent::IsingAlgorithm::Metropolis, IsingAlgorithm::Wolff, IsingAlgorithm::Automatic},
+                                                 [](const std::string& s) { return emergent::parse_ising_algorithm(s); });
 }

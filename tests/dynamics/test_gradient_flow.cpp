@@ -4,6 +4,8 @@
 // random points: any PSD kernel pair will do, the module never sees the inputs.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -634,7 +636,7 @@ TEST_CASE("status reports what the spectrum looks like") {
   CHECK(ok.summary().min_eigenvalue == doctest::Approx(1.0));
   CHECK(ok.summary().max_eigenvalue == doctest::Approx(3.0));
   CHECK(ok.summary().condition == doctest::Approx(3.0));
-  CHECK(ok.summary().to_string().find("status=Ok") != std::string::npos);
+  CHECK(ok.summary().to_string().find("status=ok") != std::string::npos);
   CHECK(std::string(emergent::to_string(SpectralStatus::IllConditioned)) == "IllConditioned");
 }
 
@@ -703,4 +705,9 @@ TEST_CASE("bad arguments throw invalid_argument naming the argument") {
   const NngpPosterior post(p.k, p.y);
   CHECK_THROWS_WITH_AS(post.mean(p.k_zx.leftCols(2)), Contains("nngp_test_train: shape (2, 2)"),
                        std::invalid_argument);
+}
+
+TEST_CASE("SpectralStatus: to_string and parse_spectral_status are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::SpectralStatus>({emergent::SpectralStatus::Ok, SpectralStatus::RankDeficient, SpectralStatus::IllConditioned, SpectralStatus::ZeroKernel, SpectralStatus::NotPositiveSemidefinite},
+                                                 [](const std::string& s) { return emergent::parse_spectral_status(s); });
 }

@@ -3,6 +3,8 @@
 // whose orbits contain duplicates; characters of abelian groups must be homomorphisms.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <cmath>
 #include <complex>
 #include <limits>
@@ -266,8 +268,8 @@ TEST_CASE("Lemmas 5.1/5.2 and Theorem 5.2 on augmented sets with duplicates and 
   const Architecture arch = Architecture::parse("conv(4, 3x3, padding=circular) relu flatten dense(1)");
   const TheoremResult lem = check_lemmas_5_1_5_2(arch, aug.x, c4);
   INFO(lem.to_string());
-  CHECK(lem.part("row permutation").holds);
-  CHECK(lem.part("row permutation").max_violation == 0.0);
+  CHECK(lem.part(Quantity::RowPermutation, InputSet::Train).holds);
+  CHECK(lem.part(Quantity::RowPermutation, InputSet::Train).max_violation == 0.0);
   CHECK(lem.holds);
   // rot2(6) contains the rotation by π: ρ(4)x and ρ(1)x are antipodal up to the rounding of
   // cos/sin, where the ReLU NTK has its √ε sensitivity; Theorem 5.2 must still hold.
@@ -283,4 +285,9 @@ TEST_CASE("Lemmas 5.1/5.2 and Theorem 5.2 on augmented sets with duplicates and 
   CHECK_FALSE(check_theorem_5_2(mlp, Inputs(normals(8, 4, 83), v), normals(8, 1, 84), Inputs(normals(3, 4, 85), v), r6,
                                 trivial_output(r6, 1), no)
                   .holds);
+}
+
+TEST_CASE("OrbitRoute: to_string and parse_orbit_route are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::OrbitRoute>({emergent::OrbitRoute::Automatic, OrbitRoute::Dense, OrbitRoute::Averaged, OrbitRoute::Fourier},
+                                                 [](const std::string& s) { return emergent::parse_orbit_route(s); });
 }

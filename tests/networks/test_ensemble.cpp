@@ -1,6 +1,8 @@
 // Finite-width ensembles trained by gradient descent (ensemble.hpp).
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <cmath>
 #include <emergent/networks/ensemble.hpp>
 #include <emergent/networks/network.hpp>
@@ -159,4 +161,9 @@ TEST_CASE("bad options and shapes throw with the argument's name") {
   o = opt;
   o.loss = TrainingLoss::SoftmaxCrossEntropy;
   CHECK(message(o, y, train).find("cross-entropy") != std::string::npos);
+}
+
+TEST_CASE("TrainingLoss: to_string and parse_training_loss are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::TrainingLoss>({emergent::TrainingLoss::MeanSquaredError, TrainingLoss::SoftmaxCrossEntropy},
+                                                 [](const std::string& s) { return emergent::parse_training_loss(s); });
 }

@@ -11,6 +11,7 @@
 
 #include <Eigen/Dense>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace emergent {
@@ -20,7 +21,9 @@ enum class FitStatus {
   NoConvergence,  ///< max_iterations reached; the parameters are the best found, not an optimum
   Failed,         ///< the solver failed (non-finite model values, numerical failure)
 };
-const char* to_string(FitStatus status);
+const char* to_string(FitStatus value);  ///< snake_case: converged, no_convergence, failed
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+FitStatus parse_fit_status(std::string_view text);
 
 struct PowerLawFitOptions {
   /// Fit y ≈ c + a·x^(−α) (three parameters) instead of y ≈ a·x^(−α).

@@ -16,6 +16,7 @@
 #include <Eigen/Dense>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emergent/core/inputs.hpp"
@@ -30,7 +31,9 @@ enum class IsingAlgorithm {
   Wolff,       ///< one "sweep" = a fixed number of clusters (set after burn-in: about L² flipped spins)
   Automatic,   ///< Wolff for 1.5 ≤ T ≤ 3.5 (near T_c), Metropolis elsewhere
 };
-const char* to_string(IsingAlgorithm algorithm);
+const char* to_string(IsingAlgorithm value);  ///< snake_case: metropolis, wolff, automatic
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+IsingAlgorithm parse_ising_algorithm(std::string_view text);
 
 struct IsingOptions {
   int size = 8;                          ///< L ≥ 2 (the experiments use 5..8)

@@ -14,6 +14,7 @@
 #include <Eigen/Dense>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace emergent {
@@ -26,7 +27,9 @@ enum class SpectralStatus {
   ZeroKernel,               ///< no eigenvalue above the threshold: every prediction stays at its prior
   NotPositiveSemidefinite,  ///< an eigenvalue < −psd_rtol·λ_max: clipped to 0, but the input is no kernel
 };
-const char* to_string(SpectralStatus status);
+const char* to_string(SpectralStatus value);  ///< snake_case: ok, rank_deficient, ill_conditioned, …
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+SpectralStatus parse_spectral_status(std::string_view text);
 
 /// What the eigendecomposition of a (regularised) kernel matrix found.
 struct SpectralSummary {

@@ -23,6 +23,7 @@
 
 #include <Eigen/Dense>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emergent/core/architecture.hpp"
@@ -39,7 +40,9 @@ enum class OrbitRoute {
   Averaged,   ///< group-averaged kernel on the N base points (trivial ρ_Y, mean only)
   Fourier,    ///< |G| Hermitian blocks of size N (abelian groups)
 };
-const char* to_string(OrbitRoute route);
+const char* to_string(OrbitRoute value);  ///< snake_case: automatic, dense, averaged, …
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+OrbitRoute parse_orbit_route(std::string_view text);
 
 struct OrbitFlowOptions {
   KernelOptions kernel;
