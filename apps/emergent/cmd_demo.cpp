@@ -120,7 +120,7 @@ void run_demo(const std::string& out) {
               << sci(st.ntk_orbit[0][s][T - 1]) << ") | mean of " << o.members << " " << sci(w.ensemble.back()[s][T - 1])
               << " (NTK: " << sci(st.ntk_orbit.back()[s][T - 1]) << ") | infinite ensemble 0\n";
 
-  // Linearised infinite-width members on the noise inputs and their quarter turns.
+  // Linearized infinite-width members on the noise inputs and their quarter turns.
   std::vector<Eigen::Index> noise_rows;
   for (Eigen::Index i = 0; i < st.eval_x.count(); ++i)
     if (st.subset_of[i] == noise) noise_rows.push_back(i);
@@ -142,7 +142,7 @@ void run_demo(const std::string& out) {
     for (Eigen::Index i = 0; i < n; ++i) member_v2 += std::pow(lin(m, 0, n + i, 0) - lin(m, 0, i, 0), 2);
   double theory_v2 = 0;
   for (Eigen::Index i = 0; i < n; ++i) theory_v2 += cov(n + i, n + i) + cov(i, i) - 2 * cov(i, n + i);
-  std::cout << "   linearised infinite-width members, noise inputs: RMS |f(rx) - f(x)| = "
+  std::cout << "   linearized infinite-width members, noise inputs: RMS |f(rx) - f(x)| = "
             << sci(std::sqrt(member_v2 / (M * R * n))) << " (theory " << sci(std::sqrt(theory_v2 / n))
             << ")  -> members are not invariant\n";
 

@@ -160,7 +160,7 @@ class ChiSquareTail {
 
 // log of a Chernoff bound on Σ_{i>j} c_i, where c is the law of N = Σ_i N_i, N_i negative binomial
 // with generating function ((1−a_i)/(1−a_i z))^{1/2} (Ruben's mixing weights):
-//   Σ_{i>j} c_i ≤ G(z)/z^{j+1},   1 ≤ z < 1/a_max, minimised over z.
+//   Σ_{i>j} c_i ≤ G(z)/z^{j+1},   1 ≤ z < 1/a_max, minimized over z.
 double log_mixing_tail(const std::vector<double>& a, double a_max, std::int64_t j) {
   if (a_max <= 0.0) return -kInf;  // N ≡ 0
   const double need = static_cast<double>(j + 1);
@@ -289,7 +289,7 @@ double log_union(const Spectrum& s, double x) {
   return std::log(static_cast<double>(s.rank())) + log_erfc(std::sqrt(0.5 * x / s.trace));
 }
 
-// Chernoff: log inf_{0≤t<1/2λmax} E[e^{tQ}]e^{−tx} = inf −½Σlog(1−2λ_i t) − tx. Parametrised by
+// Chernoff: log inf_{0≤t<1/2λmax} E[e^{tQ}]e^{−tx} = inf −½Σlog(1−2λ_i t) − tx. Parametrized by
 // u = 1 − 2λ_max t so that 1 − 2λ_i t = (1 − ρ_i) + ρ_i u (ρ_i = λ_i/λ_max) keeps its digits.
 struct ChernoffPoint {
   double x, log_bound;

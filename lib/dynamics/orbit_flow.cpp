@@ -75,7 +75,7 @@ void check_times(const std::vector<double>& times) {
       bad("predict_augmented: times[" + std::to_string(i) + "] = " + num(times[i]) + ", expected t >= 0 (inf allowed)");
 }
 
-// The absolute regulariser the dense solve would add to Θ_aug: diag_reg, or diag_reg·tr(Θ_aug)/(|G|N)
+// The absolute regularizer the dense solve would add to Θ_aug: diag_reg, or diag_reg·tr(Θ_aug)/(|G|N)
 // = diag_reg·tr(T_e)/N (every diagonal entry of Θ_aug is a diagonal entry of T_e).
 double absolute_reg(const GradientFlowOptions& f, const MatrixXd& t_e) {
   if (!f.diag_reg_relative) return f.diag_reg;
@@ -201,7 +201,7 @@ Blocks orbit_blocks(const Architecture& arch, const Inputs& x, const Inputs& z, 
 struct Sector {
   int character = 0;
   double weight = 1;
-  VectorXd eigenvalues;  // clipped, ascending (regulariser not included)
+  VectorXd eigenvalues;  // clipped, ascending (regularizer not included)
   MatrixXcd vectors;
 };
 
@@ -391,7 +391,7 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
   const double reg = absolute_reg(options.flow, b.ntk[0]);
 
   if (route == OrbitRoute::Averaged) {
-    // Θ_G on the base points; regulariser δ/|G|; the same η and t (header derivation).
+    // Θ_G on the base points; regularizer δ/|G|; the same η and t (header derivation).
     MatrixXd theta_g = MatrixXd::Zero(N, N), test_g = MatrixXd::Zero(Nt, N);
     for (int u = 0; u < n; ++u) {
       theta_g += b.ntk[u];

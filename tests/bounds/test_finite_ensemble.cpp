@@ -224,7 +224,7 @@ TEST_CASE("generalized chi-square: isotropic S is the chi-square law") {
         CHECK(v.rank == k);
         if (expected > 1e-300)
           CHECK(v.exact_probability == doctest::Approx(expected).epsilon(1e-12));
-        else  // far tail: the regularised incomplete gamma in log form
+        else  // far tail: the regularized incomplete gamma in log form
           CHECK(v.log_exact_probability == doctest::Approx(std::log(boost::math::gamma_q(0.5 * k, 0.5 * x))).epsilon(1e-12));
       }
     }

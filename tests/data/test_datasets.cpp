@@ -336,7 +336,7 @@ TEST_CASE("rotate_images is the rotation of group.hpp at any angle") {
       CHECK((rotate_images(x, 2 * std::numbers::pi * j / k).x - rot.apply(j, x).x).cwiseAbs().maxCoeff() <= 1e-12);
   }
   // Bilinear interpolation of a constant image is that constant wherever all four taps lie
-  // inside: the centre pixel of an odd image never moves.
+  // inside: the center pixel of an odd image never moves.
   const RowMatrix r = rotate_images(x, 0.7).x;
   for (int c = 0; c < 2; ++c) CHECK(r(0, (4 * 9 + 4) * 2 + c) == doctest::Approx(x.x(0, (4 * 9 + 4) * 2 + c)).epsilon(1e-14));
   CHECK_THROWS_AS(rotate_images(random_images(1, 4, 5, 1, 1), 0.1), DatasetError);

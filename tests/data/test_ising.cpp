@@ -113,7 +113,7 @@ TEST_CASE("energy is invariant under the lattice's rotations, flips, translation
   }
 }
 
-TEST_CASE("data set layout: shapes, targets, magnetisation, temperatures") {
+TEST_CASE("data set layout: shapes, targets, magnetization, temperatures") {
   IsingOptions o;
   o.size = 5;
   o.temperatures = {1.0, kIsingCriticalTemperature, 4.0};  // Metropolis, Wolff, Metropolis
@@ -128,7 +128,7 @@ TEST_CASE("data set layout: shapes, targets, magnetisation, temperatures") {
   CHECK(d.x.x.cwiseAbs().maxCoeff() == 1.0);
   for (Eigen::Index i = 0; i < 21; ++i) {
     CHECK(d.temperature[i] == o.temperatures[i / 7]);
-    CHECK(d.magnetisation[i] == doctest::Approx(d.x.x.row(i).sum() / 25.0));
+    CHECK(d.magnetization[i] == doctest::Approx(d.x.x.row(i).sum() / 25.0));
   }
   CHECK(d.algorithm[0] == IsingAlgorithm::Metropolis);
   CHECK(d.algorithm[1] == IsingAlgorithm::Wolff);
@@ -142,7 +142,7 @@ TEST_CASE("low temperature: ordered, E = -2, |m| = 1") {
     const IsingDataset d = run(6, 0.5, 400, a, 11);
     double m = 0, e = 0;
     for (Eigen::Index i = 0; i < d.x.count(); ++i) {
-      m += std::abs(d.magnetisation[i]);
+      m += std::abs(d.magnetization[i]);
       e += d.y(i, 0);
     }
     CHECK(m / d.x.count() > 0.99);
@@ -151,7 +151,7 @@ TEST_CASE("low temperature: ordered, E = -2, |m| = 1") {
 }
 
 TEST_CASE("high temperature: <E> = -2 tanh(1/T) + O(tanh^3) -> 0") {
-  // High-temperature expansion: ⟨s_i s_j⟩ = tanh β + O(tanh³ β) for neighbours.
+  // High-temperature expansion: ⟨s_i s_j⟩ = tanh β + O(tanh³ β) for neighbors.
   for (double T : {20.0, 1000.0}) {
     const IsingDataset d = run(6, T, 4000, IsingAlgorithm::Metropolis, 5);
     const Moments mo = batch_moments(energies_of(d));

@@ -1,6 +1,6 @@
 // Closed-form gradient flow against the ODE it solves, its limits (t = 0: prior, t = ∞: kernel
 // regression), exact identities (multi-output, duplicated inputs, diag_reg) and Monte Carlo of
-// the linearised members within their standard error. Kernels are RBF + linear kernels of
+// the linearized members within their standard error. Kernels are RBF + linear kernels of
 // random points: any PSD kernel pair will do, the module never sees the inputs.
 #include <doctest/doctest.h>
 
@@ -95,8 +95,8 @@ MatrixXd rk4(const MatrixXd& j, const MatrixXd& c, MatrixXd f, double t0, double
   return f;
 }
 
-// The linearised dynamics of docs/conventions.md §3 on [X; Z]: d f(X)/dt = −η/(Nk)·Θ_r·(f(X) − Y),
-// d f(Z)/dt = −η/(Nk)·Θ(Z,X)·(f(X) − Y), with Θ_r = Θ + δI the (regularised) train kernel.
+// The linearized dynamics of docs/conventions.md §3 on [X; Z]: d f(X)/dt = −η/(Nk)·Θ_r·(f(X) − Y),
+// d f(Z)/dt = −η/(Nk)·Θ(Z,X)·(f(X) − Y), with Θ_r = Θ + δI the (regularized) train kernel.
 struct Ode {
   MatrixXd j;  // (N+n)×(N+n): the homogeneous part
   MatrixXd c;  // (N+n)×k: the constant part
@@ -459,7 +459,7 @@ TEST_CASE("diag_reg: relative is absolute times tr(Θ)/N, and t = infinity is ri
   CHECK(max_abs(train[0] - p.theta * ridge.llt().solve(p.y)) < 1e-11);
   CHECK(b.train_loss({kInf})[0] == doctest::Approx(0.5 * (train[0] - p.y).squaredNorm() / 16.0).epsilon(1e-10));
   CHECK(b.train_loss({kInf})[0] > 1e-6);
-  // Regularisation turns the duplicate-induced null space into eigenvalue δ: full rank again.
+  // Regularization turns the duplicate-induced null space into eigenvalue δ: full rank again.
   MatrixXd x = p.x;
   x.row(3) = x.row(1);
   const MatrixXd theta_dup = theta_fn(x, x);
@@ -513,7 +513,7 @@ TEST_CASE("NNGP posterior is exact Bayesian inference") {
   CHECK(max_abs(reg.covariance(p.k_zx, p.k_zz) - (p.k_zz - p.k_zx * kn.llt().solve(p.k_zx.transpose()))) < 1e-11);
 }
 
-TEST_CASE("a linearised member from a given initialisation follows the ODE") {
+TEST_CASE("a linearized member from a given initialization follows the ODE") {
   const Problem p = standard_problem(8, 4, 2, 51);
   GradientFlowOptions options;
   options.learning_rate = 2.0;
@@ -525,14 +525,14 @@ TEST_CASE("a linearised member from a given initialisation follows the ODE") {
   const auto f = flow.evolve(times, p.theta_zx, f0.topRows(8), f0.bottomRows(4));
   for (std::size_t i = 0; i < times.size(); ++i) CHECK(max_abs(f[i] - ode_f[i].bottomRows(4)) < 1e-8);
   CHECK(max_abs(f[0] - f0.bottomRows(4)) == 0.0);
-  // At ∞ the initialisation on the training set is forgotten, not on the test set:
+  // At ∞ the initialization on the training set is forgotten, not on the test set:
   // f_∞ = μ_∞ + f0(Z) − Θ(Z,X)Θ⁻¹f0(X).
   const MatrixXd expected = regression_mean(p.theta, p.theta_zx, p.y) + f0.bottomRows(4) -
                             regression_mean(p.theta, p.theta_zx, f0.topRows(8));
   CHECK(max_abs(flow.evolve({kInf}, p.theta_zx, f0.topRows(8), f0.bottomRows(4))[0] - expected) < 1e-10);
 }
 
-TEST_CASE("linearised members reproduce mean and covariance within sampling error") {
+TEST_CASE("linearized members reproduce mean and covariance within sampling error") {
   const Problem p = standard_problem(6, 3, 2, 61);
   const GradientFlow flow(p.theta, p.k, p.y);
   const std::vector<double> times = {0.0, 4.0, kInf};
@@ -572,7 +572,7 @@ TEST_CASE("linearised members reproduce mean and covariance within sampling erro
   CHECK(cov[2].trace() < 0.9 * cov[0].trace());
 }
 
-TEST_CASE("linearised members are bit-identical at any thread count") {
+TEST_CASE("linearized members are bit-identical at any thread count") {
   const Problem p = standard_problem(6, 3, 2, 71);
   GradientFlowOptions options;
   const std::vector<double> times = {0.0, 3.0, kInf};

@@ -24,7 +24,7 @@ using Eigen::MatrixXd;
 
 namespace {
 
-// The routes diagonalise different matrices (one |G|N × |G|N matrix, or |G| blocks of N): their
+// The routes diagonalize different matrices (one |G|N × |G|N matrix, or |G| blocks of N): their
 // spectral factors agree to ε·λ_max/λ_min, and the pseudo-inverse at large t amplifies that.
 // Measured up to 1.3e-10 (AVX-512 FMA) and 8.4e-10 (debug build, no FMA) on these sets.
 constexpr double kRouteTolerance = 1e-8;
@@ -125,7 +125,7 @@ TEST_CASE("fourier route equals the dense augmented solve: vectors, trivial and 
     // relu(b=0)-MLPs are not sign invariant... but the NNGP/NTK of an erf net with b is: erf is odd.
     compare("dense(32, w=1.1, b=0.3) erf dense(1)", x, normals(4, 1, 15), z, sg, ry, OrbitRoute::Fourier, true);
   }
-  SUBCASE("rot2(4): a matrix representation, with a diagonal regulariser") {
+  SUBCASE("rot2(4): a matrix representation, with a diagonal regularizer") {
     const ExampleShape s4 = ExampleShape::vector(4);
     const Representation r2 = group_rot2(4, s4);
     compare("dense(32) relu dense(32) relu dense(1)", Inputs(normals(5, 4, 16), s4), normals(5, 1, 17),

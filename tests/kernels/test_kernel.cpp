@@ -74,7 +74,7 @@ TEST_CASE("Gram matrices are symmetric and PSD, and the two-argument path agrees
     const auto full = kernels(arch, x, x);
     CHECK(rel_diff(full.nngp, sym.nngp) < 1e-13);
     CHECK(rel_diff(full.ntk, sym.ntk) < 1e-13);
-    // NTK ⪰ NNGP of the last layer in the 'ntk' parameterisation: Θ = Σ + W²·(…) with the
+    // NTK ⪰ NNGP of the last layer in the 'ntk' parameterization: Θ = Σ + W²·(…) with the
     // trailing term a PSD kernel.
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(sym.ntk - sym.nngp);
     CHECK(es.eigenvalues().minCoeff() >= -1e-10 * max_abs(sym.ntk));

@@ -1,5 +1,5 @@
 // Monte Carlo check of the analytic kernels (docs/conventions.md §2) against independently seeded
-// finite networks (docs/conventions.md §2, NTK parameterisation):
+// finite networks (docs/conventions.md §2, NTK parameterization):
 //   NNGP: K(x,x') = E[f_c(x) f_c(x')], estimated per network by (1/k)·Σ_c f_c(x) f_c(x') over
 //         its k output channels (the output mean is exactly 0, so no centring). The channels of
 //         one network share their hidden features and are correlated, so the standard error is

@@ -2,7 +2,7 @@
 // invariance violation of a finite ensemble falls with ensemble size M and width n; the lemma on
 // finite ensembles of Gerken & Kessel, ICML 2024, predicts violation ∝ M^(−1/2)).
 //
-// Model y ≈ a·x^(−α) or, with an offset, y ≈ c + a·x^(−α). Minimises χ² = Σ_i ((y_i − f(x_i))/σ_i)²
+// Model y ≈ a·x^(−α) or, with an offset, y ≈ c + a·x^(−α). Minimizes χ² = Σ_i ((y_i − f(x_i))/σ_i)²
 // with Levenberg–Marquardt (Ceres Solver, used only inside lib/bounds/fit.cpp). The parameter covariance
 // is the Gauss–Newton one, (JᵀWJ)⁻¹ at the optimum (Press et al., Numerical Recipes §15.5); it is
 // multiplied by the reduced chi-square χ²/(N − p) when the σ_i are relative weights only (no σ
