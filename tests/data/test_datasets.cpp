@@ -5,6 +5,8 @@
 // the rotation group of group.hpp.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -29,12 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& tag) {
-  const fs::path d = fs::temp_directory_path() / ("emergent_test_datasets_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& tag) { return emergent::test::temp_dir("datasets", tag); }
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream o(p, std::ios::binary);

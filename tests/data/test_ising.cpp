@@ -3,6 +3,8 @@
 // solution, reproducibility and argument checks.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include "support/enum_names.hpp"
 
 #include <cmath>
@@ -22,12 +24,8 @@ using namespace emergent;
 namespace {
 
 Inputs random_configs(int n, int L, std::uint64_t seed, bool spins) {
-  NormalStream rng(seed, 7);
-  RowMatrix x(n, L * L);
-  for (Eigen::Index i = 0; i < x.size(); ++i) {
-    const double z = rng.normal(i);
-    x.data()[i] = spins ? (z > 0 ? 1.0 : -1.0) : z;
-  }
+  RowMatrix x = test::normals(n, L * L, seed);
+  if (spins) x = x.unaryExpr([](double z) { return z > 0 ? 1.0 : -1.0; });
   return Inputs(x, ExampleShape::image_hwc(L, L, 1));
 }
 

@@ -4,6 +4,8 @@
 // random points: any PSD kernel pair will do, the module never sees the inputs.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include "support/enum_names.hpp"
 
 #include <Eigen/Dense>
@@ -27,13 +29,7 @@ namespace {
 
 const double kInf = std::numeric_limits<double>::infinity();
 
-MatrixXd random_matrix(Index rows, Index cols, std::uint64_t seed) {
-  const emergent::NormalStream stream(seed, 7);
-  MatrixXd a(rows, cols);
-  for (Index i = 0; i < rows; ++i)
-    for (Index j = 0; j < cols; ++j) a(i, j) = stream.normal(static_cast<std::uint64_t>(i * cols + j));
-  return a;
-}
+MatrixXd random_matrix(Index rows, Index cols, std::uint64_t seed) { return emergent::test::normals(rows, cols, seed); }
 
 // Two different PSD kernels on R^d (sums of PSD kernels are PSD): the NTK stand-in Θ and the
 // NNGP stand-in K.
@@ -80,7 +76,7 @@ Problem standard_problem(Index n_train = 8, Index n_test = 4, Index k = 2, std::
                       random_matrix(n_train, k, seed + 200));
 }
 
-double max_abs(const MatrixXd& a) { return a.size() ? a.cwiseAbs().maxCoeff() : 0.0; }
+using emergent::test::max_abs;
 
 // Classical RK4 for dF/dt = J·F + c with constant J, c, from F at t0 to t1 in `steps` steps.
 MatrixXd rk4(const MatrixXd& j, const MatrixXd& c, MatrixXd f, double t0, double t1, int steps) {

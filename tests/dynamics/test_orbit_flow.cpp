@@ -3,6 +3,8 @@
 // whose orbits contain duplicates; characters of abelian groups must be homomorphisms.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include "support/enum_names.hpp"
 
 #include <cmath>
@@ -31,12 +33,8 @@ constexpr double kRouteTolerance = 1e-8;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
-  RowMatrix m(rows, cols);
-  const NormalStream s(seed, 0);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = s.normal(static_cast<std::uint64_t>(i));
-  return m;
-}
+// This suite's data come from stream 0 of the shared generator.
+RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) { return test::normals(rows, cols, seed, 0); }
 
 double rel(const MatrixXd& a, const MatrixXd& b) {
   const double scale = std::max(b.cwiseAbs().maxCoeff(), 1e-300);

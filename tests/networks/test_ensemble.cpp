@@ -1,6 +1,8 @@
 // Finite-width ensembles trained by gradient descent (ensemble.hpp).
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include "support/enum_names.hpp"
 
 #include <cmath>
@@ -12,12 +14,7 @@ using namespace emergent;
 
 namespace {
 
-RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed, double scale = 1.0) {
-  NormalStream rng(seed, 7);
-  RowMatrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = scale * rng.normal(static_cast<std::uint64_t>(i));
-  return m;
-}
+using test::normals;
 
 Inputs vectors(Eigen::Index n, int d, std::uint64_t seed) { return Inputs(normals(n, d, seed), ExampleShape::vector(d)); }
 

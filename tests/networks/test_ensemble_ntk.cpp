@@ -16,6 +16,8 @@
 // These are the finite-width and step-size allowances; sampling errors come from the M members.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <emergent/networks/ensemble.hpp>
@@ -37,12 +39,7 @@ constexpr int kSteps = 100;  // S
 constexpr int kMembers = 256;
 constexpr double kZ = 4.0;   // standard errors allowed for sampling fluctuations
 
-RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed, std::uint64_t stream) {
-  const NormalStream rng(seed, stream);
-  RowMatrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.normal(static_cast<std::uint64_t>(i));
-  return m;
-}
+using test::normals;
 
 std::string spec(int width) {
   return "dense(" + std::to_string(width) + ", w=1.2, b=0.3) relu dense(1, b=0.3)";
