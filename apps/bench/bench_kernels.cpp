@@ -178,7 +178,7 @@ void profile_relu_dual() {
   });
   // The same relu dual over arrays with glibc's vector atan2 (libmvec, glibc ≥ 2.35, AVX-512
   // 8 lanes), looked up at run time so that nothing changes in the build: what a batched,
-  // vectorised dual could cost per entry.
+  // vectorized dual could cost per entry.
   double t_vec = -1;
 #if defined(__AVX512F__)
   using VecAtan2 = __m512d (*)(__m512d, __m512d);

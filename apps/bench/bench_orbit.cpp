@@ -55,7 +55,7 @@ OrbitFlowResult run(const Representation& rho, Eigen::Index n, Eigen::Index n_te
   for (Eigen::Index i = 0; i < n; ++i) y(i, 0) = s.normal(static_cast<std::uint64_t>(i));
   OrbitFlowOptions o;
   o.route = route;
-  o.flow.diag_reg = 1e-6;  // the same (absolute) regulariser for both routes
+  o.flow.diag_reg = 1e-6;  // the same (absolute) regularizer for both routes
   const std::vector<double> times = {10.0, std::numeric_limits<double>::infinity()};
   const OrbitFlowResult p = predict_augmented(arch, x, y, z, rho, trivial_output(rho, 1), times, true, o);
   std::printf("RESULT group=%s route=%s base=%ld augmented=%ld test=%ld kernel_entries=%ld kernel_s=%.3f solve_s=%.3f total_s=%.3f\n",

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch baseline of the finite-ensemble benchmark (issue 3; docs/benchmarks.md).
 
-The same networks as apps/bench/bench_ensemble.cpp, float64, in the NTK parameterisation of
+The same networks as apps/bench/bench_ensemble.cpp, float64, in the NTK parameterization of
 docs/conventions.md §2 (z = W/sqrt(n_in) * omega @ h + B * beta, all parameters N(0, 1)), trained by
 full-batch gradient descent on L = 1/2 * 1/(N k) * sum (f - y)^2 per member. All members are
 stacked in the weights: one batched op per layer, no Python loop over members; autograd gives

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Vectorised numpy baseline for apps/bench/bench_kernels.cpp (issue 2), and an independent
-cross-check of our kernel recursions (docs/conventions.md §2, Neural Tangents' 'ntk' parameterisation).
+"""Vectorized numpy baseline for apps/bench/bench_kernels.cpp (issue 2), and an independent
+cross-check of our kernel recursions (docs/conventions.md §2, Neural Tangents' 'ntk' parameterization).
 
 The recursions are written the way a numpy user would: the MLP on whole N×N matrices (one
 X·Xᵀ GEMM, then elementwise passes), the CNNs batched over chunks of input pairs (i ≤ j) and
@@ -339,7 +339,7 @@ def run_bench(bench, names, budget, reps, chunk_doubles):
 
 
 def run_profile():
-    """ns per element of the vectorised sub-steps (one thread: numpy's elementwise ufuncs do not
+    """ns per element of the vectorized sub-steps (one thread: numpy's elementwise ufuncs do not
     use the BLAS threads)."""
     rng = np.random.default_rng(3)
 

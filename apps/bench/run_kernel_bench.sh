@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kernel benchmark of issue 2: our analytic NNGP+NTK kernels against a vectorised numpy
+# Kernel benchmark of issue 2: our analytic NNGP+NTK kernels against a vectorized numpy
 # implementation of the same recursions, case by case in one run, plus the GEMM floor of the
 # MLP case. Prints a markdown table (the "Kernels" section of docs/benchmarks.md).
 #

@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
   const double t = steps;
   const Eigen::MatrixXd cov = flow.covariance({t}, kst.ntk, kst.nngp, kss.nngp)[0];
   const Eigen::MatrixXd mu = flow.mean({t}, kst.ntk)[0];
-  // Discrete gradient descent on the linearised network replaces T_t = I − e^{−ηtΘ/N} by
+  // Discrete gradient descent on the linearized network replaces T_t = I − e^{−ηtΘ/N} by
   // I − (I − ηΘ/N)^S (Lee et al. 2019 §2.2 with finite steps); the covariance formula of
   // docs/conventions.md §3 is otherwise the same. This is the exact NTK limit of what train_ensemble does.
   Eigen::MatrixXd cov_gd;

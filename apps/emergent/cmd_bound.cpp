@@ -311,7 +311,7 @@ void add_setting_options(CLI::App* cmd, SettingArgs& a) {
   add_training_options(cmd, a, "Training targets Y.npy: (N,) or (N, k), invariant");
   cmd->add_option("--times", a.times, "Times in steps, e.g. 1,10,inf")->capture_default_str();
   cmd->add_option("--lr", a.lr, "Learning rate η")->capture_default_str();
-  cmd->add_option("--diag-reg", a.diag_reg, "Diagonal regulariser added to Θ(X,X)")->capture_default_str();
+  cmd->add_option("--diag-reg", a.diag_reg, "Diagonal regularizer added to Θ(X,X)")->capture_default_str();
   cmd->add_flag("--diag-reg-relative", a.diag_reg_relative, "Scale --diag-reg by tr(Θ)/N");
   cmd->add_option("--memory-cap", a.memory_cap, "Memory cap for the kernels: 4G, 512M or 25%")->capture_default_str();
   cmd->add_option("--threads", a.threads, "OpenMP threads (0: default); results do not depend on it");

@@ -37,10 +37,10 @@ std::string sci(double v, int digits = 2) {
 
 // Largest violation over the matching parts, relative to the largest |entry| they compare (a part
 // whose quantity vanishes, e.g. the covariance on training inputs at t = ∞, has no scale of its own).
-double worst_relative(const TheoremResult& r, const std::string& contains) {
+double worst_relative(const TheoremResult& r, Quantity quantity) {
   double v = 0, scale = 0;
   for (const auto& p : r.parts)
-    if (p.name.find(contains) != std::string::npos) {
+    if (p.quantity == quantity) {
       v = std::max(v, p.max_violation);
       scale = std::max(scale, p.scale);
     }
@@ -89,7 +89,7 @@ void run_demo(const std::string& out) {
   for (const auto& c : cases) {
     const TheoremResult r = check_theorem_5_1(Architecture::parse(c.spec), x12, c4);
     std::cout << "   " << std::left << std::setw(24) << c.label << std::right << " NTK rel. violation "
-              << sci(worst_relative(r, "NTK")) << ", NNGP " << sci(worst_relative(r, "NNGP")) << "  -> "
+              << sci(worst_relative(r, Quantity::Ntk)) << ", NNGP " << sci(worst_relative(r, Quantity::Nngp)) << "  -> "
               << (r.holds ? "holds to round-off" : "FAILS") << "\n";
   }
 
@@ -104,7 +104,7 @@ void run_demo(const std::string& out) {
     t52.noise_inputs = 4;
     const TheoremResult r = check_theorem_5_2(arch, st.train_x, st.train_y, test_x, c4, trivial_output(c4, 1), t52);
     std::cout << "   " << (aug ? "with C4 augmentation   " : "without augmentation   ") << " mean rel. violation "
-              << sci(worst_relative(r, "mean")) << ", covariance " << sci(worst_relative(r, "covariance")) << "  -> "
+              << sci(worst_relative(r, Quantity::Mean)) << ", covariance " << sci(worst_relative(r, Quantity::Covariance)) << "  -> "
               << (r.holds ? "invariant to round-off" : "NOT invariant") << "\n";
   }
 
@@ -120,7 +120,7 @@ void run_demo(const std::string& out) {
               << sci(st.ntk_orbit[0][s][T - 1]) << ") | mean of " << o.members << " " << sci(w.ensemble.back()[s][T - 1])
               << " (NTK: " << sci(st.ntk_orbit.back()[s][T - 1]) << ") | infinite ensemble 0\n";
 
-  // Linearised infinite-width members on the noise inputs and their quarter turns.
+  // Linearized infinite-width members on the noise inputs and their quarter turns.
   std::vector<Eigen::Index> noise_rows;
   for (Eigen::Index i = 0; i < st.eval_x.count(); ++i)
     if (st.subset_of[i] == noise) noise_rows.push_back(i);
@@ -142,7 +142,7 @@ void run_demo(const std::string& out) {
     for (Eigen::Index i = 0; i < n; ++i) member_v2 += std::pow(lin(m, 0, n + i, 0) - lin(m, 0, i, 0), 2);
   double theory_v2 = 0;
   for (Eigen::Index i = 0; i < n; ++i) theory_v2 += cov(n + i, n + i) + cov(i, i) - 2 * cov(i, n + i);
-  std::cout << "   linearised infinite-width members, noise inputs: RMS |f(rx) - f(x)| = "
+  std::cout << "   linearized infinite-width members, noise inputs: RMS |f(rx) - f(x)| = "
             << sci(std::sqrt(member_v2 / (M * R * n))) << " (theory " << sci(std::sqrt(theory_v2 / n))
             << ")  -> members are not invariant\n";
 

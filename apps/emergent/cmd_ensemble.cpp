@@ -1,5 +1,5 @@
 // `emergent ensemble`: members of an ensemble, either finite-width networks trained by gradient
-// descent (ensemble.hpp) or linearised infinite-width members (gradient_flow.hpp).
+// descent (ensemble.hpp) or linearized infinite-width members (gradient_flow.hpp).
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -54,7 +54,7 @@ void run_ensemble(const EnsembleArgs& a) {
     const LinearizedEnsemble e = flow.sample_members(times, cross.ntk, cross.nngp, test.nngp, a.members, a.seed);
     values = e.values;
     shape = e.shape();
-    kind = "linearised infinite-width members; Θ(X,X): " + flow.summary().to_string();
+    kind = "linearized infinite-width members; Θ(X,X): " + flow.summary().to_string();
   } else {
     TrainingOptions opt;
     opt.members = a.members;
@@ -88,9 +88,9 @@ void add_ensemble_command(CLI::App& app) {
   auto args = std::make_shared<EnsembleArgs>();
   CLI::App* cmd = app.add_subcommand("ensemble", "Train the members of an ensemble and record their predictions");
   cmd->footer(
-      "Finite-width members (default) are the networks of --arch in the NTK parameterisation, trained by\n"
+      "Finite-width members (default) are the networks of --arch in the NTK parameterization, trained by\n"
       "full-batch gradient descent on ½·(1/(N·k))·Σ‖f − y‖², so step S is gradient-flow time t = S of\n"
-      "`emergent predict`. --linearized draws exact infinite-width linearised members instead\n"
+      "`emergent predict`. --linearized draws exact infinite-width linearized members instead\n"
       "(f₀ ~ GP(0, K), then the linear gradient flow). Output P: (M, n_checkpoints, N_test, k).\n"
       "\n"
       "Example:\n"
@@ -103,7 +103,8 @@ void add_ensemble_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Seed; member m uses a hash of (seed, m)")->required();
   cmd->add_option("--checkpoints", args->checkpoints, "Steps at which to record predictions, e.g. 0,100,300")->required();
   cmd->add_option("--out", args->out, "Output P.npy: (M, n_checkpoints, N_test, k)")->required();
-  cmd->add_flag("--linearized", args->linearized, "Linearised infinite-width members instead of finite networks");
+  cmd->add_flag("--linearized,--linearised", args->linearized,
+                "Linearized infinite-width members instead of finite networks (--linearised: the old spelling)");
   cmd->add_option("--batch-size", args->batch_size, "Minibatch size for SGD (0: full batch)")->capture_default_str();
   cmd->add_option("--loss", args->loss, "mse or cross-entropy (targets are class probabilities)")->capture_default_str();
   cmd->add_option("--memory-cap", args->memory_cap, "Memory cap for --linearized kernels")->capture_default_str();

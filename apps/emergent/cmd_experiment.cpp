@@ -426,7 +426,7 @@ void add_experiment_command(CLI::App& app) {
   ising->add_option("--scale", *scale, "Members and data relative to the default (1: 8 members per width, 300 steps; >= 2 also t = 1000)");
   ising->add_option("--out", *out, "Output directory for figures and CSV")->capture_default_str();
   ising->add_option("--widths", *widths, "Comma-separated conv widths (default 32,128,512)");
-  ising->add_option("--seed", *seed, "Seed of data and initialisations")->capture_default_str();
+  ising->add_option("--seed", *seed, "Seed of data and initializations")->capture_default_str();
   ising->callback([=] { run_experiment_ising(*scale, *out, *widths, *seed); });
 
   // ---- further experiments register here -------------------------------------------------

@@ -47,7 +47,7 @@ struct FashionArgs {
   std::string optimizer = "sgd";
   int members = 16, epochs = 8, per_class = 0, ood_count = 0, test_count = 0, rotations = 16;
   int downsample = 0, batch_size = 32, threads = 0;
-  double lr = 20.0;  ///< NTK parameterisation: O(10) steps (0.5 barely moves the loss; 150 diverges)
+  double lr = 20.0;  ///< NTK parameterization: O(10) steps (0.5 barely moves the loss; 150 diverges)
   std::uint64_t seed = 2024;
   bool quiet = false;
 };
@@ -469,7 +469,7 @@ void add_fashion_mnist_experiment(CLI::App* experiment) {
       ->capture_default_str();
   c->add_option("--optimizer", a->optimizer, "sgd (minibatch) or gd (full batch)")->capture_default_str();
   c->add_option("--batch-size", a->batch_size, "SGD minibatch size")->capture_default_str();
-  c->add_option("--lr", a->lr, "learning rate (NTK parameterisation)")->capture_default_str();
+  c->add_option("--lr", a->lr, "learning rate (NTK parameterization)")->capture_default_str();
   c->add_option("--seed", a->seed, "seed of data subsets, members and rotation angles")->capture_default_str();
   c->add_option("--threads", a->threads, "OpenMP threads over members (0: default); results do not depend on it");
   c->callback([a] { run_fashion_mnist(*a); });

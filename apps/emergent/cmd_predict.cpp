@@ -164,7 +164,7 @@ void add_predict_command(CLI::App& app) {
   add_training_options(cmd, *args, "Training targets Y.npy: (N,) or (N, k)");
   cmd->add_option("--times", args->times, "Times in steps, e.g. 0,1.5,10,inf")->capture_default_str();
   cmd->add_option("--lr", args->lr, "Learning rate η")->capture_default_str();
-  cmd->add_option("--diag-reg", args->diag_reg, "Diagonal regulariser λ added to Θ(X,X) (absolute)")->capture_default_str();
+  cmd->add_option("--diag-reg", args->diag_reg, "Diagonal regularizer λ added to Θ(X,X) (absolute)")->capture_default_str();
   cmd->add_flag("--diag-reg-relative", args->diag_reg_relative, "Scale --diag-reg by tr(Θ)/N as Neural Tangents does");
   cmd->add_option("--mean", args->mean, "Output: ensemble mean (n_times, N_test, k)");
   cmd->add_option("--cov", args->cov, "Output: ensemble covariance (n_times, N_test, N_test)");

@@ -2,7 +2,7 @@
 // Ensembles" (ICML 2024): Theorem 5.1 (kernels transform covariantly), Lemmas 5.1/5.2 (on the
 // augmented set g permutes rows and commutes with Θ and g_t(Θ)) and Theorem 5.2 (the ensemble mean
 // and covariance are equivariant at every t, with augmentation; not without), next to the
-// violation of single members (linearised and finite-width), which the theorem does not cover.
+// violation of single members (linearized and finite-width), which the theorem does not cover.
 // It is a report: exit 0 whether or not a theorem holds, 2 on bad input.
 #include <charconv>
 #include <cmath>
@@ -127,7 +127,7 @@ void print_theorem(std::ostream& o, const TheoremResult& t) {
   std::snprintf(line, sizeof line, "  %-34s %-6s %14s %12s %12s\n", "part", "holds", "max violation", "scale", "tolerance");
   o << line;
   for (const auto& p : t.parts) {
-    std::snprintf(line, sizeof line, "  %-34s %-6s %14s %12s %12s\n", p.name.c_str(), p.holds ? "yes" : "NO",
+    std::snprintf(line, sizeof line, "  %-34s %-6s %14s %12s %12s\n", p.name().c_str(), p.holds ? "yes" : "NO",
                   fmt(p.max_violation).c_str(), fmt(p.scale).c_str(), fmt(p.tolerance).c_str());
     o << line;
   }
@@ -141,7 +141,11 @@ std::string theorem_json(const TheoremResult& t) {
   s += ", \"max_violation\": " + json_number(mv) + ", \"max_ratio\": " + json_number(t.max_ratio()) + ", \"parts\": [";
   for (std::size_t i = 0; i < t.parts.size(); ++i) {
     const auto& p = t.parts[i];
-    s += std::string(i ? ", " : "") + "{\"name\": " + json_string(p.name) + ", \"holds\": " + (p.holds ? "true" : "false") +
+    s += std::string(i ? ", " : "") + "{\"name\": " + json_string(p.name()) + ", \"theorem\": " +
+         json_string(to_string(p.theorem)) + ", \"quantity\": " + json_string(to_string(p.quantity)) +
+         ", \"inputs\": " + json_string(to_string(p.inputs)) + ", \"time\": " +
+         (!p.has_time() ? std::string("null") : std::isinf(p.time) ? std::string("\"inf\"") : json_number(p.time)) +
+         ", \"holds\": " + (p.holds ? "true" : "false") +
          ", \"max_violation\": " + json_number(p.max_violation) + ", \"scale\": " + json_number(p.scale) +
          ", \"tolerance\": " + json_number(p.tolerance) + ", \"worst_element\": " +
          json_string(p.elements.empty() ? "" : p.elements[p.worst_element].label) +
@@ -155,7 +159,7 @@ double mean_violation_at(const TheoremResult& t, double time, double* scale) {
   double v = -1;
   *scale = 0;
   for (const auto& p : t.parts)
-    if (p.name.rfind("mean t=" + time_label(time) + " ", 0) == 0) {
+    if (p.quantity == Quantity::Mean && p.time == time) {
       v = std::max(v, p.max_violation);
       *scale = std::max(*scale, p.scale);
     }
@@ -353,7 +357,7 @@ void run_verify(const VerifyArgs& a) {
                   "member mean", "their avg", "ens. mean", "scale");
     o << line;
     for (const auto& m : r.members) {
-      const std::string kind = m.kind.rfind("finite", 0) == 0 ? "finite width" : "linearised";
+      const std::string kind = m.kind.rfind("finite", 0) == 0 ? "finite width" : "linearized";
       for (std::size_t q = 0; q < m.times.size(); ++q) {
         double sc = 0;
         const double ev = aug52 ? mean_violation_at(*aug52, m.times[q], &sc) : -1;
@@ -384,7 +388,7 @@ void add_verify_command(CLI::App& app) {
       "                    the permutation commutes with K, Θ and g_t(Θ)\n"
       "  equivariance      Theorem 5.2: the ensemble mean and covariance are equivariant at every t,\n"
       "                    with augmentation (and, as a contrast, not without), on test and noise inputs;\n"
-      "                    plus the violation of single members (linearised and finite-width, both\n"
+      "                    plus the violation of single members (linearized and finite-width, both\n"
       "                    trained on the augmented set), which the theorem does not cover\n"
       "  all               all three\n"
       "Each part holds if its max violation is within a round-off tolerance derived from the\n"
@@ -414,8 +418,8 @@ void add_verify_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--times", args->times, "Training times in steps, e.g. 0,10,inf")->capture_default_str();
   cmd->add_option("--lr", args->lr, "Learning rate η")->capture_default_str();
-  cmd->add_option("--diag-reg", args->diag_reg, "Diagonal regulariser added to Θ(X,X)")->capture_default_str();
-  cmd->add_option("--members", args->members, "Linearised infinite-width members to sample (0: none)")
+  cmd->add_option("--diag-reg", args->diag_reg, "Diagonal regularizer added to Θ(X,X)")->capture_default_str();
+  cmd->add_option("--members", args->members, "Linearized infinite-width members to sample (0: none)")
       ->capture_default_str();
   cmd->add_option("--finite-members", args->finite_members, "Finite-width members to train (0: none)")
       ->capture_default_str();

@@ -18,7 +18,7 @@ void add_bound_command(CLI::App& app);
 /// `emergent predict`: closed-form gradient-flow mean/covariance (cmd_predict.cpp).
 void add_predict_command(CLI::App& app);
 
-/// `emergent ensemble`: finite-width or linearised ensemble members (cmd_ensemble.cpp).
+/// `emergent ensemble`: finite-width or linearized ensemble members (cmd_ensemble.cpp).
 void add_ensemble_command(CLI::App& app);
 
 /// `emergent verify`: theorem checks (cmd_verify.cpp).

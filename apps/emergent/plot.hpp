@@ -12,7 +12,7 @@ namespace emergent::cli {
 struct Series {
   std::string title;
   std::vector<double> x, y, error;
-  std::string color;     ///< gnuplot colour, e.g. "#1f77b4" ("" : automatic)
+  std::string color;     ///< gnuplot color, e.g. "#1f77b4" ("" : automatic)
   bool dashed = false;
   bool points = false;   ///< markers on the line
 };

@@ -28,6 +28,10 @@
 #include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/dynamics/orbit_flow.hpp"
 
+#include "emergent/theorems/check_result.hpp"
+#include "emergent/theorems/kernel_transform.hpp"
+#include "emergent/theorems/lemmas.hpp"
+#include "emergent/theorems/ensemble_equivariance.hpp"
 #include "emergent/theorems/equivariance_checks.hpp"
 #include "emergent/theorems/member_violation.hpp"
 

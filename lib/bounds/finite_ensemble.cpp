@@ -15,6 +15,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <vector>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
@@ -159,7 +160,7 @@ class ChiSquareTail {
 
 // log of a Chernoff bound on Σ_{i>j} c_i, where c is the law of N = Σ_i N_i, N_i negative binomial
 // with generating function ((1−a_i)/(1−a_i z))^{1/2} (Ruben's mixing weights):
-//   Σ_{i>j} c_i ≤ G(z)/z^{j+1},   1 ≤ z < 1/a_max, minimised over z.
+//   Σ_{i>j} c_i ≤ G(z)/z^{j+1},   1 ≤ z < 1/a_max, minimized over z.
 double log_mixing_tail(const std::vector<double>& a, double a_max, std::int64_t j) {
   if (a_max <= 0.0) return -kInf;  // N ≡ 0
   const double need = static_cast<double>(j + 1);
@@ -288,7 +289,7 @@ double log_union(const Spectrum& s, double x) {
   return std::log(static_cast<double>(s.rank())) + log_erfc(std::sqrt(0.5 * x / s.trace));
 }
 
-// Chernoff: log inf_{0≤t<1/2λmax} E[e^{tQ}]e^{−tx} = inf −½Σlog(1−2λ_i t) − tx. Parametrised by
+// Chernoff: log inf_{0≤t<1/2λmax} E[e^{tQ}]e^{−tx} = inf −½Σlog(1−2λ_i t) − tx. Parametrized by
 // u = 1 − 2λ_max t so that 1 − 2λ_i t = (1 − ρ_i) + ρ_i u (ρ_i = λ_i/λ_max) keeps its digits.
 struct ChernoffPoint {
   double x, log_bound;
@@ -449,21 +450,23 @@ double log_erfc(double x) {
   return -x * x - kLogSqrtPi - std::log(tail);
 }
 
-const char* to_string(TailStatus status) {
-  switch (status) {
-    case TailStatus::Ok: return "ok";
-    case TailStatus::NotConverged: return "not_converged";
-  }
-  return "unknown";
-}
+constexpr detail::EnumNames<TailStatus, 2> kTailStatusNames = {{
+    {TailStatus::Ok, "ok"},
+    {TailStatus::NotConverged, "not_converged"},
+}};
 
-const char* to_string(MembersStatus status) {
-  switch (status) {
-    case MembersStatus::Ok: return "ok";
-    case MembersStatus::TooMany: return "too_many";
-  }
-  return "unknown";
-}
+const char* to_string(TailStatus value) { return detail::enum_name(kTailStatusNames, value); }
+
+TailStatus parse_tail_status(std::string_view text) { return detail::parse_enum(kTailStatusNames, text, "parse_tail_status", "TailStatus"); }
+
+constexpr detail::EnumNames<MembersStatus, 2> kMembersStatusNames = {{
+    {MembersStatus::Ok, "ok"},
+    {MembersStatus::TooMany, "too_many"},
+}};
+
+const char* to_string(MembersStatus value) { return detail::enum_name(kMembersStatusNames, value); }
+
+MembersStatus parse_members_status(std::string_view text) { return detail::parse_enum(kMembersStatusNames, text, "parse_members_status", "MembersStatus"); }
 
 bool ChiSquareMixtureOptions::IsValid(std::string* error) const {
   auto fail = [&](const std::string& why) {

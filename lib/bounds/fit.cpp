@@ -8,17 +8,20 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
-const char* to_string(FitStatus status) {
-  switch (status) {
-    case FitStatus::Converged: return "converged";
-    case FitStatus::NoConvergence: return "no convergence";
-    case FitStatus::Failed: return "failed";
-  }
-  return "unknown";
-}
+constexpr detail::EnumNames<FitStatus, 3> kFitStatusNames = {{
+    {FitStatus::Converged, "converged"},
+    {FitStatus::NoConvergence, "no_convergence"},
+    {FitStatus::Failed, "failed"},
+}};
+
+const char* to_string(FitStatus value) { return detail::enum_name(kFitStatusNames, value); }
+
+FitStatus parse_fit_status(std::string_view text) { return detail::parse_enum(kFitStatusNames, text, "parse_fit_status", "FitStatus"); }
 
 bool PowerLawFitOptions::IsValid(std::string* error) const {
   auto fail = [&](const std::string& why) {
@@ -118,8 +121,10 @@ void check_values(const std::vector<double>& v, const char* name, bool positive)
 
 }  // namespace
 
-PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<double>& y, const std::vector<double>& sigma,
-                          const PowerLawFitOptions& options) {
+namespace {
+
+void validate_fit(const std::vector<double>& x, const std::vector<double>& y, const std::vector<double>& sigma,
+                  const PowerLawFitOptions& options) {
   std::string why;
   if (!options.IsValid(&why)) throw std::invalid_argument("fit_power_law: invalid options: " + why);
   const std::size_t n = x.size();
@@ -136,24 +141,38 @@ PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<
   check_values(x, "x", true);
   check_values(y, "y", false);
   check_values(sigma, "sigma", true);
+}
 
-  // Scale x by its geometric mean: a' = a·x_ref^(−α) is then nearly uncorrelated with α.
-  double mean_log = 0;
-  for (double v : x) mean_log += std::log(v);
-  mean_log /= static_cast<double>(n);
-  std::vector<double> log_u(n), w(n), inv_sigma(n);
+// x scaled by its geometric mean (a' = a·x_ref^(−α) is then nearly uncorrelated with α), and the weights.
+struct ScaledData {
+  double mean_log = 0;  // log x_ref
+  std::vector<double> log_u, w, inv_sigma;
+};
+
+ScaledData scale_data(const std::vector<double>& x, const std::vector<double>& sigma) {
+  const std::size_t n = x.size();
+  ScaledData d;
+  for (double v : x) d.mean_log += std::log(v);
+  d.mean_log /= static_cast<double>(n);
+  d.log_u.resize(n);
+  d.w.resize(n);
+  d.inv_sigma.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    log_u[i] = std::log(x[i]) - mean_log;
-    inv_sigma[i] = sigma.empty() ? 1.0 : 1.0 / sigma[i];
-    w[i] = inv_sigma[i] * inv_sigma[i];
+    d.log_u[i] = std::log(x[i]) - d.mean_log;
+    d.inv_sigma[i] = sigma.empty() ? 1.0 : 1.0 / sigma[i];
+    d.w[i] = d.inv_sigma[i] * d.inv_sigma[i];
   }
+  return d;
+}
 
-  // Start: α on a grid (the model is linear in a', c for fixed α), refined around the straight
-  // line in log–log coordinates when all y share one sign.
+// Start: α on a grid (the model is linear in a', c for fixed α), refined around the straight
+// line in log–log coordinates when all y share one sign. Returns α and the linear solve there.
+std::pair<double, LinearSolve> starting_point(const ScaledData& d, const std::vector<double>& y, bool offset) {
+  const std::size_t n = y.size();
   double best_alpha = 0.5;
-  LinearSolve best = solve_linear(best_alpha, log_u, y, w, options.offset);
+  LinearSolve best = solve_linear(best_alpha, d.log_u, y, d.w, offset);
   auto consider = [&](double alpha) {
-    const LinearSolve s = solve_linear(alpha, log_u, y, w, options.offset);
+    const LinearSolve s = solve_linear(alpha, d.log_u, y, d.w, offset);
     if (s.chi2 < best.chi2) {
       best = s;
       best_alpha = alpha;
@@ -165,24 +184,26 @@ PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<
   if (one_sign && n >= 2) {  // weighted line log|y| = log a' − α·log u, weights (y/σ)²
     double s0 = 0, s1 = 0, s2 = 0, t0 = 0, t1 = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      const double wi = w[i] * y[i] * y[i], ly = std::log(std::abs(y[i]));
-      s0 += wi; s1 += wi * log_u[i]; s2 += wi * log_u[i] * log_u[i]; t0 += wi * ly; t1 += wi * ly * log_u[i];
+      const double wi = d.w[i] * y[i] * y[i], ly = std::log(std::abs(y[i]));
+      s0 += wi; s1 += wi * d.log_u[i]; s2 += wi * d.log_u[i] * d.log_u[i]; t0 += wi * ly; t1 += wi * ly * d.log_u[i];
     }
     const double det = s0 * s2 - s1 * s1;
     if (det > 0) consider(-(s0 * t1 - s1 * t0) / det);
   }
+  return {best_alpha, best};
+}
 
-  double params[2] = {best.a, best_alpha};
-  double c = best.c;
-  ceres::Problem problem;
-  for (std::size_t i = 0; i < n; ++i) {
+// Levenberg–Marquardt (Ceres, dense QR) on the residuals (y − model)/σ from params = (a', α) and c.
+ceres::Solver::Summary solve_residuals(ceres::Problem& problem, const ScaledData& d, const std::vector<double>& y,
+                                       double* params, double* c, const PowerLawFitOptions& options) {
+  for (std::size_t i = 0; i < y.size(); ++i) {
     if (options.offset) {
       problem.AddResidualBlock(new ceres::AutoDiffCostFunction<OffsetPowerResidual, 1, 2, 1>(
-                                   new OffsetPowerResidual{log_u[i], y[i], inv_sigma[i]}),
-                               nullptr, params, &c);
+                                   new OffsetPowerResidual{d.log_u[i], y[i], d.inv_sigma[i]}),
+                               nullptr, params, c);
     } else {
       problem.AddResidualBlock(
-          new ceres::AutoDiffCostFunction<PowerResidual, 1, 2>(new PowerResidual{log_u[i], y[i], inv_sigma[i]}),
+          new ceres::AutoDiffCostFunction<PowerResidual, 1, 2>(new PowerResidual{d.log_u[i], y[i], d.inv_sigma[i]}),
           nullptr, params);
     }
   }
@@ -197,6 +218,64 @@ PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<
   solver.minimizer_progress_to_stdout = false;
   ceres::Solver::Summary summary;
   ceres::Solve(solver, &problem, &summary);
+  return summary;
+}
+
+// Screen the conditioning first: ceres::Covariance would refuse a near-singular JᵀWJ too, but
+// through glog on stderr. Same threshold as its min_reciprocal_condition_number (1e-14 on JᵀJ).
+bool jacobian_well_conditioned(ceres::Problem& problem) {
+  ceres::CRSMatrix crs;
+  problem.Evaluate(ceres::Problem::EvaluateOptions(), nullptr, nullptr, nullptr, &crs);
+  Eigen::MatrixXd jac_dense = Eigen::MatrixXd::Zero(crs.num_rows, crs.num_cols);
+  for (int r = 0; r < crs.num_rows; ++r)
+    for (int k = crs.rows[r]; k < crs.rows[r + 1]; ++k) jac_dense(r, crs.cols[k]) = crs.values[k];
+  const Eigen::VectorXd sv = Eigen::JacobiSVD<Eigen::MatrixXd>(jac_dense).singularValues();
+  return sv.size() > 0 && sv.allFinite() && sv(sv.size() - 1) > 1e-7 * sv(0);
+}
+
+// Covariance of the internal parameters (a', α[, c]) from (JᵀWJ)⁻¹; false if Ceres refuses it.
+bool internal_covariance(ceres::Problem& problem, const double* params, const double* c, bool offset,
+                         Eigen::MatrixXd& internal) {
+  const int p = offset ? 3 : 2;
+  ceres::Covariance::Options cov_options;
+  cov_options.algorithm_type = ceres::DENSE_SVD;
+  cov_options.num_threads = 1;
+  ceres::Covariance covariance(cov_options);
+  std::vector<std::pair<const double*, const double*>> blocks = {{params, params}};
+  if (offset) {
+    blocks.emplace_back(params, c);
+    blocks.emplace_back(c, c);
+  }
+  if (!covariance.Compute(blocks, &problem)) return false;
+  internal = Eigen::MatrixXd::Zero(p, p);
+  double block[4];
+  covariance.GetCovarianceBlock(params, params, block);
+  internal(0, 0) = block[0]; internal(0, 1) = block[1]; internal(1, 0) = block[2]; internal(1, 1) = block[3];
+  if (offset) {
+    double pc[2], cc = 0;
+    covariance.GetCovarianceBlock(params, c, pc);
+    covariance.GetCovarianceBlock(c, c, &cc);
+    internal(0, 2) = internal(2, 0) = pc[0];
+    internal(1, 2) = internal(2, 1) = pc[1];
+    internal(2, 2) = cc;
+  }
+  return true;
+}
+
+}  // namespace
+
+PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<double>& y, const std::vector<double>& sigma,
+                          const PowerLawFitOptions& options) {
+  validate_fit(x, y, sigma, options);
+  const std::size_t n = x.size();
+  const int p = options.offset ? 3 : 2;
+  const ScaledData d = scale_data(x, sigma);
+  const auto [best_alpha, best] = starting_point(d, y, options.offset);
+
+  double params[2] = {best.a, best_alpha};
+  double c = best.c;
+  ceres::Problem problem;
+  const ceres::Solver::Summary summary = solve_residuals(problem, d, y, params, &c, options);
 
   PowerLawFitResult fit;
   fit.has_offset = options.offset;
@@ -207,7 +286,7 @@ PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<
     case ceres::NO_CONVERGENCE: fit.status = FitStatus::NoConvergence; break;
     default: fit.status = FitStatus::Failed; break;
   }
-  const double scale_a = std::exp(params[1] * mean_log);  // x_ref^α
+  const double scale_a = std::exp(params[1] * d.mean_log);  // x_ref^α
   fit.amplitude = params[0] * scale_a;
   fit.exponent = params[1];
   fit.offset = options.offset ? c : 0.0;
@@ -223,50 +302,15 @@ PowerLawFitResult fit_power_law(const std::vector<double>& x, const std::vector<
     fit.message += " (covariance: no degrees of freedom to estimate the error scale)";
     return fit;
   }
-
-  // Screen the conditioning first: ceres::Covariance would refuse a near-singular JᵀWJ too, but
-  // through glog on stderr. Same threshold as its min_reciprocal_condition_number (1e-14 on JᵀJ).
-  {
-    ceres::CRSMatrix crs;
-    problem.Evaluate(ceres::Problem::EvaluateOptions(), nullptr, nullptr, nullptr, &crs);
-    Eigen::MatrixXd jac_dense = Eigen::MatrixXd::Zero(crs.num_rows, crs.num_cols);
-    for (int r = 0; r < crs.num_rows; ++r)
-      for (int k = crs.rows[r]; k < crs.rows[r + 1]; ++k) jac_dense(r, crs.cols[k]) = crs.values[k];
-    const Eigen::VectorXd sv = Eigen::JacobiSVD<Eigen::MatrixXd>(jac_dense).singularValues();
-    if (!(sv.size() > 0 && sv.allFinite() && sv(sv.size() - 1) > 1e-7 * sv(0))) {
-      fit.message += " (covariance: JᵀWJ is rank deficient)";
-      return fit;
-    }
-  }
-  ceres::Covariance::Options cov_options;
-  cov_options.algorithm_type = ceres::DENSE_SVD;
-  cov_options.num_threads = 1;
-  ceres::Covariance covariance(cov_options);
-  std::vector<std::pair<const double*, const double*>> blocks = {{params, params}};
-  if (options.offset) {
-    blocks.emplace_back(params, &c);
-    blocks.emplace_back(&c, &c);
-  }
-  if (!covariance.Compute(blocks, &problem)) {
+  Eigen::MatrixXd internal;
+  if (!jacobian_well_conditioned(problem) || !internal_covariance(problem, params, &c, options.offset, internal)) {
     fit.message += " (covariance: JᵀWJ is rank deficient)";
     return fit;
-  }
-  Eigen::MatrixXd internal = Eigen::MatrixXd::Zero(p, p);
-  double block[4];
-  covariance.GetCovarianceBlock(params, params, block);
-  internal(0, 0) = block[0]; internal(0, 1) = block[1]; internal(1, 0) = block[2]; internal(1, 1) = block[3];
-  if (options.offset) {
-    double pc[2], cc = 0;
-    covariance.GetCovarianceBlock(params, &c, pc);
-    covariance.GetCovarianceBlock(&c, &c, &cc);
-    internal(0, 2) = internal(2, 0) = pc[0];
-    internal(1, 2) = internal(2, 1) = pc[1];
-    internal(2, 2) = cc;
   }
   // (a', α, c) → (a = a'·x_ref^α, α, c).
   Eigen::MatrixXd jac = Eigen::MatrixXd::Identity(p, p);
   jac(0, 0) = scale_a;
-  jac(0, 1) = fit.amplitude * mean_log;
+  jac(0, 1) = fit.amplitude * d.mean_log;
   fit.covariance = jac * internal * jac.transpose();
   if (fit.covariance_scaled) fit.covariance *= fit.reduced_chi_square;
   if (!fit.covariance.allFinite()) {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 namespace {
@@ -100,4 +101,24 @@ std::string Activation::name() const {
   }
   return "unknown";
 }
+constexpr detail::EnumNames<ActivationKind, 13> kActivationKindNames = {{
+    {ActivationKind::Identity, "identity"},
+    {ActivationKind::Relu, "relu"},
+    {ActivationKind::Abs, "abs"},
+    {ActivationKind::LeakyRelu, "leaky_relu"},
+    {ActivationKind::AbRelu, "abrelu"},
+    {ActivationKind::Erf, "erf"},
+    {ActivationKind::Gelu, "gelu"},
+    {ActivationKind::Sin, "sin"},
+    {ActivationKind::Cos, "cos"},
+    {ActivationKind::Tanh, "tanh"},
+    {ActivationKind::Sigmoid, "sigmoid"},
+    {ActivationKind::Softplus, "softplus"},
+    {ActivationKind::Swish, "swish"},
+}};
+
+const char* to_string(ActivationKind value) { return detail::enum_name(kActivationKindNames, value); }
+
+ActivationKind parse_activation_kind(std::string_view text) { return detail::parse_enum(kActivationKindNames, text, "parse_activation_kind", "ActivationKind"); }
+
 }  // namespace emergent

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <optional>
 #include <sstream>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 namespace {
@@ -15,15 +16,6 @@ std::string format_number(double v) {
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
-}
-
-const char* padding_name(Padding p) {
-  switch (p) {
-    case Padding::Same: return "same";
-    case Padding::Valid: return "valid";
-    case Padding::Circular: return "circular";
-  }
-  return "?";
 }
 
 struct Argument {
@@ -264,7 +256,7 @@ std::string Layer::to_string() const {
     case LayerKind::Conv: {
       std::string s = "conv(" + std::to_string(width) + ", " + std::to_string(filter_h) + "x" +
                       std::to_string(filter_w);
-      if (padding != Padding::Same) s += std::string(", padding=") + padding_name(padding);
+      if (padding != Padding::Same) s += std::string(", padding=") + emergent::to_string(padding);
       if (w_std != 1.0) s += ", w=" + format_number(w_std);
       if (b_std != 0.0) s += ", b=" + format_number(b_std);
       return s + ")";
@@ -374,5 +366,27 @@ ShapeTrace Architecture::shapes(const ExampleShape& input) const {
   }
   return trace;
 }
+
+constexpr detail::EnumNames<LayerKind, 5> kLayerKindNames = {{
+    {LayerKind::Dense, "dense"},
+    {LayerKind::Conv, "conv"},
+    {LayerKind::Activation, "activation"},
+    {LayerKind::Flatten, "flatten"},
+    {LayerKind::GlobalAvgPool, "global_avg_pool"},
+}};
+
+const char* to_string(LayerKind value) { return detail::enum_name(kLayerKindNames, value); }
+
+LayerKind parse_layer_kind(std::string_view text) { return detail::parse_enum(kLayerKindNames, text, "parse_layer_kind", "LayerKind"); }
+
+constexpr detail::EnumNames<Padding, 3> kPaddingNames = {{
+    {Padding::Same, "same"},
+    {Padding::Valid, "valid"},
+    {Padding::Circular, "circular"},
+}};
+
+const char* to_string(Padding value) { return detail::enum_name(kPaddingNames, value); }
+
+Padding parse_padding(std::string_view text) { return detail::parse_enum(kPaddingNames, text, "parse_padding", "Padding"); }
 
 }  // namespace emergent

@@ -10,17 +10,19 @@
 #include <stdexcept>
 
 #include "emergent/core/random.hpp"
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
-const char* to_string(IsingAlgorithm algorithm) {
-  switch (algorithm) {
-    case IsingAlgorithm::Metropolis: return "metropolis";
-    case IsingAlgorithm::Wolff: return "wolff";
-    case IsingAlgorithm::Automatic: return "automatic";
-  }
-  return "?";
-}
+constexpr detail::EnumNames<IsingAlgorithm, 3> kIsingAlgorithmNames = {{
+    {IsingAlgorithm::Metropolis, "metropolis"},
+    {IsingAlgorithm::Wolff, "wolff"},
+    {IsingAlgorithm::Automatic, "automatic"},
+}};
+
+const char* to_string(IsingAlgorithm value) { return detail::enum_name(kIsingAlgorithmNames, value); }
+
+IsingAlgorithm parse_ising_algorithm(std::string_view text) { return detail::parse_enum(kIsingAlgorithmNames, text, "parse_ising_algorithm", "IsingAlgorithm"); }
 
 bool IsingOptions::IsValid(std::string* error) const {
   auto fail = [&](const std::string& m) {
@@ -45,7 +47,7 @@ bool IsingOptions::IsValid(std::string* error) const {
 }
 
 double ising_energy_per_site(const double* s, int L) {
-  // Each site with its right and lower neighbour: every one of the 2L² bonds exactly once.
+  // Each site with its right and lower neighbor: every one of the 2L² bonds exactly once.
   double sum = 0;
   for (int h = 0; h < L; ++h)
     for (int w = 0; w < L; ++w) {
@@ -72,7 +74,7 @@ class Chain {
   Chain(int L, double T, std::uint64_t seed, std::uint64_t stream)
       : L_(L), n_(L * L), beta_(1.0 / T), rng_(seed, stream), spins_(n_), stack_(), in_cluster_(n_, 0) {
     for (int i = 0; i < n_; ++i) spins_[i] = uniform() < 0.5 ? 1 : -1;  // T = ∞ start
-    // Metropolis acceptance e^{−βΔH} for ΔH = 2·s·(sum of the 4 neighbours) ∈ {4, 8}.
+    // Metropolis acceptance e^{−βΔH} for ΔH = 2·s·(sum of the 4 neighbors) ∈ {4, 8}.
     accept_[0] = std::exp(-4.0 * beta_);
     accept_[1] = std::exp(-8.0 * beta_);
     p_bond_ = -std::expm1(-2.0 * beta_);
@@ -80,7 +82,7 @@ class Chain {
 
   double uniform() { return rng_.uniform(counter_++); }
   int site(int h, int w) const { return ((h + L_) % L_) * L_ + (w + L_) % L_; }
-  int neighbour(int i, int d) const {
+  int neighbor(int i, int d) const {
     const int h = i / L_, w = i % L_;
     switch (d) {
       case 0: return site(h, w + 1);
@@ -96,7 +98,7 @@ class Chain {
       int i = static_cast<int>(uniform() * n_);
       if (i >= n_) i = n_ - 1;
       int field = 0;
-      for (int d = 0; d < 4; ++d) field += spins_[neighbour(i, d)];
+      for (int d = 0; d < 4; ++d) field += spins_[neighbor(i, d)];
       const int dh = 2 * spins_[i] * field;  // ΔH of flipping spin i
       ++attempts_;
       if (dh <= 0 || uniform() < accept_[dh == 4 ? 0 : 1]) {
@@ -107,7 +109,7 @@ class Chain {
   }
 
   // One Wolff cluster: grow from a random seed over parallel bonds with probability p, flip it.
-  // Each of the 4 neighbour directions is tried separately, so a doubled bond (L = 2) gets two
+  // Each of the 4 neighbor directions is tried separately, so a doubled bond (L = 2) gets two
   // chances, as its coupling of 2 requires. Returns the cluster size.
   int wolff_cluster() {
     int seed = static_cast<int>(uniform() * n_);
@@ -120,7 +122,7 @@ class Chain {
     while (head < stack_.size()) {
       const int i = stack_[head++];
       for (int d = 0; d < 4; ++d) {
-        const int j = neighbour(i, d);
+        const int j = neighbor(i, d);
         if (!in_cluster_[j] && spins_[j] == s0 && uniform() < p_bond_) {
           in_cluster_[j] = 1;
           stack_.push_back(j);
@@ -187,7 +189,7 @@ IsingDataset sample_ising(const IsingOptions& options) {
   RowMatrix x(total, L * L);
   out.y.resize(total, 1);
   out.temperature.resize(total);
-  out.magnetisation.resize(total);
+  out.magnetization.resize(total);
   out.acceptance.resize(chains);
   out.algorithm.resize(chains);
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
@@ -216,7 +218,7 @@ IsingDataset sample_ising(const IsingOptions& options) {
       }
       out.y(row, 0) = ising_energy_per_site(x.row(row).data(), L);
       out.temperature[row] = T;
-      out.magnetisation[row] = m / (L * L);
+      out.magnetization[row] = m / (L * L);
     }
     out.acceptance[j] = chain.acceptance(a);
     out.algorithm[j] = a;
@@ -234,7 +236,7 @@ std::string IsingDataset::to_string() const {
     double e = 0, m = 0;
     for (Eigen::Index k = 0; k < n; ++k) {
       e += y(j * n + k, 0);
-      m += std::abs(magnetisation[j * n + k]);
+      m += std::abs(magnetization[j * n + k]);
     }
     os << "T = " << temperature[j * n] << ": " << n << " samples, <E> = " << e / n << ", <|m|> = " << m / n << " ("
        << emergent::to_string(algorithm[j]) << ")\n";

@@ -1,5 +1,8 @@
 #include "detail/theorem_support.hpp"
 
+#include <cmath>
+#include <numbers>
+
 namespace emergent::detail {
 
 using Eigen::Index;
@@ -29,6 +32,70 @@ Gram gram(const Architecture& arch, const Inputs& x1, const Inputs* x2, const Ke
   return g;
 }
 
-// (I ⊗ M)·G·(I ⊗ M)ᵀ: ρ_K acting on both pixel indices of every (i, j) block (exact for
+MatrixXd conj_blocks(const MatrixXd& G, const MatrixXd& M, Index P) {
+  MatrixXd out(G.rows(), G.cols());
+  for (Index i = 0; i < G.rows() / P; ++i)
+    for (Index j = 0; j < G.cols() / P; ++j)
+      out.block(i * P, j * P, P, P).noalias() = M * G.block(i * P, j * P, P, P) * M.transpose();
+  return out;
+}
+
+void require_same_map(const Architecture& arch, const ExampleShape& in, const char* where) {
+  const ExampleShape out = arch.shapes(in).shapes.back();
+  if (out.height != in.height || out.width != in.width)
+    bad(std::string(where) + ": the architecture '" + arch.to_string() + "' maps " + in.to_string() + " to " +
+        out.to_string() + "; ρ_K needs the output map to keep the input's H×W (use same/circular padding or a readout)");
+}
+
+CheckResult finish(const PartId& id, std::vector<ElementViolation> elements, double scale, double tolerance,
+                   std::string rule) {
+  CheckResult r;
+  r.theorem = id.theorem;
+  r.quantity = id.quantity;
+  r.inputs = id.inputs;
+  r.time = id.time;
+  r.scale = scale;
+  r.tolerance = tolerance;
+  r.tolerance_rule = std::move(rule);
+  r.elements = std::move(elements);
+  for (const auto& e : r.elements)
+    if (e.violation > r.max_violation || !std::isfinite(e.violation)) {
+      r.max_violation = e.violation;
+      r.worst_element = e.element;
+    }
+  r.holds = std::isfinite(r.max_violation) && r.max_violation <= r.tolerance;
+  return r;
+}
+
+void finish_theorem(TheoremResult& t) {
+  t.holds = !t.parts.empty();
+  for (const auto& p : t.parts) t.holds = t.holds && p.holds;
+}
+
+int kinked_activations(const Architecture& arch) {
+  int n = 0;
+  for (const Layer& l : arch.layers())
+    if (l.kind == LayerKind::Activation) {
+      const ActivationKind k = l.activation.kind;
+      if ((k == ActivationKind::Relu || k == ActivationKind::Abs || k == ActivationKind::LeakyRelu ||
+           k == ActivationKind::AbRelu) && l.activation.a != l.activation.b)
+        ++n;
+    }
+  return n;
+}
+
+std::vector<std::vector<char>> collinear_pairs(const RowMatrix& a, const RowMatrix& b) {
+  std::vector<std::vector<char>> c(a.rows(), std::vector<char>(b.rows(), 0));
+  for (Index i = 0; i < a.rows(); ++i)
+    for (Index j = 0; j < b.rows(); ++j) {
+      const double n = a.row(i).norm() * b.row(j).norm();
+      c[i][j] = n > 0 && std::abs(a.row(i).dot(b.row(j))) >= (1 - 1e-12) * n;
+    }
+  return c;
+}
+
+double collinear_rel_tol(const Architecture& arch, double ops) {
+  return kinked_activations(arch) * std::sqrt(2 * kEps * ops) / std::numbers::pi;
+}
 
 }  // namespace emergent::detail

@@ -1,13 +1,17 @@
-// Internal (lib/theorems): kernels as (example, pixel) × (example, pixel) matrices, and the
-// shape check shared by every theorem check.
+// Internal (lib/theorems): kernels as (example, pixel) × (example, pixel) matrices, the shape
+// checks, the round-off allowances and the assembly of CheckResults shared by every theorem check.
 #pragma once
 
 #include <Eigen/Dense>
+#include <limits>
+#include <string>
+#include <vector>
 
 #include "emergent/core/architecture.hpp"
 #include "emergent/core/inputs.hpp"
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/symmetry/representation.hpp"
+#include "emergent/theorems/check_result.hpp"
 #include "detail/errors.hpp"
 
 namespace emergent::detail {
@@ -28,5 +32,42 @@ inline void check_inputs_for(const Representation& rho, const Inputs& x, const c
     detail::bad(std::string(where) + ": " + what + " has shape " + x.shape.to_string() + ", but group '" + rho.name() +
         "' acts on " + rho.shape().to_string());
 }
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+
+inline double max_abs(const Eigen::MatrixXd& a) { return a.size() ? a.cwiseAbs().maxCoeff() : 0.0; }
+
+/// (I ⊗ M)·G·(I ⊗ M)ᵀ on P×P blocks: ρ_K(g) = M acting on both pixel indices of every (i, j) block.
+Eigen::MatrixXd conj_blocks(const Eigen::MatrixXd& G, const Eigen::MatrixXd& M, Eigen::Index P);
+
+/// Throws unless the output map of a spatial architecture keeps the input's H×W (ρ_K is then
+/// the input's pixel action).
+void require_same_map(const Architecture& arch, const ExampleShape& in, const char* where);
+
+/// What a part checks: the typed fields of its CheckResult.
+struct PartId {
+  Theorem theorem;
+  Quantity quantity;
+  InputSet inputs;
+  double time = kNoTime;
+};
+
+/// The CheckResult of one identity: worst element, holds iff the (finite) max violation ≤ tolerance.
+CheckResult finish(const PartId& id, std::vector<ElementViolation> elements, double scale, double tolerance,
+                   std::string rule);
+
+/// holds iff there is a part and every part holds.
+void finish_theorem(TheoremResult& t);
+
+/// Number of activations with a kink (ReLU family with a ≠ b). Their NTK factor (π−θ)/2π has
+/// infinite slope at θ = 0 (collinear inputs): a relative round-off δ in the correlation moves θ
+/// by √(2δ), so an input paired with itself carries √ε-sized error (Cho & Saul 2009 Eq. 6).
+int kinked_activations(const Architecture& arch);
+
+/// collinear(i, j): b_j = c·a_i (|cos| within 1e-12 of 1).
+std::vector<std::vector<char>> collinear_pairs(const RowMatrix& a, const RowMatrix& b);
+
+/// Relative round-off allowance of the NTK on collinear pairs: per kinked layer √(2·ε·ops)/π.
+double collinear_rel_tol(const Architecture& arch, double ops);
 
 }  // namespace emergent::detail

@@ -136,17 +136,6 @@ double g_of(double lambda, double s, double t) {
 
 }  // namespace
 
-const char* to_string(SpectralStatus status) {
-  switch (status) {
-    case SpectralStatus::Ok: return "Ok";
-    case SpectralStatus::RankDeficient: return "RankDeficient";
-    case SpectralStatus::IllConditioned: return "IllConditioned";
-    case SpectralStatus::ZeroKernel: return "ZeroKernel";
-    case SpectralStatus::NotPositiveSemidefinite: return "NotPositiveSemidefinite";
-  }
-  return "Unknown";
-}
-
 std::string SpectralSummary::to_string() const {
   std::ostringstream out;
   out << "status=" << emergent::to_string(status) << " N=" << size << " rank=" << rank << "/" << size

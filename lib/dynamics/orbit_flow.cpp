@@ -16,6 +16,7 @@
 #include <numbers>
 #include <sstream>
 #include <stdexcept>
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 
@@ -74,7 +75,7 @@ void check_times(const std::vector<double>& times) {
       bad("predict_augmented: times[" + std::to_string(i) + "] = " + num(times[i]) + ", expected t >= 0 (inf allowed)");
 }
 
-// The absolute regulariser the dense solve would add to Θ_aug: diag_reg, or diag_reg·tr(Θ_aug)/(|G|N)
+// The absolute regularizer the dense solve would add to Θ_aug: diag_reg, or diag_reg·tr(Θ_aug)/(|G|N)
 // = diag_reg·tr(T_e)/N (every diagonal entry of Θ_aug is a diagonal entry of T_e).
 double absolute_reg(const GradientFlowOptions& f, const MatrixXd& t_e) {
   if (!f.diag_reg_relative) return f.diag_reg;
@@ -200,21 +201,22 @@ Blocks orbit_blocks(const Architecture& arch, const Inputs& x, const Inputs& z, 
 struct Sector {
   int character = 0;
   double weight = 1;
-  VectorXd eigenvalues;  // clipped, ascending (regulariser not included)
+  VectorXd eigenvalues;  // clipped, ascending (regularizer not included)
   MatrixXcd vectors;
 };
 
 }  // namespace
 
-const char* to_string(OrbitRoute route) {
-  switch (route) {
-    case OrbitRoute::Automatic: return "automatic";
-    case OrbitRoute::Dense: return "dense";
-    case OrbitRoute::Averaged: return "averaged";
-    case OrbitRoute::Fourier: return "fourier";
-  }
-  return "unknown";
-}
+constexpr detail::EnumNames<OrbitRoute, 4> kOrbitRouteNames = {{
+    {OrbitRoute::Automatic, "automatic"},
+    {OrbitRoute::Dense, "dense"},
+    {OrbitRoute::Averaged, "averaged"},
+    {OrbitRoute::Fourier, "fourier"},
+}};
+
+const char* to_string(OrbitRoute value) { return detail::enum_name(kOrbitRouteNames, value); }
+
+OrbitRoute parse_orbit_route(std::string_view text) { return detail::parse_enum(kOrbitRouteNames, text, "parse_orbit_route", "OrbitRoute"); }
 
 bool OrbitFlowOptions::IsValid(std::string* error) const {
   std::string e;
@@ -298,10 +300,11 @@ bool is_abelian(const Representation& rho) {
   return true;
 }
 
-OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
-                                  const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
-                                  const std::vector<double>& times, bool covariance,
-                                  const OrbitFlowOptions& options) {
+namespace {
+
+void validate_augmented(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+                        const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
+                        const std::vector<double>& times, const OrbitFlowOptions& options) {
   if (std::string e; !options.IsValid(&e)) bad("predict_augmented: options." + e);
   check_times(times);
   if (arch.expects_images() && !arch.has_readout())
@@ -317,16 +320,19 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
     bad("predict_augmented: train_y has shape (" + std::to_string(train_y.rows()) + ", " + std::to_string(train_y.cols()) +
         "), expected (N, k) = (" + std::to_string(train_x.count()) + ", " + std::to_string(arch.outputs()) +
         ") with k = the architecture's outputs = rho_y's dimension (" + std::to_string(rho_y.dim()) + ")");
+}
 
+// The route a request resolves to before the kernels are known (a forced route that does not
+// apply throws); why_dense says why Automatic fell back to Dense.
+OrbitRoute choose_route(const Representation& rho_x, const Representation& rho_y, bool covariance,
+                        OrbitRoute requested, std::string& why_dense) {
   const int n = rho_x.size();
-  const Index N = train_x.count(), k = train_y.cols(), Nt = test_x.count();
+  const Index k = rho_y.dim();
   const bool exact = rho_x.exact() && rho_y.exact();
   const bool abelian = exact && is_abelian(rho_x);
   bool trivial_y = true;
   for (int g = 0; g < n && trivial_y; ++g) trivial_y = (rho_y.matrix(g) - MatrixXd::Identity(k, k)).cwiseAbs().maxCoeff() == 0.0;
-
-  OrbitRoute route = options.route;
-  std::string why_dense;
+  OrbitRoute route = requested;
   if (route == OrbitRoute::Fourier && !abelian)
     bad("predict_augmented: route fourier needs an exact abelian group and output action; '" + rho_x.name() + "' is " +
         (exact ? "not abelian" : "not exact"));
@@ -340,79 +346,61 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
       why_dense = !exact ? "group '" + rho_x.name() + "' is not exact" : "non-abelian group with covariance or non-trivial rho_y";
     }
   }
+  return route;
+}
 
-  OrbitFlowResult out;
-  out.augmented_size = static_cast<Index>(n) * N;
-  const auto t0 = std::chrono::steady_clock::now();
-  const double rtol_default = 10.0 * static_cast<double>(n) * static_cast<double>(N) * kEps;
-  const double rtol = options.flow.rank_rtol > 0 ? options.flow.rank_rtol : rtol_default;
-
-  Blocks b;
-  if (route != OrbitRoute::Dense) {
-    b = orbit_blocks(arch, train_x, test_x, rho_x, covariance, options.kernel);
-    out.invariance_defect = b.defect;
-    if (b.defect > options.invariance_rtol) {
-      if (options.route != OrbitRoute::Automatic)
-        bad("predict_augmented: route " + std::string(to_string(route)) + " needs kernels invariant under '" +
-            rho_x.name() + "', measured relative defect " + num(b.defect) + " > invariance_rtol " +
-            num(options.invariance_rtol));
-      route = OrbitRoute::Dense;
-      why_dense = "kernel not invariant under '" + rho_x.name() + "' (relative defect " + num(b.defect) + ")";
-      b = Blocks{};
-    }
-  }
-  out.route = route;
-
-  if (route == OrbitRoute::Dense) {
-    const AugmentedSet aug = augment(train_x, train_y, rho_x, rho_y);
-    const Kernels tr = kernels(arch, aug.x, options.kernel);
-    const Kernels cr = kernels(arch, test_x, aug.x, options.kernel);
-    Kernels tt;
-    if (covariance) tt = kernels(arch, test_x, options.kernel);
-    const Index M = aug.x.count();
-    out.kernel_entries = M * (M + 1) / 2 + Nt * M + (covariance ? Nt * (Nt + 1) / 2 : 0);
-    out.kernel_seconds = seconds_since(t0);
-    const auto t1 = std::chrono::steady_clock::now();
-    const GradientFlow flow(tr.ntk, covariance ? tr.nngp : MatrixXd(), MatrixXd(aug.y), options.flow);
-    out.mean = flow.mean(times, cr.ntk);
-    if (covariance) out.covariance = flow.covariance(times, cr.ntk, cr.nngp, tt.nngp);
-    out.rank = flow.summary().rank;
-    out.max_eigenvalue = flow.summary().max_eigenvalue + flow.summary().regularizer;
-    out.solve_seconds = seconds_since(t1);
-    out.route_text = "dense: GradientFlow on " + std::to_string(M) + " augmented points" +
-                     (why_dense.empty() ? std::string() : " (" + why_dense + ")");
-    return out;
-  }
-  out.kernel_entries = b.entries;
+// Dense route: GradientFlow on the explicit augmented set.
+void dense_route(OrbitFlowResult& out, const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+                 const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
+                 const std::vector<double>& times, bool covariance, const OrbitFlowOptions& options,
+                 std::chrono::steady_clock::time_point t0, const std::string& why_dense) {
+  const Index Nt = test_x.count();
+  const AugmentedSet aug = augment(train_x, train_y, rho_x, rho_y);
+  const Kernels tr = kernels(arch, aug.x, options.kernel);
+  const Kernels cr = kernels(arch, test_x, aug.x, options.kernel);
+  Kernels tt;
+  if (covariance) tt = kernels(arch, test_x, options.kernel);
+  const Index M = aug.x.count();
+  out.kernel_entries = M * (M + 1) / 2 + Nt * M + (covariance ? Nt * (Nt + 1) / 2 : 0);
   out.kernel_seconds = seconds_since(t0);
   const auto t1 = std::chrono::steady_clock::now();
-  const double reg = absolute_reg(options.flow, b.ntk[0]);
+  const GradientFlow flow(tr.ntk, covariance ? tr.nngp : MatrixXd(), MatrixXd(aug.y), options.flow);
+  out.mean = flow.mean(times, cr.ntk);
+  if (covariance) out.covariance = flow.covariance(times, cr.ntk, cr.nngp, tt.nngp);
+  out.rank = flow.summary().rank;
+  out.max_eigenvalue = flow.summary().max_eigenvalue + flow.summary().regularizer;
+  out.solve_seconds = seconds_since(t1);
+  out.route_text = "dense: GradientFlow on " + std::to_string(M) + " augmented points" +
+                   (why_dense.empty() ? std::string() : " (" + why_dense + ")");
+}
 
-  if (route == OrbitRoute::Averaged) {
-    // Θ_G on the base points; regulariser δ/|G|; the same η and t (header derivation).
-    MatrixXd theta_g = MatrixXd::Zero(N, N), test_g = MatrixXd::Zero(Nt, N);
-    for (int u = 0; u < n; ++u) {
-      theta_g += b.ntk[u];
-      test_g += b.test_ntk[u];
-    }
-    theta_g /= n;
-    test_g /= n;
-    GradientFlowOptions f = options.flow;
-    f.diag_reg = reg / n;
-    f.diag_reg_relative = false;
-    f.rank_rtol = rtol;
-    const GradientFlow flow(theta_g, MatrixXd(), MatrixXd(train_y), f);
-    out.mean = flow.mean(times, test_g);
-    out.rank = flow.summary().rank;
-    out.max_eigenvalue = n * (flow.summary().max_eigenvalue + flow.summary().regularizer);
-    out.solve_seconds = seconds_since(t1);
-    out.route_text = "averaged: group-averaged kernel on " + std::to_string(N) + " base points (|G| = " +
-                     std::to_string(n) + ", mean only)";
-    return out;
+// Averaged route: Θ_G on the base points; regularizer δ/|G|; the same η and t (header derivation).
+void averaged_route(OrbitFlowResult& out, const Blocks& b, const RowMatrix& train_y, const std::vector<double>& times,
+                    const OrbitFlowOptions& options, int n, double reg, double rtol,
+                    std::chrono::steady_clock::time_point t1) {
+  const Index N = b.ntk[0].rows(), Nt = b.test_ntk[0].rows();
+  MatrixXd theta_g = MatrixXd::Zero(N, N), test_g = MatrixXd::Zero(Nt, N);
+  for (int u = 0; u < n; ++u) {
+    theta_g += b.ntk[u];
+    test_g += b.test_ntk[u];
   }
+  theta_g /= n;
+  test_g /= n;
+  GradientFlowOptions f = options.flow;
+  f.diag_reg = reg / n;
+  f.diag_reg_relative = false;
+  f.rank_rtol = rtol;
+  const GradientFlow flow(theta_g, MatrixXd(), MatrixXd(train_y), f);
+  out.mean = flow.mean(times, test_g);
+  out.rank = flow.summary().rank;
+  out.max_eigenvalue = n * (flow.summary().max_eigenvalue + flow.summary().regularizer);
+  out.solve_seconds = seconds_since(t1);
+  out.route_text = "averaged: group-averaged kernel on " + std::to_string(N) + " base points (|G| = " +
+                   std::to_string(n) + ", mean only)";
+}
 
-  // ---- Fourier route ----
-  const auto chars = abelian_characters(rho_x.composition_table());
+// One sector per real character and per pair of conjugate characters (the pair shares one block).
+std::vector<Sector> character_sectors(const std::vector<std::vector<int>>& chars, int n) {
   std::vector<Sector> sectors;
   for (int c = 0; c < n; ++c) {
     int conj = -1;
@@ -427,13 +415,16 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
     s.weight = conj == c ? 1.0 : 2.0;
     sectors.push_back(std::move(s));
   }
+  return sectors;
+}
+
+// Per sector: Hermitian B_χ = Σ_u χ(u)T_u, eigendecomposed (real solver for real characters).
+void diagonalize_sectors(std::vector<Sector>& sectors, const std::vector<std::vector<int>>& chars, const Blocks& b,
+                         int n, int threads) {
   const long S = static_cast<long>(sectors.size());
-  std::vector<MatrixXd> ymat(n);
-  for (int g = 0; g < n; ++g) ymat[g] = rho_y.matrix(g);  // k × k
-  const MatrixXd y = train_y;
-  // Per sector: Hermitian B_χ = Σ_u χ(u)T_u, eigendecomposed (real solver for real characters).
+  const Index N = b.ntk[0].rows();
   bool failed = false;
-#pragma omp parallel for schedule(static) num_threads(thread_count(options.flow.threads))
+#pragma omp parallel for schedule(static) num_threads(thread_count(threads))
   for (long q = 0; q < S; ++q) {
     Sector& s = sectors[q];
     bool real = true;
@@ -457,6 +448,75 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
     }
   }
   if (failed) throw std::runtime_error("predict_augmented: a Hermitian eigensolver did not converge");
+}
+
+// One sector's contribution to mean and covariance at every time; returns the kept rank.
+Index sector_predictions(const Sector& s, const std::vector<std::vector<int>>& chars, const Blocks& b,
+                         const MatrixXd& y, const std::vector<MatrixXd>& ymat, const std::vector<double>& times,
+                         bool covariance, int n, double reg, double top, double threshold, double scale,
+                         std::vector<MatrixXd>& mean_part, std::vector<MatrixXd>& cov_part) {
+  const Index N = b.ntk[0].rows(), Nt = b.test_ntk[0].rows(), k = y.cols();
+  const std::size_t T = times.size();
+  const double inv_sqrt_n = 1.0 / std::sqrt(static_cast<double>(n));
+  Index r = 0;
+  for (Index i = 0; i < N; ++i)
+    if (top > 0 && s.eigenvalues(i) + reg > threshold) ++r;
+  const MatrixXcd V = s.vectors.rightCols(r);
+  const VectorXd lam = s.eigenvalues.tail(r).array() + reg;
+  std::vector<cd> chi(n);
+  for (int u = 0; u < n; ++u) chi[u] = root_of_unity(chars[s.character][u], n);
+  // Fourier coefficients: ĉ_χ = (1/√n)Σ_g χ(g)Θ(x, ρ(g)X), Ŷ_χ = (1/√n)Σ_g χ̄(g)·Y·ρ_Y(g)ᵀ.
+  MatrixXcd chat = MatrixXcd::Zero(Nt, N), yhat = MatrixXcd::Zero(N, k);
+  for (int g = 0; g < n; ++g) {
+    chat += chi[g] * b.test_ntk[g].cast<cd>();
+    yhat += std::conj(chi[g]) * (y * ymat[g].transpose()).cast<cd>();
+  }
+  chat *= inv_sqrt_n;
+  yhat *= inv_sqrt_n;
+  const MatrixXcd p = chat * V;
+  const MatrixXcd yp = V.adjoint() * yhat;
+  MatrixXcd kt, kxv;
+  if (covariance) {
+    MatrixXcd K = MatrixXcd::Zero(N, N), qhat = MatrixXcd::Zero(Nt, N);
+    for (int u = 0; u < n; ++u) {
+      K += chi[u] * b.nngp[u].cast<cd>();
+      qhat += chi[u] * b.test_nngp[u].cast<cd>();
+    }
+    K = 0.5 * (K + K.adjoint());
+    kt = V.adjoint() * K * V;
+    kxv = inv_sqrt_n * qhat * V;
+  }
+  mean_part.resize(T);
+  if (covariance) cov_part.resize(T);
+  for (std::size_t ti = 0; ti < T; ++ti) {
+    Eigen::VectorXcd gv(r);
+    for (Index i = 0; i < r; ++i) gv(i) = g_of(lam(i), scale * times[ti], times[ti]);
+    const MatrixXcd a = p * gv.asDiagonal();
+    mean_part[ti] = s.weight * (a * yp).real();
+    if (covariance) {
+      // As GradientFlow: Σ = K_xx + W·Aᴴ + (W·Aᴴ)ᴴ with W = ½A·K̃ − K(x,X)V, per sector.
+      const MatrixXcd w = 0.5 * (a * kt) - kxv;
+      const MatrixXcd wa = w * a.adjoint();
+      const MatrixXd re = (wa + wa.adjoint()).real();
+      cov_part[ti] = s.weight * re;
+    }
+  }
+  return r;
+}
+
+// Fourier route: |G| Hermitian blocks of size N (abelian groups), conjugate characters sharing one.
+void fourier_route(OrbitFlowResult& out, const Blocks& b, const RowMatrix& train_y, const Representation& rho_x,
+                   const Representation& rho_y, const std::vector<double>& times, bool covariance,
+                   const OrbitFlowOptions& options, double reg, double rtol, std::chrono::steady_clock::time_point t1) {
+  const int n = rho_x.size();
+  const Index N = train_y.rows(), k = train_y.cols(), Nt = b.test_ntk[0].rows();
+  const auto chars = abelian_characters(rho_x.composition_table());
+  std::vector<Sector> sectors = character_sectors(chars, n);
+  const long S = static_cast<long>(sectors.size());
+  std::vector<MatrixXd> ymat(n);
+  for (int g = 0; g < n; ++g) ymat[g] = rho_y.matrix(g);  // k × k
+  const MatrixXd y = train_y;
+  diagonalize_sectors(sectors, chars, b, n, options.flow.threads);
   double top = 0;
   for (const auto& s : sectors) top = std::max(top, s.eigenvalues.maxCoeff());
   top += reg;
@@ -466,55 +526,10 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
   const std::size_t T = times.size();
   std::vector<std::vector<MatrixXd>> mean_parts(S), cov_parts(S);
   std::vector<Index> ranks(S, 0);
-  const double inv_sqrt_n = 1.0 / std::sqrt(static_cast<double>(n));
 #pragma omp parallel for schedule(static) num_threads(thread_count(options.flow.threads))
-  for (long q = 0; q < S; ++q) {
-    const Sector& s = sectors[q];
-    Index r = 0;
-    for (Index i = 0; i < N; ++i)
-      if (top > 0 && s.eigenvalues(i) + reg > threshold) ++r;
-    ranks[q] = r;
-    const MatrixXcd V = s.vectors.rightCols(r);
-    const VectorXd lam = s.eigenvalues.tail(r).array() + reg;
-    std::vector<cd> chi(n);
-    for (int u = 0; u < n; ++u) chi[u] = root_of_unity(chars[s.character][u], n);
-    // Fourier coefficients: ĉ_χ = (1/√n)Σ_g χ(g)Θ(x, ρ(g)X), Ŷ_χ = (1/√n)Σ_g χ̄(g)·Y·ρ_Y(g)ᵀ.
-    MatrixXcd chat = MatrixXcd::Zero(Nt, N), yhat = MatrixXcd::Zero(N, k);
-    for (int g = 0; g < n; ++g) {
-      chat += chi[g] * b.test_ntk[g].cast<cd>();
-      yhat += std::conj(chi[g]) * (y * ymat[g].transpose()).cast<cd>();
-    }
-    chat *= inv_sqrt_n;
-    yhat *= inv_sqrt_n;
-    const MatrixXcd p = chat * V;
-    const MatrixXcd yp = V.adjoint() * yhat;
-    MatrixXcd kt, kxv;
-    if (covariance) {
-      MatrixXcd K = MatrixXcd::Zero(N, N), qhat = MatrixXcd::Zero(Nt, N);
-      for (int u = 0; u < n; ++u) {
-        K += chi[u] * b.nngp[u].cast<cd>();
-        qhat += chi[u] * b.test_nngp[u].cast<cd>();
-      }
-      K = 0.5 * (K + K.adjoint());
-      kt = V.adjoint() * K * V;
-      kxv = inv_sqrt_n * qhat * V;
-    }
-    mean_parts[q].resize(T);
-    if (covariance) cov_parts[q].resize(T);
-    for (std::size_t ti = 0; ti < T; ++ti) {
-      Eigen::VectorXcd gv(r);
-      for (Index i = 0; i < r; ++i) gv(i) = g_of(lam(i), scale * times[ti], times[ti]);
-      const MatrixXcd a = p * gv.asDiagonal();
-      mean_parts[q][ti] = s.weight * (a * yp).real();
-      if (covariance) {
-        // As GradientFlow: Σ = K_xx + W·Aᴴ + (W·Aᴴ)ᴴ with W = ½A·K̃ − K(x,X)V, per sector.
-        const MatrixXcd w = 0.5 * (a * kt) - kxv;
-        const MatrixXcd wa = w * a.adjoint();
-        const MatrixXd re = (wa + wa.adjoint()).real();
-        cov_parts[q][ti] = s.weight * re;
-      }
-    }
-  }
+  for (long q = 0; q < S; ++q)
+    ranks[q] = sector_predictions(sectors[q], chars, b, y, ymat, times, covariance, n, reg, top, threshold, scale,
+                                  mean_parts[q], cov_parts[q]);
   out.mean.assign(T, MatrixXd::Zero(Nt, k));
   if (covariance) out.covariance.assign(T, b.test_test);
   for (long q = 0; q < S; ++q) {
@@ -530,6 +545,53 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
   int eigs = static_cast<int>(S);
   out.route_text = "fourier: " + std::to_string(n) + " blocks of " + std::to_string(N) + " (" + std::to_string(eigs) +
                    " Hermitian eigendecompositions, conjugate characters share one)";
+}
+
+}  // namespace
+
+OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
+                                  const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
+                                  const std::vector<double>& times, bool covariance,
+                                  const OrbitFlowOptions& options) {
+  validate_augmented(arch, train_x, train_y, test_x, rho_x, rho_y, times, options);
+  const int n = rho_x.size();
+  const Index N = train_x.count();
+  std::string why_dense;
+  OrbitRoute route = choose_route(rho_x, rho_y, covariance, options.route, why_dense);
+
+  OrbitFlowResult out;
+  out.augmented_size = static_cast<Index>(n) * N;
+  const auto t0 = std::chrono::steady_clock::now();
+  const double rtol_default = 10.0 * static_cast<double>(n) * static_cast<double>(N) * kEps;
+  const double rtol = options.flow.rank_rtol > 0 ? options.flow.rank_rtol : rtol_default;
+
+  Blocks b;
+  if (route != OrbitRoute::Dense) {
+    b = orbit_blocks(arch, train_x, test_x, rho_x, covariance, options.kernel);
+    out.invariance_defect = b.defect;
+    if (b.defect > options.invariance_rtol) {
+      if (options.route != OrbitRoute::Automatic)
+        bad("predict_augmented: route " + std::string(to_string(route)) + " needs kernels invariant under '" +
+            rho_x.name() + "', measured relative defect " + num(b.defect) + " > invariance_rtol " +
+            num(options.invariance_rtol));
+      route = OrbitRoute::Dense;
+      why_dense = "kernel not invariant under '" + rho_x.name() + "' (relative defect " + num(b.defect) + ")";
+      b = Blocks{};
+    }
+  }
+  out.route = route;
+  if (route == OrbitRoute::Dense) {
+    dense_route(out, arch, train_x, train_y, test_x, rho_x, rho_y, times, covariance, options, t0, why_dense);
+    return out;
+  }
+  out.kernel_entries = b.entries;
+  out.kernel_seconds = seconds_since(t0);
+  const auto t1 = std::chrono::steady_clock::now();
+  const double reg = absolute_reg(options.flow, b.ntk[0]);
+  if (route == OrbitRoute::Averaged)
+    averaged_route(out, b, train_y, times, options, n, reg, rtol, t1);
+  else
+    fourier_route(out, b, train_y, rho_x, rho_y, times, covariance, options, reg, rtol, t1);
   return out;
 }
 

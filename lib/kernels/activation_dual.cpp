@@ -334,7 +334,7 @@ DualValue ActivationDual::operator()(double q1, double q2, double c) const {
 // ---------------------------------------------------------------------------------------------
 // Batched duals. The ReLU family is the hot path of deep kernels; its scalar form spends most
 // of its time in libm's atan2 and in per-call argument checks. Here the checks run once per
-// batch and θ comes from a branch-free atan2 that the compiler vectorises.
+// batch and θ comes from a branch-free atan2 that the compiler vectorizes.
 namespace {
 
 /// atan2(y, x) for y ≥ 0 (so θ ∈ [0, π]), branch-free. With r = min(|x|,y)/max(|x|,y) ∈ [0, 1],
@@ -410,7 +410,7 @@ void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step,
       // sanitize() of the scalar path: clamp to Cauchy–Schwarz, exact products by fma.
       const double p = a * b, cc = c * c;
       const double raw = (p - cc) + (std::fma(a, b, -p) - std::fma(c, c, -cc));
-      const double det = raw > 0 ? raw : 0.0;  // not fmax: it blocks vectorisation (NaN rules)
+      const double det = raw > 0 ? raw : 0.0;  // not fmax: it blocks vectorization (NaN rules)
       const bool over = cc >= p;
       const double edge = std::copysign(std::sqrt(p), c), root = std::sqrt(det);
       c = over ? edge : c;

@@ -12,6 +12,7 @@
 
 #include "emergent/networks/network.hpp"
 #include "emergent/core/random.hpp"
+#include "detail/enum_names.hpp"
 
 namespace emergent {
 namespace {
@@ -174,5 +175,14 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
+
+constexpr detail::EnumNames<TrainingLoss, 2> kTrainingLossNames = {{
+    {TrainingLoss::MeanSquaredError, "mean_squared_error"},
+    {TrainingLoss::SoftmaxCrossEntropy, "softmax_cross_entropy"},
+}};
+
+const char* to_string(TrainingLoss value) { return detail::enum_name(kTrainingLossNames, value); }
+
+TrainingLoss parse_training_loss(std::string_view text) { return detail::parse_enum(kTrainingLossNames, text, "parse_training_loss", "TrainingLoss"); }
 
 }  // namespace emergent

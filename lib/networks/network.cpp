@@ -1,5 +1,5 @@
-// Finite-width networks in the NTK parameterisation (docs/conventions.md §2; Jacot et al. 2018, Eq. 1;
-// Neural Tangents' stax 'ntk' parameterisation), with a hand-written reverse mode.
+// Finite-width networks in the NTK parameterization (docs/conventions.md §2; Jacot et al. 2018, Eq. 1;
+// Neural Tangents' stax 'ntk' parameterization), with a hand-written reverse mode.
 //
 // Activations are stored one example per row; an (N, H·W·C) NHWC batch has the same memory as
 // an (N·H·W, C) row-major matrix, so a convolution is im2col + one GEMM with no reshuffling.

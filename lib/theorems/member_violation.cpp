@@ -107,7 +107,7 @@ MemberViolationResult linearized_member_violation(const Architecture& arch, cons
   const GradientFlow f(tr.ntk, tr.nngp, MatrixXd(a.y), flow);
   const LinearizedEnsemble e = f.sample_members(times, cr.ntk, cr.nngp, tt.nngp, members, seed);
   MemberViolationResult r;
-  r.kind = "linearised (infinite width)";
+  r.kind = "linearized (infinite width)";
   r.members = members;
   r.times = times;
   for (int q = 0; q < static_cast<int>(times.size()); ++q)

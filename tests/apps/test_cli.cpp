@@ -463,6 +463,23 @@ TEST_CASE("predict, ensemble and bound check their training files against each o
   }
 }
 
+TEST_CASE("ensemble --linearised (the old spelling) is an alias of --linearized") {
+  const std::string x = write_input("lin_x.npy", {6, 2}, 0.1), z = write_input("lin_z.npy", {3, 2}, 0.2);
+  const std::string y = write_input("lin_y.npy", {6}, 0.4);
+  const std::string us = (g_dir / "lin_us.npy").string(), uk = (g_dir / "lin_uk.npy").string();
+  const std::string common = "ensemble --arch 'dense(8) relu dense(1)' --members 2 --steps 1 --lr 1 --seed 3 "
+                             "--checkpoints 0,1 --train-x " + quote(x) + " --train-y " + quote(y) + " --test-x " + quote(z);
+  const Run a = run(common + " --linearized --out " + quote(us));
+  const Run b = run(common + " --linearised --out " + quote(uk));
+  CAPTURE(a.err);
+  CAPTURE(b.err);
+  CHECK(a.code == 0);
+  CHECK(b.code == 0);
+  const emergent::NpyArray pa = emergent::read_npy(us), pb = emergent::read_npy(uk);
+  CHECK(pa.shape == pb.shape);
+  CHECK(pa.data == pb.data);
+}
+
 // The demo is the main job: every verdict it prints is computed, so a regression in the kernels,
 // the gradient flow, the group code or the bounds turns one of these lines.
 TEST_CASE("demo: every claim of its report holds, and it writes the figure's data") {

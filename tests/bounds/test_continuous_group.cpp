@@ -1,7 +1,7 @@
 // Continuous groups (continuous_bound.hpp; docs/continuous_bound_derivation.md): the bound
 // κ·C_t(x) on the SO(2) violation of an ensemble trained with C_k augmentation is never below the
-// measured worst case; κ; the scan + Brent maximiser; the finite-ensemble violation law against
-// sampled linearised ensembles.
+// measured worst case; κ; the scan + Brent maximizer; the finite-ensemble violation law against
+// sampled linearized ensembles.
 #include <doctest/doctest.h>
 
 #include <Eigen/SVD>
@@ -271,7 +271,7 @@ TEST_CASE("RKHS norms: ||f||^2 equals alpha^T Theta alpha and the violation at t
   const Inputs z = random_inputs(rng, 1, 2);
   const ContinuousBoundOptions o = small_options(3, {kInf});
   const ContinuousBoundResult r = continuous_group_bound(arch, x, y, z, o);
-  // At t = ∞ without regularisation the mean interpolates: ‖f‖² = Yᵀ Θ⁻¹ Y on the augmented set.
+  // At t = ∞ without regularization the mean interpolates: ‖f‖² = Yᵀ Θ⁻¹ Y on the augmented set.
   const Representation rho = group_rot2(3, x.shape);
   const AugmentedSet set = augment(x, y, rho, trivial_output(rho, 1));
   const Kernels kk = kernels(arch, set.x);
@@ -352,7 +352,7 @@ TEST_CASE("violation law: with augmentation the mean violation is 0 and s matche
   CHECK(largest > 1e-3);
 }
 
-TEST_CASE("sampled linearised ensembles: frequency of |f_hat(gx) - f_hat(x)| > delta matches the exact law") {
+TEST_CASE("sampled linearized ensembles: frequency of |f_hat(gx) - f_hat(x)| > delta matches the exact law") {
   // Over R independent M-member ensembles (GradientFlow::sample_members, seed r), the fraction whose
   // violation exceeds δ is Binomial(R, p)/R with p the exact probability of bounds.hpp, and p lies
   // below the paper's bound.

@@ -4,6 +4,8 @@
 // erfc, a polar integral for k = 2, a sandwich between χ² tails) and the argument checks.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <boost/math/distributions/chi_squared.hpp>
 #include <boost/math/special_functions/gamma.hpp>
 #include <cmath>
@@ -222,7 +224,7 @@ TEST_CASE("generalized chi-square: isotropic S is the chi-square law") {
         CHECK(v.rank == k);
         if (expected > 1e-300)
           CHECK(v.exact_probability == doctest::Approx(expected).epsilon(1e-12));
-        else  // far tail: the regularised incomplete gamma in log form
+        else  // far tail: the regularized incomplete gamma in log form
           CHECK(v.log_exact_probability == doctest::Approx(std::log(boost::math::gamma_q(0.5 * k, 0.5 * x))).epsilon(1e-12));
       }
     }
@@ -461,4 +463,14 @@ TEST_CASE("ill-conditioned weights: an unconverged series still brackets the exa
     CHECK(exact <= (t.probability + t.error_bound) * (1 + 1e-9));
     CHECK(t.error_bound <= 0.05 * t.probability);  // far tighter than the union/Chernoff bounds
   }
+}
+
+TEST_CASE("TailStatus: to_string and parse_tail_status are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::TailStatus>({emergent::TailStatus::Ok, TailStatus::NotConverged},
+                                                 [](const std::string& s) { return emergent::parse_tail_status(s); });
+}
+
+TEST_CASE("MembersStatus: to_string and parse_members_status are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::MembersStatus>({emergent::MembersStatus::Ok, MembersStatus::TooMany},
+                                                 [](const std::string& s) { return emergent::parse_members_status(s); });
 }

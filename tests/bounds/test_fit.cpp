@@ -2,6 +2,8 @@
 // the covariance against (JᵀWJ)⁻¹ from finite differences, and argument checks.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <boost/math/distributions/normal.hpp>
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
@@ -252,4 +254,9 @@ TEST_CASE("bad arguments throw std::invalid_argument naming them") {
   CHECK_FALSE(tol.IsValid(&why));
   CHECK(why.find("function_tolerance") != std::string::npos);
   CHECK(PowerLawFitOptions{}.IsValid(&why));
+}
+
+TEST_CASE("FitStatus: to_string and parse_fit_status are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::FitStatus>({emergent::FitStatus::Converged, FitStatus::NoConvergence, FitStatus::Failed},
+                                                 [](const std::string& s) { return emergent::parse_fit_status(s); });
 }

@@ -1,6 +1,8 @@
 // The spec grammar of docs/conventions.md §1: parsing, canonical printing, shape checks, error messages.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <emergent/core/architecture.hpp>
 
 using namespace emergent;
@@ -132,4 +134,19 @@ TEST_CASE("shape errors: the spec must fit its input") {
   CHECK(trace.shapes[1] == ExampleShape::image_hwc(3, 5, 4));
   CHECK(trace.shapes[3] == ExampleShape::vector(4));
   CHECK(trace.shapes[4] == ExampleShape::vector(7));
+}
+
+TEST_CASE("ActivationKind: to_string and parse_activation_kind are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::ActivationKind>({emergent::ActivationKind::Identity, ActivationKind::Relu, ActivationKind::Abs, ActivationKind::LeakyRelu, ActivationKind::AbRelu, ActivationKind::Erf, ActivationKind::Gelu, ActivationKind::Sin, ActivationKind::Cos, ActivationKind::Tanh, ActivationKind::Sigmoid, ActivationKind::Softplus, ActivationKind::Swish},
+                                                 [](const std::string& s) { return emergent::parse_activation_kind(s); });
+}
+
+TEST_CASE("LayerKind: to_string and parse_layer_kind are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::LayerKind>({emergent::LayerKind::Dense, LayerKind::Conv, LayerKind::Activation, LayerKind::Flatten, LayerKind::GlobalAvgPool},
+                                                 [](const std::string& s) { return emergent::parse_layer_kind(s); });
+}
+
+TEST_CASE("Padding: to_string and parse_padding are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::Padding>({emergent::Padding::Same, Padding::Valid, Padding::Circular},
+                                                 [](const std::string& s) { return emergent::parse_padding(s); });
 }

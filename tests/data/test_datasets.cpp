@@ -5,6 +5,8 @@
 // the rotation group of group.hpp.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -29,12 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& tag) {
-  const fs::path d = fs::temp_directory_path() / ("emergent_test_datasets_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& tag) { return emergent::test::temp_dir("datasets", tag); }
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream o(p, std::ios::binary);
@@ -336,7 +333,7 @@ TEST_CASE("rotate_images is the rotation of group.hpp at any angle") {
       CHECK((rotate_images(x, 2 * std::numbers::pi * j / k).x - rot.apply(j, x).x).cwiseAbs().maxCoeff() <= 1e-12);
   }
   // Bilinear interpolation of a constant image is that constant wherever all four taps lie
-  // inside: the centre pixel of an odd image never moves.
+  // inside: the center pixel of an odd image never moves.
   const RowMatrix r = rotate_images(x, 0.7).x;
   for (int c = 0; c < 2; ++c) CHECK(r(0, (4 * 9 + 4) * 2 + c) == doctest::Approx(x.x(0, (4 * 9 + 4) * 2 + c)).epsilon(1e-14));
   CHECK_THROWS_AS(rotate_images(random_images(1, 4, 5, 1, 1), 0.1), DatasetError);

@@ -3,6 +3,10 @@
 // solution, reproducibility and argument checks.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
+#include "support/enum_names.hpp"
+
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -20,12 +24,8 @@ using namespace emergent;
 namespace {
 
 Inputs random_configs(int n, int L, std::uint64_t seed, bool spins) {
-  NormalStream rng(seed, 7);
-  RowMatrix x(n, L * L);
-  for (Eigen::Index i = 0; i < x.size(); ++i) {
-    const double z = rng.normal(i);
-    x.data()[i] = spins ? (z > 0 ? 1.0 : -1.0) : z;
-  }
+  RowMatrix x = test::normals(n, L * L, seed);
+  if (spins) x = x.unaryExpr([](double z) { return z > 0 ? 1.0 : -1.0; });
   return Inputs(x, ExampleShape::image_hwc(L, L, 1));
 }
 
@@ -111,7 +111,7 @@ TEST_CASE("energy is invariant under the lattice's rotations, flips, translation
   }
 }
 
-TEST_CASE("data set layout: shapes, targets, magnetisation, temperatures") {
+TEST_CASE("data set layout: shapes, targets, magnetization, temperatures") {
   IsingOptions o;
   o.size = 5;
   o.temperatures = {1.0, kIsingCriticalTemperature, 4.0};  // Metropolis, Wolff, Metropolis
@@ -126,7 +126,7 @@ TEST_CASE("data set layout: shapes, targets, magnetisation, temperatures") {
   CHECK(d.x.x.cwiseAbs().maxCoeff() == 1.0);
   for (Eigen::Index i = 0; i < 21; ++i) {
     CHECK(d.temperature[i] == o.temperatures[i / 7]);
-    CHECK(d.magnetisation[i] == doctest::Approx(d.x.x.row(i).sum() / 25.0));
+    CHECK(d.magnetization[i] == doctest::Approx(d.x.x.row(i).sum() / 25.0));
   }
   CHECK(d.algorithm[0] == IsingAlgorithm::Metropolis);
   CHECK(d.algorithm[1] == IsingAlgorithm::Wolff);
@@ -140,7 +140,7 @@ TEST_CASE("low temperature: ordered, E = -2, |m| = 1") {
     const IsingDataset d = run(6, 0.5, 400, a, 11);
     double m = 0, e = 0;
     for (Eigen::Index i = 0; i < d.x.count(); ++i) {
-      m += std::abs(d.magnetisation[i]);
+      m += std::abs(d.magnetization[i]);
       e += d.y(i, 0);
     }
     CHECK(m / d.x.count() > 0.99);
@@ -149,7 +149,7 @@ TEST_CASE("low temperature: ordered, E = -2, |m| = 1") {
 }
 
 TEST_CASE("high temperature: <E> = -2 tanh(1/T) + O(tanh^3) -> 0") {
-  // High-temperature expansion: ⟨s_i s_j⟩ = tanh β + O(tanh³ β) for neighbours.
+  // High-temperature expansion: ⟨s_i s_j⟩ = tanh β + O(tanh³ β) for neighbors.
   for (double T : {20.0, 1000.0}) {
     const IsingDataset d = run(6, T, 4000, IsingAlgorithm::Metropolis, 5);
     const Moments mo = batch_moments(energies_of(d));
@@ -281,4 +281,9 @@ TEST_CASE("bad options throw std::invalid_argument naming the option") {
   CHECK_THROWS_AS(onsager_energy_per_site(0.0), std::invalid_argument);
   CHECK_THROWS_AS(ising_energies(Inputs(RowMatrix::Zero(2, 6), ExampleShape::image_hwc(2, 3, 1))),
                   std::invalid_argument);
+}
+
+TEST_CASE("IsingAlgorithm: to_string and parse_ising_algorithm are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::IsingAlgorithm>({emergent::IsingAlgorithm::Metropolis, IsingAlgorithm::Wolff, IsingAlgorithm::Automatic},
+                                                 [](const std::string& s) { return emergent::parse_ising_algorithm(s); });
 }

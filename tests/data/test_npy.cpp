@@ -3,6 +3,8 @@
 // and ended by '\n'), memory-size parsing, and building Inputs from NumPy shapes.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -217,8 +219,7 @@ TEST_CASE("each malformed file throws NpyError naming the file and the problem")
 
 TEST_CASE("read_npy/write_npy go through the file system and name the path on failure") {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("emergent_test_npy_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = emergent::test::temp_dir("npy");
   const std::string path = (dir / "a.npy").string();
   const std::vector<double> d = {1, 2, 3, 4, 5, 6};
   emergent::write_npy(path, {3, 2}, d.data());

@@ -1,8 +1,12 @@
 // Closed-form gradient flow against the ODE it solves, its limits (t = 0: prior, t = ∞: kernel
 // regression), exact identities (multi-output, duplicated inputs, diag_reg) and Monte Carlo of
-// the linearised members within their standard error. Kernels are RBF + linear kernels of
+// the linearized members within their standard error. Kernels are RBF + linear kernels of
 // random points: any PSD kernel pair will do, the module never sees the inputs.
 #include <doctest/doctest.h>
+
+#include "support/test_support.hpp"
+
+#include "support/enum_names.hpp"
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -25,13 +29,7 @@ namespace {
 
 const double kInf = std::numeric_limits<double>::infinity();
 
-MatrixXd random_matrix(Index rows, Index cols, std::uint64_t seed) {
-  const emergent::NormalStream stream(seed, 7);
-  MatrixXd a(rows, cols);
-  for (Index i = 0; i < rows; ++i)
-    for (Index j = 0; j < cols; ++j) a(i, j) = stream.normal(static_cast<std::uint64_t>(i * cols + j));
-  return a;
-}
+MatrixXd random_matrix(Index rows, Index cols, std::uint64_t seed) { return emergent::test::normals(rows, cols, seed); }
 
 // Two different PSD kernels on R^d (sums of PSD kernels are PSD): the NTK stand-in Θ and the
 // NNGP stand-in K.
@@ -78,7 +76,7 @@ Problem standard_problem(Index n_train = 8, Index n_test = 4, Index k = 2, std::
                       random_matrix(n_train, k, seed + 200));
 }
 
-double max_abs(const MatrixXd& a) { return a.size() ? a.cwiseAbs().maxCoeff() : 0.0; }
+using emergent::test::max_abs;
 
 // Classical RK4 for dF/dt = J·F + c with constant J, c, from F at t0 to t1 in `steps` steps.
 MatrixXd rk4(const MatrixXd& j, const MatrixXd& c, MatrixXd f, double t0, double t1, int steps) {
@@ -93,8 +91,8 @@ MatrixXd rk4(const MatrixXd& j, const MatrixXd& c, MatrixXd f, double t0, double
   return f;
 }
 
-// The linearised dynamics of docs/conventions.md §3 on [X; Z]: d f(X)/dt = −η/(Nk)·Θ_r·(f(X) − Y),
-// d f(Z)/dt = −η/(Nk)·Θ(Z,X)·(f(X) − Y), with Θ_r = Θ + δI the (regularised) train kernel.
+// The linearized dynamics of docs/conventions.md §3 on [X; Z]: d f(X)/dt = −η/(Nk)·Θ_r·(f(X) − Y),
+// d f(Z)/dt = −η/(Nk)·Θ(Z,X)·(f(X) − Y), with Θ_r = Θ + δI the (regularized) train kernel.
 struct Ode {
   MatrixXd j;  // (N+n)×(N+n): the homogeneous part
   MatrixXd c;  // (N+n)×k: the constant part
@@ -457,7 +455,7 @@ TEST_CASE("diag_reg: relative is absolute times tr(Θ)/N, and t = infinity is ri
   CHECK(max_abs(train[0] - p.theta * ridge.llt().solve(p.y)) < 1e-11);
   CHECK(b.train_loss({kInf})[0] == doctest::Approx(0.5 * (train[0] - p.y).squaredNorm() / 16.0).epsilon(1e-10));
   CHECK(b.train_loss({kInf})[0] > 1e-6);
-  // Regularisation turns the duplicate-induced null space into eigenvalue δ: full rank again.
+  // Regularization turns the duplicate-induced null space into eigenvalue δ: full rank again.
   MatrixXd x = p.x;
   x.row(3) = x.row(1);
   const MatrixXd theta_dup = theta_fn(x, x);
@@ -511,7 +509,7 @@ TEST_CASE("NNGP posterior is exact Bayesian inference") {
   CHECK(max_abs(reg.covariance(p.k_zx, p.k_zz) - (p.k_zz - p.k_zx * kn.llt().solve(p.k_zx.transpose()))) < 1e-11);
 }
 
-TEST_CASE("a linearised member from a given initialisation follows the ODE") {
+TEST_CASE("a linearized member from a given initialization follows the ODE") {
   const Problem p = standard_problem(8, 4, 2, 51);
   GradientFlowOptions options;
   options.learning_rate = 2.0;
@@ -523,14 +521,14 @@ TEST_CASE("a linearised member from a given initialisation follows the ODE") {
   const auto f = flow.evolve(times, p.theta_zx, f0.topRows(8), f0.bottomRows(4));
   for (std::size_t i = 0; i < times.size(); ++i) CHECK(max_abs(f[i] - ode_f[i].bottomRows(4)) < 1e-8);
   CHECK(max_abs(f[0] - f0.bottomRows(4)) == 0.0);
-  // At ∞ the initialisation on the training set is forgotten, not on the test set:
+  // At ∞ the initialization on the training set is forgotten, not on the test set:
   // f_∞ = μ_∞ + f0(Z) − Θ(Z,X)Θ⁻¹f0(X).
   const MatrixXd expected = regression_mean(p.theta, p.theta_zx, p.y) + f0.bottomRows(4) -
                             regression_mean(p.theta, p.theta_zx, f0.topRows(8));
   CHECK(max_abs(flow.evolve({kInf}, p.theta_zx, f0.topRows(8), f0.bottomRows(4))[0] - expected) < 1e-10);
 }
 
-TEST_CASE("linearised members reproduce mean and covariance within sampling error") {
+TEST_CASE("linearized members reproduce mean and covariance within sampling error") {
   const Problem p = standard_problem(6, 3, 2, 61);
   const GradientFlow flow(p.theta, p.k, p.y);
   const std::vector<double> times = {0.0, 4.0, kInf};
@@ -570,7 +568,7 @@ TEST_CASE("linearised members reproduce mean and covariance within sampling erro
   CHECK(cov[2].trace() < 0.9 * cov[0].trace());
 }
 
-TEST_CASE("linearised members are bit-identical at any thread count") {
+TEST_CASE("linearized members are bit-identical at any thread count") {
   const Problem p = standard_problem(6, 3, 2, 71);
   GradientFlowOptions options;
   const std::vector<double> times = {0.0, 3.0, kInf};
@@ -634,7 +632,7 @@ TEST_CASE("status reports what the spectrum looks like") {
   CHECK(ok.summary().min_eigenvalue == doctest::Approx(1.0));
   CHECK(ok.summary().max_eigenvalue == doctest::Approx(3.0));
   CHECK(ok.summary().condition == doctest::Approx(3.0));
-  CHECK(ok.summary().to_string().find("status=Ok") != std::string::npos);
+  CHECK(ok.summary().to_string().find("status=ok") != std::string::npos);
   CHECK(std::string(emergent::to_string(SpectralStatus::IllConditioned)) == "IllConditioned");
 }
 
@@ -703,4 +701,9 @@ TEST_CASE("bad arguments throw invalid_argument naming the argument") {
   const NngpPosterior post(p.k, p.y);
   CHECK_THROWS_WITH_AS(post.mean(p.k_zx.leftCols(2)), Contains("nngp_test_train: shape (2, 2)"),
                        std::invalid_argument);
+}
+
+TEST_CASE("SpectralStatus: to_string and parse_spectral_status are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::SpectralStatus>({emergent::SpectralStatus::Ok, SpectralStatus::RankDeficient, SpectralStatus::IllConditioned, SpectralStatus::ZeroKernel, SpectralStatus::NotPositiveSemidefinite},
+                                                 [](const std::string& s) { return emergent::parse_spectral_status(s); });
 }

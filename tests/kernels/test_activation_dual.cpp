@@ -483,7 +483,7 @@ TEST_CASE("sin and cos duals are finite and exact for large arguments") {
 }
 
 TEST_CASE("batched duals (ActivationDual::apply) equal the scalar form for every stride pattern") {
-  // The ReLU family takes a vectorised path with its own atan2; everything else, and arguments
+  // The ReLU family takes a vectorized path with its own atan2; everything else, and arguments
   // that need care (zero variance), go through operator(). Both must agree to round-off.
   emergent::NormalStream rng(77, 3);
   const std::size_t n = 4000;

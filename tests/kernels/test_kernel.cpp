@@ -2,6 +2,8 @@
 // finite networks is in test_sampled.cpp.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include <cmath>
 #include <emergent/kernels/kernel.hpp>
 #include <emergent/core/random.hpp>
@@ -10,18 +12,13 @@ using namespace emergent;
 
 namespace {
 
+// Vectors from stream 0, images from stream 1 of the shared generator.
 Inputs random_vectors(int n, int d, std::uint64_t seed, double scale = 1.0) {
-  NormalStream rng(seed, 0);
-  RowMatrix x(n, d);
-  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = scale * rng.normal(i);
-  return Inputs(x, ExampleShape::vector(d));
+  return Inputs(scale * test::normals(n, d, seed, 0), ExampleShape::vector(d));
 }
 
 Inputs random_images(int n, int h, int w, int c, std::uint64_t seed) {
-  NormalStream rng(seed, 1);
-  RowMatrix x(n, h * w * c);
-  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = rng.normal(i);
-  return Inputs(x, ExampleShape::image_hwc(h, w, c));
+  return test::random_inputs(n, ExampleShape::image_hwc(h, w, c), seed, 1);
 }
 
 // Cyclic shift of every image by (dh, dw) pixels.
@@ -36,7 +33,7 @@ Inputs shift(const Inputs& in, int dh, int dw) {
   return out;
 }
 
-double max_abs(const Eigen::MatrixXd& m) { return m.cwiseAbs().maxCoeff(); }
+using test::max_abs;
 double rel_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) { return max_abs(a - b) / max_abs(b); }
 
 void check_symmetric_psd(const Eigen::MatrixXd& k) {
@@ -74,7 +71,7 @@ TEST_CASE("Gram matrices are symmetric and PSD, and the two-argument path agrees
     const auto full = kernels(arch, x, x);
     CHECK(rel_diff(full.nngp, sym.nngp) < 1e-13);
     CHECK(rel_diff(full.ntk, sym.ntk) < 1e-13);
-    // NTK ⪰ NNGP of the last layer in the 'ntk' parameterisation: Θ = Σ + W²·(…) with the
+    // NTK ⪰ NNGP of the last layer in the 'ntk' parameterization: Θ = Σ + W²·(…) with the
     // trailing term a PSD kernel.
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(sym.ntk - sym.nngp);
     CHECK(es.eigenvalues().minCoeff() >= -1e-10 * max_abs(sym.ntk));

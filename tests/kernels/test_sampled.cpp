@@ -1,5 +1,5 @@
 // Monte Carlo check of the analytic kernels (docs/conventions.md §2) against independently seeded
-// finite networks (docs/conventions.md §2, NTK parameterisation):
+// finite networks (docs/conventions.md §2, NTK parameterization):
 //   NNGP: K(x,x') = E[f_c(x) f_c(x')], estimated per network by (1/k)·Σ_c f_c(x) f_c(x') over
 //         its k output channels (the output mean is exactly 0, so no centring). The channels of
 //         one network share their hidden features and are correlated, so the standard error is
@@ -19,6 +19,8 @@
 // safe bound that still makes A ≤ 0.4 % (MLP, n = 512) and ≤ 3.1 % (CNN, n = 64) of max|K|.
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -31,10 +33,9 @@ using namespace emergent;
 
 namespace {
 
+// This suite's inputs come from stream 4242 of the shared generator.
 Inputs gaussian_inputs(const ExampleShape& shape, Eigen::Index n, std::uint64_t seed) {
-  RowMatrix x(n, shape.size());
-  NormalStream(seed, 4242).fill(x.data(), static_cast<std::uint64_t>(x.size()));
-  return Inputs(std::move(x), shape);
+  return test::random_inputs(n, shape, seed, 4242);
 }
 
 /// Mean and standard error (of the mean) of a list of equally shaped matrices.

@@ -1,6 +1,10 @@
 // Finite-width ensembles trained by gradient descent (ensemble.hpp).
 #include <doctest/doctest.h>
 
+#include "support/test_support.hpp"
+
+#include "support/enum_names.hpp"
+
 #include <cmath>
 #include <emergent/networks/ensemble.hpp>
 #include <emergent/networks/network.hpp>
@@ -10,12 +14,7 @@ using namespace emergent;
 
 namespace {
 
-RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed, double scale = 1.0) {
-  NormalStream rng(seed, 7);
-  RowMatrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = scale * rng.normal(static_cast<std::uint64_t>(i));
-  return m;
-}
+using test::normals;
 
 Inputs vectors(Eigen::Index n, int d, std::uint64_t seed) { return Inputs(normals(n, d, seed), ExampleShape::vector(d)); }
 
@@ -159,4 +158,9 @@ TEST_CASE("bad options and shapes throw with the argument's name") {
   o = opt;
   o.loss = TrainingLoss::SoftmaxCrossEntropy;
   CHECK(message(o, y, train).find("cross-entropy") != std::string::npos);
+}
+
+TEST_CASE("TrainingLoss: to_string and parse_training_loss are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::TrainingLoss>({emergent::TrainingLoss::MeanSquaredError, TrainingLoss::SoftmaxCrossEntropy},
+                                                 [](const std::string& s) { return emergent::parse_training_loss(s); });
 }

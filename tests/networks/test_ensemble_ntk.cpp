@@ -2,7 +2,7 @@
 // of infinitely wide ensembles (gradient_flow.hpp) on analytic kernels (kernel.hpp).
 //
 // How the comparison is made rigorous. Write f^fin_m(x) for member m after S steps of gradient
-// descent and f^lin_m(x) for the *discrete* linearised model started from the same f_0 with the
+// descent and f^lin_m(x) for the *discrete* linearized model started from the same f_0 with the
 // analytic Θ (Lee et al. 2019, Eq. 8 with GD in place of the flow):
 //   f^lin_m(x) = f_0,m(x) + Θ(x,X)·h_S(Θ)·(Y − f_0,m(X)),  h_S(λ) = (1 − (1 − ηλ/N)^S)/λ.
 // f^lin is affine in f_0 and E f_0 = 0 exactly (the readout weights are symmetric), so
@@ -15,6 +15,8 @@
 // and GD differs from the flow by the exactly computable |μ^disc − μ_S|, |Σ^disc − Σ_S|.
 // These are the finite-width and step-size allowances; sampling errors come from the M members.
 #include <doctest/doctest.h>
+
+#include "support/test_support.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -37,12 +39,7 @@ constexpr int kSteps = 100;  // S
 constexpr int kMembers = 256;
 constexpr double kZ = 4.0;   // standard errors allowed for sampling fluctuations
 
-RowMatrix normals(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed, std::uint64_t stream) {
-  const NormalStream rng(seed, stream);
-  RowMatrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.normal(static_cast<std::uint64_t>(i));
-  return m;
-}
+using test::normals;
 
 std::string spec(int width) {
   return "dense(" + std::to_string(width) + ", w=1.2, b=0.3) relu dense(1, b=0.3)";
@@ -137,11 +134,11 @@ Stats run_width(int width, const Problem& p, const Reference& r) {
   s.width = width;
   const double M = kMembers;
   s.mean = fin.colwise().mean().transpose();
-  const Eigen::MatrixXd centred = fin.rowwise() - s.mean.transpose();
-  s.var = centred.colwise().squaredNorm().transpose() / (M - 1);
+  const Eigen::MatrixXd centered = fin.rowwise() - s.mean.transpose();
+  s.var = centered.colwise().squaredNorm().transpose() / (M - 1);
   s.mean_se = (s.var / M).cwiseSqrt();
   // SE of the sample variance: √((m4 − s⁴)/M) with the sample fourth central moment.
-  const Eigen::VectorXd m4 = centred.array().pow(4).colwise().mean().transpose();
+  const Eigen::VectorXd m4 = centered.array().pow(4).colwise().mean().transpose();
   s.var_se = ((m4 - s.var.cwiseAbs2()).cwiseMax(0.0) / M).cwiseSqrt();
   const Eigen::MatrixXd d2 = delta.cwiseAbs2();
   s.d = d2.colwise().mean().transpose();
@@ -173,7 +170,7 @@ TEST_CASE("finite-width ensembles follow the closed-form gradient flow, and appr
                      << s.d_avg_se << "; max |mean - mu_S| = " << (s.mean - r.mu_flow).cwiseAbs().maxCoeff()
                      << "; max |var - Sigma_S| = " << (s.var - r.var_flow).cwiseAbs().maxCoeff());
 
-  {  // The discrepancy from the linearised model shrinks with width (Lee et al. 2019 Thm 2.1).
+  {  // The discrepancy from the linearized model shrinks with width (Lee et al. 2019 Thm 2.1).
     for (std::size_t i = 0; i + 1 < all.size(); ++i) {
       const Stats &a = all[i], &b = all[i + 1];
       // A decrease by more than 3 combined standard errors (the expected decrease is 4×).

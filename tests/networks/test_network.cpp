@@ -2,6 +2,8 @@
 // differences, Jacobian/NTK identities, convolution identities (1×1 conv = per-pixel dense,
 // circular convs are translation-equivariant), reproducibility and thread independence.
 #include <doctest/doctest.h>
+
+#include "support/test_support.hpp"
 #include <omp.h>
 
 #include <Eigen/Eigenvalues>
@@ -16,15 +18,11 @@ using namespace emergent;
 
 namespace {
 
-RowMatrix gaussian(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
-  const NormalStream s(seed, 7777);
-  RowMatrix m(rows, cols);
-  s.fill(m.data(), static_cast<std::uint64_t>(m.size()));
-  return m;
-}
+// This suite's data come from stream 7777 of the shared generator.
+RowMatrix gaussian(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) { return test::normals(rows, cols, seed, 7777); }
 
 Inputs random_inputs(const ExampleShape& shape, Eigen::Index n, std::uint64_t seed) {
-  return Inputs(gaussian(n, shape.size(), seed), shape);
+  return test::random_inputs(n, shape, seed, 7777);
 }
 
 /// s(θ) = Σ_i ⟨c_i, f(x_i; θ)⟩, the function whose gradient vjp returns.

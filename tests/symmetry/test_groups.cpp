@@ -12,6 +12,7 @@
 #include "emergent/symmetry/representation.hpp"
 #include "emergent/data/npy.hpp"
 #include "emergent/core/random.hpp"
+#include "support/representation_axioms.hpp"
 #include "support/test_support.hpp"
 
 using namespace emergent;
@@ -47,20 +48,24 @@ std::string write_s3_npy() {
 
 TEST_CASE("every exact group satisfies the representation axioms") {
   const std::string s3 = write_s3_npy();
-  const std::vector<GroupCase> cases = {
+  std::vector<GroupCase> cases = {
       {"c4", ExampleShape::image_hwc(5, 5, 2), 4},
       {"c4", ExampleShape::image_hwc(4, 4, 1), 4},
       {"d4", ExampleShape::image_hwc(4, 4, 3), 8},
       {"d4", ExampleShape::image_hwc(5, 5, 1), 8},
       {"flip", ExampleShape::image_hwc(3, 4, 2), 2},
+      {"flip", ExampleShape::image_hwc(2, 5, 1), 2},
       {"translations", ExampleShape::image_hwc(3, 4, 2), 12},
+      {"translations", ExampleShape::image_hwc(1, 5, 1), 5},
       {"sign", ExampleShape::vector(5), 2},
+      {"sign", ExampleShape::vector(1), 2},
       {"cyclic", ExampleShape::vector(5), 5},
-      {"rot2(6)", ExampleShape::vector(4), 6},
-      {"rot2(4)", ExampleShape::vector(2), 4},
-      {"rot2(5)", ExampleShape::vector(6), 5},
+      {"cyclic", ExampleShape::vector(2), 2},
       {s3, ExampleShape::vector(3), 6},
   };
+  // rot2(K) for several K, on one and on several coordinate pairs.
+  for (int k : {2, 3, 4, 5, 6, 8, 12})
+    for (int d : {2, 6}) cases.push_back({"rot2(" + std::to_string(k) + ")", ExampleShape::vector(d), k});
   for (const auto& c : cases) {
     CAPTURE(c.name);
     CAPTURE(c.shape.to_string());
@@ -68,42 +73,67 @@ TEST_CASE("every exact group satisfies the representation axioms") {
     CHECK(rho.exact());
     CHECK(rho.size() == c.expected_size);
     CHECK(rho.dim() == c.shape.size());
-    const RepresentationSummary chk = rho.verify();
-    CHECK(chk.exact());
-    const RowMatrix x = normals(3, rho.dim(), 11);
-    const double tol = 64 * 2.2e-16 * static_cast<double>(rho.dim());
-    // Identity first, acting trivially.
-    CHECK(max_abs(rho.apply(0, x) - x) == 0.0);
-    for (int g = 0; g < rho.size(); ++g) {
-      const RowMatrix gx = rho.apply(g, x);
-      // Norm preservation (orthogonality).
-      for (Index r = 0; r < x.rows(); ++r) CHECK(std::abs(gx.row(r).norm() - x.row(r).norm()) <= tol);
-      // The dense matrix agrees with apply and is orthogonal.
-      const MatrixXd m = rho.matrix(g);
-      CHECK((m * x.transpose() - gx.transpose()).cwiseAbs().maxCoeff() <= tol);
-      CHECK((m.transpose() * m - MatrixXd::Identity(rho.dim(), rho.dim())).cwiseAbs().maxCoeff() <= tol);
-      // Inverse.
-      CHECK(max_abs(rho.apply(rho.inverse(g), gx) - x) <= tol);
-      CHECK(rho.compose(g, rho.inverse(g)) == 0);
-      // Distinct elements (so |G| counts the group, not duplicates).
-      for (int h = 0; h < g; ++h) CHECK(max_abs(rho.apply(h, x) - gx) > 1e-6);
-      for (int h = 0; h < rho.size(); ++h) {
-        // Closure: ρ(g)ρ(h) is, independently of the table, some element of the set…
-        const RowMatrix ghx = rho.apply(g, rho.apply(h, x));
-        double best = INFINITY;
-        for (int k = 0; k < rho.size(); ++k) best = std::min(best, max_abs(rho.apply(k, x) - ghx));
-        CHECK(best <= tol);
-        // …and the table names it.
-        CHECK(max_abs(rho.apply(rho.compose(g, h), x) - ghx) <= tol);
-      }
-      // Permutation groups expose index maps consistent with the action.
-      if (rho.is_permutation()) {
-        const auto p = rho.permutation(g);
-        for (Index i = 0; i < rho.dim(); ++i) CHECK(gx(0, i) == x(0, p[i]));
-      }
-    }
+    test::check_representation_axioms(rho);
   }
   std::remove(s3.c_str());
+}
+
+TEST_CASE("every output action is a homomorphism of its input group") {
+  const std::vector<std::pair<std::string, ExampleShape>> inputs = {
+      {"c4", ExampleShape::image_hwc(4, 4, 1)},    {"d4", ExampleShape::image_hwc(3, 3, 2)},
+      {"flip", ExampleShape::image_hwc(2, 3, 1)},  {"translations", ExampleShape::image_hwc(2, 3, 1)},
+      {"sign", ExampleShape::vector(3)},           {"cyclic", ExampleShape::vector(4)},
+      {"rot2(3)", ExampleShape::vector(2)},        {"rot2(6)", ExampleShape::vector(4)},
+  };
+  for (const auto& [name, shape] : inputs) {
+    CAPTURE(name);
+    const Representation in = make_group(name, shape);
+    for (int k : {1, 3}) test::check_output_action(in, trivial_output(in, k));
+    if (shape.image) {
+      for (int k : {1, 2})
+        test::check_output_action(in, pixel_output(in, ExampleShape::image_hwc(shape.height, shape.width, k)));
+    }
+    // The input's own matrices (restricted to its first block for matrix groups) act on outputs.
+    std::vector<MatrixXd> own;
+    for (int g = 0; g < in.size(); ++g) own.push_back(in.block_matrix(g));
+    test::check_output_action(in, matrix_output(in, own));
+  }
+  // rot2(K) on 2-vectors drives a 2×2 rotation output (the Theorem 5.2 setting).
+  for (int k : {3, 4, 5}) {
+    const Representation in = make_group("rot2(" + std::to_string(k) + ")", ExampleShape::vector(4));
+    std::vector<MatrixXd> ry;
+    for (int g = 0; g < k; ++g) ry.push_back(in.block_matrix(g).topLeftCorner(2, 2));
+    test::check_output_action(in, matrix_output(in, ry));
+  }
+}
+
+TEST_CASE("negative controls: rot(K) and a non-homomorphic output fail the axiom checker") {
+  for (int k : {3, 6, 8}) {
+    const Representation rho = make_group("rot(" + std::to_string(k) + ")", ExampleShape::image_hwc(6, 6, 1));
+    CAPTURE(rho.to_string());
+    CHECK_FALSE(rho.exact());
+    const test::AxiomViolations v = test::measure_axioms(rho);
+    CAPTURE(v.to_string());
+    CHECK_FALSE(v.holds());
+    CHECK(v.identity <= v.tolerance);          // the identity comes first…
+    CHECK(v.orthogonality > 1e6 * v.tolerance);  // …but interpolation is not orthogonal
+    CHECK(v.closure > 1e6 * v.tolerance);        // and products leave the set
+  }
+  // Rotations by 2π/3 per step do not represent C4 (ρ(1)⁴ ≠ I).
+  const Representation in = make_group("rot2(4)", ExampleShape::vector(2));
+  std::vector<MatrixXd> wrong;
+  for (int g = 0; g < 4; ++g) {
+    const double th = 2 * std::numbers::pi / 3 * g;
+    MatrixXd r(2, 2);
+    r << std::cos(th), -std::sin(th), std::sin(th), std::cos(th);
+    wrong.push_back(r);
+  }
+  const Representation out = matrix_output(in, wrong);
+  CHECK_FALSE(out.exact());
+  const test::AxiomViolations v = test::measure_axioms(out, &in.composition_table());
+  CAPTURE(v.to_string());
+  CHECK_FALSE(v.holds(false));
+  CHECK(v.closure > 0.5);
 }
 
 TEST_CASE("image groups follow the numpy conventions") {

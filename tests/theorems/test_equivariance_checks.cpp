@@ -1,10 +1,15 @@
 // The checks of Gerken & Kessel (ICML 2024) Theorem 5.1, Lemmas 5.1/5.2 and Theorem 5.2.
 #include <doctest/doctest.h>
 
+#include "support/enum_names.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <numbers>
 #include <string>
+#include <limits>
+#include <stdexcept>
+#include <tuple>
 #include <vector>
 
 #include "emergent/symmetry/augmentation.hpp"
@@ -32,14 +37,14 @@ void expect_holds(const TheoremResult& r) {
   for (const auto& p : r.parts) {
     CHECK(p.max_violation <= p.tolerance);
     // Exact permutations: 0 is right; at t = 0 the mean is exactly 0 on both sides.
-    if (p.name != "row permutation" && p.scale > 0) CHECK(p.tolerance > 0.0);
+    if (p.quantity != Quantity::RowPermutation && p.scale > 0) CHECK(p.tolerance > 0.0);
     // Round-off sized, not a loose constant; pairs of an input with itself get the √ε allowance of
-    // the ReLU-family NTK factor at θ = 0.
-    const bool collinear = p.name.find("collinear") != std::string::npos ||
-                           (p.name.find("Lemma 5.2") != std::string::npos && r.parts.size() > 3 &&
-                            r.parts[3].name.find("collinear") != std::string::npos && r.parts[3].max_violation > 1e-12);
+    // the ReLU-family NTK factor at θ = 0 (and g_t(Θ) inherits it when those pairs carry round-off).
+    const CheckResult* ntk_collinear = r.find(Quantity::Ntk, InputSet::Collinear);
+    const bool collinear = p.inputs == InputSet::Collinear ||
+                           (p.quantity == Quantity::SpectralFilter && ntk_collinear && ntk_collinear->max_violation > 1e-12);
     // The t = ∞ covariance bound carries the conditioning (1/λ_min)² of Θ.
-    const bool conditioned = p.name.rfind("covariance t=inf", 0) == 0;
+    const bool conditioned = p.quantity == Quantity::Covariance && std::isinf(p.time);
     CHECK(p.tolerance <= (collinear ? 1e-5 : conditioned ? 1e-6 : 1e-9) * std::max(p.scale, 1.0));
   }
 }
@@ -135,15 +140,15 @@ TEST_CASE("Lemmas 5.1/5.2: augmentation permutes the rows, commuting with Θ, K 
     // Without augmentation ρ(g) does not map the training set to itself.
     const TheoremResult raw = check_lemmas_5_1_5_2(arch, x, c4, o);
     expect_fails(raw);
-    CHECK_FALSE(raw.part("row permutation").holds);
-    CHECK_FALSE(raw.part("Lemma 5.1 NTK").holds);
-    CHECK_FALSE(raw.part("Lemma 5.2 g_t(Θ), t=30").holds);
+    CHECK_FALSE(raw.part(Quantity::RowPermutation, InputSet::Train).holds);
+    CHECK_FALSE(raw.part(Quantity::Ntk, InputSet::Train).holds);
+    CHECK_FALSE(raw.part(Quantity::SpectralFilter, InputSet::Train, 30.0).holds);
     // Augmented, but the architecture breaks the symmetry (3×2 filter): the rows are permuted
     // yet Θ does not commute with the permutation.
     const TheoremResult broken = check_lemmas_5_1_5_2(Architecture::parse("conv(4, 3x2) relu flatten dense(1)"), a.x, c4, o);
-    CHECK(broken.part("row permutation").holds);
-    CHECK_FALSE(broken.part("Lemma 5.1 NTK").holds);
-    CHECK(broken.part("Lemma 5.1 NTK").max_violation > 1e6 * broken.part("Lemma 5.1 NTK").tolerance);
+    CHECK(broken.part(Quantity::RowPermutation, InputSet::Train).holds);
+    CHECK_FALSE(broken.part(Quantity::Ntk, InputSet::Train).holds);
+    CHECK(broken.part(Quantity::Ntk, InputSet::Train).max_violation > 1e6 * broken.part(Quantity::Ntk, InputSet::Train).tolerance);
   }
   SUBCASE("pixel-indexed kernels with translations") {
     // 4×4 (not 3×3): a 3×3 circular filter on a 3×3 map would see every pixel, making all pixel
@@ -189,11 +194,17 @@ TEST_CASE("Theorem 5.2: the ensemble is equivariant at all times only with augme
     INFO(without.to_string());
     CHECK_FALSE(without.holds);
     // At t = 0 the prior is equivariant either way; afterwards the violation is far above round-off.
-    CHECK(without.part("mean t=0 test").holds);
-    for (const char* p : {"mean t=5 test", "mean t=inf test", "mean t=200 noise", "covariance t=200 test",
-                          "covariance t=inf noise"}) {
-      CAPTURE(p);
-      CHECK(without.part(p).max_violation > 1e6 * without.part(p).tolerance);
+    CHECK(without.part(Quantity::Mean, InputSet::Test, 0.0).holds);
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::vector<std::tuple<Quantity, InputSet, double>> far = {{Quantity::Mean, InputSet::Test, 5.0},
+                                                                     {Quantity::Mean, InputSet::Test, inf},
+                                                                     {Quantity::Mean, InputSet::Noise, 200.0},
+                                                                     {Quantity::Covariance, InputSet::Test, 200.0},
+                                                                     {Quantity::Covariance, InputSet::Noise, inf}};
+    for (const auto& [quantity, inputs, time] : far) {
+      const CheckResult& p = without.part(quantity, inputs, time);
+      CAPTURE(p.name());
+      CHECK(p.max_violation > 1e6 * p.tolerance);
     }
   }
   SUBCASE("CNN without readout, c4 on pixels") {
@@ -213,4 +224,53 @@ TEST_CASE("Theorem 5.2: the ensemble is equivariant at all times only with augme
     CHECK_FALSE(without.holds);
     CHECK(without.max_ratio() > 1e6);
   }
+}
+
+TEST_CASE("Theorem results are selected by their typed fields; names are derived from them") {
+  const ExampleShape v = ExampleShape::vector(3);
+  const Representation cy = make_group("cyclic", v);
+  const Inputs x = random_inputs(3, v, 71);
+  const AugmentedSet a = augment(x, RowMatrix::Zero(3, 1), cy, trivial_output(cy, 1));
+  LemmaCheckOptions o;
+  o.times = {2.0, 40.0};
+  const TheoremResult r = check_lemmas_5_1_5_2(Architecture::parse("dense(4) relu dense(1)"), a.x, cy, o);
+  const CheckResult& rows = r.part(Quantity::RowPermutation, InputSet::Train);
+  CHECK(rows.theorem == Theorem::Lemma51);
+  CHECK_FALSE(rows.has_time());
+  CHECK(rows.name() == "row permutation");
+  CHECK(r.part(Quantity::Nngp, InputSet::Train).name() == "Lemma 5.1 NNGP");
+  CHECK(r.part(Quantity::Ntk, InputSet::Collinear).name() == "Lemma 5.1 NTK collinear pairs");
+  const CheckResult& g40 = r.part(Quantity::SpectralFilter, InputSet::Train, 40.0);
+  CHECK(g40.theorem == Theorem::Lemma52);
+  CHECK(g40.time == 40.0);
+  CHECK(g40.name() == "Lemma 5.2 g_t(Θ), t=40");
+  // A time that was not requested, a quantity the lemmas do not compare, a part without time
+  // asked for at a time: no part, and part() says which fields it looked for.
+  CHECK(r.find(Quantity::SpectralFilter, InputSet::Train, 41.0) == nullptr);
+  CHECK(r.find(Quantity::Mean, InputSet::Test, 2.0) == nullptr);
+  CHECK(r.find(Quantity::RowPermutation, InputSet::Train, 2.0) == nullptr);
+  CHECK_THROWS_AS(r.part(Quantity::Mean, InputSet::Test, 2.0), std::out_of_range);
+  try {
+    (void)r.part(Quantity::Covariance, InputSet::Noise, 2.0);
+  } catch (const std::out_of_range& e) {
+    CHECK(std::string(e.what()).find("covariance") != std::string::npos);
+    CHECK(std::string(e.what()).find("noise") != std::string::npos);
+  }
+  // Every part is found by its own fields (the fields identify a part uniquely).
+  for (const auto& p : r.parts) CHECK(&r.part(p.quantity, p.inputs, p.time) == &p);
+}
+
+TEST_CASE("Theorem: to_string and parse_theorem are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::Theorem>({emergent::Theorem::KernelTransform51, Theorem::Lemma51, Theorem::Lemma52, Theorem::Ensemble52},
+                                                 [](const std::string& s) { return emergent::parse_theorem(s); });
+}
+
+TEST_CASE("Quantity: to_string and parse_quantity are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::Quantity>({emergent::Quantity::RowPermutation, Quantity::Nngp, Quantity::Ntk, Quantity::SpectralFilter, Quantity::Mean, Quantity::Covariance},
+                                                 [](const std::string& s) { return emergent::parse_quantity(s); });
+}
+
+TEST_CASE("InputSet: to_string and parse_input_set are inverse, snake_case, and reject unknown names") {
+  emergent::test::check_enum_names<emergent::InputSet>({emergent::InputSet::Given, InputSet::Train, InputSet::Collinear, InputSet::Test, InputSet::Noise},
+                                                 [](const std::string& s) { return emergent::parse_input_set(s); });
 }

@@ -18,6 +18,7 @@
 #include <Eigen/Dense>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace emergent {
 
@@ -33,7 +34,9 @@ enum class TailStatus {
   Ok,            ///< truncation error ≤ relative_tolerance · probability (a rigorous bound)
   NotConverged,  ///< max_terms reached: probability is a lower bound, error_bound is rigorous
 };
-const char* to_string(TailStatus status);
+const char* to_string(TailStatus value);  ///< snake_case: ok, not_converged
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+TailStatus parse_tail_status(std::string_view text);
 
 struct ChiSquareMixtureOptions {
   /// Ruben's series stops once its rigorous truncation bound is ≤ relative_tolerance · sum.
@@ -96,7 +99,9 @@ enum class MembersStatus {
   Ok,       ///< members is the smallest integer M whose probability (or bound) is ≤ p
   TooMany,  ///< the answer exceeds 2⁵³: members = 0, members_real still holds the threshold
 };
-const char* to_string(MembersStatus status);
+const char* to_string(MembersStatus value);  ///< snake_case: ok, too_many
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+MembersStatus parse_members_status(std::string_view text);
 
 struct MemberCount {
   MembersStatus status = MembersStatus::Ok;

@@ -2,7 +2,7 @@
 // invariance violation of a finite ensemble falls with ensemble size M and width n; the lemma on
 // finite ensembles of Gerken & Kessel, ICML 2024, predicts violation ∝ M^(−1/2)).
 //
-// Model y ≈ a·x^(−α) or, with an offset, y ≈ c + a·x^(−α). Minimises χ² = Σ_i ((y_i − f(x_i))/σ_i)²
+// Model y ≈ a·x^(−α) or, with an offset, y ≈ c + a·x^(−α). Minimizes χ² = Σ_i ((y_i − f(x_i))/σ_i)²
 // with Levenberg–Marquardt (Ceres Solver, used only inside lib/bounds/fit.cpp). The parameter covariance
 // is the Gauss–Newton one, (JᵀWJ)⁻¹ at the optimum (Press et al., Numerical Recipes §15.5); it is
 // multiplied by the reduced chi-square χ²/(N − p) when the σ_i are relative weights only (no σ
@@ -11,6 +11,7 @@
 
 #include <Eigen/Dense>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace emergent {
@@ -20,7 +21,9 @@ enum class FitStatus {
   NoConvergence,  ///< max_iterations reached; the parameters are the best found, not an optimum
   Failed,         ///< the solver failed (non-finite model values, numerical failure)
 };
-const char* to_string(FitStatus status);
+const char* to_string(FitStatus value);  ///< snake_case: converged, no_convergence, failed
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+FitStatus parse_fit_status(std::string_view text);
 
 struct PowerLawFitOptions {
   /// Fit y ≈ c + a·x^(−α) (three parameters) instead of y ≈ a·x^(−α).

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace emergent {
 
@@ -12,6 +13,9 @@ enum class ActivationKind {
   Erf, Gelu, Sin, Cos,                     // other closed forms
   Tanh, Sigmoid, Softplus, Swish           // Gauss–Hermite quadrature
 };
+const char* to_string(ActivationKind value);  ///< snake_case: identity, relu, abs, …
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+ActivationKind parse_activation_kind(std::string_view text);
 
 /// A pointwise nonlinearity with its parameters.
 struct Activation {

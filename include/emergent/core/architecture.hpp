@@ -20,7 +20,13 @@ class SpecError : public std::invalid_argument {
 };
 
 enum class LayerKind { Dense, Conv, Activation, Flatten, GlobalAvgPool };
+const char* to_string(LayerKind value);  ///< snake_case: dense, conv, activation, …
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+LayerKind parse_layer_kind(std::string_view text);
 enum class Padding { Same, Valid, Circular };
+const char* to_string(Padding value);  ///< snake_case: same, valid, circular
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+Padding parse_padding(std::string_view text);
 
 struct Layer {
   LayerKind kind = LayerKind::Dense;

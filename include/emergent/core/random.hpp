@@ -8,7 +8,7 @@
 
 namespace emergent {
 
-/// SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix.
+/// SplitMix64 finalizer (Steele, Lea & Flood 2014): a bijective 64-bit mix.
 inline std::uint64_t splitmix64(std::uint64_t z) {
   z += 0x9E3779B97F4A7C15ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;

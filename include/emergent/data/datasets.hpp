@@ -28,7 +28,7 @@ class DatasetError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-/// Labelled images: images.x is (N, H·W·C) in NHWC order, labels[i] ∈ [0, classes).
+/// Labeled images: images.x is (N, H·W·C) in NHWC order, labels[i] ∈ [0, classes).
 struct ImageDataset {
   Inputs images;
   std::vector<int> labels;
@@ -118,7 +118,7 @@ ImageDataset load_npy_dataset(const std::string& images_path, const std::string&
 Inputs downsample(const Inputs& images, int factor);
 ImageDataset downsample(const ImageDataset& data, int factor);
 
-/// Rotate every image counter-clockwise by `angle` (radians) about its centre with bilinear
+/// Rotate every image counter-clockwise by `angle` (radians) about its center with bilinear
 /// interpolation and zeros outside: the map of group_rotation (group.hpp) for any angle, so
 /// rotate_images(x, 2πj/K) equals make_group("rot(K)").apply(j, x). Needs H = W.
 Inputs rotate_images(const Inputs& images, double angle);

@@ -2,8 +2,8 @@
 // at given temperatures and their energy per site, the regression data set of the Ising experiment
 // of Gerken & Kessel (ICML 2024, "Emergent Equivariance in Deep Ensembles", §6).
 //
-// Hamiltonian (J = 1, k_B = 1, no field): H(s) = −Σ_<ij> s_i s_j over the 2L² nearest-neighbour
-// bonds (each site with its right and lower neighbour, indices mod L). The target is the energy
+// Hamiltonian (J = 1, k_B = 1, no field): H(s) = −Σ_<ij> s_i s_j over the 2L² nearest-neighbor
+// bonds (each site with its right and lower neighbor, indices mod L). The target is the energy
 // per site E(s) = H(s)/L², which lies in [−2, 2] and is invariant under every symmetry of the
 // periodic lattice (quarter turns, flips, translations) and under s ↦ −s.
 //
@@ -16,6 +16,7 @@
 #include <Eigen/Dense>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emergent/core/inputs.hpp"
@@ -30,7 +31,9 @@ enum class IsingAlgorithm {
   Wolff,       ///< one "sweep" = a fixed number of clusters (set after burn-in: about L² flipped spins)
   Automatic,   ///< Wolff for 1.5 ≤ T ≤ 3.5 (near T_c), Metropolis elsewhere
 };
-const char* to_string(IsingAlgorithm algorithm);
+const char* to_string(IsingAlgorithm value);  ///< snake_case: metropolis, wolff, automatic
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+IsingAlgorithm parse_ising_algorithm(std::string_view text);
 
 struct IsingOptions {
   int size = 8;                          ///< L ≥ 2 (the experiments use 5..8)
@@ -55,7 +58,7 @@ struct IsingDataset {
   Inputs x;                           ///< (N, L, L, 1), entries ±1
   RowMatrix y;                        ///< (N, 1): energy per site E(s)
   std::vector<double> temperature;    ///< per sample
-  std::vector<double> magnetisation;  ///< per sample, (1/L²)Σ s_i
+  std::vector<double> magnetization;  ///< per sample, (1/L²)Σ s_i
   std::vector<double> acceptance;     ///< per temperature: Metropolis acceptance rate or Wolff mean cluster fraction
   std::vector<IsingAlgorithm> algorithm;  ///< per temperature, as resolved from Automatic
   std::string to_string() const;      ///< one line per temperature: ⟨E⟩, ⟨|m|⟩, algorithm
@@ -75,7 +78,7 @@ IsingDataset sample_ising(const IsingOptions& options);
 /// Exact Boltzmann averages by enumerating all 2^(L²) states (L ≤ 4).
 struct IsingExact {
   double mean_energy = 0;          ///< ⟨E⟩ per site
-  double mean_abs_magnetisation = 0;
+  double mean_abs_magnetization = 0;
   double log_partition = 0;        ///< ln Z
 };
 IsingExact ising_exact(int size, double temperature);

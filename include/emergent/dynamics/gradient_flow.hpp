@@ -14,6 +14,7 @@
 #include <Eigen/Dense>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace emergent {
@@ -26,18 +27,20 @@ enum class SpectralStatus {
   ZeroKernel,               ///< no eigenvalue above the threshold: every prediction stays at its prior
   NotPositiveSemidefinite,  ///< an eigenvalue < −psd_rtol·λ_max: clipped to 0, but the input is no kernel
 };
-const char* to_string(SpectralStatus status);
+const char* to_string(SpectralStatus value);  ///< snake_case: ok, rank_deficient, ill_conditioned, …
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+SpectralStatus parse_spectral_status(std::string_view text);
 
-/// What the eigendecomposition of a (regularised) kernel matrix found.
+/// What the eigendecomposition of a (regularized) kernel matrix found.
 struct SpectralSummary {
   SpectralStatus status = SpectralStatus::Ok;
   Eigen::Index size = 0;              ///< N
   double regularizer = 0.0;           ///< absolute diagonal added (diag_reg or diag_reg·tr/N)
   double min_eigenvalue = 0.0;        ///< smallest eigenvalue of the input matrix, before clipping
   double max_eigenvalue = 0.0;        ///< largest eigenvalue of the input matrix
-  double condition = 0.0;             ///< λ_max/λ_min of the regularised, clipped matrix (∞ if singular)
+  double condition = 0.0;             ///< λ_max/λ_min of the regularized, clipped matrix (∞ if singular)
   double effective_condition = 0.0;   ///< λ_max / smallest kept eigenvalue (what t = ∞ divides by)
-  double rank_threshold = 0.0;        ///< absolute: regularised eigenvalues ≤ it count as exactly 0
+  double rank_threshold = 0.0;        ///< absolute: regularized eigenvalues ≤ it count as exactly 0
   Eigen::Index rank = 0;              ///< eigenvalues kept (used at every t, pseudo-inverse at t = ∞)
   Eigen::Index clipped_negative = 0;  ///< negative eigenvalues set to 0 (round-off of a PSD matrix)
   double most_negative = 0.0;         ///< most negative eigenvalue before clipping (0 if none)
@@ -52,7 +55,7 @@ struct GradientFlowOptions {
   double diag_reg = 0.0;
   /// true: the diagonal is diag_reg·tr(Θ)/N (NT's diag_reg_absolute_scale=False).
   bool diag_reg_relative = false;
-  /// Regularised eigenvalues ≤ rank_rtol·λ_max are treated as exact zeros at every t (their
+  /// Regularized eigenvalues ≤ rank_rtol·λ_max are treated as exact zeros at every t (their
   /// directions carry round-off only; at t = ∞ this is the pseudo-inverse). 0: 10·N·ε, a
   /// margin above SciPy pinvh's N·ε so that exactly duplicated inputs are always caught.
   double rank_rtol = 0.0;
@@ -70,7 +73,7 @@ struct GradientFlowOptions {
   bool IsValid(std::string* error) const;
 };
 
-/// Samples of linearised infinite-width members, stored C-order with shape
+/// Samples of linearized infinite-width members, stored C-order with shape
 /// (members, times, n_test, outputs).
 struct LinearizedEnsemble {
   Eigen::Index members = 0, times = 0, n_test = 0, outputs = 0;
@@ -126,14 +129,14 @@ class GradientFlow {
 
   /// Mean on the training inputs, f_t(X) = Θ(X,X)·Θ_reg⁻¹T_t·Y (= T_t·Y without diag_reg;
   /// Lee et al. 2019 Eqs. 14–16 at x = X): one N×k matrix per time. With diag_reg > 0 this is
-  /// the regularised model evaluated at X (= mean(times, Θ(X,X))), not NT's x_test=None output
+  /// the regularized model evaluated at X (= mean(times, Θ(X,X))), not NT's x_test=None output
   /// T_t·Y (the flow under Θ + δI itself).
   std::vector<Eigen::MatrixXd> train_mean(const std::vector<double>& times) const;
 
   /// Training loss of the mean, ½·(1/(N·k))·‖f_t(X) − Y‖² (docs/conventions.md §3), per time.
   std::vector<double> train_loss(const std::vector<double>& times) const;
 
-  /// One linearised member from a given initialisation (Lee et al. 2019 §2.2, the linearised
+  /// One linearized member from a given initialization (Lee et al. 2019 §2.2, the linearized
   /// network in function space): f_t(x) = f_0(x) + Θ(x,X)Θ⁻¹T_t·(Y − f_0(X)). f0_train N×k, f0_test N_test×k;
   /// one N_test×k matrix per time.
   std::vector<Eigen::MatrixXd> evolve(const std::vector<double>& times,
@@ -141,7 +144,7 @@ class GradientFlow {
                                       const Eigen::MatrixXd& f0_train,
                                       const Eigen::MatrixXd& f0_test) const;
 
-  /// M linearised infinite-width members ("kind 1"): f_0 ~ GP(0, K ⊗ I_k) drawn jointly on
+  /// M linearized infinite-width members ("kind 1"): f_0 ~ GP(0, K ⊗ I_k) drawn jointly on
   /// train ∪ test from the eigendecomposition of the joint K (eigenvalues below its rank
   /// threshold, negative round-off included, set to 0), then evolved as in evolve(). Member m uses NormalStream(seed, m): the standard
   /// normal of (row r of [X; x], output j) is draw r·k + j. Bit-identical at any thread count;
@@ -161,9 +164,9 @@ class GradientFlow {
   GradientFlowOptions options_;
   SpectralSummary summary_;
   Eigen::MatrixXd y_;              // N×k
-  Eigen::MatrixXd nngp_;           // K(X,X), symmetrised (empty if not given)
+  Eigen::MatrixXd nngp_;           // K(X,X), symmetrized (empty if not given)
   Eigen::MatrixXd basis_;          // V_R: kept eigenvectors, N×r
-  Eigen::VectorXd eigenvalues_;    // regularised kept eigenvalues, r
+  Eigen::VectorXd eigenvalues_;    // regularized kept eigenvalues, r
   Eigen::VectorXd raw_eigenvalues_;// clipped eigenvalues of Θ itself on the kept directions, r
   Eigen::MatrixXd y_proj_;         // V_Rᵀ·Y, r×k
   Eigen::MatrixXd nngp_proj_;      // V_Rᵀ·K·V_R, r×r
@@ -194,7 +197,7 @@ class NngpPosterior {
   GradientFlowOptions options_;
   SpectralSummary summary_;
   Eigen::MatrixXd basis_;        // V_R
-  Eigen::VectorXd eigenvalues_;  // kept, regularised
+  Eigen::VectorXd eigenvalues_;  // kept, regularized
   Eigen::MatrixXd alpha_proj_;   // Λ_R⁻¹·V_Rᵀ·Y
 };
 

@@ -11,9 +11,9 @@
 //    With c = ηt/(|G|N k) on the augmented set, g(|G|μ; c) = g(μ; |G|c)/|G| and |G|c = ηt/(N k):
 //    μ_t(x) = Θ_G(x,X)·Θ_G⁻¹(I − e^{−ηtΘ_G/(Nk)})·Y — the plain N-point flow of Θ_G with the SAME
 //    η and t (no rescaling: the |G| more points and the |G| larger eigenvalues cancel). A diagonal
-//    regulariser δ on Θ_aug becomes δ/|G| on Θ_G.
+//    regularizer δ on Θ_aug becomes δ/|G| on Θ_G.
 //  * "fourier" (abelian exact groups, any exact ρ_Y, mean and covariance): the characters χ
-//    diagonalise every L_u (L_u φ_χ = χ(u)φ_χ, φ_χ[g] = χ(g)/√|G|), so Θ_aug is unitarily
+//    diagonalize every L_u (L_u φ_χ = χ(u)φ_χ, φ_χ[g] = χ(g)/√|G|), so Θ_aug is unitarily
 //    equivalent to ⊕_χ B_χ with Hermitian N×N blocks B_χ = Σ_u χ(u)·T_u (the same for K). Blocks of
 //    conjugate characters are complex conjugates, so one eigendecomposition serves both.
 //  * "dense": GradientFlow on the explicit augmented set (approximate sets such as rot(K), kernels
@@ -23,6 +23,7 @@
 
 #include <Eigen/Dense>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emergent/core/architecture.hpp"
@@ -39,7 +40,9 @@ enum class OrbitRoute {
   Averaged,   ///< group-averaged kernel on the N base points (trivial ρ_Y, mean only)
   Fourier,    ///< |G| Hermitian blocks of size N (abelian groups)
 };
-const char* to_string(OrbitRoute route);
+const char* to_string(OrbitRoute value);  ///< snake_case: automatic, dense, averaged, …
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+OrbitRoute parse_orbit_route(std::string_view text);
 
 struct OrbitFlowOptions {
   KernelOptions kernel;
@@ -61,7 +64,7 @@ struct OrbitFlowResult {
   std::vector<Eigen::MatrixXd> covariance;  ///< per time, N_test × N_test (empty unless asked)
   Eigen::Index augmented_size = 0;      ///< |G|·N
   Eigen::Index rank = 0;                ///< kept eigenvalues of Θ_aug (fourier/dense; averaged: of the invariant sector only)
-  double max_eigenvalue = 0;            ///< λ_max(Θ_aug) (+ regulariser)
+  double max_eigenvalue = 0;            ///< λ_max(Θ_aug) (+ regularizer)
   double invariance_defect = 0;         ///< max|T_u − T_{u⁻¹}ᵀ| / max|T| (reduced routes; 0 for dense)
   double kernel_seconds = 0, solve_seconds = 0;
   Eigen::Index kernel_entries = 0;      ///< kernel entries (pairs) computed, train and test

@@ -1,5 +1,5 @@
 // Analytic infinite-width kernels: the NNGP kernel K (Σ) and the NTK Θ of an architecture,
-// by the layer recursions of docs/conventions.md §2 (Neural Tangents' 'ntk' parameterisation;
+// by the layer recursions of docs/conventions.md §2 (Neural Tangents' 'ntk' parameterization;
 // Lee et al. 2018 Eq. 4, Jacot et al. 2018 Thm. 1, Arora et al. 2019 for convolutions,
 // Novak et al. 2019 / Garriga-Alonso et al. 2019 for CNN-GP readouts).
 #pragma once

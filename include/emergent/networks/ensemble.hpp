@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emergent/core/architecture.hpp"
@@ -22,6 +23,9 @@ enum class TrainingLoss {
   MeanSquaredError,     ///< ½·(1/(N·k))·Σ‖f − y‖² (docs/conventions.md §3)
   SoftmaxCrossEntropy,  ///< (1/N)·Σ_i −Σ_j y_ij·log softmax(f(x_i))_j, y rows are probabilities
 };
+const char* to_string(TrainingLoss value);  ///< snake_case: mean_squared_error, softmax_cross_entropy
+/// Inverse of to_string; throws std::invalid_argument naming the text and the allowed names.
+TrainingLoss parse_training_loss(std::string_view text);
 
 struct TrainingOptions {
   int members = 1;                   ///< ensemble size M ≥ 1

@@ -1,5 +1,5 @@
 // Finite-width networks built from the same Architecture as the kernels, in the NTK
-// parameterisation of docs/conventions.md §2: every weight and bias is standard normal, and
+// parameterization of docs/conventions.md §2: every weight and bias is standard normal, and
 //   dense: z = (W/√n_in)·ω·h + B·β,   conv: the same with n_in = C_in·FH·FW.
 // As width → ∞ the output covariance tends to the NNGP kernel and the empirical NTK to Θ.
 //
@@ -7,7 +7,7 @@
 // with b_std = 0 has no bias parameters (B·β ≡ 0 would receive a zero gradient forever), so
 //   parameter_count() = Σ_affine n_in·n_out + Σ_{affine, b_std≠0} n_out,
 // with n_in = C_in·FH·FW and n_out = C_out for conv layers (weights are shared over pixels).
-// All work inside a Network is single-threaded and deterministic; callers parallelise over
+// All work inside a Network is single-threaded and deterministic; callers parallelize over
 // networks or ensemble members (forward/vjp are const and thread-safe).
 #pragma once
 

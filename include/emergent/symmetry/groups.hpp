@@ -21,7 +21,7 @@ Representation group_d4(const ExampleShape& shape);
 Representation group_flip(const ExampleShape& shape);
 /// All H·W cyclic shifts as numpy.roll: element i·W + j moves pixel (h, w) to (h+i, w+j) mod (H, W).
 Representation group_translations(const ExampleShape& shape);
-/// Rotation by 2πj/K (j = 0..K−1) about the image centre ((H−1)/2, (W−1)/2) with bilinear
+/// Rotation by 2πj/K (j = 0..K−1) about the image center ((H−1)/2, (W−1)/2) with bilinear
 /// interpolation and zeros outside. Approximate: not closed, not norm-preserving.
 Representation group_rotation(int k, const ExampleShape& shape);
 

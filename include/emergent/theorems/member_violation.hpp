@@ -17,9 +17,9 @@ namespace emergent {
 /// Violation of equivariance by individual members, at each time/checkpoint: for member m,
 /// v_m = max_{g, x} |f_m(ρ_X(g)x) − ρ_Y(g)f_m(x)| over the given inputs and all elements.
 struct MemberViolationResult {
-  std::string kind;                      ///< "linearised (infinite width)" or "finite width (…)"
+  std::string kind;                      ///< "linearized (infinite width)" or "finite width (…)"
   int members = 0;
-  std::vector<double> times;             ///< t (linearised) or gradient steps (finite width)
+  std::vector<double> times;             ///< t (linearized) or gradient steps (finite width)
   std::vector<double> member_max;        ///< max_m v_m, per time
   std::vector<double> member_mean;       ///< (1/M)Σ_m v_m, per time
   std::vector<double> sample_mean;       ///< the same violation of the M-member average (→ 0 as M → ∞)
@@ -27,7 +27,7 @@ struct MemberViolationResult {
   std::string to_string() const;
 };
 
-/// Linearised infinite-width members (GradientFlow::sample_members) trained on the full orbit of
+/// Linearized infinite-width members (GradientFlow::sample_members) trained on the full orbit of
 /// (train_x, train_y): their priors f_0 are drawn jointly on the augmented set and on every ρ(g)x,
 /// so each member is one function. Readout/MLP architectures only; exact or approximate groups.
 MemberViolationResult linearized_member_violation(const Architecture& arch, const Inputs& train_x,
