@@ -39,13 +39,6 @@ std::string with_width(std::string spec, int width) {
   return spec;
 }
 
-// Rows g·n + i hold ρ(g)x_i (the orbit layout of augment()).
-Inputs orbit_of(const Inputs& x, const Representation& g) {
-  RowMatrix all(x.count() * g.size(), x.x.cols());
-  for (int k = 0; k < g.size(); ++k) all.middleRows(k * x.count(), x.count()) = g.apply(k, x.x);
-  return Inputs(std::move(all), x.shape);
-}
-
 // d(x)² = (1/|G|)Σ_g (f_g − mean)², f_g = values[g·n + i].
 double orbit_d2(const std::vector<double>& f, Eigen::Index n, int G, Eigen::Index i) {
   double mean = 0;

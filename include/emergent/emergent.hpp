@@ -27,6 +27,7 @@
 
 #include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/dynamics/orbit_flow.hpp"
+#include "emergent/dynamics/spectral_filter.hpp"
 
 #include "emergent/theorems/check_result.hpp"
 #include "emergent/theorems/kernel_transform.hpp"

@@ -4,6 +4,8 @@
 
 #include "emergent/symmetry/augmentation.hpp"
 #include "emergent/symmetry/groups.hpp"
+#include "detail/errors.hpp"
+#include "detail/format.hpp"
 
 #include <Eigen/Eigenvalues>
 #include <algorithm>
@@ -20,21 +22,8 @@ namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
-[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument(what); }
-
-std::string num(double v) {
-  std::ostringstream s;
-  s.precision(6);
-  s << v;
-  return s.str();
-}
-
-void check_times(const std::vector<double>& times, const char* fn) {
-  if (times.empty()) bad(std::string(fn) + ": times is empty; expected at least one time t >= 0");
-  for (double t : times)
-    if (!(t >= 0.0) || std::isnan(t))
-      bad(std::string(fn) + ": time " + num(t) + " is invalid; expected t >= 0 (inf allowed)");
-}
+using detail::bad;
+using detail::value_text;
 
 // Gauss–Legendre nodes and weights on [a, b] (Golub–Welsch on the Jacobi matrix).
 void gauss_legendre(int n, double a, double b, Eigen::VectorXd* nodes, Eigen::VectorXd* weights) {
@@ -110,7 +99,7 @@ IntervalMaximum maximize_on_interval(const std::function<double(double)>& f, dou
                                      const IntervalMaximumOptions& options) {
   if (std::string why; !options.IsValid(&why)) bad("maximize_on_interval: invalid options: " + why);
   if (!(std::isfinite(lo) && std::isfinite(hi) && lo < hi))
-    bad("maximize_on_interval: interval [" + num(lo) + ", " + num(hi) + "] is invalid; expected finite lo < hi");
+    bad("maximize_on_interval: interval [" + value_text(lo) + ", " + value_text(hi) + "] is invalid; expected finite lo < hi");
   const int n = options.scan_points;
   std::vector<double> xs(n), fs(n);
   IntervalMaximum r;
@@ -157,7 +146,7 @@ bool ContinuousBoundOptions::IsValid(std::string* error) const {
   else if (quadrature_nodes < 8 || quadrature_nodes > 2000)
     e = "quadrature_nodes = " + std::to_string(quadrature_nodes) + ", expected 8..2000";
   else if (!(kernel_rtol >= 0.0 && kernel_rtol < 1e-2))
-    e = "kernel_rtol = " + num(kernel_rtol) + ", expected 0 <= kernel_rtol < 1e-2";
+    e = "kernel_rtol = " + value_text(kernel_rtol) + ", expected 0 <= kernel_rtol < 1e-2";
   if (error) *error = e;
   return e.empty();
 }
@@ -431,10 +420,10 @@ const ContinuousBoundPoint& ContinuousBoundResult::at(std::size_t time_index, Ei
 
 std::string ContinuousBoundResult::to_string() const {
   std::ostringstream s;
-  s << "C_" << order << " ⊂ SO(2): kappa " << num(kappa) << ", " << train_size << " training points (" << augmented_size
+  s << "C_" << order << " ⊂ SO(2): kappa " << value_text(kappa) << ", " << train_size << " training points (" << augmented_size
     << " augmented), " << times.size() << " time(s), " << (times.empty() ? 0 : points.size() / times.size())
-    << " test point(s); bound/measured in [" << num(min_ratio) << ", " << num(max_ratio)
-    << "]; quadrature error " << num(quadrature_error) << "; Θ: " << spectral.to_string();
+    << " test point(s); bound/measured in [" << value_text(min_ratio) << ", " << value_text(max_ratio)
+    << "]; quadrature error " << value_text(quadrature_error) << "; Θ: " << spectral.to_string();
   return s.str();
 }
 
@@ -451,7 +440,7 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
                                                     const ViolationLawOptions& options) {
   const char* fn = "invariance_violation_laws";
   if (std::string why; !options.IsValid(&why)) bad(std::string(fn) + ": invalid options: " + why);
-  check_times(options.times, fn);
+  detail::check_times(options.times, fn, detail::EmptyTimes::Rejected);
   if (!(test_x.shape == train_x.shape))
     bad(std::string(fn) + ": test_x has example shape " + test_x.shape.to_string() + " but train_x has " +
         train_x.shape.to_string() + "; expected the same");

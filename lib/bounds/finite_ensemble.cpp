@@ -4,6 +4,8 @@
 // Ruben's series (otherwise), all evaluated in log space so the far tail keeps its digits.
 #include "emergent/bounds/finite_ensemble.hpp"
 
+#include "detail/format.hpp"
+
 #include <algorithm>
 #include <boost/math/special_functions/erf.hpp>
 #include <boost/math/special_functions/gamma.hpp>
@@ -31,11 +33,7 @@ constexpr double kLogSqrtPi = 0.57236494292470008707;     // log √π
 constexpr double kLogTwoOverPi = -0.45158270528945486473;  // log(2/π)
 constexpr double kMaxMembers = 9007199254740992.0;         // 2⁵³: every integer below is exact
 
-std::string num(double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.17g", v);
-  return buffer;
-}
+using detail::exact_text;
 
 // ---- argument checks (stan-math style: function, argument, value, expectation) --------------
 
@@ -47,19 +45,19 @@ void check_members(const char* fn, std::int64_t members) {
 
 void check_delta(const char* fn, double delta) {
   if (!(delta > 0.0) || !std::isfinite(delta))
-    throw std::invalid_argument(std::string(fn) + ": delta is " + num(delta) +
+    throw std::invalid_argument(std::string(fn) + ": delta is " + exact_text(delta) +
                                 ", but must be a finite number > 0");
 }
 
 void check_variance(const char* fn, double variance) {
   if (!(variance >= 0.0) || !std::isfinite(variance))
-    throw std::invalid_argument(std::string(fn) + ": variance (Sigma_t(x,x)) is " + num(variance) +
+    throw std::invalid_argument(std::string(fn) + ": variance (Sigma_t(x,x)) is " + exact_text(variance) +
                                 ", but must be a finite number >= 0");
 }
 
 void check_probability(const char* fn, double p) {
   if (!(p > 0.0 && p < 1.0))
-    throw std::invalid_argument(std::string(fn) + ": probability is " + num(p) +
+    throw std::invalid_argument(std::string(fn) + ": probability is " + exact_text(p) +
                                 ", but must lie in the open interval (0, 1)");
 }
 
@@ -106,12 +104,12 @@ Spectrum covariance_spectrum(const char* fn, const MatrixXd& S, const ChiSquareM
     for (Index i = 0; i < S.rows(); ++i)
       if (!std::isfinite(S(i, j)))
         throw std::invalid_argument(std::string(fn) + ": S(" + std::to_string(i) + ", " + std::to_string(j) +
-                                    ") is " + num(S(i, j)) + ", but must be finite");
+                                    ") is " + exact_text(S(i, j)) + ", but must be finite");
   const double scale = S.cwiseAbs().maxCoeff();
   const double asym = (S - S.transpose()).cwiseAbs().maxCoeff();
   if (asym > options.symmetry_rtol * scale)
-    throw std::invalid_argument(std::string(fn) + ": S is not symmetric: max |S - S^T| is " + num(asym) +
-                                ", but must be <= symmetry_rtol * max |S| = " + num(options.symmetry_rtol * scale));
+    throw std::invalid_argument(std::string(fn) + ": S is not symmetric: max |S - S^T| is " + exact_text(asym) +
+                                ", but must be <= symmetry_rtol * max |S| = " + exact_text(options.symmetry_rtol * scale));
   Spectrum s;
   s.outputs = S.rows();
   if (scale == 0.0) {
@@ -126,8 +124,8 @@ Spectrum covariance_spectrum(const char* fn, const MatrixXd& S, const ChiSquareM
   const double lmin = s.eigenvalues.minCoeff();
   if (lmin < -options.psd_rtol * lmax_abs)
     throw std::invalid_argument(std::string(fn) + ": S is not positive semidefinite: its smallest eigenvalue is " +
-                                num(lmin) + ", but must be >= -psd_rtol * max |eigenvalue| = " +
-                                num(-options.psd_rtol * lmax_abs));
+                                exact_text(lmin) + ", but must be >= -psd_rtol * max |eigenvalue| = " +
+                                exact_text(-options.psd_rtol * lmax_abs));
   s.eigenvalues = s.eigenvalues.cwiseMax(0.0);
   const double rtol = options.rank_rtol > 0.0 ? options.rank_rtol : 64.0 * static_cast<double>(S.rows()) * kEps;
   const double threshold = rtol * s.eigenvalues.maxCoeff();
@@ -474,12 +472,12 @@ bool ChiSquareMixtureOptions::IsValid(std::string* error) const {
     return false;
   };
   if (!(relative_tolerance > 0.0 && relative_tolerance < 1.0))
-    return fail("relative_tolerance is " + num(relative_tolerance) + ", but must lie in (0, 1)");
+    return fail("relative_tolerance is " + exact_text(relative_tolerance) + ", but must lie in (0, 1)");
   if (max_terms < 1) return fail("max_terms is " + std::to_string(max_terms) + ", but must be >= 1");
-  if (!(rank_rtol >= 0.0 && rank_rtol < 1.0)) return fail("rank_rtol is " + num(rank_rtol) + ", but must lie in [0, 1)");
-  if (!(psd_rtol >= 0.0 && psd_rtol < 1.0)) return fail("psd_rtol is " + num(psd_rtol) + ", but must lie in [0, 1)");
+  if (!(rank_rtol >= 0.0 && rank_rtol < 1.0)) return fail("rank_rtol is " + exact_text(rank_rtol) + ", but must lie in [0, 1)");
+  if (!(psd_rtol >= 0.0 && psd_rtol < 1.0)) return fail("psd_rtol is " + exact_text(psd_rtol) + ", but must lie in [0, 1)");
   if (!(symmetry_rtol >= 0.0 && symmetry_rtol < 1.0))
-    return fail("symmetry_rtol is " + num(symmetry_rtol) + ", but must lie in [0, 1)");
+    return fail("symmetry_rtol is " + exact_text(symmetry_rtol) + ", but must lie in [0, 1)");
   return true;
 }
 
@@ -490,7 +488,7 @@ ChiSquareMixtureTail chi_square_mixture_tail(const VectorXd& weights, double x, 
   std::vector<double> w;
   for (Index i = 0; i < weights.size(); ++i) {
     if (!(weights(i) >= 0.0) || !std::isfinite(weights(i)))
-      throw std::invalid_argument(std::string(fn) + ": weights(" + std::to_string(i) + ") is " + num(weights(i)) +
+      throw std::invalid_argument(std::string(fn) + ": weights(" + std::to_string(i) + ") is " + exact_text(weights(i)) +
                                   ", but must be a finite number >= 0");
     if (weights(i) > 0.0) w.push_back(weights(i));
   }

@@ -1,4 +1,4 @@
-// Internal: numbers in messages and reports.
+// Internal: numbers in messages and reports, one precision per purpose.
 #pragma once
 
 #include <cmath>
@@ -7,10 +7,26 @@
 
 namespace emergent::detail {
 
-/// Three significant digits ("%.3g"), the precision of every diagnostic message.
+/// Three significant digits ("%.3g"): diagnostics and summaries, where a number is read, not reused.
 inline std::string num(double v) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.3g", v);
+  return buffer;
+}
+
+/// Six significant digits ("%.6g"): a value the caller passed, quoted in an error message so
+/// that it can be recognised.
+inline std::string value_text(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.6g", v);
+  return buffer;
+}
+
+/// Seventeen significant digits ("%.17g"): round-trips every double, for values compared against
+/// a boundary they may miss by one ulp.
+inline std::string exact_text(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.17g", v);
   return buffer;
 }
 

@@ -12,6 +12,9 @@
 #include <stdexcept>
 
 #include "emergent/core/random.hpp"
+#include "emergent/dynamics/spectral_filter.hpp"
+#include "detail/errors.hpp"
+#include "detail/format.hpp"
 
 namespace emergent {
 
@@ -21,11 +24,7 @@ using Eigen::Index;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-std::string num(double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.6g", v);
-  return buffer;
-}
+using detail::value_text;
 
 std::string shape_text(Index rows, Index cols) {
   return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
@@ -43,7 +42,7 @@ void check_finite(const MatrixXd& a, const char* name) {
     for (Index i = 0; i < a.rows(); ++i)
       if (!std::isfinite(a(i, j)))
         throw std::invalid_argument(std::string(name) + ": entry (" + std::to_string(i) + ", " +
-                                    std::to_string(j) + ") = " + num(a(i, j)) +
+                                    std::to_string(j) + ") = " + value_text(a(i, j)) +
                                     ", expected a finite number");
 }
 
@@ -53,9 +52,9 @@ MatrixXd symmetrised(const MatrixXd& a, const char* name, double rtol) {
   const double scale = a.cwiseAbs().maxCoeff();
   const double asym = (a - a.transpose()).cwiseAbs().maxCoeff();
   if (asym > rtol * scale)
-    throw std::invalid_argument(std::string(name) + ": not symmetric, max |A - A^T| = " + num(asym) +
-                                " with max |A| = " + num(scale) +
-                                ", expected at most symmetry_rtol * max |A| = " + num(rtol * scale));
+    throw std::invalid_argument(std::string(name) + ": not symmetric, max |A - A^T| = " + value_text(asym) +
+                                " with max |A| = " + value_text(scale) +
+                                ", expected at most symmetry_rtol * max |A| = " + value_text(rtol * scale));
   return 0.5 * (a + a.transpose());
 }
 
@@ -125,24 +124,15 @@ Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool r
   return s;
 }
 
-// g_t(λ) = (1 − e^{−sλ})/λ with s = η·t/(N·k): Θ⁻¹T_t on one eigenvalue (docs/conventions.md §3).
-double g_of(double lambda, double s, double t) {
-  if (t == 0.0) return 0.0;
-  if (std::isinf(t)) return 1.0 / lambda;
-  const double x = s * lambda;
-  if (x < 1e-5) return s * (1.0 - 0.5 * x * (1.0 - x / 3.0 * (1.0 - 0.25 * x)));  // error ≤ x⁴/120
-  return -std::expm1(-x) / lambda;
-}
-
 }  // namespace
 
 std::string SpectralSummary::to_string() const {
   std::ostringstream out;
   out << "status=" << emergent::to_string(status) << " N=" << size << " rank=" << rank << "/" << size
-      << " eig=[" << num(min_eigenvalue) << ", " << num(max_eigenvalue) << "]"
-      << " clipped=" << clipped_negative << " (most negative " << num(most_negative) << ")"
-      << " reg=" << num(regularizer) << " cond=" << num(condition)
-      << " effective_cond=" << num(effective_condition) << " threshold=" << num(rank_threshold);
+      << " eig=[" << value_text(min_eigenvalue) << ", " << value_text(max_eigenvalue) << "]"
+      << " clipped=" << clipped_negative << " (most negative " << value_text(most_negative) << ")"
+      << " reg=" << value_text(regularizer) << " cond=" << value_text(condition)
+      << " effective_cond=" << value_text(effective_condition) << " threshold=" << value_text(rank_threshold);
   return out.str();
 }
 
@@ -152,17 +142,17 @@ bool GradientFlowOptions::IsValid(std::string* error) const {
     return false;
   };
   if (!(std::isfinite(learning_rate) && learning_rate > 0.0))
-    return fail("learning_rate = " + num(learning_rate) + ": expected a finite number > 0");
+    return fail("learning_rate = " + value_text(learning_rate) + ": expected a finite number > 0");
   if (!(std::isfinite(diag_reg) && diag_reg >= 0.0))
-    return fail("diag_reg = " + num(diag_reg) + ": expected a finite number >= 0");
+    return fail("diag_reg = " + value_text(diag_reg) + ": expected a finite number >= 0");
   if (!(std::isfinite(rank_rtol) && rank_rtol >= 0.0 && rank_rtol < 1.0))
-    return fail("rank_rtol = " + num(rank_rtol) + ": expected 0 <= rank_rtol < 1 (0: 10*N*eps)");
+    return fail("rank_rtol = " + value_text(rank_rtol) + ": expected 0 <= rank_rtol < 1 (0: 10*N*eps)");
   if (!(std::isfinite(psd_rtol) && psd_rtol >= 0.0))
-    return fail("psd_rtol = " + num(psd_rtol) + ": expected a finite number >= 0");
+    return fail("psd_rtol = " + value_text(psd_rtol) + ": expected a finite number >= 0");
   if (!(ill_conditioned > 1.0))  // +inf allowed: never flag
-    return fail("ill_conditioned = " + num(ill_conditioned) + ": expected a number > 1");
+    return fail("ill_conditioned = " + value_text(ill_conditioned) + ": expected a number > 1");
   if (!(std::isfinite(symmetry_rtol) && symmetry_rtol >= 0.0))
-    return fail("symmetry_rtol = " + num(symmetry_rtol) + ": expected a finite number >= 0");
+    return fail("symmetry_rtol = " + value_text(symmetry_rtol) + ": expected a finite number >= 0");
   if (threads < 0) return fail("threads = " + std::to_string(threads) + ": expected >= 0 (0: OpenMP default)");
   if (error) error->clear();
   return true;
@@ -226,17 +216,10 @@ GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp
   if (nngp_.size() != 0) nngp_proj_ = project_symmetric(nngp_, basis_, options_.threads);
 }
 
-void GradientFlow::check_times(const std::vector<double>& times) const {
-  for (std::size_t i = 0; i < times.size(); ++i)
-    if (std::isnan(times[i]) || times[i] < 0.0)
-      throw std::invalid_argument("times[" + std::to_string(i) + "] = " + num(times[i]) +
-                                  ": expected t >= 0 (in steps; inf allowed)");
-}
-
 VectorXd GradientFlow::g(double t) const {
   const double s = scale_ * t;
   VectorXd out(eigenvalues_.size());
-  for (Index i = 0; i < out.size(); ++i) out(i) = g_of(eigenvalues_(i), s, t);
+  for (Index i = 0; i < out.size(); ++i) out(i) = spectral_filter(eigenvalues_(i), s);
   return out;
 }
 
@@ -257,7 +240,7 @@ void GradientFlow::require_nngp(const char* what) const {
 
 std::vector<MatrixXd> GradientFlow::mean(const std::vector<double>& times,
                                          const MatrixXd& ntk_test_train) const {
-  check_times(times);
+  detail::check_times(times, "GradientFlow", detail::EmptyTimes::Allowed);
   const MatrixXd p = project_test(ntk_test_train);
   std::vector<MatrixXd> out(times.size());
   const long count = static_cast<long>(times.size());
@@ -270,7 +253,7 @@ std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
                                                const MatrixXd& ntk_test_train,
                                                const MatrixXd& nngp_test_train,
                                                const MatrixXd& nngp_test_test) const {
-  check_times(times);
+  detail::check_times(times, "GradientFlow", detail::EmptyTimes::Allowed);
   require_nngp("the covariance");
   const MatrixXd p = project_test(ntk_test_train);
   const Index m = p.rows();
@@ -294,7 +277,7 @@ std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
 }
 
 std::vector<MatrixXd> GradientFlow::train_mean(const std::vector<double>& times) const {
-  check_times(times);
+  detail::check_times(times, "GradientFlow", detail::EmptyTimes::Allowed);
   std::vector<MatrixXd> out;
   out.reserve(times.size());
   for (double t : times) {
@@ -305,7 +288,7 @@ std::vector<MatrixXd> GradientFlow::train_mean(const std::vector<double>& times)
 }
 
 std::vector<double> GradientFlow::train_loss(const std::vector<double>& times) const {
-  check_times(times);
+  detail::check_times(times, "GradientFlow", detail::EmptyTimes::Allowed);
   const double n = static_cast<double>(y_.size());
   std::vector<double> out;
   out.reserve(times.size());
@@ -327,7 +310,7 @@ std::vector<double> GradientFlow::train_loss(const std::vector<double>& times) c
 std::vector<MatrixXd> GradientFlow::evolve(const std::vector<double>& times,
                                            const MatrixXd& ntk_test_train, const MatrixXd& f0_train,
                                            const MatrixXd& f0_test) const {
-  check_times(times);
+  detail::check_times(times, "GradientFlow", detail::EmptyTimes::Allowed);
   const MatrixXd p = project_test(ntk_test_train);
   check_shape(f0_train, "f0_train", train_size(), outputs(), "(N, k)");
   check_finite(f0_train, "f0_train");
@@ -345,7 +328,7 @@ LinearizedEnsemble GradientFlow::sample_members(const std::vector<double>& times
                                                 const MatrixXd& nngp_test_train,
                                                 const MatrixXd& nngp_test_test, Index members,
                                                 std::uint64_t seed) const {
-  check_times(times);
+  detail::check_times(times, "GradientFlow", detail::EmptyTimes::Allowed);
   require_nngp("linearised members");
   if (members < 1)
     throw std::invalid_argument("members = " + std::to_string(members) + ": expected >= 1");

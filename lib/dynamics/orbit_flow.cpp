@@ -16,7 +16,11 @@
 #include <numbers>
 #include <sstream>
 #include <stdexcept>
+
+#include "emergent/dynamics/spectral_filter.hpp"
 #include "detail/enum_names.hpp"
+#include "detail/errors.hpp"
+#include "detail/format.hpp"
 
 namespace emergent {
 
@@ -30,13 +34,8 @@ using cd = std::complex<double>;
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
-[[noreturn]] void bad(const std::string& m) { throw std::invalid_argument(m); }
-
-std::string num(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.3g", v);
-  return b;
-}
+using detail::bad;
+using detail::num;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -57,22 +56,6 @@ cd root_of_unity(int theta, int n) {
   }
   const double a = 2.0 * std::numbers::pi * theta / n;
   return {std::cos(a), std::sin(a)};
-}
-
-// g_t(λ) = (1 − e^{−sλ})/λ (docs/conventions.md §3), as GradientFlow.
-double g_of(double lambda, double s, double t) {
-  if (t == 0.0) return 0.0;
-  if (std::isinf(t)) return 1.0 / lambda;
-  const double x = s * lambda;
-  if (x < 1e-5) return s * (1.0 - 0.5 * x * (1.0 - x / 3.0 * (1.0 - 0.25 * x)));
-  return -std::expm1(-x) / lambda;
-}
-
-void check_times(const std::vector<double>& times) {
-  if (times.empty()) bad("predict_augmented: times: expected at least one time");
-  for (std::size_t i = 0; i < times.size(); ++i)
-    if (std::isnan(times[i]) || times[i] < 0.0)
-      bad("predict_augmented: times[" + std::to_string(i) + "] = " + num(times[i]) + ", expected t >= 0 (inf allowed)");
 }
 
 // The absolute regularizer the dense solve would add to Θ_aug: diag_reg, or diag_reg·tr(Θ_aug)/(|G|N)
@@ -306,7 +289,7 @@ void validate_augmented(const Architecture& arch, const Inputs& train_x, const R
                         const Inputs& test_x, const Representation& rho_x, const Representation& rho_y,
                         const std::vector<double>& times, const OrbitFlowOptions& options) {
   if (std::string e; !options.IsValid(&e)) bad("predict_augmented: options." + e);
-  check_times(times);
+  detail::check_times(times, "predict_augmented", detail::EmptyTimes::Rejected);
   if (arch.expects_images() && !arch.has_readout())
     bad("predict_augmented: arch '" + arch.to_string() +
         "' keeps pixel indices (no flatten/gap readout); expected a readout or an MLP");
@@ -490,7 +473,7 @@ Index sector_predictions(const Sector& s, const std::vector<std::vector<int>>& c
   if (covariance) cov_part.resize(T);
   for (std::size_t ti = 0; ti < T; ++ti) {
     Eigen::VectorXcd gv(r);
-    for (Index i = 0; i < r; ++i) gv(i) = g_of(lam(i), scale * times[ti], times[ti]);
+    for (Index i = 0; i < r; ++i) gv(i) = spectral_filter(lam(i), scale * times[ti]);
     const MatrixXcd a = p * gv.asDiagonal();
     mean_part[ti] = s.weight * (a * yp).real();
     if (covariance) {

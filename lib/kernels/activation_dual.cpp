@@ -286,10 +286,10 @@ Phi make_phi(const Activation& act) {
 
 ActivationDual::ActivationDual(const Activation& activation, int quadrature_order)
     : activation_(activation) {
-  if (quadrature_order < 0 || quadrature_order > 1000)
+  if (quadrature_order < 0 || quadrature_order > kMaxQuadratureOrder)
     throw std::invalid_argument("ActivationDual: quadrature_order = " +
-                                std::to_string(quadrature_order) +
-                                ", expected 0 (default rule) or 1..1000 Gauss–Hermite nodes");
+                                std::to_string(quadrature_order) + ", expected 0 (default rule) or 1.." +
+                                std::to_string(kMaxQuadratureOrder) + " Gauss–Hermite nodes");
   if (!std::isfinite(activation.a) || !std::isfinite(activation.b))
     throw std::invalid_argument("ActivationDual: slopes (a, b) = (" + std::to_string(activation.a) +
                                 ", " + std::to_string(activation.b) + "), expected finite values");

@@ -732,8 +732,9 @@ bool KernelOptions::IsValid(std::string* error) const {
     return false;
   };
   if (threads < 0) return bad("threads: expected >= 0 (0 = OpenMP default), got " + std::to_string(threads));
-  if (quadrature_order < 0 || quadrature_order > 400)
-    return bad("quadrature_order: expected 0 (default) to 400, got " + std::to_string(quadrature_order));
+  if (quadrature_order < 0 || quadrature_order > kMaxQuadratureOrder)
+    return bad("quadrature_order: expected 0 (default) to " + std::to_string(kMaxQuadratureOrder) + ", got " +
+               std::to_string(quadrature_order));
   if (memory_cap_bytes != 0 && memory_cap_bytes < (1u << 20))
     return bad("memory_cap_bytes: expected 0 (25% of RAM) or at least 1 MiB, got " + std::to_string(memory_cap_bytes));
   return true;

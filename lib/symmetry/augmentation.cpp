@@ -28,6 +28,13 @@ using detail::Perm;
 
 // ---- augmentation -------------------------------------------------------------------------
 
+Inputs orbit_of(const Inputs& x, const Representation& rho_x) {
+  const Index N = x.count();
+  RowMatrix all(static_cast<Index>(rho_x.size()) * N, x.x.cols());
+  for (int g = 0; g < rho_x.size(); ++g) all.middleRows(g * N, N) = rho_x.apply(g, x).x;
+  return Inputs(std::move(all), x.shape);
+}
+
 AugmentedSet augment(const Inputs& x, const RowMatrix& y, const Representation& rho_x, const Representation& rho_y) {
   if (y.rows() != x.count())
     bad("augment: y has " + std::to_string(y.rows()) + " rows, expected N = " + std::to_string(x.count()));
@@ -39,17 +46,15 @@ AugmentedSet augment(const Inputs& x, const RowMatrix& y, const Representation& 
   s.originals = x.count();
   s.group_size = rho_x.size();
   const Index N = x.count();
-  RowMatrix ax(N * s.group_size, x.x.cols());
+  s.x = orbit_of(x, rho_x);
   s.y.resize(N * s.group_size, y.cols());
   for (int g = 0; g < s.group_size; ++g) {
-    ax.middleRows(g * N, N) = rho_x.apply(g, x).x;
     s.y.middleRows(g * N, N) = rho_y.apply(g, y);
     for (Index i = 0; i < N; ++i) {
       s.source.push_back(i);
       s.element.push_back(g);
     }
   }
-  s.x = Inputs(std::move(ax), x.shape);
   return s;
 }
 

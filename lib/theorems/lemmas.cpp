@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "emergent/dynamics/spectral_filter.hpp"
+
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 #include "detail/theorem_support.hpp"
@@ -47,13 +49,10 @@ namespace {
 
 using IndexMaps = std::vector<std::vector<Index>>;  // one map per group element
 
-// g_t(Θ) = V·diag(g_t(λ))·Vᵀ, g_t(λ) = (1 − e^{−cλ})/λ → c as λ → 0 (negative round-off clipped).
+// g_t(Θ) = V·diag(g_t(λ))·Vᵀ with g_t of spectral_filter.hpp, s = c (negative round-off clipped).
 MatrixXd spectral_g(const Eigen::SelfAdjointEigenSolver<MatrixXd>& es, double c) {
   VectorXd f(es.eigenvalues().size());
-  for (Index i = 0; i < f.size(); ++i) {
-    const double l = std::max(0.0, es.eigenvalues()(i));
-    f(i) = (c * l > 1e-300 && l > 0) ? -std::expm1(-c * l) / l : c;
-  }
+  for (Index i = 0; i < f.size(); ++i) f(i) = spectral_filter(std::max(0.0, es.eigenvalues()(i)), c);
   return es.eigenvectors() * f.asDiagonal() * es.eigenvectors().transpose();
 }
 

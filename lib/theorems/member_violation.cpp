@@ -38,13 +38,6 @@ using detail::time_text;
 
 double max_abs(const MatrixXd& a) { return a.size() ? a.cwiseAbs().maxCoeff() : 0.0; }
 
-// Stack ρ(g)x for every g: rows g·m + i.
-Inputs orbit_of(const Representation& rho, const Inputs& x) {
-  RowMatrix all(static_cast<Index>(rho.size()) * x.count(), x.x.cols());
-  for (int g = 0; g < rho.size(); ++g) all.middleRows(g * x.count(), x.count()) = rho.apply(g, x.x);
-  return Inputs(std::move(all), x.shape);
-}
-
 void require_readout(const Architecture& arch, const char* where) {
   if (is_spatial(arch))
     bad(std::string(where) + ": arch '" + arch.to_string() + "' keeps pixel indices; expected a readout or an MLP");
@@ -100,7 +93,7 @@ MemberViolationResult linearized_member_violation(const Architecture& arch, cons
   check_inputs_for(rho_x, inputs, "inputs", "linearized_member_violation");
   if (members < 1) bad("linearized_member_violation: members = " + std::to_string(members) + ", expected >= 1");
   const AugmentedSet a = augment(train_x, train_y, rho_x, rho_y);
-  const Inputs all = orbit_of(rho_x, inputs);
+  const Inputs all = orbit_of(inputs, rho_x);
   const Kernels tr = kernels(arch, a.x, kernel);
   const Kernels cr = kernels(arch, all, a.x, kernel);
   const Kernels tt = kernels(arch, all, kernel);
@@ -122,7 +115,7 @@ MemberViolationResult finite_member_violation(const Architecture& arch, const In
   require_readout(arch, "finite_member_violation");
   check_inputs_for(rho_x, inputs, "inputs", "finite_member_violation");
   const AugmentedSet a = augment(train_x, train_y, rho_x, rho_y);
-  const Inputs all = orbit_of(rho_x, inputs);
+  const Inputs all = orbit_of(inputs, rho_x);
   const EnsembleResult e = train_ensemble(arch, a.x, a.y, all, options);
   MemberViolationResult r;
   r.kind = "finite width (" + arch.to_string() + ", gradient descent, lr " + num(options.learning_rate) + ")";

@@ -157,7 +157,6 @@ class GradientFlow {
 
  private:
   Eigen::VectorXd g(double t) const;  // g_t on the kept eigenvalues
-  void check_times(const std::vector<double>& times) const;
   Eigen::MatrixXd project_test(const Eigen::MatrixXd& ntk_test_train) const;  // Θ(x,X)·V_R
   void require_nngp(const char* what) const;
 

@@ -27,6 +27,11 @@ struct DualValue {
   double ntk_scale = 0.0;
 };
 
+/// The largest Gauss–Hermite order (nodes per dimension) that ActivationDual and
+/// KernelOptions::quadrature_order accept: the product rule costs order² activation evaluations
+/// per kernel entry, so 400 (160,000 evaluations) is already far past the default's 1e-8 accuracy.
+inline constexpr int kMaxQuadratureOrder = 400;
+
 /// The dual kernel of an activation: maps (q1, q2, c) to DualValue.
 /// Build once (quadrature nodes are computed in the constructor), then evaluate many times;
 /// evaluation is thread-safe.
@@ -35,7 +40,7 @@ class ActivationDual {
   /// `quadrature_order` > 0: a Gauss–Hermite product rule of that many nodes per dimension for
   /// the activations without a closed form and for quadrature(); 0 (default): the adaptive
   /// trapezoidal rule described above (accurate to 1e-8 relative for q ≤ 100).
-  /// Throws std::invalid_argument for an order outside 0..1000 or non-finite slopes.
+  /// Throws std::invalid_argument for an order outside 0..kMaxQuadratureOrder or non-finite slopes.
   explicit ActivationDual(const Activation& activation, int quadrature_order = 0);
 
   /// Dual kernel at covariance [[q1, c], [c, q2]]. Requires q1, q2 ≥ 0; c is clamped to

@@ -22,6 +22,10 @@ struct AugmentedSet {
   Eigen::Index row(int g, Eigen::Index i) const { return g * originals + i; }
 };
 
+/// The orbit of x under ρ_X stacked element by element: row g·N + i is ρ_X(g)x_i (the row
+/// layout of AugmentedSet::x). Throws std::invalid_argument if rho_x does not act on x's shape.
+Inputs orbit_of(const Inputs& x, const Representation& rho_x);
+
 /// Throws std::invalid_argument if y.rows() ≠ N, the representations differ in size, or their
 /// dimensions do not fit x and y.
 AugmentedSet augment(const Inputs& x, const RowMatrix& y, const Representation& rho_x, const Representation& rho_y);
