@@ -210,7 +210,7 @@ void run_covariance(const BoundArgs& a) {
     j["members"] = a.members;
     j["delta"] = a.delta;
     j["rank"] = static_cast<std::int64_t>(v.rank);
-    j["eigenvalues"] = v.eigenvalues;
+    j["eigenvalues"] = json_numbers(v.eigenvalues);
     j["exact_probability"] = v.exact_probability;
     j["log10_exact_probability"] = log10_of(v.log_exact_probability);
     j["status"] = to_string(v.status);
