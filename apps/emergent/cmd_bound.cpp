@@ -37,7 +37,8 @@ void add_bound_command(CLI::App& app);
 #include "emergent/theorems/equivariance_checks.hpp"
 #include "emergent/theorems/member_violation.hpp"
 #include "emergent/data/npy.hpp"
-#include "io.hpp"
+#include "support/io.hpp"
+#include "support/json.hpp"
 
 namespace emergent::cli {
 
@@ -57,37 +58,6 @@ struct BoundArgs {
 };
 
 // ---- output helpers ------------------------------------------------------------------------
-
-// Shortest round-trip decimal; JSON has no inf/nan, so those become null.
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-class JsonObject {
- public:
-  void add(const std::string& key, double v) { add_raw(key, json_number(v)); }
-  void add(const std::string& key, std::int64_t v) { add_raw(key, std::to_string(v)); }
-  void add(const std::string& key, const std::string& v) { add_raw(key, "\"" + v + "\""); }
-  void add(const std::string& key, const char* v) { add(key, std::string(v)); }
-  void add(const std::string& key, const Eigen::VectorXd& v) {
-    std::string s = "[";
-    for (Eigen::Index i = 0; i < v.size(); ++i) s += (i ? ", " : "") + json_number(v(i));
-    add_raw(key, s + "]");
-  }
-  void add_raw(const std::string& key, const std::string& value) { items_.emplace_back(key, value); }
-  std::string str() const {
-    std::string s = "{";
-    for (std::size_t i = 0; i < items_.size(); ++i)
-      s += (i ? ", " : "") + std::string("\"") + items_[i].first + "\": " + items_[i].second;
-    return s + "}";
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> items_;
-};
 
 std::string short_number(double v) {
   char buf[64];
@@ -112,13 +82,13 @@ std::string members_text(const MemberCount& c) {
   return "more than 2^53 (about " + short_number(c.members_real) + ")";
 }
 
-void add_members(JsonObject& j, const std::string& key, const MemberCount& c) {
+void add_members(Json& j, const std::string& key, const MemberCount& c) {
   if (c.status == MembersStatus::Ok)
-    j.add(key, c.members);
+    j[key] = c.members;
   else
-    j.add_raw(key, "null");
-  j.add(key + "_real", c.members_real);
-  j.add(key + "_status", to_string(c.status));
+    j[key] = nullptr;
+  j[key + "_real"] = c.members_real;
+  j[key + "_status"] = to_string(c.status);
 }
 
 // ---- inputs --------------------------------------------------------------------------------
@@ -167,14 +137,14 @@ void check_modes(const BoundArgs& a) {
 // ---- the three modes, one output -----------------------------------------------------------
 
 void run_scalar(const BoundArgs& a) {
-  JsonObject j;
+  Json j = Json::object();
   std::ostringstream text;
-  j.add("outputs", std::int64_t{1});
-  j.add("variance", a.variance);
+  j["outputs"] = std::int64_t{1};
+  j["variance"] = a.variance;
   if (a.min_members) {
     const MinMembers mm = ensemble_min_members(a.variance, a.delta, a.probability);
-    j.add("delta", a.delta);
-    j.add("probability", a.probability);
+    j["delta"] = a.delta;
+    j["probability"] = a.probability;
     add_members(j, "members", mm.exact);
     add_members(j, "exact_members", mm.exact);
     add_members(j, "paper_members", mm.paper);
@@ -183,29 +153,32 @@ void run_scalar(const BoundArgs& a) {
          << members_text(mm.paper) << ".";
   } else if (a.delta_opt->count() > 0) {
     const EnsembleDeviation d = ensemble_deviation(a.variance, a.members, a.delta);
-    j.add("members", a.members);
-    j.add("delta", a.delta);
-    j.add("sigma", d.sigma);
-    j.add("exact_probability", d.exact_probability);
-    j.add("log10_exact_probability", log10_of(d.log_exact_probability));
-    j.add("paper_bound", d.paper_bound);
-    j.add("log10_paper_bound", log10_of(d.log_paper_bound));
+    j["members"] = a.members;
+    j["delta"] = a.delta;
+    j["sigma"] = d.sigma;
+    j["exact_probability"] = d.exact_probability;
+    j["log10_exact_probability"] = log10_of(d.log_exact_probability);
+    j["paper_bound"] = d.paper_bound;
+    j["log10_paper_bound"] = log10_of(d.log_paper_bound);
     text << "With " << a.members << " members, |f̄ − f̂| > " << short_number(a.delta) << " with probability "
          << short_probability(d.exact_probability, d.log_exact_probability)
          << " (exact, NTK limit); the paper's bound gives ≤ "
          << short_probability(d.paper_bound, d.log_paper_bound) << ".";
   } else {
     const EnsembleDelta e = ensemble_delta(a.variance, a.members, a.probability);
-    j.add("members", a.members);
-    j.add("probability", a.probability);
-    j.add("delta", e.exact_delta);
-    j.add("exact_delta", e.exact_delta);
-    j.add("paper_delta", e.paper_delta);
+    j["members"] = a.members;
+    j["probability"] = a.probability;
+    j["delta"] = e.exact_delta;
+    j["exact_delta"] = e.exact_delta;
+    j["paper_delta"] = e.paper_delta;
     text << "With " << a.members << " members, |f̄ − f̂| > " << short_number(e.exact_delta) << " with probability "
          << short_number(a.probability) << " (exact, NTK limit); the paper's bound guarantees probability ≤ "
          << short_number(a.probability) << " only from δ = " << short_number(e.paper_delta) << ".";
   }
-  std::cout << (a.json ? j.str() : text.str()) << std::endl;
+  if (a.json)
+    print_json(j);
+  else
+    std::cout << text.str() << std::endl;
 }
 
 // ---- k outputs: the invariance violation ----------------------------------------------------
@@ -217,13 +190,13 @@ void run_covariance(const BoundArgs& a) {
   std::string why;
   if (!options.IsValid(&why)) throw std::invalid_argument("--rank-rtol: " + why);
   const std::string norm = "‖f̂(gx) − ρ(g)f̂(x)‖";
-  JsonObject j;
+  Json j = Json::object();
   std::ostringstream text;
-  j.add("outputs", static_cast<std::int64_t>(S.rows()));
+  j["outputs"] = static_cast<std::int64_t>(S.rows());
   if (a.min_members) {
     const MinMembers mm = violation_min_members(S, a.delta, a.probability, options);
-    j.add("delta", a.delta);
-    j.add("probability", a.probability);
+    j["delta"] = a.delta;
+    j["probability"] = a.probability;
     add_members(j, "members", mm.exact);
     add_members(j, "exact_members", mm.exact);
     add_members(j, "paper_members", mm.paper);
@@ -234,19 +207,19 @@ void run_covariance(const BoundArgs& a) {
          << members_text(mm.paper) << ".";
   } else if (a.delta_opt->count() > 0) {
     const ViolationProbability v = violation_probability(S, a.members, a.delta, options);
-    j.add("members", a.members);
-    j.add("delta", a.delta);
-    j.add("rank", static_cast<std::int64_t>(v.rank));
-    j.add("eigenvalues", v.eigenvalues);
-    j.add("exact_probability", v.exact_probability);
-    j.add("log10_exact_probability", log10_of(v.log_exact_probability));
-    j.add("status", to_string(v.status));
-    j.add("error_bound", v.error_bound);
-    j.add("series_terms", v.terms);
-    j.add("paper_bound", v.paper_bound);
-    j.add("union_bound", v.union_bound);
-    j.add("chernoff_bound", v.chernoff_bound);
-    j.add("upper_bound", v.upper_bound);
+    j["members"] = a.members;
+    j["delta"] = a.delta;
+    j["rank"] = static_cast<std::int64_t>(v.rank);
+    j["eigenvalues"] = json_numbers(v.eigenvalues);
+    j["exact_probability"] = v.exact_probability;
+    j["log10_exact_probability"] = log10_of(v.log_exact_probability);
+    j["status"] = to_string(v.status);
+    j["error_bound"] = v.error_bound;
+    j["series_terms"] = v.terms;
+    j["paper_bound"] = v.paper_bound;
+    j["union_bound"] = v.union_bound;
+    j["chernoff_bound"] = v.chernoff_bound;
+    j["upper_bound"] = v.upper_bound;
     text << "With " << a.members << " members, " << norm << " > " << short_number(a.delta) << " with probability "
          << short_probability(v.exact_probability, v.log_exact_probability) << " (exact, NTK limit";
     if (v.status != TailStatus::Ok)
@@ -258,20 +231,23 @@ void run_covariance(const BoundArgs& a) {
          << ", the paper's (union over " << v.rank << " eigen-directions) " << short_number(v.paper_bound) << ".";
   } else {
     const ViolationDelta d = violation_delta(S, a.members, a.probability, options);
-    j.add("members", a.members);
-    j.add("probability", a.probability);
-    j.add("delta", d.exact_delta);
-    j.add("exact_delta", d.exact_delta);
-    j.add("paper_delta", d.paper_delta);
-    j.add("upper_bound_delta", d.upper_delta);
-    j.add("status", to_string(d.status));
+    j["members"] = a.members;
+    j["probability"] = a.probability;
+    j["delta"] = d.exact_delta;
+    j["exact_delta"] = d.exact_delta;
+    j["paper_delta"] = d.paper_delta;
+    j["upper_bound_delta"] = d.upper_delta;
+    j["status"] = to_string(d.status);
     text << "With " << a.members << " members, " << norm << " > " << short_number(d.exact_delta)
          << " with probability " << short_number(a.probability) << " (exact, NTK limit"
          << (d.status != TailStatus::Ok ? "; Ruben's series not converged, delta is a lower bound (try --rank-rtol)" : "")
          << "); the best upper bound guarantees probability ≤ " << short_number(a.probability) << " from δ = "
          << short_number(d.upper_delta) << ", the paper's bound from δ = " << short_number(d.paper_delta) << ".";
   }
-  std::cout << (a.json ? j.str() : text.str()) << std::endl;
+  if (a.json)
+    print_json(j);
+  else
+    std::cout << text.str() << std::endl;
 }
 
 void run_bound(const BoundArgs& a) {
@@ -333,15 +309,6 @@ Setting load_setting(const SettingArgs& a) {
   return s;
 }
 
-// Times are numbers, and t = ∞ is the string "inf" (JSON has no infinity).
-std::string json_time(double t) { return std::isinf(t) ? "\"inf\"" : json_number(t); }
-
-std::string json_array(const std::vector<double>& v) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + json_time(v[i]);
-  return s + "]";
-}
-
 void run_group(const GroupArgs& a) {
   if (a.order < 1) throw std::invalid_argument("--order " + std::to_string(a.order) + " is invalid; expected k >= 1");
   const Setting s = load_setting(a);
@@ -359,37 +326,37 @@ void run_group(const GroupArgs& a) {
   }
   const ContinuousBoundResult r = continuous_group_bound(s.arch, s.x, s.y, s.z, o);
   if (a.json) {
-    JsonObject j;
-    j.add("order", std::int64_t{a.order});
-    j.add("kappa", r.kappa);
-    j.add("train_size", static_cast<std::int64_t>(r.train_size));
-    j.add("augmented_size", static_cast<std::int64_t>(r.augmented_size));
-    j.add_raw("times", json_array(r.times));
-    j.add("min_ratio", r.min_ratio);
-    j.add("max_ratio", r.max_ratio);
-    j.add("quadrature_error", r.quadrature_error);
-    j.add("spectral_status", to_string(r.spectral.status));
-    std::string pts = "[";
+    Json j = Json::object();
+    j["order"] = std::int64_t{a.order};
+    j["kappa"] = r.kappa;
+    j["train_size"] = static_cast<std::int64_t>(r.train_size);
+    j["augmented_size"] = static_cast<std::int64_t>(r.augmented_size);
+    j["times"] = json_times(r.times);
+    j["min_ratio"] = r.min_ratio;
+    j["max_ratio"] = r.max_ratio;
+    j["quadrature_error"] = r.quadrature_error;
+    j["spectral_status"] = to_string(r.spectral.status);
+    Json pts = Json::array();
     for (std::size_t i = 0; i < r.points.size(); ++i) {
       const ContinuousBoundPoint& p = r.points[i];
-      JsonObject q;
-      q.add("test_index", static_cast<std::int64_t>(p.test_index));
-      q.add_raw("time", json_time(p.time));
-      q.add("bound", p.bound);
-      q.add("measured", p.measured);
-      q.add("ratio", p.ratio);
-      q.add("paper_bound", p.paper_bound);
-      q.add("lipschitz_constant", p.lipschitz_constant);
-      q.add("fourier_bound", p.fourier_bound);
-      q.add("roundoff", p.roundoff);
-      q.add("measured_scan", p.measured_scan);
-      q.add("worst_angle", p.worst_angle);
-      q.add("f_norm", p.f_norm);
-      q.add("f_perp_norm", p.f_perp_norm);
-      pts += (i ? ", " : "") + q.str();
+      Json q = Json::object();
+      q["test_index"] = static_cast<std::int64_t>(p.test_index);
+      q["time"] = json_time(p.time);
+      q["bound"] = p.bound;
+      q["measured"] = p.measured;
+      q["ratio"] = p.ratio;
+      q["paper_bound"] = p.paper_bound;
+      q["lipschitz_constant"] = p.lipschitz_constant;
+      q["fourier_bound"] = p.fourier_bound;
+      q["roundoff"] = p.roundoff;
+      q["measured_scan"] = p.measured_scan;
+      q["worst_angle"] = p.worst_angle;
+      q["f_norm"] = p.f_norm;
+      q["f_perp_norm"] = p.f_perp_norm;
+      pts.push_back(q);
     }
-    j.add_raw("points", pts + "]");
-    std::cout << j.str() << std::endl;
+    j["points"] = pts;
+    print_json(j);
     return;
   }
   std::printf("C_%d augmentation, SO(2) violation |mean(R(θ)x) − mean(x)|; kappa = 2 sin(pi/2k) = %.6g\n", a.order,
@@ -428,7 +395,7 @@ void run_violation(const ViolationArgs& a) {
   const std::size_t ng = static_cast<std::size_t>(group.size()), nz = static_cast<std::size_t>(s.z.count());
   // Worst case over test points and group elements, per time: the largest variance s gives the
   // largest probability (at fixed δ) and the largest δ (at fixed p), since S = s·I_k.
-  std::string per_time = "[";
+  Json per_time = Json::array();
   std::ostringstream text;
   text << "Invariance violation of a " << a.members << "-member ensemble under '" << group.name() << "' ("
        << group.size() << " elements, trained " << (a.augment.empty() ? "without augmentation" : "with --augment " + a.augment)
@@ -442,28 +409,28 @@ void run_violation(const ViolationArgs& a) {
       if (l.element == 0) continue;
       if (!worst || l.variance > worst->variance) worst = &l;
     }
-    JsonObject j;
-    j.add_raw("time", json_time(s.times[t]));
-    j.add("mean_violation_max", mean_max);
+    Json j = Json::object();
+    j["time"] = json_time(s.times[t]);
+    j["mean_violation_max"] = mean_max;
     text << "  t = " << short_number(s.times[t]) << ": ";
     if (!worst) {
       text << "the group has only the identity\n";
-      per_time += std::string(t ? ", " : "") + j.str();
+      per_time.push_back(j);
       continue;
     }
     const double var = worst->variance;
-    j.add("worst_test_index", static_cast<std::int64_t>(worst->test_index));
-    j.add("worst_element", std::string(group.label(worst->element)));
-    j.add("variance", var);
+    j["worst_test_index"] = static_cast<std::int64_t>(worst->test_index);
+    j["worst_element"] = std::string(group.label(worst->element));
+    j["variance"] = var;
     const Eigen::MatrixXd S = var * Eigen::MatrixXd::Identity(k, k);
     const bool zero = !(var > 0);
     if (has_delta) {
       ViolationProbability v;
       if (!zero) v = violation_probability(S, a.members, a.delta);
-      j.add("delta", a.delta);
-      j.add("exact_probability", v.exact_probability);
-      j.add("paper_bound", v.paper_bound);
-      j.add("upper_bound", v.upper_bound);
+      j["delta"] = a.delta;
+      j["exact_probability"] = v.exact_probability;
+      j["paper_bound"] = v.paper_bound;
+      j["upper_bound"] = v.upper_bound;
       text << "P(‖f̂(gx) − f̂(x)‖ > " << short_number(a.delta) << ") = "
            << short_probability(v.exact_probability, zero ? -INFINITY : v.log_exact_probability)
            << " (exact, NTK limit), paper's bound " << short_number(v.paper_bound) << "; worst at test point "
@@ -471,10 +438,10 @@ void run_violation(const ViolationArgs& a) {
     } else {
       ViolationDelta d;
       if (!zero) d = violation_delta(S, a.members, a.probability);
-      j.add("probability", a.probability);
-      j.add("delta", d.exact_delta);
-      j.add("paper_delta", d.paper_delta);
-      j.add("upper_bound_delta", d.upper_delta);
+      j["probability"] = a.probability;
+      j["delta"] = d.exact_delta;
+      j["paper_delta"] = d.paper_delta;
+      j["upper_bound_delta"] = d.upper_delta;
       text << "‖f̂(gx) − f̂(x)‖ > " << short_number(d.exact_delta) << " with probability " << short_number(a.probability)
            << " (exact, NTK limit); the paper's bound guarantees it from δ = " << short_number(d.paper_delta)
            << "; worst at test point " << worst->test_index << ", g = " << group.label(worst->element);
@@ -483,17 +450,17 @@ void run_violation(const ViolationArgs& a) {
       text << "; the infinite ensemble itself is not invariant here (max ‖μ(gx) − μ(x)‖ = " << short_number(mean_max)
            << "): the law is that of the fluctuation around it";
     text << "\n";
-    per_time += std::string(t ? ", " : "") + j.str();
+    per_time.push_back(j);
   }
   if (a.json) {
-    JsonObject j;
-    j.add("group", group.name());
-    j.add("augment", a.augment);
-    j.add("members", a.members);
-    j.add("outputs", static_cast<std::int64_t>(k));
-    j.add_raw("times", json_array(s.times));
-    j.add_raw("per_time", per_time + "]");
-    std::cout << j.str() << std::endl;
+    Json j = Json::object();
+    j["group"] = group.name();
+    j["augment"] = a.augment;
+    j["members"] = a.members;
+    j["outputs"] = static_cast<std::int64_t>(k);
+    j["times"] = json_times(s.times);
+    j["per_time"] = per_time;
+    print_json(j);
   } else {
     std::cout << text.str();
   }

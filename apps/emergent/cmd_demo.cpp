@@ -24,7 +24,7 @@
 #include <emergent/kernels/kernel.hpp>
 
 #include "commands.hpp"
-#include "plot.hpp"
+#include "support/plot.hpp"
 
 namespace emergent::cli {
 namespace {

@@ -10,7 +10,7 @@
 #include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/data/npy.hpp"
-#include "io.hpp"
+#include "support/io.hpp"
 
 namespace emergent::cli {
 namespace {

@@ -19,7 +19,7 @@
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/data/npy.hpp"
-#include "io.hpp"
+#include "support/io.hpp"
 
 namespace emergent::cli {
 

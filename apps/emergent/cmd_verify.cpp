@@ -22,7 +22,8 @@
 #include "emergent/theorems/member_violation.hpp"
 #include "emergent/data/ising.hpp"
 #include "emergent/core/random.hpp"
-#include "io.hpp"
+#include "support/io.hpp"
+#include "support/json.hpp"
 
 namespace emergent::cli {
 namespace {
@@ -45,27 +46,6 @@ std::string fmt(double v) {
   char b[64];
   std::snprintf(b, sizeof b, "%.3g", v);
   return b;
-}
-
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-std::string json_string(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (c == '\n') o += "\\n";
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else o += c;
-  }
-  return o + "\"";
 }
 
 std::string time_label(double t) { return std::isinf(t) ? "inf" : fmt(t); }
@@ -133,25 +113,24 @@ void print_theorem(std::ostream& o, const TheoremResult& t) {
   }
 }
 
-std::string theorem_json(const TheoremResult& t) {
-  std::string s = "{\"theorem\": " + json_string(t.theorem) + ", \"holds\": " + (t.holds ? "true" : "false") +
-                  ", \"status\": " + json_string(t.status);
+Json theorem_json(const TheoremResult& t) {
   double mv = 0;
   for (const auto& p : t.parts) mv = std::max(mv, p.max_violation);
-  s += ", \"max_violation\": " + json_number(mv) + ", \"max_ratio\": " + json_number(t.max_ratio()) + ", \"parts\": [";
-  for (std::size_t i = 0; i < t.parts.size(); ++i) {
-    const auto& p = t.parts[i];
-    s += std::string(i ? ", " : "") + "{\"name\": " + json_string(p.name()) + ", \"theorem\": " +
-         json_string(to_string(p.theorem)) + ", \"quantity\": " + json_string(to_string(p.quantity)) +
-         ", \"inputs\": " + json_string(to_string(p.inputs)) + ", \"time\": " +
-         (!p.has_time() ? std::string("null") : std::isinf(p.time) ? std::string("\"inf\"") : json_number(p.time)) +
-         ", \"holds\": " + (p.holds ? "true" : "false") +
-         ", \"max_violation\": " + json_number(p.max_violation) + ", \"scale\": " + json_number(p.scale) +
-         ", \"tolerance\": " + json_number(p.tolerance) + ", \"worst_element\": " +
-         json_string(p.elements.empty() ? "" : p.elements[p.worst_element].label) +
-         ", \"tolerance_rule\": " + json_string(p.tolerance_rule) + "}";
-  }
-  return s + "]}";
+  Json parts = Json::array();
+  for (const auto& p : t.parts)
+    parts.push_back({{"name", p.name()},
+                     {"theorem", to_string(p.theorem)},
+                     {"quantity", to_string(p.quantity)},
+                     {"inputs", to_string(p.inputs)},
+                     {"time", p.has_time() ? json_time(p.time) : Json(nullptr)},
+                     {"holds", p.holds},
+                     {"max_violation", p.max_violation},
+                     {"scale", p.scale},
+                     {"tolerance", p.tolerance},
+                     {"worst_element", p.elements.empty() ? "" : p.elements[p.worst_element].label},
+                     {"tolerance_rule", p.tolerance_rule}});
+  return {{"theorem", t.theorem}, {"holds", t.holds},         {"status", t.status},
+          {"max_violation", mv},  {"max_ratio", t.max_ratio()}, {"parts", parts}};
 }
 
 // Largest ensemble-mean violation at time t in a Theorem 5.2 report (test and noise parts).
@@ -307,34 +286,34 @@ void run_verify(const VerifyArgs& a) {
     if (t.theorem.rfind("Theorem 5.2", 0) == 0) aug52 = &t;
 
   if (a.json) {
-    std::string s = "{\"holds\": " + std::string(holds ? "true" : "false") + ", \"max_violation\": " +
-                    json_number(max_violation) + ", \"max_ratio\": " + json_number(max_ratio) + ", \"check\": " +
-                    json_string(a.what) + ", \"group\": " + json_string(rho.to_string()) + ", \"arch\": " +
-                    json_string(arch.to_string()) + ", \"training_points\": " + std::to_string(x.count()) +
-                    ", \"theorems\": [";
-    for (std::size_t i = 0; i < r.theorems.size(); ++i) s += (i ? ", " : "") + theorem_json(r.theorems[i]);
-    s += "], \"without_augmentation\": [";
-    for (std::size_t i = 0; i < r.contrasts.size(); ++i) s += (i ? ", " : "") + theorem_json(r.contrasts[i]);
-    s += "], \"members\": [";
-    for (std::size_t i = 0; i < r.members.size(); ++i) {
-      const auto& m = r.members[i];
-      s += std::string(i ? ", " : "") + "{\"kind\": " + json_string(m.kind) + ", \"members\": " + std::to_string(m.members) +
-           ", \"points\": [";
+    Json doc = {{"holds", holds},
+                {"max_violation", max_violation},
+                {"max_ratio", max_ratio},
+                {"check", a.what},
+                {"group", rho.to_string()},
+                {"arch", arch.to_string()},
+                {"training_points", x.count()}};
+    Json& theorems = doc["theorems"] = Json::array();
+    for (const auto& t : r.theorems) theorems.push_back(theorem_json(t));
+    Json& contrasts = doc["without_augmentation"] = Json::array();
+    for (const auto& t : r.contrasts) contrasts.push_back(theorem_json(t));
+    Json& members = doc["members"] = Json::array();
+    for (const auto& m : r.members) {
+      Json points = Json::array();
       for (std::size_t q = 0; q < m.times.size(); ++q) {
         double sc = 0;
         const double ev = aug52 ? mean_violation_at(*aug52, m.times[q], &sc) : -1;
-        s += std::string(q ? ", " : "") + "{\"time\": " +
-             (std::isinf(m.times[q]) ? std::string("\"inf\"") : json_number(m.times[q])) +
-             ", \"member_violation_max\": " + json_number(m.member_max[q]) + ", \"member_violation_mean\": " +
-             json_number(m.member_mean[q]) + ", \"members_average_violation\": " + json_number(m.sample_mean[q]) +
-             ", \"scale\": " + json_number(m.scale[q]) + ", \"ensemble_mean_violation\": " +
-             (ev >= 0 ? json_number(ev) : std::string("null")) + "}";
+        points.push_back({{"time", json_time(m.times[q])},
+                          {"member_violation_max", m.member_max[q]},
+                          {"member_violation_mean", m.member_mean[q]},
+                          {"members_average_violation", m.sample_mean[q]},
+                          {"scale", m.scale[q]},
+                          {"ensemble_mean_violation", ev >= 0 ? Json(ev) : Json(nullptr)}});
       }
-      s += "]}";
+      members.push_back({{"kind", m.kind}, {"members", m.members}, {"points", points}});
     }
-    s += "], \"notes\": [";
-    for (std::size_t i = 0; i < r.notes.size(); ++i) s += (i ? ", " : "") + json_string(r.notes[i]);
-    std::cout << s << "]}" << std::endl;
+    doc["notes"] = r.notes;
+    print_json(doc);
     return;
   }
   std::ostringstream o;

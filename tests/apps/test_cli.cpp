@@ -22,6 +22,8 @@
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/data/npy.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -386,6 +388,15 @@ TEST_CASE("bound ensemble: the exact and paper forms, and bad arguments exit wit
   const Run inv = run("bound ensemble --variance 0.04 --members 20 --probability 0.01 --json");
   CHECK(inv.code == 0);
   CHECK(contains(inv.out, "\"delta\""));
+  // Both documents are JSON that nlohmann reads back, on one line, with the values they claim:
+  // P(|f̄ − f̂| > δ) for δ = 0.1, σ² = 0.04/20 is erfc(0.1/√(2·0.002)); δ at p = 0.01 inverts it.
+  CHECK(one_line(ok.out));
+  const nlohmann::json jo = nlohmann::json::parse(ok.out);
+  CHECK(jo["members"].get<int>() == 20);
+  CHECK(jo["exact_probability"].get<double>() == doctest::Approx(std::erfc(0.1 / std::sqrt(2 * 0.002))).epsilon(1e-9));
+  CHECK(jo["paper_bound"].get<double>() >= jo["exact_probability"].get<double>());
+  const nlohmann::json ji = nlohmann::json::parse(inv.out);
+  CHECK(std::erfc(ji["delta"].get<double>() / std::sqrt(2 * 0.002)) == doctest::Approx(0.01).epsilon(1e-6));
   // M < 1, δ ≤ 0, probability outside (0, 1), negative variance.
   const std::pair<const char*, const char*> bad[] = {
       {"--variance 0.04 --members 0 --delta 0.1", "members"},
@@ -522,6 +533,40 @@ TEST_CASE("experiment ising at a small scale writes Figures 1 and 5 with their d
   CHECK(bad.code == 2);
   CHECK(one_line(bad.err));
   CHECK(contains(bad.err, "--scale"));
+}
+
+TEST_CASE("verify --json: one document nlohmann reads back, times as numbers or \"inf\"") {
+  const Run r = run("verify all --arch 'dense(16) relu dense(1)' --group sign --shape 4 --n 4 --n-test 2 "
+                    "--times 1,inf --members 4 --json");
+  CAPTURE(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(one_line(r.out));
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  CHECK(j["holds"].is_boolean());
+  CHECK(j["arch"].get<std::string>() == "dense(16) relu dense(1)");
+  CHECK(j["training_points"].get<int>() == 4);
+  REQUIRE(j["theorems"].is_array());
+  REQUIRE(!j["theorems"].empty());
+  double worst = 0;
+  for (const auto& t : j["theorems"]) {
+    CHECK(t["theorem"].is_string());
+    for (const auto& part : t["parts"]) worst = std::max(worst, part["max_violation"].get<double>());
+  }
+  CHECK(worst == j["max_violation"].get<double>());  // the top-level maximum is the parts' maximum
+  REQUIRE(!j["members"].empty());
+  int linearised = 0;
+  for (const auto& m : j["members"]) {
+    const std::string kind = m["kind"].get<std::string>();
+    for (const auto& q : m["points"]) CHECK((q["time"].is_number() || q["time"] == "inf"));
+    if (kind.rfind("linearised", 0) != 0) continue;  // finite-width members report their steps
+    ++linearised;
+    const auto& points = m["points"];
+    REQUIRE(points.size() == 2);
+    CHECK(points[0]["time"].get<double>() == 1.0);
+    CHECK(points[1]["time"].get<std::string>() == "inf");
+  }
+  CHECK(linearised == 1);
+  CHECK(j["notes"].is_array());
 }
 
 int main(int argc, char** argv) {

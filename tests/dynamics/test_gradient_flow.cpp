@@ -16,12 +16,14 @@
 #include <vector>
 
 #include "emergent/dynamics/gradient_flow.hpp"
+#include "emergent/dynamics/spectral_filter.hpp"
 #include "emergent/core/random.hpp"
 
 using emergent::GradientFlow;
 using emergent::GradientFlowOptions;
 using emergent::NngpPosterior;
 using emergent::SpectralStatus;
+using emergent::spectral_filter;
 using Eigen::Index;
 using Eigen::MatrixXd;
 
@@ -706,4 +708,28 @@ TEST_CASE("bad arguments throw invalid_argument naming the argument") {
 TEST_CASE("SpectralStatus: to_string and parse_spectral_status are inverse, snake_case, and reject unknown names") {
   emergent::test::check_enum_names<emergent::SpectralStatus>({emergent::SpectralStatus::Ok, SpectralStatus::RankDeficient, SpectralStatus::IllConditioned, SpectralStatus::ZeroKernel, SpectralStatus::NotPositiveSemidefinite},
                                                  [](const std::string& s) { return emergent::parse_spectral_status(s); });
+
+TEST_CASE("spectral_filter: g_t(λ) = (1 − e^{−sλ})/λ, its limits, and no jump where the series takes over") {
+  // Independent reference: the same formula in long double, away from cancellation.
+  for (double lambda : {1e-3, 0.37, 1.0, 12.5, 4e3})
+    for (double s : {1e-4, 0.01, 0.5, 3.0, 40.0}) {
+      CAPTURE(lambda);
+      CAPTURE(s);
+      const long double ref = -std::expm1(-static_cast<long double>(s) * lambda) / lambda;
+      CHECK(spectral_filter(lambda, s) == doctest::Approx(static_cast<double>(ref)).epsilon(1e-14));
+    }
+  CHECK(spectral_filter(2.0, 0.0) == 0.0);                                       // t = 0: nothing learnt
+  CHECK(spectral_filter(2.0, std::numeric_limits<double>::infinity()) == 0.5);   // t = ∞: 1/λ
+  CHECK(spectral_filter(0.0, 3.0) == 3.0);                                       // λ → 0: s
+  // Across x = sλ = 1e-5 (series below, expm1 above) the relative change is that of the function.
+  const double s = 1.0, below = spectral_filter(1e-5 * (1 - 1e-12), s), above = spectral_filter(1e-5 * (1 + 1e-12), s);
+  CHECK(std::abs(below - above) / above < 1e-15);
+  // Monotone in s at fixed λ (the flow only learns more) and bounded by min(s, 1/λ).
+  double previous = 0;
+  for (double t = 0.25; t < 100; t *= 2) {
+    const double g = spectral_filter(0.8, t);
+    CHECK(g > previous);
+    CHECK(g <= std::min(t, 1 / 0.8));
+    previous = g;
+  }
 }

@@ -269,3 +269,16 @@ TEST_CASE("full-orbit augmentation keeps the index map") {
   CHECK_THROWS_AS(augment(x, normals(2, 2, 1), rho, out), std::invalid_argument);
   CHECK_THROWS_AS(augment(x, normals(3, 3, 1), rho, out), std::invalid_argument);
 }
+
+TEST_CASE("orbit_of stacks ρ(g)x element by element, the rows of augment()") {
+  const Representation c4 = make_group("c4", ExampleShape::image_hwc(3, 3, 2));
+  const Inputs x = test::random_inputs(5, c4.shape(), 17);
+  const Inputs orbit = orbit_of(x, c4);
+  REQUIRE(orbit.count() == 4 * 5);
+  CHECK(orbit.shape == x.shape);
+  for (int g = 0; g < c4.size(); ++g)
+    CHECK(test::max_abs(orbit.x.middleRows(g * 5, 5) - c4.apply(g, x).x) == 0.0);
+  const AugmentedSet set = augment(x, RowMatrix::Zero(5, 1), c4, trivial_output(c4, 1));
+  CHECK(test::max_abs(set.x.x - orbit.x) == 0.0);
+  CHECK_THROWS_AS(orbit_of(test::random_inputs(2, ExampleShape::vector(4), 1), c4), std::invalid_argument);
+}

