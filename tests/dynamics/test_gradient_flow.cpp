@@ -704,6 +704,7 @@ TEST_CASE("bad arguments throw invalid_argument naming the argument") {
 }
 
 TEST_CASE("SpectralStatus: to_string and parse_spectral_status are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::SpectralStatus>({emergent::SpectralStatus::Ok, SpectralStatus::RankDeficient, SpectralStatus::IllConditioned, SpectralStatus::ZeroKernel, SpectralStatus::NotPositiveSemidefinite},
-                                                 [](const std::string& s) { return emergent::parse_spectral_status(s); });
+  using E = emergent::SpectralStatus;
+  const std::vector<E> all = {E::Ok, E::RankDeficient, E::IllConditioned, E::ZeroKernel, E::NotPositiveSemidefinite};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_spectral_status(s); });
 }
