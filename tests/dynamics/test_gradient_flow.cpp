@@ -633,7 +633,7 @@ TEST_CASE("status reports what the spectrum looks like") {
   CHECK(ok.summary().max_eigenvalue == doctest::Approx(3.0));
   CHECK(ok.summary().condition == doctest::Approx(3.0));
   CHECK(ok.summary().to_string().find("status=ok") != std::string::npos);
-  CHECK(std::string(emergent::to_string(SpectralStatus::IllConditioned)) == "IllConditioned");
+  CHECK(std::string(emergent::to_string(SpectralStatus::IllConditioned)) == "ill_conditioned");
 }
 
 TEST_CASE("bad arguments throw invalid_argument naming the argument") {
