@@ -84,22 +84,10 @@ bool Activation::closed_form() const {
 }
 
 std::string Activation::name() const {
-  switch (kind) {
-    case ActivationKind::Identity: return "identity";
-    case ActivationKind::Relu: return "relu";
-    case ActivationKind::Abs: return "abs";
-    case ActivationKind::LeakyRelu: return "leaky_relu(" + format_number(a) + ")";
-    case ActivationKind::AbRelu: return "abrelu(" + format_number(a) + ", " + format_number(b) + ")";
-    case ActivationKind::Erf: return "erf";
-    case ActivationKind::Gelu: return "gelu";
-    case ActivationKind::Sin: return "sin";
-    case ActivationKind::Cos: return "cos";
-    case ActivationKind::Tanh: return "tanh";
-    case ActivationKind::Sigmoid: return "sigmoid";
-    case ActivationKind::Softplus: return "softplus";
-    case ActivationKind::Swish: return "swish";
-  }
-  return "unknown";
+  // The spec keyword: the enum's name, with the parameters of the two parameterized kinds.
+  if (kind == ActivationKind::LeakyRelu) return "leaky_relu(" + format_number(a) + ")";
+  if (kind == ActivationKind::AbRelu) return "abrelu(" + format_number(a) + ", " + format_number(b) + ")";
+  return emergent::to_string(kind);
 }
 constexpr detail::EnumNames<ActivationKind, 13> kActivationKindNames = {{
     {ActivationKind::Identity, "identity"},

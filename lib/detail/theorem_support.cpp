@@ -47,31 +47,6 @@ void require_same_map(const Architecture& arch, const ExampleShape& in, const ch
         out.to_string() + "; ρ_K needs the output map to keep the input's H×W (use same/circular padding or a readout)");
 }
 
-CheckResult finish(const PartId& id, std::vector<ElementViolation> elements, double scale, double tolerance,
-                   std::string rule) {
-  CheckResult r;
-  r.theorem = id.theorem;
-  r.quantity = id.quantity;
-  r.inputs = id.inputs;
-  r.time = id.time;
-  r.scale = scale;
-  r.tolerance = tolerance;
-  r.tolerance_rule = std::move(rule);
-  r.elements = std::move(elements);
-  for (const auto& e : r.elements)
-    if (e.violation > r.max_violation || !std::isfinite(e.violation)) {
-      r.max_violation = e.violation;
-      r.worst_element = e.element;
-    }
-  r.holds = std::isfinite(r.max_violation) && r.max_violation <= r.tolerance;
-  return r;
-}
-
-void finish_theorem(TheoremResult& t) {
-  t.holds = !t.parts.empty();
-  for (const auto& p : t.parts) t.holds = t.holds && p.holds;
-}
-
 int kinked_activations(const Architecture& arch) {
   int n = 0;
   for (const Layer& l : arch.layers())

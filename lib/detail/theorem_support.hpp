@@ -1,5 +1,5 @@
 // Internal (lib/theorems): kernels as (example, pixel) × (example, pixel) matrices, the shape
-// checks, the round-off allowances and the assembly of CheckResults shared by every theorem check.
+// checks and the round-off allowances shared by every theorem check.
 #pragma once
 
 #include <Eigen/Dense>
@@ -11,7 +11,6 @@
 #include "emergent/core/inputs.hpp"
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/symmetry/representation.hpp"
-#include "emergent/theorems/check_result.hpp"
 #include "detail/errors.hpp"
 
 namespace emergent::detail {
@@ -43,21 +42,6 @@ Eigen::MatrixXd conj_blocks(const Eigen::MatrixXd& G, const Eigen::MatrixXd& M, 
 /// Throws unless the output map of a spatial architecture keeps the input's H×W (ρ_K is then
 /// the input's pixel action).
 void require_same_map(const Architecture& arch, const ExampleShape& in, const char* where);
-
-/// What a part checks: the typed fields of its CheckResult.
-struct PartId {
-  Theorem theorem;
-  Quantity quantity;
-  InputSet inputs;
-  double time = kNoTime;
-};
-
-/// The CheckResult of one identity: worst element, holds iff the (finite) max violation ≤ tolerance.
-CheckResult finish(const PartId& id, std::vector<ElementViolation> elements, double scale, double tolerance,
-                   std::string rule);
-
-/// holds iff there is a part and every part holds.
-void finish_theorem(TheoremResult& t);
 
 /// Number of activations with a kink (ReLU family with a ≠ b). Their NTK factor (π−θ)/2π has
 /// infinite slope at θ = 0 (collinear inputs): a relative round-off δ in the correlation moves θ

@@ -8,6 +8,7 @@
 
 #include "detail/enum_names.hpp"
 #include "detail/format.hpp"
+#include "theorems/check_support.hpp"
 
 namespace emergent {
 
@@ -114,5 +115,34 @@ std::string TheoremResult::to_string() const {
   for (const auto& p : parts) s << "\n  " << p.to_string();
   return s.str();
 }
+
+namespace detail {
+
+CheckResult finish(const PartId& id, std::vector<ElementViolation> elements, double scale, double tolerance,
+                   std::string rule) {
+  CheckResult r;
+  r.theorem = id.theorem;
+  r.quantity = id.quantity;
+  r.inputs = id.inputs;
+  r.time = id.time;
+  r.scale = scale;
+  r.tolerance = tolerance;
+  r.tolerance_rule = std::move(rule);
+  r.elements = std::move(elements);
+  for (const auto& e : r.elements)
+    if (e.violation > r.max_violation || !std::isfinite(e.violation)) {
+      r.max_violation = e.violation;
+      r.worst_element = e.element;
+    }
+  r.holds = std::isfinite(r.max_violation) && r.max_violation <= r.tolerance;
+  return r;
+}
+
+void finish_theorem(TheoremResult& t) {
+  t.holds = !t.parts.empty();
+  for (const auto& p : t.parts) t.holds = t.holds && p.holds;
+}
+
+}  // namespace detail
 
 }  // namespace emergent

@@ -10,6 +10,7 @@
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 #include "detail/theorem_support.hpp"
+#include "theorems/check_support.hpp"
 
 namespace emergent {
 

@@ -257,6 +257,7 @@ TEST_CASE("bad arguments throw std::invalid_argument naming them") {
 }
 
 TEST_CASE("FitStatus: to_string and parse_fit_status are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::FitStatus>({emergent::FitStatus::Converged, FitStatus::NoConvergence, FitStatus::Failed},
-                                                 [](const std::string& s) { return emergent::parse_fit_status(s); });
+  using E = emergent::FitStatus;
+  const std::vector<E> all = {E::Converged, E::NoConvergence, E::Failed};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_fit_status(s); });
 }

@@ -284,6 +284,7 @@ TEST_CASE("bad options throw std::invalid_argument naming the option") {
 }
 
 TEST_CASE("IsingAlgorithm: to_string and parse_ising_algorithm are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::IsingAlgorithm>({emergent::IsingAlgorithm::Metropolis, IsingAlgorithm::Wolff, IsingAlgorithm::Automatic},
-                                                 [](const std::string& s) { return emergent::parse_ising_algorithm(s); });
+  using E = emergent::IsingAlgorithm;
+  const std::vector<E> all = {E::Metropolis, E::Wolff, E::Automatic};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_ising_algorithm(s); });
 }

@@ -286,6 +286,7 @@ TEST_CASE("Lemmas 5.1/5.2 and Theorem 5.2 on augmented sets with duplicates and 
 }
 
 TEST_CASE("OrbitRoute: to_string and parse_orbit_route are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::OrbitRoute>({emergent::OrbitRoute::Automatic, OrbitRoute::Dense, OrbitRoute::Averaged, OrbitRoute::Fourier},
-                                                 [](const std::string& s) { return emergent::parse_orbit_route(s); });
+  using E = emergent::OrbitRoute;
+  const std::vector<E> all = {E::Automatic, E::Dense, E::Averaged, E::Fourier};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_orbit_route(s); });
 }

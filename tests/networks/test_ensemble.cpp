@@ -161,6 +161,7 @@ TEST_CASE("bad options and shapes throw with the argument's name") {
 }
 
 TEST_CASE("TrainingLoss: to_string and parse_training_loss are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::TrainingLoss>({emergent::TrainingLoss::MeanSquaredError, TrainingLoss::SoftmaxCrossEntropy},
-                                                 [](const std::string& s) { return emergent::parse_training_loss(s); });
+  using E = emergent::TrainingLoss;
+  const std::vector<E> all = {E::MeanSquaredError, E::SoftmaxCrossEntropy};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_training_loss(s); });
 }

@@ -261,16 +261,19 @@ TEST_CASE("Theorem results are selected by their typed fields; names are derived
 }
 
 TEST_CASE("Theorem: to_string and parse_theorem are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::Theorem>({emergent::Theorem::KernelTransform51, Theorem::Lemma51, Theorem::Lemma52, Theorem::Ensemble52},
-                                                 [](const std::string& s) { return emergent::parse_theorem(s); });
+  using E = emergent::Theorem;
+  const std::vector<E> all = {E::KernelTransform51, E::Lemma51, E::Lemma52, E::Ensemble52};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_theorem(s); });
 }
 
 TEST_CASE("Quantity: to_string and parse_quantity are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::Quantity>({emergent::Quantity::RowPermutation, Quantity::Nngp, Quantity::Ntk, Quantity::SpectralFilter, Quantity::Mean, Quantity::Covariance},
-                                                 [](const std::string& s) { return emergent::parse_quantity(s); });
+  using E = emergent::Quantity;
+  const std::vector<E> all = {E::RowPermutation, E::Nngp, E::Ntk, E::SpectralFilter, E::Mean, E::Covariance};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_quantity(s); });
 }
 
 TEST_CASE("InputSet: to_string and parse_input_set are inverse, snake_case, and reject unknown names") {
-  emergent::test::check_enum_names<emergent::InputSet>({emergent::InputSet::Given, InputSet::Train, InputSet::Collinear, InputSet::Test, InputSet::Noise},
-                                                 [](const std::string& s) { return emergent::parse_input_set(s); });
+  using E = emergent::InputSet;
+  const std::vector<E> all = {E::Given, E::Train, E::Collinear, E::Test, E::Noise};
+  emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_input_set(s); });
 }
