@@ -554,18 +554,18 @@ TEST_CASE("verify --json: one document nlohmann reads back, times as numbers or 
   }
   CHECK(worst == j["max_violation"].get<double>());  // the top-level maximum is the parts' maximum
   REQUIRE(!j["members"].empty());
-  int linearised = 0;
+  int linearized = 0;
   for (const auto& m : j["members"]) {
     const std::string kind = m["kind"].get<std::string>();
     for (const auto& q : m["points"]) CHECK((q["time"].is_number() || q["time"] == "inf"));
-    if (kind.rfind("linearised", 0) != 0) continue;  // finite-width members report their steps
-    ++linearised;
+    if (kind.rfind("linearized", 0) != 0) continue;  // finite-width members report their steps
+    ++linearized;
     const auto& points = m["points"];
     REQUIRE(points.size() == 2);
     CHECK(points[0]["time"].get<double>() == 1.0);
     CHECK(points[1]["time"].get<std::string>() == "inf");
   }
-  CHECK(linearised == 1);
+  CHECK(linearized == 1);
   CHECK(j["notes"].is_array());
 }
 
