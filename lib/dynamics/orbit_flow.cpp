@@ -16,6 +16,7 @@
 #include <numbers>
 #include <sstream>
 #include <stdexcept>
+#include "detail/parallel.hpp"
 
 namespace emergent {
 
@@ -433,29 +434,33 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
   const MatrixXd y = train_y;
   // Per sector: Hermitian B_χ = Σ_u χ(u)T_u, eigendecomposed (real solver for real characters).
   bool failed = false;
+  detail::ParallelErrors errors;
 #pragma omp parallel for schedule(static) num_threads(thread_count(options.flow.threads))
   for (long q = 0; q < S; ++q) {
-    Sector& s = sectors[q];
-    bool real = true;
-    for (int u = 0; u < n; ++u) real = real && (2 * chars[s.character][u]) % n == 0;
-    if (real) {
-      MatrixXd B = MatrixXd::Zero(N, N);
-      for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n).real() * b.ntk[u];
-      B = 0.5 * (B + B.transpose());
-      Eigen::SelfAdjointEigenSolver<MatrixXd> es(B);
-      if (es.info() != Eigen::Success) failed = true;
-      s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
-      s.vectors = es.eigenvectors().cast<cd>();
-    } else {
-      MatrixXcd B = MatrixXcd::Zero(N, N);
-      for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n) * b.ntk[u].cast<cd>();
-      B = 0.5 * (B + B.adjoint());
-      Eigen::SelfAdjointEigenSolver<MatrixXcd> es(B);
-      if (es.info() != Eigen::Success) failed = true;
-      s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
-      s.vectors = es.eigenvectors();
-    }
+    errors.run(static_cast<long long>(q), [&] {
+      Sector& s = sectors[q];
+      bool real = true;
+      for (int u = 0; u < n; ++u) real = real && (2 * chars[s.character][u]) % n == 0;
+      if (real) {
+        MatrixXd B = MatrixXd::Zero(N, N);
+        for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n).real() * b.ntk[u];
+        B = 0.5 * (B + B.transpose());
+        Eigen::SelfAdjointEigenSolver<MatrixXd> es(B);
+        if (es.info() != Eigen::Success) failed = true;
+        s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
+        s.vectors = es.eigenvectors().cast<cd>();
+      } else {
+        MatrixXcd B = MatrixXcd::Zero(N, N);
+        for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n) * b.ntk[u].cast<cd>();
+        B = 0.5 * (B + B.adjoint());
+        Eigen::SelfAdjointEigenSolver<MatrixXcd> es(B);
+        if (es.info() != Eigen::Success) failed = true;
+        s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
+        s.vectors = es.eigenvectors();
+      }
+    });
   }
+  errors.rethrow();
   if (failed) throw std::runtime_error("predict_augmented: a Hermitian eigensolver did not converge");
   double top = 0;
   for (const auto& s : sectors) top = std::max(top, s.eigenvalues.maxCoeff());
@@ -467,54 +472,58 @@ OrbitFlowResult predict_augmented(const Architecture& arch, const Inputs& train_
   std::vector<std::vector<MatrixXd>> mean_parts(S), cov_parts(S);
   std::vector<Index> ranks(S, 0);
   const double inv_sqrt_n = 1.0 / std::sqrt(static_cast<double>(n));
+  detail::ParallelErrors errors1;
 #pragma omp parallel for schedule(static) num_threads(thread_count(options.flow.threads))
   for (long q = 0; q < S; ++q) {
-    const Sector& s = sectors[q];
-    Index r = 0;
-    for (Index i = 0; i < N; ++i)
-      if (top > 0 && s.eigenvalues(i) + reg > threshold) ++r;
-    ranks[q] = r;
-    const MatrixXcd V = s.vectors.rightCols(r);
-    const VectorXd lam = s.eigenvalues.tail(r).array() + reg;
-    std::vector<cd> chi(n);
-    for (int u = 0; u < n; ++u) chi[u] = root_of_unity(chars[s.character][u], n);
-    // Fourier coefficients: ĉ_χ = (1/√n)Σ_g χ(g)Θ(x, ρ(g)X), Ŷ_χ = (1/√n)Σ_g χ̄(g)·Y·ρ_Y(g)ᵀ.
-    MatrixXcd chat = MatrixXcd::Zero(Nt, N), yhat = MatrixXcd::Zero(N, k);
-    for (int g = 0; g < n; ++g) {
-      chat += chi[g] * b.test_ntk[g].cast<cd>();
-      yhat += std::conj(chi[g]) * (y * ymat[g].transpose()).cast<cd>();
-    }
-    chat *= inv_sqrt_n;
-    yhat *= inv_sqrt_n;
-    const MatrixXcd p = chat * V;
-    const MatrixXcd yp = V.adjoint() * yhat;
-    MatrixXcd kt, kxv;
-    if (covariance) {
-      MatrixXcd K = MatrixXcd::Zero(N, N), qhat = MatrixXcd::Zero(Nt, N);
-      for (int u = 0; u < n; ++u) {
-        K += chi[u] * b.nngp[u].cast<cd>();
-        qhat += chi[u] * b.test_nngp[u].cast<cd>();
+    errors1.run(static_cast<long long>(q), [&] {
+      const Sector& s = sectors[q];
+      Index r = 0;
+      for (Index i = 0; i < N; ++i)
+        if (top > 0 && s.eigenvalues(i) + reg > threshold) ++r;
+      ranks[q] = r;
+      const MatrixXcd V = s.vectors.rightCols(r);
+      const VectorXd lam = s.eigenvalues.tail(r).array() + reg;
+      std::vector<cd> chi(n);
+      for (int u = 0; u < n; ++u) chi[u] = root_of_unity(chars[s.character][u], n);
+      // Fourier coefficients: ĉ_χ = (1/√n)Σ_g χ(g)Θ(x, ρ(g)X), Ŷ_χ = (1/√n)Σ_g χ̄(g)·Y·ρ_Y(g)ᵀ.
+      MatrixXcd chat = MatrixXcd::Zero(Nt, N), yhat = MatrixXcd::Zero(N, k);
+      for (int g = 0; g < n; ++g) {
+        chat += chi[g] * b.test_ntk[g].cast<cd>();
+        yhat += std::conj(chi[g]) * (y * ymat[g].transpose()).cast<cd>();
       }
-      K = 0.5 * (K + K.adjoint());
-      kt = V.adjoint() * K * V;
-      kxv = inv_sqrt_n * qhat * V;
-    }
-    mean_parts[q].resize(T);
-    if (covariance) cov_parts[q].resize(T);
-    for (std::size_t ti = 0; ti < T; ++ti) {
-      Eigen::VectorXcd gv(r);
-      for (Index i = 0; i < r; ++i) gv(i) = g_of(lam(i), scale * times[ti], times[ti]);
-      const MatrixXcd a = p * gv.asDiagonal();
-      mean_parts[q][ti] = s.weight * (a * yp).real();
+      chat *= inv_sqrt_n;
+      yhat *= inv_sqrt_n;
+      const MatrixXcd p = chat * V;
+      const MatrixXcd yp = V.adjoint() * yhat;
+      MatrixXcd kt, kxv;
       if (covariance) {
-        // As GradientFlow: Σ = K_xx + W·Aᴴ + (W·Aᴴ)ᴴ with W = ½A·K̃ − K(x,X)V, per sector.
-        const MatrixXcd w = 0.5 * (a * kt) - kxv;
-        const MatrixXcd wa = w * a.adjoint();
-        const MatrixXd re = (wa + wa.adjoint()).real();
-        cov_parts[q][ti] = s.weight * re;
+        MatrixXcd K = MatrixXcd::Zero(N, N), qhat = MatrixXcd::Zero(Nt, N);
+        for (int u = 0; u < n; ++u) {
+          K += chi[u] * b.nngp[u].cast<cd>();
+          qhat += chi[u] * b.test_nngp[u].cast<cd>();
+        }
+        K = 0.5 * (K + K.adjoint());
+        kt = V.adjoint() * K * V;
+        kxv = inv_sqrt_n * qhat * V;
       }
-    }
+      mean_parts[q].resize(T);
+      if (covariance) cov_parts[q].resize(T);
+      for (std::size_t ti = 0; ti < T; ++ti) {
+        Eigen::VectorXcd gv(r);
+        for (Index i = 0; i < r; ++i) gv(i) = g_of(lam(i), scale * times[ti], times[ti]);
+        const MatrixXcd a = p * gv.asDiagonal();
+        mean_parts[q][ti] = s.weight * (a * yp).real();
+        if (covariance) {
+          // As GradientFlow: Σ = K_xx + W·Aᴴ + (W·Aᴴ)ᴴ with W = ½A·K̃ − K(x,X)V, per sector.
+          const MatrixXcd w = 0.5 * (a * kt) - kxv;
+          const MatrixXcd wa = w * a.adjoint();
+          const MatrixXd re = (wa + wa.adjoint()).real();
+          cov_parts[q][ti] = s.weight * re;
+        }
+      }
+    });
   }
+  errors1.rethrow();
   out.mean.assign(T, MatrixXd::Zero(Nt, k));
   if (covariance) out.covariance.assign(T, b.test_test);
   for (long q = 0; q < S; ++q) {
