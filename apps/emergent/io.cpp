@@ -53,8 +53,8 @@ void write_npy(const std::string& path, const std::vector<std::size_t>& shape, c
   namespace fs = std::filesystem;
   const fs::path p(path);
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  const fs::path tmp = dir / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-                              std::to_string(staged_outputs().size()));
+  // A short name (not derived from the destination's, which may already be NAME_MAX long).
+  const fs::path tmp = dir / (".emergent-" + std::to_string(::getpid()) + "-" + std::to_string(staged_outputs().size()) + ".tmp");
   staged_outputs().push_back({tmp.string(), path});
   static const double none = 0.0;  // empty arrays: any valid pointer
   emergent::write_npy(tmp.string(), shape, data ? data : &none);
@@ -190,6 +190,7 @@ GradientFlowOptions flow_options(double lr, double diag_reg, bool diag_reg_relat
   if (std::string why; !g.IsValid(&why)) {
     if (why.rfind("learning_rate", 0) == 0) why = "--lr" + why.substr(13);
     else if (why.rfind("diag_reg", 0) == 0) why = "--diag-reg" + why.substr(8);
+    else if (why.rfind("threads", 0) == 0) why = "--threads" + why.substr(7);
     throw std::invalid_argument(why);
   }
   return g;

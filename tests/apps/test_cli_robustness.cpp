@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "emergent/data/npy.hpp"
+#include "../apps/emergent/io.hpp"
 
 namespace fs = std::filesystem;
 
@@ -148,6 +149,7 @@ TEST_CASE("absurd --threads is refused, not a segmentation fault") {
 
 TEST_CASE("an overflowing layer is named, never an exception escaping an OpenMP region") {
   const Files f;
+  fs::remove(g_dir / "T.npy");
   const Run conv = run("kernel --arch 'conv(2, 3x3, w=1e200) relu gap dense(1)' --x1 " + f.img + " --ntk " + out("T.npy"));
   check_refused(conv, {"conv #1"});
   CHECK(contains(conv.err, "overflow"));
@@ -197,6 +199,7 @@ TEST_CASE("zero test rows give empty outputs of the right shape") {
 
 TEST_CASE("zero training rows exit 2 naming the option") {
   const Files f;
+  fs::remove(g_dir / "M.npy");
   check_refused(run("predict " + kDense + " --train-x " + f.x0 + " --train-y " + f.y0 + " --test-x " + f.z +
                     " --augment cyclic --mean " + out("M.npy")),
                 {"--train-x"});
@@ -222,6 +225,7 @@ TEST_CASE("group orders, scan points and --n are checked before any work") {
 
 TEST_CASE("group matrices of extreme magnitude are refused, never read out of bounds") {
   const Files f;
+  fs::remove(g_dir / "M.npy");
   for (double scale : {1e155, 1e200}) {
     CAPTURE(scale);
     const std::string g = npy("G.npy", {4, 4, 4}, shifts(1, scale));
@@ -269,6 +273,29 @@ TEST_CASE("a failure half-way leaves no output behind; two outputs on one path a
   CHECK(!fs::exists(g_dir / "same.npy"));
   const Run same_kernel = run("kernel " + kDense + " --x1 " + f.x + " --ntk " + out("K.npy") + " --nngp ./K.npy");
   check_refused(same_kernel, {"--ntk", "--nngp"});
+}
+
+TEST_CASE("staged outputs: nothing appears until commit, nothing remains after discard") {
+  namespace cli = emergent::cli;
+  const fs::path dir = g_dir / "staging";
+  fs::create_directories(dir);
+  const double v[3] = {1, 2, 3};
+  const std::string a = (dir / "a.npy").string(), b = (dir / "b.npy").string();
+  cli::check_output_path("--a", a);
+  cli::check_output_path("--b", b);
+  CHECK_THROWS_AS(cli::check_output_path("--c", (dir / "." / "a.npy").string()), std::invalid_argument);
+  cli::write_npy(a, {3}, v);
+  cli::write_npy(b, {3}, v);
+  CHECK(!fs::exists(a));  // a command that fails now (after writing a and b) leaves nothing
+  CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 2);
+  cli::discard_outputs();
+  CHECK(fs::is_empty(dir));
+  cli::write_npy(a, {3}, v);
+  cli::commit_outputs();
+  REQUIRE(fs::exists(a));
+  CHECK(emergent::read_npy(a).data == std::vector<double>{1, 2, 3});
+  CHECK(!fs::exists(b));
+  CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
 }
 
 TEST_CASE("diverged finite members are reported as such, not as violation 0") {
