@@ -132,6 +132,10 @@ void check_modes(const BoundArgs& a) {
                                             "(or add --min-members for the smallest ensemble)"
                                           : "neither --delta nor --probability was given; expected one");
   if (!has_members) throw std::invalid_argument("--members is required with --" + std::string(has_delta ? "delta" : "probability"));
+  if (has_delta && a.delta > 1e100)
+    throw std::invalid_argument("--delta " + short_number(a.delta) +
+                                ": expected at most 1e100 (M·D² must be finite in float64; the probability is 0 "
+                                "to every printed digit long before that)");
 }
 
 // ---- the three modes, one output -----------------------------------------------------------
@@ -310,7 +314,10 @@ Setting load_setting(const SettingArgs& a) {
 }
 
 void run_group(const GroupArgs& a) {
-  if (a.order < 1) throw std::invalid_argument("--order " + std::to_string(a.order) + " is invalid; expected k >= 1");
+  if (a.order < 1 || a.order > 4096)
+    throw std::invalid_argument("--order " + std::to_string(a.order) + " is invalid; expected 1 <= k <= 4096");
+  if (a.scan_points < 3 || a.scan_points > 65536)
+    throw std::invalid_argument("--scan-points " + std::to_string(a.scan_points) + " is invalid; expected 3..65536");
   const Setting s = load_setting(a);
   ContinuousBoundOptions o;
   o.order = a.order;

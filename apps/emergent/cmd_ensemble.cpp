@@ -19,7 +19,7 @@ struct EnsembleArgs : TrainingFiles {
   std::string checkpoints, out, loss = "mse";
   int members = 0, steps = 0, batch_size = 0, threads = 0;
   double lr = 1.0;
-  std::uint64_t seed = 0;
+  std::string seed;
   bool linearized = false, quiet = false;
   std::string memory_cap = "25%";
 };
@@ -45,13 +45,18 @@ void run_ensemble(const EnsembleArgs& a) {
       throw std::invalid_argument("--linearized members follow gradient flow on the MSE loss; --batch-size and --loss "
                                   "apply only to finite-width members");
     const KernelOptions kopt = kernel_options(a.memory_cap, a.threads, 0);
+    if (z.count() == 0) {  // no test points: (M, n_checkpoints, 0, k)
+      write_npy(a.out, {static_cast<std::size_t>(a.members), checkpoints.size(), 0, static_cast<std::size_t>(y.cols())},
+                nullptr);
+      return;
+    }
     const Kernels train = kernels(arch, x, kopt), cross = kernels(arch, z, x, kopt), test = kernels(arch, z, kopt);
     GradientFlowOptions gopt;
     gopt.learning_rate = a.lr;
     gopt.threads = a.threads;
     const GradientFlow flow(train.ntk, train.nngp, y, gopt);
     const std::vector<double> times(checkpoints.begin(), checkpoints.end());
-    const LinearizedEnsemble e = flow.sample_members(times, cross.ntk, cross.nngp, test.nngp, a.members, a.seed);
+    const LinearizedEnsemble e = flow.sample_members(times, cross.ntk, cross.nngp, test.nngp, a.members, parse_seed("--seed", a.seed));
     values = e.values;
     shape = e.shape();
     kind = "linearized infinite-width members; Θ(X,X): " + flow.summary().to_string();
@@ -60,7 +65,7 @@ void run_ensemble(const EnsembleArgs& a) {
     opt.members = a.members;
     opt.steps = a.steps;
     opt.learning_rate = a.lr;
-    opt.seed = a.seed;
+    opt.seed = parse_seed("--seed", a.seed);
     opt.checkpoints = checkpoints;
     opt.batch_size = a.batch_size;
     opt.threads = a.threads;

@@ -64,6 +64,14 @@ void run_predict(const PredictArgs& a) {
       throw std::invalid_argument(std::string("--augment: ") + e.what());
     }
   }
+  if (n == 0) {  // no test points: every output is empty, with the documented shape
+    if (!a.mean.empty()) write_npy(a.mean, {nt, 0, k}, nullptr);
+    if (!a.cov.empty()) write_npy(a.cov, {nt, 0, 0}, nullptr);
+    if (!a.posterior_mean.empty()) write_npy(a.posterior_mean, {0, k}, nullptr);
+    if (!a.posterior_cov.empty()) write_npy(a.posterior_cov, {0, 0}, nullptr);
+    if (!a.quiet) std::cerr << "predict: 0 test points: wrote empty outputs" << std::endl;
+    return;
+  }
   if (rho && (!a.mean.empty() || !a.cov.empty())) {
     const Representation rho_y = trivial_output(*rho, static_cast<int>(k));
     OrbitFlowOptions oopt;

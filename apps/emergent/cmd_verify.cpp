@@ -36,6 +36,8 @@ struct VerifyArgs {
   double lr = 1.0, diag_reg = 0.0, safety = 4.0;
   int members = 8, finite_members = 3, finite_steps = 100;
   double finite_lr = 0.0;
+  CLI::Option* finite_lr_opt = nullptr;
+  std::string seed_text = "1";
   std::uint64_t seed = 1;
   bool json = false;
   std::string memory_cap = "25%";
@@ -156,8 +158,11 @@ void run_verify(const VerifyArgs& a) {
     throw std::invalid_argument("no inputs: give --x X.npy or --shape SHAPE (built-in --data gaussian|ising)");
   if (a.data != "gaussian" && a.data != "ising")
     throw std::invalid_argument("--data '" + a.data + "': expected gaussian or ising");
-  if (a.n < 1) throw std::invalid_argument("--n " + std::to_string(a.n) + ": expected >= 1");
-  if (a.n_test < 1) throw std::invalid_argument("--n-test " + std::to_string(a.n_test) + ": expected >= 1");
+  if (a.n < 1 || a.n > 100000) throw std::invalid_argument("--n " + std::to_string(a.n) + ": expected 1..100000");
+  if (a.n_test < 1 || a.n_test > 100000)
+    throw std::invalid_argument("--n-test " + std::to_string(a.n_test) + ": expected 1..100000");
+  if (a.finite_lr_opt && a.finite_lr_opt->count() > 0 && !(a.finite_lr > 0 && std::isfinite(a.finite_lr)))
+    throw std::invalid_argument("--finite-lr " + fmt(a.finite_lr) + ": expected a finite learning rate > 0");
   if (a.noise < 0) throw std::invalid_argument("--noise " + std::to_string(a.noise) + ": expected >= 0");
   if (a.members < 0 || a.finite_members < 0 || a.finite_steps < 0)
     throw std::invalid_argument("--members/--finite-members/--finite-steps: expected >= 0");
@@ -170,6 +175,11 @@ void run_verify(const VerifyArgs& a) {
   flow.threads = a.threads;
   if (std::string why; !flow.IsValid(&why)) throw std::invalid_argument("--lr/--diag-reg: " + why);
 
+  if (!a.x.empty() || !a.test_x.empty()) {
+    for (const auto& [flag, path] : {std::pair{"--x", a.x}, {"--test-x", a.test_x}})
+      if (!path.empty() && load_inputs(flag, path).count() == 0)
+        throw std::invalid_argument(std::string(flag) + " '" + path + "' holds 0 examples; expected at least one");
+  }
   Inputs x = a.x.empty() ? builtin_inputs(a, parse_shape(a.shape), a.n, 100) : load_inputs("--x", a.x);
   const ExampleShape shape = x.shape;
   Inputs z = a.test_x.empty() ? (a.x.empty() ? builtin_inputs(a, shape, a.n_test, 101) : Inputs())
@@ -281,6 +291,15 @@ void run_verify(const VerifyArgs& a) {
     max_ratio = std::max(max_ratio, t.max_ratio());
     for (const auto& p : t.parts) max_violation = std::max(max_violation, p.max_violation);
   }
+  // Diverged members (non-finite predictions) are a numerical failure of this run, reported after
+  // the report so that it stays readable: exit 1 with one line naming the count.
+  std::string diverged;
+  for (const auto& m : r.members)
+    for (std::size_t q = 0; q < m.diverged.size(); ++q)
+      if (m.diverged[q] > 0 && diverged.empty())
+        diverged = std::to_string(m.diverged[q]) + " of " + std::to_string(m.members) + " " + m.kind +
+                   " members diverged (non-finite predictions at t / step " + time_label(m.times[q]) +
+                   "); lower --finite-lr or --lr";
   const TheoremResult* aug52 = nullptr;
   for (const auto& t : r.theorems)
     if (t.theorem.rfind("Theorem 5.2", 0) == 0) aug52 = &t;
@@ -313,7 +332,9 @@ void run_verify(const VerifyArgs& a) {
       members.push_back({{"kind", m.kind}, {"members", m.members}, {"points", points}});
     }
     doc["notes"] = r.notes;
+    if (!diverged.empty()) doc["diverged"] = diverged;
     print_json(doc);
+    if (!diverged.empty()) throw std::runtime_error(diverged);
     return;
   }
   std::ostringstream o;
@@ -345,6 +366,8 @@ void run_verify(const VerifyArgs& a) {
                       fmt(m.member_max[q]).c_str(), fmt(m.member_mean[q]).c_str(), fmt(m.sample_mean[q]).c_str(),
                       ev >= 0 ? fmt(ev).c_str() : "-", fmt(m.scale[q]).c_str());
         o << line;
+        if (q < m.diverged.size() && m.diverged[q] > 0)
+          o << "    ^ " << m.diverged[q] << " of " << m.members << " members diverged (non-finite predictions)\n";
       }
     }
     o << "\n";
@@ -353,6 +376,7 @@ void run_verify(const VerifyArgs& a) {
   o << "overall: " << (holds ? "HOLDS" : "DOES NOT HOLD") << " (max violation " << fmt(max_violation)
     << ", max violation/tolerance " << fmt(max_ratio) << ")";
   std::cout << o.str() << std::endl;
+  if (!diverged.empty()) throw std::runtime_error(diverged);
 }
 
 }  // namespace
@@ -404,13 +428,16 @@ void add_verify_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--finite-steps", args->finite_steps, "Gradient-descent steps of the finite-width members")
       ->capture_default_str();
-  cmd->add_option("--finite-lr", args->finite_lr, "Their learning rate (default: --lr)");
-  cmd->add_option("--seed", args->seed, "Seed of data, noise and members")->capture_default_str();
+  args->finite_lr_opt = cmd->add_option("--finite-lr", args->finite_lr, "Their learning rate (default: --lr)");
+  cmd->add_option("--seed", args->seed_text, "Seed of data, noise and members (0 to 2^64 − 1)")->capture_default_str();
   cmd->add_option("--safety", args->safety, "Multiplies every round-off tolerance (>= 1)")->capture_default_str();
   cmd->add_flag("--json", args->json, "One JSON object on stdout: {\"holds\": bool, \"max_violation\": x, ...}");
   cmd->add_option("--memory-cap", args->memory_cap, "Memory cap for the kernels: 4G, 512M or 25%")->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads (0: default); results do not depend on it");
-  cmd->callback([args] { run_verify(*args); });
+  cmd->callback([args] {
+    args->seed = parse_seed("--seed", args->seed_text);
+    run_verify(*args);
+  });
 }
 
 }  // namespace emergent::cli

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "io.hpp"
 
 #ifndef EMERGENT_VERSION
 #define EMERGENT_VERSION "0.1.0"
@@ -56,8 +57,13 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
   for (auto add : emergent::cli::kAllCommands) add(app);
 
+  // Staged outputs (io.hpp) become files only if the whole command succeeds.
+  struct DiscardOnExit {
+    ~DiscardOnExit() { emergent::cli::discard_outputs(); }
+  } discard;
   try {
     app.parse(argc, argv);
+    emergent::cli::commit_outputs();
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {  // unknown option, missing value, failed validator ...

@@ -87,7 +87,8 @@ Eigen::VectorXd rotate_pairs(const Eigen::VectorXd& x, double theta) {
 
 bool IntervalMaximumOptions::IsValid(std::string* error) const {
   std::string e;
-  if (scan_points < 3) e = "scan_points = " + std::to_string(scan_points) + ", expected >= 3";
+  if (scan_points < 3 || scan_points > 65536)
+    e = "scan_points = " + std::to_string(scan_points) + ", expected 3..65536";
   else if (refine < 0) e = "refine = " + std::to_string(refine) + ", expected >= 0";
   else if (bits < 8 || bits > 26) e = "bits = " + std::to_string(bits) + ", expected 8..26";
   else if (max_iterations < 1) e = "max_iterations = " + std::to_string(max_iterations) + ", expected >= 1";
@@ -136,7 +137,7 @@ IntervalMaximum maximize_on_interval(const std::function<double(double)>& f, dou
 
 bool ContinuousBoundOptions::IsValid(std::string* error) const {
   std::string e, sub;
-  if (order < 1) e = "order = " + std::to_string(order) + ", expected k >= 1";
+  if (order < 1 || order > 4096) e = "order = " + std::to_string(order) + ", expected 1 <= k <= 4096";
   else if (times.empty()) e = "times is empty, expected at least one time";
   else if (std::any_of(times.begin(), times.end(), [](double t) { return !(t >= 0.0); }))
     e = "times has an entry that is negative or NaN, expected t >= 0 (inf allowed)";

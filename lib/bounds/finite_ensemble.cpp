@@ -47,6 +47,10 @@ void check_delta(const char* fn, double delta) {
   if (!(delta > 0.0) || !std::isfinite(delta))
     throw std::invalid_argument(std::string(fn) + ": delta is " + exact_text(delta) +
                                 ", but must be a finite number > 0");
+  // The bounds work with M·delta², which must stay finite.
+  if (delta > 1e100)
+    throw std::invalid_argument(std::string(fn) + ": delta is " + num(delta) +
+                                ", but must be at most 1e100 (M·delta² must be finite in float64)");
 }
 
 void check_variance(const char* fn, double variance) {
@@ -309,10 +313,14 @@ double log_chernoff(const Spectrum& s, double x) {
   if (x <= s.trace) return 0.0;
   auto f = [&](double u) { return chernoff_at(s, u).x - x; };  // decreasing in u
   const double u_lo = s.max() / (2.0 * x);
-  std::uintmax_t iterations = 200;
-  const auto r = boost::math::tools::toms748_solve(f, u_lo, 1.0, boost::math::tools::eps_tolerance<double>(50),
-                                                   iterations);
-  const double u = 0.5 * (r.first + r.second);
+  // x so large that x(u_lo) already reaches it (or round-off at tiny u): the root is at u_lo.
+  double u = u_lo;
+  if (f(u_lo) > 0.0 && f(1.0) < 0.0) {
+    std::uintmax_t iterations = 200;
+    const auto r = boost::math::tools::toms748_solve(f, u_lo, 1.0, boost::math::tools::eps_tolerance<double>(50),
+                                                     iterations);
+    u = 0.5 * (r.first + r.second);
+  }
   // At the root x(u) = x the Legendre form −½Σlog d − t·x is the bound; use the true x.
   const double lmax = s.max();
   double lg = 0.0;

@@ -349,6 +349,10 @@ ShapeTrace Architecture::shapes(const ExampleShape& input) const {
           throw SpecError(l.to_string() + where(l) + ": circular filter " + std::to_string(l.filter_h) + "x" +
                           std::to_string(l.filter_w) + " is larger than its input " + cur.to_string());
         }
+        if (static_cast<long long>(h) * w * l.width > std::numeric_limits<int>::max())
+          throw SpecError(l.to_string() + where(l) + ": " + std::to_string(h) + "x" + std::to_string(w) + "x" +
+                          std::to_string(l.width) + " outputs per example is too large (more than " +
+                          std::to_string(std::numeric_limits<int>::max()) + ")");
         cur = ExampleShape::image_hwc(h, w, l.width);
         break;
       }

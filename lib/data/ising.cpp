@@ -11,6 +11,7 @@
 
 #include "emergent/core/random.hpp"
 #include "detail/enum_names.hpp"
+#include "detail/parallel.hpp"
 
 namespace emergent {
 
@@ -42,7 +43,9 @@ bool IsingOptions::IsValid(std::string* error) const {
   if (sweeps_between_samples < 0)
     return fail("IsingOptions::sweeps_between_samples = " + std::to_string(sweeps_between_samples) +
                 ": expected ≥ 0 (0: automatic)");
-  if (threads < 0) return fail("IsingOptions::threads = " + std::to_string(threads) + ": expected ≥ 0");
+  if (threads < 0 || threads > detail::kMaxThreads)
+    return fail("IsingOptions::threads = " + std::to_string(threads) + ": expected 0 to " +
+                std::to_string(detail::kMaxThreads));
   return true;
 }
 
@@ -193,36 +196,40 @@ IsingDataset sample_ising(const IsingOptions& options) {
   out.acceptance.resize(chains);
   out.algorithm.resize(chains);
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  detail::ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int j = 0; j < chains; ++j) {
-    const double T = options.temperatures[j];
-    const IsingAlgorithm a = resolve(options.algorithm, T);
-    const bool wolff = a == IsingAlgorithm::Wolff;
-    const int burn = options.burn_in_sweeps > 0 ? options.burn_in_sweeps : (wolff ? 100 : 1000);
-    const int gap = options.sweeps_between_samples > 0 ? options.sweeps_between_samples : (wolff ? 2 : 10);
-    Chain chain(L, T, options.seed, static_cast<std::uint64_t>(j));
-    // Wolff: burn in with one cluster per sweep, fix the sweep length from the mean cluster size,
-    // then burn in again with it.
-    for (int s = 0; s < burn; ++s) chain.sweep(a);
-    if (wolff) {
-      chain.calibrate_wolff();
+    errors.run(static_cast<long long>(j), [&] {
+      const double T = options.temperatures[j];
+      const IsingAlgorithm a = resolve(options.algorithm, T);
+      const bool wolff = a == IsingAlgorithm::Wolff;
+      const int burn = options.burn_in_sweeps > 0 ? options.burn_in_sweeps : (wolff ? 100 : 1000);
+      const int gap = options.sweeps_between_samples > 0 ? options.sweeps_between_samples : (wolff ? 2 : 10);
+      Chain chain(L, T, options.seed, static_cast<std::uint64_t>(j));
+      // Wolff: burn in with one cluster per sweep, fix the sweep length from the mean cluster size,
+      // then burn in again with it.
       for (int s = 0; s < burn; ++s) chain.sweep(a);
-    }
-    for (int k = 0; k < n; ++k) {
-      for (int s = 0; s < gap; ++s) chain.sweep(a);
-      const Eigen::Index row = static_cast<Eigen::Index>(j) * n + k;
-      double m = 0;
-      for (int i = 0; i < L * L; ++i) {
-        x(row, i) = chain.spins()[i];
-        m += chain.spins()[i];
+      if (wolff) {
+        chain.calibrate_wolff();
+        for (int s = 0; s < burn; ++s) chain.sweep(a);
       }
-      out.y(row, 0) = ising_energy_per_site(x.row(row).data(), L);
-      out.temperature[row] = T;
-      out.magnetization[row] = m / (L * L);
-    }
-    out.acceptance[j] = chain.acceptance(a);
-    out.algorithm[j] = a;
+      for (int k = 0; k < n; ++k) {
+        for (int s = 0; s < gap; ++s) chain.sweep(a);
+        const Eigen::Index row = static_cast<Eigen::Index>(j) * n + k;
+        double m = 0;
+        for (int i = 0; i < L * L; ++i) {
+          x(row, i) = chain.spins()[i];
+          m += chain.spins()[i];
+        }
+        out.y(row, 0) = ising_energy_per_site(x.row(row).data(), L);
+        out.temperature[row] = T;
+        out.magnetization[row] = m / (L * L);
+      }
+      out.acceptance[j] = chain.acceptance(a);
+      out.algorithm[j] = a;
+    });
   }
+  errors.rethrow();
   out.x = Inputs(std::move(x), ExampleShape::image_hwc(L, L, 1));
   return out;
 }

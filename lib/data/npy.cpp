@@ -52,13 +52,18 @@ std::string py_repr(std::string_view s, std::size_t max_len = 40) {
 }
 
 // ---- A Python literal, as far as .npy headers need it. ----
+struct PyEntry;  // std::pair<std::string, PyValue> would need PyValue complete (clang rejects it)
 struct PyValue {
   enum Kind { Str, Int, Bool, None, Tuple, List, Dict } kind = None;
   std::string str;
   unsigned long long integer = 0;
   bool boolean = false;
   std::vector<PyValue> items;                          // Tuple, List
-  std::vector<std::pair<std::string, PyValue>> dict;   // Dict (string keys only)
+  std::vector<PyEntry> dict;                           // Dict (string keys only)
+};
+struct PyEntry {
+  std::string first;
+  PyValue second;
 };
 
 class LiteralParser {
@@ -161,7 +166,7 @@ class LiteralParser {
     }
   }
 
-  void dictionary(std::vector<std::pair<std::string, PyValue>>& out) {
+  void dictionary(std::vector<PyEntry>& out) {
     ++pos_;
     if (eat('}')) return;
     while (true) {
@@ -169,7 +174,7 @@ class LiteralParser {
       if (pos_ >= s_.size() || (s_[pos_] != '\'' && s_[pos_] != '"')) error("expected a string key");
       std::string key = string_literal();
       if (!eat(':')) error("expected ':' after key '" + key + "'");
-      out.emplace_back(std::move(key), value());
+      out.push_back(PyEntry{std::move(key), value()});
       if (eat('}')) return;
       if (!eat(',')) error("expected ',' or '}'");
       if (eat('}')) return;

@@ -15,6 +15,7 @@
 #include "emergent/dynamics/spectral_filter.hpp"
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
+#include "detail/parallel.hpp"
 
 namespace emergent {
 
@@ -153,7 +154,9 @@ bool GradientFlowOptions::IsValid(std::string* error) const {
     return fail("ill_conditioned = " + value_text(ill_conditioned) + ": expected a number > 1");
   if (!(std::isfinite(symmetry_rtol) && symmetry_rtol >= 0.0))
     return fail("symmetry_rtol = " + value_text(symmetry_rtol) + ": expected a finite number >= 0");
-  if (threads < 0) return fail("threads = " + std::to_string(threads) + ": expected >= 0 (0: OpenMP default)");
+  if (threads < 0 || threads > detail::kMaxThreads)
+    return fail("threads = " + std::to_string(threads) + ": expected 0 (OpenMP default) to " +
+                std::to_string(detail::kMaxThreads));
   if (error) error->clear();
   return true;
 }
@@ -170,16 +173,24 @@ MatrixXd project_symmetric(const MatrixXd& k, const MatrixXd& v, int threads) {
   MatrixXd kv(n, r), out(r, r);
   const Eigen::Index blocks = (r + block - 1) / block;
   const int t = threads > 0 ? threads : omp_get_max_threads();
+  detail::ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(t)
   for (Eigen::Index b = 0; b < blocks; ++b) {
-    const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
-    kv.middleCols(c0, w).noalias() = k * v.middleCols(c0, w);
+    errors.run(static_cast<long long>(b), [&] {
+      const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
+      kv.middleCols(c0, w).noalias() = k * v.middleCols(c0, w);
+    });
   }
+  errors.rethrow();
+  detail::ParallelErrors errors1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(t)
   for (Eigen::Index b = 0; b < blocks; ++b) {
-    const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
-    out.middleCols(c0, w).noalias() = v.transpose() * kv.middleCols(c0, w);
+    errors1.run(static_cast<long long>(b), [&] {
+      const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
+      out.middleCols(c0, w).noalias() = v.transpose() * kv.middleCols(c0, w);
+    });
   }
+  errors1.rethrow();
   return 0.5 * (out + out.transpose());  // exactly symmetric, as the covariance formulas assume
 }
 }  // namespace
@@ -244,8 +255,10 @@ std::vector<MatrixXd> GradientFlow::mean(const std::vector<double>& times,
   const MatrixXd p = project_test(ntk_test_train);
   std::vector<MatrixXd> out(times.size());
   const long count = static_cast<long>(times.size());
+  detail::ParallelErrors errors;
 #pragma omp parallel for schedule(static) num_threads(thread_count(options_.threads)) if (count > 1)
-  for (long i = 0; i < count; ++i) out[i] = p * (g(times[i]).asDiagonal() * y_proj_);
+  for (long i = 0; i < count; ++i) errors.run(i, [&] { out[i] = p * (g(times[i]).asDiagonal() * y_proj_); });
+  errors.rethrow();
   return out;
 }
 
@@ -264,15 +277,19 @@ std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
   const MatrixXd kxv = nngp_test_train * basis_;  // K(x,X)·V_R
   std::vector<MatrixXd> out(times.size());
   const long count = static_cast<long>(times.size());
+  detail::ParallelErrors errors2;
 #pragma omp parallel for schedule(static) num_threads(thread_count(options_.threads)) if (count > 1)
   for (long i = 0; i < count; ++i) {
-    // A = Θ(x,X)Θ⁻¹T_t in the eigenbasis; Σ = K_xx + A·K̃·Aᵀ − A·K̃_Xx − K̃_xX·Aᵀ written as
-    // K_xx + W·Aᵀ + (W·Aᵀ)ᵀ with W = ½A·K̃ − K(x,X)V, which is exactly symmetric.
-    const MatrixXd a = p * g(times[i]).asDiagonal();
-    const MatrixXd w = 0.5 * (a * nngp_proj_) - kxv;
-    const MatrixXd wa = w * a.transpose();
-    out[i] = kxx + (wa + wa.transpose());  // this order keeps the sum bitwise symmetric
+    errors2.run(static_cast<long long>(i), [&] {
+      // A = Θ(x,X)Θ⁻¹T_t in the eigenbasis; Σ = K_xx + A·K̃·Aᵀ − A·K̃_Xx − K̃_xX·Aᵀ written as
+      // K_xx + W·Aᵀ + (W·Aᵀ)ᵀ with W = ½A·K̃ − K(x,X)V, which is exactly symmetric.
+      const MatrixXd a = p * g(times[i]).asDiagonal();
+      const MatrixXd w = 0.5 * (a * nngp_proj_) - kxv;
+      const MatrixXd wa = w * a.transpose();
+      out[i] = kxx + (wa + wa.transpose());  // this order keeps the sum bitwise symmetric
+    });
   }
+  errors2.rethrow();
   return out;
 }
 
@@ -364,20 +381,24 @@ LinearizedEnsemble GradientFlow::sample_members(const std::vector<double>& times
   std::vector<VectorXd> gs;
   for (double t : times) gs.push_back(g(t));
 
+  detail::ParallelErrors errors3;
 #pragma omp parallel for schedule(static) num_threads(thread_count(options_.threads))
   for (Index member = 0; member < members; ++member) {
-    const NormalStream stream(seed, static_cast<std::uint64_t>(member));
-    MatrixXd z(total, k);
-    for (Index r = 0; r < total; ++r)
-      for (Index j = 0; j < k; ++j) z(r, j) = stream.normal(static_cast<std::uint64_t>(r * k + j));
-    const MatrixXd f0 = root * z;
-    const MatrixXd d = basis_.transpose() * (y_ - f0.topRows(n));
-    for (Index ti = 0; ti < out.times; ++ti) {
-      const MatrixXd f = f0.bottomRows(m) + p * (gs[ti].asDiagonal() * d);
-      for (Index i = 0; i < m; ++i)
-        for (Index j = 0; j < k; ++j) out.values[out.index(member, ti, i, j)] = f(i, j);
-    }
+    errors3.run(static_cast<long long>(member), [&] {
+      const NormalStream stream(seed, static_cast<std::uint64_t>(member));
+      MatrixXd z(total, k);
+      for (Index r = 0; r < total; ++r)
+        for (Index j = 0; j < k; ++j) z(r, j) = stream.normal(static_cast<std::uint64_t>(r * k + j));
+      const MatrixXd f0 = root * z;
+      const MatrixXd d = basis_.transpose() * (y_ - f0.topRows(n));
+      for (Index ti = 0; ti < out.times; ++ti) {
+        const MatrixXd f = f0.bottomRows(m) + p * (gs[ti].asDiagonal() * d);
+        for (Index i = 0; i < m; ++i)
+          for (Index j = 0; j < k; ++j) out.values[out.index(member, ti, i, j)] = f(i, j);
+      }
+    });
   }
+  errors3.rethrow();
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <numbers>
 #include <sstream>
 #include <stdexcept>
+#include "detail/parallel.hpp"
 
 #include "emergent/dynamics/spectral_filter.hpp"
 #include "detail/enum_names.hpp"
@@ -407,29 +408,33 @@ void diagonalize_sectors(std::vector<Sector>& sectors, const std::vector<std::ve
   const long S = static_cast<long>(sectors.size());
   const Index N = b.ntk[0].rows();
   bool failed = false;
+  detail::ParallelErrors errors;
 #pragma omp parallel for schedule(static) num_threads(thread_count(threads))
   for (long q = 0; q < S; ++q) {
-    Sector& s = sectors[q];
-    bool real = true;
-    for (int u = 0; u < n; ++u) real = real && (2 * chars[s.character][u]) % n == 0;
-    if (real) {
-      MatrixXd B = MatrixXd::Zero(N, N);
-      for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n).real() * b.ntk[u];
-      B = 0.5 * (B + B.transpose());
-      Eigen::SelfAdjointEigenSolver<MatrixXd> es(B);
-      if (es.info() != Eigen::Success) failed = true;
-      s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
-      s.vectors = es.eigenvectors().cast<cd>();
-    } else {
-      MatrixXcd B = MatrixXcd::Zero(N, N);
-      for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n) * b.ntk[u].cast<cd>();
-      B = 0.5 * (B + B.adjoint());
-      Eigen::SelfAdjointEigenSolver<MatrixXcd> es(B);
-      if (es.info() != Eigen::Success) failed = true;
-      s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
-      s.vectors = es.eigenvectors();
-    }
+    errors.run(static_cast<long long>(q), [&] {
+      Sector& s = sectors[q];
+      bool real = true;
+      for (int u = 0; u < n; ++u) real = real && (2 * chars[s.character][u]) % n == 0;
+      if (real) {
+        MatrixXd B = MatrixXd::Zero(N, N);
+        for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n).real() * b.ntk[u];
+        B = 0.5 * (B + B.transpose());
+        Eigen::SelfAdjointEigenSolver<MatrixXd> es(B);
+        if (es.info() != Eigen::Success) failed = true;
+        s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
+        s.vectors = es.eigenvectors().cast<cd>();
+      } else {
+        MatrixXcd B = MatrixXcd::Zero(N, N);
+        for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n) * b.ntk[u].cast<cd>();
+        B = 0.5 * (B + B.adjoint());
+        Eigen::SelfAdjointEigenSolver<MatrixXcd> es(B);
+        if (es.info() != Eigen::Success) failed = true;
+        s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
+        s.vectors = es.eigenvectors();
+      }
+    });
   }
+  errors.rethrow();
   if (failed) throw std::runtime_error("predict_augmented: a Hermitian eigensolver did not converge");
 }
 
@@ -509,10 +514,15 @@ void fourier_route(OrbitFlowResult& out, const Blocks& b, const RowMatrix& train
   const std::size_t T = times.size();
   std::vector<std::vector<MatrixXd>> mean_parts(S), cov_parts(S);
   std::vector<Index> ranks(S, 0);
+  detail::ParallelErrors errors1;
 #pragma omp parallel for schedule(static) num_threads(thread_count(options.flow.threads))
-  for (long q = 0; q < S; ++q)
-    ranks[q] = sector_predictions(sectors[q], chars, b, y, ymat, times, covariance, n, reg, top, threshold, scale,
-                                  mean_parts[q], cov_parts[q]);
+  for (long q = 0; q < S; ++q) {
+    errors1.run(static_cast<long long>(q), [&] {
+      ranks[q] = sector_predictions(sectors[q], chars, b, y, ymat, times, covariance, n, reg, top, threshold, scale,
+                                    mean_parts[q], cov_parts[q]);
+    });
+  }
+  errors1.rethrow();
   out.mean.assign(T, MatrixXd::Zero(Nt, k));
   if (covariance) out.covariance.assign(T, b.test_test);
   for (long q = 0; q < S; ++q) {

@@ -22,9 +22,13 @@
 #include <cmath>
 #include <cstring>
 #include <sstream>
+#include <limits>
 #include <unordered_map>
 
 #include "emergent/core/memory.hpp"
+#include "detail/errors.hpp"
+#include "detail/format.hpp"
+#include "detail/parallel.hpp"
 
 namespace emergent {
 namespace {
@@ -453,16 +457,20 @@ class Engine {
     if (!plan_.pixel_stage) return;  // the vector path fills its records from reduced inputs
     const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
     const Eigen::Index n = point_count();
+    detail::ParallelErrors errors;
 #pragma omp parallel num_threads(threads_)
     {
       std::vector<double> a(P0), b(P0), tmp(P0);
 #pragma omp for schedule(static)
       for (Eigen::Index i = 0; i < n; ++i) {
-        double* rec = records_.data() + static_cast<std::size_t>(i) * plan_.record;
-        const double q = spatial_diagonal(row_of(i), rec, a, b, tmp);
-        if (plan_.readout == Readout::Flatten) tail_diagonal(q, rec);
+        errors.run(static_cast<long long>(i), [&] {
+          double* rec = records_.data() + static_cast<std::size_t>(i) * plan_.record;
+          const double q = spatial_diagonal(row_of(i), rec, a, b, tmp);
+          if (plan_.readout == Readout::Flatten) tail_diagonal(q, rec);
+        });
       }
     }
+    errors.rethrow();
   }
 
   // --- vector path -----------------------------------------------------------------------------
@@ -528,20 +536,24 @@ class Engine {
     std::vector<Eigen::Index> ids1(n1_), ids2(n2_);
     for (Eigen::Index i = 0; i < n1_; ++i) ids1[i] = i;
     for (Eigen::Index j = 0; j < n2_; ++j) ids2[j] = second(j);
+    detail::ParallelErrors errors1;
 #pragma omp parallel num_threads(threads_)
     {
       RowMatrix s(B, B), t(B, B);
 #pragma omp for schedule(dynamic, 1)
       for (std::size_t k = 0; k < tiles.size(); ++k) {
-        const Eigen::Index i0 = tiles[k].first * B, j0 = tiles[k].second * B;
-        const Eigen::Index r = std::min(B, n1_ - i0), c = std::min(B, n2_ - j0);
-        s.topLeftCorner(r, c).noalias() = a.middleRows(i0, r) * bb.middleRows(j0, c).transpose();
-        s.topLeftCorner(r, c) /= d;
-        tail_tile(s.data(), t.data(), r, c, B, ids1.data() + i0, ids2.data() + j0);
-        nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
-        ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
+        errors1.run(static_cast<long long>(k), [&] {
+          const Eigen::Index i0 = tiles[k].first * B, j0 = tiles[k].second * B;
+          const Eigen::Index r = std::min(B, n1_ - i0), c = std::min(B, n2_ - j0);
+          s.topLeftCorner(r, c).noalias() = a.middleRows(i0, r) * bb.middleRows(j0, c).transpose();
+          s.topLeftCorner(r, c) /= d;
+          tail_tile(s.data(), t.data(), r, c, B, ids1.data() + i0, ids2.data() + j0);
+          nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
+          ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
+        });
       }
     }
+    errors1.rethrow();
     if (symmetric_) mirror(nngp, ntk);
   }
 
@@ -656,19 +668,23 @@ class Engine {
       // The tail after gap needs each point's own gap value (1/P²)Σ_ab Σ(x,x)_ab, which uses
       // all pixel pairs of (x, x): one pair computation per point.
       const Eigen::Index n = point_count();
+      detail::ParallelErrors errors2;
 #pragma omp parallel num_threads(threads_)
       {
         Workspace ws(P0 * P0);
 #pragma omp for schedule(dynamic, 1)
         for (Eigen::Index i = 0; i < n; ++i) {
-          spatial_pair(i, i, ws, false);
-          const std::size_t m = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
-          double q = 0;
-          for (std::size_t k = 0; k < m * m; ++k) q += ws.s[k];
-          tail_diagonal(q / static_cast<double>(m * m),
-                        records_.data() + static_cast<std::size_t>(i) * plan_.record);
+          errors2.run(static_cast<long long>(i), [&] {
+            spatial_pair(i, i, ws, false);
+            const std::size_t m = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
+            double q = 0;
+            for (std::size_t k = 0; k < m * m; ++k) q += ws.s[k];
+            tail_diagonal(q / static_cast<double>(m * m),
+                          records_.data() + static_cast<std::size_t>(i) * plan_.record);
+          });
         }
       }
+      errors2.rethrow();
     }
     // Units of work: up to block_ consecutive j for one i.
     struct Unit { Eigen::Index i, j0, j1; };
@@ -678,38 +694,42 @@ class Engine {
       for (Eigen::Index j = symmetric_ ? i : 0; j < n2_; j += B) units.push_back({i, j, std::min(n2_, j + B)});
     blocks_ = units.size();
     const std::size_t m = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
+    detail::ParallelErrors errors3;
 #pragma omp parallel num_threads(threads_)
     {
       Workspace ws(diagonal ? P0 : P0 * P0);
 #pragma omp for schedule(dynamic, 1)
       for (std::size_t u = 0; u < units.size(); ++u) {
-        const Eigen::Index i = units[u].i;
-        for (Eigen::Index j = units[u].j0; j < units[u].j1; ++j) {
-          spatial_pair(i, second(j), ws, diagonal);
-          if (spatial) {
-            const std::size_t base = (static_cast<std::size_t>(i) * n2_ + j) * stride;
-            std::copy(ws.s.begin(), ws.s.begin() + m * m, nngp + base);
-            std::copy(ws.t.begin(), ws.t.begin() + m * m, ntk + base);
-            if (symmetric_ && j != i) {  // K(x_j, x_i)_ab = K(x_i, x_j)_ba
-              const std::size_t mirror = (static_cast<std::size_t>(j) * n2_ + i) * stride;
-              for (std::size_t a = 0; a < m; ++a)
-                for (std::size_t b = 0; b < m; ++b) {
-                  nngp[mirror + b * m + a] = ws.s[a * m + b];
-                  ntk[mirror + b * m + a] = ws.t[a * m + b];
-                }
-            }
-          } else {
-            const auto [s, t] = readout_pair(i, second(j), ws);
-            nngp[i + j * n1_] = s;  // Eigen default storage is column-major
-            ntk[i + j * n1_] = t;
-            if (symmetric_) {
-              nngp[j + i * n1_] = s;
-              ntk[j + i * n1_] = t;
+        errors3.run(static_cast<long long>(u), [&] {
+          const Eigen::Index i = units[u].i;
+          for (Eigen::Index j = units[u].j0; j < units[u].j1; ++j) {
+            spatial_pair(i, second(j), ws, diagonal);
+            if (spatial) {
+              const std::size_t base = (static_cast<std::size_t>(i) * n2_ + j) * stride;
+              std::copy(ws.s.begin(), ws.s.begin() + m * m, nngp + base);
+              std::copy(ws.t.begin(), ws.t.begin() + m * m, ntk + base);
+              if (symmetric_ && j != i) {  // K(x_j, x_i)_ab = K(x_i, x_j)_ba
+                const std::size_t mirror = (static_cast<std::size_t>(j) * n2_ + i) * stride;
+                for (std::size_t a = 0; a < m; ++a)
+                  for (std::size_t b = 0; b < m; ++b) {
+                    nngp[mirror + b * m + a] = ws.s[a * m + b];
+                    ntk[mirror + b * m + a] = ws.t[a * m + b];
+                  }
+              }
+            } else {
+              const auto [s, t] = readout_pair(i, second(j), ws);
+              nngp[i + j * n1_] = s;  // Eigen default storage is column-major
+              ntk[i + j * n1_] = t;
+              if (symmetric_) {
+                nngp[j + i * n1_] = s;
+                ntk[j + i * n1_] = t;
+              }
             }
           }
-        }
+        });
       }
     }
+    errors3.rethrow();
   }
 
   const Inputs& x1_;
@@ -731,7 +751,9 @@ bool KernelOptions::IsValid(std::string* error) const {
     if (error) *error = why;
     return false;
   };
-  if (threads < 0) return bad("threads: expected >= 0 (0 = OpenMP default), got " + std::to_string(threads));
+  if (threads < 0 || threads > detail::kMaxThreads)
+    return bad("threads: expected 0 (OpenMP default) to " + std::to_string(detail::kMaxThreads) + ", got " +
+               std::to_string(threads));
   if (quadrature_order < 0 || quadrature_order > kMaxQuadratureOrder)
     return bad("quadrature_order: expected 0 (default) to " + std::to_string(kMaxQuadratureOrder) + ", got " +
                std::to_string(quadrature_order));
@@ -748,20 +770,105 @@ std::string KernelSummary::to_string() const {
   return os.str();
 }
 
+namespace {
+// Refuses, naming the layer, an architecture and inputs whose kernel variances leave float64.
+// The diagonal recursion of docs/conventions.md §2 is run on the largest per-entry variance
+// max x² of the inputs: affine layers average over their window (conv) or features (dense), so
+// this bounds every point's variance from above and costs O(layers). Without it the overflow
+// surfaces as an ActivationDual error deep inside a parallel region, naming no layer.
+void check_magnitudes(const Architecture& arch, const Inputs& x1, const Inputs* x2, int quadrature_order) {
+  double max_abs = 0;
+  for (const Inputs* in : {&x1, x2})
+    if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
+  if (!std::isfinite(max_abs))
+    detail::bad("the inputs hold a non-finite entry; expected finite numbers");
+  double q = max_abs * max_abs;
+  if (!std::isfinite(q))
+    detail::bad("the inputs: the covariance overflowed (inf) with max |x| = " + detail::num(max_abs) +
+                "; expected |x| < 1e154 (rescale the inputs, see docs/robustness.md)");
+  int dense = 0, conv = 0, act = 0;
+  for (const auto& layer : arch.layers()) {
+    std::string name;
+    if (layer.kind == LayerKind::Dense || layer.kind == LayerKind::Conv) {
+      name = layer.kind == LayerKind::Dense ? "dense #" + std::to_string(++dense) : "conv #" + std::to_string(++conv);
+      q = layer.w_std * layer.w_std * q + layer.b_std * layer.b_std;
+      if (!std::isfinite(q))
+        detail::bad(name + ": the covariance overflowed (inf) with w = " + detail::num(layer.w_std) +
+                    ", b = " + detail::num(layer.b_std) + " and inputs up to |x| = " + detail::num(max_abs) +
+                    "; the kernel is not representable in float64 (see docs/robustness.md)");
+    } else if (layer.kind == LayerKind::Activation) {
+      name = layer.activation.name() + " #" + std::to_string(++act);
+      double next = 0;
+      try {
+        next = ActivationDual(layer.activation, quadrature_order)(q, q, q).nngp;
+      } catch (const std::invalid_argument&) {
+        next = std::numeric_limits<double>::infinity();
+      }
+      if (!std::isfinite(next))
+        detail::bad(name + ": the covariance overflowed (inf) at input variance " + detail::num(q) +
+                    "; the kernel is not representable in float64 (see docs/robustness.md)");
+      q = next;
+    }
+  }
+}
+// Bias-free networks whose activations are positively homogeneous of degree 1 (the ReLU family
+// a·min(x,0) + b·max(x,0)) have K(cx, cx') = c²·K(x, x') and Θ(cx, cx') = c²·Θ(x, x') for c > 0
+// (every step of the recursion of docs/conventions.md §2 is homogeneous of degree 2). For such
+// networks, inputs far from scale 1 are rescaled by a power of two — exact in floating point —
+// and the kernels scaled back, so 1e-100 inputs do not underflow inside the dual's q1·q2 and give
+// the scale-1 answer times c² (docs/robustness.md). Returns the exponent e of the factor 2^e by
+// which the inputs are divided, or 0 when the rescaling does not apply or is not needed.
+int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2) {
+  for (const auto& layer : arch.layers()) {
+    if (layer.affine() && layer.b_std != 0.0) return 0;
+    if (layer.kind == LayerKind::Activation) {
+      const ActivationKind k = layer.activation.kind;
+      if (k != ActivationKind::Identity && k != ActivationKind::Relu && k != ActivationKind::Abs &&
+          k != ActivationKind::LeakyRelu && k != ActivationKind::AbRelu)
+        return 0;
+    }
+  }
+  double max_abs = 0;
+  for (const Inputs* in : {&x1, x2})
+    if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
+  if (!(max_abs > 0) || !std::isfinite(max_abs)) return 0;
+  const int e = std::ilogb(max_abs);
+  return (e < -16 || e > 16) ? e : 0;
+}
+
+Inputs scaled(const Inputs& in, int e) { return Inputs(RowMatrix(in.x.array() * std::ldexp(1.0, -e)), in.shape); }
+
+Kernels rescaled(Kernels r, int e) {
+  const double f = std::ldexp(1.0, 2 * e);
+  r.nngp *= f;
+  r.ntk *= f;
+  return r;
+}
+}  // namespace
+
 Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2, const KernelOptions& options) {
+  check_magnitudes(arch, x1, &x2, options.quadrature_order);
+  if (const int e = homogeneous_exponent(arch, x1, &x2)) {
+    const Inputs a = scaled(x1, e), b = scaled(x2, e);
+    return rescaled(kernels(arch, a, b, options), e);
+  }
   return Engine(arch, x1, &x2, options, false).run_gram();
 }
 
 Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options) {
+  check_magnitudes(arch, x, nullptr, options.quadrature_order);
+  if (const int e = homogeneous_exponent(arch, x, nullptr)) return rescaled(kernels(arch, scaled(x, e), options), e);
   return Engine(arch, x, nullptr, options, false).run_gram();
 }
 
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
                                const KernelOptions& options) {
+  check_magnitudes(arch, x1, &x2, options.quadrature_order);
   return Engine(arch, x1, &x2, options, true).run_spatial();
 }
 
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options) {
+  check_magnitudes(arch, x, nullptr, options.quadrature_order);
   return Engine(arch, x, nullptr, options, true).run_spatial();
 }
 

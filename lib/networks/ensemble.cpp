@@ -11,8 +11,12 @@
 #include <stdexcept>
 
 #include "emergent/networks/network.hpp"
+#include "emergent/core/memory.hpp"
 #include "emergent/core/random.hpp"
 #include "detail/enum_names.hpp"
+#include "detail/errors.hpp"
+#include "detail/format.hpp"
+#include "detail/parallel.hpp"
 
 namespace emergent {
 namespace {
@@ -57,7 +61,9 @@ bool TrainingOptions::IsValid(std::string* error) const {
   if (!(learning_rate > 0) || !std::isfinite(learning_rate))
     return bad("learning_rate: expected a finite number > 0, got " + std::to_string(learning_rate));
   if (batch_size < 0) return bad("batch_size: expected >= 0 (0 = full batch), got " + std::to_string(batch_size));
-  if (threads < 0) return bad("threads: expected >= 0, got " + std::to_string(threads));
+  if (threads < 0 || threads > detail::kMaxThreads)
+    return bad("threads: expected 0 (OpenMP default) to " + std::to_string(detail::kMaxThreads) + ", got " +
+               std::to_string(threads));
   if (checkpoints.empty()) return bad("checkpoints: expected at least one step at which to record predictions");
   for (std::size_t i = 0; i < checkpoints.size(); ++i) {
     if (checkpoints[i] < 0 || checkpoints[i] > steps)
@@ -105,72 +111,109 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
   result.predictions.assign(static_cast<std::size_t>(result.members) * result.checkpoints * result.test_points * k, 0);
   result.train_loss.assign(static_cast<std::size_t>(result.members) * result.checkpoints, 0);
 
+  // Parameters per member, in floating point so that absurd widths cannot overflow; refused
+  // against the memory cap before any network is allocated (weights, gradients and activations
+  // of one member per thread).
+  {
+    const ShapeTrace trace = architecture.shapes(train_x.shape);
+    long double params = 0, largest = 0;
+    std::string largest_name;
+    int dense = 0, conv = 0;
+    const auto& layers = architecture.layers();
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      if (!layers[l].affine()) continue;
+      const ExampleShape& in = trace.shapes[l];
+      const bool is_conv = layers[l].kind == LayerKind::Conv;
+      const long double fan_in = is_conv ? static_cast<long double>(in.channels) * layers[l].filter_h * layers[l].filter_w
+                                         : static_cast<long double>(in.size());
+      const long double p = (fan_in + 1) * layers[l].width;
+      params += p;
+      if (p > largest) {
+        largest = p;
+        largest_name = (is_conv ? "conv #" + std::to_string(++conv) : "dense #" + std::to_string(++dense)) + " (" +
+                       layers[l].to_string() + ")";
+      } else {
+        is_conv ? ++conv : ++dense;
+      }
+    }
+    const int t = std::min(options.members, options.threads > 0 ? options.threads : omp_get_max_threads());
+    const long double bytes = params * 3 * sizeof(double) * std::max(1, t);
+    const std::size_t cap = default_memory_cap_bytes();
+    if (bytes > static_cast<long double>(cap))
+      detail::bad(largest_name + ": the networks need about " + format_bytes(bytes > 1e18L ? static_cast<std::size_t>(1e18) : static_cast<std::size_t>(bytes)) +
+          " (" + detail::num(static_cast<double>(params)) + " parameters per member), more than the memory cap " +
+          format_bytes(cap) + " (25% of RAM); expected narrower layers");
+  }
   const long total = static_cast<long>(options.members) * options.steps;
   long done = 0;
   std::mutex progress_mutex;
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   const bool full_batch = options.batch_size == 0 || options.batch_size == train_x.count();
 
+  detail::ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int m = 0; m < options.members; ++m) {
-    const std::uint64_t seed = member_seed(options.seed, m);
-    Network net(architecture, train_x.shape, seed);
-    const NormalStream batch_rng(seed, 0xBA7C4ULL);
-    std::vector<Eigen::Index> order(static_cast<std::size_t>(train_x.count()));
-    std::iota(order.begin(), order.end(), Eigen::Index{0});
-    std::size_t cursor = order.size();  // forces a shuffle before the first minibatch
-    std::uint64_t draws = 0;
-    // One gradient-descent step on (x, y), fused into the backward pass; returns the loss before it.
-    auto step_on = [&](const Inputs& x, const RowMatrix& y) {
-      if (options.loss == TrainingLoss::MeanSquaredError) return net.mse_descent_step(x, y, options.learning_rate);
-      return net.descent_step(x, options.learning_rate,
-                              [&](const RowMatrix& f, RowMatrix& cotangent) { return cross_entropy(f, y, &cotangent); });
-    };
-    auto loss_at = [&](const Inputs& x, const RowMatrix& y) {
-      const RowMatrix f = net.forward(x);
-      return options.loss == TrainingLoss::MeanSquaredError ? mse(f, y) : cross_entropy(f, y, nullptr);
-    };
-    std::size_t next_checkpoint = 0;
-    for (int step = 0; step <= options.steps; ++step) {
-      const bool record = next_checkpoint < options.checkpoints.size() && options.checkpoints[next_checkpoint] == step;
-      const bool update = step < options.steps;
-      if (record) {  // predictions and full training loss before this step's update
-        const RowMatrix f = net.forward(test_x);
-        const std::size_t base = (static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint) *
-                                 static_cast<std::size_t>(result.test_points) * k;
-        std::copy(f.data(), f.data() + f.size(), result.predictions.begin() + static_cast<std::ptrdiff_t>(base));
-      }
-      double full_loss = 0;
-      if (update && full_batch) {
-        full_loss = step_on(train_x, train_y);
-      } else if (record) {
-        full_loss = loss_at(train_x, train_y);
-      }
-      if (record) {
-        result.train_loss[static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint] = full_loss;
-        ++next_checkpoint;
-      }
-      if (!update) break;
-      if (!full_batch) {  // minibatch SGD: batches without replacement, reshuffled each epoch
-        if (cursor + static_cast<std::size_t>(options.batch_size) > order.size()) {
-          shuffle(order, batch_rng, draws);
-          draws += order.size();
-          cursor = 0;
+    errors.run(static_cast<long long>(m), [&] {
+      const std::uint64_t seed = member_seed(options.seed, m);
+      Network net(architecture, train_x.shape, seed);
+      const NormalStream batch_rng(seed, 0xBA7C4ULL);
+      std::vector<Eigen::Index> order(static_cast<std::size_t>(train_x.count()));
+      std::iota(order.begin(), order.end(), Eigen::Index{0});
+      std::size_t cursor = order.size();  // forces a shuffle before the first minibatch
+      std::uint64_t draws = 0;
+      // One gradient-descent step on (x, y), fused into the backward pass; returns the loss before it.
+      auto step_on = [&](const Inputs& x, const RowMatrix& y) {
+        if (options.loss == TrainingLoss::MeanSquaredError) return net.mse_descent_step(x, y, options.learning_rate);
+        return net.descent_step(x, options.learning_rate,
+                                [&](const RowMatrix& f, RowMatrix& cotangent) { return cross_entropy(f, y, &cotangent); });
+      };
+      auto loss_at = [&](const Inputs& x, const RowMatrix& y) {
+        const RowMatrix f = net.forward(x);
+        return options.loss == TrainingLoss::MeanSquaredError ? mse(f, y) : cross_entropy(f, y, nullptr);
+      };
+      std::size_t next_checkpoint = 0;
+      for (int step = 0; step <= options.steps; ++step) {
+        const bool record = next_checkpoint < options.checkpoints.size() && options.checkpoints[next_checkpoint] == step;
+        const bool update = step < options.steps;
+        if (record) {  // predictions and full training loss before this step's update
+          const RowMatrix f = net.forward(test_x);
+          const std::size_t base = (static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint) *
+                                   static_cast<std::size_t>(result.test_points) * k;
+          std::copy(f.data(), f.data() + f.size(), result.predictions.begin() + static_cast<std::ptrdiff_t>(base));
         }
-        const std::vector<Eigen::Index> rows(order.begin() + static_cast<std::ptrdiff_t>(cursor),
-                                             order.begin() + static_cast<std::ptrdiff_t>(cursor + options.batch_size));
-        cursor += static_cast<std::size_t>(options.batch_size);
-        RowMatrix yb(options.batch_size, k);
-        for (int r = 0; r < options.batch_size; ++r) yb.row(r) = train_y.row(rows[static_cast<std::size_t>(r)]);
-        step_on(train_x.rows(rows), yb);
+        double full_loss = 0;
+        if (update && full_batch) {
+          full_loss = step_on(train_x, train_y);
+        } else if (record) {
+          full_loss = loss_at(train_x, train_y);
+        }
+        if (record) {
+          result.train_loss[static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint] = full_loss;
+          ++next_checkpoint;
+        }
+        if (!update) break;
+        if (!full_batch) {  // minibatch SGD: batches without replacement, reshuffled each epoch
+          if (cursor + static_cast<std::size_t>(options.batch_size) > order.size()) {
+            shuffle(order, batch_rng, draws);
+            draws += order.size();
+            cursor = 0;
+          }
+          const std::vector<Eigen::Index> rows(order.begin() + static_cast<std::ptrdiff_t>(cursor),
+                                               order.begin() + static_cast<std::ptrdiff_t>(cursor + options.batch_size));
+          cursor += static_cast<std::size_t>(options.batch_size);
+          RowMatrix yb(options.batch_size, k);
+          for (int r = 0; r < options.batch_size; ++r) yb.row(r) = train_y.row(rows[static_cast<std::size_t>(r)]);
+          step_on(train_x.rows(rows), yb);
+        }
+        if (progress && (step + 1) % 10 == 0) {
+          std::lock_guard<std::mutex> lock(progress_mutex);
+          done += 10;
+          progress(done, total);
+        }
       }
-      if (progress && (step + 1) % 10 == 0) {
-        std::lock_guard<std::mutex> lock(progress_mutex);
-        done += 10;
-        progress(done, total);
-      }
-    }
+    });
   }
+  errors.rethrow();
   if (progress) progress(total, total);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

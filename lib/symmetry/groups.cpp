@@ -130,10 +130,22 @@ Representation group_translations(const ExampleShape& shape) {
 }
 
 
+namespace {
+// Largest group order accepted: the composition table holds |G|² ints (64 MiB at 4096) and the
+// closure check costs |G|² products, so larger orders are refused before anything is built.
+constexpr long long kMaxGroupOrder = 4096;
+void check_order(long long order, const std::string& what) {
+  if (order > kMaxGroupOrder)
+    bad("group '" + what + "': " + std::to_string(order) + " elements, expected at most " +
+        std::to_string(kMaxGroupOrder) + " (the composition table holds |G|² entries)");
+}
+}  // namespace
+
 Representation group_rotation(int k, const ExampleShape& shape) {
   const std::string name = "rot(" + std::to_string(k) + ")";
   require_image(shape, name);
   if (k < 1) bad("group 'rot(K)': K = " + std::to_string(k) + ", expected a positive integer");
+  check_order(k, name);
   const int H = shape.height, W = shape.width;
   std::vector<Representation::Element> e;
   for (int j = 0; j < k; ++j) {
@@ -173,6 +185,7 @@ Representation group_rot2(int k, const ExampleShape& shape) {
   const std::string name = "rot2(" + std::to_string(k) + ")";
   require_vector(shape, name);
   if (k < 1) bad("group 'rot2(K)': K = " + std::to_string(k) + ", expected a positive integer");
+  check_order(k, name);
   const int d = shape.channels;
   if (d % 2 != 0) bad("group '" + name + "': needs an even number of features, got shape " + shape.to_string());
   std::vector<Representation::Element> e;
@@ -226,6 +239,15 @@ Representation group_from_npy(const std::string& path, const ExampleShape& shape
   if (a.shape.size() != 3 || a.shape[1] != a.shape[2] || a.shape[0] == 0)
     bad("group file '" + path + "': expected shape (|G|, d, d), got rank " + std::to_string(a.shape.size()));
   const std::size_t n = a.shape[0], d = a.shape[1];
+  check_order(static_cast<long long>(n), path);
+  if (static_cast<long long>(d) != shape.size())
+    bad("group file '" + path + "': matrices of shape (" + std::to_string(d) + ", " + std::to_string(d) + "), expected (" +
+        std::to_string(shape.size()) + ", " + std::to_string(shape.size()) + ") for inputs of shape " + shape.to_string());
+  // Entries bounded so that the closure tolerance 8ε·d·max² stays finite (representation.cpp).
+  for (std::size_t i = 0; i < a.data.size(); ++i)
+    if (!std::isfinite(a.data[i]) || std::fabs(a.data[i]) > 1e100)
+      bad("group file '" + path + "': entry " + std::to_string(i) + " is " + num(a.data[i]) +
+          ", expected finite entries of magnitude at most 1e100");
   std::vector<MatrixXd> m(n, MatrixXd(d, d));
   for (std::size_t g = 0; g < n; ++g)
     for (std::size_t i = 0; i < d; ++i)

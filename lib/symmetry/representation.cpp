@@ -290,6 +290,8 @@ RepresentationSummary Representation::verify_impl(const std::vector<std::vector<
     inv = std::max(inv, best);
   }
   c.inverse_violation = inv;
+  // A tolerance that is not finite (entries near float64's limit) certifies nothing.
+  if (!std::isfinite(c.tolerance)) c.tolerance = 0.0;
   c.identity_first = c.identity_violation <= c.tolerance;
   c.orthogonal = c.orthogonality_violation <= c.tolerance;
   c.closed = c.closure_violation <= c.tolerance;

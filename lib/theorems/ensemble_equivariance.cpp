@@ -226,9 +226,15 @@ void add_parts_at(TheoremResult& t, const FlowProblem& p, InputSet set, const In
   // covariance sees A = Θ(x,X)g_t(Θ) with row ℓ1 norm a ≤ M·g_max·max|Θ(x,X)|.
   // Training Gram round-off δΘ (entries ≤ tol_train): ‖δg_t(Θ)‖₂ ≤ L·M·tol_train with g_t's
   // Lipschitz constant L = min(c²/2, 1/λ_min²) (c²/2 alone at t = ∞ would be infinite).
-  const double L = std::isinf(c) ? (lmin > 0 ? 1.0 / (lmin * lmin) : 0.0)
-                                 : (lmin > 0 ? std::min(0.5 * c * c, 1.0 / (lmin * lmin)) : 0.5 * c * c);
-  const double dA = trow * L * static_cast<double>(M) * p.tol_train;
+  // L·tol_train, formed so that tiny spectra (inputs near 1e-100) give neither inf·0 = NaN
+  // nor an overflowing 1/λ_min².
+  auto lipschitz_times = [&](double e) {
+    if (e == 0) return 0.0;
+    const double by_lmin = lmin > 0 ? (e / lmin) / lmin : 0.0;
+    if (std::isinf(c)) return by_lmin;
+    return lmin > 0 ? std::min(0.5 * c * c * e, by_lmin) : 0.5 * c * c * e;
+  };
+  const double dA = trow * static_cast<double>(M) * lipschitz_times(p.tol_train);
   const double dm = tol_theta * std::sqrt(static_cast<double>(M)) * gmax * p.ynorm + dA * p.ynorm;
   // Covariance: A = Θ(x,X)g_t(Θ) has rows of 2-norm ≤ a2 = g_max·max‖Θ(x_i,X)‖₂ and kernel
   // round-off moves them by ≤ da2 = g_max·√M·tol_Θ; K(X,X) is shared by both sides, so

@@ -49,11 +49,13 @@ void member_violations(MemberViolationResult& r, const Representation& rho_y, in
                        int time) {
   const int n = rho_y.size();
   double vmax = 0, vsum = 0, sc = 0;
+  int diverged = 0;
   MatrixXd avg = MatrixXd::Zero(static_cast<Index>(n) * m, k);
   for (int mem = 0; mem < members; ++mem) {
     MatrixXd f(static_cast<Index>(n) * m, k);
     for (Index row = 0; row < f.rows(); ++row)
       for (Index j = 0; j < k; ++j) f(row, j) = value(mem, time, row, j);
+    if (!f.allFinite()) ++diverged;
     avg += f / members;
     sc = std::max(sc, max_abs(f));
     double v = 0;
@@ -66,9 +68,12 @@ void member_violations(MemberViolationResult& r, const Representation& rho_y, in
   }
   double va = 0;
   for (int g = 0; g < n; ++g) va = std::max(va, max_abs(avg.middleRows(g * m, m) - avg.topRows(m) * rho_y.matrix(g).transpose()));
-  r.member_max.push_back(vmax);
-  r.member_mean.push_back(vsum / members);
-  r.sample_mean.push_back(va);
+  // std::max drops NaN: a diverged member makes every summary of this time NaN instead of 0.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.member_max.push_back(diverged ? nan : vmax);
+  r.member_mean.push_back(diverged ? nan : vsum / members);
+  r.sample_mean.push_back(diverged ? nan : va);
+  r.diverged.push_back(diverged);
   r.scale.push_back(sc);
 }
 

@@ -78,9 +78,9 @@ TEST_CASE("covariance equals (J^T W J)^-1 from a finite-difference Jacobian") {
     REQUIRE(fit.covariance_ok);
     CHECK_FALSE(fit.covariance_scaled);
     const int p = offset ? 3 : 2;
-    Eigen::VectorXd theta(p);
-    theta << fit.amplitude, fit.exponent, (offset ? fit.offset : 0.0);
-    if (!offset) theta.conservativeResize(2);
+    Eigen::VectorXd theta(p);  // exactly p values: the comma initialiser must not overrun it
+    if (offset) theta << fit.amplitude, fit.exponent, fit.offset;
+    else theta << fit.amplitude, fit.exponent;
     auto model = [&](const Eigen::VectorXd& t, double xv) {
       return (p == 3 ? t(2) : 0.0) + t(0) * std::pow(xv, -t(1));
     };

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,6 +34,58 @@ RowMatrix load_targets(const std::string& option, const std::string& path, Eigen
   return Eigen::Map<const RowMatrix>(a.data.data(), rows, k);
 }
 
+namespace {
+struct StagedOutput {
+  std::string temporary, destination;
+};
+std::vector<StagedOutput>& staged_outputs() {
+  static std::vector<StagedOutput> outputs;
+  return outputs;
+}
+// Output files claimed by check_output_path in this run: canonical path → "--option 'path'".
+std::map<std::string, std::string>& claimed_outputs() {
+  static std::map<std::string, std::string> claimed;
+  return claimed;
+}
+}  // namespace
+
+void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  // A short name (not derived from the destination's, which may already be NAME_MAX long).
+  const fs::path tmp = dir / (".emergent-" + std::to_string(::getpid()) + "-" + std::to_string(staged_outputs().size()) + ".tmp");
+  staged_outputs().push_back({tmp.string(), path});
+  static const double none = 0.0;  // empty arrays: any valid pointer
+  emergent::write_npy(tmp.string(), shape, data ? data : &none);
+}
+
+void commit_outputs() {
+  auto& outputs = staged_outputs();
+  for (const auto& o : outputs) {
+    std::error_code ec;
+    std::filesystem::rename(o.temporary, o.destination, ec);
+    if (ec) throw std::runtime_error("cannot rename '" + o.temporary + "' to '" + o.destination + "': " + ec.message());
+  }
+  outputs.clear();
+}
+
+void discard_outputs() noexcept {
+  for (const auto& o : staged_outputs()) {
+    std::error_code ec;
+    std::filesystem::remove(o.temporary, ec);
+  }
+  staged_outputs().clear();
+}
+
+std::uint64_t parse_seed(const std::string& option, const std::string& text) {
+  std::uint64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || text[0] == '+' || ec != std::errc() || ptr != text.data() + text.size())
+    throw std::invalid_argument(option + " '" + text + "': expected a decimal integer from 0 to 18446744073709551615");
+  return v;
+}
+
 void check_output_path(const std::string& option, const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path p(path);
@@ -44,6 +97,11 @@ void check_output_path(const std::string& option, const std::string& path) {
     throw std::invalid_argument(option + " '" + path + "': directory '" + dir.string() + "' does not exist");
   if (fs::is_directory(p, ec))
     throw std::invalid_argument(option + " '" + path + "' is a directory; expected a file name");
+  const std::string key = fs::weakly_canonical(fs::absolute(p), ec).string();
+  const std::string who = option + " '" + path + "'";
+  const auto [it, fresh] = claimed_outputs().emplace(ec ? fs::absolute(p).lexically_normal().string() : key, who);
+  if (!fresh)
+    throw std::invalid_argument(who + " is the same file as " + it->second + "; expected a different path for each output");
 }
 
 void check_finite(const std::string& what, const double* data, std::size_t n) {
@@ -132,6 +190,7 @@ GradientFlowOptions flow_options(double lr, double diag_reg, bool diag_reg_relat
   if (std::string why; !g.IsValid(&why)) {
     if (why.rfind("learning_rate", 0) == 0) why = "--lr" + why.substr(13);
     else if (why.rfind("diag_reg", 0) == 0) why = "--diag-reg" + why.substr(8);
+    else if (why.rfind("threads", 0) == 0) why = "--threads" + why.substr(7);
     throw std::invalid_argument(why);
   }
   return g;
@@ -163,6 +222,8 @@ void add_training_options(CLI::App* cmd, TrainingFiles& files, const std::string
 TrainingData load_training_data(const TrainingFiles& files, TargetColumns columns) {
   TrainingData d{Architecture::parse(files.arch), load_inputs("--train-x", files.train_x),
                  load_inputs("--test-x", files.test_x), RowMatrix()};
+  if (d.x.count() == 0)
+    throw std::invalid_argument("--train-x '" + files.train_x + "' holds 0 examples; expected at least one training point");
   if (!(d.z.shape == d.x.shape))
     throw std::invalid_argument("--test-x '" + files.test_x + "' holds examples of shape " + d.z.shape.to_string() +
                                 " but --train-x holds " + d.x.shape.to_string() + "; expected the same example shape");

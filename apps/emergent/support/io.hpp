@@ -2,6 +2,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -46,8 +47,23 @@ Inputs load_inputs(const std::string& option, const std::string& path);
 /// Targets from a .npy of shape (N,) or (N, k), with N = `rows`.
 RowMatrix load_targets(const std::string& option, const std::string& path, Eigen::Index rows);
 
-/// Fail before a long computation if `path` cannot be an output file.
+/// Fail before a long computation if `path` cannot be an output file, or names the same file as
+/// an output claimed earlier in this run (two options writing one path would overwrite each other).
 void check_output_path(const std::string& option, const std::string& path);
+
+/// Outputs are written to a temporary file next to their destination and renamed only when the
+/// whole command succeeded (main.cpp calls commit_outputs), so a failure half-way leaves nothing
+/// that looks like a result. This write_npy hides emergent::write_npy inside emergent::cli, so
+/// every command's unqualified write_npy(...) stages.
+void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data);
+/// Renames every staged output onto its destination (throws if one cannot be renamed).
+void commit_outputs();
+/// Removes every staged output (on failure); safe to call after commit_outputs.
+void discard_outputs() noexcept;
+
+/// A seed option: a decimal integer in [0, 2^64 − 1], nothing else (no sign, exponent or
+/// saturation: "-1", "1e23" and 2^64 are refused naming the option).
+std::uint64_t parse_seed(const std::string& option, const std::string& text);
 
 /// Never write NaN: a non-finite result is an internal numerical failure (std::runtime_error).
 void check_finite(const std::string& what, const double* data, std::size_t n);

@@ -24,6 +24,9 @@ struct MemberViolationResult {
   std::vector<double> member_mean;       ///< (1/M)Σ_m v_m, per time
   std::vector<double> sample_mean;       ///< the same violation of the M-member average (→ 0 as M → ∞)
   std::vector<double> scale;             ///< max |f_m(x)| over members, inputs, elements, per time
+  /// Members whose predictions are not finite (diverged training), per time; their violation is
+  /// NaN and makes member_max, member_mean and sample_mean NaN at that time (never swallowed).
+  std::vector<int> diverged;
   std::string to_string() const;
 };
 
