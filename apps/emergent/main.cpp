@@ -8,7 +8,7 @@
 #include <string>
 
 #include "commands.hpp"
-#include "io.hpp"
+#include "support/io.hpp"
 
 #ifndef EMERGENT_VERSION
 #define EMERGENT_VERSION "0.1.0"

@@ -49,7 +49,7 @@ void check_delta(const char* fn, double delta) {
                                 ", but must be a finite number > 0");
   // The bounds work with M·delta², which must stay finite.
   if (delta > 1e100)
-    throw std::invalid_argument(std::string(fn) + ": delta is " + num(delta) +
+    throw std::invalid_argument(std::string(fn) + ": delta is " + exact_text(delta) +
                                 ", but must be at most 1e100 (M·delta² must be finite in float64)");
 }
 

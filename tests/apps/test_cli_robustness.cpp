@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "emergent/data/npy.hpp"
-#include "../apps/emergent/io.hpp"
+#include "support/io.hpp"
 
 namespace fs = std::filesystem;
 
