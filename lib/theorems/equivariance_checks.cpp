@@ -20,6 +20,7 @@
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 #include "detail/permutation.hpp"
+#include "detail/linear_algebra.hpp"
 
 namespace emergent {
 
@@ -290,13 +291,13 @@ TheoremResult check_theorem_5_1(const Architecture& arch, const Inputs& x, const
 namespace {
 
 // g_t(Θ) = V·diag(g_t(λ))·Vᵀ, g_t(λ) = (1 − e^{−cλ})/λ → c as λ → 0 (negative round-off clipped).
-MatrixXd spectral_g(const Eigen::SelfAdjointEigenSolver<MatrixXd>& es, double c) {
-  VectorXd f(es.eigenvalues().size());
+MatrixXd spectral_g(const detail::SymmetricEigen& es, double c) {
+  VectorXd f(es.values.size());
   for (Index i = 0; i < f.size(); ++i) {
-    const double l = std::max(0.0, es.eigenvalues()(i));
+    const double l = std::max(0.0, es.values(i));
     f(i) = (c * l > 1e-300 && l > 0) ? -std::expm1(-c * l) / l : c;
   }
-  return es.eigenvectors() * f.asDiagonal() * es.eigenvectors().transpose();
+  return es.vectors * f.asDiagonal() * es.vectors.transpose();
 }
 
 double permuted_violation(const MatrixXd& G, const std::vector<Index>& tau) {
@@ -408,8 +409,9 @@ TheoremResult check_lemmas_5_1_5_2(const Architecture& arch, const Inputs& train
   }
   // Only the round-off part of the defect may excuse g_t(Θ): cap D by what Lemma 5.1 tolerates.
   const double defect_used = std::min(defect, static_cast<double>(M) * tol_t);
-  Eigen::SelfAdjointEigenSolver<MatrixXd> es(0.5 * (G.ntk + G.ntk.transpose()));
-  const double lmin = std::max(0.0, es.eigenvalues().minCoeff());
+  const detail::SymmetricEigen es = detail::symmetric_eigen(0.5 * (G.ntk + G.ntk.transpose()));
+  if (!es.converged) throw std::runtime_error("Lemma 5.2: the symmetric eigensolver did not converge");
+  const double lmin = std::max(0.0, es.values.minCoeff());
   const double fro = G.ntk.norm();
   for (double time : options.times) {
     const double c = options.learning_rate * time / (static_cast<double>(M) * options.outputs);
