@@ -870,6 +870,11 @@ KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const I
   return Engine(arch, x1, x2, options, false, true).stream_vector(sink);
 }
 
+bool streams_in_bands(const Architecture& arch, const ExampleShape& shape) {
+  if (arch.expects_images() != shape.image) return false;
+  return !make_plan(arch, shape, 0).pixel_stage;
+}
+
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
                                const KernelOptions& options) {
   return Engine(arch, x1, &x2, options, true).run_spatial();

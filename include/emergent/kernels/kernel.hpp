@@ -113,6 +113,9 @@ class KernelBandSink {
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const KernelOptions& options, KernelBandSink& sink);
 
+/// True if stream_kernels can compute this architecture on examples of this shape (the vector path).
+bool streams_in_bands(const Architecture& arch, const ExampleShape& shape);
+
 /// Pixel-indexed kernels of a convolutional network without readout.
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
                                const KernelOptions& options = {});
