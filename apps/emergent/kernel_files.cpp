@@ -280,15 +280,15 @@ void KernelFileWriter::write(const KernelBand& b) {
   const double eta = elapsed / static_cast<double>(computed) * static_cast<double>(left);
   const int percent = static_cast<int>(100 * done_count_ / bands_);
   static const bool tty = ::isatty(STDERR_FILENO) == 1;
-  if (tty) {
+  if (tty) {  // a bar redrawn in place, erased at the end (the summary line follows)
     const int width = 30, filled = width * percent / 100;
     std::cerr << "\rkernel [" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << percent
               << "% band " << done_count_ << "/" << bands_ << ", ETA " << duration_text(eta) << "   " << std::flush;
-    if (left == 0) std::cerr << "\n";
-  } else if (percent / 10 != last_decile_ || left == 0) {
-    last_decile_ = percent / 10;
+    if (left == 0) std::cerr << "\r" << std::string(70, ' ') << "\r" << std::flush;
+  } else if (left > 0 && elapsed - last_print_ >= 10.0) {  // a log: a line every 10 s of a long run
+    last_print_ = elapsed;
     std::cerr << "kernel: " << percent << "% (band " << done_count_ << "/" << bands_ << "), elapsed "
-              << duration_text(elapsed) << ", ETA " << duration_text(eta) << "\n";
+              << duration_text(elapsed) << ", ETA " << duration_text(eta) << std::endl;
   }
 }
 

@@ -60,7 +60,7 @@ class KernelFileWriter : public KernelBandSink {
   std::vector<char> done_;
   int record_fd_ = -1;
   double start_ = 0;
-  int last_decile_ = -1;
+  double last_print_ = 0;
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
 };
 
