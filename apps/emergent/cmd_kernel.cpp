@@ -19,6 +19,7 @@
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/data/npy.hpp"
+#include "kernel_files.hpp"
 #include "support/io.hpp"
 
 namespace emergent::cli {
@@ -33,7 +34,21 @@ struct KernelArgs {
   int threads = 0;
   int quadrature_order = 0;
   bool quiet = false;
+  bool resume = false;
 };
+
+// Everything a resumed run must share with the interrupted one.
+std::uint64_t computation_key(const KernelArgs& a, const Architecture& arch, const Inputs& x1, const Inputs* x2) {
+  const std::string text = arch.to_string() + "|q=" + std::to_string(a.quadrature_order) + "|" + a.nngp + "|" + a.ntk;
+  std::uint64_t h = fnv1a(text.data(), text.size());
+  for (const Inputs* in : {&x1, x2}) {
+    if (!in) continue;
+    const std::string shape = in->shape.to_string() + "#" + std::to_string(in->count());
+    h = fnv1a(shape.data(), shape.size(), h);
+    h = fnv1a(in->x.data(), sizeof(double) * static_cast<std::size_t>(in->x.size()), h);
+  }
+  return h;
+}
 
 void run_kernel(const KernelArgs& a) {
   const auto start = std::chrono::steady_clock::now();
@@ -69,6 +84,12 @@ void run_kernel(const KernelArgs& a) {
     if (!a.nngp.empty()) write_npy(a.nngp, out_shape, k.nngp.data());
     if (!a.ntk.empty()) write_npy(a.ntk, out_shape, k.ntk.data());
     summary = k.summary;
+  } else if (streams_in_bands(arch, x1.shape)) {
+    // Band by band into the files: the memory cap bounds the working set, not the output.
+    KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet);
+    summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, files);
+    files.finish();
+    out_shape = {static_cast<std::size_t>(summary.n1), static_cast<std::size_t>(summary.n2)};
   } else {
     const Kernels k = x2 ? kernels(arch, x1, *x2, options) : kernels(arch, x1, options);
     out_shape = {static_cast<std::size_t>(k.nngp.rows()), static_cast<std::size_t>(k.nngp.cols())};
@@ -115,14 +136,18 @@ void add_kernel_command(CLI::App& app) {
   cmd->add_option("--nngp", args->nngp, "Output: NNGP kernel K(x1, x2) as .npy");
   cmd->add_option("--ntk", args->ntk, "Output: NTK Θ(x1, x2) as .npy");
   cmd->add_option("--memory-cap", args->memory_cap,
-                  "Largest memory the computation may hold: 4G, 512M, 1.5GiB, bytes or 25% of RAM")
+                  "Largest working set (MLP kernels stream to the output files, which may be larger): 4G, 512M, "
+                  "1.5GiB, bytes or 25% of RAM")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads (0: OpenMP default); results do not depend on it")
       ->capture_default_str();
   cmd->add_option("--quadrature-order", args->quadrature_order,
                   "Gauss–Hermite nodes per dimension for tanh/sigmoid/softplus/swish (0: default)")
       ->capture_default_str();
-  cmd->add_flag("-q,--quiet", args->quiet, "Do not print the summary line on stderr");
+  cmd->add_flag("-q,--quiet", args->quiet, "Do not print the progress and summary lines on stderr");
+  cmd->add_flag("--resume", args->resume,
+                "Continue an interrupted run: keep the bands recorded in <first output>.resume (checked against "
+                "their checksums), compute the rest");
   cmd->callback([args] { run_kernel(*args); });
 }
 

@@ -5,6 +5,7 @@
 #include "emergent/bounds/finite_ensemble.hpp"
 
 #include "detail/format.hpp"
+#include "detail/linear_algebra.hpp"
 
 #include <algorithm>
 #include <boost/math/special_functions/erf.hpp>
@@ -121,9 +122,9 @@ Spectrum covariance_spectrum(const char* fn, const MatrixXd& S, const ChiSquareM
     return s;
   }
   const MatrixXd sym = 0.5 * (S + S.transpose());
-  Eigen::SelfAdjointEigenSolver<MatrixXd> eig(sym, Eigen::EigenvaluesOnly);
-  if (eig.info() != Eigen::Success) throw std::runtime_error(std::string(fn) + ": eigendecomposition of S failed");
-  s.eigenvalues = eig.eigenvalues();
+  const detail::SymmetricEigen eig = detail::symmetric_eigen(sym, false);
+  if (!eig.converged) throw std::runtime_error(std::string(fn) + ": eigendecomposition of S failed");
+  s.eigenvalues = eig.values;
   const double lmax_abs = s.eigenvalues.cwiseAbs().maxCoeff();
   const double lmin = s.eigenvalues.minCoeff();
   if (lmin < -options.psd_rtol * lmax_abs)

@@ -381,7 +381,7 @@ NpyArray read_npy(const std::string& path, bool allow_nonfinite) {
   return parse_npy(bytes, path, allow_nonfinite);
 }
 
-std::string encode_npy(const std::vector<std::size_t>& shape, const double* data) {
+std::string encode_npy_header(const std::vector<std::size_t>& shape) {
   std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape_string(shape) + ", }";
   // numpy pads with spaces and a final '\n' so that the data starts at a multiple of 64 bytes.
   std::size_t prefix = kMagicLen + 2 + 2;
@@ -395,16 +395,21 @@ std::string encode_npy(const std::vector<std::size_t>& shape, const double* data
   std::string header = dict;
   header.append(header_len - dict.size() - 1, ' ');
   header += '\n';
-
-  std::size_t count = 1;
-  for (std::size_t d : shape) count *= d;
   std::string out;
-  out.reserve(total + count * 8);
+  out.reserve(total);
   out.append(kMagic, kMagicLen);
   out += static_cast<char>(major);
   out += '\0';
   for (std::size_t i = 0; i < (major == 1 ? 2u : 4u); ++i) out += static_cast<char>((header_len >> (8 * i)) & 0xff);
   out += header;
+  return out;
+}
+
+std::string encode_npy(const std::vector<std::size_t>& shape, const double* data) {
+  std::size_t count = 1;
+  for (std::size_t d : shape) count *= d;
+  std::string out = encode_npy_header(shape);
+  out.reserve(out.size() + count * 8);
   if (count > 0 && data == nullptr) throw std::invalid_argument("encode_npy: data is null for a non-empty shape");
   for (std::size_t i = 0; i < count; ++i) {
     const std::uint64_t bits = std::bit_cast<std::uint64_t>(data[i]);

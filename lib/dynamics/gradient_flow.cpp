@@ -16,6 +16,7 @@
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 #include "detail/parallel.hpp"
+#include "detail/linear_algebra.hpp"
 
 namespace emergent {
 
@@ -77,12 +78,12 @@ struct Spectrum {
 
 Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool regularise) {
   const Index n = a.rows();
-  Eigen::SelfAdjointEigenSolver<MatrixXd> solver(a);
-  if (solver.info() != Eigen::Success)
+  detail::SymmetricEigen solver = detail::symmetric_eigen(a, true, options.threads);
+  if (!solver.converged)
     throw std::runtime_error("gradient flow: the symmetric eigensolver did not converge");
   Spectrum s;
-  s.vectors = solver.eigenvectors();
-  const VectorXd& lambda = solver.eigenvalues();
+  s.vectors = std::move(solver.vectors);
+  const VectorXd lambda = std::move(solver.values);
   SpectralSummary& sum = s.summary;
   sum.size = n;
   sum.min_eigenvalue = lambda(0);
@@ -166,31 +167,11 @@ bool GradientFlowOptions::IsValid(std::string* error) const {
 
 namespace {
 // Vᵀ·K·V for symmetric K: the two N³ products dominate the constructor as much as the
-// eigensolver itself, so they run over fixed column blocks with OpenMP. Each block is one
-// single-threaded product whose result does not depend on the thread count.
+// eigensolver itself; detail::product splits them into fixed column panels, so the result does
+// not depend on the thread count.
 MatrixXd project_symmetric(const MatrixXd& k, const MatrixXd& v, int threads) {
-  const Eigen::Index n = k.rows(), r = v.cols(), block = 128;
-  MatrixXd kv(n, r), out(r, r);
-  const Eigen::Index blocks = (r + block - 1) / block;
-  const int t = threads > 0 ? threads : omp_get_max_threads();
-  detail::ParallelErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
-  for (Eigen::Index b = 0; b < blocks; ++b) {
-    errors.run(static_cast<long long>(b), [&] {
-      const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
-      kv.middleCols(c0, w).noalias() = k * v.middleCols(c0, w);
-    });
-  }
-  errors.rethrow();
-  detail::ParallelErrors errors1;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
-  for (Eigen::Index b = 0; b < blocks; ++b) {
-    errors1.run(static_cast<long long>(b), [&] {
-      const Eigen::Index c0 = b * block, w = std::min(block, r - c0);
-      out.middleCols(c0, w).noalias() = v.transpose() * kv.middleCols(c0, w);
-    });
-  }
-  errors1.rethrow();
+  const MatrixXd kv = detail::product(k, false, v, false, threads);
+  const MatrixXd out = detail::product(v, true, kv, false, threads);
   return 0.5 * (out + out.transpose());  // exactly symmetric, as the covariance formulas assume
 }
 }  // namespace
@@ -221,7 +202,7 @@ GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp
   basis_ = s.vectors.rightCols(r);
   raw_eigenvalues_ = s.clipped.tail(r);
   eigenvalues_ = raw_eigenvalues_.array() + summary_.regularizer;
-  y_proj_ = basis_.transpose() * y_;
+  y_proj_ = detail::product(basis_, true, y_, false, options_.threads);
   const MatrixXd y_perp = y_ - basis_ * y_proj_;
   y_perp_norm2_ = y_perp.squaredNorm();
   if (nngp_.size() != 0) nngp_proj_ = project_symmetric(nngp_, basis_, options_.threads);
@@ -240,7 +221,7 @@ MatrixXd GradientFlow::project_test(const MatrixXd& ntk_test_train) const {
                                 shape_text(ntk_test_train.rows(), ntk_test_train.cols()) +
                                 ", expected (N_test, N) with N = " + std::to_string(train_size()));
   check_finite(ntk_test_train, "ntk_test_train");
-  return ntk_test_train * basis_;
+  return detail::product(ntk_test_train, false, basis_, false, options_.threads);
 }
 
 void GradientFlow::require_nngp(const char* what) const {
@@ -274,7 +255,7 @@ std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
   check_finite(nngp_test_train, "nngp_test_train");
   check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
   const MatrixXd kxx = symmetrised(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
-  const MatrixXd kxv = nngp_test_train * basis_;  // K(x,X)·V_R
+  const MatrixXd kxv = detail::product(nngp_test_train, false, basis_, false, options_.threads);  // K(x,X)·V_R
   std::vector<MatrixXd> out(times.size());
   const long count = static_cast<long>(times.size());
   detail::ParallelErrors errors2;
@@ -284,8 +265,8 @@ std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
       // A = Θ(x,X)Θ⁻¹T_t in the eigenbasis; Σ = K_xx + A·K̃·Aᵀ − A·K̃_Xx − K̃_xX·Aᵀ written as
       // K_xx + W·Aᵀ + (W·Aᵀ)ᵀ with W = ½A·K̃ − K(x,X)V, which is exactly symmetric.
       const MatrixXd a = p * g(times[i]).asDiagonal();
-      const MatrixXd w = 0.5 * (a * nngp_proj_) - kxv;
-      const MatrixXd wa = w * a.transpose();
+      const MatrixXd w = 0.5 * detail::product(a, false, nngp_proj_, false, 1) - kxv;
+      const MatrixXd wa = detail::product(w, false, a, true, 1);
       out[i] = kxx + (wa + wa.transpose());  // this order keeps the sum bitwise symmetric
     });
   }

@@ -4,6 +4,7 @@
 
 #include "emergent/symmetry/augmentation.hpp"
 #include "emergent/symmetry/groups.hpp"
+#include "detail/linear_algebra.hpp"
 
 #include <omp.h>
 
@@ -419,10 +420,10 @@ void diagonalize_sectors(std::vector<Sector>& sectors, const std::vector<std::ve
         MatrixXd B = MatrixXd::Zero(N, N);
         for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n).real() * b.ntk[u];
         B = 0.5 * (B + B.transpose());
-        Eigen::SelfAdjointEigenSolver<MatrixXd> es(B);
-        if (es.info() != Eigen::Success) failed = true;
-        s.eigenvalues = es.eigenvalues().cwiseMax(0.0);
-        s.vectors = es.eigenvectors().cast<cd>();
+        const detail::SymmetricEigen es = detail::symmetric_eigen(B);
+        if (!es.converged) failed = true;
+        s.eigenvalues = es.values.cwiseMax(0.0);
+        s.vectors = es.vectors.cast<cd>();
       } else {
         MatrixXcd B = MatrixXcd::Zero(N, N);
         for (int u = 0; u < n; ++u) B += root_of_unity(chars[s.character][u], n) * b.ntk[u].cast<cd>();

@@ -10,8 +10,9 @@
 //  * "pixel-pairs"     — convolutions followed by gap, or no readout: all P² pixel pairs
 //                        (Novak et al. 2019 Eq. 7; Garriga-Alonso et al. 2019).
 // The conv window sum is separable: one pass along H, one along W, O(FH+FW) per entry.
-// Every Gram entry is computed by one thread from its inputs alone, so results do not depend
-// on the thread count.
+// Every Gram entry is computed by one thread from its inputs alone, and the input Gram Σ⁰ of the
+// vector path in fixed kTile × kTile GEMM tiles of zero-padded inputs (one single-threaded BLAS
+// call each), so results depend neither on the thread count nor on the memory cap.
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/kernels/activation_dual.hpp"
 
@@ -29,6 +30,7 @@
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 #include "detail/parallel.hpp"
+#include "detail/linear_algebra.hpp"
 
 namespace emergent {
 namespace {
@@ -250,8 +252,9 @@ struct Workspace {
 
 class Engine {
  public:
-  Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options, bool spatial)
-      : x1_(x1), x2_(x2 ? *x2 : x1), symmetric_(x2 == nullptr) {
+  Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options, bool spatial,
+         bool streamed = false)
+      : x1_(x1), x2_(x2 ? *x2 : x1), symmetric_(x2 == nullptr), streamed_(streamed) {
     std::string why;
     if (!options.IsValid(&why)) throw std::invalid_argument("kernel options: " + why);
     if (x2 && !(x1.shape == x2->shape))
@@ -273,6 +276,10 @@ class Engine {
     if (spatial && !keeps_pixels)
       throw std::invalid_argument("spatial_kernels: the architecture '" + arch.to_string() +
                                   "' has no pixel indices at its output (use kernels)");
+    if (streamed && plan_.pixel_stage)
+      throw std::invalid_argument("stream_kernels: the architecture '" + arch.to_string() +
+                                  "' takes the " + plan_.path + " path; only the vector path (MLPs, flatten/gap "
+                                  "first) is computed in bands, use kernels or spatial_kernels");
     if (!spatial && keeps_pixels)
       throw std::invalid_argument("kernels: the architecture '" + arch.to_string() +
                                   "' has no flatten/gap readout, so its kernel keeps pixel indices "
@@ -319,18 +326,27 @@ class Engine {
     const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
     const std::size_t Pout = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
     const bool keeps_pixels = plan_.pixel_stage && plan_.readout == Readout::None;
-    output_bytes_ = 2 * d * static_cast<std::size_t>(n1_) * n2_ * (keeps_pixels ? Pout * Pout : 1);
+    output_bytes_ = streamed_ ? 0 : 2 * d * static_cast<std::size_t>(n1_) * n2_ * (keeps_pixels ? Pout * Pout : 1);
     fixed_bytes_ = output_bytes_ + points * (plan_.record + 1) * d +
                    d * static_cast<std::size_t>(x1_.x.size() + (symmetric_ ? 0 : x2_.x.size()));
     if (!plan_.pixel_stage) {
-      // Reduced copies of the inputs, then one B×B tile of Σ and Θ per thread.
-      fixed_bytes_ += points * reduced_features() * d;
-      block_ = 0;
-      for (std::size_t b : {256, 128, 64, 32, 16, 8}) {
-        if (fixed_bytes_ + threads_ * 3 * b * b * d <= cap_) { block_ = b; break; }
+      // Zero-padded reduced copies of the inputs, then one tile of Σ and Θ per thread; fewer
+      // threads if need be (the tile never shrinks: its shape fixes the arithmetic).
+      const std::size_t padded = static_cast<std::size_t>(padded_rows(n1_) + (symmetric_ ? 0 : padded_rows(n2_)));
+      fixed_bytes_ += padded * reduced_features() * d;
+      block_ = kTile;
+      per_thread_bytes_ = 3 * kTile * kTile * d;
+      // Streamed: one band of Σ and Θ (kTile rows at least) besides the tiles.
+      const std::size_t band_row_bytes = streamed_ ? 2 * d * static_cast<std::size_t>(n2_) : 0;
+      const std::size_t smallest = per_thread_bytes_ + kTile * band_row_bytes;
+      if (fixed_bytes_ + smallest > cap_) refuse(smallest);
+      while (threads_ > 1 && fixed_bytes_ + threads_ * per_thread_bytes_ + kTile * band_row_bytes > cap_) --threads_;
+      band_rows_ = static_cast<std::size_t>(padded_rows(n1_));
+      if (streamed_) {
+        const std::size_t room = cap_ - fixed_bytes_ - threads_ * per_thread_bytes_;
+        band_rows_ = std::min(band_rows_, room / band_row_bytes / kTile * kTile);
       }
-      per_thread_bytes_ = 3 * block_ * block_ * d;
-      if (block_ == 0) refuse(3 * 8 * 8 * d);
+      fixed_bytes_ += band_rows_ * band_row_bytes;
     } else {
       const std::size_t n = plan_.readout == Readout::Flatten ? P0 : P0 * P0;
       per_thread_bytes_ = 5 * n * d;
@@ -346,8 +362,9 @@ class Engine {
   [[noreturn]] void refuse(std::size_t smallest_workspace) const {
     std::ostringstream os;
     os << "kernel: the computation needs at least " << format_bytes(fixed_bytes_ + smallest_workspace)
-       << " (output " << format_bytes(output_bytes_) << ", inputs and per-point data "
-       << format_bytes(fixed_bytes_ - output_bytes_) << ", one block " << format_bytes(smallest_workspace)
+       << " (output " << (streamed_ ? std::string("streamed to disk") : format_bytes(output_bytes_))
+       << ", inputs and per-point data " << format_bytes(fixed_bytes_ - output_bytes_)
+       << (streamed_ ? ", one band and one tile " : ", one block ") << format_bytes(smallest_workspace)
        << ") but the memory cap is " << format_bytes(cap_)
        << "; raise the memory cap (--memory-cap) or split x1/x2 into smaller batches";
     throw MemoryCapError(os.str());
@@ -517,37 +534,71 @@ class Engine {
     }
   }
 
-  void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
-    const RowMatrix a = reduce(x1_);
-    const RowMatrix b = symmetric_ ? RowMatrix() : reduce(x2_);
-    const RowMatrix& bb = symmetric_ ? a : b;
-    const double d = static_cast<double>(a.cols());
+  // Rows of x1/x2 rounded up to whole tiles.
+  static Eigen::Index padded_rows(Eigen::Index n) {
+    const Eigen::Index t = static_cast<Eigen::Index>(kTile);
+    return (n + t - 1) / t * t;
+  }
+
+  // Reduced inputs with zero rows up to whole tiles: every Σ⁰ tile is then one GEMM of the same
+  // kTile × kTile × d shape, so an entry's bits do not depend on where the tiles or bands end.
+  RowMatrix padded_reduced(const Inputs& in) const {
+    RowMatrix r = reduce(in);
+    const Eigen::Index n = r.rows();
+    r.conservativeResize(padded_rows(n), r.cols());
+    r.bottomRows(r.rows() - n).setZero();
+    return r;
+  }
+
+  void prepare_vector() {
+    a_ = padded_reduced(x1_);
+    if (!symmetric_) b_ = padded_reduced(x2_);
+    const RowMatrix& bb = symmetric_ ? a_ : b_;
+    const double d = static_cast<double>(a_.cols());
     records_.assign(static_cast<std::size_t>(point_count()) * plan_.record, 0.0);
     for (Eigen::Index i = 0; i < point_count(); ++i) {
-      const double q = (i < n1_ ? a.row(i).squaredNorm() : bb.row(i - n1_).squaredNorm()) / d;
+      const double q = (i < n1_ ? a_.row(i).squaredNorm() : bb.row(i - n1_).squaredNorm()) / d;
       tail_diagonal(q, records_.data() + static_cast<std::size_t>(i) * plan_.record);
     }
-    const Eigen::Index B = static_cast<Eigen::Index>(block_);
-    const Eigen::Index nb1 = (n1_ + B - 1) / B, nb2 = (n2_ + B - 1) / B;
+    ids1_.resize(static_cast<std::size_t>(n1_));
+    ids2_.resize(static_cast<std::size_t>(n2_));
+    for (Eigen::Index i = 0; i < n1_; ++i) ids1_[i] = i;
+    for (Eigen::Index j = 0; j < n2_; ++j) ids2_[j] = second(j);
+  }
+
+  // Tile (bi, bj): Σ and Θ of rows bi·kTile.. of x1 against rows bj·kTile.. of x2, row-major in
+  // s and t (leading dimension kTile); returns the tile's true extent.
+  std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const {
+    const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+    const RowMatrix& bb = symmetric_ ? a_ : b_;
+    const Eigen::Index i0 = bi * T, j0 = bj * T, k = a_.cols();
+    const Eigen::Index r = std::min(T, n1_ - i0), c = std::min(T, n2_ - j0);
+    detail::gemm_abt_rowmajor(T, T, k, 1.0, a_.data() + i0 * k, k, bb.data() + j0 * k, k, s, T);
+    const double d = static_cast<double>(k);
+    for (Eigen::Index x = 0; x < r; ++x)
+      for (Eigen::Index y = 0; y < c; ++y) s[x * T + y] /= d;
+    tail_tile(s, t, static_cast<std::size_t>(r), static_cast<std::size_t>(c), kTile, ids1_.data() + i0,
+              ids2_.data() + j0);
+    return {r, c};
+  }
+
+  void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
+    prepare_vector();
+    const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+    const Eigen::Index nb1 = (n1_ + T - 1) / T, nb2 = (n2_ + T - 1) / T;
     std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
     for (Eigen::Index bi = 0; bi < nb1; ++bi)
       for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
     blocks_ = tiles.size();
-    std::vector<Eigen::Index> ids1(n1_), ids2(n2_);
-    for (Eigen::Index i = 0; i < n1_; ++i) ids1[i] = i;
-    for (Eigen::Index j = 0; j < n2_; ++j) ids2[j] = second(j);
     detail::ParallelErrors errors1;
 #pragma omp parallel num_threads(threads_)
     {
-      RowMatrix s(B, B), t(B, B);
+      RowMatrix s(T, T), t(T, T);
 #pragma omp for schedule(dynamic, 1)
       for (std::size_t k = 0; k < tiles.size(); ++k) {
         errors1.run(static_cast<long long>(k), [&] {
-          const Eigen::Index i0 = tiles[k].first * B, j0 = tiles[k].second * B;
-          const Eigen::Index r = std::min(B, n1_ - i0), c = std::min(B, n2_ - j0);
-          s.topLeftCorner(r, c).noalias() = a.middleRows(i0, r) * bb.middleRows(j0, c).transpose();
-          s.topLeftCorner(r, c) /= d;
-          tail_tile(s.data(), t.data(), r, c, B, ids1.data() + i0, ids2.data() + j0);
+          const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
+          const Eigen::Index i0 = tiles[k].first * T, j0 = tiles[k].second * T;
           nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
           ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
         });
@@ -557,6 +608,63 @@ class Engine {
     if (symmetric_) mirror(nngp, ntk);
   }
 
+ public:
+  // Band by band into `sink` (stream_kernels); the same tiles as run_vector.
+  KernelSummary stream_vector(KernelBandSink& sink) {
+    const auto start = std::chrono::steady_clock::now();
+    prepare_vector();
+    const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+    const Eigen::Index band_rows = static_cast<Eigen::Index>(band_rows_);
+    const Eigen::Index bands = (n1_ + band_rows - 1) / band_rows, nb2 = (n2_ + T - 1) / T;
+    sink.begin(n1_, n2_, symmetric_, band_rows);
+    std::vector<double> nngp, ntk;
+    for (Eigen::Index band = 0; band < bands; ++band) {
+      if (!sink.wanted(band)) continue;
+      const Eigen::Index r0 = band * band_rows, rows = std::min(band_rows, n1_ - r0);
+      const Eigen::Index c0 = symmetric_ ? r0 : 0, cols = n2_ - c0;
+      nngp.assign(static_cast<std::size_t>(rows * cols), 0.0);
+      ntk.assign(nngp.size(), 0.0);
+      std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
+      for (Eigen::Index bi = r0 / T; bi * T < r0 + rows; ++bi)
+        for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
+      blocks_ += tiles.size();
+      detail::ParallelErrors errors;
+#pragma omp parallel num_threads(threads_)
+      {
+        RowMatrix s(T, T), t(T, T);
+#pragma omp for schedule(dynamic, 1)
+        for (std::size_t k = 0; k < tiles.size(); ++k) {
+          errors.run(static_cast<long long>(k), [&] {
+            const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
+            const Eigen::Index i = tiles[k].first * T - r0, j = tiles[k].second * T - c0;
+            for (Eigen::Index x = 0; x < r; ++x) {
+              std::copy_n(s.data() + x * T, c, nngp.data() + (i + x) * cols + j);
+              std::copy_n(t.data() + x * T, c, ntk.data() + (i + x) * cols + j);
+            }
+          });
+        }
+      }
+      errors.rethrow();
+      if (symmetric_)  // the band's part left of the diagonal, as mirror() does in memory
+        for (Eigen::Index x = 0; x < rows; ++x)
+          for (Eigen::Index y = 0; y < x; ++y) {
+            nngp[x * cols + y] = nngp[y * cols + x];
+            ntk[x * cols + y] = ntk[y * cols + x];
+          }
+      KernelBand out;
+      out.index = band;
+      out.row_begin = r0;
+      out.rows = rows;
+      out.col_begin = c0;
+      out.cols = cols;
+      out.nngp = nngp.data();
+      out.ntk = ntk.data();
+      sink.write(out);
+    }
+    return summary(start);
+  }
+
+ private:
   static void mirror(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
     for (Eigen::Index j = 0; j < nngp.cols(); ++j)
       for (Eigen::Index i = j + 1; i < nngp.rows(); ++i) {
@@ -732,9 +840,15 @@ class Engine {
     errors3.rethrow();
   }
 
+  static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
+
   const Inputs& x1_;
   const Inputs& x2_;
   bool symmetric_;
+  bool streamed_ = false;
+  RowMatrix a_, b_;  // padded reduced inputs (vector path)
+  std::vector<Eigen::Index> ids1_, ids2_;
+  std::size_t band_rows_ = 0;
   Plan plan_;
   Eigen::Index n1_ = 0, n2_ = 0;
   int threads_ = 1;
@@ -859,6 +973,16 @@ Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& 
   check_magnitudes(arch, x, nullptr, options.quadrature_order);
   if (const int e = homogeneous_exponent(arch, x, nullptr)) return rescaled(kernels(arch, scaled(x, e), options), e);
   return Engine(arch, x, nullptr, options, false).run_gram();
+}
+
+KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
+                             const KernelOptions& options, KernelBandSink& sink) {
+  return Engine(arch, x1, x2, options, false, true).stream_vector(sink);
+}
+
+bool streams_in_bands(const Architecture& arch, const ExampleShape& shape) {
+  if (arch.expects_images() != shape.image) return false;
+  return !make_plan(arch, shape, 0).pixel_stage;
 }
 
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
+#include "detail/linear_algebra.hpp"
 #include "detail/theorem_support.hpp"
 #include "theorems/check_support.hpp"
 
@@ -51,10 +53,10 @@ namespace {
 using IndexMaps = std::vector<std::vector<Index>>;  // one map per group element
 
 // g_t(Θ) = V·diag(g_t(λ))·Vᵀ with g_t of spectral_filter.hpp, s = c (negative round-off clipped).
-MatrixXd spectral_g(const Eigen::SelfAdjointEigenSolver<MatrixXd>& es, double c) {
-  VectorXd f(es.eigenvalues().size());
-  for (Index i = 0; i < f.size(); ++i) f(i) = spectral_filter(std::max(0.0, es.eigenvalues()(i)), c);
-  return es.eigenvectors() * f.asDiagonal() * es.eigenvectors().transpose();
+MatrixXd spectral_g(const detail::SymmetricEigen& es, double c) {
+  VectorXd f(es.values.size());
+  for (Index i = 0; i < f.size(); ++i) f(i) = spectral_filter(std::max(0.0, es.values(i)), c);
+  return es.vectors * f.asDiagonal() * es.vectors.transpose();
 }
 
 double permuted_violation(const MatrixXd& G, const std::vector<Index>& tau) {
@@ -185,8 +187,9 @@ void add_lemma_5_2(TheoremResult& t, const Gram& G, const IndexMaps& tau, const 
   const double defect = commutation_defect(G.ntk, tau);
   // Only the round-off part of the defect may excuse g_t(Θ): cap D by what Lemma 5.1 tolerates.
   const double defect_used = std::min(defect, static_cast<double>(M) * tol_t);
-  Eigen::SelfAdjointEigenSolver<MatrixXd> es(0.5 * (G.ntk + G.ntk.transpose()));
-  const double lmin = std::max(0.0, es.eigenvalues().minCoeff());
+  const detail::SymmetricEigen es = detail::symmetric_eigen(0.5 * (G.ntk + G.ntk.transpose()));
+  if (!es.converged) throw std::runtime_error("Lemma 5.2: the symmetric eigensolver did not converge");
+  const double lmin = std::max(0.0, es.values.minCoeff());
   const double fro = G.ntk.norm();
   for (double time : options.times) {
     const double c = options.learning_rate * time / (static_cast<double>(M) * options.outputs);

@@ -735,3 +735,49 @@ TEST_CASE("spectral_filter: g_t(λ) = (1 − e^{−sλ})/λ, its limits, and no 
     previous = g;
   }
 }
+
+namespace {
+MatrixXd gaussian(Index rows, Index cols, std::uint64_t stream) {
+  const emergent::NormalStream rng(77, stream);
+  MatrixXd m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = rng.normal(static_cast<std::uint64_t>(i));
+  return m;
+}
+}  // namespace
+
+TEST_CASE("LAPACK/BLAS build: equal to an Eigen-only evaluation of the formulas to 1e-12, bits independent of threads") {
+  // N above the 256-column panels of the products, so several panels run in parallel.
+  const Index n = 600, m = 40;
+  const MatrixXd a = gaussian(n + m, 80, 1);
+  const MatrixXd joint = a * a.transpose() / 80.0 + MatrixXd::Identity(n + m, n + m);  // condition ~ 40
+  const MatrixXd theta = joint.topLeftCorner(n, n), kxz = joint.bottomLeftCorner(m, n), kzz = joint.bottomRightCorner(m, m);
+  const MatrixXd y = gaussian(n, 2, 2);
+  const std::vector<double> times = {0.0, 3.0, 300.0, std::numeric_limits<double>::infinity()};
+  GradientFlowOptions one, two;
+  one.threads = 1;
+  two.threads = 2;
+  const GradientFlow f1(theta, theta, y, one), f2(theta, theta, y, two);
+  const auto m1 = f1.mean(times, kxz), m2 = f2.mean(times, kxz);
+  const auto c1 = f1.covariance(times, kxz, kxz, kzz), c2 = f2.covariance(times, kxz, kxz, kzz);
+  // Independent evaluation with Eigen's own eigensolver and products.
+  Eigen::SelfAdjointEigenSolver<MatrixXd> es(theta);
+  const MatrixXd& v = es.eigenvectors();
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    CAPTURE(times[i]);
+    CHECK(std::memcmp(m1[i].data(), m2[i].data(), sizeof(double) * m1[i].size()) == 0);
+    CHECK(std::memcmp(c1[i].data(), c2[i].data(), sizeof(double) * c1[i].size()) == 0);
+    const double s = times[i] / (static_cast<double>(n) * 2.0);  // η = 1, k = 2 outputs
+    Eigen::VectorXd g(n);
+    for (Index j = 0; j < n; ++j) {
+      const double l = es.eigenvalues()(j);
+      g(j) = std::isinf(times[i]) ? 1.0 / l : -std::expm1(-s * l) / l;
+    }
+    const MatrixXd op = v * g.asDiagonal() * v.transpose();  // Θ⁻¹(I − e^{−sΘ})
+    const MatrixXd mean = kxz * op * y;
+    const MatrixXd A = kxz * op;
+    const MatrixXd cov = kzz + A * theta * A.transpose() - A * kxz.transpose() - kxz * A.transpose();
+    const double mean_scale = std::max(mean.norm(), 1e-300);
+    if (times[i] > 0) CHECK((m1[i] - mean).norm() / mean_scale < 1e-12);
+    CHECK((c1[i] - cov).norm() / cov.norm() < 1e-12);
+  }
+}

@@ -278,19 +278,21 @@ TEST_CASE("edge cases stay finite: zero inputs, identical and collinear inputs, 
   }
 }
 
-TEST_CASE("results do not depend on the number of threads or the block size") {
+TEST_CASE("results do not depend on the number of threads or the memory cap") {
   const auto x = random_vectors(300, 9, 91);
   const auto arch = Architecture::parse("dense(8, b=0.1) relu dense(8) erf dense(1)");
   KernelOptions one, two, small;
   one.threads = 1;
   two.threads = 2;
-  small.memory_cap_bytes = 2u << 20;  // forces small tiles
-  const auto a = kernels(arch, x, one), b = kernels(arch, x, two), c = kernels(arch, x, small);
+  small.threads = 2;
+  const auto a = kernels(arch, x, one), b = kernels(arch, x, two);
+  small.memory_cap_bytes = a.summary.estimated_peak_bytes + 1000;  // room for one thread's tile only
+  const auto c = kernels(arch, x, small);
   CHECK(max_abs(a.nngp - b.nngp) == 0.0);
   CHECK(max_abs(a.ntk - b.ntk) == 0.0);
-  CHECK(c.summary.block_size < a.summary.block_size);
-  CHECK(c.summary.blocks > a.summary.blocks);
-  CHECK(rel_diff(c.nngp, a.nngp) < 1e-13);
+  CHECK(c.summary.threads < b.summary.threads);  // the cap took threads away, not tile size
+  CHECK(max_abs(c.nngp - a.nngp) == 0.0);
+  CHECK(max_abs(c.ntk - a.ntk) == 0.0);
   const auto imgs = random_images(20, 5, 5, 1, 92);
   const auto carch = Architecture::parse("conv(4, 3x3, padding=circular) relu conv(4, 3x3) relu gap dense(1)");
   const auto ci = kernels(carch, imgs, one), cj = kernels(carch, imgs, two);
@@ -350,4 +352,79 @@ TEST_CASE("self pairs are exactly collinear: the diagonal keeps full precision")
     const Eigen::VectorXd r = d.ntk.diagonal().cwiseQuotient(c.ntk.diagonal());
     CHECK((r.array() - 9.0).abs().maxCoeff() < 1e-13);
   }
+}
+
+namespace {
+// Collects the bands of stream_kernels into full matrices, mirroring symmetric ones.
+struct MatrixSink : emergent::KernelBandSink {
+  Eigen::MatrixXd nngp, ntk;
+  Eigen::Index bands = 0, band_rows = 0;
+  bool symmetric = false;
+  void begin(Eigen::Index n1, Eigen::Index n2, bool sym, Eigen::Index rows) override {
+    nngp = Eigen::MatrixXd::Constant(n1, n2, std::nan(""));
+    ntk = nngp;
+    symmetric = sym;
+    band_rows = rows;
+  }
+  void write(const emergent::KernelBand& b) override {
+    ++bands;
+    for (Eigen::Index i = 0; i < b.rows; ++i)
+      for (Eigen::Index j = 0; j < b.cols; ++j) {
+        const Eigen::Index r = b.row_begin + i, c = b.col_begin + j;
+        nngp(r, c) = b.nngp[i * b.cols + j];
+        ntk(r, c) = b.ntk[i * b.cols + j];
+        if (symmetric) {
+          nngp(c, r) = nngp(r, c);
+          ntk(c, r) = ntk(r, c);
+        }
+      }
+  }
+};
+}  // namespace
+
+TEST_CASE("stream_kernels: bands under a small cap equal the in-memory kernels bitwise") {
+  const auto x = random_vectors(700, 33, 93), z = random_vectors(150, 33, 94);
+  const auto arch = Architecture::parse("dense(8, b=0.1) relu dense(8) erf dense(1)");
+  KernelOptions whole, capped;
+  whole.threads = 2;
+  capped.threads = 2;
+  capped.memory_cap_bytes = 2u << 20;  // the output (2 x 700² doubles = 7.8 MB) does not fit
+  const Kernels ref = kernels(arch, x, whole);
+  MatrixSink sym;
+  const KernelSummary s = stream_kernels(arch, x, nullptr, capped, sym);
+  CHECK(sym.bands > 1);
+  CHECK(sym.band_rows % 64 == 0);
+  CHECK(s.estimated_peak_bytes <= capped.memory_cap_bytes);
+  CHECK(sym.nngp.allFinite());
+  CHECK(max_abs(sym.nngp - ref.nngp) == 0.0);
+  CHECK(max_abs(sym.ntk - ref.ntk) == 0.0);
+
+  const Kernels cross = kernels(arch, z, x, whole);
+  MatrixSink rect;
+  capped.threads = 1;
+  stream_kernels(arch, z, &x, capped, rect);
+  CHECK(rect.nngp.allFinite());
+  CHECK(max_abs(rect.nngp - cross.nngp) == 0.0);
+  CHECK(max_abs(rect.ntk - cross.ntk) == 0.0);
+  // The same rows of the cross kernel and the symmetric one come from the same tiles' arithmetic
+  // only when aligned; here check the mathematics: K(z, x) = K(x, z)ᵀ to round-off.
+  const Kernels back = kernels(arch, x, z, whole);
+  CHECK(rel_diff(back.nngp.transpose(), cross.nngp) < 1e-13);
+
+  KernelOptions tiny;
+  tiny.memory_cap_bytes = 1u << 20;
+  const auto big = random_vectors(20000, 4, 95);  // one 64-row band of 20000 columns is 20 MB
+  try {
+    MatrixSink none;
+    stream_kernels(arch, big, nullptr, tiny, none);
+    FAIL("expected MemoryCapError");
+  } catch (const MemoryCapError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("needs at least") != std::string::npos);
+    CHECK(what.find("memory cap") != std::string::npos);
+  }
+  MatrixSink none;
+  CHECK_THROWS_AS(stream_kernels(Architecture::parse("conv(2, 3x3) relu flatten dense(1)"),
+                                 random_images(3, 4, 4, 1, 96), nullptr, whole, none),
+                  std::invalid_argument);
 }

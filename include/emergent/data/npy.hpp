@@ -30,6 +30,9 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_n
 NpyArray read_npy(const std::string& path, bool allow_nonfinite = false);
 
 std::string encode_npy(const std::vector<std::size_t>& shape, const double* data);
+/// The header alone ('<f8', C order): magic, version, length and the dict padded so that the
+/// data starts at a multiple of 64 bytes. A file written in pieces starts with it.
+std::string encode_npy_header(const std::vector<std::size_t>& shape);
 /// Write '<f8', version 1.0. Throws std::runtime_error if the file cannot be written.
 void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data);
 

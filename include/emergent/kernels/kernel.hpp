@@ -83,6 +83,39 @@ Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
 /// K(x, x) and Θ(x, x): symmetric, only one triangle is computed.
 Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options = {});
 
+/// A horizontal band of the Gram matrices, handed to a KernelBandSink: rows
+/// [row_begin, row_begin + rows) and columns [col_begin, col_begin + cols), row-major with leading
+/// dimension `cols`. For a symmetric kernel (no x2) a band holds only the upper triangle's part,
+/// col_begin = row_begin; the sink mirrors it.
+struct KernelBand {
+  Eigen::Index index = 0;  ///< band number, 0 .. bands − 1
+  Eigen::Index row_begin = 0, rows = 0, col_begin = 0, cols = 0;
+  const double* nngp = nullptr;
+  const double* ntk = nullptr;
+};
+
+/// Receives the bands of stream_kernels, one at a time, in increasing order.
+class KernelBandSink {
+ public:
+  virtual ~KernelBandSink() = default;
+  /// Called once before any band with the band layout; bands are `band_rows` rows each (the last
+  /// may be shorter). Return false for a band to skip it (e.g. already written by an earlier run).
+  virtual void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) = 0;
+  virtual bool wanted(Eigen::Index band) { (void)band; return true; }
+  virtual void write(const KernelBand& band) = 0;
+};
+
+/// The Gram matrices of an MLP (or a network that starts with flatten/gap), computed band by band
+/// so that only the inputs and one band stay in memory: the memory cap bounds the working set,
+/// not the output. Every entry has the same bits as in kernels(), whatever the cap or the thread
+/// count. x2 = nullptr: the symmetric kernel of x1. Throws std::invalid_argument for a pixel-path
+/// architecture, MemoryCapError (naming the smallest cap that works) if one band cannot fit.
+KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
+                             const KernelOptions& options, KernelBandSink& sink);
+
+/// True if stream_kernels can compute this architecture on examples of this shape (the vector path).
+bool streams_in_bands(const Architecture& arch, const ExampleShape& shape);
+
 /// Pixel-indexed kernels of a convolutional network without readout.
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
                                const KernelOptions& options = {});

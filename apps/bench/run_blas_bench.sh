@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# LAPACK/BLAS and out-of-core benchmarks (docs/benchmarks.md, "Closed form on LAPACK" and
+# "Out-of-core Gram matrices"), side by side with numpy/OpenBLAS in one run.
+#
+#   flock /work/bench.lock apps/bench/run_blas_bench.sh BUILD_DIR [SCRATCH_DIR]
+#
+# Environment: THREADS (2), FLOW_N (4000), OOC_N (40000; 0 skips), MEM_N (20000; 0 skips).
+# The out-of-core runs write 2 × 8·N² bytes into SCRATCH_DIR (default /tmp) and delete them.
+set -euo pipefail
+build=${1:?usage: $0 BUILD_DIR [SCRATCH_DIR]}
+scratch=${2:-/tmp}/emergent_blas_bench_$$
+threads=${THREADS:-2}
+python=/usr/bin/python3
+mkdir -p "$scratch"
+trap 'rm -rf "$scratch"' EXIT
+export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE
+timed() { /usr/bin/time -f "TIME wall=%e user=%U sys=%S maxrss_kb=%M" "$@"; }
+echo "DATE $(date -u '+%Y-%m-%d %H:%M UTC') LOAD $(cut -d' ' -f1-3 /proc/loadavg) CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+
+echo "== closed form: GradientFlow (LAPACK) vs np.linalg.eigh of the same Θ(X,X)"
+timed "$build/apps/bench_gradient_flow" --n "${FLOW_N:-4000}" --test 200 --times 50 --threads "$threads" \
+  --no-eigen --dump "$scratch/theta.npy"
+timed "$python" "$(dirname "$0")/eigh_numpy.py" "$scratch/theta.npy" 1
+rm -f "$scratch/theta.npy"
+
+echo "== MLP Gram 3000 x 784, depth 3 relu: emergent kernel (whole command) vs numpy X @ X.T"
+"$python" -c "import numpy as np; np.save('$scratch/x784.npy', np.random.default_rng(0).standard_normal((3000, 784)))"
+arch='dense(512) relu dense(512) relu dense(512) relu dense(1)'
+timed "$build/apps/emergent" kernel --arch "$arch" --x1 "$scratch/x784.npy" --nngp "$scratch/K.npy" \
+  --ntk "$scratch/T.npy" --threads "$threads"
+"$python" - "$scratch/x784.npy" <<'PY'
+import resource, sys, time
+import numpy as np
+x = np.load(sys.argv[1])
+best = 1e300
+for _ in range(3):
+    c0 = resource.getrusage(resource.RUSAGE_SELF); t0 = time.perf_counter()
+    g = x @ x.T
+    t = time.perf_counter() - t0; c1 = resource.getrusage(resource.RUSAGE_SELF)
+    if t < best: best, cpu = t, (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+print(f"RESULT impl=numpy_gemm_xxT n=3000 d=784 seconds={best:.3f} cpu_seconds={cpu:.3f}")
+PY
+rm -f "$scratch"/*.npy
+
+gram() {  # N CAP
+  "$python" -c "import numpy as np; np.save('$scratch/x.npy', np.random.default_rng(1).standard_normal(($1, 64)))"
+  echo "-- N=$1 --memory-cap $2"
+  timed "$build/apps/emergent" kernel --arch 'dense(512) relu dense(512) relu dense(1)' --x1 "$scratch/x.npy" \
+    --nngp "$scratch/K.npy" --ntk "$scratch/T.npy" --memory-cap "$2" --threads "$threads" 2>&1 | grep -v '%'
+  "$python" -c "import numpy as np; k = np.load('$scratch/T.npy', mmap_mode='r'); print('mmap-opened', k.shape, k.dtype, float(k[-1, -1]))"
+  rm -f "$scratch"/*.npy
+}
+echo "== out-of-core MLP NNGP + NTK (d = 64)"
+if [[ ${MEM_N:-20000} != 0 ]]; then gram "${MEM_N:-20000}" 2G; gram "${MEM_N:-20000}" 8G; fi
+if [[ ${OOC_N:-40000} != 0 ]]; then gram "${OOC_N:-40000}" 2G; fi

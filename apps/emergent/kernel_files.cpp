@@ -1,0 +1,316 @@
+#include "kernel_files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "emergent/data/npy.hpp"
+
+namespace emergent::cli {
+
+namespace {
+
+using Eigen::Index;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+[[noreturn]] void io_error(const std::string& what, const std::string& path) {
+  throw std::runtime_error(path + ": " + what + " (" + std::strerror(errno) + ")");
+}
+
+void pwrite_all(int fd, const void* data, std::size_t bytes, std::size_t offset, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::pwrite(fd, p, bytes, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      io_error("write failed", path);
+    }
+    p += n;
+    bytes -= static_cast<std::size_t>(n);
+    offset += static_cast<std::size_t>(n);
+  }
+}
+
+// False if the file ends before `bytes` could be read.
+bool pread_all(int fd, void* data, std::size_t bytes, std::size_t offset, const std::string& path) {
+  char* p = static_cast<char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::pread(fd, p, bytes, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      io_error("read failed", path);
+    }
+    if (n == 0) return false;
+    p += n;
+    bytes -= static_cast<std::size_t>(n);
+    offset += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::string hex(std::uint64_t v) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(v));
+  return buffer;
+}
+
+std::string duration_text(double s) {
+  char buffer[32];
+  if (!std::isfinite(s)) return "?";
+  if (s < 60) std::snprintf(buffer, sizeof buffer, "%.0f s", s);
+  else if (s < 3600) std::snprintf(buffer, sizeof buffer, "%dm %02ds", static_cast<int>(s / 60), static_cast<int>(s) % 60);
+  else std::snprintf(buffer, sizeof buffer, "%dh %02dm", static_cast<int>(s / 3600), static_cast<int>(s / 60) % 60);
+  return buffer;
+}
+
+}  // namespace
+
+std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001B3ULL;
+  return h;
+}
+
+KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress)
+    : key_(key), resume_(resume), progress_(progress) {
+  if (!nngp.empty()) outputs_.push_back({nngp, nngp + ".partial", -1, true});
+  if (!ntk.empty()) outputs_.push_back({ntk, ntk + ".partial", -1, false});
+  record_path_ = outputs_.front().path + ".resume";
+  if (const char* v = std::getenv("EMERGENT_KERNEL_ABORT_AFTER_BANDS")) abort_after_ = std::atoi(v);
+}
+
+KernelBand KernelFileWriter::layout(Index band) const {
+  KernelBand b;
+  b.index = band;
+  b.row_begin = band * band_rows_;
+  b.rows = std::min(band_rows_, n1_ - b.row_begin);
+  b.col_begin = symmetric_ ? b.row_begin : 0;
+  b.cols = n2_ - b.col_begin;
+  return b;
+}
+
+void KernelFileWriter::begin(Index n1, Index n2, bool symmetric, Index band_rows) {
+  n1_ = n1;
+  n2_ = n2;
+  symmetric_ = symmetric;
+  band_rows_ = band_rows;
+  bands_ = (n1 + band_rows - 1) / band_rows;
+  done_.assign(static_cast<std::size_t>(bands_), 0);
+  header_bytes_ = encode_npy_header({static_cast<std::size_t>(n1), static_cast<std::size_t>(n2)}).size();
+  namespace fs = std::filesystem;
+  if (resume_ && fs::exists(record_path_)) open_resumed();
+  else {
+    if (resume_ && progress_) std::cerr << "kernel: --resume: no record '" << record_path_ << "', starting afresh\n";
+    open_fresh();
+  }
+  start_ = now_seconds();
+}
+
+namespace {
+std::string record_header(std::uint64_t key, Index n1, Index n2, bool symmetric, Index band_rows, std::size_t outputs) {
+  std::ostringstream os;
+  os << "emergent-kernel-resume 1 key=" << hex(key) << " shape=" << n1 << "x" << n2 << " symmetric=" << symmetric
+     << " band_rows=" << band_rows << " outputs=" << outputs << "\n";
+  return os.str();
+}
+}  // namespace
+
+void KernelFileWriter::open_fresh() {
+  const std::string header = encode_npy_header({static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)});
+  const std::size_t size = header_bytes_ + sizeof(double) * static_cast<std::size_t>(n1_) * static_cast<std::size_t>(n2_);
+  for (Output& out : outputs_) {
+    out.fd = ::open(out.partial.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out.fd < 0) io_error("cannot open for writing", out.partial);
+    pwrite_all(out.fd, header.data(), header.size(), 0, out.partial);
+    if (::ftruncate(out.fd, static_cast<off_t>(size)) != 0) io_error("cannot extend to " + std::to_string(size) + " bytes", out.partial);
+  }
+  record_fd_ = ::open(record_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (record_fd_ < 0) io_error("cannot open for writing", record_path_);
+  const std::string line = record_header(key_, n1_, n2_, symmetric_, band_rows_, outputs_.size());
+  pwrite_all(record_fd_, line.data(), line.size(), 0, record_path_);
+  if (::lseek(record_fd_, static_cast<off_t>(line.size()), SEEK_SET) < 0) io_error("cannot seek", record_path_);
+  if (::fsync(record_fd_) != 0) io_error("fsync failed", record_path_);
+}
+
+void KernelFileWriter::open_resumed() {
+  std::ifstream in(record_path_, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string expected = record_header(key_, n1_, n2_, symmetric_, band_rows_, outputs_.size());
+  if (text.compare(0, expected.size(), expected) != 0) {
+    const std::string first = text.substr(0, text.find('\n'));
+    throw std::invalid_argument("--resume: '" + record_path_ + "' records a different computation ('" + first +
+                                "', expected '" + expected.substr(0, expected.size() - 1) +
+                                "'): resume with the same --arch, inputs, outputs, --memory-cap and --threads, "
+                                "or run without --resume");
+  }
+  const std::size_t size = header_bytes_ + sizeof(double) * static_cast<std::size_t>(n1_) * static_cast<std::size_t>(n2_);
+  const std::string header = encode_npy_header({static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)});
+  for (Output& out : outputs_) {
+    out.fd = ::open(out.partial.c_str(), O_RDWR | O_CLOEXEC);
+    if (out.fd < 0) io_error("--resume: cannot open the partial output", out.partial);
+    struct stat st {};
+    if (::fstat(out.fd, &st) != 0) io_error("cannot stat", out.partial);
+    if (static_cast<std::size_t>(st.st_size) != size)
+      throw std::invalid_argument("--resume: '" + out.partial + "' has " + std::to_string(st.st_size) + " bytes, expected " +
+                               std::to_string(size) + ": the partial output is truncated or corrupted; run without --resume");
+    std::string got(header.size(), '\0');
+    if (!pread_all(out.fd, got.data(), got.size(), 0, out.partial) || got != header)
+      throw std::invalid_argument("--resume: '" + out.partial + "' does not start with the expected .npy header: "
+                               "the partial output is corrupted; run without --resume");
+  }
+  // Complete lines only: a record cut short by the interruption does not count.
+  std::size_t pos = expected.size(), good = pos;
+  while (true) {
+    const std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) break;
+    std::istringstream line(text.substr(pos, end - pos));
+    std::string word;
+    long long band = -1;
+    line >> word >> band;
+    if (word != "band" || band < 0 || band >= bands_) break;
+    const KernelBand b = layout(band);
+    for (const Output& out : outputs_) {
+      std::string sum;
+      line >> sum;
+      if (sum != hex(checksum_band(out, b)))
+        throw std::invalid_argument("--resume: band " + std::to_string(band) + " of '" + out.partial +
+                                 "' does not match its recorded checksum: the partial output is corrupted; "
+                                 "run without --resume");
+    }
+    if (!done_[band]) {
+      done_[band] = 1;
+      ++done_count_;
+      ++resumed_;
+    }
+    pos = good = end + 1;
+  }
+  record_fd_ = ::open(record_path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (record_fd_ < 0) io_error("cannot open for writing", record_path_);
+  if (::ftruncate(record_fd_, static_cast<off_t>(good)) != 0) io_error("cannot truncate", record_path_);
+  if (::lseek(record_fd_, static_cast<off_t>(good), SEEK_SET) < 0) io_error("cannot seek", record_path_);
+  if (progress_)
+    std::cerr << "kernel: --resume: " << resumed_ << " of " << bands_ << " bands verified in '" << record_path_
+              << "', computing the rest\n";
+}
+
+// The bytes of a band in the order they are checksummed: its rows (columns col_begin..), then for a
+// symmetric kernel the mirrored strip below it (rows after the band, the band's columns).
+std::uint64_t KernelFileWriter::write_band(Output& out, const KernelBand& b, const double* data) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const std::size_t d = sizeof(double), n2 = static_cast<std::size_t>(n2_);
+  const std::size_t cols = static_cast<std::size_t>(b.cols);
+  if (b.col_begin == 0) {
+    pwrite_all(out.fd, data, d * cols * b.rows, header_bytes_ + d * n2 * b.row_begin, out.partial);
+    h = fnv1a(data, d * cols * b.rows, h);
+  } else {
+    for (Index i = 0; i < b.rows; ++i) {
+      const double* row = data + i * cols;
+      pwrite_all(out.fd, row, d * cols, header_bytes_ + d * (n2 * (b.row_begin + i) + b.col_begin), out.partial);
+      h = fnv1a(row, d * cols, h);
+    }
+  }
+  if (symmetric_) {
+    std::vector<double> strip(static_cast<std::size_t>(b.rows));
+    for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
+      for (Index i = 0; i < b.rows; ++i) strip[i] = data[i * cols + (r - b.col_begin)];
+      pwrite_all(out.fd, strip.data(), d * strip.size(), header_bytes_ + d * (n2 * r + b.row_begin), out.partial);
+      h = fnv1a(strip.data(), d * strip.size(), h);
+    }
+  }
+  return h;
+}
+
+std::uint64_t KernelFileWriter::checksum_band(const Output& out, const KernelBand& b) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const std::size_t d = sizeof(double), n2 = static_cast<std::size_t>(n2_);
+  std::vector<double> buffer(static_cast<std::size_t>(b.cols));
+  for (Index i = 0; i < b.rows; ++i) {
+    if (!pread_all(out.fd, buffer.data(), d * buffer.size(), header_bytes_ + d * (n2 * (b.row_begin + i) + b.col_begin),
+                   out.partial))
+      return ~h;
+    h = fnv1a(buffer.data(), d * buffer.size(), h);
+  }
+  if (symmetric_) {
+    buffer.resize(static_cast<std::size_t>(b.rows));
+    for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
+      if (!pread_all(out.fd, buffer.data(), d * buffer.size(), header_bytes_ + d * (n2 * r + b.row_begin), out.partial))
+        return ~h;
+      h = fnv1a(buffer.data(), d * buffer.size(), h);
+    }
+  }
+  return h;
+}
+
+bool KernelFileWriter::wanted(Index band) { return !done_[static_cast<std::size_t>(band)]; }
+
+void KernelFileWriter::write(const KernelBand& b) {
+  const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols);
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(b.nngp[i]) || !std::isfinite(b.ntk[i]))
+      throw std::runtime_error("kernel: a non-finite value in rows " + std::to_string(b.row_begin) + ".." +
+                               std::to_string(b.row_begin + b.rows - 1) + " (numerical failure; nothing trusted)");
+  std::string line = "band " + std::to_string(b.index);
+  for (Output& out : outputs_) line += " " + hex(write_band(out, b, out.nngp ? b.nngp : b.ntk));
+  for (Output& out : outputs_)
+    if (::fdatasync(out.fd) != 0) io_error("fdatasync failed", out.partial);
+  if (abort_after_ >= 0 && done_count_ - resumed_ == abort_after_) std::_Exit(75);  // test hook: data written, not recorded
+  line += "\n";
+  if (::write(record_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) io_error("write failed", record_path_);
+  if (::fdatasync(record_fd_) != 0) io_error("fdatasync failed", record_path_);
+  done_[static_cast<std::size_t>(b.index)] = 1;
+  ++done_count_;
+  if (!progress_) return;
+  const double elapsed = now_seconds() - start_;
+  const Index computed = done_count_ - resumed_, left = bands_ - done_count_;
+  const double eta = elapsed / static_cast<double>(computed) * static_cast<double>(left);
+  const int percent = static_cast<int>(100 * done_count_ / bands_);
+  static const bool tty = ::isatty(STDERR_FILENO) == 1;
+  if (tty) {  // a bar redrawn in place, erased at the end (the summary line follows)
+    const int width = 30, filled = width * percent / 100;
+    std::cerr << "\rkernel [" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << percent
+              << "% band " << done_count_ << "/" << bands_ << ", ETA " << duration_text(eta) << "   " << std::flush;
+    if (left == 0) std::cerr << "\r" << std::string(70, ' ') << "\r" << std::flush;
+  } else if (left > 0 && elapsed - last_print_ >= 10.0) {  // a log: a line every 10 s of a long run
+    last_print_ = elapsed;
+    std::cerr << "kernel: " << percent << "% (band " << done_count_ << "/" << bands_ << "), elapsed "
+              << duration_text(elapsed) << ", ETA " << duration_text(eta) << std::endl;
+  }
+}
+
+void KernelFileWriter::finish() {
+  if (done_count_ != bands_)
+    throw std::runtime_error("kernel: " + std::to_string(bands_ - done_count_) + " band(s) missing from '" +
+                             record_path_ + "'");
+  for (Output& out : outputs_) {
+    if (::fsync(out.fd) != 0) io_error("fsync failed", out.partial);
+    ::close(out.fd);
+    out.fd = -1;
+    if (std::rename(out.partial.c_str(), out.path.c_str()) != 0) io_error("cannot rename to '" + out.path + "'", out.partial);
+  }
+  ::close(record_fd_);
+  record_fd_ = -1;
+  std::remove(record_path_.c_str());
+}
+
+KernelFileWriter::~KernelFileWriter() {
+  for (Output& out : outputs_)
+    if (out.fd >= 0) ::close(out.fd);
+  if (record_fd_ >= 0) ::close(record_fd_);
+}
+
+}  // namespace emergent::cli

@@ -1,0 +1,70 @@
+// `emergent kernel` streamed to disk: the Gram matrices are written band by band into .npy files
+// (positioned writes; the result is an ordinary C-order '<f8' .npy), so the memory cap bounds the
+// working set and not the output, and an interrupted run can resume.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "emergent/kernels/kernel.hpp"
+
+namespace emergent::cli {
+
+/// Writes the bands of stream_kernels into `<path>.partial` files and records every finished band
+/// with the checksums of its bytes in a sidecar `<first path>.resume`; finish() renames the
+/// partial files to their final names and removes the record.
+///
+/// A band counts as finished only once its data are written and synced and its record line is
+/// complete: a run killed at any point loses at most the band in flight. With `resume`, recorded
+/// bands are read back and their checksums compared before they are trusted (a corrupted or
+/// truncated partial file is an error), and only the missing bands are computed.
+class KernelFileWriter : public KernelBandSink {
+ public:
+  /// `nngp` / `ntk`: output paths, either may be empty (not wanted). `key` identifies the
+  /// computation (architecture, inputs, options): a resume must match it.
+  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress);
+  ~KernelFileWriter() override;
+  KernelFileWriter(const KernelFileWriter&) = delete;
+  KernelFileWriter& operator=(const KernelFileWriter&) = delete;
+
+  void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override;
+  bool wanted(Eigen::Index band) override;
+  void write(const KernelBand& band) override;
+
+  /// All bands present: move the files into place. Throws if a band is missing.
+  void finish();
+
+  Eigen::Index bands_total() const { return bands_; }
+  Eigen::Index bands_resumed() const { return resumed_; }
+
+ private:
+  struct Output {
+    std::string path, partial;
+    int fd = -1;
+    bool nngp = true;  // which of the two kernels goes here
+  };
+  void open_fresh();
+  void open_resumed();
+  std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
+  std::uint64_t checksum_band(const Output& out, const KernelBand& band);
+  KernelBand layout(Eigen::Index band) const;
+
+  std::vector<Output> outputs_;
+  std::string record_path_;
+  std::uint64_t key_;
+  bool resume_, progress_;
+  Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, done_count_ = 0, resumed_ = 0;
+  bool symmetric_ = false;
+  std::size_t header_bytes_ = 0;
+  std::vector<char> done_;
+  int record_fd_ = -1;
+  double start_ = 0;
+  double last_print_ = 0;
+  int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
+};
+
+/// FNV-1a of bytes, chained from `h`.
+std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 0xcbf29ce484222325ULL);
+
+}  // namespace emergent::cli

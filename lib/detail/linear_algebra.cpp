@@ -1,0 +1,167 @@
+#include "detail/linear_algebra.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <Eigen/Eigenvalues>
+
+#ifdef EMERGENT_USE_LAPACK
+#include <cblas.h>
+#include <lapacke.h>
+#endif
+
+namespace emergent::detail {
+
+namespace {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+
+int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+
+#ifdef EMERGENT_USE_LAPACK
+// OpenBLAS (OpenMP build) sizes each call by omp_get_max_threads(), and runs single-threaded
+// inside an active parallel region. This pins the calling task's count to 1 for the scope, so a
+// call gives the same bits whether or not it sits in one of our parallel loops.
+class SerialBlas {
+ public:
+  SerialBlas() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SerialBlas() { omp_set_num_threads(saved_); }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
+lapack_int lapack_size(Index n, const char* what) {
+  if (n > static_cast<Index>(std::numeric_limits<lapack_int>::max()))
+    throw std::invalid_argument(std::string(what) + ": dimension " + std::to_string(n) +
+                                " exceeds the LAPACK integer range");
+  return static_cast<lapack_int>(n);
+}
+#endif
+
+constexpr Index kPanel = 256;  // columns per independent product (fixed: the bits depend on it)
+
+}  // namespace
+
+bool uses_lapack() {
+#ifdef EMERGENT_USE_LAPACK
+  return true;
+#else
+  return false;
+#endif
+}
+
+SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
+  SymmetricEigen out;
+  const Index n = a.rows();
+  if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
+  if (n == 0) return out;
+#ifdef EMERGENT_USE_LAPACK
+  const lapack_int N = lapack_size(n, "symmetric_eigen");
+  out.values.resize(n);
+  if (!vectors) {
+    MatrixXd work = a;
+    SerialBlas serial;
+    const lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', N, work.data(), N, out.values.data());
+    out.converged = info == 0;
+    return out;
+  }
+  // dsyevd = dsytrd (A = Q·T·Qᵀ) + dstedc (T = Z·Λ·Zᵀ) + dormtr (V = Q·Z). The back-transformation
+  // is a third of the flops and splits into independent column panels of Z: those run in
+  // parallel, each one single-threaded call, so the bits do not depend on the thread count.
+  MatrixXd qt = a;
+  Eigen::VectorXd e(std::max<Index>(n - 1, 1)), tau(std::max<Index>(n - 1, 1));
+  {
+    SerialBlas serial;
+    lapack_int info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
+    if (info == 0) {
+      out.vectors.resize(n, n);
+      info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
+    }
+    if (info != 0) {
+      out.converged = false;
+      out.vectors.resize(0, 0);
+      return out;
+    }
+  }
+  const Index panels = (n + kPanel - 1) / kPanel;
+  bool failed = false;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+  for (Index p = 0; p < panels; ++p) {
+    const Index c0 = p * kPanel, w = std::min(kPanel, n - c0);
+    SerialBlas serial;
+    const lapack_int info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', N, static_cast<lapack_int>(w), qt.data(),
+                                           N, tau.data(), out.vectors.data() + c0 * n, N);
+    if (info != 0) {
+#pragma omp atomic write
+      failed = true;
+    }
+  }
+  out.converged = !failed;
+  return out;
+#else
+  (void)threads;
+  Eigen::SelfAdjointEigenSolver<MatrixXd> solver(a, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
+  out.converged = solver.info() == Eigen::Success;
+  out.values = solver.eigenvalues();
+  if (vectors) out.vectors = solver.eigenvectors();
+  return out;
+#endif
+}
+
+MatrixXd product(const MatrixXd& a, bool transpose_a, const MatrixXd& b, bool transpose_b, int threads) {
+  const Index m = transpose_a ? a.cols() : a.rows(), k = transpose_a ? a.rows() : a.cols();
+  const Index kb = transpose_b ? b.cols() : b.rows(), n = transpose_b ? b.rows() : b.cols();
+  if (k != kb)
+    throw std::invalid_argument("product: inner dimensions " + std::to_string(k) + " and " + std::to_string(kb) +
+                                " differ");
+  MatrixXd c(m, n);
+  if (m == 0 || n == 0) return c;
+  if (k == 0) return MatrixXd::Zero(m, n);
+  const Index panels = (n + kPanel - 1) / kPanel;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+  for (Index p = 0; p < panels; ++p) {
+    const Index c0 = p * kPanel, w = std::min(kPanel, n - c0);
+#ifdef EMERGENT_USE_LAPACK
+    // Column panel c0..c0+w of op(b): columns of b, or rows of b when transposed.
+    const double* bp = transpose_b ? b.data() + c0 : b.data() + c0 * b.rows();
+    SerialBlas serial;
+    cblas_dgemm(CblasColMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(w), static_cast<int>(k), 1.0, a.data(),
+                static_cast<int>(a.rows()), bp, static_cast<int>(b.rows()), 0.0, c.data() + c0 * m,
+                static_cast<int>(m));
+#else
+    if (transpose_a && transpose_b) c.middleCols(c0, w).noalias() = a.transpose() * b.middleRows(c0, w).transpose();
+    else if (transpose_a) c.middleCols(c0, w).noalias() = a.transpose() * b.middleCols(c0, w);
+    else if (transpose_b) c.middleCols(c0, w).noalias() = a * b.middleRows(c0, w).transpose();
+    else c.middleCols(c0, w).noalias() = a * b.middleCols(c0, w);
+#endif
+  }
+  return c;
+}
+
+void gemm_abt_rowmajor(Index m, Index n, Index k, double alpha, const double* a, Index lda, const double* b,
+                       Index ldb, double* c, Index ldc) {
+  if (m == 0 || n == 0) return;
+#ifdef EMERGENT_USE_LAPACK
+  SerialBlas serial;
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+              alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), 0.0, c, static_cast<int>(ldc));
+#else
+  using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Stride = Eigen::OuterStride<>;
+  Eigen::Map<const RowMatrix, 0, Stride> A(a, m, k, Stride(lda)), B(b, n, k, Stride(ldb));
+  Eigen::Map<RowMatrix, 0, Stride> C(c, m, n, Stride(ldc));
+  C.noalias() = alpha * (A * B.transpose());
+#endif
+}
+
+}  // namespace emergent::detail

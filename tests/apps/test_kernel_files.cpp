@@ -1,0 +1,225 @@
+// `emergent kernel` streamed to disk and `emergent predict`, run as a user runs them: the bytes of
+// the output files do not depend on --threads or --memory-cap, a streamed kernel equals the
+// in-process one, an interrupted run resumes to the same bytes, and a corrupted partial output
+// is refused. The binary's path comes after `--` (tests/meson.build).
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "emergent/core/architecture.hpp"
+#include "emergent/core/inputs.hpp"
+#include "emergent/data/npy.hpp"
+#include "emergent/kernels/kernel.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string g_emergent;
+fs::path g_dir;
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Run {
+  int code = -1;
+  std::string err;
+};
+
+Run run(const std::string& args, const std::string& env = "") {
+  const fs::path err = g_dir / "stderr.txt";
+  const std::string cmd = env + " " + quote(g_emergent) + " " + args + " >/dev/null 2>" + quote(err.string());
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(err)};
+}
+
+bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+std::string path(const std::string& name) { return (g_dir / name).string(); }
+
+// Pairwise distinct inputs from a fixed formula (no RNG needed).
+std::string write_inputs(const std::string& name, std::size_t n, std::size_t d, double phase) {
+  std::vector<double> v(n * d);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = std::sin(1.37 * static_cast<double>(i) + phase) + 0.1 * std::cos(0.29 * static_cast<double>(i % 977) * (i % 31));
+  emergent::write_npy(path(name), {n, d}, v.data());
+  return path(name);
+}
+
+const char* kArch = "'dense(64, b=0.1) relu dense(64) relu dense(1)'";
+
+std::string kernel_args(const std::string& x1, const std::string& out, const std::string& extra) {
+  return "kernel --arch " + std::string(kArch) + " --x1 " + quote(x1) + " --nngp " + quote(path(out + "_K.npy")) +
+         " --ntk " + quote(path(out + "_T.npy")) + " " + extra;
+}
+
+}  // namespace
+
+TEST_CASE("kernel: the same bytes at --threads 1 and 2 and under any --memory-cap") {
+  const std::string x = write_inputs("L.npy", 1200, 32, 0.0);
+  const std::string z = write_inputs("Z.npy", 130, 32, 1.0);
+  const struct { const char* name; const char* extra; } runs[] = {
+      {"t1_big", "--threads 1 --memory-cap 1G"},  {"t2_big", "--threads 2 --memory-cap 1G"},
+      {"t1_25M", "--threads 1 --memory-cap 25M"}, {"t2_25M", "--threads 2 --memory-cap 25M"},
+      {"t2_3M", "--threads 2 --memory-cap 3M"},
+  };
+  for (const auto& r : runs) {
+    const Run out = run(kernel_args(x, r.name, r.extra));
+    CAPTURE(r.name);
+    CAPTURE(out.err);
+    REQUIRE(out.code == 0);
+  }
+  const std::string k0 = slurp(path("t1_big_K.npy")), t0 = slurp(path("t1_big_T.npy"));
+  CHECK(k0.size() == 128 + 8u * 1200 * 1200);
+  for (const auto& r : runs) {
+    CAPTURE(r.name);
+    CHECK(slurp(path(std::string(r.name) + "_K.npy")) == k0);
+    CHECK(slurp(path(std::string(r.name) + "_T.npy")) == t0);
+  }
+  // The streamed file equals the in-process kernels bitwise.
+  const auto arch = emergent::Architecture::parse("dense(64, b=0.1) relu dense(64) relu dense(1)");
+  const emergent::NpyArray xa = emergent::read_npy(x);
+  emergent::RowMatrix xm = Eigen::Map<const emergent::RowMatrix>(xa.data.data(), 1200, 32);
+  const emergent::Inputs xi(xm, emergent::ExampleShape::vector(32));
+  const emergent::Kernels ref = emergent::kernels(arch, xi);
+  const emergent::NpyArray streamed = emergent::read_npy(path("t2_3M_T.npy"));
+  REQUIRE(streamed.data.size() == 1200u * 1200u);
+  double worst = 0;
+  for (Eigen::Index i = 0; i < 1200; ++i)
+    for (Eigen::Index j = 0; j < 1200; ++j) worst = std::max(worst, std::abs(streamed.data[i * 1200 + j] - ref.ntk(i, j)));
+  CHECK(worst == 0.0);
+  // A cross kernel, rectangular bands.
+  for (const char* extra : {"--threads 1 --memory-cap 1G", "--threads 2 --memory-cap 3M"}) {
+    const std::string name = std::string("x_") + (extra[10] == '1' ? "1" : "2");
+    REQUIRE(run(kernel_args(z, name, std::string("--x2 ") + quote(x) + " " + extra)).code == 0);
+  }
+  CHECK(slurp(path("x_1_T.npy")) == slurp(path("x_2_T.npy")));
+  CHECK(slurp(path("x_1_K.npy")) == slurp(path("x_2_K.npy")));
+  // A cap below one band: the clear error of the memory plan, naming the smallest cap.
+  const Run tight = run(kernel_args(write_inputs("W.npy", 40000, 2, 0.5), "w", "--memory-cap 1M"));
+  CAPTURE(tight.err);
+  CHECK(tight.code == 2);
+  CHECK(contains(tight.err, "needs at least"));
+}
+
+TEST_CASE("kernel --resume: a run killed after some bands resumes to the uninterrupted bytes") {
+  const std::string x = write_inputs("R.npy", 900, 16, 0.2);
+  REQUIRE(run(kernel_args(x, "full", "--memory-cap 3M -q")).code == 0);
+  // The hook ends the process (like kill -9) after 2 bands, with the third band's data written
+  // but not recorded: it must be computed again, the first two must not.
+  const Run killed = run(kernel_args(x, "part", "--memory-cap 3M -q"), "EMERGENT_KERNEL_ABORT_AFTER_BANDS=2");
+  CHECK(killed.code == 75);
+  CHECK(!fs::exists(path("part_T.npy")));
+  CHECK(fs::exists(path("part_T.npy.partial")));
+  REQUIRE(fs::exists(path("part_K.npy.resume")));
+  const std::string record = slurp(path("part_K.npy.resume"));
+  const fs::path saved = g_dir / "saved";
+  fs::create_directories(saved);
+  for (const char* f : {"part_K.npy.partial", "part_T.npy.partial", "part_K.npy.resume"})
+    fs::copy_file(g_dir / f, saved / f, fs::copy_options::overwrite_existing);
+
+  const Run resumed = run(kernel_args(x, "part", "--memory-cap 3M --resume"));
+  CAPTURE(resumed.err);
+  REQUIRE(resumed.code == 0);
+  CHECK(contains(resumed.err, "2 of"));  // two bands verified and kept
+  CHECK(slurp(path("part_K.npy")) == slurp(path("full_K.npy")));
+  CHECK(slurp(path("part_T.npy")) == slurp(path("full_T.npy")));
+  CHECK(!fs::exists(path("part_K.npy.resume")));
+  CHECK(!fs::exists(path("part_T.npy.partial")));
+
+  auto restore = [&] {
+    for (const char* f : {"part_K.npy.partial", "part_T.npy.partial", "part_K.npy.resume"})
+      fs::copy_file(saved / f, g_dir / f, fs::copy_options::overwrite_existing);
+  };
+  // One flipped byte inside a recorded band: detected, not trusted.
+  restore();
+  {
+    std::fstream f(path("part_T.npy.partial"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(128 + 8 * 5);
+    f.put('\x5a');
+  }
+  const Run corrupt = run(kernel_args(x, "part", "--memory-cap 3M --resume"));
+  CAPTURE(corrupt.err);
+  CHECK(corrupt.code == 2);
+  CHECK(contains(corrupt.err, "corrupted"));
+  // A truncated partial file.
+  restore();
+  fs::resize_file(path("part_K.npy.partial"), 4096);
+  const Run truncated = run(kernel_args(x, "part", "--memory-cap 3M --resume"));
+  CHECK(truncated.code == 2);
+  CHECK(contains(truncated.err, "truncated"));
+  // A resume with other settings is refused instead of mixing bands of two layouts.
+  restore();
+  const Run other = run(kernel_args(x, "part", "--memory-cap 1G --resume"));
+  CHECK(other.code == 2);
+  CHECK(contains(other.err, "different computation"));
+  // A record cut in the middle of a line: that band is recomputed, the result still exact.
+  restore();
+  {
+    std::ofstream f(path("part_K.npy.resume"), std::ios::app | std::ios::binary);
+    f << "band 2 0123";
+  }
+  REQUIRE(run(kernel_args(x, "part", "--memory-cap 3M --resume -q")).code == 0);
+  CHECK(slurp(path("part_T.npy")) == slurp(path("full_T.npy")));
+  CHECK(record.find("band 0 ") != std::string::npos);
+}
+
+TEST_CASE("predict: the same bytes at --threads 1 and 2") {
+  const std::string x = write_inputs("P_x.npy", 700, 8, 0.4), z = write_inputs("P_z.npy", 50, 8, 1.3);
+  std::vector<double> y(700);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = std::sin(0.1 * static_cast<double>(i));
+  emergent::write_npy(path("P_y.npy"), {700}, y.data());
+  for (int t : {1, 2}) {
+    const std::string s = std::to_string(t);
+    const Run r = run("predict --arch " + std::string(kArch) + " --train-x " + quote(x) + " --train-y " +
+                      quote(path("P_y.npy")) + " --test-x " + quote(z) + " --times 0,10,1000,inf --threads " + s +
+                      " --mean " + quote(path("P_m" + s + ".npy")) + " --cov " + quote(path("P_c" + s + ".npy")));
+    CAPTURE(r.err);
+    REQUIRE(r.code == 0);
+  }
+  CHECK(slurp(path("P_m1.npy")) == slurp(path("P_m2.npy")));
+  CHECK(slurp(path("P_c1.npy")) == slurp(path("P_c2.npy")));
+}
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--" && i + 1 < argc) {
+      g_emergent = argv[++i];
+      continue;
+    }
+    args.push_back(argv[i]);
+  }
+  if (g_emergent.empty()) {
+    std::cerr << "usage: test_kernel_files [doctest options] -- /path/to/emergent\n";
+    return 2;
+  }
+  g_dir = fs::temp_directory_path() / ("emergent_test_kernel_files_" + std::to_string(::getpid()));
+  fs::create_directories(g_dir);
+  doctest::Context context;
+  context.applyCommandLine(static_cast<int>(args.size()), args.data());
+  const int result = context.run();
+  std::error_code ec;
+  fs::remove_all(g_dir, ec);
+  return result;
+}
