@@ -19,7 +19,9 @@ def test_relu_mlp_matches_arccos_formula(rng):
     k1 = x @ x.T / 3
     n = np.sqrt(np.diag(k1))
     c = np.clip(k1 / np.outer(n, n), -1, 1)
+    np.fill_diagonal(c, 1.0)
     th = np.arccos(c)
+    np.fill_diagonal(th, 0.0)   # arccos(1 − ε) would lose half the digits on the diagonal
     k2 = np.outer(n, n) / (2 * math.pi) * (np.sin(th) + (math.pi - th) * c)
     dot = (math.pi - th) / (2 * math.pi)
     assert np.allclose(k.nngp, k2, rtol=1e-13, atol=1e-15)
@@ -94,7 +96,9 @@ def test_threads_do_not_change_results(rng):
 def test_memory_cap_strings(rng):
     x = rng.standard_normal((6, 3))
     assert np.array_equal(emergent.kernel(MLP, x, memory_cap="64M", get="ntk"), emergent.kernel(MLP, x, get="ntk"))
-    with pytest.raises(emergent.MemoryCapError):
+    with pytest.raises(emergent.MemoryCapError):   # the 600 × 600 outputs alone need 5.5 MiB
+        emergent.kernel(MLP, np.ones((600, 3)), memory_cap="1M")
+    with pytest.raises(ValueError, match="memory_cap_bytes: expected 0 .25% of RAM. or at least 1 MiB, got 16"):
         emergent.kernel(MLP, x, memory_cap=16)
     with pytest.raises(ValueError, match="memory_cap"):
         emergent.kernel(MLP, x, memory_cap="lots")
