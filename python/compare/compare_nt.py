@@ -155,7 +155,7 @@ def rel(ours, theirs):
     return float(np.max(np.abs(ours - theirs)) / (scale if scale > 0 else 1.0))
 
 
-def compare_one(index, rng):
+def compare_one(index, rng, kinds=("mlp", "readout", "pixels")):
     kind, layers, shape = random_architecture(index, rng)
     spec = " ".join(tok for tok, _ in layers)
     _, _, kernel_fn = stax.serial(*[layer for _, layer in layers])
@@ -164,13 +164,29 @@ def compare_one(index, rng):
     x2 = rng.standard_normal((n2,) + shape)
     arch = emergent.Architecture(spec)
     row = {"index": index, "kind": kind, "spec": spec, "shape": list(shape)}
+    if kind not in kinds:   # the same random draws, no work: --kinds reruns a subset of one run
+        if kind != "pixels":
+            rng.standard_normal((6,) + shape), rng.standard_normal((6, arch.outputs)), rng.choice([0.5, 1.0, 2.0])
+        return None
 
-    theirs = kernel_fn(jnp.asarray(x1), jnp.asarray(x2), ("nngp", "ntk"))
-    theirs_self = kernel_fn(jnp.asarray(x1), None, ("nngp", "ntk"))
+    theirs = kernel_fn(jnp.asarray(x1), jnp.asarray(x2))       # NT's Kernel object (get=None)
+    theirs_self = kernel_fn(jnp.asarray(x1), None)
     ours = emergent.kernel(arch, x1, x2)
     ours_self = emergent.kernel(arch, x1)
-    convert = (lambda a: np.asarray(a)) if kind != "pixels" else \
-        (lambda a: np.transpose(np.asarray(a), (0, 1, 2, 4, 3, 5)))  # NT: (N1, N2, H1, H2, W1, W2)
+    if kind != "pixels":
+        def convert(a):
+            return np.asarray(a)
+    elif theirs.is_reversed:
+        # NT keeps spatial axes reversed after an odd number of linear layers (a layout
+        # optimisation) and returns them so: (N1, N2, W1, W2, H1, H2).
+        assert theirs_self.is_reversed
+        def convert(a):
+            return np.transpose(np.asarray(a), (0, 1, 4, 2, 5, 3))
+    else:
+        def convert(a):  # NT: (N1, N2, H1, H2, W1, W2); ours (N1, N2, H1, W1, H2, W2)
+            return np.transpose(np.asarray(a), (0, 1, 2, 4, 3, 5))
+    if kind == "pixels":
+        row["nt_reversed"] = bool(theirs.is_reversed)
     # Cross kernels x1 × x2 and the off-diagonal entries of x1 × x1 must agree to 1e-12. The
     # diagonal K(x, x), Θ(x, x) is reported on its own: there NT's ReLU-family duals compute the
     # angle θ = atan2(√(K11·K22 − K12²), K12) from a K11 carried apart from K12, so √ of a
@@ -225,13 +241,17 @@ def main():
     p.add_argument("--count", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write every row here")
+    p.add_argument("--kinds", default="mlp,readout,pixels",
+                   help="compare only these kinds (the others are drawn and skipped, so indices stay the same)")
     args = p.parse_args()
     rng = np.random.default_rng(args.seed)
     rows = []
     print(f"neural_tangents {nt.__version__}, emergent {emergent.__version__}, float64, {args.count} architectures")
     print(f"{'#':>3} {'kind':8} {'nngp':>9} {'ntk':>9} {'diag K':>9} {'diag Θ':>9} {'mean':>9} {'cov':>9}  spec")
     for i in range(args.count):
-        r = compare_one(i, rng)
+        r = compare_one(i, rng, tuple(args.kinds.split(",")))
+        if r is None:
+            continue
         rows.append(r)
         fmt = lambda v: f"{v:9.1e}" if v is not None else f"{'—':>9}"  # noqa: E731
         print(f"{i:3d} {r['kind']:8} {fmt(r['nngp'])} {fmt(r['ntk'])} {fmt(r['nngp_diag'])} {fmt(r['ntk_diag'])} "
@@ -239,7 +259,7 @@ def main():
               f"{fmt(r.get('covariance'))}  {r['spec']}  {r['shape']}{'' if r['ok'] else '  <-- FAIL'}", flush=True)
     keys = ("nngp", "ntk", "nngp_diag", "ntk_diag", "mean", "covariance", "nngp_diag_exact_ours",
             "ntk_diag_exact_ours", "nngp_diag_exact_nt", "ntk_diag_exact_nt")
-    worst = {key: max(r[key] for r in rows if key in r) for key in keys}
+    worst = {key: max([r[key] for r in rows if key in r] or [0.0]) for key in keys}
     failed = [r for r in rows if not r["ok"]]
     print(f"worst relative difference: NNGP {worst['nngp']:.2e}, NTK {worst['ntk']:.2e} (tolerance {KERNEL_TOL:g}); "
           f"mean {worst['mean']:.2e}, covariance {worst['covariance']:.2e} (tolerance {PREDICT_TOL:g}) "
