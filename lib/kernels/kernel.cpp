@@ -975,8 +975,43 @@ Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& 
   return Engine(arch, x, nullptr, options, false).run_gram();
 }
 
+namespace {
+// Passes bands on scaled back by 2^(2e), as rescaled() does in memory (the same products, so the
+// streamed entries keep the bits of kernels()).
+class RescalingSink final : public KernelBandSink {
+ public:
+  RescalingSink(KernelBandSink& inner, int e) : inner_(inner), factor_(std::ldexp(1.0, 2 * e)) {}
+  void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override {
+    inner_.begin(n1, n2, symmetric, band_rows);
+  }
+  bool wanted(Eigen::Index band) override { return inner_.wanted(band); }
+  void write(const KernelBand& band) override {
+    const std::size_t n = static_cast<std::size_t>(band.rows * band.cols);
+    nngp_.assign(band.nngp, band.nngp + n);
+    ntk_.assign(band.ntk, band.ntk + n);
+    for (std::size_t i = 0; i < n; ++i) nngp_[i] *= factor_, ntk_[i] *= factor_;
+    KernelBand out = band;
+    out.nngp = nngp_.data();
+    out.ntk = ntk_.data();
+    inner_.write(out);
+  }
+
+ private:
+  KernelBandSink& inner_;
+  double factor_;
+  std::vector<double> nngp_, ntk_;
+};
+}  // namespace
+
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const KernelOptions& options, KernelBandSink& sink) {
+  check_magnitudes(arch, x1, x2, options.quadrature_order);
+  if (const int e = homogeneous_exponent(arch, x1, x2)) {
+    const Inputs a = scaled(x1, e);
+    const Inputs b = x2 ? scaled(*x2, e) : Inputs();
+    RescalingSink rescaling(sink, e);
+    return Engine(arch, a, x2 ? &b : nullptr, options, false, true).stream_vector(rescaling);
+  }
   return Engine(arch, x1, x2, options, false, true).stream_vector(sink);
 }
 

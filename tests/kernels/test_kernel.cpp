@@ -428,3 +428,22 @@ TEST_CASE("stream_kernels: bands under a small cap equal the in-memory kernels b
                                  random_images(3, 4, 4, 1, 96), nullptr, whole, none),
                   std::invalid_argument);
 }
+
+TEST_CASE("stream_kernels: tiny inputs of a bias-free ReLU network are rescaled as in kernels(), and K(cx) = c²K(x)") {
+  // Homogeneity of degree 2 (docs/robustness.md): at c = 2^-300 the unscaled recursion would
+  // underflow in the dual's q1·q2; the streamed bands must keep the in-memory bits.
+  const auto x = random_vectors(130, 6, 96);
+  const auto arch = Architecture::parse("dense(8) relu dense(8) leaky_relu(0.2) dense(1)");
+  const double c = std::ldexp(1.0, -300);
+  const emergent::Inputs tiny(emergent::RowMatrix(x.x * c), x.shape);
+  KernelOptions capped;
+  capped.memory_cap_bytes = 1u << 20;
+  const Kernels ref = kernels(arch, tiny, KernelOptions{});
+  MatrixSink sink;
+  stream_kernels(arch, tiny, nullptr, capped, sink);
+  CHECK(max_abs(sink.nngp - ref.nngp) == 0.0);
+  CHECK(max_abs(sink.ntk - ref.ntk) == 0.0);
+  const Kernels unit = kernels(arch, x, KernelOptions{});
+  CHECK(rel_diff(Eigen::MatrixXd(ref.nngp / (c * c)), unit.nngp) < 1e-14);
+  CHECK(rel_diff(Eigen::MatrixXd(ref.ntk / (c * c)), unit.ntk) < 1e-14);
+}
