@@ -24,47 +24,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/cli_harness.hpp"
+
 namespace fs = std::filesystem;
+using namespace emergent::test::cli;
 
 namespace {
-
-std::string g_emergent;  // path of the binary under test
-fs::path g_dir;          // scratch directory for this run
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Run {
-  int code = -1;
-  std::string out, err;
-};
-
-// Run `emergent ARGS` through the shell, capturing exit code, stdout and stderr.
-Run run(const std::string& args) {
-  const fs::path out = g_dir / "stdout.txt", err = g_dir / "stderr.txt";
-  const std::string cmd = quote(g_emergent) + " " + args + " >" + quote(out.string()) + " 2>" + quote(err.string());
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-bool one_line(const std::string& s) {
-  return !s.empty() && s.back() == '\n' && std::count(s.begin(), s.end(), '\n') == 1;
-}
-bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
 
 // Deterministic, pairwise distinct test inputs.
 std::vector<double> pattern(std::size_t n, double phase) {
@@ -569,25 +534,4 @@ TEST_CASE("verify --json: one document nlohmann reads back, times as numbers or 
   CHECK(j["notes"].is_array());
 }
 
-int main(int argc, char** argv) {
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--" && i + 1 < argc) {
-      g_emergent = argv[++i];
-      continue;
-    }
-    args.push_back(argv[i]);
-  }
-  if (g_emergent.empty()) {
-    std::cerr << "usage: test_cli [doctest options] -- /path/to/emergent\n";
-    return 2;
-  }
-  g_dir = fs::temp_directory_path() / ("emergent_test_cli_" + std::to_string(::getpid()));
-  fs::create_directories(g_dir);
-  doctest::Context context;
-  context.applyCommandLine(static_cast<int>(args.size()), args.data());
-  const int result = context.run();
-  std::error_code ec;
-  fs::remove_all(g_dir, ec);
-  return result;
-}
+int main(int argc, char** argv) { return emergent::test::cli::run_suite(argc, argv, "test_cli"); }

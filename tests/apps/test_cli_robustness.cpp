@@ -25,48 +25,24 @@
 
 namespace fs = std::filesystem;
 
+#include "support/cli_harness.hpp"
+
+namespace cli = emergent::test::cli;
+using cli::contains;
+using cli::g_dir;
+using cli::one_line;
+using cli::quote;
+using cli::Run;
+using cli::slurp;
+
 namespace {
-
-std::string g_emergent;
-fs::path g_dir;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Run {
-  int code = -1;
-  std::string out, err;
-};
 
 constexpr int kTimeoutSeconds = 30;
 
-// `emergent ARGS` under `timeout`: exit 124 means it ran out of time, >= 128 that it died of a signal.
-Run run(const std::string& args) {
-  const fs::path out = g_dir / "stdout.txt", err = g_dir / "stderr.txt";
-  const std::string cmd = "cd " + quote(g_dir.string()) + " && timeout " + std::to_string(kTimeoutSeconds) + " " +
-                          quote(g_emergent) + " " + args + " >" + quote(out.string()) + " 2>" + quote(err.string());
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+// `emergent ARGS` in the suite's folder under `timeout`: work sized by the request before any
+// check fails the test instead of hanging it.
+Run run(const std::string& args) { return cli::run(args, {.timeout_seconds = kTimeoutSeconds, .in_dir = true}); }
 
-bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
-bool one_line(const std::string& s) {
-  return !s.empty() && s.back() == '\n' && std::count(s.begin(), s.end(), '\n') == 1;
-}
 
 // Neither a signal nor a timeout nor an uncaught exception.
 void check_no_crash(const Run& r) {
@@ -319,25 +295,4 @@ TEST_CASE("--finite-lr and --seed outside their range are refused") {
   }
 }
 
-int main(int argc, char** argv) {
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--" && i + 1 < argc) {
-      g_emergent = fs::absolute(argv[++i]).string();
-      continue;
-    }
-    args.push_back(argv[i]);
-  }
-  if (g_emergent.empty()) {
-    std::cerr << "usage: test_cli_robustness [doctest options] -- /path/to/emergent\n";
-    return 2;
-  }
-  g_dir = fs::temp_directory_path() / ("emergent_test_robust_" + std::to_string(::getpid()));
-  fs::create_directories(g_dir);
-  doctest::Context context;
-  context.applyCommandLine(static_cast<int>(args.size()), args.data());
-  const int result = context.run();
-  std::error_code ec;
-  fs::remove_all(g_dir, ec);
-  return result;
-}
+int main(int argc, char** argv) { return emergent::test::cli::run_suite(argc, argv, "test_robust"); }

@@ -23,37 +23,19 @@
 
 namespace fs = std::filesystem;
 
+#include "support/cli_harness.hpp"
+
+namespace cli = emergent::test::cli;
+using cli::contains;
+using cli::g_dir;
+using cli::one_line;
+using cli::quote;
+using cli::Run;
+using cli::slurp;
+
 namespace {
 
-std::string g_emergent;
-fs::path g_dir;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Run {
-  int code = -1;
-  std::string err;
-};
-
-Run run(const std::string& args, const std::string& env = "") {
-  const fs::path err = g_dir / "stderr.txt";
-  const std::string cmd = env + " " + quote(g_emergent) + " " + args + " >/dev/null 2>" + quote(err.string());
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(err)};
-}
-
-bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+Run run(const std::string& args, const std::string& env = "") { return cli::run(args, {.env = env}); }
 
 std::string path(const std::string& name) { return (g_dir / name).string(); }
 
@@ -201,25 +183,4 @@ TEST_CASE("predict: the same bytes at --threads 1 and 2") {
   CHECK(slurp(path("P_c1.npy")) == slurp(path("P_c2.npy")));
 }
 
-int main(int argc, char** argv) {
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--" && i + 1 < argc) {
-      g_emergent = argv[++i];
-      continue;
-    }
-    args.push_back(argv[i]);
-  }
-  if (g_emergent.empty()) {
-    std::cerr << "usage: test_kernel_files [doctest options] -- /path/to/emergent\n";
-    return 2;
-  }
-  g_dir = fs::temp_directory_path() / ("emergent_test_kernel_files_" + std::to_string(::getpid()));
-  fs::create_directories(g_dir);
-  doctest::Context context;
-  context.applyCommandLine(static_cast<int>(args.size()), args.data());
-  const int result = context.run();
-  std::error_code ec;
-  fs::remove_all(g_dir, ec);
-  return result;
-}
+int main(int argc, char** argv) { return emergent::test::cli::run_suite(argc, argv, "test_kernel_files"); }
