@@ -80,9 +80,11 @@ std::uint64_t member_seed(std::uint64_t seed, int member) {
   return splitmix64(splitmix64(seed) ^ splitmix64(0xA5A5A5A5ULL + static_cast<std::uint64_t>(member)));
 }
 
-EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& train_x, const RowMatrix& train_y,
-                              const Inputs& test_x, const TrainingOptions& options,
-                              const std::function<void(long, long)>& progress) {
+namespace {
+
+// Throws std::invalid_argument unless the training problem is well posed; returns k, the outputs.
+Eigen::Index validate_training(const Architecture& architecture, const Inputs& train_x, const RowMatrix& train_y,
+                               const Inputs& test_x, const TrainingOptions& options) {
   std::string why;
   if (!options.IsValid(&why)) throw std::invalid_argument("train_ensemble: " + why);
   if (!(train_x.shape == test_x.shape))
@@ -101,7 +103,51 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
                                 std::to_string(train_x.count()) + ", got " + std::to_string(options.batch_size));
   if (options.loss == TrainingLoss::SoftmaxCrossEntropy && k < 2)
     throw std::invalid_argument("loss: softmax cross-entropy needs at least 2 outputs, got " + std::to_string(k));
+  return k;
+}
 
+// Parameters per member, in floating point so that absurd widths cannot overflow; refused
+// against the memory cap before any network is allocated (weights, gradients and activations
+// of one member per thread).
+void check_parameter_memory(const Architecture& architecture, const ExampleShape& shape, const TrainingOptions& options) {
+  const ShapeTrace trace = architecture.shapes(shape);
+  long double params = 0, largest = 0;
+  std::string largest_name;
+  int dense = 0, conv = 0;
+  const auto& layers = architecture.layers();
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (!layers[l].affine()) continue;
+    const ExampleShape& in = trace.shapes[l];
+    const bool is_conv = layers[l].kind == LayerKind::Conv;
+    const long double fan_in = is_conv ? static_cast<long double>(in.channels) * layers[l].filter_h * layers[l].filter_w
+                                       : static_cast<long double>(in.size());
+    const long double p = (fan_in + 1) * layers[l].width;
+    params += p;
+    if (p > largest) {
+      largest = p;
+      largest_name = (is_conv ? "conv #" + std::to_string(++conv) : "dense #" + std::to_string(++dense)) + " (" +
+                     layers[l].to_string() + ")";
+    } else {
+      is_conv ? ++conv : ++dense;
+    }
+  }
+  const int t = std::min(options.members, options.threads > 0 ? options.threads : omp_get_max_threads());
+  const long double bytes = params * 3 * sizeof(double) * std::max(1, t);
+  const std::size_t cap = default_memory_cap_bytes();
+  if (bytes > static_cast<long double>(cap))
+    detail::bad(largest_name + ": the networks need about " +
+                format_bytes(bytes > 1e18L ? static_cast<std::size_t>(1e18) : static_cast<std::size_t>(bytes)) + " (" +
+                detail::num(static_cast<double>(params)) + " parameters per member), more than the memory cap " +
+                format_bytes(cap) + " (25% of RAM); expected narrower layers");
+}
+
+}  // namespace
+
+EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& train_x, const RowMatrix& train_y,
+                              const Inputs& test_x, const TrainingOptions& options,
+                              const std::function<void(long, long)>& progress) {
+  const Eigen::Index k = validate_training(architecture, train_x, train_y, test_x, options);
+  check_parameter_memory(architecture, train_x.shape, options);
   const auto start = std::chrono::steady_clock::now();
   EnsembleResult result;
   result.members = options.members;
@@ -111,39 +157,6 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
   result.predictions.assign(static_cast<std::size_t>(result.members) * result.checkpoints * result.test_points * k, 0);
   result.train_loss.assign(static_cast<std::size_t>(result.members) * result.checkpoints, 0);
 
-  // Parameters per member, in floating point so that absurd widths cannot overflow; refused
-  // against the memory cap before any network is allocated (weights, gradients and activations
-  // of one member per thread).
-  {
-    const ShapeTrace trace = architecture.shapes(train_x.shape);
-    long double params = 0, largest = 0;
-    std::string largest_name;
-    int dense = 0, conv = 0;
-    const auto& layers = architecture.layers();
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-      if (!layers[l].affine()) continue;
-      const ExampleShape& in = trace.shapes[l];
-      const bool is_conv = layers[l].kind == LayerKind::Conv;
-      const long double fan_in = is_conv ? static_cast<long double>(in.channels) * layers[l].filter_h * layers[l].filter_w
-                                         : static_cast<long double>(in.size());
-      const long double p = (fan_in + 1) * layers[l].width;
-      params += p;
-      if (p > largest) {
-        largest = p;
-        largest_name = (is_conv ? "conv #" + std::to_string(++conv) : "dense #" + std::to_string(++dense)) + " (" +
-                       layers[l].to_string() + ")";
-      } else {
-        is_conv ? ++conv : ++dense;
-      }
-    }
-    const int t = std::min(options.members, options.threads > 0 ? options.threads : omp_get_max_threads());
-    const long double bytes = params * 3 * sizeof(double) * std::max(1, t);
-    const std::size_t cap = default_memory_cap_bytes();
-    if (bytes > static_cast<long double>(cap))
-      detail::bad(largest_name + ": the networks need about " + format_bytes(bytes > 1e18L ? static_cast<std::size_t>(1e18) : static_cast<std::size_t>(bytes)) +
-          " (" + detail::num(static_cast<double>(params)) + " parameters per member), more than the memory cap " +
-          format_bytes(cap) + " (25% of RAM); expected narrower layers");
-  }
   const long total = static_cast<long>(options.members) * options.steps;
   long done = 0;
   std::mutex progress_mutex;
