@@ -48,8 +48,8 @@ void check_finite(const MatrixXd& a, const char* name) {
                                     ", expected a finite number");
 }
 
-// Round-off asymmetry is accepted (and removed by symmetrising); anything larger is a bug upstream.
-MatrixXd symmetrised(const MatrixXd& a, const char* name, double rtol) {
+// Round-off asymmetry is accepted (and removed by symmetrizing); anything larger is a bug upstream.
+MatrixXd symmetrized(const MatrixXd& a, const char* name, double rtol) {
   check_finite(a, name);
   const double scale = a.cwiseAbs().maxCoeff();
   const double asym = (a - a.transpose()).cwiseAbs().maxCoeff();
@@ -76,7 +76,7 @@ struct Spectrum {
   SpectralSummary summary;
 };
 
-Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool regularise) {
+Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool regularize) {
   const Index n = a.rows();
   detail::SymmetricEigen solver = detail::symmetric_eigen(a, true, options.threads);
   if (!solver.converged)
@@ -93,7 +93,7 @@ Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool r
   s.clipped = lambda.cwiseMax(0.0);
 
   double reg = 0.0;
-  if (regularise) {
+  if (regularize) {
     reg = options.diag_reg;
     if (options.diag_reg_relative) reg *= std::max(a.trace(), 0.0) / static_cast<double>(n);
   }
@@ -188,10 +188,10 @@ GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp
     throw std::invalid_argument("y_train: shape " + shape_text(y_train.rows(), y_train.cols()) +
                                 ", expected (N, k) with N = " + std::to_string(n) + " and k >= 1");
   check_finite(y_train, "y_train");
-  const MatrixXd theta = symmetrised(ntk_train_train, "ntk_train_train", options.symmetry_rtol);
+  const MatrixXd theta = symmetrized(ntk_train_train, "ntk_train_train", options.symmetry_rtol);
   if (nngp_train_train.size() != 0) {
     check_shape(nngp_train_train, "nngp_train_train", n, n, "(N, N) (or empty)");
-    nngp_ = symmetrised(nngp_train_train, "nngp_train_train", options.symmetry_rtol);
+    nngp_ = symmetrized(nngp_train_train, "nngp_train_train", options.symmetry_rtol);
   }
   y_ = y_train;
   scale_ = options.learning_rate / (static_cast<double>(n) * static_cast<double>(y_.cols()));
@@ -254,7 +254,7 @@ std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
   check_shape(nngp_test_train, "nngp_test_train", m, train_size(), "(N_test, N)");
   check_finite(nngp_test_train, "nngp_test_train");
   check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
-  const MatrixXd kxx = symmetrised(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
+  const MatrixXd kxx = symmetrized(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
   const MatrixXd kxv = detail::product(nngp_test_train, false, basis_, false, options_.threads);  // K(x,X)·V_R
   std::vector<MatrixXd> out(times.size());
   const long count = static_cast<long>(times.size());
@@ -327,7 +327,7 @@ LinearizedEnsemble GradientFlow::sample_members(const std::vector<double>& times
                                                 const MatrixXd& nngp_test_test, Index members,
                                                 std::uint64_t seed) const {
   detail::check_times(times, "GradientFlow", detail::EmptyTimes::Allowed);
-  require_nngp("linearised members");
+  require_nngp("linearized members");
   if (members < 1)
     throw std::invalid_argument("members = " + std::to_string(members) + ": expected >= 1");
   const MatrixXd p = project_test(ntk_test_train);
@@ -335,7 +335,7 @@ LinearizedEnsemble GradientFlow::sample_members(const std::vector<double>& times
   check_shape(nngp_test_train, "nngp_test_train", m, n, "(N_test, N)");
   check_finite(nngp_test_train, "nngp_test_train");
   check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
-  const MatrixXd kxx = symmetrised(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
+  const MatrixXd kxx = symmetrized(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
 
   // Prior on train ∪ test: K_joint = U·Λ·Uᵀ, f_0 = U·Λ₊^{1/2}·z (negative round-off clipped).
   MatrixXd joint(total, total);
@@ -398,7 +398,7 @@ NngpPosterior::NngpPosterior(const MatrixXd& nngp_train_train, const MatrixXd& y
     throw std::invalid_argument("y_train: shape " + shape_text(y_train.rows(), y_train.cols()) +
                                 ", expected (N, k) with N = " + std::to_string(n) + " and k >= 1");
   check_finite(y_train, "y_train");
-  const MatrixXd k = symmetrised(nngp_train_train, "nngp_train_train", options.symmetry_rtol);
+  const MatrixXd k = symmetrized(nngp_train_train, "nngp_train_train", options.symmetry_rtol);
   Spectrum s = decompose(k, options, true);
   summary_ = s.summary;
   basis_ = s.vectors.rightCols(s.rank);
@@ -423,7 +423,7 @@ MatrixXd NngpPosterior::covariance(const MatrixXd& nngp_test_train, const Matrix
   check_finite(nngp_test_train, "nngp_test_train");
   const Index m = nngp_test_train.rows();
   check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
-  const MatrixXd kxx = symmetrised(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
+  const MatrixXd kxx = symmetrized(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
   // K(x,x) − B·Bᵀ with B = K(x,X)·V_R·Λ_R^{−1/2}: no explicit inverse, exactly symmetric.
   const MatrixXd b = (nngp_test_train * basis_) * eigenvalues_.cwiseSqrt().cwiseInverse().asDiagonal();
   const MatrixXd bb = b * b.transpose();

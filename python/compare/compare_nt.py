@@ -178,7 +178,7 @@ def compare_one(index, rng, kinds=("mlp", "readout", "pixels")):
             return np.asarray(a)
     elif theirs.is_reversed:
         # NT keeps spatial axes reversed after an odd number of linear layers (a layout
-        # optimisation) and returns them so: (N1, N2, W1, W2, H1, H2).
+        # optimization) and returns them so: (N1, N2, W1, W2, H1, H2).
         assert theirs_self.is_reversed
         def convert(a):
             return np.transpose(np.asarray(a), (0, 1, 4, 2, 5, 3))

@@ -78,7 +78,7 @@ def kernel(arch: Union[str, Architecture], x1: ArrayLike, x2: Optional[ArrayLike
            threads: int = 0, quadrature_order: int = 0, return_summary: bool = False):
     """Infinite-width NNGP kernel K and NTK Θ of `arch` on x1 × x2 (docs/conventions.md §2).
 
-    Layer recursions in Neural Tangents' 'ntk' parameterisation (Lee et al. 2018 Eq. 4, Jacot et
+    Layer recursions in Neural Tangents' 'ntk' parameterization (Lee et al. 2018 Eq. 4, Jacot et
     al. 2018 Thm. 1, Arora et al. 2019 for convolutions):
         K⁽ˡ⁺¹⁾ = W²·E[φ(u)φ(v)] + B²,   Θ⁽ˡ⁺¹⁾ = K⁽ˡ⁺¹⁾ + W²·E[φ'(u)φ'(v)]·Θ⁽ˡ⁾,
     (u, v) ~ N(0, K⁽ˡ⁾), convolutions summing over the filter window divided by its size.
@@ -196,7 +196,7 @@ class GradientFlow:
         return float(out[0]) if scalar else out
 
     def evolve(self, t: Times, ntk_test_train: ArrayLike, f0_train: ArrayLike, f0_test: ArrayLike) -> np.ndarray:
-        """One linearised member: f_t(x) = f_0(x) + Θ(x,X)Θ⁻¹T_t·(Y − f_0(X))."""
+        """One linearized member: f_t(x) = f_0(x) + Θ(x,X)Θ⁻¹T_t·(Y − f_0(X))."""
         times, scalar = _times(t)
         f0tr, _ = _targets(f0_train, "f0_train")
         f0te, _ = _targets(f0_test, "f0_test")
@@ -205,7 +205,7 @@ class GradientFlow:
 
     def sample_members(self, t: Times, ntk_test_train: ArrayLike, nngp_test_train: ArrayLike,
                        nngp_test_test: ArrayLike, members: int, seed: int = 0):
-        """M linearised infinite-width members, f_0 ~ GP(0, K ⊗ I_k) drawn jointly on train ∪ test.
+        """M linearized infinite-width members, f_0 ~ GP(0, K ⊗ I_k) drawn jointly on train ∪ test.
 
         Returns ``(values, prior)``: values (members, n_times, n_test, k) (time axis dropped for a
         scalar t), prior the SpectralSummary of the joint K. Bit-identical at any thread count.
@@ -289,7 +289,7 @@ def train_ensemble(arch: Union[str, Architecture], x_train: ArrayLike, y_train: 
                    members: int, steps: int, learning_rate: float = 1.0, seed: int = 0,
                    checkpoints: Optional[Iterable[int]] = None, batch_size: int = 0, loss: str = "mse",
                    threads: int = 0) -> EnsembleResult:
-    """Train `members` finite networks of `arch` (NTK parameterisation, N(0,1) parameters) by
+    """Train `members` finite networks of `arch` (NTK parameterization, N(0,1) parameters) by
     gradient descent θ ← θ − η∇L on L = ½·(1/(N·k))·Σ‖f(x_i) − y_i‖² (docs/conventions.md §3), and
     record their test predictions at `checkpoints` (default: [steps]). Step S is flow time t = S.
     loss: 'mse' or 'softmax_cross_entropy'; batch_size 0 is full batch."""
@@ -408,7 +408,7 @@ def verify(check: str, arch: Union[str, Architecture], x: ArrayLike, group: Unio
 def linearized_member_violation(arch, train_x, train_y, inputs, rho_x, rho_y, times: Sequence[float], members: int,
                                 seed: int = 1, *, learning_rate: float = 1.0, diag_reg: float = 0.0,
                                 memory_cap: MemoryCap = None, threads: int = 0) -> "_core.MemberViolationResult":
-    """max_{g,x}|f_m(ρ_X(g)x) − ρ_Y(g)f_m(x)| of linearised infinite-width members (not equivariant)."""
+    """max_{g,x}|f_m(ρ_X(g)x) − ρ_Y(g)f_m(x)| of linearized infinite-width members (not equivariant)."""
     y, _ = _targets(train_y, "train_y")
     return _core.linearized_member_violation(_arch(arch), as_float64(train_x, "train_x"), y,
                                              as_float64(inputs, "inputs"), rho_x, rho_y, [float(t) for t in times],

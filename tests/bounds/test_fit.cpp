@@ -78,7 +78,7 @@ TEST_CASE("covariance equals (J^T W J)^-1 from a finite-difference Jacobian") {
     REQUIRE(fit.covariance_ok);
     CHECK_FALSE(fit.covariance_scaled);
     const int p = offset ? 3 : 2;
-    Eigen::VectorXd theta(p);  // exactly p values: the comma initialiser must not overrun it
+    Eigen::VectorXd theta(p);  // exactly p values: the comma initializer must not overrun it
     if (offset) theta << fit.amplitude, fit.exponent, fit.offset;
     else theta << fit.amplitude, fit.exponent;
     auto model = [&](const Eigen::VectorXd& t, double xv) {
