@@ -150,6 +150,45 @@ class ElementViolation:
     @property
     def violation(self) -> float: ...
 
+class Theorem(enum.Enum):
+    def __str__(self) -> str: ...
+
+    KernelTransform51 = 0
+
+    Lemma51 = 1
+
+    Lemma52 = 2
+
+    Ensemble52 = 3
+
+class Quantity(enum.Enum):
+    def __str__(self) -> str: ...
+
+    RowPermutation = 0
+
+    Nngp = 1
+
+    Ntk = 2
+
+    SpectralFilter = 3
+
+    Mean = 4
+
+    Covariance = 5
+
+class InputSet(enum.Enum):
+    def __str__(self) -> str: ...
+
+    Given = 0
+
+    Train = 1
+
+    Collinear = 2
+
+    Test = 3
+
+    Noise = 4
+
 class CheckResult:
     """One checked identity: holds iff max_violation ≤ tolerance."""
 
@@ -159,6 +198,18 @@ class CheckResult:
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def theorem(self) -> Theorem: ...
+
+    @property
+    def quantity(self) -> Quantity: ...
+
+    @property
+    def inputs(self) -> InputSet: ...
+
+    @property
+    def time(self) -> float: ...
 
     @property
     def holds(self) -> bool: ...
@@ -208,7 +259,11 @@ class TheoremResult:
     @property
     def max_ratio(self) -> float: ...
 
-    def part(self, name: str) -> CheckResult: ...
+    def part(self, quantity: Quantity, inputs: InputSet, time: float = ...) -> CheckResult:
+        """The part comparing quantity on inputs at time; raises IndexError if there is none."""
+
+    def find(self, quantity: Quantity, inputs: InputSet, time: float = ...) -> CheckResult | None:
+        """As part, but None if there is none."""
 
     def __str__(self) -> str: ...
 
@@ -239,6 +294,9 @@ class MemberViolationResult:
 
     @property
     def scale(self) -> list[float]: ...
+
+    @property
+    def diverged(self) -> list[int]: ...
 
     def __str__(self) -> str: ...
 

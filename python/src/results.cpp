@@ -55,6 +55,28 @@ void bind_results(nb::module_& m) {
       .value("NoConvergence", FitStatus::NoConvergence)
       .value("Failed", FitStatus::Failed);
   str_method(fit);
+  // ---- what a theorem part checks (typed, so no caller parses names) ----
+  nb::enum_<Theorem> theorem(m, "Theorem");
+  theorem.value("KernelTransform51", Theorem::KernelTransform51)
+      .value("Lemma51", Theorem::Lemma51)
+      .value("Lemma52", Theorem::Lemma52)
+      .value("Ensemble52", Theorem::Ensemble52);
+  str_method(theorem);
+  nb::enum_<Quantity> quantity(m, "Quantity");
+  quantity.value("RowPermutation", Quantity::RowPermutation)
+      .value("Nngp", Quantity::Nngp)
+      .value("Ntk", Quantity::Ntk)
+      .value("SpectralFilter", Quantity::SpectralFilter)
+      .value("Mean", Quantity::Mean)
+      .value("Covariance", Quantity::Covariance);
+  str_method(quantity);
+  nb::enum_<InputSet> input_set(m, "InputSet");
+  input_set.value("Given", InputSet::Given)
+      .value("Train", InputSet::Train)
+      .value("Collinear", InputSet::Collinear)
+      .value("Test", InputSet::Test)
+      .value("Noise", InputSet::Noise);
+  str_method(input_set);
 
   // ---- records ----
   Record<SpectralSummary>(m, "SpectralSummary", "What the eigendecomposition of a kernel matrix found.")
@@ -93,7 +115,11 @@ void bind_results(nb::module_& m) {
       .done();
 
   Record<CheckResult>(m, "CheckResult", "One checked identity: holds iff max_violation ≤ tolerance.")
-      .field("name", &CheckResult::name)
+      .prop("name", &CheckResult::name)
+      .field("theorem", &CheckResult::theorem)
+      .field("quantity", &CheckResult::quantity)
+      .field("inputs", &CheckResult::inputs)
+      .field("time", &CheckResult::time, "training time t (inf allowed); NaN for parts without one")
       .field("holds", &CheckResult::holds)
       .field("max_violation", &CheckResult::max_violation)
       .field("scale", &CheckResult::scale)
@@ -112,7 +138,15 @@ void bind_results(nb::module_& m) {
       .field("parts", &TheoremResult::parts)
       .prop("max_ratio", &TheoremResult::max_ratio)
       .done()
-      .def("part", &TheoremResult::part, nb::arg("name"), nb::rv_policy::copy)
+      .def("part", &TheoremResult::part, nb::arg("quantity"), nb::arg("inputs"), nb::arg("time") = kNoTime,
+           nb::rv_policy::copy, "The part comparing quantity on inputs at time; raises IndexError if there is none.")
+      .def(
+          "find",
+          [](const TheoremResult& r, Quantity q, InputSet i, double t) -> std::optional<CheckResult> {
+            const CheckResult* c = r.find(q, i, t);
+            return c ? std::optional<CheckResult>(*c) : std::nullopt;
+          },
+          nb::arg("quantity"), nb::arg("inputs"), nb::arg("time") = kNoTime, "As part, but None if there is none.")
       .def("__str__", &TheoremResult::to_string);
 
   Record<MemberViolationResult>(m, "MemberViolationResult", "Equivariance violation of individual members.")
@@ -123,6 +157,7 @@ void bind_results(nb::module_& m) {
       .field("member_mean", &MemberViolationResult::member_mean)
       .field("sample_mean", &MemberViolationResult::sample_mean)
       .field("scale", &MemberViolationResult::scale)
+      .field("diverged", &MemberViolationResult::diverged, "members with non-finite predictions, per time")
       .done()
       .def("__str__", &MemberViolationResult::to_string);
 

@@ -47,7 +47,12 @@ def test_verify_all_holds_for_an_invariant_network(rng):
         json.dumps(d)
         assert d["parts"][0]["holds"] and "tolerance_rule" in d["parts"][0]
     t51 = results["kernel-transform"]
-    assert t51.part("NTK").max_violation <= t51.part("NTK").tolerance
+    ntk = t51.part(emergent.Quantity.Ntk, emergent.InputSet.Given)
+    assert ntk.theorem == emergent.Theorem.KernelTransform51 and ntk.name == "NTK"
+    assert ntk.max_violation <= ntk.tolerance
+    assert t51.find(emergent.Quantity.Mean, emergent.InputSet.Test) is None
+    with pytest.raises(IndexError):
+        t51.part(emergent.Quantity.Mean, emergent.InputSet.Test)
     assert "TheoremResult(" in repr(t51)
 
 
