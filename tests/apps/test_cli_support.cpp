@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "support/dataset_discovery.hpp"
+#include "support/test_support.hpp"
 #include "support/json.hpp"
 
 using namespace emergent;
@@ -29,15 +30,10 @@ fs::path temp_dir(const std::string& tag) {
 
 template <class F>
 std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const DatasetError& e) {
-    return e.what();
-  }
-  return "";
+  return emergent::test::error_of<DatasetError>(std::forward<F>(f));
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using emergent::test::contains;
 
 }  // namespace
 

@@ -83,15 +83,10 @@ const std::string kDynamic("\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\x03\x62\x6c\x6f
 
 template <class F>
 std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const DatasetError& e) {
-    return e.what();
-  }
-  return "";
+  return emergent::test::error_of<DatasetError>(std::forward<F>(f));
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using emergent::test::contains;
 
 Inputs random_images(Eigen::Index n, int h, int w, int c, unsigned seed) {
   RowMatrix x(n, static_cast<Eigen::Index>(h) * w * c);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "emergent/core/inputs.hpp"
 #include "emergent/core/random.hpp"
@@ -47,5 +48,18 @@ inline std::filesystem::path temp_dir(const std::string& suite, const std::strin
   std::filesystem::create_directories(d);
   return d;
 }
+
+/// The message of the E that f throws, or "" if it throws none.
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    std::forward<F>(f)();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace emergent::test
