@@ -8,7 +8,9 @@
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <limits>
 #include <type_traits>
+#include <vector>
 
 namespace emergent {
 namespace {
@@ -345,24 +347,26 @@ inline double atan2_upper(double y, double x) {
   constexpr double kTanPi8 = 0.41421356237309504880;
   const double ax = std::fabs(x);
   const double lo = ax < y ? ax : y, hi = ax < y ? y : ax;
-  // Divisions are computed unconditionally and then selected, so the loop has no branches.
-  const double r = lo / (hi > 0 ? hi : 1.0);
-  const bool reduce = r > kTanPi8;
-  const double folded = (r - 1.0) / (r + 1.0);
-  const double z = reduce ? folded : r;
+  // One division, its operands selected first, so the loop has no branches:
+  // z = r or (r−1)/(r+1) = (lo−hi)/(lo+hi).
+  const double h = hi > 0 ? hi : 1.0;
+  const bool reduce = lo > kTanPi8 * h;
+  const double z = (reduce ? lo - hi : lo) / (reduce ? lo + hi : h);
   const double z2 = z * z;
-  // Horner on c_j = (−1)^j/(2j+1), j = 21 … 0.
+  // Σ_j c_j z2^j, c_j = (−1)^j/(2j+1), j = 0 … 21, by Estrin's scheme: pairs, then pairs of
+  // pairs in z2², z2⁴, … — a dependency chain of 5 multiply-adds instead of Horner's 21, which
+  // made the batched duals latency-bound.
   static constexpr double coef[22] = {
       1.0,        -1.0 / 3,  1.0 / 5,  -1.0 / 7,  1.0 / 9,  -1.0 / 11, 1.0 / 13, -1.0 / 15,
       1.0 / 17,   -1.0 / 19, 1.0 / 21, -1.0 / 23, 1.0 / 25, -1.0 / 27, 1.0 / 29, -1.0 / 31,
       1.0 / 33,   -1.0 / 35, 1.0 / 37, -1.0 / 39, 1.0 / 41, -1.0 / 43};
-  double p = coef[21];
-#define EMERGENT_HORNER(j) p = coef[j] + z2 * p;
-  EMERGENT_HORNER(20) EMERGENT_HORNER(19) EMERGENT_HORNER(18) EMERGENT_HORNER(17) EMERGENT_HORNER(16)
-  EMERGENT_HORNER(15) EMERGENT_HORNER(14) EMERGENT_HORNER(13) EMERGENT_HORNER(12) EMERGENT_HORNER(11)
-  EMERGENT_HORNER(10) EMERGENT_HORNER(9) EMERGENT_HORNER(8) EMERGENT_HORNER(7) EMERGENT_HORNER(6)
-  EMERGENT_HORNER(5) EMERGENT_HORNER(4) EMERGENT_HORNER(3) EMERGENT_HORNER(2) EMERGENT_HORNER(1) EMERGENT_HORNER(0)
-#undef EMERGENT_HORNER
+  const double x2 = z2 * z2, x4 = x2 * x2, x8 = x4 * x4, x16 = x8 * x8;
+  double e[11];
+  for (int k = 0; k < 11; ++k) e[k] = coef[2 * k] + coef[2 * k + 1] * z2;
+  const double f0 = e[0] + e[1] * x2, f1 = e[2] + e[3] * x2, f2 = e[4] + e[5] * x2, f3 = e[6] + e[7] * x2,
+               f4 = e[8] + e[9] * x2, f5 = e[10];
+  const double g0 = f0 + f1 * x4, g1 = f2 + f3 * x4, g2 = f4 + f5 * x4;
+  const double p = (g0 + g1 * x8) + g2 * x16;
   double a = z * p + (reduce ? 0.25 * kPi : 0.0);
   a = ax < y ? 0.5 * kPi - a : a;
   return x < 0 ? kPi - a : a;
@@ -370,70 +374,129 @@ inline double atan2_upper(double y, double x) {
 
 }  // namespace
 
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+/// sanitize() without the checks, for arguments known to be finite with q1, q2 > 0.
+inline Cov clamped(double q1, double q2, double c) {
+  Cov r{q1, q2, c, 0.0};
+  const double p = q1 * q2;
+  if (c * c >= p) r.c = std::copysign(std::sqrt(p), c);
+  else r.det = gram_det(q1, q2, c);
+  return r;
+}
+
+inline bool plain_arguments(double a, double b, double c) {
+  return (a > 0) & (b > 0) & (a < kInf) & (b < kInf) & (std::fabs(c) < kInf);
+}
+
+/// The ReLU family φ = a·min(x,0) + b·max(x,0) over a batch of plain arguments, vectorized:
+/// the arithmetic of relu_family_dual() with θ from atan2_upper() and one square root (of the
+/// determinant, or of q1·q2 where c is clamped to the Cauchy–Schwarz bound).
+template <std::size_t s1, std::size_t s2>
+void family_batch(std::size_t n, const double* q1, const double* q2, double* nngp, double* ntk, double ab2,
+                  double d2, double cross) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) {
+    const double a = q1[i * s1], b = q2[i * s2];
+    double c = nngp[i];
+    // sanitize() of the scalar path: clamp to Cauchy–Schwarz, exact products by fma.
+    const double p = a * b, cc = c * c;
+    const double raw = (p - cc) + (std::fma(a, b, -p) - std::fma(c, c, -cc));
+    const double det = raw > 0 ? raw : 0.0;  // not fmax: it blocks vectorization (NaN rules)
+    const bool over = cc >= p;
+    const double root = std::sqrt(over ? p : det);
+    c = over ? std::copysign(root, c) : c;
+    const double s = over ? 0.0 : root;
+    const double theta = atan2_upper(s, c);
+    const double t = ab2 * (kPi - theta) + cross * theta;
+    nngp[i] = (d2 * s + c * t) * kInv2Pi;
+    ntk[i] *= t * kInv2Pi;
+  }
+}
+
+/// A closed-form dual over a batch of plain arguments: the checks of sanitize() are hoisted.
+template <class Dual>
+void closed_batch(std::size_t n, const double* q1, std::size_t s1, const double* q2, std::size_t s2, double* nngp,
+                  double* ntk, Dual dual) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!plain_arguments(q1[i * s1], q2[i * s2], nngp[i])) continue;  // left to operator()
+    const DualValue v = dual(clamped(q1[i * s1], q2[i * s2], nngp[i]));
+    nngp[i] = v.nngp;
+    ntk[i] *= v.ntk_scale;
+  }
+}
+}  // namespace
+
 void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step, const double* q2,
                            std::size_t q2_step, double* nngp, double* ntk) const {
+  // Validation hoisted out of the evaluation loop: one branch-free pass counts the arguments
+  // that need the scalar path's care (non-finite, zero or negative variance). Those are
+  // evaluated by operator() (which validates and throws as documented), each on its own, so an
+  // entry's bits never depend on the other entries of its batch.
+  std::size_t special = 0;
+  for (std::size_t i = 0; i < n; ++i) special += plain_arguments(q1[i * q1_step], q2[i * q2_step], nngp[i]) ? 0 : 1;
+  struct Fixup {
+    std::size_t i;
+    double ntk;
+    DualValue v;
+  };
+  std::vector<Fixup> fixups;
+  if (special > 0) {
+    fixups.reserve(special);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double a = q1[i * q1_step], b = q2[i * q2_step];
+      if (plain_arguments(a, b, nngp[i])) continue;
+      fixups.push_back({i, ntk[i], (*this)(a, b, nngp[i])});  // throws for invalid arguments
+    }
+    if (fixups.size() == n) {  // nothing left for the batch
+      for (const auto& f : fixups) nngp[f.i] = f.v.nngp, ntk[f.i] = f.ntk * f.v.ntk_scale;
+      return;
+    }
+  }
   double slope_a = 0, slope_b = 1;
-  bool family = true;
   switch (activation_.kind) {
     case ActivationKind::Relu:
     case ActivationKind::Identity:
     case ActivationKind::Abs:
     case ActivationKind::LeakyRelu:
-    case ActivationKind::AbRelu: family_slopes(activation_, &slope_a, &slope_b); break;
-    default: family = false;
-  }
-  // Arguments that need care (non-finite, negative variance, zero variance) take the scalar
-  // path, which validates and throws exactly as operator() does.
-  bool plain = family;
-  if (plain) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const double a = q1[i * q1_step], b = q2[i * q2_step], c = nngp[i];
-      plain = plain && std::isfinite(a) && std::isfinite(b) && std::isfinite(c) && a > 0 && b > 0;
+    case ActivationKind::AbRelu: {
+      family_slopes(activation_, &slope_a, &slope_b);
+      const double ab2 = slope_a * slope_a + slope_b * slope_b, d2 = (slope_a - slope_b) * (slope_a - slope_b);
+      const double cross = 2.0 * slope_a * slope_b;
+      if (q1_step == 1 && q2_step == 1) family_batch<1, 1>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+      else if (q1_step == 0 && q2_step == 1) family_batch<0, 1>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+      else if (q1_step == 1 && q2_step == 0) family_batch<1, 0>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+      else if (q1_step == 0 && q2_step == 0) family_batch<0, 0>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+      else closed_batch(n, q1, q1_step, q2, q2_step, nngp, ntk, [&](const Cov& k) { return relu_family_dual(slope_a, slope_b, k); });
+      break;
+    }
+    case ActivationKind::Erf: closed_batch(n, q1, q1_step, q2, q2_step, nngp, ntk, erf_dual); break;
+    case ActivationKind::Gelu: closed_batch(n, q1, q1_step, q2, q2_step, nngp, ntk, gelu_dual); break;
+    case ActivationKind::Sin:
+      closed_batch(n, q1, q1_step, q2, q2_step, nngp, ntk, [](const Cov& k) {
+        double ss, cc;
+        sin_cos_products(k, &ss, &cc);
+        return DualValue{ss, cc};
+      });
+      break;
+    case ActivationKind::Cos:
+      closed_batch(n, q1, q1_step, q2, q2_step, nngp, ntk, [](const Cov& k) {
+        double ss, cc;
+        sin_cos_products(k, &ss, &cc);
+        return DualValue{cc, ss};
+      });
+      break;
+    default: {  // quadrature: the rule dominates, the checks do not matter
+      const Phi phi = make_phi(activation_);
+      const double d_phi = singularity_distance(activation_.kind);
+      const GaussHermiteRule* rule = rule_.get();
+      closed_batch(n, q1, q1_step, q2, q2_step, nngp, ntk, [&](const Cov& k) {
+        return rule ? gauss_hermite_2d(phi, *rule, k) : trapezoid_2d(phi, d_phi, k);
+      });
     }
   }
-  if (!plain) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const DualValue v = (*this)(q1[i * q1_step], q2[i * q2_step], nngp[i]);
-      nngp[i] = v.nngp;
-      ntk[i] *= v.ntk_scale;
-    }
-    return;
-  }
-  const double ab2 = slope_a * slope_a + slope_b * slope_b, d2 = (slope_a - slope_b) * (slope_a - slope_b);
-  const double cross = 2.0 * slope_a * slope_b;
-  auto run = [&](auto step1, auto step2) {
-    constexpr std::size_t s1 = decltype(step1)::value, s2 = decltype(step2)::value;
-#pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) {
-      const double a = q1[i * s1], b = q2[i * s2];
-      double c = nngp[i];
-      // sanitize() of the scalar path: clamp to Cauchy–Schwarz, exact products by fma.
-      const double p = a * b, cc = c * c;
-      const double raw = (p - cc) + (std::fma(a, b, -p) - std::fma(c, c, -cc));
-      const double det = raw > 0 ? raw : 0.0;  // not fmax: it blocks vectorization (NaN rules)
-      const bool over = cc >= p;
-      const double edge = std::copysign(std::sqrt(p), c), root = std::sqrt(det);
-      c = over ? edge : c;
-      const double s = over ? 0.0 : root;
-      const double theta = atan2_upper(s, c);
-      const double t = ab2 * (kPi - theta) + cross * theta;
-      nngp[i] = (d2 * s + c * t) * kInv2Pi;
-      ntk[i] *= t * kInv2Pi;
-    }
-  };
-  using zero = std::integral_constant<std::size_t, 0>;
-  using one = std::integral_constant<std::size_t, 1>;
-  if (q1_step == 1 && q2_step == 1) run(one{}, one{});
-  else if (q1_step == 0 && q2_step == 1) run(zero{}, one{});
-  else if (q1_step == 1 && q2_step == 0) run(one{}, zero{});
-  else if (q1_step == 0 && q2_step == 0) run(zero{}, zero{});
-  else {
-    for (std::size_t i = 0; i < n; ++i) {
-      const DualValue v = (*this)(q1[i * q1_step], q2[i * q2_step], nngp[i]);
-      nngp[i] = v.nngp;
-      ntk[i] *= v.ntk_scale;
-    }
-  }
+  for (const auto& f : fixups) nngp[f.i] = f.v.nngp, ntk[f.i] = f.ntk * f.v.ntk_scale;
 }
 
 }  // namespace emergent

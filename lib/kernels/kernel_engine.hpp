@@ -36,6 +36,17 @@ struct Workspace {
   explicit Workspace(std::size_t n) : s(n), t(n), s2(n), t2(n), tmp(n) {}
 };
 
+// Per-thread scratch for the offset slices of the pixel-pair path: two layers of Σ and Θ on one
+// slice (rows × ld doubles each) and the two rows of the separable window sum.
+struct SliceWorkspace {
+  int rows = 0, ld = 0, pad = 0;
+  int out_rows_lo = 0, out_rows_hi = 0, out_cols_lo = 0, out_cols_hi = 0;  // the last slice's extent
+  std::vector<double> s, t, s2, t2, hs, ht;
+  SliceWorkspace(int rows_, int ld_, int pad_)
+      : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
+        hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()) {}
+};
+
 class Engine {
  public:
   Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options, bool spatial,
@@ -89,6 +100,15 @@ class Engine {
   void spatial_pair(Eigen::Index p1, Eigen::Index p2, Workspace& ws, bool diagonal) const;
   std::pair<double, double> readout_pair(Eigen::Index p1, Eigen::Index p2, const Workspace& ws) const;
   void run_pixels(double* nngp, double* ntk, std::size_t stride);
+  SliceWorkspace slice_workspace() const;
+  // Σ and Θ of the pair (p1, p2) summed over all output pixel pairs, slice by slice; with
+  // `full_s`/`full_t` (m² doubles each) also every pixel pair, in the layout of spatial_pair.
+  std::pair<double, double> pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
+                                        double* full_t) const;
+  // One offset slice (d, e) through the spatial stage; returns false if it vanishes.
+  bool run_slice(int d, int e, const double* x, const double* y, const double* r1, const double* r2, bool self,
+                 SliceWorkspace& ws, const double** s_out, const double** t_out) const;
+  std::pair<double, double> tail_pair(Eigen::Index p1, Eigen::Index p2, double s, double t) const;
 
   static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
 

@@ -219,6 +219,7 @@ std::pair<double, double> Engine::readout_pair(Eigen::Index p1, Eigen::Index p2,
 void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
   const bool diagonal = plan_.readout == Readout::Flatten;
   const bool spatial = plan_.readout == Readout::None;
+  const bool slices = plan_.slices && !diagonal;
   const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
   compute_records();
   const bool tail_activation = std::any_of(plan_.tail.begin(), plan_.tail.end(),
@@ -230,14 +231,19 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
     detail::ParallelErrors errors2;
 #pragma omp parallel num_threads(threads_)
     {
-      Workspace ws(P0 * P0);
+      Workspace ws(slices ? 0 : P0 * P0);
+      SliceWorkspace sw = slice_workspace();
 #pragma omp for schedule(dynamic, 1)
       for (Eigen::Index i = 0; i < n; ++i) {
         errors2.run(static_cast<long long>(i), [&] {
-          spatial_pair(i, i, ws, false);
           const std::size_t m = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
           double q = 0;
-          for (std::size_t k = 0; k < m * m; ++k) q += ws.s[k];
+          if (slices) {
+            q = pair_slices(i, i, sw, nullptr, nullptr).first;
+          } else {
+            spatial_pair(i, i, ws, false);
+            for (std::size_t k = 0; k < m * m; ++k) q += ws.s[k];
+          }
           tail_diagonal(q / static_cast<double>(m * m),
                         records_.data() + static_cast<std::size_t>(i) * plan_.record);
         });
@@ -256,26 +262,44 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
   detail::ParallelErrors errors3;
 #pragma omp parallel num_threads(threads_)
   {
-    Workspace ws(diagonal ? P0 : P0 * P0);
+    Workspace ws(slices ? 0 : diagonal ? P0 : P0 * P0);
+    SliceWorkspace sw = slice_workspace();
 #pragma omp for schedule(dynamic, 1)
     for (std::size_t u = 0; u < units.size(); ++u) {
       errors3.run(static_cast<long long>(u), [&] {
         const Eigen::Index i = units[u].i;
         for (Eigen::Index j = units[u].j0; j < units[u].j1; ++j) {
-          spatial_pair(i, second(j), ws, diagonal);
           if (spatial) {
             const std::size_t base = (static_cast<std::size_t>(i) * n2_ + j) * stride;
-            std::copy(ws.s.begin(), ws.s.begin() + m * m, nngp + base);
-            std::copy(ws.t.begin(), ws.t.begin() + m * m, ntk + base);
+            const double* s = nngp + base;
+            const double* t = ntk + base;
+            if (slices) {
+              pair_slices(i, second(j), sw, nngp + base, ntk + base);
+            } else {
+              spatial_pair(i, second(j), ws, diagonal);
+              std::copy(ws.s.begin(), ws.s.begin() + m * m, nngp + base);
+              std::copy(ws.t.begin(), ws.t.begin() + m * m, ntk + base);
+            }
             if (symmetric_ && j != i) {  // K(x_j, x_i)_ab = K(x_i, x_j)_ba
               const std::size_t mirror = (static_cast<std::size_t>(j) * n2_ + i) * stride;
               for (std::size_t a = 0; a < m; ++a)
                 for (std::size_t b = 0; b < m; ++b) {
-                  nngp[mirror + b * m + a] = ws.s[a * m + b];
-                  ntk[mirror + b * m + a] = ws.t[a * m + b];
+                  nngp[mirror + b * m + a] = s[a * m + b];
+                  ntk[mirror + b * m + a] = t[a * m + b];
                 }
             }
+          } else if (slices) {
+            const auto [ss, st] = pair_slices(i, second(j), sw, nullptr, nullptr);
+            const double n = static_cast<double>(m * m);
+            const auto [s, t] = tail_pair(i, second(j), ss / n, st / n);
+            nngp[i + j * n1_] = s;  // Eigen default storage is column-major
+            ntk[i + j * n1_] = t;
+            if (symmetric_) {
+              nngp[j + i * n1_] = s;
+              ntk[j + i * n1_] = t;
+            }
           } else {
+            spatial_pair(i, second(j), ws, diagonal);
             const auto [s, t] = readout_pair(i, second(j), ws);
             nngp[i + j * n1_] = s;  // Eigen default storage is column-major
             ntk[i + j * n1_] = t;
@@ -289,6 +313,214 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
     }
   }
   errors3.rethrow();
+}
+
+
+// --- offset slices ---------------------------------------------------------------------------
+// A conv moves both pixels of a pair by the same tap, so the offset (d, e) = a − b of a pixel
+// pair (a, b) is conserved by every layer (modulo the map size when all convs are circular),
+// and the activation acts pointwise. The P² pixel pairs therefore split into (2H−1)(2W−1)
+// independent slices, each a (H−|d|) × (W−|e|) map that goes through all layers with a plain
+// 2-D window sum: a few KiB of Σ and Θ that stay in L1 through the whole network, instead of
+// P² arrays streamed through memory once per layer. For a point with itself, slice (d, e) is
+// the transpose of slice (−d, −e) (Σ(x,x)_ab = Σ(x,x)_ba), so half of them suffice for gap.
+namespace {
+struct Range {
+  int lo, hi;
+  bool empty() const { return lo >= hi; }
+};
+// Rows h1 of slice offset d on a map of n rows: those with partner h1 − d on the map too.
+inline Range slice_range(int n, int d, bool circular) {
+  return circular ? Range{0, n} : Range{std::max(0, d), std::min(n, n + d)};
+}
+inline int wrap(int i, int n, bool circular) { return circular ? ((i % n) + n) % n : i; }
+}  // namespace
+
+SliceWorkspace Engine::slice_workspace() const {
+  int filter = 1;
+  for (const auto& op : plan_.spatial)
+    if (op.kind == OpKind::Affine) filter = std::max({filter, op.ah.filter, op.aw.filter});
+  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1);
+}
+
+bool Engine::run_slice(int d, int e, const double* x, const double* y, const double* r1, const double* r2, bool self,
+                       SliceWorkspace& ws, const double** s_out, const double** t_out) const {
+  const bool circ = plan_.circular;
+  const int ld = ws.ld, C = plan_.in_c;
+  int H = plan_.in_h, W = plan_.in_w;
+  Range rows = slice_range(H, d, circ), cols = slice_range(W, e, circ);
+  if (rows.empty() || cols.empty()) return false;
+  double* S = ws.s.data();
+  double* T = ws.t.data();
+  double* S2 = ws.s2.data();
+  double* T2 = ws.t2.data();
+  // Σ⁰_ab = x_a·x'_b / C on the slice.
+  const double inv = 1.0 / C;
+  for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+    const int h2 = wrap(h1 - d, H, circ);
+    for (int w1 = cols.lo; w1 < cols.hi; ++w1) {
+      const int w2 = wrap(w1 - e, W, circ);
+      const double* a = x + (static_cast<std::size_t>(h1) * W + w1) * C;
+      const double* b = y + (static_cast<std::size_t>(h2) * W + w2) * C;
+      double acc = 0;
+      for (int c = 0; c < C; ++c) acc += a[c] * b[c];
+      S[h1 * ld + w1] = acc * inv;
+      T[h1 * ld + w1] = 0.0;
+    }
+  }
+  double* hs = ws.hs.data() + ws.pad;  // one row of the H pass, indexed by input column
+  double* ht = ws.ht.data() + ws.pad;
+  for (const auto& op : plan_.spatial) {
+    if (op.kind == OpKind::Affine) {
+      const Axis& ah = op.ah;
+      const Axis& aw = op.aw;
+      const Range orows = slice_range(ah.n_out, d, circ), ocols = slice_range(aw.n_out, e, circ);
+      if (orows.empty() || ocols.empty()) return false;
+      const double scale = op.w2 / (ah.filter * aw.filter);
+      const int Fh = ah.filter, Fw = aw.filter;
+      const int c0 = ocols.lo - aw.before, c1 = ocols.hi - aw.before + Fw - 1;  // columns the W pass reads
+      const int a0 = std::max(c0, cols.lo), a1 = std::min(c1, cols.hi);
+      for (int o = orows.lo; o < orows.hi; ++o) {
+        std::fill(hs + c0, hs + c1, 0.0);
+        std::fill(ht + c0, ht + c1, 0.0);
+        // H pass: taps in order, as box_pairs sums them; rows whose partner is padding are skipped.
+        for (int sh = 0; sh < Fh; ++sh) {
+          const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
+          if (i < rows.lo || i >= rows.hi) continue;  // also i = −1 (padding)
+          const double* srow = S + i * ld;
+          const double* trow = T + i * ld;
+#pragma omp simd
+          for (int c = a0; c < a1; ++c) {
+            hs[c] += srow[c];
+            ht[c] += trow[c];
+          }
+        }
+        if (circ) {  // the halo columns wrap around
+          for (int c = c0; c < 0; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
+          for (int c = W; c < c1; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
+        }
+        double* so = S2 + o * ld;
+        double* to = T2 + o * ld;
+        std::fill(so + ocols.lo, so + ocols.hi, 0.0);
+        std::fill(to + ocols.lo, to + ocols.hi, 0.0);
+        for (int sw = 0; sw < Fw; ++sw) {
+          const double* hsr = hs + sw - aw.before;
+          const double* htr = ht + sw - aw.before;
+#pragma omp simd
+          for (int p = ocols.lo; p < ocols.hi; ++p) {
+            so[p] += hsr[p];
+            to[p] += htr[p];
+          }
+        }
+        // Σ' = W²·𝒞[Σ] + B²,  Θ' = Σ' + W²·𝒞[Θ]
+#pragma omp simd
+        for (int p = ocols.lo; p < ocols.hi; ++p) {
+          const double sv = so[p] * scale + op.b2;
+          so[p] = sv;
+          to[p] = sv + to[p] * scale;
+        }
+      }
+      std::swap(S, S2);
+      std::swap(T, T2);
+      rows = orows;
+      cols = ocols;
+      H = ah.n_out;
+      W = aw.n_out;
+    } else {
+      const ActivationDual& dual = plan_.duals[op.dual];
+      const double* q1 = r1 + op.q_offset;
+      const double* q2 = r2 + op.q_offset;
+      for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+        const int h2 = wrap(h1 - d, H, circ);
+        double* srow = S + h1 * ld;
+        double* trow = T + h1 * ld;
+        const double* q1row = q1 + static_cast<std::size_t>(h1) * W;
+        const double* q2row = q2 + static_cast<std::size_t>(h2) * W;
+        // Pixel a of a point against itself is exactly collinear: its variance, not the product.
+        if (self && d == 0 && e == 0)
+          for (int w = cols.lo; w < cols.hi; ++w) srow[w] = q1row[w];
+        if (!circ) {
+          dual.apply(static_cast<std::size_t>(cols.hi - cols.lo), q1row + cols.lo, 1, q2row + cols.lo - e, 1,
+                     srow + cols.lo, trow + cols.lo);
+        } else {  // w2 = w1 − e modulo W: two contiguous runs
+          if (e > 0) dual.apply(static_cast<std::size_t>(e), q1row, 1, q2row + W - e, 1, srow, trow);
+          dual.apply(static_cast<std::size_t>(W - e), q1row + e, 1, q2row, 1, srow + e, trow + e);
+        }
+      }
+    }
+  }
+  ws.out_rows_lo = rows.lo, ws.out_rows_hi = rows.hi, ws.out_cols_lo = cols.lo, ws.out_cols_hi = cols.hi;
+  *s_out = S;
+  *t_out = T;
+  return true;
+}
+
+std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
+                                              double* full_t) const {
+  const bool circ = plan_.circular;
+  const int H0 = plan_.in_h, W0 = plan_.in_w, Ho = plan_.out_h, Wo = plan_.out_w;
+  const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
+  const bool self = same_point(p1, p2);
+  const bool half = self && full_s == nullptr;
+  if (full_s) {
+    std::fill(full_s, full_s + m * m, 0.0);
+    std::fill(full_t, full_t + m * m, 0.0);
+  }
+  const double* x = row_of(p1);
+  const double* y = row_of(p2);
+  const double* r1 = record(p1);
+  const double* r2 = record(p2);
+  const int dlo = circ ? 0 : -(H0 - 1), dhi = circ ? H0 - 1 : H0 - 1;
+  const int elo = circ ? 0 : -(W0 - 1), ehi = circ ? W0 - 1 : W0 - 1;
+  double sum_s = 0, sum_t = 0;
+  for (int d = dlo; d <= dhi; ++d)
+    for (int e = elo; e <= ehi; ++e) {
+      double weight = 1.0;
+      if (half) {  // slice (d, e) stands for its mirror (−d, −e) too
+        const int md = circ ? (H0 - d) % H0 : -d, me = circ ? (W0 - e) % W0 : -e;
+        if (d > md || (d == md && e > me)) continue;
+        weight = (d == md && e == me) ? 1.0 : 2.0;
+      }
+      const double* S = nullptr;
+      const double* T = nullptr;
+      if (!run_slice(d, e, x, y, r1, r2, self, ws, &S, &T)) continue;
+      double ss = 0, st = 0;
+      for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
+        const double* srow = S + h1 * ws.ld;
+        const double* trow = T + h1 * ws.ld;
+        for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+          ss += srow[w1];
+          st += trow[w1];
+        }
+        if (full_s) {
+          const int h2 = wrap(h1 - d, Ho, circ);
+          for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+            const int w2 = wrap(w1 - e, Wo, circ);
+            const std::size_t k = (static_cast<std::size_t>(h1) * Wo + w1) * m + static_cast<std::size_t>(h2) * Wo + w2;
+            full_s[k] = srow[w1];
+            full_t[k] = trow[w1];
+          }
+        }
+      }
+      sum_s += weight * ss;
+      sum_t += weight * st;
+    }
+  return {sum_s, sum_t};
+}
+
+std::pair<double, double> Engine::tail_pair(Eigen::Index p1, Eigen::Index p2, double s, double t) const {
+  for (const auto& op : plan_.tail) {
+    if (op.kind == OpKind::Affine) {
+      s = op.w2 * s + op.b2;
+      t = s + op.w2 * t;
+    } else {
+      if (same_point(p1, p2)) s = record(p1)[op.q_offset];
+      const DualValue v = plan_.duals[op.dual](record(p1)[op.q_offset], record(p2)[op.q_offset], s);
+      s = v.nngp;
+      t *= v.ntk_scale;
+    }
+  }
+  return {s, t};
 }
 
 }  // namespace emergent::detail

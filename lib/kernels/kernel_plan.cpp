@@ -12,6 +12,8 @@ Axis make_axis(int n_in, int filter, Padding padding) {
   // 'same' and 'circular' pad (F−1)//2 before and the rest after (docs/conventions.md §2).
   const int before = padding == Padding::Valid ? 0 : (filter - 1) / 2;
   a.n_out = padding == Padding::Valid ? n_in - filter + 1 : n_in;
+  a.before = before;
+  a.circular = padding == Padding::Circular;
   a.source.resize(static_cast<std::size_t>(a.n_out) * filter);
   for (int o = 0; o < a.n_out; ++o)
     for (int s = 0; s < filter; ++s) {
@@ -105,6 +107,11 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
   }
   for (auto& op : plan.tail)
     if (op.kind == OpKind::Activation) op.q_offset = plan.record++;
+  int circular = 0, convs = 0;
+  for (const auto& op : plan.spatial)
+    if (op.kind == OpKind::Affine) ++convs, circular += op.ah.circular ? 1 : 0;
+  plan.circular = convs > 0 && circular == convs;
+  plan.slices = plan.pixel_stage && plan.readout != Readout::Flatten && (circular == 0 || plan.circular);
   plan.path = !plan.pixel_stage ? "vector" : plan.readout == Readout::Flatten ? "pixel-diagonal" : "pixel-pairs";
   return plan;
 }

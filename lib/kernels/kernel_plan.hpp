@@ -17,6 +17,10 @@ namespace emergent::detail {
 struct Axis {
   int n_in = 0, n_out = 0, filter = 1;
   std::vector<int> source;
+  // The same map in closed form: source = o + s − before, wrapped modulo n_in when circular,
+  // −1 outside the input otherwise (the pixel-pair slices of kernel_pixels.cpp use this form).
+  int before = 0;
+  bool circular = false;
   // The same map as contiguous runs per tap: output out..out+len−1 reads input in..in+len−1.
   struct Run { int out, in, len; };
   std::vector<std::vector<Run>> runs;
@@ -54,6 +58,9 @@ struct Plan {
   std::vector<SpatialOp> spatial;
   std::vector<VectorOp> tail;
   std::vector<ActivationDual> duals;
+  // Pixel pairs split into independent offset slices (kernel_pixels.cpp): true when no conv is
+  // circular, or every conv is (then offsets are taken modulo the map size).
+  bool slices = false, circular = false;
   int record = 0;       // doubles per point: pixel variances of every spatial activation, then tail ones
   std::string path;
 };

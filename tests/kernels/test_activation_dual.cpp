@@ -498,7 +498,10 @@ TEST_CASE("batched duals (ActivationDual::apply) equal the scalar form for every
   }
   for (const auto& act : {emergent::Activation::relu(), emergent::Activation::abs(), emergent::Activation::leaky_relu(0.2),
                           emergent::Activation::abrelu(-0.4, 1.7), emergent::Activation::identity(),
-                          emergent::Activation::of(emergent::ActivationKind::Erf)}) {
+                          emergent::Activation::of(emergent::ActivationKind::Erf),
+                          emergent::Activation::of(emergent::ActivationKind::Gelu),
+                          emergent::Activation::of(emergent::ActivationKind::Sin),
+                          emergent::Activation::of(emergent::ActivationKind::Cos)}) {
     CAPTURE(act.name());
     const emergent::ActivationDual dual(act);
     for (std::size_t s1 : {0, 1})
@@ -526,4 +529,44 @@ TEST_CASE("batched duals (ActivationDual::apply) equal the scalar form for every
   CHECK(s[0] == relu(0.0, 2.0, 0.0).nngp);
   CHECK(t[0] == relu(0.0, 2.0, 0.0).ntk_scale);
   CHECK(std::isfinite(s[1]));
+}
+
+TEST_CASE("batched duals: an entry's value does not depend on the rest of its batch") {
+  // The validation is hoisted out of the loop; entries that need the scalar path's care are
+  // evaluated on their own, so a zero variance elsewhere in the batch changes no other bit.
+  for (const auto& act : {emergent::Activation::relu(), emergent::Activation::abrelu(-0.4, 1.7),
+                          emergent::Activation::of(emergent::ActivationKind::Erf),
+                          emergent::Activation::of(emergent::ActivationKind::Tanh)}) {
+    CAPTURE(act.name());
+    const emergent::ActivationDual dual(act);
+    const std::size_t n = 37;
+    std::vector<double> q1(n), q2(n), c(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      q1[i] = 0.3 + 0.1 * i;
+      q2[i] = 1.7 - 0.02 * i;
+      c[i] = std::sin(0.7 * i) * std::sqrt(q1[i] * q2[i]);
+    }
+    std::vector<double> s = c, t(n, 2.0);
+    dual.apply(n, q1.data(), 1, q2.data(), 1, s.data(), t.data());
+    std::vector<double> q1z = q1, cz = c;
+    q1z[5] = 0.0;
+    cz[5] = 0.0;
+    std::vector<double> sz = cz, tz(n, 2.0);
+    dual.apply(n, q1z.data(), 1, q2.data(), 1, sz.data(), tz.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      CAPTURE(i);
+      if (i == 5) {
+        CHECK(sz[i] == dual(0.0, q2[i], 0.0).nngp);
+        CHECK(tz[i] == 2.0 * dual(0.0, q2[i], 0.0).ntk_scale);
+      } else {
+        CHECK(sz[i] == s[i]);
+        CHECK(tz[i] == t[i]);
+      }
+    }
+    // Invalid arguments still throw as operator() does.
+    std::vector<double> qbad = q1;
+    qbad[9] = -1.0;
+    std::vector<double> sb = c, tb(n, 1.0);
+    CHECK_THROWS_AS(dual.apply(n, qbad.data(), 1, q2.data(), 1, sb.data(), tb.data()), std::invalid_argument);
+  }
 }
