@@ -5,6 +5,10 @@
 #include "support/test_support.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+#include <emergent/kernels/activation_dual.hpp>
 #include <emergent/kernels/kernel.hpp>
 #include <emergent/core/random.hpp>
 
@@ -446,4 +450,213 @@ TEST_CASE("stream_kernels: tiny inputs of a bias-free ReLU network are rescaled 
   const Kernels unit = kernels(arch, x, KernelOptions{});
   CHECK(rel_diff(Eigen::MatrixXd(ref.nngp / (c * c)), unit.nngp) < 1e-14);
   CHECK(rel_diff(Eigen::MatrixXd(ref.ntk / (c * c)), unit.ntk) < 1e-14);
+}
+
+// ---- the optimised paths against a straightforward reference implementation -------------------
+namespace {
+
+// The recursion of docs/conventions.md §2 written out on full P × P pixel-pair arrays, one loop
+// per formula (Novak et al. 2019 Eq. 7), with the scalar dual: no slices, no separable sums, no
+// batching. K11, K22 and K12 go through the layers together, so the pixel variances an
+// activation sees are read off the diagonals of K11 and K22.
+struct ReferenceKernel {
+  double nngp = 0, ntk = 0;                  // with a readout
+  std::vector<double> spatial_s, spatial_t;  // without one: P_out × P_out
+};
+
+ReferenceKernel reference_pair(const Architecture& arch, const double* x, const double* y, int H, int W, int C) {
+  auto input = [&](const double* a, const double* b) {
+    const int P = H * W;
+    std::vector<double> v(static_cast<std::size_t>(P) * P);
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < P; ++q) {
+        double acc = 0;
+        for (int c = 0; c < C; ++c) acc += a[p * C + c] * b[q * C + c];
+        v[static_cast<std::size_t>(p) * P + q] = acc / C;
+      }
+    return v;
+  };
+  std::vector<double> k11 = input(x, x), k22 = input(y, y), k12 = input(x, y), t12(k12.size(), 0.0);
+  bool pixels = true;
+  double s11 = 0, s22 = 0, s12 = 0, t = 0;  // after the readout
+  for (const Layer& L : arch.layers()) {
+    if (L.kind == LayerKind::Conv) {
+      const int Fh = L.filter_h, Fw = L.filter_w;
+      const bool valid = L.padding == Padding::Valid, circular = L.padding == Padding::Circular;
+      const int Ho = valid ? H - Fh + 1 : H, Wo = valid ? W - Fw + 1 : W;
+      auto source = [&](int o, int s, int F, int n) {
+        int i = o + s - (valid ? 0 : (F - 1) / 2);
+        if (circular) return ((i % n) + n) % n;
+        return (i < 0 || i >= n) ? -1 : i;
+      };
+      const int Pi = H * W, Po = Ho * Wo;
+      const double scale = L.w_std * L.w_std / (Fh * Fw), b2 = L.b_std * L.b_std;
+      auto window = [&](const std::vector<double>& in) {
+        std::vector<double> out(static_cast<std::size_t>(Po) * Po, 0.0);
+        for (int o1 = 0; o1 < Ho; ++o1)
+          for (int p1 = 0; p1 < Wo; ++p1)
+            for (int o2 = 0; o2 < Ho; ++o2)
+              for (int p2 = 0; p2 < Wo; ++p2) {
+                double acc = 0;
+                for (int sh = 0; sh < Fh; ++sh)
+                  for (int sw = 0; sw < Fw; ++sw) {
+                    const int i1 = source(o1, sh, Fh, H), i2 = source(o2, sh, Fh, H);
+                    const int j1 = source(p1, sw, Fw, W), j2 = source(p2, sw, Fw, W);
+                    if (i1 < 0 || i2 < 0 || j1 < 0 || j2 < 0) continue;
+                    acc += in[static_cast<std::size_t>(i1 * W + j1) * Pi + i2 * W + j2];
+                  }
+                out[static_cast<std::size_t>(o1 * Wo + p1) * Po + o2 * Wo + p2] = scale * acc;
+              }
+        return out;
+      };
+      k11 = window(k11);
+      k22 = window(k22);
+      k12 = window(k12);
+      t12 = window(t12);
+      for (std::size_t k = 0; k < k12.size(); ++k) {
+        k11[k] += b2;
+        k22[k] += b2;
+        k12[k] += b2;
+        t12[k] += k12[k];
+      }
+      H = Ho;
+      W = Wo;
+    } else if (L.kind == LayerKind::Activation && pixels) {
+      const ActivationDual dual(L.activation);
+      const int P = H * W;
+      std::vector<double> q1(P), q2(P);
+      for (int a = 0; a < P; ++a) q1[a] = k11[static_cast<std::size_t>(a) * P + a], q2[a] = k22[static_cast<std::size_t>(a) * P + a];
+      for (int a = 0; a < P; ++a)
+        for (int b = 0; b < P; ++b) {
+          const std::size_t k = static_cast<std::size_t>(a) * P + b;
+          k11[k] = dual(q1[a], q1[b], k11[k]).nngp;
+          k22[k] = dual(q2[a], q2[b], k22[k]).nngp;
+          const DualValue v = dual(q1[a], q2[b], k12[k]);
+          k12[k] = v.nngp;
+          t12[k] *= v.ntk_scale;
+        }
+    } else if (L.kind == LayerKind::Flatten || L.kind == LayerKind::GlobalAvgPool) {
+      const int P = H * W;
+      const bool gap = L.kind == LayerKind::GlobalAvgPool;
+      for (int a = 0; a < P; ++a)
+        for (int b = 0; b < P; ++b) {
+          if (!gap && a != b) continue;
+          const std::size_t k = static_cast<std::size_t>(a) * P + b;
+          s11 += k11[k], s22 += k22[k], s12 += k12[k], t += t12[k];
+        }
+      const double n = gap ? double(P) * P : double(P);
+      s11 /= n, s22 /= n, s12 /= n, t /= n;
+      pixels = false;
+    } else if (L.kind == LayerKind::Dense) {
+      const double w2 = L.w_std * L.w_std, b2 = L.b_std * L.b_std;
+      s11 = w2 * s11 + b2, s22 = w2 * s22 + b2, s12 = w2 * s12 + b2;
+      t = s12 + w2 * t;
+    } else {
+      const ActivationDual dual(L.activation);
+      const DualValue v = dual(s11, s22, s12);
+      s11 = dual(s11, s11, s11).nngp;
+      s22 = dual(s22, s22, s22).nngp;
+      s12 = v.nngp;
+      t *= v.ntk_scale;
+    }
+  }
+  ReferenceKernel r;
+  if (pixels) r.spatial_s = k12, r.spatial_t = t12;
+  r.nngp = s12;
+  r.ntk = t;
+  return r;
+}
+
+// A random conv stack on an H × W map: filters 1–4 (odd and even), every padding, `valid` only
+// where the map stays at least one pixel; `mix` allows circular next to the other paddings.
+std::string random_conv_stack(std::uint64_t& state, int H, int W, bool mix, int* Ho, int* Wo) {
+  auto next = [&](int n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<int>((state >> 33) % static_cast<std::uint64_t>(n));
+  };
+  const char* acts[] = {"relu", "erf", "abs", "leaky_relu(0.2)", "gelu", "identity", "abrelu(-0.5, 1.3)"};
+  const int layers = 1 + next(3);
+  const bool circular_all = !mix && next(3) == 0;
+  std::string spec;
+  for (int l = 0; l < layers; ++l) {
+    int fh = 1 + next(4), fw = 1 + next(4);
+    const char* paddings[] = {"same", "valid", mix ? "circular" : "same"};
+    std::string pad = circular_all ? "circular" : paddings[next(3)];
+    if (pad == "circular") fh = std::min(fh, H), fw = std::min(fw, W);  // the spec refuses wider filters
+    if (pad == "valid" && (H - fh + 1 < 1 || W - fw + 1 < 1)) pad = "same";
+    if (pad == "valid") H -= fh - 1, W -= fw - 1;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "conv(3, %dx%d, padding=%s, w=%.2f, b=%.2f) %s ", fh, fw, pad.c_str(),
+                  0.8 + 0.1 * next(8), next(2) ? 0.3 : 0.0, acts[next(7)]);
+    spec += buf;
+  }
+  *Ho = H;
+  *Wo = W;
+  return spec;
+}
+
+double worst_relative(const std::vector<double>& got, const std::vector<double>& want) {
+  double diff = 0, scale = 0;
+  for (std::size_t k = 0; k < want.size(); ++k)
+    diff = std::max(diff, std::abs(got[k] - want[k])), scale = std::max(scale, std::abs(want[k]));
+  return diff / scale;
+}
+
+void check_against_reference(const std::string& spec, const Inputs& x, const Inputs& y, bool spatial) {
+  CAPTURE(spec);
+  const Architecture arch = Architecture::parse(spec);
+  const int H = x.shape.height, W = x.shape.width, C = x.shape.channels;
+  for (bool symmetric : {false, true}) {
+    CAPTURE(symmetric);
+    const Inputs& b = symmetric ? x : y;
+    std::vector<double> want_s, want_t, got_s, got_t;
+    for (Eigen::Index i = 0; i < x.count(); ++i)
+      for (Eigen::Index j = 0; j < b.count(); ++j) {
+        const ReferenceKernel r = reference_pair(arch, x.x.row(i).data(), b.x.row(j).data(), H, W, C);
+        if (spatial) {
+          want_s.insert(want_s.end(), r.spatial_s.begin(), r.spatial_s.end());
+          want_t.insert(want_t.end(), r.spatial_t.begin(), r.spatial_t.end());
+        } else {
+          want_s.push_back(r.nngp);
+          want_t.push_back(r.ntk);
+        }
+      }
+    if (spatial) {
+      const SpatialKernels k = symmetric ? spatial_kernels(arch, x) : spatial_kernels(arch, x, y);
+      got_s = k.nngp;
+      got_t = k.ntk;
+    } else {
+      const Kernels k = symmetric ? kernels(arch, x) : kernels(arch, x, y);
+      for (Eigen::Index i = 0; i < x.count(); ++i)
+        for (Eigen::Index j = 0; j < b.count(); ++j) got_s.push_back(k.nngp(i, j)), got_t.push_back(k.ntk(i, j));
+    }
+    REQUIRE(got_s.size() == want_s.size());
+    CHECK(worst_relative(got_s, want_s) < 1e-13);
+    CHECK(worst_relative(got_t, want_t) < 1e-13);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the optimised kernel paths equal a straightforward reference recursion to 1e-13") {
+  std::uint64_t state = 2024;
+  int seed = 0;
+  for (int round = 0; round < 24; ++round) {
+    const int H = 2 + round % 4, W = 3 + (round / 4) % 3, C = 1 + round % 3;
+    const Inputs x = random_images(3, H, W, C, 900 + seed++), y = random_images(2, H, W, C, 900 + seed++);
+    int Ho = 0, Wo = 0;
+    const std::string body = random_conv_stack(state, H, W, round % 5 == 4, &Ho, &Wo);
+    const char* readouts[] = {"gap dense(2, b=0.2) relu dense(1)", "gap dense(1)", "flatten dense(3) erf dense(1)"};
+    check_against_reference(body + readouts[round % 3], x, y, false);
+    if (round % 2 == 0) check_against_reference(body.substr(0, body.size() - 1), x, y, true);
+  }
+  // `valid` shrinking the map to a single pixel, with odd and even filters.
+  const Inputs x5 = random_images(3, 5, 4, 2, 71), y5 = random_images(2, 5, 4, 2, 72);
+  for (const char* spec : {"conv(3, 3x2, padding=valid) relu conv(3, 3x3, padding=valid) relu gap dense(1)",
+                           "conv(3, 5x4, padding=valid) relu gap dense(1)",
+                           "conv(3, 2x2, padding=valid, b=0.4) abs conv(3, 4x3, padding=valid) erf flatten dense(1)",
+                           "conv(3, 2x1) relu conv(3, 4x4, padding=valid) relu conv(3, 2x1, padding=valid) relu"}) {
+    const bool spatial = std::string(spec).find("dense") == std::string::npos;
+    check_against_reference(spec, x5, y5, spatial);
+  }
 }
