@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Per-entry time of deep CNN-GAP kernels (NNGP + NTK, float64): `emergent kernel --x1 A --x2 B`
+(all entries off-diagonal) against the vectorized numpy recursion of kernels_numpy.py on the same
+pairs, in one run. Reports wall AND CPU time per entry (the machine may be shared), and the
+projected core-hours of a full CIFAR-10 Gram (60,000², symmetric: 1.8e9 entries).
+
+  cnn_gap_bench.py --emergent BUILD/apps/emergent [--baseline OLD/apps/emergent] \
+      [--workload nt21] [--pairs 2] [--threads 1,2] [--numpy-pairs 1]
+
+Workloads: nt21 = Neural Tangents' README benchmark, 21 × [conv(3x3, same), relu], gap, dense,
+32×32×3 (their published 258.55 ms/entry float64 CPU >56 cores, 6.21 ms V100 float64).
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+import kernels_numpy as knp  # noqa: E402
+
+WORKLOADS = {
+    "nt21": (" ".join(["conv(64, 3x3) relu"] * 21) + " gap dense(1)", (32, 32, 3)),
+}
+CIFAR_ENTRIES = 60000 * 60001 / 2
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_ours(binary, spec, a, b, threads, out):
+    cmd = [binary, "kernel", "--arch", spec, "--x1", a, "--x2", b, "--nngp", out + "/K.npy", "--ntk",
+           out + "/T.npy", "--threads", str(threads), "-q"]
+    c0, w0 = children_cpu(), time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - w0, children_cpu() - c0, " ".join(
+        f"'{x}'" if " " in x else x for x in cmd)
+
+
+def run_numpy(spec, X, I, J):
+    layers = knp.parse_spec(spec)
+    spatial, readout, tail = knp.split_stages(layers)
+    c0, w0 = time.process_time(), time.perf_counter()
+    Qs = knp.pixel_variances(X, spatial)
+    for i, j in zip(I, J):  # one pair per call: a (1, 32,32,32,32) array is 8 MiB per buffer
+        knp.cnn_pairs(X, np.array([i]), np.array([j]), spatial, readout, tail, Qs)
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--emergent", required=True)
+    p.add_argument("--baseline", help="an older emergent binary, timed the same way")
+    p.add_argument("--workload", default="nt21", choices=sorted(WORKLOADS))
+    p.add_argument("--pairs", type=int, default=2, help="images in x1 and in x2 (pairs² entries)")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--numpy-pairs", type=int, default=1, help="off-diagonal pairs numpy computes")
+    args = p.parse_args()
+    spec, (H, W, C) = WORKLOADS[args.workload]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2 * args.pairs, H, W, C))
+    entries = args.pairs * args.pairs
+    print(f"workload {args.workload}: {spec}")
+    print(f"load average at start: {os.getloadavg()}")
+    print("| implementation | threads | entries | wall s | CPU s | wall ms/entry | CPU ms/entry | "
+          "CIFAR-10 Gram core-hours (CPU) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as d:
+        np.save(d + "/A.npy", X[:args.pairs])
+        np.save(d + "/B.npy", X[args.pairs:])
+        for name, binary in (("emergent", args.emergent), ("emergent (before)", args.baseline)):
+            if not binary:
+                continue
+            for t in (int(v) for v in args.threads.split(",")):
+                wall, cpu, cmd = run_ours(binary, spec, d + "/A.npy", d + "/B.npy", t, d)
+                print(f"| {name} | {t} | {entries} | {wall:.3g} | {cpu:.3g} | {1e3 * wall / entries:.4g} | "
+                      f"{1e3 * cpu / entries:.4g} | {cpu / entries * CIFAR_ENTRIES / 3600:.4g} |", flush=True)
+        n = args.numpy_pairs
+        I = list(range(n))
+        J = [args.pairs + (k % args.pairs) for k in range(n)]
+        wall, cpu = run_numpy(spec, X, I, J)
+        print(f"| numpy (kernels_numpy.py, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '?')}) "
+              f"| — | {n} | {wall:.3g} | {cpu:.3g} | {1e3 * wall / n:.4g} | {1e3 * cpu / n:.4g} | "
+              f"{cpu / n * CIFAR_ENTRIES / 3600:.4g} |")
+    print(f"load average at end: {os.getloadavg()}")
+    print(f"command (ours): {cmd}")
+
+
+if __name__ == "__main__":
+    main()
