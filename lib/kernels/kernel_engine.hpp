@@ -90,7 +90,6 @@ class Engine {
   void prepare_vector();
   std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const;
   void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
-  static void mirror(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
 
   // --- pixel paths (kernel_pixels.cpp) ---------------------------------------------------------
   double spatial_diagonal(const double* x, double* rec, std::vector<double>& a, std::vector<double>& b,

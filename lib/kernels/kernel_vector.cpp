@@ -41,7 +41,8 @@ void Engine::tail_tile(double* s, double* t, std::size_t rows, std::size_t cols,
         }
     } else {
       const ActivationDual& dual = plan_.duals[op.dual];
-      std::vector<double> q2(cols);
+      thread_local std::vector<double> q2;  // no allocation per tile and layer once grown
+      q2.resize(cols);
       for (std::size_t c = 0; c < cols; ++c) q2[c] = record(p2[c])[op.q_offset];
       for (std::size_t r = 0; r < rows; ++r) {
         const double q1 = record(p1[r])[op.q_offset];
@@ -120,13 +121,20 @@ void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
       errors1.run(static_cast<long long>(k), [&] {
         const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
         const Eigen::Index i0 = tiles[k].first * T, j0 = tiles[k].second * T;
+        if (symmetric_ && i0 == j0) {  // the lower triangle mirrors the upper one
+          for (Eigen::Index x = 0; x < r; ++x)
+            for (Eigen::Index y = 0; y < x; ++y) s(x, y) = s(y, x), t(x, y) = t(y, x);
+        }
         nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
         ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
+        if (symmetric_ && i0 != j0) {  // the mirror tile, written while this one is in cache
+          nngp.block(j0, i0, c, r) = s.topLeftCorner(r, c).transpose();
+          ntk.block(j0, i0, c, r) = t.topLeftCorner(r, c).transpose();
+        }
       });
     }
   }
   errors1.rethrow();
-  if (symmetric_) mirror(nngp, ntk);
 }
 
 // Band by band into `sink` (stream_kernels); the same tiles as run_vector.
@@ -165,7 +173,7 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
       }
     }
     errors.rethrow();
-    if (symmetric_)  // the band's part left of the diagonal, as mirror() does in memory
+    if (symmetric_)  // the band's part left of the diagonal mirrors its upper part, as run_vector does
       for (Eigen::Index x = 0; x < rows; ++x)
         for (Eigen::Index y = 0; y < x; ++y) {
           nngp[x * cols + y] = nngp[y * cols + x];
@@ -184,12 +192,5 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
   return summary(start);
 }
 
-void Engine::mirror(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
-  for (Eigen::Index j = 0; j < nngp.cols(); ++j)
-    for (Eigen::Index i = j + 1; i < nngp.rows(); ++i) {
-      nngp(i, j) = nngp(j, i);
-      ntk(i, j) = ntk(j, i);
-    }
-}
 
 }  // namespace emergent::detail
