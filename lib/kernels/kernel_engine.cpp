@@ -110,11 +110,11 @@ void Engine::plan_memory() {
   } else {
     const std::size_t n = plan_.readout == Readout::Flatten ? P0 : P0 * P0;
     per_thread_bytes_ = 5 * n * d;
-    if (plan_.slices) {  // offset slices: four maps and two window rows, no P² workspace
+    if (plan_.slices) {  // offset slices: six maps and two window rows, no P² workspace
       std::size_t filter = 1;
       for (const auto& op : plan_.spatial)
         if (op.kind == OpKind::Affine) filter = std::max<std::size_t>({filter, std::size_t(op.ah.filter), std::size_t(op.aw.filter)});
-      per_thread_bytes_ = d * (4 * P0 + 2 * (static_cast<std::size_t>(plan_.in_w) + 2 * (filter + 1)));
+      per_thread_bytes_ = d * (6 * P0 + 2 * (static_cast<std::size_t>(plan_.in_w) + 2 * (filter + 1)));
     }
     block_ = 32;  // pairs per scheduling unit
     if (fixed_bytes_ + threads_ * per_thread_bytes_ > cap_) {

@@ -37,14 +37,15 @@ struct Workspace {
 };
 
 // Per-thread scratch for the offset slices of the pixel-pair path: two layers of Σ and Θ on one
-// slice (rows × ld doubles each) and the two rows of the separable window sum.
+// slice (at most rows × ld doubles each, stored compactly), the packed pixel variances of the
+// two points and the two rows of the separable window sum.
 struct SliceWorkspace {
   int rows = 0, ld = 0, pad = 0;
   int out_rows_lo = 0, out_rows_hi = 0, out_cols_lo = 0, out_cols_hi = 0;  // the last slice's extent
-  std::vector<double> s, t, s2, t2, hs, ht;
+  std::vector<double> s, t, s2, t2, q1, q2, hs, ht;
   SliceWorkspace(int rows_, int ld_, int pad_)
       : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
-        hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()) {}
+        q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()) {}
 };
 
 class Engine {

@@ -345,8 +345,10 @@ SliceWorkspace Engine::slice_workspace() const {
 
 bool Engine::run_slice(int d, int e, const double* x, const double* y, const double* r1, const double* r2, bool self,
                        SliceWorkspace& ws, const double** s_out, const double** t_out) const {
+  // The slice is stored compactly, row-major over its extent: entry (h1, w1) at
+  // (h1 − rows.lo)·width + (w1 − cols.lo), so each activation is one contiguous batch.
   const bool circ = plan_.circular;
-  const int ld = ws.ld, C = plan_.in_c;
+  const int C = plan_.in_c;
   int H = plan_.in_h, W = plan_.in_w;
   Range rows = slice_range(H, d, circ), cols = slice_range(W, e, circ);
   if (rows.empty() || cols.empty()) return false;
@@ -356,16 +358,19 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
   double* T2 = ws.t2.data();
   // Σ⁰_ab = x_a·x'_b / C on the slice.
   const double inv = 1.0 / C;
+  int width = cols.hi - cols.lo;
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = wrap(h1 - d, H, circ);
+    double* srow = S + (h1 - rows.lo) * width;
+    double* trow = T + (h1 - rows.lo) * width;
     for (int w1 = cols.lo; w1 < cols.hi; ++w1) {
       const int w2 = wrap(w1 - e, W, circ);
       const double* a = x + (static_cast<std::size_t>(h1) * W + w1) * C;
       const double* b = y + (static_cast<std::size_t>(h2) * W + w2) * C;
       double acc = 0;
       for (int c = 0; c < C; ++c) acc += a[c] * b[c];
-      S[h1 * ld + w1] = acc * inv;
-      T[h1 * ld + w1] = 0.0;
+      srow[w1 - cols.lo] = acc * inv;
+      trow[w1 - cols.lo] = 0.0;
     }
   }
   double* hs = ws.hs.data() + ws.pad;  // one row of the H pass, indexed by input column
@@ -376,6 +381,7 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
       const Axis& aw = op.aw;
       const Range orows = slice_range(ah.n_out, d, circ), ocols = slice_range(aw.n_out, e, circ);
       if (orows.empty() || ocols.empty()) return false;
+      const int owidth = ocols.hi - ocols.lo;
       const double scale = op.w2 / (ah.filter * aw.filter);
       const int Fh = ah.filter, Fw = aw.filter;
       const int c0 = ocols.lo - aw.before, c1 = ocols.hi - aw.before + Fw - 1;  // columns the W pass reads
@@ -387,34 +393,37 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
         for (int sh = 0; sh < Fh; ++sh) {
           const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
           if (i < rows.lo || i >= rows.hi) continue;  // also i = −1 (padding)
-          const double* srow = S + i * ld;
-          const double* trow = T + i * ld;
+          const double* srow = S + (i - rows.lo) * width + (a0 - cols.lo);
+          const double* trow = T + (i - rows.lo) * width + (a0 - cols.lo);
+          double* hsa = hs + a0;
+          double* hta = ht + a0;
+          const int len = a1 - a0;
 #pragma omp simd
-          for (int c = a0; c < a1; ++c) {
-            hs[c] += srow[c];
-            ht[c] += trow[c];
+          for (int c = 0; c < len; ++c) {
+            hsa[c] += srow[c];
+            hta[c] += trow[c];
           }
         }
         if (circ) {  // the halo columns wrap around
           for (int c = c0; c < 0; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
           for (int c = W; c < c1; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
         }
-        double* so = S2 + o * ld;
-        double* to = T2 + o * ld;
-        std::fill(so + ocols.lo, so + ocols.hi, 0.0);
-        std::fill(to + ocols.lo, to + ocols.hi, 0.0);
+        double* so = S2 + (o - orows.lo) * owidth;
+        double* to = T2 + (o - orows.lo) * owidth;
+        std::fill(so, so + owidth, 0.0);
+        std::fill(to, to + owidth, 0.0);
         for (int sw = 0; sw < Fw; ++sw) {
-          const double* hsr = hs + sw - aw.before;
-          const double* htr = ht + sw - aw.before;
+          const double* hsr = hs + ocols.lo + sw - aw.before;
+          const double* htr = ht + ocols.lo + sw - aw.before;
 #pragma omp simd
-          for (int p = ocols.lo; p < ocols.hi; ++p) {
+          for (int p = 0; p < owidth; ++p) {
             so[p] += hsr[p];
             to[p] += htr[p];
           }
         }
         // Σ' = W²·𝒞[Σ] + B²,  Θ' = Σ' + W²·𝒞[Θ]
 #pragma omp simd
-        for (int p = ocols.lo; p < ocols.hi; ++p) {
+        for (int p = 0; p < owidth; ++p) {
           const double sv = so[p] * scale + op.b2;
           so[p] = sv;
           to[p] = sv + to[p] * scale;
@@ -424,29 +433,29 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
       std::swap(T, T2);
       rows = orows;
       cols = ocols;
+      width = owidth;
       H = ah.n_out;
       W = aw.n_out;
     } else {
+      // The pixel variances of both points on the slice, packed like it: one batch per layer.
       const ActivationDual& dual = plan_.duals[op.dual];
       const double* q1 = r1 + op.q_offset;
       const double* q2 = r2 + op.q_offset;
+      double* q1p = ws.q1.data();
+      double* q2p = ws.q2.data();
       for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
         const int h2 = wrap(h1 - d, H, circ);
-        double* srow = S + h1 * ld;
-        double* trow = T + h1 * ld;
         const double* q1row = q1 + static_cast<std::size_t>(h1) * W;
         const double* q2row = q2 + static_cast<std::size_t>(h2) * W;
-        // Pixel a of a point against itself is exactly collinear: its variance, not the product.
-        if (self && d == 0 && e == 0)
-          for (int w = cols.lo; w < cols.hi; ++w) srow[w] = q1row[w];
-        if (!circ) {
-          dual.apply(static_cast<std::size_t>(cols.hi - cols.lo), q1row + cols.lo, 1, q2row + cols.lo - e, 1,
-                     srow + cols.lo, trow + cols.lo);
-        } else {  // w2 = w1 − e modulo W: two contiguous runs
-          if (e > 0) dual.apply(static_cast<std::size_t>(e), q1row, 1, q2row + W - e, 1, srow, trow);
-          dual.apply(static_cast<std::size_t>(W - e), q1row + e, 1, q2row, 1, srow + e, trow + e);
-        }
+        double* a = q1p + (h1 - rows.lo) * width;
+        double* b = q2p + (h1 - rows.lo) * width;
+        for (int w1 = cols.lo; w1 < cols.hi; ++w1)
+          a[w1 - cols.lo] = q1row[w1], b[w1 - cols.lo] = q2row[wrap(w1 - e, W, circ)];
       }
+      const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo) * width;
+      // Pixel a of a point against itself is exactly collinear: its variance, not the product.
+      if (self && d == 0 && e == 0) std::copy(q1p, q1p + n, S);
+      dual.apply(n, q1p, 1, q2p, 1, S, T);
     }
   }
   ws.out_rows_lo = rows.lo, ws.out_rows_hi = rows.hi, ws.out_cols_lo = cols.lo, ws.out_cols_hi = cols.hi;
@@ -485,20 +494,21 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
       const double* T = nullptr;
       if (!run_slice(d, e, x, y, r1, r2, self, ws, &S, &T)) continue;
       double ss = 0, st = 0;
+      const int width = ws.out_cols_hi - ws.out_cols_lo;
       for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
-        const double* srow = S + h1 * ws.ld;
-        const double* trow = T + h1 * ws.ld;
+        const double* srow = S + (h1 - ws.out_rows_lo) * width;
+        const double* trow = T + (h1 - ws.out_rows_lo) * width;
         for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
-          ss += srow[w1];
-          st += trow[w1];
+          ss += srow[w1 - ws.out_cols_lo];
+          st += trow[w1 - ws.out_cols_lo];
         }
         if (full_s) {
           const int h2 = wrap(h1 - d, Ho, circ);
           for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
             const int w2 = wrap(w1 - e, Wo, circ);
             const std::size_t k = (static_cast<std::size_t>(h1) * Wo + w1) * m + static_cast<std::size_t>(h2) * Wo + w2;
-            full_s[k] = srow[w1];
-            full_t[k] = trow[w1];
+            full_s[k] = srow[w1 - ws.out_cols_lo];
+            full_t[k] = trow[w1 - ws.out_cols_lo];
           }
         }
       }
