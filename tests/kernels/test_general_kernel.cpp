@@ -238,6 +238,14 @@ TEST_CASE("general path: bitwise independent of the thread count; symmetric; ref
                          general_kernels(Architecture::parse("conv(2, 3x3) layernorm"), x, nullptr);
                        }),
                        "spatial_kernels"));
+  // kernels() and spatial_kernels() route these layers here; streaming in bands is refused.
+  const Kernels routed = kernels(arch, x, two);
+  CHECK(routed.summary.path == "general");
+  CHECK(routed.nngp == k2.nngp);
+  CHECK(routed.ntk == k2.ntk);
+  const Architecture no_readout = Architecture::parse("conv(2, 3x3) layernorm relu avgpool(2x2) conv(1, 1x1)");
+  CHECK(spatial_kernels(no_readout, x).nngp == general_spatial_kernels(no_readout, x, nullptr).nngp);
+  CHECK_FALSE(streams_in_bands(Architecture::parse("dense(3) layernorm dense(1)"), ExampleShape::vector(2)));
   CHECK(uses_general_path(arch));
   CHECK_FALSE(uses_general_path(Architecture::parse("conv(2, 3x3) relu gap dense(1)")));
 }
