@@ -439,7 +439,20 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
                                                     const RowMatrix& train_y, const Inputs& test_x,
                                                     const Representation& group, const Representation* augment_group,
                                                     const ViolationLawOptions& options) {
-  const char* fn = "invariance_violation_laws";
+  const int k = static_cast<int>(train_y.cols());
+  if (!augment_group) return equivariance_violation_laws(arch, train_x, train_y, test_x, group, trivial_output(group, k), nullptr, nullptr, options);
+  const Representation out = trivial_output(*augment_group, k);
+  return equivariance_violation_laws(arch, train_x, train_y, test_x, group, trivial_output(group, k), augment_group,
+                                     &out, options);
+}
+
+std::vector<ViolationLaw> equivariance_violation_laws(const Architecture& arch, const Inputs& train_x,
+                                                      const RowMatrix& train_y, const Inputs& test_x,
+                                                      const Representation& group, const Representation& group_output,
+                                                      const Representation* augment_group,
+                                                      const Representation* augment_output,
+                                                      const ViolationLawOptions& options) {
+  const char* fn = "equivariance_violation_laws";
   if (std::string why; !options.IsValid(&why)) bad(std::string(fn) + ": invalid options: " + why);
   detail::check_times(options.times, fn, detail::EmptyTimes::Rejected);
   if (!(test_x.shape == train_x.shape))
@@ -449,11 +462,17 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
     bad(std::string(fn) + ": group '" + group.name() + "' acts on " + group.shape().to_string() +
         " but the inputs have shape " + test_x.shape.to_string());
   require_targets(arch, train_x, train_y, fn);
+  const Eigen::Index k = train_y.cols();
+  if (group_output.size() != group.size() || group_output.dim() != k)
+    bad(std::string(fn) + ": group_output '" + group_output.name() + "' has " + std::to_string(group_output.size()) +
+        " elements on ℝ^" + std::to_string(group_output.dim()) + ", expected " + std::to_string(group.size()) +
+        " on ℝ^" + std::to_string(k));
+  if ((augment_group == nullptr) != (augment_output == nullptr))
+    bad(std::string(fn) + ": augment and augment_output: expected both or neither");
   Inputs x = train_x;
   RowMatrix y = train_y;
   if (augment_group) {
-    const AugmentedSet set = augment(train_x, train_y, *augment_group,
-                                     trivial_output(*augment_group, static_cast<int>(train_y.cols())));
+    const AugmentedSet set = augment(train_x, train_y, *augment_group, *augment_output);
     x = set.x;
     y = set.y;
   }
@@ -462,6 +481,8 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
   const int ng = group.size();
   const std::size_t nt = options.times.size();
   const Eigen::Index nz = test_x.count();
+  std::vector<Eigen::MatrixXd> ry(static_cast<std::size_t>(ng));
+  for (int g = 0; g < ng; ++g) ry[g] = group_output.matrix(g);
   std::vector<ViolationLaw> out(nt * static_cast<std::size_t>(nz) * static_cast<std::size_t>(ng));
   for (Eigen::Index i = 0; i < nz; ++i) {
     RowMatrix orbit(ng, test_x.x.cols());
@@ -480,8 +501,19 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
         v.element = g;
         v.time = options.times[t];
         const Eigen::MatrixXd& C = cov[t];
-        v.variance = std::max(0.0, C(g, g) + C(0, 0) - 2 * C(g, 0));
-        v.mean = (mean[t].row(g) - mean[t].row(0)).transpose();
+        const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(k, k);
+        Eigen::MatrixXd S = (C(g, g) + C(0, 0)) * I - C(g, 0) * (ry[g] + ry[g].transpose());
+        // Clip the eigenvalues at 0 (round-off can make a zero variance slightly negative).
+        const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (S + S.transpose()));
+        const Eigen::VectorXd ev = es.eigenvalues().cwiseMax(0.0);
+        v.covariance = es.eigenvectors() * ev.asDiagonal() * es.eigenvectors().transpose();
+        v.variance = ev.size() ? ev.maxCoeff() : 0.0;
+        if ((ry[g] - I).cwiseAbs().maxCoeff() == 0.0) {
+          // Trivial ρ_Y(g): S = s·I exactly, as before.
+          v.variance = std::max(0.0, C(g, g) + C(0, 0) - 2 * C(g, 0));
+          v.covariance = v.variance * I;
+        }
+        v.mean = (mean[t].row(g).transpose() - ry[g] * mean[t].row(0).transpose());
       }
   }
   return out;

@@ -157,14 +157,17 @@ ContinuousBoundResult continuous_group_bound(const Architecture& arch, const Inp
 
 // ---- finite ensembles: the law of the invariance violation ---------------------------------------
 
-/// The M-member violation f̂_t(ρ_X(g)x) − f̂_t(x) ~ N(mean, (variance/M)·I_k) in the NTK limit,
-/// ρ_Y trivial (invariant targets), for one test point, one group element and one time.
+/// The M-member violation f̂_t(ρ_X(g)x) − ρ_Y(g)f̂_t(x) ~ N(mean, S/M) in the NTK limit, for one
+/// test point, one group element and one time. The outputs of one member are independent with
+/// covariance Σ_t per output, so S = (Σ_t(gx,gx) + Σ_t(x,x))·I_k − Σ_t(gx,x)·(ρ_Y(g) + ρ_Y(g)ᵀ),
+/// which is s·I_k with s = Σ_t(gx,gx) + Σ_t(x,x) − 2Σ_t(gx,x) for invariant targets (ρ_Y trivial).
 struct ViolationLaw {
   Eigen::Index test_index = 0;
   int element = 0;
   double time = 0.0;
-  double variance = 0.0;           ///< s = Σ_t(gx,gx) + Σ_t(x,x) − 2Σ_t(gx,x), clipped at 0
-  Eigen::VectorXd mean;            ///< μ_t(gx) − μ_t(x) (0 up to round-off with augmentation by the group)
+  double variance = 0.0;           ///< the largest eigenvalue of S, clipped at 0 (s for trivial ρ_Y)
+  Eigen::MatrixXd covariance;      ///< S (k × k), eigenvalues clipped at 0
+  Eigen::VectorXd mean;            ///< μ_t(gx) − ρ_Y(g)μ_t(x) (0 up to round-off with augmentation by the group)
 };
 
 struct ViolationLawOptions {
@@ -181,5 +184,15 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
                                                     const RowMatrix& train_y, const Inputs& test_x,
                                                     const Representation& group, const Representation* augment,
                                                     const ViolationLawOptions& options = {});
+
+/// The same for equivariant targets: `group_output` is ρ_Y for `group` (measured), and
+/// `augment_output` ρ_Y for `augment` (the targets' transformation on the augmented set); each
+/// has its input group's size and the targets' dimension.
+std::vector<ViolationLaw> equivariance_violation_laws(const Architecture& arch, const Inputs& train_x,
+                                                      const RowMatrix& train_y, const Inputs& test_x,
+                                                      const Representation& group, const Representation& group_output,
+                                                      const Representation* augment,
+                                                      const Representation* augment_output,
+                                                      const ViolationLawOptions& options = {});
 
 }  // namespace emergent
