@@ -4,10 +4,13 @@
 
 #include "emergent/symmetry/augmentation.hpp"
 #include "emergent/symmetry/groups.hpp"
+#include "emergent/core/random.hpp"
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <Eigen/Geometry>
+#include <Eigen/QR>
 #include <algorithm>
 #include <boost/math/tools/minima.hpp>
 #include <cmath>
@@ -431,6 +434,117 @@ std::string ContinuousBoundResult::to_string() const {
 ContinuousBoundResult continuous_group_bound(const Architecture& arch, const Inputs& train_x, const RowMatrix& train_y,
                                              const Inputs& test_x, const ContinuousBoundOptions& options) {
   return ContinuousGroupBound(arch, train_x, train_y, options).run(test_x);
+}
+
+// ---- finite subgroups of SO(3) ------------------------------------------------------------------
+
+namespace {
+
+std::vector<Eigen::Vector4d> unit_quaternions(const std::vector<Eigen::Matrix3d>& rotations) {
+  if (rotations.empty()) bad("so3_covering_angle: rotations: expected at least one rotation, got 0");
+  std::vector<Eigen::Vector4d> q;
+  for (std::size_t g = 0; g < rotations.size(); ++g) {
+    const Eigen::Matrix3d& r = rotations[g];
+    if (!r.allFinite() || (r.transpose() * r - Eigen::Matrix3d::Identity()).cwiseAbs().maxCoeff() > 1e-9 ||
+        std::fabs(r.determinant() - 1) > 1e-9)
+      bad("so3_covering_angle: rotations[" + std::to_string(g) + "] is not a rotation (orthogonal, det 1)");
+    const Eigen::Quaterniond u(r);
+    q.emplace_back(u.w(), u.x(), u.y(), u.z());
+  }
+  return q;
+}
+
+// min_b angle(b⁻¹R) for the unit quaternion p of R.
+double distance_in_quaternions(const Eigen::Vector4d& p, const std::vector<Eigen::Vector4d>& q) {
+  double best = 0;
+  for (const auto& b : q) best = std::max(best, std::fabs(b.dot(p)));
+  return 2 * std::acos(std::min(1.0, best));
+}
+
+}  // namespace
+
+Eigen::Matrix3d haar_rotation(std::uint64_t seed, std::uint64_t stream, std::uint64_t i) {
+  const NormalStream s(seed, stream);
+  Eigen::Vector4d v;
+  for (int c = 0; c < 4; ++c) v[c] = s.normal(4 * i + static_cast<std::uint64_t>(c));
+  v.normalize();
+  return Eigen::Quaterniond(v[0], v[1], v[2], v[3]).toRotationMatrix();
+}
+
+double so3_distance_to_set(const Eigen::Matrix3d& r, const std::vector<Eigen::Matrix3d>& rotations) {
+  const Eigen::Quaterniond u(r);
+  return distance_in_quaternions(Eigen::Vector4d(u.w(), u.x(), u.y(), u.z()).normalized(), unit_quaternions(rotations));
+}
+
+double so3_covering_angle(const std::vector<Eigen::Matrix3d>& rotations, int samples) {
+  if (samples < 1) bad("so3_covering_angle: samples = " + std::to_string(samples) + ", expected ≥ 1");
+  const std::vector<Eigen::Vector4d> q = unit_quaternions(rotations);
+  // Sample: the best few starting points.
+  std::vector<std::pair<double, Eigen::Vector4d>> best;
+  const NormalStream s(0x5033, 0);
+  for (int i = 0; i < samples; ++i) {
+    Eigen::Vector4d p;
+    for (int c = 0; c < 4; ++c) p[c] = s.normal(4 * static_cast<std::uint64_t>(i) + c);
+    p.normalize();
+    best.emplace_back(distance_in_quaternions(p, q), p);
+  }
+  const std::size_t keep = std::min<std::size_t>(8, best.size());
+  std::partial_sort(best.begin(), best.begin() + keep, best.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  double result = best[0].first;
+  // Nelder–Mead on the 3-sphere: p(u) = normalize(p0 + Σ u_c t_c) with t_c ⊥ p0, restarted.
+  for (std::size_t k = 0; k < keep; ++k) {
+    Eigen::Vector4d p0 = best[k].second;
+    for (int restart = 0; restart < 4; ++restart) {
+      Eigen::Matrix4d basis = Eigen::Matrix4d::Identity();
+      basis.col(0) = p0;
+      const Eigen::HouseholderQR<Eigen::Matrix4d> qr(basis);
+      const Eigen::Matrix4d Q = qr.householderQ();
+      auto at = [&](const Eigen::Vector3d& u) {
+        return Eigen::Vector4d(p0 + Q.col(1) * u[0] + Q.col(2) * u[1] + Q.col(3) * u[2]).normalized();
+      };
+      auto f = [&](const Eigen::Vector3d& u) { return -distance_in_quaternions(at(u), q); };
+      std::vector<Eigen::Vector3d> x(4, Eigen::Vector3d::Zero());
+      const double step = restart == 0 ? 0.05 : 0.01 / std::pow(10.0, restart);
+      for (int c = 0; c < 3; ++c) x[c + 1][c] = step;
+      std::vector<double> fx(4);
+      for (int v = 0; v < 4; ++v) fx[v] = f(x[v]);
+      for (int it = 0; it < 2000; ++it) {
+        std::vector<int> idx = {0, 1, 2, 3};
+        std::sort(idx.begin(), idx.end(), [&](int a, int b) { return fx[a] < fx[b]; });
+        const int lo = idx[0], hi = idx[3], second = idx[2];
+        if (std::fabs(fx[hi] - fx[lo]) < 1e-15) break;
+        Eigen::Vector3d c = Eigen::Vector3d::Zero();
+        for (int v = 0; v < 4; ++v)
+          if (v != hi) c += x[v] / 3.0;
+        const Eigen::Vector3d xr = c + (c - x[hi]);
+        const double fr = f(xr);
+        if (fr < fx[lo]) {
+          const Eigen::Vector3d xe = c + 2.0 * (c - x[hi]);
+          const double fe = f(xe);
+          if (fe < fr) x[hi] = xe, fx[hi] = fe;
+          else x[hi] = xr, fx[hi] = fr;
+        } else if (fr < fx[second]) {
+          x[hi] = xr, fx[hi] = fr;
+        } else {
+          const Eigen::Vector3d xc = c + 0.5 * (x[hi] - c);
+          const double fc = f(xc);
+          if (fc < fx[hi]) {
+            x[hi] = xc, fx[hi] = fc;
+          } else {
+            for (int v = 0; v < 4; ++v)
+              if (v != lo) x[v] = x[lo] + 0.5 * (x[v] - x[lo]), fx[v] = f(x[v]);
+          }
+        }
+      }
+      int lo = 0;
+      for (int v = 1; v < 4; ++v)
+        if (fx[v] < fx[lo]) lo = v;
+      p0 = at(x[lo]);
+      result = std::max(result, -fx[lo]);
+    }
+  }
+  return result;
 }
 
 // ---- finite ensembles ----------------------------------------------------------------------------
