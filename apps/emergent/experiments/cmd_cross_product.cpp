@@ -6,7 +6,7 @@
 // sphere, like the training pairs) and off it (Gaussian pairs): the members' violation, the
 // M-member ensemble's violation versus M, and the NTK limit (closed-form gradient flow), which is
 // exactly B-equivariant (Theorem 5.2) and approximately SO(3)-equivariant, with the bound of
-// docs/continuous_bound_derivation.md §8 next to the measured worst case.
+// docs/continuous_bound_derivation.md §9 next to the measured worst case.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -239,7 +239,7 @@ void run_cross_product(const CrossArgs& a) {
     rows.push_back({"ntk_not_augmented", "off", "", 0, 0, times[t], violation(probe_off, p_off)});
   }
 
-  // ---- the SO(3) bound of docs/continuous_bound_derivation.md §8 (MLP kernels, exact B-equivariance) ----
+  // ---- the SO(3) bound of docs/continuous_bound_derivation.md §9 (MLP kernels, exact B-equivariance) ----
   // ‖μ(gz) − R_g μ(z)‖ ≤ ‖f‖_Θ·√(2(Θ(z,z) − Θ(z,w))) + 2 sin(θ_B/2)·‖μ(z)‖, w: ‖w‖ = ‖z‖, z·w = ‖z‖² cos θ_B.
   struct BoundRow {
     std::string manifold;
