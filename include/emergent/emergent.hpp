@@ -11,6 +11,7 @@
 #include "emergent/core/random.hpp"
 
 #include "emergent/kernels/activation_dual.hpp"
+#include "emergent/kernels/general_kernel.hpp"
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/kernels/quadrature.hpp"
 
