@@ -29,7 +29,7 @@ struct PredictArgs : TrainingFiles {
   bool diag_reg_relative = false;
   std::string mean, cov, posterior_mean, posterior_cov;
   std::string memory_cap = "25%";
-  std::string augment, route = "auto";
+  std::string augment, route = "auto", output_rep;
   int threads = 0;
   bool quiet = false;
   KernelFiles kernel_files;  // --ntk-train …: precomputed kernels instead of --arch/--train-x/--test-x
@@ -98,12 +98,14 @@ void write_posterior_outputs(const PredictArgs& a, const KernelSet& k, const Row
 void run_predict_from_kernels(const PredictArgs& a) {
   const auto start = std::chrono::steady_clock::now();
   for (const auto& [flag, value] : {std::pair{"--arch", a.arch}, {"--train-x", a.train_x}, {"--test-x", a.test_x},
-                                    {"--augment", a.augment}})
+                                    {"--augment", a.augment}, {"--output-rep", a.output_rep}})
     if (!value.empty())
       throw std::invalid_argument(std::string(flag) + " '" + value +
                                   "' was given with precomputed kernels (--ntk-train …); expected either the kernels "
                                   "or --arch/--train-x/--test-x, not both" +
-                                  (std::string(flag) == "--augment" ? " (--augment needs the inputs to act on)" : ""));
+                                  (std::string(flag) == "--augment" || std::string(flag) == "--output-rep"
+                                       ? std::string(" (") + flag + " needs the inputs to act on)"
+                                       : std::string()));
   if (a.route != "auto") throw std::invalid_argument("--route '" + a.route + "' needs --augment GROUP");
   for (const auto& [flag, path] : {std::pair{"--mean", a.mean}, {"--cov", a.cov}, {"--posterior-mean", a.posterior_mean},
                                    {"--posterior-cov", a.posterior_cov}})
@@ -153,23 +155,30 @@ void run_predict(const PredictArgs& a) {
   check_outputs_requested(a);
   std::ostringstream note;
 
-  // --augment: train on the full orbit with invariant targets (ρ_Y trivial), by the fastest exact
+  // --augment: train on the full orbit {(ρ(g)x_i, ρ_Y(g)y_i)} (ρ_Y trivial unless --output-rep), by the fastest exact
   // route of orbit_flow.hpp (group Fourier blocks, group-averaged kernel, or the dense augmented set).
   if (!a.augment.empty() && a.route != "auto" && a.route != "dense" && a.route != "fourier" && a.route != "averaged")
     throw std::invalid_argument("--route '" + a.route + "': expected auto, dense, fourier or averaged");
   if (a.augment.empty() && a.route != "auto")
     throw std::invalid_argument("--route '" + a.route + "' needs --augment GROUP");
-  std::optional<Representation> rho;
+  if (a.augment.empty() && !a.output_rep.empty())
+    throw std::invalid_argument("--output-rep '" + a.output_rep + "' needs --augment GROUP (it is the targets' action)");
+  std::optional<Representation> rho, rho_y;
   if (!a.augment.empty()) {
     try {
       rho = make_group(a.augment, x.shape);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(std::string("--augment: ") + e.what());
     }
+    try {
+      rho_y = make_output_rep(a.output_rep.empty() ? "trivial" : a.output_rep, *rho,
+                              ExampleShape::vector(static_cast<int>(k)));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--output-rep: ") + e.what());
+    }
   }
   if (n == 0) return write_empty_outputs(a, nt, k);
   if (rho && (!a.mean.empty() || !a.cov.empty())) {
-    const Representation rho_y = trivial_output(*rho, static_cast<int>(k));
     OrbitFlowOptions oopt;
     oopt.kernel = kopt;
     oopt.flow = gopt;
@@ -177,8 +186,8 @@ void run_predict(const PredictArgs& a) {
                  : a.route == "fourier" ? OrbitRoute::Fourier
                  : a.route == "averaged" ? OrbitRoute::Averaged
                                          : OrbitRoute::Automatic;
-    const OrbitFlowResult pred = predict_augmented(arch, x, y, z, *rho, rho_y, times, !a.cov.empty(), oopt);
-    note << "augmented with " << rho->to_string() << ", " << pred.to_string();
+    const OrbitFlowResult pred = predict_augmented(arch, x, y, z, *rho, *rho_y, times, !a.cov.empty(), oopt);
+    note << "augmented with " << rho->to_string() << " (outputs: " << rho_y->name() << "), " << pred.to_string();
     if (!a.mean.empty()) {
       const auto mean = stack(pred.mean);
       check_finite("ensemble mean", mean.data(), mean.size());
@@ -194,7 +203,7 @@ void run_predict(const PredictArgs& a) {
   Inputs xt = x;
   RowMatrix yt = y;
   if (rho && (!a.posterior_mean.empty() || !a.posterior_cov.empty())) {
-    AugmentedSet aug = augment(x, y, *rho, trivial_output(*rho, static_cast<int>(k)));
+    AugmentedSet aug = augment(x, y, *rho, *rho_y);
     xt = std::move(aug.x);
     yt = std::move(aug.y);
   }
@@ -250,6 +259,11 @@ void add_predict_command(CLI::App& app) {
       "that are not invariant use the dense augmented solve. The summary line names the route.\n"
       "  emergent predict --arch 'conv(64, 3x3, padding=circular) relu flatten dense(1)' \\\n"
       "      --train-x X.npy --train-y Y.npy --test-x Z.npy --augment translations --mean M.npy\n"
+      "--output-rep REP makes the targets equivariant instead: the orbit is {(ρ(g)x_i, ρ_Y(g)y_i)} with\n"
+      "ρ_Y = sign, regular, rotation (rot2(K): 2-D, cube/icosahedron: 3-D) or R.npy (|G|, k, k),\n"
+      "checked to be orthogonal and a homomorphism (docs/conventions.md §5); e.g. x × y:\n"
+      "  emergent predict --arch 'dense(512) relu dense(3)' --train-x XY.npy --train-y C.npy \\\n"
+      "      --test-x Z.npy --augment cube --output-rep rotation --mean M.npy\n"
       "\n"
       "Precomputed kernels (Neural Tangents' k_train_train, k_test_train, k_test_test; memory-mapped,\n"
       "'<f8' or '<f4') replace --arch/--train-x/--test-x: --mean needs --ntk-train and --ntk-test;\n"
@@ -272,8 +286,11 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--posterior-mean", args->posterior_mean, "Output: NNGP posterior mean (N_test, k)");
   cmd->add_option("--posterior-cov", args->posterior_cov, "Output: NNGP posterior covariance (N_test, N_test)");
   cmd->add_option("--augment", args->augment,
-                  "Train on the full orbit under GROUP: c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K) "
-                  "or G.npy (|G|, d, d)");
+                  "Train on the full orbit under GROUP: c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K), "
+                  "cube, icosahedron or G.npy (|G|, d, d)");
+  cmd->add_option("--output-rep", args->output_rep,
+                  "With --augment: the targets' action ρ_Y: trivial (default), sign, regular, rotation or R.npy "
+                  "(|G|, k, k)");
   cmd->add_option("--route", args->route, "With --augment: auto (fastest exact), dense, fourier or averaged")
       ->capture_default_str();
   cmd->add_option("--memory-cap", args->memory_cap, "Memory cap for the kernels: 4G, 512M or 25%")->capture_default_str();

@@ -435,6 +435,11 @@ def trivial_output(input: Representation, outputs: int) -> Representation: ...
 
 def pixel_output(input: Representation, output_shape: Sequence[int]) -> Representation: ...
 
+def make_output_rep(name: str, input: Representation, output_shape: Sequence[int]) -> Representation:
+    """
+    The output action ρ_Y named like --output-rep (trivial, pixels, sign, regular, rotation or a .npy path) for outputs of `output_shape`, checked to be orthogonal and a homomorphism of input's law (docs/conventions.md §5).
+    """
+
 def matrix_output(input: Representation, matrices: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)]) -> Representation: ...
 
 def augment(x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], y: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], rho_x: Representation, rho_y: Representation) -> tuple:

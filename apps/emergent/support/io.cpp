@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -58,6 +59,17 @@ void write_npy(const std::string& path, const std::vector<std::size_t>& shape, c
   staged_outputs().push_back({tmp.string(), path});
   static const double none = 0.0;  // empty arrays: any valid pointer
   emergent::write_npy(tmp.string(), shape, data ? data : &none);
+}
+
+void write_text(const std::string& path, const std::string& contents) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  const fs::path tmp = dir / (".emergent-" + std::to_string(::getpid()) + "-" + std::to_string(staged_outputs().size()) + ".tmp");
+  staged_outputs().push_back({tmp.string(), path});
+  std::ofstream f(tmp, std::ios::binary);
+  f << contents;
+  if (!f.flush()) throw std::runtime_error("cannot write '" + tmp.string() + "' (for '" + path + "')");
 }
 
 void commit_outputs() {

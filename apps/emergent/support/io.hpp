@@ -56,6 +56,8 @@ void check_output_path(const std::string& option, const std::string& path);
 /// that looks like a result. This write_npy hides emergent::write_npy inside emergent::cli, so
 /// every command's unqualified write_npy(...) stages.
 void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data);
+/// A text output (CSV, notes), staged like write_npy. Throws std::runtime_error if it cannot be written.
+void write_text(const std::string& path, const std::string& contents);
 /// Renames every staged output onto its destination (throws if one cannot be renamed).
 void commit_outputs();
 /// Removes every staged output (on failure); safe to call after commit_outputs.
