@@ -4,6 +4,7 @@
 
 #include "emergent/symmetry/augmentation.hpp"
 #include "emergent/symmetry/groups.hpp"
+#include "emergent/core/cancellation.hpp"
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 
@@ -332,6 +333,7 @@ ContinuousBoundResult ContinuousGroupBound::run(const Inputs& test_x) const {
   const int ns = options_.scan.scan_points;
 
   for (Eigen::Index i = 0; i < nz; ++i) {
+    throw_if_cancelled();  // once per test point (each one scans its whole orbit)
     const Eigen::VectorXd x = test_x.x.row(i).transpose();
     // Kernel values along the orbit of x against x itself: F(q) = Θ(x,x), F(q cos(π/k)),
     // Θ_B(x,x) (k points) and Θ_G(x,x) (two Gauss–Legendre rules); (R(ψ)x)·x = ‖x‖² cos ψ.
@@ -464,6 +466,7 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
   const Eigen::Index nz = test_x.count();
   std::vector<ViolationLaw> out(nt * static_cast<std::size_t>(nz) * static_cast<std::size_t>(ng));
   for (Eigen::Index i = 0; i < nz; ++i) {
+    throw_if_cancelled();
     RowMatrix orbit(ng, test_x.x.cols());
     const Eigen::VectorXd xi = test_x.x.row(i).transpose();
     for (int g = 0; g < ng; ++g) orbit.row(g) = group.apply(g, xi).transpose();

@@ -12,6 +12,7 @@
 #include "emergent/core/random.hpp"
 #include "detail/enum_names.hpp"
 #include "detail/parallel.hpp"
+#include "emergent/core/cancellation.hpp"
 
 namespace emergent {
 
@@ -214,6 +215,7 @@ IsingDataset sample_ising(const IsingOptions& options) {
         for (int s = 0; s < burn; ++s) chain.sweep(a);
       }
       for (int k = 0; k < n; ++k) {
+        throw_if_cancelled();  // once per sample (the burn-in is short by comparison)
         for (int s = 0; s < gap; ++s) chain.sweep(a);
         const Eigen::Index row = static_cast<Eigen::Index>(j) * n + k;
         double m = 0;
