@@ -123,12 +123,14 @@ IntervalMaximum maximize_on_interval(const std::function<double(double)>& f, dou
   for (int i : peaks) {
     const double a = xs[std::max(i - 1, 0)], b = xs[std::min(i + 1, n - 1)];
     std::uintmax_t iters = static_cast<std::uintmax_t>(options.max_iterations);
-    const auto [x, negf] = boost::math::tools::brent_find_minima(
-        [&](double t) {
-          ++r.evaluations;
-          return -f(t);
-        },
-        a, b, options.bits, iters);
+    const auto [x, negf] = detail::guard_numerics("the refinement of a scan maximum", [&] {
+      return boost::math::tools::brent_find_minima(
+          [&](double t) {
+            ++r.evaluations;
+            return -f(t);
+          },
+          a, b, options.bits, iters);
+    });
     if (-negf > r.value) r.value = -negf, r.argmax = x;
   }
   return r;

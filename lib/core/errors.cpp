@@ -30,6 +30,12 @@ Failure quoted(FailureKind kind, const std::string& ours, const char* source, co
   return make(kind, ours + " (" + source + ": " + e.what() + ")");
 }
 
+// Boost.Math reports through std exceptions too (a root finder that cannot bracket its root
+// throws std::domain_error): its messages start "Error in function boost::math::...".
+bool from_boost_math(const std::exception& e) { return std::string(e.what()).find("boost::math") != std::string::npos; }
+
+const char* kBoostRoutine = "a numerical routine (root finder or special function) did not succeed";
+
 }  // namespace
 
 Failure describe_failure(const std::exception_ptr& error) noexcept {
@@ -56,15 +62,17 @@ Failure describe_failure(const std::exception_ptr& error) noexcept {
     } catch (const nlohmann::json::exception& e) {
       return quoted(FailureKind::BadInput, "JSON content of an unexpected type or shape", "nlohmann::json", e);
     } catch (const boost::math::evaluation_error& e) {
-      return quoted(FailureKind::Numerical, "a numerical routine (root finder or special function) did not succeed",
-                    "Boost.Math", e);
+      return quoted(FailureKind::Numerical, kBoostRoutine, "Boost.Math", e);
     } catch (const boost::math::rounding_error& e) {
       return quoted(FailureKind::Numerical, "a value could not be rounded to an integer", "Boost.Math", e);
     } catch (const std::domain_error& e) {
+      if (from_boost_math(e)) return quoted(FailureKind::Numerical, kBoostRoutine, "Boost.Math", e);
       return quoted(FailureKind::Numerical, "a function was evaluated outside its domain", "std::domain_error", e);
     } catch (const std::overflow_error& e) {
+      if (from_boost_math(e)) return quoted(FailureKind::Numerical, kBoostRoutine, "Boost.Math", e);
       return quoted(FailureKind::Numerical, "a value overflowed the range of float64", "std::overflow_error", e);
     } catch (const std::underflow_error& e) {
+      if (from_boost_math(e)) return quoted(FailureKind::Numerical, kBoostRoutine, "Boost.Math", e);
       return quoted(FailureKind::Numerical, "a value underflowed the range of float64", "std::underflow_error", e);
     } catch (const std::range_error& e) {
       return quoted(FailureKind::Numerical, "a result is outside the representable range", "std::range_error", e);

@@ -11,6 +11,7 @@
 
 #include "emergent/core/random.hpp"
 #include "detail/enum_names.hpp"
+#include "detail/errors.hpp"
 #include "detail/parallel.hpp"
 #include "emergent/core/cancellation.hpp"
 
@@ -300,11 +301,14 @@ double onsager_energy_per_site(double T) {
                                 ": expected finite T > 0");
   const double b2 = 2.0 / T;
   const double th = std::tanh(b2), ch = std::cosh(b2);
-  const double kappa = 2.0 * std::sinh(b2) / (ch * ch);
+  // κ = 2 sinh(2β)/cosh²(2β), written as 2 tanh/cosh so that it is 0, not inf/inf, at T → 0.
+  const double kappa = 2.0 * th / ch;
   const double coth = 1.0 / th;
   const double c = 2.0 * th * th - 1.0;
   if (std::abs(1.0 - kappa) < 1e-15) return -coth;  // T_c: K diverges logarithmically, c → 0 linearly
-  return -coth * (1.0 + (2.0 / M_PI) * c * boost::math::ellint_1(kappa));
+  const double k1 = detail::guard_numerics("onsager_energy_per_site: the elliptic integral K(κ)",
+                                           [&] { return boost::math::ellint_1(kappa); });
+  return -coth * (1.0 + (2.0 / M_PI) * c * k1);
 }
 
 }  // namespace emergent
