@@ -1,6 +1,7 @@
 // The `emergent` command line: builds the CLI11 app, registers the sub-commands of
 // commands.hpp and maps every failure to one line on stderr plus an exit code
 // (docs/conventions.md §4: 0 success, 2 bad input or usage, 1 internal failure). No stack traces.
+// Exceptions are described by emergent::describe_failure, the same words the Python package uses.
 #include <exception>
 #include <iostream>
 #include <new>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "emergent/core/errors.hpp"
 #include "support/io.hpp"
 
 #ifndef EMERGENT_VERSION
@@ -76,14 +78,9 @@ int main(int argc, char** argv) {
       return report(app, "unknown command '" + extra.front() + "' (expected one of: " + known + ")", 2, true);
     }
     return report(app, e.what(), 2, true);
-  } catch (const std::invalid_argument& e) {  // bad spec, bad .npy, bad option values
-    return report(app, e.what(), 2, false);
-  } catch (const std::bad_alloc&) {
-    return report(app, "out of memory (try a smaller --memory-cap or fewer inputs)", 1, false);
-  } catch (const std::exception& e) {
-    return report(app, e.what(), 1, false);
-  } catch (...) {
-    return report(app, "unknown internal error", 1, false);
+  } catch (...) {  // ours and every dependency's (Boost.Math, std, nlohmann::json ...), in our words
+    const emergent::Failure f = emergent::describe_failure(std::current_exception());
+    return report(app, f.message, f.kind == emergent::FailureKind::BadInput ? 2 : 1, false);
   }
   return 0;
 }

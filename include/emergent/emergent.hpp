@@ -5,6 +5,8 @@
 
 #include "emergent/core/activation.hpp"
 #include "emergent/core/architecture.hpp"
+#include "emergent/core/cancellation.hpp"
+#include "emergent/core/errors.hpp"
 #include "emergent/core/image_geometry.hpp"
 #include "emergent/core/inputs.hpp"
 #include "emergent/core/memory.hpp"

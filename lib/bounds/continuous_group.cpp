@@ -5,6 +5,7 @@
 #include "emergent/symmetry/augmentation.hpp"
 #include "emergent/symmetry/groups.hpp"
 #include "emergent/core/random.hpp"
+#include "emergent/core/cancellation.hpp"
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 
@@ -125,12 +126,14 @@ IntervalMaximum maximize_on_interval(const std::function<double(double)>& f, dou
   for (int i : peaks) {
     const double a = xs[std::max(i - 1, 0)], b = xs[std::min(i + 1, n - 1)];
     std::uintmax_t iters = static_cast<std::uintmax_t>(options.max_iterations);
-    const auto [x, negf] = boost::math::tools::brent_find_minima(
-        [&](double t) {
-          ++r.evaluations;
-          return -f(t);
-        },
-        a, b, options.bits, iters);
+    const auto [x, negf] = detail::guard_numerics("the refinement of a scan maximum", [&] {
+      return boost::math::tools::brent_find_minima(
+          [&](double t) {
+            ++r.evaluations;
+            return -f(t);
+          },
+          a, b, options.bits, iters);
+    });
     if (-negf > r.value) r.value = -negf, r.argmax = x;
   }
   return r;
@@ -335,6 +338,7 @@ ContinuousBoundResult ContinuousGroupBound::run(const Inputs& test_x) const {
   const int ns = options_.scan.scan_points;
 
   for (Eigen::Index i = 0; i < nz; ++i) {
+    throw_if_cancelled();  // once per test point (each one scans its whole orbit)
     const Eigen::VectorXd x = test_x.x.row(i).transpose();
     // Kernel values along the orbit of x against x itself: F(q) = Θ(x,x), F(q cos(π/k)),
     // Θ_B(x,x) (k points) and Θ_G(x,x) (two Gauss–Legendre rules); (R(ψ)x)·x = ‖x‖² cos ψ.
@@ -599,6 +603,7 @@ std::vector<ViolationLaw> equivariance_violation_laws(const Architecture& arch, 
   for (int g = 0; g < ng; ++g) ry[g] = group_output.matrix(g);
   std::vector<ViolationLaw> out(nt * static_cast<std::size_t>(nz) * static_cast<std::size_t>(ng));
   for (Eigen::Index i = 0; i < nz; ++i) {
+    throw_if_cancelled();
     RowMatrix orbit(ng, test_x.x.cols());
     const Eigen::VectorXd xi = test_x.x.row(i).transpose();
     for (int g = 0; g < ng; ++g) orbit.row(g) = group.apply(g, xi).transpose();

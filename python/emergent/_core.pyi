@@ -8,6 +8,9 @@ import numpy
 from numpy.typing import NDArray
 
 
+class Cancelled(RuntimeError):
+    pass
+
 class SpecError(ValueError):
     pass
 
@@ -830,3 +833,10 @@ def continuous_group_bound(arch: Architecture, train_x: Annotated[NDArray[numpy.
 def invariance_violation_laws(arch: Architecture, train_x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], train_y: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], test_x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], group: Representation, augment: Representation | None, times: Sequence[float], learning_rate: float = 1.0, diag_reg: float = 0.0, memory_cap: int = 0, threads: int = 0) -> list[ViolationLaw]: ...
 
 def fit_power_law(x: Sequence[float], y: Sequence[float], sigma: Sequence[float] = [], offset: bool = False, absolute_sigma: bool = True, max_iterations: int = 200) -> PowerLawFitResult: ...
+
+def _running_computations() -> int:
+    """Internal (tests): computations of the extension still running on a worker thread."""
+
+def _cancelled_computations() -> int:
+    """Internal (tests): computations that ended because Ctrl-C cancelled them."""
+
