@@ -17,6 +17,7 @@
 #include "emergent/dynamics/orbit_flow.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/data/npy.hpp"
+#include "distributed/mpi.hpp"
 #include "support/io.hpp"
 
 namespace emergent::cli {
@@ -65,6 +66,7 @@ void run_predict(const PredictArgs& a) {
     }
   }
   if (n == 0) {  // no test points: every output is empty, with the documented shape
+    if (!mpi::prints()) return;  // under mpirun, rank 0 writes
     if (!a.mean.empty()) write_npy(a.mean, {nt, 0, k}, nullptr);
     if (!a.cov.empty()) write_npy(a.cov, {nt, 0, 0}, nullptr);
     if (!a.posterior_mean.empty()) write_npy(a.posterior_mean, {0, k}, nullptr);
@@ -72,7 +74,8 @@ void run_predict(const PredictArgs& a) {
     if (!a.quiet) std::cerr << "predict: 0 test points: wrote empty outputs" << std::endl;
     return;
   }
-  if (rho && (!a.mean.empty() || !a.cov.empty())) {
+  // Under mpirun the orbit routes run on rank 0 alone (one process).
+  if (rho && (!a.mean.empty() || !a.cov.empty()) && mpi::prints()) {
     const Representation rho_y = trivial_output(*rho, static_cast<int>(k));
     OrbitFlowOptions oopt;
     oopt.kernel = kopt;
@@ -104,13 +107,35 @@ void run_predict(const PredictArgs& a) {
   }
   const bool plain_flow = !rho && (!a.mean.empty() || !a.cov.empty());
   const bool want_posterior = !a.posterior_mean.empty() || !a.posterior_cov.empty();
+  if (mpi::active() && (plain_flow || want_posterior)) {
+    // mpirun: the kernels block-cyclic over the ranks, ScaLAPACK's eigensolver (distributed/mpi.hpp).
+    std::string mpi_note;
+    const mpi::PredictOutputs r =
+        mpi::predict(arch, xt, yt, z, times, plain_flow && !a.mean.empty(), plain_flow && !a.cov.empty(),
+                     !a.posterior_mean.empty(), !a.posterior_cov.empty(), gopt, kopt, mpi_note);
+    note << (note.str().empty() ? "" : "; ") << mpi_note;
+    if (mpi::prints()) {
+      const std::vector<std::pair<std::string, std::pair<const char*, std::vector<double>>>> outputs = {
+          {a.mean, {"ensemble mean", stack(r.mean)}},
+          {a.cov, {"ensemble covariance", stack(r.covariance)}},
+          {a.posterior_mean, {"NNGP posterior mean", stack({r.posterior_mean})}},
+          {a.posterior_cov, {"NNGP posterior covariance", stack({r.posterior_covariance})}}};
+      const std::vector<std::vector<std::size_t>> shapes = {{nt, n, k}, {nt, n, n}, {n, k}, {n, n}};
+      for (std::size_t i = 0; i < outputs.size(); ++i) {
+        const auto& [path, named] = outputs[i];
+        if (path.empty() || (i < 2 && !plain_flow)) continue;
+        check_finite(named.first, named.second.data(), named.second.size());
+        write_npy(path, shapes[i], named.second.data());
+      }
+    }
+  }
   Kernels train, cross, test;
-  if (plain_flow || want_posterior) {
+  if (!mpi::active() && (plain_flow || want_posterior)) {
     train = kernels(arch, xt, kopt);
     cross = kernels(arch, z, xt, kopt);
     if ((plain_flow && !a.cov.empty()) || !a.posterior_cov.empty()) test = kernels(arch, z, kopt);
   }
-  if (plain_flow) {
+  if (plain_flow && !mpi::active()) {
     // K(X,X) only when a covariance is asked for: the flow then skips its Vᵀ·K·V projection.
     const GradientFlow flow(train.ntk, a.cov.empty() ? Eigen::MatrixXd() : train.nngp, y, gopt);
     note << "Θ(X,X): " << flow.summary().to_string();
@@ -125,7 +150,7 @@ void run_predict(const PredictArgs& a) {
       write_npy(a.cov, {nt, n, n}, cov.data());
     }
   }
-  if (!a.posterior_mean.empty() || !a.posterior_cov.empty()) {
+  if (want_posterior && !mpi::active()) {
     const NngpPosterior posterior(train.nngp, yt, gopt);
     note << (note.str().empty() ? "" : "; ") << "K(X,X): " << posterior.summary().to_string();
     if (!a.posterior_mean.empty()) {
@@ -139,7 +164,7 @@ void run_predict(const PredictArgs& a) {
       write_npy(a.posterior_cov, {n, n}, c.data());
     }
   }
-  if (a.quiet) return;
+  if (a.quiet || !mpi::prints()) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << "predict: " << x.count() << " training points" << (rho ? " (before augmentation)" : "") << ", " << z.count()
             << " test points, " << k << " output(s), "
