@@ -1,0 +1,186 @@
+// The kernel engine (lib/kernels/kernel_engine.hpp): validation, the memory plan, the run
+// entry points and the per-point identities.
+#include "kernels/kernel_engine.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+#include <unordered_map>
+
+#include "emergent/core/memory.hpp"
+#include "detail/parallel.hpp"
+
+namespace emergent::detail {
+
+Engine::Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options, bool spatial,
+       bool streamed)
+    : x1_(x1), x2_(x2 ? *x2 : x1), symmetric_(x2 == nullptr), streamed_(streamed) {
+  std::string why;
+  if (!options.IsValid(&why)) throw std::invalid_argument("kernel options: " + why);
+  if (x2 && !(x1.shape == x2->shape))
+    throw std::invalid_argument("x2: expected the example shape of x1 " + x1.shape.to_string() + ", got " +
+                                x2->shape.to_string());
+  for (const Inputs* in : {&x1, x2}) {
+    if (!in) continue;
+    if (in->x.cols() != in->shape.size())
+      throw std::invalid_argument("inputs: expected " + std::to_string(in->shape.size()) + " columns for shape " +
+                                  in->shape.to_string() + ", got " + std::to_string(in->x.cols()));
+    if (!in->x.allFinite()) throw std::invalid_argument("inputs: expected finite values, got NaN or Inf");
+  }
+  if (arch.expects_images() != x1.shape.image)
+    throw SpecError(std::string("spec: the architecture expects ") +
+                    (arch.expects_images() ? "(N, H, W, C) images" : "(N, d) vectors") + ", got examples of shape " +
+                    x1.shape.to_string());
+  plan_ = make_plan(arch, x1.shape, options.quadrature_order);
+  const bool keeps_pixels = plan_.pixel_stage && plan_.readout == Readout::None;
+  if (spatial && !keeps_pixels)
+    throw std::invalid_argument("spatial_kernels: the architecture '" + arch.to_string() +
+                                "' has no pixel indices at its output (use kernels)");
+  if (streamed && plan_.pixel_stage)
+    throw std::invalid_argument("stream_kernels: the architecture '" + arch.to_string() +
+                                "' takes the " + plan_.path + " path; only the vector path (MLPs, flatten/gap "
+                                "first) is computed in bands, use kernels or spatial_kernels");
+  if (!spatial && keeps_pixels)
+    throw std::invalid_argument("kernels: the architecture '" + arch.to_string() +
+                                "' has no flatten/gap readout, so its kernel keeps pixel indices "
+                                "(N1, N2, H, W, H, W): use spatial_kernels");
+  n1_ = x1.count();
+  n2_ = x2 ? x2->count() : n1_;
+  threads_ = options.threads > 0 ? options.threads : omp_get_max_threads();
+  cap_ = options.memory_cap_bytes > 0 ? options.memory_cap_bytes : default_memory_cap_bytes();
+  plan_memory();
+  identify_points();
+}
+
+Kernels Engine::run_gram() {
+  const auto start = std::chrono::steady_clock::now();
+  Kernels k;
+  k.nngp.resize(n1_, n2_);
+  k.ntk.resize(n1_, n2_);
+  if (plan_.pixel_stage) run_pixels(k.nngp.data(), k.ntk.data(), 1);
+  else run_vector(k.nngp, k.ntk);
+  k.summary = summary(start);
+  return k;
+}
+
+SpatialKernels Engine::run_spatial() {
+  const auto start = std::chrono::steady_clock::now();
+  SpatialKernels k;
+  k.n1 = n1_;
+  k.n2 = n2_;
+  k.height = plan_.out_h;
+  k.width = plan_.out_w;
+  const std::size_t P = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
+  k.nngp.assign(static_cast<std::size_t>(n1_) * n2_ * P * P, 0.0);
+  k.ntk.assign(k.nngp.size(), 0.0);
+  run_pixels(k.nngp.data(), k.ntk.data(), P * P);
+  k.summary = summary(start);
+  return k;
+}
+
+void Engine::plan_memory() {
+  const std::size_t d = sizeof(double);
+  const std::size_t points = static_cast<std::size_t>(symmetric_ ? n1_ : n1_ + n2_);
+  const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
+  const std::size_t Pout = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
+  const bool keeps_pixels = plan_.pixel_stage && plan_.readout == Readout::None;
+  output_bytes_ = streamed_ ? 0 : 2 * d * static_cast<std::size_t>(n1_) * n2_ * (keeps_pixels ? Pout * Pout : 1);
+  fixed_bytes_ = output_bytes_ + points * (plan_.record + 1) * d +
+                 d * static_cast<std::size_t>(x1_.x.size() + (symmetric_ ? 0 : x2_.x.size()));
+  if (!plan_.pixel_stage) {
+    // Zero-padded reduced copies of the inputs, then one tile of Σ and Θ per thread; fewer
+    // threads if need be (the tile never shrinks: its shape fixes the arithmetic).
+    const std::size_t padded = static_cast<std::size_t>(padded_rows(n1_) + (symmetric_ ? 0 : padded_rows(n2_)));
+    fixed_bytes_ += padded * reduced_features() * d;
+    block_ = kTile;
+    per_thread_bytes_ = 3 * kTile * kTile * d;
+    // Streamed: one band of Σ and Θ (kTile rows at least) besides the tiles.
+    const std::size_t band_row_bytes = streamed_ ? 2 * d * static_cast<std::size_t>(n2_) : 0;
+    const std::size_t smallest = per_thread_bytes_ + kTile * band_row_bytes;
+    if (fixed_bytes_ + smallest > cap_) refuse(smallest);
+    while (threads_ > 1 && fixed_bytes_ + threads_ * per_thread_bytes_ + kTile * band_row_bytes > cap_) --threads_;
+    band_rows_ = static_cast<std::size_t>(padded_rows(n1_));
+    if (streamed_) {
+      const std::size_t room = cap_ - fixed_bytes_ - threads_ * per_thread_bytes_;
+      band_rows_ = std::min(band_rows_, room / band_row_bytes / kTile * kTile);
+    }
+    fixed_bytes_ += band_rows_ * band_row_bytes;
+  } else {
+    const std::size_t n = plan_.readout == Readout::Flatten ? P0 : P0 * P0;
+    per_thread_bytes_ = 5 * n * d;
+    block_ = 32;  // pairs per scheduling unit
+    if (fixed_bytes_ + threads_ * per_thread_bytes_ > cap_) {
+      threads_ = 1;
+      if (fixed_bytes_ + per_thread_bytes_ > cap_) refuse(per_thread_bytes_);
+    }
+  }
+  peak_bytes_ = fixed_bytes_ + threads_ * per_thread_bytes_;
+}
+
+void Engine::refuse(std::size_t smallest_workspace) const {
+  std::ostringstream os;
+  os << "kernel: the computation needs at least " << format_bytes(fixed_bytes_ + smallest_workspace)
+     << " (output " << (streamed_ ? std::string("streamed to disk") : format_bytes(output_bytes_))
+     << ", inputs and per-point data " << format_bytes(fixed_bytes_ - output_bytes_)
+     << (streamed_ ? ", one band and one tile " : ", one block ") << format_bytes(smallest_workspace)
+     << ") but the memory cap is " << format_bytes(cap_)
+     << "; raise the memory cap (--memory-cap) or split x1/x2 into smaller batches";
+  throw MemoryCapError(os.str());
+}
+
+KernelSummary Engine::summary(std::chrono::steady_clock::time_point start) const {
+  KernelSummary s;
+  s.n1 = n1_;
+  s.n2 = n2_;
+  s.symmetric = symmetric_;
+  s.path = plan_.path;
+  s.blocks = blocks_;
+  s.block_size = block_;
+  s.estimated_peak_bytes = peak_bytes_;
+  s.memory_cap_bytes = cap_;
+  s.threads = threads_;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return s;
+}
+
+// Bitwise-identical inputs (x1 == x2, or duplicates after augmentation) get one id, so their
+// pairs are treated as exactly collinear (see tail_tile).
+void Engine::identify_points() {
+  const Eigen::Index n = point_count();
+  const std::size_t bytes = sizeof(double) * static_cast<std::size_t>(x1_.x.cols());
+  identity_.resize(static_cast<std::size_t>(n));
+  std::unordered_map<std::uint64_t, std::vector<Eigen::Index>> seen;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double* row = row_of(i);
+    std::uint64_t h = 0x9E3779B97F4A7C15ULL;
+    for (Eigen::Index c = 0; c < x1_.x.cols(); ++c) {
+      std::uint64_t bits;
+      std::memcpy(&bits, row + c, sizeof bits);
+      h = (h ^ bits) * 0x100000001B3ULL;
+      h ^= h >> 29;
+    }
+    identity_[static_cast<std::size_t>(i)] = i;
+    for (Eigen::Index j : seen[h])
+      if (std::memcmp(row_of(j), row, bytes) == 0) {
+        identity_[static_cast<std::size_t>(i)] = identity_[static_cast<std::size_t>(j)];
+        break;
+      }
+    if (identity_[static_cast<std::size_t>(i)] == i) seen[h].push_back(i);
+  }
+}
+
+// Tail (after readout / whole MLP): q' = W²q + B², activation q' = E[φ(u)²].
+void Engine::tail_diagonal(double q, double* rec) const {
+  for (const auto& op : plan_.tail) {
+    if (op.kind == OpKind::Affine) {
+      q = op.w2 * q + op.b2;
+    } else {
+      rec[op.q_offset] = q;
+      q = plan_.duals[op.dual](q, q, q).nngp;
+    }
+  }
+}
+
+}  // namespace emergent::detail

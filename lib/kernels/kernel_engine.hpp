@@ -1,0 +1,111 @@
+// The analytic kernel engine behind kernels(), spatial_kernels() and stream_kernels()
+// (include/emergent/kernels/kernel.hpp). Internal, never installed.
+//
+// Three paths, chosen from the architecture:
+//  * "vector"          — MLPs (and CNN specs that start with flatten/gap): Σ⁰ = x·x'/d from a
+//                        GEMM per tile, then a scalar recursion per entry (Lee et al. 2018 Eq. 4,
+//                        Jacot et al. 2018 Thm. 1).
+//  * "pixel-diagonal"  — convolutions followed by flatten: a conv couples pixel pair (a, b) only
+//                        to (a+s, b+s), so the offset a−b is conserved and a flatten readout needs
+//                        only the P diagonal pairs (Novak et al. 2019, Sec. 3; Arora et al. 2019).
+//  * "pixel-pairs"     — convolutions followed by gap, or no readout: all P² pixel pairs
+//                        (Novak et al. 2019 Eq. 7; Garriga-Alonso et al. 2019).
+// The conv window sum is separable: one pass along H, one along W, O(FH+FW) per entry.
+// Every Gram entry is computed by one thread from its inputs alone, and the input Gram Σ⁰ of the
+// vector path in fixed kTile × kTile GEMM tiles of zero-padded inputs (one single-threaded BLAS
+// call each), so results depend neither on the thread count nor on the memory cap.
+//
+// The engine's methods live in three files by concept: kernel_engine.cpp (validation, memory
+// plan, per-point identities), kernel_vector.cpp (the vector path and its bands) and
+// kernel_pixels.cpp (the pixel-diagonal and pixel-pair paths).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "emergent/kernels/kernel.hpp"
+#include "kernels/kernel_plan.hpp"
+
+namespace emergent::detail {
+
+// Per-thread scratch for one pixel-pair computation.
+struct Workspace {
+  std::vector<double> s, t, s2, t2, tmp;
+  explicit Workspace(std::size_t n) : s(n), t(n), s2(n), t2(n), tmp(n) {}
+};
+
+class Engine {
+ public:
+  Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options, bool spatial,
+         bool streamed = false);
+  Kernels run_gram();
+  SpatialKernels run_spatial();
+  // Band by band into `sink` (stream_kernels); the same tiles as run_vector.
+  KernelSummary stream_vector(KernelBandSink& sink);
+
+ private:
+  // --- memory plan, summary (kernel_engine.cpp) ---------------------------------------------
+  void plan_memory();
+  [[noreturn]] void refuse(std::size_t smallest_workspace) const;
+  KernelSummary summary(std::chrono::steady_clock::time_point start) const;
+
+  // --- per-point records ---------------------------------------------------------------------
+  // For every point: the variances Σ(x,x) that each activation sees (per pixel for spatial
+  // activations, a scalar for tail ones). Only the pixel diagonal is needed for them.
+  const double* record(Eigen::Index point) const {
+    return records_.data() + static_cast<std::size_t>(point) * plan_.record;
+  }
+  // Point index of row j of x2 (x2 rows follow x1 rows unless symmetric).
+  Eigen::Index second(Eigen::Index j) const { return symmetric_ ? j : n1_ + j; }
+  const double* row_of(Eigen::Index point) const {
+    return point < n1_ ? x1_.x.row(point).data() : x2_.x.row(point - n1_).data();
+  }
+  Eigen::Index point_count() const { return symmetric_ ? n1_ : n1_ + n2_; }
+  void identify_points();
+  bool same_point(Eigen::Index a, Eigen::Index b) const {
+    return identity_[static_cast<std::size_t>(a)] == identity_[static_cast<std::size_t>(b)];
+  }
+  void tail_diagonal(double q, double* rec) const;
+
+  // --- vector path (kernel_vector.cpp) ---------------------------------------------------------
+  std::size_t reduced_features() const;
+  RowMatrix reduce(const Inputs& in) const;
+  void tail_tile(double* s, double* t, std::size_t rows, std::size_t cols, std::size_t ld, const Eigen::Index* p1,
+                 const Eigen::Index* p2) const;
+  static Eigen::Index padded_rows(Eigen::Index n);
+  RowMatrix padded_reduced(const Inputs& in) const;
+  void prepare_vector();
+  std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const;
+  void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
+  static void mirror(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
+
+  // --- pixel paths (kernel_pixels.cpp) ---------------------------------------------------------
+  double spatial_diagonal(const double* x, double* rec, std::vector<double>& a, std::vector<double>& b,
+                          std::vector<double>& tmp) const;
+  void compute_records();
+  void input_pairs(const double* x, const double* y, double* s, bool diagonal) const;
+  void spatial_pair(Eigen::Index p1, Eigen::Index p2, Workspace& ws, bool diagonal) const;
+  std::pair<double, double> readout_pair(Eigen::Index p1, Eigen::Index p2, const Workspace& ws) const;
+  void run_pixels(double* nngp, double* ntk, std::size_t stride);
+
+  static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
+
+  const Inputs& x1_;
+  const Inputs& x2_;
+  bool symmetric_;
+  bool streamed_ = false;
+  RowMatrix a_, b_;  // padded reduced inputs (vector path)
+  std::vector<Eigen::Index> ids1_, ids2_;
+  std::size_t band_rows_ = 0;
+  Plan plan_;
+  Eigen::Index n1_ = 0, n2_ = 0;
+  int threads_ = 1;
+  std::size_t cap_ = 0, output_bytes_ = 0, fixed_bytes_ = 0, per_thread_bytes_ = 0, peak_bytes_ = 0;
+  std::size_t block_ = 0, blocks_ = 0;
+  std::vector<double> records_;
+  std::vector<Eigen::Index> identity_;  // per point: the first point with the same bits
+};
+
+}  // namespace emergent::detail

@@ -1,0 +1,195 @@
+// The vector path of the kernel engine (MLPs, and CNN specs that start with flatten/gap):
+// Σ⁰ = x·x'/d from one fixed-shape GEMM per kTile × kTile tile, then the scalar recursion of
+// docs/conventions.md §2 per entry (Lee et al. 2018 Eq. 4, Jacot et al. 2018 Thm. 1).
+#include "kernels/kernel_engine.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "detail/linear_algebra.hpp"
+#include "detail/parallel.hpp"
+
+namespace emergent::detail {
+
+std::size_t Engine::reduced_features() const {
+  if (plan_.reduce_gap) return static_cast<std::size_t>(plan_.in_c);
+  return static_cast<std::size_t>(x1_.shape.size());
+}
+
+RowMatrix Engine::reduce(const Inputs& in) const {
+  if (!plan_.reduce_gap) return in.x;  // vectors, or flatten: the same numbers
+  const int P = plan_.in_h * plan_.in_w, C = plan_.in_c;
+  RowMatrix r = RowMatrix::Zero(in.count(), C);
+  for (Eigen::Index i = 0; i < in.count(); ++i)
+    for (int p = 0; p < P; ++p)
+      for (int c = 0; c < C; ++c) r(i, c) += in.x(i, p * C + c);
+  return r / P;
+}
+
+// Scalar recursion over a tile: s holds Σ⁰ on entry, t is set to 0; both hold the output on exit.
+void Engine::tail_tile(double* s, double* t, std::size_t rows, std::size_t cols, std::size_t ld, const Eigen::Index* p1,
+               const Eigen::Index* p2) const {
+  for (std::size_t r = 0; r < rows; ++r) std::fill(t + r * ld, t + r * ld + cols, 0.0);
+  for (const auto& op : plan_.tail) {
+    if (op.kind == OpKind::Affine) {
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) {
+          const double sv = op.w2 * s[r * ld + c] + op.b2;
+          s[r * ld + c] = sv;
+          t[r * ld + c] = sv + op.w2 * t[r * ld + c];
+        }
+    } else {
+      const ActivationDual& dual = plan_.duals[op.dual];
+      std::vector<double> q2(cols);
+      for (std::size_t c = 0; c < cols; ++c) q2[c] = record(p2[c])[op.q_offset];
+      for (std::size_t r = 0; r < rows; ++r) {
+        const double q1 = record(p1[r])[op.q_offset];
+        // A point paired with itself is exactly collinear: use its variance, not the
+        // GEMM's covariance, which may differ in the last bit and would cost √ε in θ.
+        for (std::size_t c = 0; c < cols; ++c)
+          if (same_point(p1[r], p2[c])) s[r * ld + c] = q1;
+        dual.apply(cols, &q1, 0, q2.data(), 1, s + r * ld, t + r * ld);
+      }
+    }
+  }
+}
+
+// Rows of x1/x2 rounded up to whole tiles.
+Eigen::Index Engine::padded_rows(Eigen::Index n) {
+  const Eigen::Index t = static_cast<Eigen::Index>(kTile);
+  return (n + t - 1) / t * t;
+}
+
+// Reduced inputs with zero rows up to whole tiles: every Σ⁰ tile is then one GEMM of the same
+// kTile × kTile × d shape, so an entry's bits do not depend on where the tiles or bands end.
+RowMatrix Engine::padded_reduced(const Inputs& in) const {
+  RowMatrix r = reduce(in);
+  const Eigen::Index n = r.rows();
+  r.conservativeResize(padded_rows(n), r.cols());
+  r.bottomRows(r.rows() - n).setZero();
+  return r;
+}
+
+void Engine::prepare_vector() {
+  a_ = padded_reduced(x1_);
+  if (!symmetric_) b_ = padded_reduced(x2_);
+  const RowMatrix& bb = symmetric_ ? a_ : b_;
+  const double d = static_cast<double>(a_.cols());
+  records_.assign(static_cast<std::size_t>(point_count()) * plan_.record, 0.0);
+  for (Eigen::Index i = 0; i < point_count(); ++i) {
+    const double q = (i < n1_ ? a_.row(i).squaredNorm() : bb.row(i - n1_).squaredNorm()) / d;
+    tail_diagonal(q, records_.data() + static_cast<std::size_t>(i) * plan_.record);
+  }
+  ids1_.resize(static_cast<std::size_t>(n1_));
+  ids2_.resize(static_cast<std::size_t>(n2_));
+  for (Eigen::Index i = 0; i < n1_; ++i) ids1_[i] = i;
+  for (Eigen::Index j = 0; j < n2_; ++j) ids2_[j] = second(j);
+}
+
+// Tile (bi, bj): Σ and Θ of rows bi·kTile.. of x1 against rows bj·kTile.. of x2, row-major in
+// s and t (leading dimension kTile); returns the tile's true extent.
+std::pair<Eigen::Index, Eigen::Index> Engine::vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const {
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+  const RowMatrix& bb = symmetric_ ? a_ : b_;
+  const Eigen::Index i0 = bi * T, j0 = bj * T, k = a_.cols();
+  const Eigen::Index r = std::min(T, n1_ - i0), c = std::min(T, n2_ - j0);
+  detail::gemm_abt_rowmajor(T, T, k, 1.0, a_.data() + i0 * k, k, bb.data() + j0 * k, k, s, T);
+  const double d = static_cast<double>(k);
+  for (Eigen::Index x = 0; x < r; ++x)
+    for (Eigen::Index y = 0; y < c; ++y) s[x * T + y] /= d;
+  tail_tile(s, t, static_cast<std::size_t>(r), static_cast<std::size_t>(c), kTile, ids1_.data() + i0,
+            ids2_.data() + j0);
+  return {r, c};
+}
+
+void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
+  prepare_vector();
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+  const Eigen::Index nb1 = (n1_ + T - 1) / T, nb2 = (n2_ + T - 1) / T;
+  std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
+  for (Eigen::Index bi = 0; bi < nb1; ++bi)
+    for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
+  blocks_ = tiles.size();
+  detail::ParallelErrors errors1;
+#pragma omp parallel num_threads(threads_)
+  {
+    RowMatrix s(T, T), t(T, T);
+#pragma omp for schedule(dynamic, 1)
+    for (std::size_t k = 0; k < tiles.size(); ++k) {
+      errors1.run(static_cast<long long>(k), [&] {
+        const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
+        const Eigen::Index i0 = tiles[k].first * T, j0 = tiles[k].second * T;
+        nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
+        ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
+      });
+    }
+  }
+  errors1.rethrow();
+  if (symmetric_) mirror(nngp, ntk);
+}
+
+// Band by band into `sink` (stream_kernels); the same tiles as run_vector.
+KernelSummary Engine::stream_vector(KernelBandSink& sink) {
+  const auto start = std::chrono::steady_clock::now();
+  prepare_vector();
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+  const Eigen::Index band_rows = static_cast<Eigen::Index>(band_rows_);
+  const Eigen::Index bands = (n1_ + band_rows - 1) / band_rows, nb2 = (n2_ + T - 1) / T;
+  sink.begin(n1_, n2_, symmetric_, band_rows);
+  std::vector<double> nngp, ntk;
+  for (Eigen::Index band = 0; band < bands; ++band) {
+    if (!sink.wanted(band)) continue;
+    const Eigen::Index r0 = band * band_rows, rows = std::min(band_rows, n1_ - r0);
+    const Eigen::Index c0 = symmetric_ ? r0 : 0, cols = n2_ - c0;
+    nngp.assign(static_cast<std::size_t>(rows * cols), 0.0);
+    ntk.assign(nngp.size(), 0.0);
+    std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
+    for (Eigen::Index bi = r0 / T; bi * T < r0 + rows; ++bi)
+      for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
+    blocks_ += tiles.size();
+    detail::ParallelErrors errors;
+#pragma omp parallel num_threads(threads_)
+    {
+      RowMatrix s(T, T), t(T, T);
+#pragma omp for schedule(dynamic, 1)
+      for (std::size_t k = 0; k < tiles.size(); ++k) {
+        errors.run(static_cast<long long>(k), [&] {
+          const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
+          const Eigen::Index i = tiles[k].first * T - r0, j = tiles[k].second * T - c0;
+          for (Eigen::Index x = 0; x < r; ++x) {
+            std::copy_n(s.data() + x * T, c, nngp.data() + (i + x) * cols + j);
+            std::copy_n(t.data() + x * T, c, ntk.data() + (i + x) * cols + j);
+          }
+        });
+      }
+    }
+    errors.rethrow();
+    if (symmetric_)  // the band's part left of the diagonal, as mirror() does in memory
+      for (Eigen::Index x = 0; x < rows; ++x)
+        for (Eigen::Index y = 0; y < x; ++y) {
+          nngp[x * cols + y] = nngp[y * cols + x];
+          ntk[x * cols + y] = ntk[y * cols + x];
+        }
+    KernelBand out;
+    out.index = band;
+    out.row_begin = r0;
+    out.rows = rows;
+    out.col_begin = c0;
+    out.cols = cols;
+    out.nngp = nngp.data();
+    out.ntk = ntk.data();
+    sink.write(out);
+  }
+  return summary(start);
+}
+
+void Engine::mirror(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
+  for (Eigen::Index j = 0; j < nngp.cols(); ++j)
+    for (Eigen::Index i = j + 1; i < nngp.rows(); ++i) {
+      nngp(i, j) = nngp(j, i);
+      ntk(i, j) = ntk(j, i);
+    }
+}
+
+}  // namespace emergent::detail
