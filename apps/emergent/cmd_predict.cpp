@@ -17,6 +17,7 @@
 #include "emergent/dynamics/orbit_flow.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/data/npy.hpp"
+#include "distributed/mpi.hpp"
 #include "support/io.hpp"
 #include "support/kernel_matrices.hpp"
 
@@ -177,8 +178,12 @@ void run_predict(const PredictArgs& a) {
       throw std::invalid_argument(std::string("--output-rep: ") + e.what());
     }
   }
-  if (n == 0) return write_empty_outputs(a, nt, k);
-  if (rho && (!a.mean.empty() || !a.cov.empty())) {
+  if (n == 0) {
+    if (!mpi::prints()) return;  // under mpirun, rank 0 writes
+    return write_empty_outputs(a, nt, k);
+  }
+  // Under mpirun the orbit routes run on rank 0 alone (one process).
+  if (rho && (!a.mean.empty() || !a.cov.empty()) && mpi::prints()) {
     OrbitFlowOptions oopt;
     oopt.kernel = kopt;
     oopt.flow = gopt;
@@ -209,16 +214,40 @@ void run_predict(const PredictArgs& a) {
   }
   const bool plain_flow = !rho && (!a.mean.empty() || !a.cov.empty());
   const bool want_posterior = !a.posterior_mean.empty() || !a.posterior_cov.empty();
+  if (mpi::active() && (plain_flow || want_posterior)) {
+    // mpirun: the kernels block-cyclic over the ranks, ScaLAPACK's eigensolver (distributed/mpi.hpp).
+    std::string mpi_note;
+    const mpi::PredictOutputs r =
+        mpi::predict(arch, xt, yt, z, times, plain_flow && !a.mean.empty(), plain_flow && !a.cov.empty(),
+                     !a.posterior_mean.empty(), !a.posterior_cov.empty(), gopt, kopt, mpi_note);
+    note << (note.str().empty() ? "" : "; ") << mpi_note;
+    if (mpi::prints()) {
+      const std::vector<std::pair<std::string, std::pair<const char*, std::vector<double>>>> outputs = {
+          {a.mean, {"ensemble mean", stack(r.mean)}},
+          {a.cov, {"ensemble covariance", stack(r.covariance)}},
+          {a.posterior_mean, {"NNGP posterior mean", stack({r.posterior_mean})}},
+          {a.posterior_cov, {"NNGP posterior covariance", stack({r.posterior_covariance})}}};
+      const std::vector<std::vector<std::size_t>> shapes = {{nt, n, k}, {nt, n, n}, {n, k}, {n, n}};
+      for (std::size_t i = 0; i < outputs.size(); ++i) {
+        const auto& [path, named] = outputs[i];
+        if (path.empty() || (i < 2 && !plain_flow)) continue;
+        check_finite(named.first, named.second.data(), named.second.size());
+        write_npy(path, shapes[i], named.second.data());
+      }
+    }
+  }
   Kernels train, cross, test;
-  if (plain_flow || want_posterior) {
+  if (!mpi::active() && (plain_flow || want_posterior)) {
     train = kernels(arch, xt, kopt);
     cross = kernels(arch, z, xt, kopt);
     if ((plain_flow && !a.cov.empty()) || !a.posterior_cov.empty()) test = kernels(arch, z, kopt);
   }
-  const KernelSet set{train.ntk, train.nngp, cross.ntk, cross.nngp, test.nngp};
-  if (plain_flow) write_flow_outputs(a, set, y, times, gopt, note);
-  write_posterior_outputs(a, set, yt, gopt, note);
-  if (a.quiet) return;
+  if (!mpi::active()) {
+    const KernelSet set{train.ntk, train.nngp, cross.ntk, cross.nngp, test.nngp};
+    if (plain_flow) write_flow_outputs(a, set, y, times, gopt, note);
+    write_posterior_outputs(a, set, yt, gopt, note);
+  }
+  if (a.quiet || !mpi::prints()) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << "predict: " << x.count() << " training points" << (rho ? " (before augmentation)" : "") << ", " << z.count()
             << " test points, " << k << " output(s), "

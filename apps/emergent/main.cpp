@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "emergent/core/errors.hpp"
+#include "distributed/mpi.hpp"
 #include "support/io.hpp"
 
 #ifndef EMERGENT_VERSION
@@ -39,7 +40,9 @@ std::string one_line(std::string message) {
   return message;
 }
 
-int report(const CLI::App& app, const std::string& message, int code, bool usage_hint) {
+int report(const CLI::App& app, std::string message, int code, bool usage_hint) {
+  // Under mpirun: one error for the whole job, printed by rank 0 (distributed/mpi.hpp).
+  if (!emergent::cli::mpi::agree_failure(message, code)) return code;
   const std::string cmd = command_path(app);
   std::cerr << cmd << ": error: " << one_line(message);
   if (usage_hint) std::cerr << " (run '" << cmd << " --help' for usage)";
@@ -50,6 +53,8 @@ int report(const CLI::App& app, const std::string& message, int code, bool usage
 }  // namespace
 
 int main(int argc, char** argv) {
+  emergent::cli::mpi::Session mpi(argc, argv);
+  if (mpi.refused() >= 0) return mpi.refused();
   CLI::App app{
       "emergent: infinite-width NNGP/NTK kernels of MLPs and CNNs, closed-form gradient flow of wide\n"
       "ensembles and the emergent equivariance of deep ensembles (Gerken & Kessel, ICML 2024).",
@@ -66,6 +71,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     emergent::cli::commit_outputs();
+    emergent::cli::mpi::agree_success();
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {  // unknown option, missing value, failed validator ...
