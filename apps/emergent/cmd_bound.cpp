@@ -281,7 +281,7 @@ struct GroupArgs : SettingArgs {
 };
 
 struct ViolationArgs : SettingArgs {
-  std::string group, augment;
+  std::string group, augment, output_rep;
   std::int64_t members = 0;
   double delta = 0.0, probability = 0.0;
   CLI::Option *delta_opt = nullptr, *probability_opt = nullptr;
@@ -392,29 +392,51 @@ void run_violation(const ViolationArgs& a) {
   const Representation group = make_group(a.group, s.x.shape);
   Representation aug;
   if (!a.augment.empty()) aug = make_group(a.augment, s.x.shape);
+  const ExampleShape out_shape = ExampleShape::vector(static_cast<int>(s.y.cols()));
+  const std::string rep = a.output_rep.empty() ? "trivial" : a.output_rep;
+  const bool equivariant = rep != "trivial";
+  Representation group_y, aug_y;
+  try {
+    group_y = make_output_rep(rep, group, out_shape);
+    if (!a.augment.empty()) aug_y = make_output_rep(rep, aug, out_shape);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("--output-rep: ") + e.what());
+  }
   ViolationLawOptions o;
   o.times = s.times;
   o.flow = flow_options(a);
   o.kernel = kernel_options(a.memory_cap, a.threads, 0);
-  const std::vector<ViolationLaw> laws =
-      invariance_violation_laws(s.arch, s.x, s.y, s.z, group, a.augment.empty() ? nullptr : &aug, o);
+  const std::vector<ViolationLaw> laws = equivariance_violation_laws(
+      s.arch, s.x, s.y, s.z, group, group_y, a.augment.empty() ? nullptr : &aug, a.augment.empty() ? nullptr : &aug_y, o);
   const Eigen::Index k = s.y.cols();
   const std::size_t ng = static_cast<std::size_t>(group.size()), nz = static_cast<std::size_t>(s.z.count());
   // Worst case over test points and group elements, per time: the largest variance s gives the
   // largest probability (at fixed δ) and the largest δ (at fixed p), since S = s·I_k.
   Json per_time = Json::array();
   std::ostringstream text;
-  text << "Invariance violation of a " << a.members << "-member ensemble under '" << group.name() << "' ("
+  text << (equivariant ? "Equivariance" : "Invariance") << " violation of a " << a.members << "-member ensemble under '"
+       << group.name() << "'" << (equivariant ? " with ρ_Y = " + rep : std::string()) << " ("
        << group.size() << " elements, trained " << (a.augment.empty() ? "without augmentation" : "with --augment " + a.augment)
        << "), worst over " << nz << " test point(s) and the group:\n";
   for (std::size_t t = 0; t < s.times.size(); ++t) {
     const ViolationLaw* worst = nullptr;
     double mean_max = 0;
+    // Equivariant outputs: S is not a multiple of I_k, so the worst pair is the one with the
+    // largest probability (at fixed δ) or δ (at fixed p), found by evaluating every pair.
+    double worst_value = -1;
     for (std::size_t i = 0; i < nz * ng; ++i) {
       const ViolationLaw& l = laws[t * nz * ng + i];
       mean_max = std::max(mean_max, l.mean.norm());
       if (l.element == 0) continue;
-      if (!worst || l.variance > worst->variance) worst = &l;
+      if (!equivariant) {
+        if (!worst || l.variance > worst->variance) worst = &l;
+        continue;
+      }
+      double value = 0;
+      if (l.variance > 0)
+        value = has_delta ? violation_probability(l.covariance, a.members, a.delta).exact_probability
+                          : violation_delta(l.covariance, a.members, a.probability).exact_delta;
+      if (!worst || value > worst_value) worst = &l, worst_value = value;
     }
     Json j = Json::object();
     j["time"] = json_time(s.times[t]);
@@ -429,7 +451,7 @@ void run_violation(const ViolationArgs& a) {
     j["worst_test_index"] = static_cast<std::int64_t>(worst->test_index);
     j["worst_element"] = std::string(group.label(worst->element));
     j["variance"] = var;
-    const Eigen::MatrixXd S = var * Eigen::MatrixXd::Identity(k, k);
+    const Eigen::MatrixXd S = equivariant ? worst->covariance : var * Eigen::MatrixXd::Identity(k, k);
     const bool zero = !(var > 0);
     if (has_delta) {
       ViolationProbability v;
@@ -438,7 +460,7 @@ void run_violation(const ViolationArgs& a) {
       j["exact_probability"] = v.exact_probability;
       j["paper_bound"] = v.paper_bound;
       j["upper_bound"] = v.upper_bound;
-      text << "P(‖f̂(gx) − f̂(x)‖ > " << short_number(a.delta) << ") = "
+      text << (equivariant ? "P(‖f̂(gx) − ρ_Y(g)f̂(x)‖ > " : "P(‖f̂(gx) − f̂(x)‖ > ") << short_number(a.delta) << ") = "
            << short_probability(v.exact_probability, zero ? -INFINITY : v.log_exact_probability)
            << " (exact, NTK limit), paper's bound " << short_number(v.paper_bound) << "; worst at test point "
            << worst->test_index << ", g = " << group.label(worst->element) << ", s = " << short_number(var);
@@ -449,12 +471,13 @@ void run_violation(const ViolationArgs& a) {
       j["delta"] = d.exact_delta;
       j["paper_delta"] = d.paper_delta;
       j["upper_bound_delta"] = d.upper_delta;
-      text << "‖f̂(gx) − f̂(x)‖ > " << short_number(d.exact_delta) << " with probability " << short_number(a.probability)
+      text << (equivariant ? "‖f̂(gx) − ρ_Y(g)f̂(x)‖ > " : "‖f̂(gx) − f̂(x)‖ > ") << short_number(d.exact_delta) << " with probability " << short_number(a.probability)
            << " (exact, NTK limit); the paper's bound guarantees it from δ = " << short_number(d.paper_delta)
            << "; worst at test point " << worst->test_index << ", g = " << group.label(worst->element);
     }
     if (mean_max > 1e-9)
-      text << "; the infinite ensemble itself is not invariant here (max ‖μ(gx) − μ(x)‖ = " << short_number(mean_max)
+      text << "; the infinite ensemble itself is not " << (equivariant ? "equivariant" : "invariant")
+           << " here (max ‖μ(gx) − ρ_Y(g)μ(x)‖ = " << short_number(mean_max)
            << "): the law is that of the fluctuation around it";
     text << "\n";
     per_time.push_back(j);
@@ -463,6 +486,7 @@ void run_violation(const ViolationArgs& a) {
     Json j = Json::object();
     j["group"] = group.name();
     j["augment"] = a.augment;
+    j["output_rep"] = rep;
     j["members"] = a.members;
     j["outputs"] = static_cast<std::int64_t>(k);
     j["times"] = json_times(s.times);
@@ -530,17 +554,25 @@ void add_bound_command(CLI::App& app) {
   vcmd->footer(
       "In the NTK limit f(gx) - f(x) of the M-member mean is N(mean(gx) - mean(x), s/M * I_k) with\n"
       "s = Sigma_t(gx,gx) + Sigma_t(x,x) - 2 Sigma_t(gx,x); the worst case over the group elements and\n"
-      "test points is reported per time. Invariant targets (rho_Y trivial). See docs/bounds.md.\n"
+      "test points is reported per time. Invariant targets (rho_Y trivial) unless --output-rep: then\n"
+      "f(gx) - rho_Y(g) f(x) is N(mean(gx) - rho_Y(g) mean(x), S/M) with the k x k covariance\n"
+      "S = (Sigma_t(gx,gx) + Sigma_t(x,x)) I_k - Sigma_t(gx,x) (rho_Y(g) + rho_Y(g)^T), and the worst\n"
+      "pair is the one with the largest probability (or delta). See docs/bounds.md.\n"
       "\n"
       "Example:\n"
       "  emergent bound violation --arch 'dense(512) relu dense(1)' --train-x X.npy --train-y Y.npy \\\n"
-      "      --test-x Z.npy --group 'rot2(4)' --augment 'rot2(4)' --members 20 --times inf --delta 0.01");
+      "      --test-x Z.npy --group 'rot2(4)' --augment 'rot2(4)' --members 20 --times inf --delta 0.01\n"
+      "  emergent bound violation --arch 'dense(512) relu dense(3)' --train-x XY.npy --train-y C.npy \\\n"
+      "      --test-x Z.npy --group cube --augment cube --output-rep rotation --members 20 --delta 0.01");
   add_setting_options(vcmd, *vargs);
   vcmd->add_option("--group", vargs->group, "Group acting on the inputs (docs/conventions.md §5)")->required();
   vcmd->add_option("--members", vargs->members, "M: number of ensemble members (>= 1)")->required();
   vargs->delta_opt = vcmd->add_option("--delta", vargs->delta, "D > 0: the violation threshold");
   vargs->probability_opt = vcmd->add_option("--probability", vargs->probability, "P in (0, 1)");
   vcmd->add_option("--augment", vargs->augment, "Augment the training set by this group first");
+  vcmd->add_option("--output-rep", vargs->output_rep,
+                   "The targets' action ρ_Y (for --group and --augment): trivial (default), sign, regular, rotation "
+                   "or R.npy (|G|, k, k)");
   vcmd->callback([vargs] { run_violation(*vargs); });
 }
 

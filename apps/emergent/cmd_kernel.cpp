@@ -19,6 +19,7 @@
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/data/npy.hpp"
+#include "distributed/mpi.hpp"
 #include "kernel_files.hpp"
 #include "support/io.hpp"
 
@@ -75,7 +76,12 @@ void run_kernel(const KernelArgs& a) {
 
   KernelSummary summary;
   std::vector<std::size_t> out_shape;
-  if (!arch.has_readout() && arch.expects_images()) {
+  if (mpi::active()) {
+    // mpirun: the ranks share the bands of one pair of files (distributed/mpi.hpp).
+    summary = mpi::kernel_files(arch, x1, x2 ? &*x2 : nullptr, options, a.nngp, a.ntk,
+                                computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet);
+    out_shape = {static_cast<std::size_t>(summary.n1), static_cast<std::size_t>(summary.n2)};
+  } else if (!arch.has_readout() && arch.expects_images()) {
     // A CNN without flatten/gap: the kernel keeps its pixel indices, (N1, N2, H, W, H, W).
     const SpatialKernels k = x2 ? spatial_kernels(arch, x1, *x2, options) : spatial_kernels(arch, x1, options);
     out_shape = k.shape();
@@ -100,7 +106,7 @@ void run_kernel(const KernelArgs& a) {
     summary = k.summary;
   }
 
-  if (a.quiet) return;
+  if (a.quiet || !mpi::prints()) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::ostringstream line;
   line.precision(3);

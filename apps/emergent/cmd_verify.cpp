@@ -30,7 +30,7 @@ namespace {
 
 struct VerifyArgs {
   std::string what = "all";
-  std::string arch, group, x, shape, data = "gaussian", train_y, test_x;
+  std::string arch, group, x, shape, data = "gaussian", train_y, test_x, output_rep;
   int n = 8, n_test = 3, noise = 3;
   std::string times = "1,100,inf";
   double lr = 1.0, diag_reg = 0.0, safety = 4.0;
@@ -203,12 +203,17 @@ void run_verify(const VerifyArgs& a) {
   const int k = arch.outputs();
   Representation rho_y;
   Eigen::Index ycols = k;
+  ExampleShape out_shape = ExampleShape::vector(k);
   if (spatial) {
     const ExampleShape out = arch.shapes(shape).shapes.back();
-    rho_y = pixel_output(rho, ExampleShape::image_hwc(out.height, out.width, k));
+    out_shape = ExampleShape::image_hwc(out.height, out.width, k);
     ycols = static_cast<Eigen::Index>(out.height) * out.width * k;
-  } else {
-    rho_y = trivial_output(rho, k);
+  }
+  const std::string rep_name = !a.output_rep.empty() ? a.output_rep : spatial ? "pixels" : "trivial";
+  try {
+    rho_y = make_output_rep(rep_name, rho, out_shape);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("--output-rep: ") + e.what());
   }
   RowMatrix y;
   if (!a.train_y.empty()) {
@@ -216,7 +221,7 @@ void run_verify(const VerifyArgs& a) {
     if (y.cols() != ycols)
       throw std::invalid_argument("--train-y '" + a.train_y + "' has " + std::to_string(y.cols()) + " columns, expected " +
                                   std::to_string(ycols) + (spatial ? " (H·W·k: one per output pixel and channel)" : " (k)"));
-  } else if (a.data == "ising" && a.x.empty() && !spatial && k == 1) {
+  } else if (a.data == "ising" && a.x.empty() && !spatial && k == 1 && rep_name == "trivial") {
     y = ising_energies(x);  // energy per site: invariant under d4 and translations
   } else {
     y.resize(x.count(), ycols);
@@ -310,6 +315,7 @@ void run_verify(const VerifyArgs& a) {
                 {"max_ratio", max_ratio},
                 {"check", a.what},
                 {"group", rho.to_string()},
+                {"output_rep", rho_y.name()},
                 {"arch", arch.to_string()},
                 {"training_points", x.count()}};
     Json& theorems = doc["theorems"] = Json::array();
@@ -338,7 +344,8 @@ void run_verify(const VerifyArgs& a) {
     return;
   }
   std::ostringstream o;
-  o << "verify " << a.what << ": " << rho.to_string() << ", arch " << arch.to_string() << ", " << x.count()
+  o << "verify " << a.what << ": " << rho.to_string() << ", outputs " << rho_y.name() << " (ρ_Y on ℝ^"
+    << rho_y.dim() << "), arch " << arch.to_string() << ", " << x.count()
     << " training points, " << z.count() << " test points, " << a.noise << " noise inputs\n\n";
   for (const auto& t : r.theorems) {
     print_theorem(o, t);
@@ -396,18 +403,29 @@ void add_verify_command(CLI::App& app) {
       "  all               all three\n"
       "Each part holds if its max violation is within a round-off tolerance derived from the\n"
       "computation (the rule is in the --json output). Readout networks have invariant targets\n"
-      "(ρ_Y trivial); networks without readout use the pixel action on their (H, W, k) outputs.\n"
+      "(ρ_Y trivial) unless --output-rep names another action; networks without readout use the\n"
+      "pixel action on their (H, W, k) outputs. --output-rep: trivial, sign (ρ_Y(g) = ±I: the flip of\n"
+      "flip/d4, −x of sign, det ρ_X(g) otherwise), regular (k = |G|), rotation (k = 2 for rot2(K),\n"
+      "k = 3 for cube and icosahedron) or R.npy of shape (|G|, k, k), checked to be orthogonal and a\n"
+      "homomorphism of the input group's law (docs/conventions.md §5).\n"
       "Exit code 0 whether or not a theorem holds (this is a report), 2 on bad input.\n"
       "\n"
       "Examples:\n"
       "  emergent verify all --arch 'conv(32, 3x3, padding=circular) relu flatten dense(1)' \\\n"
       "      --group c4 --shape 5x5x1 --data ising --n 6 --times 1,100,inf\n"
-      "  emergent verify equivariance --arch 'dense(256) relu dense(1)' --group cyclic --x X.npy --json");
+      "  emergent verify equivariance --arch 'dense(256) relu dense(1)' --group cyclic --x X.npy --json\n"
+      "  emergent verify equivariance --arch 'dense(256) relu dense(3)' --group cube --shape 6 \\\n"
+      "      --output-rep rotation");
   cmd->add_option("check", args->what, "kernel-transform | lemmas | equivariance | all")
       ->check(CLI::IsMember({"kernel-transform", "lemmas", "equivariance", "all"}))
       ->capture_default_str();
   cmd->add_option("--arch", args->arch, "Architecture spec")->required();
-  cmd->add_option("--group", args->group, "c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K) or G.npy")->required();
+  cmd->add_option("--group", args->group,
+                  "c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K), cube, icosahedron or G.npy")
+      ->required();
+  cmd->add_option("--output-rep", args->output_rep,
+                  "Action ρ_Y on the outputs: trivial (default with a readout), pixels (default without), sign, "
+                  "regular, rotation or R.npy (|G|, k, k)");
   cmd->add_option("--x", args->x, "Training inputs X.npy: (N, d) or (N, H, W, C)");
   cmd->add_option("--shape", args->shape, "Built-in inputs of this example shape: D or HxWxC (instead of --x)");
   cmd->add_option("--data", args->data, "Built-in data: gaussian (N(0,1) entries) or ising (LxLx1 spins)")

@@ -28,6 +28,8 @@ void add_verify_command(CLI::App& app);
 void add_experiment_command(CLI::App& app);
 /// `emergent experiment fashion-mnist` (cmd_fashion_mnist.cpp), registered by add_experiment_command.
 void add_fashion_mnist_experiment(CLI::App* experiment);
+/// `emergent experiment cross-product` (cmd_cross_product.cpp), registered by add_experiment_command.
+void add_cross_product_experiment(CLI::App* experiment);
 
 /// `emergent demo`: the main job on a built-in example (cmd_demo.cpp).
 void add_demo_command(CLI::App& app);

@@ -1,6 +1,7 @@
 // The `emergent` command line: builds the CLI11 app, registers the sub-commands of
 // commands.hpp and maps every failure to one line on stderr plus an exit code
 // (docs/conventions.md §4: 0 success, 2 bad input or usage, 1 internal failure). No stack traces.
+// Exceptions are described by emergent::describe_failure, the same words the Python package uses.
 #include <exception>
 #include <iostream>
 #include <new>
@@ -8,6 +9,8 @@
 #include <string>
 
 #include "commands.hpp"
+#include "emergent/core/errors.hpp"
+#include "distributed/mpi.hpp"
 #include "support/io.hpp"
 
 #ifndef EMERGENT_VERSION
@@ -37,7 +40,9 @@ std::string one_line(std::string message) {
   return message;
 }
 
-int report(const CLI::App& app, const std::string& message, int code, bool usage_hint) {
+int report(const CLI::App& app, std::string message, int code, bool usage_hint) {
+  // Under mpirun: one error for the whole job, printed by rank 0 (distributed/mpi.hpp).
+  if (!emergent::cli::mpi::agree_failure(message, code)) return code;
   const std::string cmd = command_path(app);
   std::cerr << cmd << ": error: " << one_line(message);
   if (usage_hint) std::cerr << " (run '" << cmd << " --help' for usage)";
@@ -48,6 +53,8 @@ int report(const CLI::App& app, const std::string& message, int code, bool usage
 }  // namespace
 
 int main(int argc, char** argv) {
+  emergent::cli::mpi::Session mpi(argc, argv);
+  if (mpi.refused() >= 0) return mpi.refused();
   CLI::App app{
       "emergent: infinite-width NNGP/NTK kernels of MLPs and CNNs, closed-form gradient flow of wide\n"
       "ensembles and the emergent equivariance of deep ensembles (Gerken & Kessel, ICML 2024).",
@@ -64,6 +71,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     emergent::cli::commit_outputs();
+    emergent::cli::mpi::agree_success();
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {  // unknown option, missing value, failed validator ...
@@ -76,14 +84,9 @@ int main(int argc, char** argv) {
       return report(app, "unknown command '" + extra.front() + "' (expected one of: " + known + ")", 2, true);
     }
     return report(app, e.what(), 2, true);
-  } catch (const std::invalid_argument& e) {  // bad spec, bad .npy, bad option values
-    return report(app, e.what(), 2, false);
-  } catch (const std::bad_alloc&) {
-    return report(app, "out of memory (try a smaller --memory-cap or fewer inputs)", 1, false);
-  } catch (const std::exception& e) {
-    return report(app, e.what(), 1, false);
-  } catch (...) {
-    return report(app, "unknown internal error", 1, false);
+  } catch (...) {  // ours and every dependency's (Boost.Math, std, nlohmann::json ...), in our words
+    const emergent::Failure f = emergent::describe_failure(std::current_exception());
+    return report(app, f.message, f.kind == emergent::FailureKind::BadInput ? 2 : 1, false);
   }
   return 0;
 }

@@ -5,12 +5,15 @@
 
 #include "emergent/core/activation.hpp"
 #include "emergent/core/architecture.hpp"
+#include "emergent/core/cancellation.hpp"
+#include "emergent/core/errors.hpp"
 #include "emergent/core/image_geometry.hpp"
 #include "emergent/core/inputs.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/core/random.hpp"
 
 #include "emergent/kernels/activation_dual.hpp"
+#include "emergent/kernels/general_kernel.hpp"
 #include "emergent/kernels/kernel.hpp"
 #include "emergent/kernels/quadrature.hpp"
 

@@ -4,10 +4,14 @@
 
 #include "emergent/symmetry/augmentation.hpp"
 #include "emergent/symmetry/groups.hpp"
+#include "emergent/core/random.hpp"
+#include "emergent/core/cancellation.hpp"
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <Eigen/Geometry>
+#include <Eigen/QR>
 #include <algorithm>
 #include <boost/math/tools/minima.hpp>
 #include <cmath>
@@ -122,12 +126,14 @@ IntervalMaximum maximize_on_interval(const std::function<double(double)>& f, dou
   for (int i : peaks) {
     const double a = xs[std::max(i - 1, 0)], b = xs[std::min(i + 1, n - 1)];
     std::uintmax_t iters = static_cast<std::uintmax_t>(options.max_iterations);
-    const auto [x, negf] = boost::math::tools::brent_find_minima(
-        [&](double t) {
-          ++r.evaluations;
-          return -f(t);
-        },
-        a, b, options.bits, iters);
+    const auto [x, negf] = detail::guard_numerics("the refinement of a scan maximum", [&] {
+      return boost::math::tools::brent_find_minima(
+          [&](double t) {
+            ++r.evaluations;
+            return -f(t);
+          },
+          a, b, options.bits, iters);
+    });
     if (-negf > r.value) r.value = -negf, r.argmax = x;
   }
   return r;
@@ -332,6 +338,7 @@ ContinuousBoundResult ContinuousGroupBound::run(const Inputs& test_x) const {
   const int ns = options_.scan.scan_points;
 
   for (Eigen::Index i = 0; i < nz; ++i) {
+    throw_if_cancelled();  // once per test point (each one scans its whole orbit)
     const Eigen::VectorXd x = test_x.x.row(i).transpose();
     // Kernel values along the orbit of x against x itself: F(q) = Θ(x,x), F(q cos(π/k)),
     // Θ_B(x,x) (k points) and Θ_G(x,x) (two Gauss–Legendre rules); (R(ψ)x)·x = ‖x‖² cos ψ.
@@ -433,13 +440,137 @@ ContinuousBoundResult continuous_group_bound(const Architecture& arch, const Inp
   return ContinuousGroupBound(arch, train_x, train_y, options).run(test_x);
 }
 
+// ---- finite subgroups of SO(3) ------------------------------------------------------------------
+
+namespace {
+
+std::vector<Eigen::Vector4d> unit_quaternions(const std::vector<Eigen::Matrix3d>& rotations) {
+  if (rotations.empty()) bad("so3_covering_angle: rotations: expected at least one rotation, got 0");
+  std::vector<Eigen::Vector4d> q;
+  for (std::size_t g = 0; g < rotations.size(); ++g) {
+    const Eigen::Matrix3d& r = rotations[g];
+    if (!r.allFinite() || (r.transpose() * r - Eigen::Matrix3d::Identity()).cwiseAbs().maxCoeff() > 1e-9 ||
+        std::fabs(r.determinant() - 1) > 1e-9)
+      bad("so3_covering_angle: rotations[" + std::to_string(g) + "] is not a rotation (orthogonal, det 1)");
+    const Eigen::Quaterniond u(r);
+    q.emplace_back(u.w(), u.x(), u.y(), u.z());
+  }
+  return q;
+}
+
+// min_b angle(b⁻¹R) for the unit quaternion p of R.
+double distance_in_quaternions(const Eigen::Vector4d& p, const std::vector<Eigen::Vector4d>& q) {
+  double best = 0;
+  for (const auto& b : q) best = std::max(best, std::fabs(b.dot(p)));
+  return 2 * std::acos(std::min(1.0, best));
+}
+
+}  // namespace
+
+Eigen::Matrix3d haar_rotation(std::uint64_t seed, std::uint64_t stream, std::uint64_t i) {
+  const NormalStream s(seed, stream);
+  Eigen::Vector4d v;
+  for (int c = 0; c < 4; ++c) v[c] = s.normal(4 * i + static_cast<std::uint64_t>(c));
+  v.normalize();
+  return Eigen::Quaterniond(v[0], v[1], v[2], v[3]).toRotationMatrix();
+}
+
+double so3_distance_to_set(const Eigen::Matrix3d& r, const std::vector<Eigen::Matrix3d>& rotations) {
+  const Eigen::Quaterniond u(r);
+  return distance_in_quaternions(Eigen::Vector4d(u.w(), u.x(), u.y(), u.z()).normalized(), unit_quaternions(rotations));
+}
+
+double so3_covering_angle(const std::vector<Eigen::Matrix3d>& rotations, int samples) {
+  if (samples < 1) bad("so3_covering_angle: samples = " + std::to_string(samples) + ", expected ≥ 1");
+  const std::vector<Eigen::Vector4d> q = unit_quaternions(rotations);
+  // Sample: the best few starting points.
+  std::vector<std::pair<double, Eigen::Vector4d>> best;
+  const NormalStream s(0x5033, 0);
+  for (int i = 0; i < samples; ++i) {
+    Eigen::Vector4d p;
+    for (int c = 0; c < 4; ++c) p[c] = s.normal(4 * static_cast<std::uint64_t>(i) + c);
+    p.normalize();
+    best.emplace_back(distance_in_quaternions(p, q), p);
+  }
+  const std::size_t keep = std::min<std::size_t>(8, best.size());
+  std::partial_sort(best.begin(), best.begin() + keep, best.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  double result = best[0].first;
+  // Nelder–Mead on the 3-sphere: p(u) = normalize(p0 + Σ u_c t_c) with t_c ⊥ p0, restarted.
+  for (std::size_t k = 0; k < keep; ++k) {
+    Eigen::Vector4d p0 = best[k].second;
+    for (int restart = 0; restart < 4; ++restart) {
+      Eigen::Matrix4d basis = Eigen::Matrix4d::Identity();
+      basis.col(0) = p0;
+      const Eigen::HouseholderQR<Eigen::Matrix4d> qr(basis);
+      const Eigen::Matrix4d Q = qr.householderQ();
+      auto at = [&](const Eigen::Vector3d& u) {
+        return Eigen::Vector4d(p0 + Q.col(1) * u[0] + Q.col(2) * u[1] + Q.col(3) * u[2]).normalized();
+      };
+      auto f = [&](const Eigen::Vector3d& u) { return -distance_in_quaternions(at(u), q); };
+      std::vector<Eigen::Vector3d> x(4, Eigen::Vector3d::Zero());
+      const double step = restart == 0 ? 0.05 : 0.01 / std::pow(10.0, restart);
+      for (int c = 0; c < 3; ++c) x[c + 1][c] = step;
+      std::vector<double> fx(4);
+      for (int v = 0; v < 4; ++v) fx[v] = f(x[v]);
+      for (int it = 0; it < 2000; ++it) {
+        std::vector<int> idx = {0, 1, 2, 3};
+        std::sort(idx.begin(), idx.end(), [&](int a, int b) { return fx[a] < fx[b]; });
+        const int lo = idx[0], hi = idx[3], second = idx[2];
+        if (std::fabs(fx[hi] - fx[lo]) < 1e-15) break;
+        Eigen::Vector3d c = Eigen::Vector3d::Zero();
+        for (int v = 0; v < 4; ++v)
+          if (v != hi) c += x[v] / 3.0;
+        const Eigen::Vector3d xr = c + (c - x[hi]);
+        const double fr = f(xr);
+        if (fr < fx[lo]) {
+          const Eigen::Vector3d xe = c + 2.0 * (c - x[hi]);
+          const double fe = f(xe);
+          if (fe < fr) x[hi] = xe, fx[hi] = fe;
+          else x[hi] = xr, fx[hi] = fr;
+        } else if (fr < fx[second]) {
+          x[hi] = xr, fx[hi] = fr;
+        } else {
+          const Eigen::Vector3d xc = c + 0.5 * (x[hi] - c);
+          const double fc = f(xc);
+          if (fc < fx[hi]) {
+            x[hi] = xc, fx[hi] = fc;
+          } else {
+            for (int v = 0; v < 4; ++v)
+              if (v != lo) x[v] = x[lo] + 0.5 * (x[v] - x[lo]), fx[v] = f(x[v]);
+          }
+        }
+      }
+      int lo = 0;
+      for (int v = 1; v < 4; ++v)
+        if (fx[v] < fx[lo]) lo = v;
+      p0 = at(x[lo]);
+      result = std::max(result, -fx[lo]);
+    }
+  }
+  return result;
+}
+
 // ---- finite ensembles ----------------------------------------------------------------------------
 
 std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, const Inputs& train_x,
                                                     const RowMatrix& train_y, const Inputs& test_x,
                                                     const Representation& group, const Representation* augment_group,
                                                     const ViolationLawOptions& options) {
-  const char* fn = "invariance_violation_laws";
+  const int k = static_cast<int>(train_y.cols());
+  if (!augment_group) return equivariance_violation_laws(arch, train_x, train_y, test_x, group, trivial_output(group, k), nullptr, nullptr, options);
+  const Representation out = trivial_output(*augment_group, k);
+  return equivariance_violation_laws(arch, train_x, train_y, test_x, group, trivial_output(group, k), augment_group,
+                                     &out, options);
+}
+
+std::vector<ViolationLaw> equivariance_violation_laws(const Architecture& arch, const Inputs& train_x,
+                                                      const RowMatrix& train_y, const Inputs& test_x,
+                                                      const Representation& group, const Representation& group_output,
+                                                      const Representation* augment_group,
+                                                      const Representation* augment_output,
+                                                      const ViolationLawOptions& options) {
+  const char* fn = "equivariance_violation_laws";
   if (std::string why; !options.IsValid(&why)) bad(std::string(fn) + ": invalid options: " + why);
   detail::check_times(options.times, fn, detail::EmptyTimes::Rejected);
   if (!(test_x.shape == train_x.shape))
@@ -449,11 +580,17 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
     bad(std::string(fn) + ": group '" + group.name() + "' acts on " + group.shape().to_string() +
         " but the inputs have shape " + test_x.shape.to_string());
   require_targets(arch, train_x, train_y, fn);
+  const Eigen::Index k = train_y.cols();
+  if (group_output.size() != group.size() || group_output.dim() != k)
+    bad(std::string(fn) + ": group_output '" + group_output.name() + "' has " + std::to_string(group_output.size()) +
+        " elements on ℝ^" + std::to_string(group_output.dim()) + ", expected " + std::to_string(group.size()) +
+        " on ℝ^" + std::to_string(k));
+  if ((augment_group == nullptr) != (augment_output == nullptr))
+    bad(std::string(fn) + ": augment and augment_output: expected both or neither");
   Inputs x = train_x;
   RowMatrix y = train_y;
   if (augment_group) {
-    const AugmentedSet set = augment(train_x, train_y, *augment_group,
-                                     trivial_output(*augment_group, static_cast<int>(train_y.cols())));
+    const AugmentedSet set = augment(train_x, train_y, *augment_group, *augment_output);
     x = set.x;
     y = set.y;
   }
@@ -462,8 +599,11 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
   const int ng = group.size();
   const std::size_t nt = options.times.size();
   const Eigen::Index nz = test_x.count();
+  std::vector<Eigen::MatrixXd> ry(static_cast<std::size_t>(ng));
+  for (int g = 0; g < ng; ++g) ry[g] = group_output.matrix(g);
   std::vector<ViolationLaw> out(nt * static_cast<std::size_t>(nz) * static_cast<std::size_t>(ng));
   for (Eigen::Index i = 0; i < nz; ++i) {
+    throw_if_cancelled();
     RowMatrix orbit(ng, test_x.x.cols());
     const Eigen::VectorXd xi = test_x.x.row(i).transpose();
     for (int g = 0; g < ng; ++g) orbit.row(g) = group.apply(g, xi).transpose();
@@ -480,8 +620,19 @@ std::vector<ViolationLaw> invariance_violation_laws(const Architecture& arch, co
         v.element = g;
         v.time = options.times[t];
         const Eigen::MatrixXd& C = cov[t];
-        v.variance = std::max(0.0, C(g, g) + C(0, 0) - 2 * C(g, 0));
-        v.mean = (mean[t].row(g) - mean[t].row(0)).transpose();
+        const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(k, k);
+        Eigen::MatrixXd S = (C(g, g) + C(0, 0)) * I - C(g, 0) * (ry[g] + ry[g].transpose());
+        // Clip the eigenvalues at 0 (round-off can make a zero variance slightly negative).
+        const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (S + S.transpose()));
+        const Eigen::VectorXd ev = es.eigenvalues().cwiseMax(0.0);
+        v.covariance = es.eigenvectors() * ev.asDiagonal() * es.eigenvectors().transpose();
+        v.variance = ev.size() ? ev.maxCoeff() : 0.0;
+        if ((ry[g] - I).cwiseAbs().maxCoeff() == 0.0) {
+          // Trivial ρ_Y(g): S = s·I exactly, as before.
+          v.variance = std::max(0.0, C(g, g) + C(0, 0) - 2 * C(g, 0));
+          v.covariance = v.variance * I;
+        }
+        v.mean = (mean[t].row(g).transpose() - ry[g] * mean[t].row(0).transpose());
       }
   }
   return out;

@@ -4,6 +4,7 @@
 // Ruben's series (otherwise), all evaluated in log space so the far tail keeps its digits.
 #include "emergent/bounds/finite_ensemble.hpp"
 
+#include "detail/errors.hpp"
 #include "detail/format.hpp"
 #include "detail/linear_algebra.hpp"
 
@@ -35,6 +36,20 @@ constexpr double kLogTwoOverPi = -0.45158270528945486473;  // log(2/π)
 constexpr double kMaxMembers = 9007199254740992.0;         // 2⁵³: every integer below is exact
 
 using detail::exact_text;
+
+// ---- Boost.Math through detail::guard_numerics: a failure names our step (NumericalError) ----
+template <class F>
+std::pair<double, double> root_of(F&& f, double lo, double hi, int bits, std::uintmax_t& iterations) {
+  return detail::guard_numerics("the root search of a tail bound", [&] {
+    return boost::math::tools::toms748_solve(f, lo, hi, boost::math::tools::eps_tolerance<double>(bits), iterations);
+  });
+}
+double erfc_inverse(double p) {
+  return detail::guard_numerics("the Gaussian quantile erfc^-1", [&] { return boost::math::erfc_inv(p); });
+}
+double gamma_q_inverse(double a, double p) {
+  return detail::guard_numerics("the chi-square quantile", [&] { return boost::math::gamma_q_inv(a, p); });
+}
 
 // ---- argument checks (stan-math style: function, argument, value, expectation) --------------
 
@@ -183,8 +198,7 @@ double log_mixing_tail(const std::vector<double>& a, double a_max, std::int64_t 
   double u = u_hi;
   if (slope(u_lo) > 0.0) {
     std::uintmax_t iterations = 60;
-    const auto r = boost::math::tools::toms748_solve(slope, u_lo, u_hi, boost::math::tools::eps_tolerance<double>(30),
-                                                     iterations);
+    const auto r = root_of(slope, u_lo, u_hi, 30, iterations);
     u = 0.5 * (r.first + r.second);
   } else {
     u = u_lo;
@@ -318,8 +332,7 @@ double log_chernoff(const Spectrum& s, double x) {
   double u = u_lo;
   if (f(u_lo) > 0.0 && f(1.0) < 0.0) {
     std::uintmax_t iterations = 200;
-    const auto r = boost::math::tools::toms748_solve(f, u_lo, 1.0, boost::math::tools::eps_tolerance<double>(50),
-                                                     iterations);
+    const auto r = root_of(f, u_lo, 1.0, 50, iterations);
     u = 0.5 * (r.first + r.second);
   }
   // At the root x(u) = x the Legendre form −½Σlog d − t·x is the bound; use the true x.
@@ -373,13 +386,13 @@ double paper_quantile(const Spectrum& s, double p) {
   }
   auto g = [c](double u) { return u + std::log(u) - c; };
   std::uintmax_t iterations = 200;
-  const auto r = boost::math::tools::toms748_solve(g, lo, hi, boost::math::tools::eps_tolerance<double>(53), iterations);
+  const auto r = root_of(g, lo, hi, 53, iterations);
   return s.trace * 0.5 * (r.first + r.second);
 }
 
 double union_quantile(const Spectrum& s, double p) {
   if (s.positive.empty()) return 0.0;
-  const double z = boost::math::erfc_inv(p / static_cast<double>(s.rank()));
+  const double z = erfc_inverse(p / static_cast<double>(s.rank()));
   return 2.0 * s.trace * z * z;
 }
 
@@ -389,8 +402,7 @@ double chernoff_quantile(const Spectrum& s, double p) {
   auto f = [&](double w) { return chernoff_at(s, std::exp(w)).log_bound - log_p; };  // increasing in w
   const double w_lo = -std::log(4.0 * (std::fabs(log_p) + 10.0));
   std::uintmax_t iterations = 200;
-  const auto r = boost::math::tools::toms748_solve(f, w_lo, 0.0, boost::math::tools::eps_tolerance<double>(52),
-                                                   iterations);
+  const auto r = root_of(f, w_lo, 0.0, 52, iterations);
   return chernoff_at(s, std::exp(0.5 * (r.first + r.second))).x;
 }
 
@@ -400,12 +412,12 @@ Quantile exact_quantile(const Spectrum& s, double p, const ChiSquareMixtureOptio
   Quantile q;
   if (s.positive.empty()) return q;
   if (s.rank() == 1) {  // erfc(√(x/2λ)) = p
-    const double z = boost::math::erfc_inv(p);
+    const double z = erfc_inverse(p);
     q.x = 2.0 * s.max() * z * z;
     return q;
   }
   if (s.isotropic()) {  // λ·χ²_r: the quantile of the χ² law
-    q.x = 2.0 * s.max() * boost::math::gamma_q_inv(0.5 * static_cast<double>(s.rank()), p);
+    q.x = 2.0 * s.max() * gamma_q_inverse(0.5 * static_cast<double>(s.rank()), p);
     return q;
   }
   const double log_p = std::log(p);
@@ -415,12 +427,12 @@ Quantile exact_quantile(const Spectrum& s, double p, const ChiSquareMixtureOptio
     return t.log_probability - log_p;
   };
   // P(Q > x) ≥ P(λ_max Z² > x) gives the lower end, any valid upper bound the upper end.
-  const double z = boost::math::erfc_inv(p);
+  const double z = erfc_inverse(p);
   double lo = std::log(2.0 * s.max() * z * z), hi = std::log(upper_quantile(s, p));
   for (int i = 0; i < 60 && f(lo) < 0.0; ++i) lo -= 0.05;  // round-off at a tiny second eigenvalue
   for (int i = 0; i < 60 && f(hi) > 0.0; ++i) hi += 0.05;
   std::uintmax_t iterations = 200;
-  const auto r = boost::math::tools::toms748_solve(f, lo, hi, boost::math::tools::eps_tolerance<double>(52), iterations);
+  const auto r = root_of(f, lo, hi, 52, iterations);
   q.x = std::exp(0.5 * (r.first + r.second));
   return q;
 }
@@ -544,7 +556,7 @@ EnsembleDelta ensemble_delta(double variance, std::int64_t members, double proba
   const double m = members_double(members);
   EnsembleDelta out;
   if (variance == 0.0) return out;
-  out.exact_delta = std::sqrt(variance / m) * std::sqrt(2.0) * boost::math::erfc_inv(probability);
+  out.exact_delta = std::sqrt(variance / m) * std::sqrt(2.0) * erfc_inverse(probability);
   out.paper_delta = std::sqrt(paper_quantile(s, probability) / m);
   return out;
 }

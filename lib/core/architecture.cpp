@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <sstream>
@@ -46,14 +47,34 @@ std::string trim(std::string_view s, int* lead = nullptr) {
   return std::string(s.substr(a, b - a));
 }
 
+// `residual(` opens a block and a lone `)` closes it: both become tokens of their own
+// (the ResidualBegin / ResidualEnd markers), so blocks nest.
+constexpr const char* kBlockOpen = "residual(";
+constexpr const char* kBlockClose = ")";
+
+bool ends_token(std::string_view spec, std::size_t i, int depth) {
+  return i >= spec.size() || std::isspace(static_cast<unsigned char>(spec[i])) || (depth > 0 && spec[i] == ')');
+}
+
 std::vector<Token> tokenize(std::string_view spec) {
   std::vector<Token> tokens;
   std::size_t i = 0;
   const std::size_t n = spec.size();
+  std::vector<int> open;  // columns of the unclosed residual( blocks
   while (i < n) {
     if (std::isspace(static_cast<unsigned char>(spec[i]))) { ++i; continue; }
     Token tok;
     tok.column = static_cast<int>(i) + 1;
+    if (spec[i] == ')') {
+      if (open.empty()) fail("spec", "a layer (no residual( block is open)", tok.column, ")");
+      open.pop_back();
+      tok.name = kBlockClose;
+      ++i;
+      if (!ends_token(spec, i, static_cast<int>(open.size())))
+        fail("residual", "white space after ')'", static_cast<int>(i) + 1, std::string(1, spec[i]));
+      tokens.push_back(std::move(tok));
+      continue;
+    }
     std::size_t start = i;
     while (i < n && (std::isalnum(static_cast<unsigned char>(spec[i])) || spec[i] == '_')) ++i;
     tok.name = std::string(spec.substr(start, i - start));
@@ -61,6 +82,13 @@ std::vector<Token> tokenize(std::string_view spec) {
       std::size_t e = i;
       while (e < n && !std::isspace(static_cast<unsigned char>(spec[e]))) ++e;
       fail("spec", "a layer name", tok.column, std::string(spec.substr(i, std::max<std::size_t>(e - i, 1))));
+    }
+    if (tok.name == "residual" && i < n && spec[i] == '(') {
+      open.push_back(tok.column);
+      tok.name = kBlockOpen;
+      ++i;
+      tokens.push_back(std::move(tok));
+      continue;
     }
     if (i < n && spec[i] == '(') {
       tok.has_parens = true;
@@ -92,13 +120,16 @@ std::vector<Token> tokenize(std::string_view spec) {
         }
       }
       i = close + 1;
-      if (i < n && !std::isspace(static_cast<unsigned char>(spec[i])))
+      if (!ends_token(spec, i, static_cast<int>(open.size())))
         fail(tok.name, "white space after ')'", static_cast<int>(i) + 1, std::string(1, spec[i]));
-    } else if (i < n && !std::isspace(static_cast<unsigned char>(spec[i]))) {
+    } else if (!ends_token(spec, i, static_cast<int>(open.size()))) {
       fail(tok.name, "'(' or white space", static_cast<int>(i) + 1, std::string(1, spec[i]));
     }
     tokens.push_back(std::move(tok));
   }
+  if (!open.empty())
+    fail("residual", "')' closing the 'residual(' of column " + std::to_string(open.back()), static_cast<int>(n) + 1,
+         "end of spec");
   return tokens;
 }
 
@@ -191,10 +222,44 @@ std::optional<ActivationKind> plain_activation(const std::string& name) {
   return std::nullopt;
 }
 
+// "KxK" or "K" (square) into two positive integers.
+void parse_pair(const std::string& layer, const Argument& a, const std::string& what, int& h, int& w) {
+  auto x = a.value.find_first_of("xX");
+  if (x == std::string::npos) {
+    h = w = parse_positive_int(layer, a, what);
+    return;
+  }
+  Argument ah{"", a.value.substr(0, x), a.column}, aw{"", a.value.substr(x + 1), a.column};
+  h = parse_positive_int(layer, ah, what);
+  w = parse_positive_int(layer, aw, what);
+}
+
 Layer parse_layer(const Token& tok) {
   Layer layer;
   layer.column = tok.column;
-  if (tok.name == "dense") {
+  if (tok.name == kBlockOpen) {
+    layer.kind = LayerKind::ResidualBegin;
+  } else if (tok.name == kBlockClose) {
+    layer.kind = LayerKind::ResidualEnd;
+  } else if (tok.name == "avgpool") {
+    layer.kind = LayerKind::AvgPool;
+    layer.padding = Padding::Valid;
+    auto set = split_arguments(tok, 1, 1, {"stride", "padding"}, "KHxKW (the pooling window)");
+    parse_pair(tok.name, set.positional[0], "KHxKW (positive integers)", layer.filter_h, layer.filter_w);
+    for (const auto& a : set.keyword)
+      if (a.key == "stride") parse_pair(tok.name, a, "stride=S or stride=SHxSW (positive integers)", layer.stride_h,
+                                        layer.stride_w);
+    read_weight_keys(tok, set, layer);
+  } else if (tok.name == "layernorm") {
+    layer.kind = LayerKind::LayerNorm;
+    auto set = split_arguments(tok, 0, 0, {"eps"}, "");
+    for (const auto& a : set.keyword) {
+      layer.eps = parse_double(tok.name, a, "a finite number for eps");
+      if (!(layer.eps >= 0)) fail(tok.name, "eps >= 0", a.column, a.value);
+    }
+  } else if (tok.name == "residual") {
+    fail("residual", "'(' directly after residual (residual(LAYERS))", tok.column + 8, tok.has_parens ? "(" : " ");
+  } else if (tok.name == "dense") {
     layer.kind = LayerKind::Dense;
     auto set = split_arguments(tok, 1, 1, {"w", "b"}, "WIDTH (a positive integer)");
     layer.width = parse_positive_int(tok.name, set.positional[0], "WIDTH (a positive integer)");
@@ -232,8 +297,8 @@ Layer parse_layer(const Token& tok) {
       default: layer.activation = Activation::of(*kind);
     }
   } else {
-    fail("spec", "a layer (dense, conv, flatten, gap, relu, abs, erf, identity, gelu, sin, cos, "
-                 "leaky_relu, abrelu, tanh, sigmoid, softplus, swish)",
+    fail("spec", "a layer (dense, conv, flatten, gap, avgpool, layernorm, residual(…), relu, abs, erf, identity, "
+                 "gelu, sin, cos, leaky_relu, abrelu, tanh, sigmoid, softplus, swish)",
          tok.column, tok.name);
   }
   return layer;
@@ -243,7 +308,88 @@ std::string where(const Layer& l) {
   return l.column > 0 ? " at column " + std::to_string(l.column) : "";
 }
 
+// What the kernel recursion knows about the values entering a layer (docs/conventions.md §1):
+// the layer-norm kernel and the sum rule of residual blocks hold for zero-mean Gaussian fields
+// (Neural Tangents' is_gaussian), i.e. outputs of a dense/conv layer, possibly pooled, flattened
+// or normalised since, but not passed through an activation.
+enum class Field { Input, Gaussian, Other, ShiftedSum };
+
+struct OpenBlock {
+  Field shortcut;
+  bool fresh_at_begin;  // was the enclosing block's current field fresh when this one opened
+  int column;
+};
+
+// Enforces: layernorm reads a Gaussian field; a residual block ends on a field that is fresh,
+// i.e. made by an affine layer inside the block with no activation after it (then it is
+// zero-mean and independent of the shortcut, and the kernels of the sum add exactly: NT's
+// FanOut/FanInSum); after a residual block whose shortcut was not Gaussian (raw inputs or an
+// activation's output) the sum is not a centred Gaussian, so no activation or layernorm may
+// read it before the next affine layer.
+void check_gaussian_inputs(const std::vector<Layer>& layers) {
+  Field field = Field::Input;
+  bool fresh = false;
+  std::vector<OpenBlock> open;
+  for (const Layer& l : layers) {
+    switch (l.kind) {
+      case LayerKind::Dense:
+      case LayerKind::Conv: field = Field::Gaussian; fresh = true; break;
+      case LayerKind::Activation:
+        if (field == Field::ShiftedSum)
+          throw SpecError(l.activation.name() + where(l) + ": reads the sum of a residual block whose shortcut is not a "
+                          "centred Gaussian (raw inputs or an activation's output), so the activation's kernel is not "
+                          "known in closed form; put a dense or conv layer before it, or start the block's shortcut "
+                          "on a dense/conv output");
+        field = Field::Other;
+        fresh = false;
+        break;
+      case LayerKind::LayerNorm:
+        if (field != Field::Gaussian)
+          throw SpecError("layernorm" + where(l) + ": expected the output of a dense or conv layer (a centred Gaussian "
+                          "field, as Neural Tangents requires), got " +
+                          (field == Field::Input ? std::string("the raw inputs") : std::string("an activation's output")) +
+                          "; put a dense or conv layer before it");
+        break;
+      case LayerKind::Flatten:
+      case LayerKind::GlobalAvgPool:
+      case LayerKind::AvgPool: break;
+      case LayerKind::ResidualBegin:
+        open.push_back({field, fresh, l.column});
+        fresh = false;
+        break;
+      case LayerKind::ResidualEnd: {
+        if (open.empty()) throw SpecError("residual" + where(l) + ": ')' closes no residual( block");
+        const OpenBlock b = open.back();
+        open.pop_back();
+        if (!fresh)
+          throw SpecError("residual(" + (b.column > 0 ? " at column " + std::to_string(b.column) : std::string()) +
+                          ": expected the block to end with a dense or conv layer (optionally followed by layernorm "
+                          "or pooling), so that its output is independent of the shortcut and the kernels add; got a "
+                          "block that ends with an activation or has no dense/conv layer");
+        field = b.shortcut == Field::Gaussian ? Field::Gaussian : Field::ShiftedSum;
+        fresh = b.fresh_at_begin;
+        break;
+      }
+    }
+  }
+  if (!open.empty())
+    throw SpecError("residual(" + (open.back().column > 0 ? " at column " + std::to_string(open.back().column) : std::string()) +
+                    ": expected a ')' closing the block, got the end of the layers");
+}
+
 }  // namespace
+
+int pooled_size(int n, int window, int stride, Padding padding) {
+  // lax.reduce_window: 'valid' keeps whole windows, 'same' and 'circular' give ceil(n / stride).
+  if (padding == Padding::Valid) return n < window ? 0 : (n - window) / stride + 1;
+  return (n + stride - 1) / stride;
+}
+
+int pooled_pad_before(int n, int window, int stride, Padding padding) {
+  if (padding == Padding::Valid) return 0;
+  const int out = (n + stride - 1) / stride;
+  return std::max((out - 1) * stride + window - n, 0) / 2;
+}
 
 std::string Layer::to_string() const {
   switch (kind) {
@@ -264,6 +410,15 @@ std::string Layer::to_string() const {
     case LayerKind::Activation: return activation.name();
     case LayerKind::Flatten: return "flatten";
     case LayerKind::GlobalAvgPool: return "gap";
+    case LayerKind::AvgPool: {
+      std::string s = "avgpool(" + std::to_string(filter_h) + "x" + std::to_string(filter_w);
+      if (stride_h != 1 || stride_w != 1) s += ", stride=" + std::to_string(stride_h) + "x" + std::to_string(stride_w);
+      if (padding != Padding::Valid) s += std::string(", padding=") + emergent::to_string(padding);
+      return s + ")";
+    }
+    case LayerKind::LayerNorm: return eps == 1e-12 ? "layernorm" : "layernorm(eps=" + format_number(eps) + ")";
+    case LayerKind::ResidualBegin: return kBlockOpen;
+    case LayerKind::ResidualEnd: return kBlockClose;
   }
   return "?";
 }
@@ -272,6 +427,10 @@ Architecture::Architecture(std::vector<Layer> layers) : layers_(std::move(layers
   if (layers_.empty()) throw SpecError("spec: expected at least one layer, got an empty spec");
   bool seen_affine = false;
   for (const auto& l : layers_) {
+    if (l.kind == LayerKind::AvgPool && (l.filter_h <= 0 || l.filter_w <= 0 || l.stride_h <= 0 || l.stride_w <= 0))
+      throw SpecError(l.to_string() + ": expected a positive window and stride" + where(l));
+    if (l.kind == LayerKind::LayerNorm && !(l.eps >= 0 && std::isfinite(l.eps)))
+      throw SpecError("layernorm: expected a finite eps >= 0" + where(l));
     if (l.kind == LayerKind::Activation && !seen_affine)
       throw SpecError(l.activation.name() + ": a nonlinearity before the first dense/conv layer" + where(l) +
                       " (inputs are not Gaussian there; put a dense or conv layer first)");
@@ -286,6 +445,7 @@ Architecture::Architecture(std::vector<Layer> layers) : layers_(std::move(layers
     }
   }
   if (!seen_affine) throw SpecError("spec: expected at least one dense or conv layer (it sets the number of outputs)");
+  check_gaussian_inputs(layers_);
 }
 
 Architecture Architecture::parse(std::string_view spec) {
@@ -309,14 +469,27 @@ bool Architecture::has_readout() const {
 bool Architecture::expects_images() const {
   for (const auto& l : layers_) {
     if (l.kind == LayerKind::Dense) return false;
-    if (l.kind == LayerKind::Conv || l.kind == LayerKind::Flatten || l.kind == LayerKind::GlobalAvgPool) return true;
+    if (l.kind == LayerKind::Conv || l.kind == LayerKind::Flatten || l.kind == LayerKind::GlobalAvgPool ||
+        l.kind == LayerKind::AvgPool)
+      return true;
   }
+  return false;
+}
+
+bool Architecture::has_extended_layers() const {
+  for (const auto& l : layers_)
+    if (l.kind == LayerKind::AvgPool || l.kind == LayerKind::LayerNorm || l.marker()) return true;
   return false;
 }
 
 std::string Architecture::to_string() const {
   std::string s;
-  for (const auto& l : layers_) s += (s.empty() ? "" : " ") + l.to_string();
+  bool after_open = true;
+  for (const auto& l : layers_) {
+    if (!after_open && l.kind != LayerKind::ResidualEnd) s += " ";
+    s += l.to_string();
+    after_open = l.kind == LayerKind::ResidualBegin;
+  }
   return s;
 }
 
@@ -326,8 +499,29 @@ ShapeTrace Architecture::shapes(const ExampleShape& input) const {
     throw std::invalid_argument("input shape: expected positive dimensions, got " + input.to_string());
   trace.shapes.push_back(input);
   ExampleShape cur = input;
+  std::vector<ExampleShape> open;  // shapes entering the open residual blocks
   for (const auto& l : layers_) {
     switch (l.kind) {
+      case LayerKind::AvgPool: {
+        if (!cur.image)
+          throw SpecError(l.to_string() + where(l) + ": avgpool needs (H, W, C) image input, got vector input " +
+                          cur.to_string());
+        const int h = pooled_size(cur.height, l.filter_h, l.stride_h, l.padding);
+        const int w = pooled_size(cur.width, l.filter_w, l.stride_w, l.padding);
+        if (h <= 0 || w <= 0)
+          throw SpecError(l.to_string() + where(l) + ": 'valid' window " + std::to_string(l.filter_h) + "x" +
+                          std::to_string(l.filter_w) + " is larger than its input " + cur.to_string());
+        cur = ExampleShape::image_hwc(h, w, cur.channels);
+        break;
+      }
+      case LayerKind::LayerNorm: break;
+      case LayerKind::ResidualBegin: open.push_back(cur); break;
+      case LayerKind::ResidualEnd:
+        if (!(open.back() == cur))
+          throw SpecError("residual(" + where(l) + " (its ')'): the block maps " + open.back().to_string() + " to " +
+                          cur.to_string() + "; expected it to keep the shape (x + block(x) needs equal shapes)");
+        open.pop_back();
+        break;
       case LayerKind::Dense:
         if (cur.image)
           throw SpecError(l.to_string() + where(l) + ": dense on image input " + cur.to_string() +
@@ -371,12 +565,16 @@ ShapeTrace Architecture::shapes(const ExampleShape& input) const {
   return trace;
 }
 
-constexpr detail::EnumNames<LayerKind, 5> kLayerKindNames = {{
+constexpr detail::EnumNames<LayerKind, 9> kLayerKindNames = {{
     {LayerKind::Dense, "dense"},
     {LayerKind::Conv, "conv"},
     {LayerKind::Activation, "activation"},
     {LayerKind::Flatten, "flatten"},
     {LayerKind::GlobalAvgPool, "global_avg_pool"},
+    {LayerKind::AvgPool, "avg_pool"},
+    {LayerKind::LayerNorm, "layer_norm"},
+    {LayerKind::ResidualBegin, "residual_begin"},
+    {LayerKind::ResidualEnd, "residual_end"},
 }};
 
 const char* to_string(LayerKind value) { return detail::enum_name(kLayerKindNames, value); }

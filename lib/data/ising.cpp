@@ -11,7 +11,9 @@
 
 #include "emergent/core/random.hpp"
 #include "detail/enum_names.hpp"
+#include "detail/errors.hpp"
 #include "detail/parallel.hpp"
+#include "emergent/core/cancellation.hpp"
 
 namespace emergent {
 
@@ -214,6 +216,7 @@ IsingDataset sample_ising(const IsingOptions& options) {
         for (int s = 0; s < burn; ++s) chain.sweep(a);
       }
       for (int k = 0; k < n; ++k) {
+        throw_if_cancelled();  // once per sample (the burn-in is short by comparison)
         for (int s = 0; s < gap; ++s) chain.sweep(a);
         const Eigen::Index row = static_cast<Eigen::Index>(j) * n + k;
         double m = 0;
@@ -298,11 +301,14 @@ double onsager_energy_per_site(double T) {
                                 ": expected finite T > 0");
   const double b2 = 2.0 / T;
   const double th = std::tanh(b2), ch = std::cosh(b2);
-  const double kappa = 2.0 * std::sinh(b2) / (ch * ch);
+  // κ = 2 sinh(2β)/cosh²(2β), written as 2 tanh/cosh so that it is 0, not inf/inf, at T → 0.
+  const double kappa = 2.0 * th / ch;
   const double coth = 1.0 / th;
   const double c = 2.0 * th * th - 1.0;
   if (std::abs(1.0 - kappa) < 1e-15) return -coth;  // T_c: K diverges logarithmically, c → 0 linearly
-  return -coth * (1.0 + (2.0 / M_PI) * c * boost::math::ellint_1(kappa));
+  const double k1 = detail::guard_numerics("onsager_energy_per_site: the elliptic integral K(κ)",
+                                           [&] { return boost::math::ellint_1(kappa); });
+  return -coth * (1.0 + (2.0 / M_PI) * c * k1);
 }
 
 }  // namespace emergent

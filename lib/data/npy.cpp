@@ -7,7 +7,13 @@
 // Python-literal parser instead of pattern matching so that key order and spacing do not matter.
 #include "emergent/data/npy.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <bit>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 
 namespace emergent {
 
@@ -277,9 +284,16 @@ std::string flat_index_string(std::size_t flat, const std::vector<std::size_t>& 
   return shape_string(idx);
 }
 
-}  // namespace
+struct ParsedHeader {
+  std::vector<std::size_t> shape;
+  DType dtype{Scalar::F8, 8};
+  std::string descr;
+  std::size_t count = 0, data_offset = 0;
+};
 
-NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_nonfinite) {
+// The header of .npy bytes, validated; `bytes` may hold the whole file or just its start, and
+// `file_size` is the length of the whole file (the data must fill it exactly).
+ParsedHeader parse_header(std::string_view bytes, std::size_t file_size, const std::string& name) {
   if (bytes.size() < kMagicLen || bytes.substr(0, kMagicLen) != std::string_view(kMagic, kMagicLen))
     fail(name, "not a .npy file (bad magic " + py_repr(bytes.substr(0, kMagicLen)) +
                    ", expected '\\x93NUMPY'); save arrays with numpy.save");
@@ -321,7 +335,7 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_n
   if (fortran->kind != PyValue::Bool) fail(name, "malformed header ('fortran_order' is not True/False)");
   if (shape_v->kind != PyValue::Tuple) fail(name, "malformed header ('shape' is not a tuple)");
 
-  NpyArray out;
+  ParsedHeader out;
   std::size_t count = 1;
   bool overflow = false;
   for (const PyValue& d : shape_v->items) {
@@ -346,7 +360,8 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_n
 
   const std::size_t data_offset = prefix + header_len;
   const std::size_t expected = count * dtype.itemsize;
-  const std::size_t present = bytes.size() - data_offset;
+  if (file_size < data_offset) fail(name, "truncated .npy file (no data after the header)");
+  const std::size_t present = file_size - data_offset;
   if (present < expected)
     fail(name, "truncated data: shape " + shape_string(out.shape) + " of " + py_repr(descr->str) + " needs " +
                    std::to_string(expected) + " bytes, the file holds " + std::to_string(present));
@@ -355,17 +370,35 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_n
                    std::to_string(expected) + " bytes, the file holds " + std::to_string(present) +
                    " (trailing bytes)");
 
+  out.dtype = dtype;
+  out.descr = descr->str;
+  out.count = count;
+  out.data_offset = data_offset;
+  return out;
+}
+
+void check_finite_values(const double* v, std::size_t begin, std::size_t n, const std::vector<std::size_t>& shape,
+                         const std::string& name) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i]))
+      fail(name, std::string("element ") + flat_index_string(begin + i, shape) + " is " +
+                     (std::isnan(v[i]) ? "NaN" : v[i] > 0 ? "+Inf" : "-Inf") + "; only finite values are accepted");
+}
+
+}  // namespace
+
+NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_nonfinite) {
+  const ParsedHeader h = parse_header(bytes, bytes.size(), name);
+  NpyArray out;
+  out.shape = h.shape;
+  const std::size_t count = h.count;
+  const DType dtype = h.dtype;
+  const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t data_offset = h.data_offset;
   out.data.resize(count);
   const unsigned char* p = u + data_offset;
   for (std::size_t i = 0; i < count; ++i) out.data[i] = convert(p + i * dtype.itemsize, dtype.scalar);
-  if (!allow_nonfinite) {
-    for (std::size_t i = 0; i < count; ++i) {
-      if (!std::isfinite(out.data[i]))
-        fail(name, std::string("element ") + flat_index_string(i, out.shape) + " is " +
-                       (std::isnan(out.data[i]) ? "NaN" : out.data[i] > 0 ? "+Inf" : "-Inf") +
-                       "; only finite values are accepted");
-    }
-  }
+  if (!allow_nonfinite) check_finite_values(out.data.data(), 0, count, out.shape, name);
   return out;
 }
 
@@ -379,6 +412,85 @@ NpyArray read_npy(const std::string& path, bool allow_nonfinite) {
   if (in.bad()) throw NpyError(path + ": read error");
   const std::string bytes = std::move(buf).str();
   return parse_npy(bytes, path, allow_nonfinite);
+}
+
+MappedNpy::MappedNpy(const std::string& path) : path_(path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw NpyError(path + ": is a directory; expected a .npy file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw NpyError(path + ": cannot open for reading (" + std::strerror(errno) + ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw NpyError(path + ": cannot stat (" + std::strerror(e) + ")");
+  }
+  length_ = static_cast<std::size_t>(st.st_size);
+  if (length_ > 0) {
+    void* m = ::mmap(nullptr, length_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      const int e = errno;
+      ::close(fd);
+      throw NpyError(path + ": cannot map into memory (" + std::strerror(e) + ")");
+    }
+    map_ = static_cast<const unsigned char*>(m);
+  }
+  ::close(fd);  // the mapping keeps the file open
+  try {
+    const std::string_view bytes(reinterpret_cast<const char*>(map_), length_);
+    const ParsedHeader h = parse_header(bytes, length_, path);
+    shape_ = h.shape;
+    descr_ = h.descr;
+    count_ = h.count;
+    offset_ = h.data_offset;
+    itemsize_ = h.dtype.itemsize;
+    scalar_ = static_cast<int>(h.dtype.scalar);
+  } catch (...) {
+    if (map_) ::munmap(const_cast<unsigned char*>(map_), length_);
+    map_ = nullptr;
+    throw;
+  }
+  if (map_ && count_ > 0)  // read front to back: let the kernel read ahead
+    ::madvise(const_cast<unsigned char*>(map_), length_, MADV_SEQUENTIAL);
+}
+
+MappedNpy::~MappedNpy() {
+  if (map_) ::munmap(const_cast<unsigned char*>(map_), length_);
+}
+
+MappedNpy::MappedNpy(MappedNpy&& o) noexcept
+    : path_(std::move(o.path_)), shape_(std::move(o.shape_)), descr_(std::move(o.descr_)), count_(o.count_),
+      offset_(o.offset_), itemsize_(o.itemsize_), length_(o.length_), scalar_(o.scalar_), map_(o.map_) {
+  o.map_ = nullptr;
+}
+
+MappedNpy& MappedNpy::operator=(MappedNpy&& o) noexcept {
+  if (this != &o) {
+    if (map_) ::munmap(const_cast<unsigned char*>(map_), length_);
+    path_ = std::move(o.path_);
+    shape_ = std::move(o.shape_);
+    descr_ = std::move(o.descr_);
+    count_ = o.count_;
+    offset_ = o.offset_;
+    itemsize_ = o.itemsize_;
+    length_ = o.length_;
+    scalar_ = o.scalar_;
+    map_ = o.map_;
+    o.map_ = nullptr;
+  }
+  return *this;
+}
+
+void MappedNpy::read(std::size_t begin, std::size_t count, double* out) const {
+  if (begin > count_ || count > count_ - begin)
+    throw std::out_of_range(path_ + ": elements " + std::to_string(begin) + ".." + std::to_string(begin + count) +
+                            " requested of " + std::to_string(count_));
+  const unsigned char* p = map_ + offset_ + begin * itemsize_;
+  const Scalar s = static_cast<Scalar>(scalar_);
+  if (s == Scalar::F8 && std::endian::native == std::endian::little) std::memcpy(out, p, count * 8);
+  else
+    for (std::size_t i = 0; i < count; ++i) out[i] = convert(p + i * itemsize_, s);
+  check_finite_values(out, begin, count, shape_, path_);
 }
 
 std::string encode_npy_header(const std::vector<std::size_t>& shape) {

@@ -9,10 +9,34 @@
 #include <vector>
 
 #include "detail/format.hpp"
+#include "emergent/core/cancellation.hpp"
+#include "emergent/core/errors.hpp"
 
 namespace emergent::detail {
 
 [[noreturn]] inline void bad(const std::string& message) { throw std::invalid_argument(message); }
+
+/// Runs `f`, a call into a dependency's numerical routine (a Boost.Math root finder or special
+/// function). Its exceptions (boost::math::evaluation_error "… do not bracket the root",
+/// std::domain_error, std::overflow_error …) become emergent::NumericalError naming `where`, the
+/// step of ours that failed, with the dependency's text quoted by describe_failure. Our own
+/// exceptions (bad arguments, Cancelled) and std::bad_alloc pass through unchanged.
+template <class F>
+auto guard_numerics(const char* where, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::invalid_argument&) {
+    throw;
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const NumericalError&) {
+    throw;
+  } catch (const std::logic_error&) {  // std::domain_error of a special function
+    throw NumericalError(std::string(where) + ": " + describe_failure(std::current_exception()).message);
+  } catch (const std::runtime_error&) {  // evaluation/rounding errors, overflow/underflow
+    throw NumericalError(std::string(where) + ": " + describe_failure(std::current_exception()).message);
+  }
+}
 
 /// Whether a list of training times may be empty (an empty list asks for nothing).
 enum class EmptyTimes { Allowed, Rejected };

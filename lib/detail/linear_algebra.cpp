@@ -10,6 +10,9 @@
 
 #include <Eigen/Eigenvalues>
 
+#include "detail/parallel.hpp"
+#include "emergent/core/cancellation.hpp"
+
 #ifdef EMERGENT_USE_LAPACK
 #include <cblas.h>
 #include <lapacke.h>
@@ -64,6 +67,7 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
   const Index n = a.rows();
   if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
   if (n == 0) return out;
+  throw_if_cancelled();
 #ifdef EMERGENT_USE_LAPACK
   const lapack_int N = lapack_size(n, "symmetric_eigen");
   out.values.resize(n);
@@ -82,6 +86,7 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
   {
     SerialBlas serial;
     lapack_int info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
+    throw_if_cancelled();
     if (info == 0) {
       out.vectors.resize(n, n);
       info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
@@ -92,19 +97,24 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
       return out;
     }
   }
+  throw_if_cancelled();  // between the reductions and the back-transformation
   const Index panels = (n + kPanel - 1) / kPanel;
   bool failed = false;
+  ParallelErrors errors;  // cancellation is checked per panel
 #pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
   for (Index p = 0; p < panels; ++p) {
-    const Index c0 = p * kPanel, w = std::min(kPanel, n - c0);
-    SerialBlas serial;
-    const lapack_int info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', N, static_cast<lapack_int>(w), qt.data(),
-                                           N, tau.data(), out.vectors.data() + c0 * n, N);
-    if (info != 0) {
+    errors.run(static_cast<long long>(p), [&] {
+      const Index c0 = p * kPanel, w = std::min(kPanel, n - c0);
+      SerialBlas serial;
+      const lapack_int info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', N, static_cast<lapack_int>(w),
+                                             qt.data(), N, tau.data(), out.vectors.data() + c0 * n, N);
+      if (info != 0) {
 #pragma omp atomic write
-      failed = true;
-    }
+        failed = true;
+      }
+    });
   }
+  errors.rethrow();
   out.converged = !failed;
   return out;
 #else
@@ -127,8 +137,9 @@ MatrixXd product(const MatrixXd& a, bool transpose_a, const MatrixXd& b, bool tr
   if (m == 0 || n == 0) return c;
   if (k == 0) return MatrixXd::Zero(m, n);
   const Index panels = (n + kPanel - 1) / kPanel;
+  ParallelErrors errors;  // cancellation is checked per panel
 #pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
-  for (Index p = 0; p < panels; ++p) {
+  for (Index p = 0; p < panels; ++p) errors.run(static_cast<long long>(p), [&] {
     const Index c0 = p * kPanel, w = std::min(kPanel, n - c0);
 #ifdef EMERGENT_USE_LAPACK
     // Column panel c0..c0+w of op(b): columns of b, or rows of b when transposed.
@@ -144,7 +155,8 @@ MatrixXd product(const MatrixXd& a, bool transpose_a, const MatrixXd& b, bool tr
     else if (transpose_b) c.middleCols(c0, w).noalias() = a * b.middleRows(c0, w).transpose();
     else c.middleCols(c0, w).noalias() = a * b.middleCols(c0, w);
 #endif
-  }
+  });
+  errors.rethrow();
   return c;
 }
 

@@ -2,12 +2,20 @@
 // parallel loop body runs through ParallelErrors::run; after the region, rethrow() raises the
 // exception of the lowest iteration that failed, so the message does not depend on the
 // thread count. Also the one bound on thread counts a caller may request.
+//
+// Cancellation (emergent/core/cancellation.hpp): the helper captures the calling thread's current
+// token when it is constructed (just before the region), checks it before every iteration and
+// makes it current on the worker thread while the body runs, so serial checks inside the body
+// (throw_if_cancelled) see it too. A cancelled iteration records emergent::Cancelled like any
+// other failure; the remaining iterations are skipped. No check touches the arithmetic.
 #pragma once
 
 #include <exception>
 #include <limits>
 #include <mutex>
 #include <string>
+
+#include "emergent/core/cancellation.hpp"
 
 namespace emergent::detail {
 
@@ -17,10 +25,15 @@ inline constexpr int kMaxThreads = 1024;
 
 class ParallelErrors {
  public:
-  /// Runs f(); an exception is recorded instead of propagating. `index` orders failures.
+  ParallelErrors() noexcept : token_(current_cancellation_token()) {}
+
+  /// Runs f(); an exception is recorded instead of propagating. `index` orders failures. Once the
+  /// captured token is cancelled, f is not run and Cancelled is recorded instead.
   template <class F>
   void run(long long index, F&& f) noexcept {
     try {
+      if (token_ != nullptr && token_->cancelled()) throw Cancelled();
+      const CancellationScope scope(token_);
       f();
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -38,6 +51,7 @@ class ParallelErrors {
   }
 
  private:
+  const CancellationToken* token_;
   std::mutex mutex_;
   std::exception_ptr error_;
   long long index_ = std::numeric_limits<long long>::max();

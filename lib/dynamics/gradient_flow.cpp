@@ -77,56 +77,63 @@ struct Spectrum {
 };
 
 Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool regularize) {
-  const Index n = a.rows();
   detail::SymmetricEigen solver = detail::symmetric_eigen(a, true, options.threads);
   if (!solver.converged)
     throw std::runtime_error("gradient flow: the symmetric eigensolver did not converge");
   Spectrum s;
   s.vectors = std::move(solver.vectors);
-  const VectorXd lambda = std::move(solver.values);
-  SpectralSummary& sum = s.summary;
+  s.summary = summarize_spectrum(solver.values, a.trace(), options, regularize);
+  s.clipped = solver.values.cwiseMax(0.0);
+  s.rank = s.summary.rank;
+  return s;
+}
+
+}  // namespace
+
+SpectralSummary summarize_spectrum(const VectorXd& lambda, double trace, const GradientFlowOptions& options,
+                                   bool regularize) {
+  const Index n = lambda.size();
+  if (n < 1) throw std::invalid_argument("summarize_spectrum: no eigenvalues, expected N >= 1");
+  SpectralSummary sum;
   sum.size = n;
   sum.min_eigenvalue = lambda(0);
   sum.max_eigenvalue = lambda(n - 1);
   sum.most_negative = std::min(lambda(0), 0.0);
   sum.clipped_negative = (lambda.array() < 0.0).count();
-  s.clipped = lambda.cwiseMax(0.0);
+  const VectorXd clipped = lambda.cwiseMax(0.0);
 
   double reg = 0.0;
   if (regularize) {
     reg = options.diag_reg;
-    if (options.diag_reg_relative) reg *= std::max(a.trace(), 0.0) / static_cast<double>(n);
+    if (options.diag_reg_relative) reg *= std::max(trace, 0.0) / static_cast<double>(n);
   }
   sum.regularizer = reg;
-  const double top = s.clipped(n - 1) + reg;
+  const double top = clipped(n - 1) + reg;
   const double rtol = options.rank_rtol > 0.0
                           ? options.rank_rtol
                           : 10.0 * static_cast<double>(n) * std::numeric_limits<double>::epsilon();
   sum.rank_threshold = rtol * top;
   for (Index i = 0; i < n; ++i)
-    if (top > 0.0 && s.clipped(i) + reg > sum.rank_threshold) ++s.rank;
-  sum.rank = s.rank;
+    if (top > 0.0 && clipped(i) + reg > sum.rank_threshold) ++sum.rank;
   const double inf = std::numeric_limits<double>::infinity();
-  const double bottom = s.clipped(0) + reg;
+  const double bottom = clipped(0) + reg;
   sum.condition = bottom > 0.0 ? top / bottom : inf;
-  sum.effective_condition = s.rank > 0 ? top / (s.clipped(n - s.rank) + reg) : inf;
+  sum.effective_condition = sum.rank > 0 ? top / (clipped(n - sum.rank) + reg) : inf;
 
   const bool indefinite = sum.most_negative < 0.0 &&
                           (sum.max_eigenvalue <= 0.0 || -sum.most_negative > options.psd_rtol * sum.max_eigenvalue);
   if (indefinite)
     sum.status = SpectralStatus::NotPositiveSemidefinite;
-  else if (s.rank == 0)
+  else if (sum.rank == 0)
     sum.status = SpectralStatus::ZeroKernel;
   else if (sum.effective_condition > options.ill_conditioned)
     sum.status = SpectralStatus::IllConditioned;
-  else if (s.rank < n)
+  else if (sum.rank < n)
     sum.status = SpectralStatus::RankDeficient;
   else
     sum.status = SpectralStatus::Ok;
-  return s;
+  return sum;
 }
-
-}  // namespace
 
 std::string SpectralSummary::to_string() const {
   std::ostringstream out;

@@ -17,6 +17,7 @@
 // This file holds the public entry points, the magnitude checks and the rescaling of
 // homogeneous networks; the engine itself is lib/kernels/kernel_engine.hpp.
 #include "emergent/kernels/kernel.hpp"
+#include "emergent/kernels/general_kernel.hpp"
 #include "emergent/kernels/activation_dual.hpp"
 
 #include <algorithm>
@@ -135,7 +136,9 @@ Kernels rescaled(Kernels r, int e) {
 }
 }  // namespace
 
+// Layers the fast paths do not handle (avgpool, layernorm, residual blocks) take the general path.
 Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2, const KernelOptions& options) {
+  if (uses_general_path(arch)) return general_kernels(arch, x1, &x2, options);
   check_magnitudes(arch, x1, &x2, options.quadrature_order);
   if (const int e = homogeneous_exponent(arch, x1, &x2)) {
     const Inputs a = scaled(x1, e), b = scaled(x2, e);
@@ -145,6 +148,7 @@ Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2, co
 }
 
 Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options) {
+  if (uses_general_path(arch)) return general_kernels(arch, x, nullptr, options);
   check_magnitudes(arch, x, nullptr, options.quadrature_order);
   if (const int e = homogeneous_exponent(arch, x, nullptr)) return rescaled(kernels(arch, scaled(x, e), options), e);
   return Engine(arch, x, nullptr, options, false).run_gram();
@@ -180,6 +184,10 @@ class RescalingSink final : public KernelBandSink {
 
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const KernelOptions& options, KernelBandSink& sink) {
+  if (uses_general_path(arch))
+    throw std::invalid_argument("stream_kernels: the architecture '" + arch.to_string() +
+                                "' takes the general path (avgpool, layernorm or residual blocks); only the vector "
+                                "path (MLPs, flatten/gap first) is computed in bands, use kernels or spatial_kernels");
   check_magnitudes(arch, x1, x2, options.quadrature_order);
   if (const int e = homogeneous_exponent(arch, x1, x2)) {
     const Inputs a = scaled(x1, e);
@@ -191,17 +199,20 @@ KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const I
 }
 
 bool streams_in_bands(const Architecture& arch, const ExampleShape& shape) {
+  if (uses_general_path(arch)) return false;
   if (arch.expects_images() != shape.image) return false;
   return !make_plan(arch, shape, 0).pixel_stage;
 }
 
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,
                                const KernelOptions& options) {
+  if (uses_general_path(arch)) return general_spatial_kernels(arch, x1, &x2, options);
   check_magnitudes(arch, x1, &x2, options.quadrature_order);
   return Engine(arch, x1, &x2, options, true).run_spatial();
 }
 
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options) {
+  if (uses_general_path(arch)) return general_spatial_kernels(arch, x, nullptr, options);
   check_magnitudes(arch, x, nullptr, options.quadrature_order);
   return Engine(arch, x, nullptr, options, true).run_spatial();
 }

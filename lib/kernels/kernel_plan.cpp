@@ -99,6 +99,11 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
         plan.out_w = w;
         break;
       }
+      case LayerKind::AvgPool:
+      case LayerKind::LayerNorm:
+      case LayerKind::ResidualBegin:
+      case LayerKind::ResidualEnd:  // kernels() routes these to the general path (general_kernel.hpp)
+        throw std::logic_error("make_plan: '" + layer.to_string() + "' is computed by the general kernel path");
     }
   }
   if (!readout_seen) {

@@ -17,6 +17,7 @@
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
 #include "detail/parallel.hpp"
+#include "emergent/core/cancellation.hpp"
 
 namespace emergent {
 namespace {
@@ -186,6 +187,7 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
       };
       std::size_t next_checkpoint = 0;
       for (int step = 0; step <= options.steps; ++step) {
+        throw_if_cancelled();  // the token of the caller, made current here by ParallelErrors
         const bool record = next_checkpoint < options.checkpoints.size() && options.checkpoints[next_checkpoint] == step;
         const bool update = step < options.steps;
         if (record) {  // predictions and full training loss before this step's update

@@ -177,6 +177,104 @@ void multiply_derivative(const Activation& act, const double* pre, double* g, Ei
   }
 }
 
+/// Input taps of one axis of an avgpool (lax.reduce_window / Neural Tangents' AvgPool): output
+/// o averages input o·stride + s − pad_before for s < window; zeros outside (`same`, `valid`)
+/// or wrapped indices (`circular`). taps[o·window + s] is the input index or −1.
+std::vector<int> pool_taps(int n_in, int n_out, int window, int stride, Padding padding) {
+  const int before = pooled_pad_before(n_in, window, stride, padding);
+  std::vector<int> taps(static_cast<std::size_t>(n_out) * window);
+  for (int o = 0; o < n_out; ++o)
+    for (int s = 0; s < window; ++s) {
+      int i = o * stride + s - before;
+      if (padding == Padding::Circular) i = wrap(i, n_in);
+      else if (i < 0 || i >= n_in) i = -1;
+      taps[static_cast<std::size_t>(o) * window + s] = i;
+    }
+  return taps;
+}
+
+/// avgpool forward (adjoint = false) or its adjoint (adjoint = true: scatter-add of the output
+/// gradient onto the input pixels) for n examples; divides by the window size, NT's default
+/// normalize_edges=False.
+void avg_pool(const Layer& layer, const ExampleShape& in_shape, const ExampleShape& out_shape, Eigen::Index n,
+              const double* src, double* dst, bool adjoint) {
+  const int Hi = in_shape.height, Wi = in_shape.width, C = in_shape.channels;
+  const int Ho = out_shape.height, Wo = out_shape.width, Kh = layer.filter_h, Kw = layer.filter_w;
+  const std::vector<int> th = pool_taps(Hi, Ho, Kh, layer.stride_h, layer.padding);
+  const std::vector<int> tw = pool_taps(Wi, Wo, Kw, layer.stride_w, layer.padding);
+  const double scale = 1.0 / (static_cast<double>(Kh) * Kw);
+  const Eigen::Index in_size = static_cast<Eigen::Index>(Hi) * Wi * C, out_size = static_cast<Eigen::Index>(Ho) * Wo * C;
+  if (adjoint) std::fill(dst, dst + n * in_size, 0.0);
+  for (Eigen::Index e = 0; e < n; ++e) {
+    const double* x = src + e * (adjoint ? out_size : in_size);
+    double* y = dst + e * (adjoint ? in_size : out_size);
+    for (int oh = 0; oh < Ho; ++oh)
+      for (int ow = 0; ow < Wo; ++ow) {
+        double* o = adjoint ? nullptr : y + (static_cast<Eigen::Index>(oh) * Wo + ow) * C;
+        const double* g = adjoint ? x + (static_cast<Eigen::Index>(oh) * Wo + ow) * C : nullptr;
+        if (!adjoint) std::fill(o, o + C, 0.0);
+        for (int sh = 0; sh < Kh; ++sh) {
+          const int ih = th[static_cast<std::size_t>(oh) * Kh + sh];
+          if (ih < 0) continue;
+          for (int sw = 0; sw < Kw; ++sw) {
+            const int iw = tw[static_cast<std::size_t>(ow) * Kw + sw];
+            if (iw < 0) continue;
+            const Eigen::Index p = (static_cast<Eigen::Index>(ih) * Wi + iw) * C;
+            if (adjoint) {
+              for (int c = 0; c < C; ++c) y[p + c] += scale * g[c];
+            } else {
+              for (int c = 0; c < C; ++c) o[c] += x[p + c];
+            }
+          }
+        }
+        if (!adjoint)
+          for (int c = 0; c < C; ++c) o[c] *= scale;
+      }
+  }
+}
+
+/// Layer normalisation over the channels (features) of every pixel, as Neural Tangents'
+/// LayerNorm(axis=-1): y = (z − mean z)/√(eps + var z) with the biased variance. rows are the
+/// (example, pixel) pairs, C the channels.
+void layer_norm(const double* z, double* y, Eigen::Index rows, Eigen::Index C, double eps) {
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    const double* a = z + r * C;
+    double* b = y + r * C;
+    double mean = 0;
+    for (Eigen::Index c = 0; c < C; ++c) mean += a[c];
+    mean /= static_cast<double>(C);
+    double var = 0;
+    for (Eigen::Index c = 0; c < C; ++c) var += (a[c] - mean) * (a[c] - mean);
+    var /= static_cast<double>(C);
+    const double inv = 1.0 / std::sqrt(eps + var);
+    for (Eigen::Index c = 0; c < C; ++c) b[c] = (a[c] - mean) * inv;
+  }
+}
+
+/// Its adjoint: g ← (g − mean g − y·mean(g⊙y))/√(eps + var z), with y the layer's output.
+void layer_norm_adjoint(const double* z, const double* y, double* g, Eigen::Index rows, Eigen::Index C, double eps) {
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    const double* a = z + r * C;
+    const double* b = y + r * C;
+    double* d = g + r * C;
+    double mean = 0;
+    for (Eigen::Index c = 0; c < C; ++c) mean += a[c];
+    mean /= static_cast<double>(C);
+    double var = 0;
+    for (Eigen::Index c = 0; c < C; ++c) var += (a[c] - mean) * (a[c] - mean);
+    var /= static_cast<double>(C);
+    const double inv = 1.0 / std::sqrt(eps + var);
+    double gm = 0, gy = 0;
+    for (Eigen::Index c = 0; c < C; ++c) {
+      gm += d[c];
+      gy += d[c] * b[c];
+    }
+    gm /= static_cast<double>(C);
+    gy /= static_cast<double>(C);
+    for (Eigen::Index c = 0; c < C; ++c) d[c] = (d[c] - gm - b[c] * gy) * inv;
+  }
+}
+
 std::string dims(Eigen::Index r, Eigen::Index c) {
   return std::to_string(r) + "×" + std::to_string(c);
 }
@@ -194,12 +292,23 @@ struct Network::Tape {
   std::vector<RowMatrix> acts;
   std::vector<RowMatrix> patches;
   RowMatrix g, g_next, dpatch;
+  std::vector<RowMatrix> shortcut_g;  ///< backward: gradients waiting at open residual blocks
 };
 
 Network::Network(Architecture architecture, ExampleShape input, std::uint64_t seed)
     : architecture_(std::move(architecture)), input_(input) {
   shapes_ = architecture_.shapes(input_);  // throws SpecError if the spec does not fit
   const auto& layers = architecture_.layers();
+  partner_.assign(layers.size(), 0);
+  std::vector<std::size_t> open;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (layers[l].kind == LayerKind::ResidualBegin) open.push_back(l);
+    if (layers[l].kind == LayerKind::ResidualEnd) {
+      partner_[l] = open.back();
+      partner_[open.back()] = l;
+      open.pop_back();
+    }
+  }
   first_affine_ = layers.size();
   Eigen::Index total = 0;
   for (std::size_t l = 0; l < layers.size(); ++l) {
@@ -305,6 +414,18 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
         }
         break;
       }
+      case LayerKind::AvgPool:
+        avg_pool(layer, in_shape, out_shape, n, in.data(), out.data(), false);
+        break;
+      case LayerKind::LayerNorm:
+        layer_norm(in.data(), out.data(), n * in_shape.pixels(), in_shape.channels, layer.eps);
+        break;
+      case LayerKind::ResidualBegin:
+        out = in;
+        break;
+      case LayerKind::ResidualEnd:  // x + block(x): acts[partner] is the block's input x
+        out = in + t.acts[partner_[l]];
+        break;
     }
   }
 }
@@ -397,8 +518,25 @@ void Network::run_backward(Tape& t, const double* cotangent, double* out, double
         t.g.swap(t.g_next);
         break;
       }
+      case LayerKind::AvgPool:
+        t.g_next.resize(n, in_shape.size());
+        avg_pool(layer, in_shape, out_shape, n, t.g.data(), t.g_next.data(), true);
+        t.g.swap(t.g_next);
+        break;
+      case LayerKind::LayerNorm:
+        layer_norm_adjoint(t.acts[l].data(), t.acts[l + 1].data(), t.g.data(), n * in_shape.pixels(),
+                           in_shape.channels, layer.eps);
+        break;
+      case LayerKind::ResidualEnd:  // the gradient reaches x through the block and directly
+        t.shortcut_g.push_back(t.g);
+        break;
+      case LayerKind::ResidualBegin:
+        t.g += t.shortcut_g.back();
+        t.shortcut_g.pop_back();
+        break;
     }
   }
+  t.shortcut_g.clear();  // blocks that open before the first affine layer need no input gradient
 }
 
 RowMatrix Network::forward(const Inputs& x) const {

@@ -54,6 +54,10 @@ double kernel_roundoff_ops(const Architecture& arch, const ExampleShape& shape, 
       case LayerKind::Activation: ops += L.activation.closed_form() ? 16 : 64; break;
       case LayerKind::Flatten: ops += P; break;
       case LayerKind::GlobalAvgPool: ops += P * P; break;
+      case LayerKind::AvgPool: ops += 2.0 * L.filter_h * L.filter_w; break;
+      case LayerKind::LayerNorm: ops += 8; break;
+      case LayerKind::ResidualBegin:
+      case LayerKind::ResidualEnd: ops += 1; break;
     }
   }
   return ops;

@@ -4,6 +4,7 @@ float64, NNGP + NTK, 2 threads. Workloads of docs/benchmarks.md ("Kernels"):
   (a) MLP 3×[dense(512), relu], dense(1), 3000 × 784, x against itself
   (c) CNN 3×[conv(64, 3x3, circular), relu], gap, dense(1), 48 × 8×8×1, x against itself
   (d) CNN 3×[conv(64, 3x3, same), relu], gap, dense(1), 32 × 28×28×1, x against itself
+  (d4) the same as (d) on x1 (4) × x2 (4) entries, NT jitted without nt.batch
   (e) NT's 21-layer CNN-GAP: 21×[conv 3x3 same, relu], gap, dense(1), 32×32×3, x1 (2) × x2 (2)
 NT's kernel_fn is jitted (jax.jit, get static); its first call (compile + run) and its best run are
 reported apart. NT runs the pixel-pair workloads through nt.batch (so that the (N, N, P, P)
@@ -47,6 +48,9 @@ CASES = {
     "a": ("MLP, 3000 × 784", mlp(), (3000, 784), None, 0),
     "c": ("CNN-GAP circular, 48 × 8×8×1", cnn(3, "CIRCULAR"), (48, 8, 8, 1), None, 0),
     "d": ("CNN-GAP same, 32 × 28×28×1", cnn(3, "SAME"), (32, 28, 28, 1), None, 4),
+    # (d) on 4 × 4 entries: NT's jitted kernel_fn without nt.batch fits in memory and gives a per-entry
+    # time that (d) itself (32 × 32 entries, batched) did not deliver within 40 minutes.
+    "d4": ("CNN-GAP same, 28×28×1, 4 × 4 entries", cnn(3, "SAME"), (4, 28, 28, 1), (4, 28, 28, 1), 0),
     "e": ("NT 21-layer CNN-GAP, 32×32×3, 2 × 2 entries", cnn(21, "SAME"), (2, 32, 32, 3), (2, 32, 32, 3), 0),
 }
 

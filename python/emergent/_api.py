@@ -371,20 +371,23 @@ def check_theorem_5_2(arch, train_x, train_y, test_x, rho_x, rho_y, *,
 def verify(check: str, arch: Union[str, Architecture], x: ArrayLike, group: Union[str, Representation], *,
            train_y: Optional[ArrayLike] = None, test_x: Optional[ArrayLike] = None,
            times: Sequence[float] = (1.0, 100.0, INF), learning_rate: float = 1.0, diag_reg: float = 0.0,
-           seed: int = 1, safety: float = 4.0, memory_cap: MemoryCap = None, threads: int = 0):
+           seed: int = 1, safety: float = 4.0, memory_cap: MemoryCap = None, threads: int = 0,
+           output_rep: Optional[str] = None):
     """As ``emergent verify CHECK``: 'kernel-transform' (Theorem 5.1), 'lemmas' (Lemmas 5.1/5.2 on
     the augmented set), 'equivariance' (Theorem 5.2) or 'all' (a dict of the three).
 
     x: training inputs; group: a name for make_group or a Representation. Networks with a
     readout (and MLPs) use invariant targets (trivial ρ_Y), CNNs without readout the pixel
-    action on their (H, W, k) outputs. train_y defaults to N(0, 1) targets (seeded by `seed`),
+    action on their (H, W, k) outputs; output_rep names another action as ``--output-rep`` does
+    (sign, regular, rotation or a .npy path). train_y defaults to N(0, 1) targets (seeded by `seed`),
     test_x to the training inputs. Each result is a TheoremResult (holds, parts, to_dict())."""
     a = _arch(arch)
     xx = as_float64(x, "x")
     rho_x = group if isinstance(group, Representation) else make_group(group, xx.shape[1:])
     if check == "all":
         return {c: verify(c, a, xx, rho_x, train_y=train_y, test_x=test_x, times=times, learning_rate=learning_rate,
-                          diag_reg=diag_reg, seed=seed, safety=safety, memory_cap=memory_cap, threads=threads)
+                          diag_reg=diag_reg, seed=seed, safety=safety, memory_cap=memory_cap, threads=threads,
+                          output_rep=output_rep)
                 for c in ("kernel-transform", "lemmas", "equivariance")}
     if check not in ("kernel-transform", "lemmas", "equivariance"):
         raise ValueError(f"check: {check!r} is not a check; expected 'kernel-transform', 'lemmas', 'equivariance' or 'all'")
@@ -399,7 +402,10 @@ def verify(check: str, arch: Union[str, Architecture], x: ArrayLike, group: Unio
         finite = [float(t) for t in times if math.isfinite(t)]
         return check_lemmas_5_1_5_2(a, aug_x, rho_x, learning_rate=learning_rate, outputs=a.outputs,
                                     times=finite or [1.0], memory_cap=memory_cap, threads=threads, safety=safety)
-    rho_y = trivial_output(rho_x, k) if len(out_shape) == 1 else pixel_output(rho_x, out_shape)
+    if output_rep is not None:
+        rho_y = _core.make_output_rep(output_rep, rho_x, list(out_shape))
+    else:
+        rho_y = trivial_output(rho_x, k) if len(out_shape) == 1 else pixel_output(rho_x, out_shape)
     y = np.random.default_rng(seed).standard_normal((xx.shape[0], k)) if train_y is None else train_y
     return check_theorem_5_2(a, xx, y, zz, rho_x, rho_y, times=times, seed=seed, safety=safety,
                              learning_rate=learning_rate, diag_reg=diag_reg, memory_cap=memory_cap, threads=threads)

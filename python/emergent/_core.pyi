@@ -8,6 +8,9 @@ import numpy
 from numpy.typing import NDArray
 
 
+class Cancelled(RuntimeError):
+    pass
+
 class SpecError(ValueError):
     pass
 
@@ -435,6 +438,11 @@ def trivial_output(input: Representation, outputs: int) -> Representation: ...
 
 def pixel_output(input: Representation, output_shape: Sequence[int]) -> Representation: ...
 
+def make_output_rep(name: str, input: Representation, output_shape: Sequence[int]) -> Representation:
+    """
+    The output action ρ_Y named like --output-rep (trivial, pixels, sign, regular, rotation or a .npy path) for outputs of `output_shape`, checked to be orthogonal and a homomorphism of input's law (docs/conventions.md §5).
+    """
+
 def matrix_output(input: Representation, matrices: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)]) -> Representation: ...
 
 def augment(x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], y: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], rho_x: Representation, rho_y: Representation) -> tuple:
@@ -825,3 +833,10 @@ def continuous_group_bound(arch: Architecture, train_x: Annotated[NDArray[numpy.
 def invariance_violation_laws(arch: Architecture, train_x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], train_y: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], test_x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], group: Representation, augment: Representation | None, times: Sequence[float], learning_rate: float = 1.0, diag_reg: float = 0.0, memory_cap: int = 0, threads: int = 0) -> list[ViolationLaw]: ...
 
 def fit_power_law(x: Sequence[float], y: Sequence[float], sigma: Sequence[float] = [], offset: bool = False, absolute_sigma: bool = True, max_iterations: int = 200) -> PowerLawFitResult: ...
+
+def _running_computations() -> int:
+    """Internal (tests): computations of the extension still running on a worker thread."""
+
+def _cancelled_computations() -> int:
+    """Internal (tests): computations that ended because Ctrl-C cancelled them."""
+

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "emergent/core/cancellation.hpp"
 #include "emergent/core/inputs.hpp"
 
 namespace emergent::python {
@@ -44,11 +45,23 @@ OutArray to_numpy(Eigen::MatrixXd&& m);      ///< (rows, cols), Fortran order (E
 OutArray to_numpy(Eigen::VectorXd&& v);
 OutArray to_numpy(RowMatrix&& m);            ///< (rows, cols), C order
 
-/// Run `work` on a worker thread with the GIL released, while this thread polls for signals
-/// every 20 ms. On Ctrl-C (or any signal handler raising) the Python exception is raised at once;
-/// the worker, which owns everything it uses (capture by value / shared_ptr), finishes in the
-/// background and its result is dropped. C++ exceptions from `work` are rethrown here (and so
-/// translated: std::invalid_argument → ValueError).
+/// Computations started by interruptible() that have not yet ended (their worker thread not yet
+/// joined), and those that ended by cancellation: internal counters the tests read through
+/// emergent._core._running_computations() / _cancelled_computations().
+int running_computations() noexcept;
+long cancelled_computations() noexcept;
+namespace detail {
+void computation_started() noexcept;
+void computation_ended(bool cancelled) noexcept;
+}  // namespace detail
+
+/// Run `work` on a worker thread with the GIL released and a fresh CancellationToken current
+/// there, while this thread polls for signals every 20 ms. On Ctrl-C (or any signal handler
+/// raising) the token is cancelled, this thread waits (GIL released) until the computation has
+/// stopped — the library checks the token per loop iteration and throws emergent::Cancelled —
+/// and then raises the Python exception (KeyboardInterrupt). So nothing keeps running after
+/// the call returns. `work` owns everything it uses (capture by value / shared_ptr). C++
+/// exceptions from `work` are rethrown here and translated (python/src/module.cpp).
 template <class F>
 auto interruptible(F work) -> decltype(work()) {
   using R = decltype(work());
@@ -58,22 +71,35 @@ auto interruptible(F work) -> decltype(work()) {
     bool done = false;
     std::optional<R> value;
     std::exception_ptr error;
+    CancellationToken token;
   };
   auto state = std::make_shared<State>();
-  std::thread([state, work = std::move(work)]() mutable {
-    std::optional<R> value;
-    std::exception_ptr error;
-    try {
-      value.emplace(work());
-    } catch (...) {
-      error = std::current_exception();
-    }
-    std::lock_guard<std::mutex> lock(state->mutex);
-    state->value = std::move(value);
-    state->error = error;
-    state->done = true;
-    state->done_cv.notify_all();
-  }).detach();
+  detail::computation_started();
+  std::thread worker;
+  try {
+    worker = std::thread([state, work = std::move(work)]() mutable {
+      std::optional<R> value;
+      std::exception_ptr error;
+      {
+        F local = std::move(work);  // destroyed (inputs freed) before the caller is told
+        const CancellationScope scope(state->token);
+        try {
+          value.emplace(local());
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      std::lock_guard<std::mutex> lock(state->mutex);
+      state->value = std::move(value);
+      state->error = error;
+      state->done = true;
+      state->done_cv.notify_all();
+    });
+  } catch (...) {
+    detail::computation_ended(false);
+    throw;
+  }
+  std::optional<nb::python_error> interrupt;
   for (;;) {
     bool finished;
     {
@@ -82,8 +108,27 @@ auto interruptible(F work) -> decltype(work()) {
       finished = state->done_cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return state->done; });
     }
     if (finished) break;
-    if (PyErr_CheckSignals() != 0) throw nb::python_error();  // KeyboardInterrupt on Ctrl-C
+    if (PyErr_CheckSignals() != 0) {  // KeyboardInterrupt on Ctrl-C: stop the computation
+      interrupt.emplace();             // takes the pending Python exception
+      state->token.cancel();
+      break;
+    }
   }
+  {
+    nb::gil_scoped_release release;
+    worker.join();
+  }
+  bool was_cancelled = false;
+  if (state->error) {
+    try {
+      std::rethrow_exception(state->error);
+    } catch (const Cancelled&) {
+      was_cancelled = true;
+    } catch (...) {
+    }
+  }
+  detail::computation_ended(was_cancelled);
+  if (interrupt) throw std::move(*interrupt);
   if (state->error) std::rethrow_exception(state->error);
   return std::move(*state->value);
 }

@@ -61,7 +61,8 @@ void bind_symmetry(nb::module_& m) {
   m.def("make_group", [](const std::string& name, const std::vector<int>& shape) {
           return make_group(name, example_shape(shape, "shape"));
         }, nb::arg("name"), nb::arg("shape"),
-        "A built-in group (c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K), or a .npy path) "
+        "A built-in group (c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K), cube, icosahedron, "
+        "or a .npy path) "
         "for examples of `shape` ((d,) or (H, W, C)); docs/conventions.md §5.");
   m.def("group_from_matrices", [](const std::string& name, const std::vector<int>& shape, const InArray& mats) {
           return group_from_matrices(name, example_shape(shape, "shape"), matrices_from(mats, "matrices"));
@@ -73,6 +74,12 @@ void bind_symmetry(nb::module_& m) {
   m.def("matrix_output", [](const Representation& input, const InArray& mats) {
           return matrix_output(input, matrices_from(mats, "matrices"));
         }, nb::arg("input"), nb::arg("matrices"));
+  m.def("make_output_rep", [](const std::string& name, const Representation& input, const std::vector<int>& output) {
+          return make_output_rep(name, input, example_shape(output, "output_shape"));
+        }, nb::arg("name"), nb::arg("input"), nb::arg("output_shape"),
+        "The output action ρ_Y named like --output-rep (trivial, pixels, sign, regular, rotation or a .npy "
+        "path) for outputs of `output_shape`, checked to be orthogonal and a homomorphism of input's law "
+        "(docs/conventions.md §5).");
   m.def("augment", [](const InArray& x, const InArray& y, const Representation& rho_x, const Representation& rho_y) {
           AugmentedSet s = augment(to_inputs(x, "x"), to_row_matrix(y, "y"), rho_x, rho_y);
           std::vector<std::size_t> shape = {static_cast<std::size_t>(s.x.count())};

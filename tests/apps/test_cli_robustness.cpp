@@ -22,6 +22,7 @@
 
 #include "emergent/data/npy.hpp"
 #include "support/io.hpp"
+#include "support/plot.hpp"
 
 namespace fs = std::filesystem;
 
@@ -272,6 +273,79 @@ TEST_CASE("staged outputs: nothing appears until commit, nothing remains after d
   CHECK(emergent::read_npy(a).data == std::vector<double>{1, 2, 3});
   CHECK(!fs::exists(b));
   CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
+}
+
+TEST_CASE("figures are staged: no CSV, script or PNG looks complete before the command succeeds") {
+  namespace cli = emergent::cli;
+  const fs::path dir = g_dir / "staged_figure";
+  fs::create_directories(dir);
+  cli::Figure f;
+  f.title = "staging";
+  cli::Panel p;
+  p.title = "panel";
+  p.series.push_back(cli::Series{"line", {0, 1, 2}, {1, 4, 9}, {}, "", false, true});
+  f.panels.push_back(p);
+  const std::string stem = (dir / "fig").string();
+  auto final_files = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().filename().string().rfind(".emergent-", 0) != 0) names.push_back(e.path().filename().string());
+    return names;
+  };
+  // A command that fails after writing its figure (and an .npy) leaves nothing at all.
+  cli::FigureFiles files = cli::write_figure(f, stem);
+  const double v[2] = {1, 2};
+  cli::write_npy((dir / "data.npy").string(), {2}, v);
+  CHECK(final_files().empty());
+  CHECK(!fs::exists(files.csv));
+  CHECK(!fs::exists(files.script));
+  CHECK(!fs::exists(files.png));
+  cli::discard_outputs();
+  CHECK(fs::is_empty(dir));
+  // One that succeeds gets every file under its name, and the script renders the final names.
+  files = cli::write_figure(f, stem);
+  cli::commit_outputs();
+  REQUIRE(fs::exists(files.csv));
+  CHECK(slurp(files.csv).rfind("panel,series,x,y,error\n\"panel\",\"line\",0,1,", 0) == 0);
+  REQUIRE(fs::exists(files.script));
+  CHECK(contains(slurp(files.script), "png_file = \"" + files.png + "\""));
+  CHECK(fs::exists(files.png) == files.rendered);
+  CHECK(fs::exists(files.svg) == files.rendered);
+  if (cli::gnuplot_available()) CHECK(files.rendered);
+  for (const auto& e : fs::directory_iterator(dir)) CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
+  // A destination that cannot be written (a directory) is found before anything is renamed.
+  fs::remove_all(dir);
+  fs::create_directories(dir / "late.svg");
+  cli::write_npy((dir / "early.npy").string(), {2}, v);
+  files = cli::write_figure(f, (dir / "late").string());
+  CHECK_THROWS_AS(cli::commit_outputs(), std::runtime_error);
+  cli::discard_outputs();
+  CHECK(final_files() == std::vector<std::string>{"late.svg"});
+}
+
+TEST_CASE("experiment ising that fails at the end leaves no figure, CSV or PNG behind") {
+  const fs::path dir = g_dir / "ising_fails";
+  fs::create_directories(dir / "figure5_ising_ntk_difference.csv");  // the last output cannot be written
+  const Run r = run("experiment ising --scale 0.05 --widths 4 --out " + quote(dir.string()));
+  check_no_crash(r);
+  CAPTURE(r.err);
+  CHECK(r.code == 1);
+  CHECK(one_line(r.err));
+  CHECK(contains(r.err, "figure5_ising_ntk_difference.csv"));
+  CHECK(contains(r.err, "nothing was written"));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
+  CHECK(left == std::vector<std::string>{"figure5_ising_ntk_difference.csv"});
+  // The same run into a clean folder writes both figures completely.
+  fs::remove_all(dir);
+  const Run ok = run("experiment ising --scale 0.05 --widths 4 --out " + quote(dir.string()));
+  CAPTURE(ok.err);
+  REQUIRE(ok.code == 0);
+  for (const char* name : {"figure1_ising_invariance.csv", "figure5_ising_ntk_difference.csv",
+                           "figure1_ising_invariance.gp", "figure5_ising_ntk_difference.gp"}) {
+    CAPTURE(name);
+    CHECK(fs::file_size(dir / name) > 0);
+  }
 }
 
 TEST_CASE("diverged finite members are reported as such, not as violation 0") {

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -181,6 +182,164 @@ TEST_CASE("predict: the same bytes at --threads 1 and 2") {
   }
   CHECK(slurp(path("P_m1.npy")) == slurp(path("P_m2.npy")));
   CHECK(slurp(path("P_c1.npy")) == slurp(path("P_c2.npy")));
+}
+
+namespace {
+// The bytes of a '<f8' .npy rewritten as '<f4' (values rounded to float32), and the '<f8' file of
+// those rounded values: a float32 kernel must give exactly the predictions of its float64 image.
+void write_float32_pair(const std::string& f8, const std::string& f4_out, const std::string& f8_rounded_out) {
+  const emergent::NpyArray a = emergent::read_npy(f8);
+  std::vector<double> rounded(a.data.size());
+  std::string data;
+  for (std::size_t i = 0; i < a.data.size(); ++i) {
+    const float v = static_cast<float>(a.data[i]);
+    rounded[i] = v;
+    char b[4];
+    std::memcpy(b, &v, 4);
+    data.append(b, 4);
+  }
+  emergent::write_npy(f8_rounded_out, a.shape, rounded.data());
+  std::string header = emergent::encode_npy_header(a.shape);
+  header.replace(header.find("<f8"), 3, "<f4");
+  std::ofstream(f4_out, std::ios::binary) << header << data;
+}
+
+struct PredictCase {
+  const char* name;
+  const char* arch;
+  std::size_t n, n_test, d;  // d: features, or H = W for the image case (C = 2)
+  bool image;
+};
+
+std::string write_images(const std::string& name, std::size_t n, std::size_t hw, double phase) {
+  std::vector<double> v(n * hw * hw * 2);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.91 * static_cast<double>(i) + phase) * (1 + (i % 5) * 0.1);
+  emergent::write_npy(path(name), {n, hw, hw, 2}, v.data());
+  return path(name);
+}
+}  // namespace
+
+TEST_CASE("predict from precomputed kernels: the bytes of predict from inputs, float32 kernels converted") {
+  const PredictCase cases[] = {
+      {"mlp", "'dense(64, b=0.1) relu dense(64) relu dense(2)'", 300, 40, 12, false},
+      {"cnn", "'conv(8, 3x3, padding=same) relu conv(8, 2x2) erf gap dense(2)'", 40, 9, 5, true},
+  };
+  for (const PredictCase& c : cases) {
+    CAPTURE(c.name);
+    const std::string p = std::string("pk_") + c.name + "_";
+    const std::string x = c.image ? write_images(p + "x.npy", c.n, c.d, 0.3) : write_inputs(p + "x.npy", c.n, c.d, 0.3);
+    const std::string z = c.image ? write_images(p + "z.npy", c.n_test, c.d, 2.1)
+                                  : write_inputs(p + "z.npy", c.n_test, c.d, 2.1);
+    std::vector<double> y(c.n * 2);
+    for (std::size_t i = 0; i < y.size(); ++i) y[i] = std::cos(0.37 * static_cast<double>(i));
+    emergent::write_npy(path(p + "y.npy"), {c.n, 2}, y.data());
+    const std::string arch = std::string("--arch ") + c.arch;
+    auto kernel = [&](const std::string& args) {
+      const Run r = run("kernel " + arch + " -q " + args);
+      CAPTURE(r.err);
+      REQUIRE(r.code == 0);
+    };
+    kernel("--x1 " + quote(x) + " --nngp " + quote(path(p + "K.npy")) + " --ntk " + quote(path(p + "T.npy")));
+    kernel("--x1 " + quote(z) + " --x2 " + quote(x) + " --nngp " + quote(path(p + "Kx.npy")) + " --ntk " +
+           quote(path(p + "Tx.npy")));
+    kernel("--x1 " + quote(z) + " --nngp " + quote(path(p + "Kxx.npy")));
+    const std::string outs = " --times 0,3,100,inf --diag-reg 1e-4 ";
+    auto outputs = [&](const std::string& tag) {
+      return " --mean " + quote(path(p + tag + "_m.npy")) + " --cov " + quote(path(p + tag + "_c.npy")) +
+             " --posterior-mean " + quote(path(p + tag + "_pm.npy")) + " --posterior-cov " +
+             quote(path(p + tag + "_pc.npy"));
+    };
+    const Run from_inputs = run("predict " + arch + " --train-x " + quote(x) + " --train-y " + quote(path(p + "y.npy")) +
+                                " --test-x " + quote(z) + outs + outputs("in"));
+    CAPTURE(from_inputs.err);
+    REQUIRE(from_inputs.code == 0);
+    auto from_kernels = [&](const std::string& tag, const std::string& suffix) {
+      const Run r = run("predict --ntk-train " + quote(path(p + "T" + suffix)) + " --nngp-train " +
+                        quote(path(p + "K" + suffix)) + " --ntk-test " + quote(path(p + "Tx" + suffix)) +
+                        " --nngp-test " + quote(path(p + "Kx" + suffix)) + " --nngp-test-test " +
+                        quote(path(p + "Kxx" + suffix)) + " --train-y " + quote(path(p + "y.npy")) + outs +
+                        outputs(tag));
+      CAPTURE(r.err);
+      REQUIRE(r.code == 0);
+      CHECK(contains(r.err, "precomputed kernels"));
+    };
+    from_kernels("k", ".npy");
+    for (const char* out : {"_m.npy", "_c.npy", "_pm.npy", "_pc.npy"}) {
+      CAPTURE(out);
+      const std::string a = slurp(path(p + "in" + out)), b = slurp(path(p + "k" + out));
+      CHECK(a.size() > 128);
+      CHECK(a == b);  // the same matrices reach the same solver: bitwise
+    }
+    // float32 files: converted exactly, so the same bytes as the float64 files of the rounded values.
+    for (const char* k : {"T", "K", "Tx", "Kx", "Kxx"})
+      write_float32_pair(path(p + k + ".npy"), path(p + k + ".f4.npy"), path(p + k + ".r8.npy"));
+    from_kernels("f4", ".f4.npy");
+    from_kernels("r8", ".r8.npy");
+    for (const char* out : {"_m.npy", "_c.npy", "_pm.npy", "_pc.npy"}) {
+      CAPTURE(out);
+      CHECK(slurp(path(p + "f4" + out)) == slurp(path(p + "r8" + out)));
+      CHECK(slurp(path(p + "f4" + out)) != slurp(path(p + "k" + out)));  // float32 really rounded something
+    }
+  }
+}
+
+TEST_CASE("predict from precomputed kernels: a missing or misshapen kernel is named, nothing is written") {
+  const std::string p = "pk_mlp_";  // the files of the test case above
+  const std::string T = quote(path(p + "T.npy")), K = quote(path(p + "K.npy")), Tx = quote(path(p + "Tx.npy")),
+                    Kx = quote(path(p + "Kx.npy")), Kxx = quote(path(p + "Kxx.npy")), Y = quote(path(p + "y.npy"));
+  const std::string out = quote(path("pk_bad.npy"));
+  REQUIRE(fs::exists(path(p + "T.npy")));
+  struct Case {
+    std::string args;
+    std::vector<std::string> expect;
+  };
+  const std::vector<Case> cases = {
+      {"--ntk-train " + T + " --train-y " + Y + " --mean " + out, {"--ntk-test", "missing"}},
+      {"--ntk-train " + T + " --ntk-test " + Tx + " --train-y " + Y + " --cov " + out, {"--nngp-train", "missing"}},
+      {"--ntk-train " + T + " --ntk-test " + Tx + " --nngp-train " + K + " --nngp-test " + Kx + " --train-y " + Y +
+           " --cov " + out,
+       {"--nngp-test-test", "missing"}},
+      {"--nngp-train " + K + " --train-y " + Y + " --posterior-mean " + out, {"--nngp-test", "missing"}},
+      // The test kernel in the wrong orientation: named, with the hint.
+      {"--ntk-train " + T + " --ntk-test " + quote(path(p + "Tx_t.npy")) + " --train-y " + Y + " --mean " + out,
+       {"--ntk-test", "(300, 40)", "transpose"}},
+      // A non-square training kernel, a training kernel of another N, a vector instead of a matrix.
+      {"--ntk-train " + Tx + " --ntk-test " + Tx + " --train-y " + Y + " --mean " + out, {"--ntk-train", "square"}},
+      {"--ntk-train " + T + " --ntk-test " + Tx + " --nngp-train " + Kxx + " --nngp-test " + Kx + " --nngp-test-test " +
+           Kxx + " --train-y " + Y + " --cov " + out,
+       {"--nngp-train", "(40, 40)", "(300, 300)"}},
+      {"--ntk-train " + quote(path(p + "y.npy")) + " --ntk-test " + Tx + " --train-y " + Y + " --mean " + out,
+       {"--ntk-train", "(300, 2)"}},
+      {"--ntk-train " + T + " --ntk-test " + Tx + " --train-y " + quote(path(p + "z.npy")) + " --mean " + out,
+       {"--train-y"}},
+      // Kernels and inputs together, or --augment on kernels.
+      {"--ntk-train " + T + " --ntk-test " + Tx + " --train-y " + Y + " --arch 'dense(1)' --mean " + out,
+       {"--arch", "not both"}},
+      {"--ntk-train " + T + " --ntk-test " + Tx + " --train-y " + Y + " --augment flip --mean " + out, {"--augment"}},
+      // Neither kernels nor inputs.
+      {"--train-y " + Y + " --mean " + out, {"missing --arch"}},
+      // A truncated kernel file names the option and the file.
+      {"--ntk-train " + quote(path(p + "T_cut.npy")) + " --ntk-test " + Tx + " --train-y " + Y + " --mean " + out,
+       {"--ntk-train", "T_cut.npy", "truncated"}},
+  };
+  {  // the transposed test kernel and a truncated training kernel
+    const emergent::NpyArray tx = emergent::read_npy(path(p + "Tx.npy"));
+    std::vector<double> t(tx.data.size());
+    for (std::size_t i = 0; i < 40; ++i)
+      for (std::size_t j = 0; j < 300; ++j) t[j * 40 + i] = tx.data[i * 300 + j];
+    emergent::write_npy(path(p + "Tx_t.npy"), {300, 40}, t.data());
+    const std::string full = slurp(path(p + "T.npy"));
+    std::ofstream(path(p + "T_cut.npy"), std::ios::binary) << full.substr(0, full.size() / 2);
+  }
+  for (const Case& c : cases) {
+    CAPTURE(c.args);
+    const Run r = run("predict " + c.args);
+    CAPTURE(r.err);
+    CHECK(r.code == 2);
+    CHECK(one_line(r.err));
+    for (const std::string& e : c.expect) CHECK(contains(r.err, e));
+    CHECK(!fs::exists(path("pk_bad.npy")));
+  }
 }
 
 int main(int argc, char** argv) { return emergent::test::cli::run_suite(argc, argv, "test_kernel_files"); }

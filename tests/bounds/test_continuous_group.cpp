@@ -4,6 +4,8 @@
 // sampled linearized ensembles.
 #include <doctest/doctest.h>
 
+#include <Eigen/Eigenvalues>
+#include <Eigen/Geometry>
 #include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
@@ -401,4 +403,89 @@ TEST_CASE("sampled linearized ensembles: frequency of |f_hat(gx) - f_hat(x)| > d
     CHECK(vp.paper_bound >= vp.exact_probability);
     CHECK(freq - 4 * se <= vp.paper_bound);
   }
+}
+
+TEST_CASE("equivariant violation law: S matches the sample covariance of linearized members (cube, 3-D outputs)") {
+  // ρ_X = R on ℝ³, ρ_Y = R: S = (Σ(gx,gx) + Σ(x,x))·I − Σ(gx,x)(R + Rᵀ) is anisotropic for a quarter
+  // turn (R + Rᵀ = diag(0, 0, 2) about z), unlike any 2-D rotation. Checked against M sampled
+  // members' v_m = f_m(gx) − R f_m(x) within Monte Carlo error.
+  std::mt19937_64 rng(23);
+  const Architecture arch = Architecture::parse("dense(8, b=0.3) erf dense(3)");
+  const Inputs x = random_inputs(rng, 2, 3);
+  const RowMatrix y = random_targets(rng, 2, 3);
+  const Inputs z = random_inputs(rng, 1, 3);
+  const Representation rho = make_group("cube", x.shape);
+  const Representation ry = make_output_rep("rotation", rho, ExampleShape::vector(3));
+  ViolationLawOptions vo;
+  vo.times = {2.0};
+  vo.kernel.threads = 1;
+  vo.flow.threads = 1;
+  const auto laws = equivariance_violation_laws(arch, x, y, z, rho, ry, &rho, &ry, vo);
+  REQUIRE(laws.size() == 24);
+  int g = -1;  // a quarter turn: trace 1
+  for (int h = 0; h < 24 && g < 0; ++h)
+    if (std::abs(ry.matrix(h).trace() - 1.0) < 1e-12) g = h;
+  REQUIRE(g > 0);
+  for (const auto& l : laws) CHECK(l.mean.norm() <= 1e-9);  // Theorem 5.2 with ρ_Y = R
+  const ViolationLaw& law = laws[static_cast<std::size_t>(g)];
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(law.covariance);
+  CHECK(es.eigenvalues().maxCoeff() - es.eigenvalues().minCoeff() > 1e-3 * es.eigenvalues().maxCoeff());
+  CHECK(law.variance == doctest::Approx(es.eigenvalues().maxCoeff()).epsilon(1e-12));
+  // Monte Carlo.
+  const AugmentedSet set = augment(x, y, rho, ry);
+  const Kernels train = kernels(arch, set.x, vo.kernel);
+  const GradientFlow flow(train.ntk, train.nngp, set.y, vo.flow);
+  RowMatrix pair(2, 3);
+  pair.row(0) = z.x.row(0);
+  pair.row(1) = rho.apply(g, Eigen::VectorXd(z.x.row(0).transpose())).transpose();
+  const Inputs zz(pair, z.shape);
+  const Kernels cross = kernels(arch, zz, set.x, vo.kernel), self = kernels(arch, zz, vo.kernel);
+  const int M = 6000;
+  const LinearizedEnsemble e = flow.sample_members(vo.times, cross.ntk, cross.nngp, self.nngp, M, 99);
+  const Eigen::Matrix3d R = ry.matrix(g);
+  Eigen::MatrixXd v(M, 3);
+  for (int m = 0; m < M; ++m) {
+    const Eigen::Vector3d f0(e(m, 0, 0, 0), e(m, 0, 0, 1), e(m, 0, 0, 2)), f1(e(m, 0, 1, 0), e(m, 0, 1, 1), e(m, 0, 1, 2));
+    v.row(m) = (f1 - R * f0).transpose();
+  }
+  const Eigen::MatrixXd centered = v.rowwise() - v.colwise().mean();
+  const Eigen::MatrixXd sample = centered.transpose() * centered / (M - 1);
+  const Eigen::MatrixXd& S = law.covariance;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      const double se = std::sqrt((S(i, i) * S(j, j) + S(i, j) * S(i, j)) / M);
+      CAPTURE(i);
+      CAPTURE(j);
+      CHECK(std::abs(sample(i, j) - S(i, j)) <= 5 * se + 1e-12);
+    }
+  // The trivial-ρ_Y form is the special case: invariance_violation_laws gives S = s·I.
+  const auto inv = invariance_violation_laws(arch, x, y, z, rho, &rho, vo);
+  for (const auto& l : inv) CHECK((l.covariance - l.variance * Eigen::MatrixXd::Identity(3, 3)).norm() == 0.0);
+}
+
+TEST_CASE("SO(3) covering angle: Mackenzie's 62.8° for the cube, 180° for cyclic groups, above every Haar sample") {
+  const auto cube = cube_rotations(), ico = icosahedron_rotations();
+  const double deg = 180 / std::numbers::pi;
+  const double theta_cube = so3_covering_angle(cube), theta_ico = so3_covering_angle(ico);
+  // Mackenzie (1958): the largest disorientation of cubic symmetry, 62.7994°.
+  CHECK(std::abs(theta_cube * deg - 62.7994) < 1e-3);
+  CHECK(theta_ico < theta_cube);  // the larger group covers SO(3) more densely
+  CHECK(so3_covering_angle({Eigen::Matrix3d::Identity()}) * deg == doctest::Approx(180).epsilon(1e-6));
+  std::vector<Eigen::Matrix3d> c4;
+  for (int j = 0; j < 4; ++j) c4.push_back(Eigen::AngleAxisd(j * std::numbers::pi / 2, Eigen::Vector3d::UnitZ()).toRotationMatrix());
+  CHECK(so3_covering_angle(c4) * deg == doctest::Approx(180).epsilon(1e-6));
+  // Every Haar sample is within the covering angle, and the samples come close to it.
+  for (const auto& [set, theta] : {std::pair{cube, theta_cube}, std::pair{ico, theta_ico}}) {
+    double worst = 0;
+    for (int i = 0; i < 4000; ++i) {
+      const Eigen::Matrix3d r = haar_rotation(5, 0, static_cast<std::uint64_t>(i));
+      CHECK(std::abs(r.determinant() - 1) < 1e-12);
+      worst = std::max(worst, so3_distance_to_set(r, set));
+    }
+    CHECK(worst <= theta + 1e-12);
+    CHECK(worst > theta - 6 / deg);
+    for (const auto& b : set) CHECK(so3_distance_to_set(b, set) < 1e-6);
+  }
+  CHECK_THROWS_AS(so3_covering_angle({}), std::invalid_argument);
+  CHECK_THROWS_AS(so3_covering_angle({-Eigen::Matrix3d::Identity()}), std::invalid_argument);
 }

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "support/enum_names.hpp"
+#include "support/test_support.hpp"
 
 #include <emergent/core/architecture.hpp>
 
@@ -153,4 +154,71 @@ TEST_CASE("Padding: to_string and parse_padding are inverse, snake_case, and rej
   using E = emergent::Padding;
   const std::vector<E> all = {E::Same, E::Valid, E::Circular};
   emergent::test::check_enum_names<E>(all, [](const std::string& s) { return emergent::parse_padding(s); });
+}
+
+TEST_CASE("avgpool, layernorm and residual blocks: parsing, canonical printing and shapes") {
+  const Architecture a = Architecture::parse(
+      "conv(8, 3x3) residual(relu conv(8, 3x3, padding=circular) residual(erf conv(8, 1x1)) layernorm) "
+      "avgpool(2x2, stride=2) avgpool(3, padding=same) layernorm(eps=1e-6) flatten dense(1)");
+  REQUIRE(a.layers().size() == 15);
+  CHECK(a.layers()[1].kind == LayerKind::ResidualBegin);
+  CHECK(a.layers()[4].kind == LayerKind::ResidualBegin);
+  CHECK(a.layers()[7].kind == LayerKind::ResidualEnd);
+  CHECK(a.layers()[9].kind == LayerKind::ResidualEnd);
+  const Layer& pool = a.layers()[10];
+  CHECK(pool.kind == LayerKind::AvgPool);
+  CHECK(pool.filter_h == 2);
+  CHECK(pool.stride_w == 2);
+  CHECK(pool.padding == Padding::Valid);  // Neural Tangents' default
+  CHECK(a.layers()[11].filter_w == 3);
+  CHECK(a.layers()[11].stride_h == 1);
+  CHECK(a.layers()[12].eps == 1e-6);
+  CHECK(a.layers()[8].eps == 1e-12);
+  CHECK(a.has_extended_layers());
+  CHECK_FALSE(Architecture::parse("conv(2, 3x3) relu gap dense(1)").has_extended_layers());
+  CHECK(a.to_string() ==
+        "conv(8, 3x3) residual(relu conv(8, 3x3, padding=circular) residual(erf conv(8, 1x1)) layernorm) "
+        "avgpool(2x2, stride=2x2) avgpool(3x3, padding=same) layernorm(eps=1e-06) flatten dense(1)");
+  CHECK(Architecture::parse(a.to_string()).to_string() == a.to_string());
+  const ShapeTrace t = a.shapes(ExampleShape::image_hwc(9, 8, 3));
+  CHECK(t.shapes[11] == ExampleShape::image_hwc(4, 4, 8));  // ⌊(9−2)/2⌋+1 × ⌊(8−2)/2⌋+1
+  CHECK(t.shapes[12] == ExampleShape::image_hwc(4, 4, 8));
+  CHECK(t.shapes.back() == ExampleShape::vector(1));
+  CHECK(Architecture::parse("avgpool(2x2) conv(1, 1x1)").expects_images());
+  CHECK(pooled_size(7, 3, 2, Padding::Same) == 4);
+  CHECK(pooled_pad_before(7, 3, 2, Padding::Same) == 1);
+  CHECK(pooled_size(7, 3, 2, Padding::Valid) == 3);
+  CHECK(pooled_size(2, 3, 1, Padding::Valid) == 0);
+}
+
+TEST_CASE("avgpool, layernorm and residual blocks: clear errors") {
+  auto err = [](const std::string& spec, const ExampleShape* shape = nullptr) {
+    return test::error_of<SpecError>([&] {
+      const Architecture a = Architecture::parse(spec);
+      if (shape) a.shapes(*shape);
+    });
+  };
+  const ExampleShape img = ExampleShape::image_hwc(4, 4, 2), vec = ExampleShape::vector(3);
+  CHECK(test::contains(err("conv(3, 3x3) residual(relu conv(4, 3x3))", &img), "keep the shape"));
+  CHECK(test::contains(err("conv(3, 3x3) residual(relu conv(3, 3x3, padding=valid))", &img), "keep the shape"));
+  CHECK(test::contains(err("dense(3) residual(dense(3) relu)"), "end with a dense or conv layer"));
+  CHECK(test::contains(err("dense(3) residual(layernorm)"), "end with a dense or conv layer"));
+  CHECK(test::contains(err("dense(3) relu layernorm dense(1)"), "layernorm at column 15"));
+  CHECK(test::contains(err("layernorm dense(1)"), "raw inputs"));
+  CHECK(test::contains(err("dense(3) relu residual(dense(3)) relu dense(1)"), "not a centred Gaussian"));
+  CHECK(test::contains(err("dense(3) residual(dense(3)"), "')' closing the 'residual(' of column 10"));
+  CHECK(test::contains(err("dense(3) )"), "no residual( block is open"));
+  CHECK(test::contains(err("dense(3) dense(3))"), "white space after ')'"));
+  CHECK(test::contains(err("dense(3) residual dense(3)"), "'(' directly after residual"));
+  CHECK(test::contains(err("dense(3) residual(dense(3))relu"), "white space after ')'"));
+  CHECK(test::contains(err("conv(2, 3x3) avgpool(0x2)"), "KHxKW"));
+  CHECK(test::contains(err("conv(2, 3x3) avgpool(2x2, stride=0)"), "stride"));
+  CHECK(test::contains(err("conv(2, 3x3) avgpool(2x2, padding=full)"), "padding=same|valid|circular"));
+  CHECK(test::contains(err("conv(2, 3x3) avgpool(5x5)", &img), "larger than its input"));
+  CHECK(test::contains(err("dense(2) avgpool(2x2)", &vec), "image input"));
+  CHECK(test::contains(err("dense(2) layernorm(eps=-1)"), "eps >= 0"));
+  CHECK(test::contains(err("dense(2) layernorm(1)"), "layernorm"));
+  // Fine: the shortcut may be raw inputs or an activation's output if an affine layer follows the sum.
+  CHECK(err("residual(dense(3)) dense(2)", &vec).empty());
+  CHECK(err("dense(3) relu residual(dense(3)) dense(1) relu dense(1)", nullptr).empty());
 }

@@ -239,6 +239,93 @@ TEST_CASE("read_npy/write_npy go through the file system and name the path on fa
   fs::remove_all(dir);
 }
 
+// The memory-mapped reader against parse_npy, which is tested above against the specification:
+// the same values for every dtype and range, the same error for every malformed file.
+TEST_CASE("MappedNpy: the values of parse_npy for every range, and its errors for every malformed file") {
+  namespace fs = std::filesystem;
+  const fs::path dir = emergent::test::temp_dir("npy_map");
+  auto put = [&](const std::string& name, const std::string& bytes) {
+    const std::string path = (dir / name).string();
+    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return path;
+  };
+  std::vector<double> d(35);
+  for (std::size_t i = 0; i < d.size(); ++i) d[i] = std::sin(0.7 * static_cast<double>(i)) * std::pow(10.0, i % 7);
+  std::vector<float> f(d.begin(), d.end());
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"f8.npy", make_npy(dict_for("<f8", "(5, 7)"), le_bytes(d))},
+      {"f4.npy", make_npy(dict_for("<f4", "(5, 7)"), le_bytes(f))},
+      {"f8_v2_16.npy", make_npy(dict_for("<f8", "(7, 5)"), le_bytes(d), 2, 0, 16)},  // data 16-aligned only
+      {"i2.npy", make_npy(dict_for("<i2", "(35,)"), le_bytes(std::vector<std::int16_t>(35, -123)))},
+  };
+  for (const auto& [name, bytes] : files) {
+    CAPTURE(name);
+    const emergent::MappedNpy m(put(name, bytes));
+    const NpyArray ref = emergent::parse_npy(bytes, name);
+    CHECK(m.shape() == ref.shape);
+    REQUIRE(m.size() == ref.data.size());
+    for (std::size_t begin : {0u, 1u, 6u, 34u})
+      for (std::size_t count : {0u, 1u, 13u}) {
+        if (begin + count > m.size()) continue;
+        std::vector<double> got(count);
+        m.read(begin, count, got.data());
+        for (std::size_t i = 0; i < count; ++i) CHECK(bits(got[i]) == bits(ref.data[begin + i]));
+      }
+    std::vector<double> all(m.size());
+    m.read(0, m.size(), all.data());
+    CHECK(all == ref.data);
+    CHECK_THROWS_AS(m.read(30, 6, all.data()), std::out_of_range);
+  }
+  CHECK(emergent::MappedNpy(put("f4b.npy", files[1].second)).dtype() == "<f4");
+  // A moved-from reader gives up its mapping; the moved-to one still reads.
+  emergent::MappedNpy a(put("f8b.npy", files[0].second));
+  emergent::MappedNpy b = std::move(a);
+  double first = 0;
+  b.read(0, 1, &first);
+  CHECK(bits(first) == bits(d[0]));
+
+  const std::string good = files[0].second;
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"magic.npy", "hello world, this is text"},
+      {"empty.npy", ""},
+      {"header.npy", good.substr(0, 40)},
+      {"truncated.npy", good.substr(0, good.size() - 3)},
+      {"oversized.npy", good + std::string(8, '\0')},
+      {"fortran.npy", make_npy(dict_for("<f8", "(2, 2)", "True"), le_bytes(std::vector<double>{1, 2, 3, 4}))},
+      {"bigendian.npy", make_npy(dict_for(">f8", "(2, 2)"), std::string(32, '\0'))},
+  };
+  for (const auto& [name, bytes] : bad) {
+    CAPTURE(name);
+    const std::string path = put(name, bytes);
+    std::string mapped;
+    try {
+      emergent::MappedNpy m(path);
+    } catch (const NpyError& e) {
+      mapped = e.what();
+    }
+    CHECK(!mapped.empty());
+    CHECK(mapped == npy_error(bytes, path));
+  }
+  // Non-finite values are found when read, named by their index, as parse_npy names them.
+  const std::string nan_bytes = make_npy(dict_for("<f8", "(2, 2)"), le_bytes(std::vector<double>{1, 2, std::nan(""), 4}));
+  const emergent::MappedNpy m(put("nan.npy", nan_bytes));
+  std::vector<double> two(2);
+  m.read(0, 2, two.data());  // the finite part reads fine
+  std::string message;
+  std::vector<double> three(3);
+  try {
+    m.read(1, 3, three.data());
+  } catch (const NpyError& e) {
+    message = e.what();
+  }
+  CHECK(contains(message, "(1, 0)"));
+  CHECK(contains(message, "NaN"));
+  CHECK(contains(message, (dir / "nan.npy").string()));
+  CHECK_THROWS_AS(emergent::MappedNpy((dir / "missing.npy").string()), NpyError);
+  CHECK_THROWS_AS(emergent::MappedNpy(dir.string()), NpyError);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("parse_bytes: units are binary, percentages are of physical memory") {
   using emergent::parse_bytes;
   const std::size_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;

@@ -3,7 +3,9 @@
 
 Layers, lowest first; a file may include headers of its own folder and of lower layers only:
 
-    core  <-  data  <-  {kernels, networks, symmetry}  <-  dynamics  <-  {theorems, bounds}
+    core  <-  data  <-  {kernels, networks, symmetry}  <-  dynamics  <-  {theorems, bounds, distributed}
+
+(distributed/ is the MPI layer: the kernels and the gradient-flow solve over the ranks of a job.)
 
 Checked for every public header (include/emergent/<folder>/) and library source (lib/<folder>/).
 lib/detail/ holds internal helpers: library sources may include them, public headers never.
@@ -14,7 +16,7 @@ import re
 import sys
 
 LAYER = {"core": 0, "data": 1, "kernels": 2, "networks": 2, "symmetry": 2, "dynamics": 3,
-         "theorems": 4, "bounds": 4}
+         "theorems": 4, "bounds": 4, "distributed": 4}
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](emergent/([a-z_]+)/[^">]+|detail/[^">]+)[">]', re.M)
 
 

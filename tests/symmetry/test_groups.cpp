@@ -3,7 +3,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <numbers>
+#include <tuple>
+
+#include <Eigen/Geometry>
 #include <string>
 #include <vector>
 
@@ -66,6 +70,11 @@ TEST_CASE("every exact group satisfies the representation axioms") {
   // rot2(K) for several K, on one and on several coordinate pairs.
   for (int k : {2, 3, 4, 5, 6, 8, 12})
     for (int d : {2, 6}) cases.push_back({"rot2(" + std::to_string(k) + ")", ExampleShape::vector(d), k});
+  // Finite subgroups of SO(3) on one ℝ³ vector and on pairs (x, y) ∈ ℝ⁶.
+  for (int d : {3, 6}) {
+    cases.push_back({"cube", ExampleShape::vector(d), 24});
+    cases.push_back({"icosahedron", ExampleShape::vector(d), 60});
+  }
   for (const auto& c : cases) {
     CAPTURE(c.name);
     CAPTURE(c.shape.to_string());
@@ -84,6 +93,7 @@ TEST_CASE("every output action is a homomorphism of its input group") {
       {"flip", ExampleShape::image_hwc(2, 3, 1)},  {"translations", ExampleShape::image_hwc(2, 3, 1)},
       {"sign", ExampleShape::vector(3)},           {"cyclic", ExampleShape::vector(4)},
       {"rot2(3)", ExampleShape::vector(2)},        {"rot2(6)", ExampleShape::vector(4)},
+      {"cube", ExampleShape::vector(6)},           {"icosahedron", ExampleShape::vector(3)},
   };
   for (const auto& [name, shape] : inputs) {
     CAPTURE(name);
@@ -97,6 +107,12 @@ TEST_CASE("every output action is a homomorphism of its input group") {
     std::vector<MatrixXd> own;
     for (int g = 0; g < in.size(); ++g) own.push_back(in.block_matrix(g));
     test::check_output_action(in, matrix_output(in, own));
+    // The built-in actions of --output-rep (docs/conventions.md §5).
+    test::check_output_action(in, make_output_rep("sign", in, ExampleShape::vector(2)));
+    test::check_output_action(in, make_output_rep("regular", in, ExampleShape::vector(in.size())));
+    if (name.rfind("rot2", 0) == 0 || name == "cube" || name == "icosahedron")
+      test::check_output_action(
+          in, make_output_rep("rotation", in, ExampleShape::vector(name.rfind("rot2", 0) == 0 ? 2 : 3)));
   }
   // rot2(K) on 2-vectors drives a 2×2 rotation output (the Theorem 5.2 setting).
   for (int k : {3, 4, 5}) {
@@ -281,4 +297,130 @@ TEST_CASE("orbit_of stacks ρ(g)x element by element, the rows of augment()") {
   const AugmentedSet set = augment(x, RowMatrix::Zero(5, 1), c4, trivial_output(c4, 1));
   CHECK(test::max_abs(set.x.x - orbit.x) == 0.0);
   CHECK_THROWS_AS(orbit_of(test::random_inputs(2, ExampleShape::vector(4), 1), c4), std::invalid_argument);
+}
+
+TEST_CASE("the SO(3) subgroups are the rotations of the cube and of the icosahedron") {
+  for (const auto& [name, rotations, order] :
+       {std::tuple{"cube", cube_rotations(), 24}, std::tuple{"icosahedron", icosahedron_rotations(), 60}}) {
+    CAPTURE(name);
+    REQUIRE(static_cast<int>(rotations.size()) == order);
+    // Proper rotations, pairwise distinct.
+    for (std::size_t g = 0; g < rotations.size(); ++g) {
+      CHECK(std::abs(rotations[g].determinant() - 1) < 1e-14);
+      CHECK(max_abs(rotations[g].transpose() * rotations[g] - Eigen::Matrix3d::Identity()) < 1e-15);
+      for (std::size_t h = 0; h < g; ++h) CHECK(max_abs(rotations[g] - rotations[h]) > 0.1);
+    }
+    // Class equation by rotation angle: cube 1 + 9 (90°, 180° faces) + 8 (120°) + 6 (180° edges) + ...
+    // counted as orders of elements: an element of order n has trace 1 + 2cos(2π/n).
+    std::map<int, int> by_order;
+    for (const auto& r : rotations) {
+      int n = 1;
+      Eigen::Matrix3d p = r;
+      while (max_abs(p - Eigen::Matrix3d::Identity()) > 1e-9 && n < 100) p = p * r, ++n;
+      ++by_order[n];
+    }
+    if (order == 24) CHECK(by_order == std::map<int, int>{{1, 1}, {2, 9}, {3, 8}, {4, 6}});
+    if (order == 60) CHECK(by_order == std::map<int, int>{{1, 1}, {2, 15}, {3, 20}, {5, 24}});
+  }
+  // The cube group maps the cube's vertices (±1, ±1, ±1) to vertices; the icosahedral group the
+  // icosahedron's 12 vertices (0, ±1, ±φ) and cyclic permutations to vertices.
+  const double phi = std::numbers::phi;
+  std::vector<Eigen::Vector3d> ico;
+  for (double a : {-1.0, 1.0})
+    for (double b : {-phi, phi}) {
+      ico.emplace_back(0, a, b);
+      ico.emplace_back(a, b, 0);
+      ico.emplace_back(b, 0, a);
+    }
+  for (const auto& r : icosahedron_rotations())
+    for (const auto& v : ico) {
+      double best = INFINITY;
+      for (const auto& w : ico) best = std::min(best, (r * v - w).norm());
+      CHECK(best < 1e-14);
+    }
+  const Representation pairs = make_group("cube", ExampleShape::vector(6));
+  const RowMatrix x = normals(2, 6, 3);
+  const auto rot = cube_rotations();
+  for (int g = 0; g < pairs.size(); ++g) {
+    const RowMatrix gx = pairs.apply(g, x);
+    // Each ℝ³ block is rotated by the same R_g.
+    CHECK(max_abs(gx.leftCols(3).transpose() - rot[g] * x.leftCols(3).transpose()) < 1e-15);
+    CHECK(max_abs(gx.rightCols(3).transpose() - rot[g] * x.rightCols(3).transpose()) < 1e-15);
+  }
+  CHECK_THROWS_WITH_AS(make_group("cube", ExampleShape::vector(4)), doctest::Contains("divisible by 3"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(make_group("icosahedron", ExampleShape::image_hwc(3, 3, 1)), std::invalid_argument);
+}
+
+TEST_CASE("output representations: built-in actions and checked user matrices") {
+  const Representation c4 = make_group("rot2(4)", ExampleShape::vector(2));
+  // The regular representation moves e_h to e_{g·h}.
+  const Representation reg = make_output_rep("regular", c4, ExampleShape::vector(4));
+  for (int g = 0; g < 4; ++g)
+    for (int h = 0; h < 4; ++h) {
+      VectorXd e = VectorXd::Zero(4);
+      e[h] = 1;
+      CHECK(reg.apply(g, e)[c4.compose(g, h)] == 1.0);
+    }
+  // Sign characters: −1 exactly on the reflections of d4 and on −x of sign.
+  const Representation d4 = make_group("d4", ExampleShape::image_hwc(3, 3, 1));
+  const Representation sd4 = make_output_rep("sign", d4, ExampleShape::vector(2));
+  for (int g = 0; g < 8; ++g) CHECK(sd4.matrix(g)(1, 1) == (g < 4 ? 1.0 : -1.0));
+  const Representation sg = make_output_rep("sign", make_group("sign", ExampleShape::vector(4)), ExampleShape::vector(3));
+  CHECK(sg.matrix(1) == -MatrixXd::Identity(3, 3));
+  // rotation on rot2(K): the 2 × 2 rotation by 2πj/K.
+  const Representation r5 = make_group("rot2(5)", ExampleShape::vector(4));
+  const Representation rot = make_output_rep("rotation", r5, ExampleShape::vector(2));
+  for (int g = 0; g < 5; ++g) {
+    const double th = 2 * std::numbers::pi * g / 5;
+    CHECK(std::abs(rot.matrix(g)(1, 0) - std::sin(th)) < 1e-15);
+  }
+  // Errors name the option, the element and the defect.
+  const auto err = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  std::vector<MatrixXd> shear(4, MatrixXd::Identity(2, 2));
+  shear[2](0, 1) = 0.5;
+  std::string m = err([&] { checked_matrix_output(c4, shear, "--output-rep 'S.npy'"); });
+  CHECK(m.find("--output-rep 'S.npy'") != std::string::npos);
+  CHECK(m.find("element 2") != std::string::npos);
+  CHECK(m.find("not orthogonal") != std::string::npos);
+  // Rotations by 2π/3 per step: orthogonal, but ρ(1)ρ(1) ≠ ρ(2) in C4... in fact ρ(1)ρ(3) ≠ ρ(0).
+  std::vector<MatrixXd> wrong;
+  for (int g = 0; g < 4; ++g) wrong.push_back(Eigen::Rotation2Dd(2 * std::numbers::pi / 3 * g).toRotationMatrix());
+  m = err([&] { checked_matrix_output(c4, wrong, "--output-rep 'W.npy'"); });
+  CHECK(m.find("not a homomorphism") != std::string::npos);
+  CHECK(m.find("g·h") != std::string::npos);
+  std::vector<MatrixXd> not_id(4, -MatrixXd::Identity(2, 2));
+  m = err([&] { checked_matrix_output(c4, not_id, "X"); });
+  CHECK(m.find("identity") != std::string::npos);
+  // The same through a .npy file, and a file of the wrong shape.
+  std::vector<double> data;
+  for (const auto& w : wrong)
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) data.push_back(w(i, j));
+  const std::string path = temp_path("wrong_rep.npy");
+  write_npy(path, {4, 2, 2}, data.data());
+  m = err([&] { make_output_rep(path, c4, ExampleShape::vector(2)); });
+  CHECK(m.find("output representation '" + path + "'") != std::string::npos);
+  CHECK(m.find("not a homomorphism") != std::string::npos);
+  m = err([&] { make_output_rep(path, c4, ExampleShape::vector(3)); });
+  CHECK(m.find("expected (|G|, k, k) = (4, 3, 3)") != std::string::npos);
+  std::remove(path.c_str());
+  // Exact input groups only, vector outputs only, the right sizes.
+  const Representation approx = make_group("rot(4)", ExampleShape::image_hwc(4, 4, 1));
+  CHECK(err([&] { make_output_rep("sign", approx, ExampleShape::vector(1)); }).find("not an exact group") != std::string::npos);
+  CHECK(make_output_rep("trivial", approx, ExampleShape::vector(1)).size() == 4);
+  CHECK(err([&] { make_output_rep("regular", c4, ExampleShape::vector(3)); }).find("4-vectors") != std::string::npos);
+  CHECK(err([&] { make_output_rep("rotation", c4, ExampleShape::vector(3)); }).find("2-vectors") != std::string::npos);
+  CHECK(err([&] { make_output_rep("rotation", d4, ExampleShape::vector(2)); }).find("not made of rotations") !=
+        std::string::npos);
+  CHECK(err([&] { make_output_rep("sign", d4, ExampleShape::image_hwc(3, 3, 1)); }).find("expected 'pixels'") !=
+        std::string::npos);
+  CHECK(err([&] { make_output_rep("spin", c4, ExampleShape::vector(2)); }).find("unknown") != std::string::npos);
 }

@@ -226,6 +226,53 @@ TEST_CASE("Theorem 5.2: the ensemble is equivariant at all times only with augme
   }
 }
 
+TEST_CASE("Theorem 5.2 with non-trivial output representations of --output-rep") {
+  const std::vector<double> times = {0.0, 10.0, std::numeric_limits<double>::infinity()};
+  struct Case {
+    std::string group, rep;
+    int dim, outputs, train;
+  };
+  // ρ_Y: the 2-D rotation of rot2(K), the 3-D rotation of the cube and icosahedral groups on
+  // pairs (x, y) ∈ ℝ⁶ (the cross-product setting), the regular representation and a sign.
+  // (The icosahedral orbit of one pair is 60 points of ℝ⁶: more would make Θ ill-conditioned.)
+  const std::vector<Case> cases = {{"rot2(5)", "rotation", 4, 2, 3},    {"cube", "rotation", 6, 3, 3},
+                                   {"icosahedron", "rotation", 6, 3, 1}, {"rot2(3)", "regular", 2, 3, 3},
+                                   {"sign", "sign", 3, 2, 3}};
+  for (const auto& c : cases) {
+    CAPTURE(c.group);
+    CAPTURE(c.rep);
+    const ExampleShape v = ExampleShape::vector(c.dim);
+    const Representation rx = make_group(c.group, v);
+    const Representation ry = make_output_rep(c.rep, rx, ExampleShape::vector(c.outputs));
+    REQUIRE(ry.exact());
+    const Architecture mlp =
+        Architecture::parse("dense(16, w=1.3, b=0.3) erf dense(" + std::to_string(c.outputs) + ")");
+    const Inputs x = random_inputs(c.train, v, 71), z = random_inputs(2, v, 72);
+    const RowMatrix y = normals(c.train, c.outputs, 73);
+    Theorem52Options o;
+    o.times = times;
+    o.noise_inputs = 2;
+    expect_holds(check_theorem_5_2(mlp, x, y, z, rx, ry, o));
+    o.augment = false;
+    const TheoremResult without = check_theorem_5_2(mlp, x, y, z, rx, ry, o);
+    INFO(without.to_string());
+    CHECK_FALSE(without.holds);
+    // The prior (t = 0) is equivariant either way; the trained mean is not, far above round-off.
+    CHECK(without.part(Quantity::Mean, InputSet::Test, 0.0).holds);
+    for (double t : {10.0, std::numeric_limits<double>::infinity()}) {
+      const CheckResult& p = without.part(Quantity::Mean, InputSet::Test, t);
+      CAPTURE(t);
+      CHECK(p.max_violation > 1e6 * p.tolerance);
+    }
+  }
+  // A target action that is not the group's (the 3-D rotation of the cube paired with the
+  // icosahedral input group is not even the right size) is refused before training.
+  const Representation ico = make_group("icosahedron", ExampleShape::vector(6));
+  std::vector<MatrixXd> cube_on_ico;
+  for (const auto& r : cube_rotations()) cube_on_ico.push_back(r);
+  CHECK_THROWS_AS(checked_matrix_output(ico, cube_on_ico, "m"), std::invalid_argument);
+}
+
 TEST_CASE("Theorem results are selected by their typed fields; names are derived from them") {
   const ExampleShape v = ExampleShape::vector(3);
   const Representation cy = make_group("cyclic", v);

@@ -425,6 +425,7 @@ void add_experiment_command(CLI::App& app) {
   // ---- further experiments register here -------------------------------------------------
   // Each further experiment adds itself to `experiment` here (declared in commands.hpp).
   add_fashion_mnist_experiment(experiment);  // cmd_fashion_mnist.cpp
+  add_cross_product_experiment(experiment);  // cmd_cross_product.cpp
 }
 
 }  // namespace emergent::cli

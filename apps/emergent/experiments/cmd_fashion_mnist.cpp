@@ -376,8 +376,7 @@ void write_outputs(const FashionArgs& a, const std::vector<OrderResult>& results
 
   // Summary table (every number of the figures, one row per order and checkpoint).
   const std::string csv = (out / "fashion_mnist_summary.csv").string();
-  std::ofstream s(csv);
-  if (!s) throw std::runtime_error("cannot write " + csv);
+  std::ofstream s = open_staged(csv);  // staged (support/io.hpp): renamed when the command succeeds
   s << "order,epoch,ensemble_osp,member_osp_q25,member_osp_median,member_osp_q75,ensemble_so2,member_so2_q25,"
        "member_so2_median,member_so2_q75,ensemble_accuracy,member_accuracy_median,member_train_loss_median\n";
   s << std::setprecision(10);
@@ -387,7 +386,7 @@ void write_outputs(const FashionArgs& a, const std::vector<OrderResult>& results
         << "," << r.osp_q75[c] << "," << r.ensemble[c].so2 << "," << r.so2_q25[c] << "," << r.so2_q50[c] << ","
         << r.so2_q75[c] << "," << r.ensemble[c].accuracy << "," << r.acc_q50[c] << "," << r.train_loss[c] << "\n";
   const std::string run = (out / "run.txt").string();
-  std::ofstream t(run);
+  std::ofstream t = open_staged(run);
   t << "emergent experiment fashion-mnist\n" << d.description << "\narch: " << a.arch << "\noptimizer: " << a.optimizer
     << " (batch " << a.batch_size << ", lr " << a.lr << "), epochs " << a.epochs << ", members " << a.members
     << ", seed " << a.seed << ", random rotations " << a.rotations << "\ntrain " << d.train.size() << ", test "

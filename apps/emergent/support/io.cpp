@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -49,22 +50,61 @@ std::map<std::string, std::string>& claimed_outputs() {
 }
 }  // namespace
 
-void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data) {
+std::string stage_output(const std::string& destination) {
   namespace fs = std::filesystem;
-  const fs::path p(path);
+  const fs::path p(destination);
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  // A short name (not derived from the destination's, which may already be NAME_MAX long).
-  const fs::path tmp = dir / (".emergent-" + std::to_string(::getpid()) + "-" + std::to_string(staged_outputs().size()) + ".tmp");
-  staged_outputs().push_back({tmp.string(), path});
+  // A short name (not derived from the destination's, which may already be NAME_MAX long),
+  // unique within this run; the extension is kept for tools that look at it (gnuplot does not).
+  static long counter = 0;
+  const fs::path tmp = dir / (".emergent-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp" +
+                              p.extension().string());
+  staged_outputs().push_back({tmp.string(), destination});
+  return tmp.string();
+}
+
+std::ofstream open_staged(const std::string& destination) {
+  std::ofstream out(stage_output(destination));
+  if (!out) throw std::runtime_error("cannot write " + destination);
+  return out;
+}
+
+void unstage_output(const std::string& temporary) noexcept {
+  auto& outputs = staged_outputs();
+  for (auto it = outputs.begin(); it != outputs.end(); ++it)
+    if (it->temporary == temporary) {
+      std::error_code ec;
+      std::filesystem::remove(it->temporary, ec);
+      outputs.erase(it);
+      return;
+    }
+}
+
+void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data) {
   static const double none = 0.0;  // empty arrays: any valid pointer
-  emergent::write_npy(tmp.string(), shape, data ? data : &none);
+  emergent::write_npy(stage_output(path), shape, data ? data : &none);
+}
+
+void write_text(const std::string& path, const std::string& contents) {
+  std::ofstream f = open_staged(path);
+  f << contents;
+  if (!f.flush()) throw std::runtime_error("cannot write '" + path + "'");
 }
 
 void commit_outputs() {
+  namespace fs = std::filesystem;
   auto& outputs = staged_outputs();
+  for (const auto& o : outputs) {  // refuse before renaming anything
+    std::error_code ec;
+    if (fs::is_directory(o.destination, ec))
+      throw std::runtime_error("cannot write '" + o.destination + "': it is a directory; nothing was written");
+    if (!fs::exists(o.temporary, ec))
+      throw std::runtime_error("cannot write '" + o.destination + "': its temporary file '" + o.temporary +
+                               "' disappeared; nothing was written");
+  }
   for (const auto& o : outputs) {
     std::error_code ec;
-    std::filesystem::rename(o.temporary, o.destination, ec);
+    fs::rename(o.temporary, o.destination, ec);
     if (ec) throw std::runtime_error("cannot rename '" + o.temporary + "' to '" + o.destination + "': " + ec.message());
   }
   outputs.clear();

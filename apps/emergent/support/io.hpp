@@ -3,6 +3,7 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,19 @@ void check_output_path(const std::string& option, const std::string& path);
 /// that looks like a result. This write_npy hides emergent::write_npy inside emergent::cli, so
 /// every command's unqualified write_npy(...) stages.
 void write_npy(const std::string& path, const std::vector<std::size_t>& shape, const double* data);
-/// Renames every staged output onto its destination (throws if one cannot be renamed).
+/// A text output (CSV, notes), staged like write_npy. Throws std::runtime_error if it cannot be written.
+void write_text(const std::string& path, const std::string& contents);
+/// The same staging for any file a command writes (CSV, gnuplot scripts, PNG/SVG, text): returns
+/// the temporary path to write instead of `destination` (same folder, so the rename is atomic).
+/// Every experiment driver writes through this (or open_staged / write_npy / write_figure).
+std::string stage_output(const std::string& destination);
+/// An open stream on stage_output(destination); throws std::runtime_error naming `destination`
+/// if it cannot be opened.
+std::ofstream open_staged(const std::string& destination);
+/// Drops one staged output and removes its temporary (e.g. a PNG that gnuplot failed to render).
+void unstage_output(const std::string& temporary) noexcept;
+/// Renames every staged output onto its destination. All destinations are checked first (none
+/// may be a directory, every temporary must exist), so a refusal renames nothing.
 void commit_outputs();
 /// Removes every staged output (on failure); safe to call after commit_outputs.
 void discard_outputs() noexcept;

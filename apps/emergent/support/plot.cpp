@@ -1,6 +1,8 @@
 // Figure writer: CSV + gnuplot script + PNG/SVG (see plot.hpp).
 #include "support/plot.hpp"
 
+#include "support/io.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -102,10 +104,11 @@ bool gnuplot_available() {
 }
 
 FigureFiles write_figure(const Figure& f, const std::string& stem) {
+  // Every file is staged (support/io.hpp): it appears under its name only when the whole
+  // command succeeds, so a failure half-way leaves no CSV or PNG that looks complete.
   FigureFiles files{stem + ".csv", stem + ".gp", stem + ".png", stem + ".svg", false, ""};
   {
-    std::ofstream csv(files.csv);
-    if (!csv) throw std::runtime_error("cannot write " + files.csv);
+    std::ofstream csv = open_staged(files.csv);
     csv << "panel,series,x,y,error\n";
     for (const Panel& p : f.panels)
       for (const Series& s : p.series)
@@ -118,29 +121,39 @@ FigureFiles write_figure(const Figure& f, const std::string& stem) {
   const int cols = f.columns > 0 ? std::min(f.columns, std::max(panels, 1)) : std::max(panels, 1);
   const int rows = (std::max(panels, 1) + cols - 1) / cols;
   const int width = cols * f.panel_width, height = rows * f.panel_height + (f.title.empty() ? 0 : 40);
+  const std::string script = stage_output(files.script);
   {
-    std::ofstream gp(files.script);
+    // The output names are variables, so the render below can write to staged temporaries
+    // while the script a user re-runs writes the final names.
+    std::ofstream gp(script);
     if (!gp) throw std::runtime_error("cannot write " + files.script);
     gp << "# Render with: gnuplot " << files.script << "   (or gnuplot -e \"fmt='svg'\" " << files.script << ")\n"
        << "if (!exists(\"fmt\")) fmt = 'png'\n"
+       << "if (!exists(\"png_file\")) png_file = " << gp_string(files.png) << "\n"
+       << "if (!exists(\"svg_file\")) svg_file = " << gp_string(files.svg) << "\n"
        << "if (fmt eq 'svg') { set terminal svg size " << width << "," << height
-       << " dynamic enhanced font 'Helvetica,11'; set output " << gp_string(files.svg) << " } "
+       << " dynamic enhanced font 'Helvetica,11'; set output svg_file } "
        << "else { set terminal pngcairo size " << width << "," << height << " enhanced font 'Sans,10'; set output "
-       << gp_string(files.png) << " }\n"
+       << "png_file }\n"
        << script_body(f);
+    if (!gp) throw std::runtime_error("cannot write " + files.script);
   }
   if (!gnuplot_available()) {
     files.message = "gnuplot not found (apt-get install gnuplot-nox): wrote " + files.csv + " only";
     return files;
   }
+  const std::string png = stage_output(files.png), svg = stage_output(files.svg);
   const std::string log = stem + ".gnuplot.log";
-  const int a = std::system(("gnuplot " + shell_quote(files.script) + " > " + shell_quote(log) + " 2>&1").c_str());
-  const int b = std::system(("gnuplot -e \"fmt='svg'\" " + shell_quote(files.script) + " >> " + shell_quote(log) +
-                             " 2>&1").c_str());
+  const int a = std::system(("gnuplot -e " + shell_quote("png_file=" + gp_string(png)) + " " + shell_quote(script) +
+                             " > " + shell_quote(log) + " 2>&1").c_str());
+  const int b = std::system(("gnuplot -e " + shell_quote("fmt='svg'; svg_file=" + gp_string(svg)) + " " +
+                             shell_quote(script) + " >> " + shell_quote(log) + " 2>&1").c_str());
   if (a == 0 && b == 0) {
     std::remove(log.c_str());
     files.rendered = true;
   } else {
+    unstage_output(png);
+    unstage_output(svg);
     files.message = "gnuplot failed (see " + log + "): wrote " + files.csv + " only";
   }
   return files;

@@ -73,6 +73,14 @@ struct GradientFlowOptions {
   bool IsValid(std::string* error) const;
 };
 
+/// The summary of a symmetric kernel matrix's spectrum from its eigenvalues (ascending) and its
+/// trace, by the rules GradientFlow and NngpPosterior apply: negative eigenvalues clipped to 0,
+/// diag_reg added if `regularize` (relative: ·tr/N), eigenvalues ≤ rank_rtol·λ_max dropped (the
+/// kept ones are the last `rank`), then the status. For eigensolvers that run elsewhere
+/// (distributed/ ScaLAPACK), so that every solver drops the same directions.
+SpectralSummary summarize_spectrum(const Eigen::VectorXd& ascending_eigenvalues, double trace,
+                                   const GradientFlowOptions& options, bool regularize = true);
+
 /// Samples of linearized infinite-width members, stored C-order with shape
 /// (members, times, n_test, outputs).
 struct LinearizedEnsemble {

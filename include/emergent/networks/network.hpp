@@ -1,6 +1,7 @@
 // Finite-width networks built from the same Architecture as the kernels, in the NTK
 // parameterization of docs/conventions.md §2: every weight and bias is standard normal, and
-//   dense: z = (W/√n_in)·ω·h + B·β,   conv: the same with n_in = C_in·FH·FW.
+//   dense: z = (W/√n_in)·ω·h + B·β,   conv: the same with n_in = C_in·FH·FW;
+// avgpool, layernorm and residual blocks have no parameters (docs/conventions.md §1).
 // As width → ∞ the output covariance tends to the NNGP kernel and the empirical NTK to Θ.
 //
 // Parameter layout: layers in order; for each affine layer its weights, then its biases. A layer
@@ -105,6 +106,7 @@ class Network {
   Eigen::VectorXd parameters_;
   std::vector<ParameterBlock> blocks_;
   std::size_t first_affine_ = 0;  ///< index of the first affine layer (layers().size() if none)
+  std::vector<std::size_t> partner_;  ///< for residual markers: the index of the matching marker
 };
 
 /// The loss of docs/conventions.md §3, L = ½·(1/(N·k))·‖f − y‖², and its cotangent ∂L/∂f = (f − y)/(N·k)

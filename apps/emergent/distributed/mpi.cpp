@@ -1,0 +1,191 @@
+// The hooks of mpi.hpp in a build with MPI (lib/distributed).
+#include "mpi.hpp"
+
+#include <mpi.h>
+#include <omp.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "emergent/distributed/collective.hpp"
+#include "emergent/distributed/gradient_flow.hpp"
+#include "emergent/distributed/kernels.hpp"
+#include "shared_kernel_files.hpp"
+
+namespace emergent::cli::mpi {
+
+namespace {
+
+bool g_active = false;
+int g_rank = 0, g_size = 1;
+
+// mpirun / mpiexec (Open MPI, MPICH/Hydra, PMIx launchers) tell their processes who they are.
+bool launched_by_mpirun() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(name)) return true;
+  return false;
+}
+
+int local_ranks() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const char* v = std::getenv(name)) return std::max(1, std::atoi(v));
+  return 1;
+}
+
+// When a rank dies, mpirun ends the others with SIGTERM: rank 0 says so in one line (the
+// handler only writes a prepared text and exits, both async-signal-safe).
+char g_terminated_text[512] = {};
+std::size_t g_terminated_length = 0;
+extern "C" void on_terminate(int) {
+  if (g_terminated_length > 0) [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_terminated_text, g_terminated_length);
+  ::_exit(143);
+}
+
+int exit_code(const std::exception& e) {
+  return dynamic_cast<const std::invalid_argument*>(&e) ? 2 : 1;
+}
+
+}  // namespace
+
+Session::Session(int& argc, char**& argv) {
+  if (!launched_by_mpirun()) return;
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  g_active = true;
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  // One core per thread across the ranks on this node, unless the user said otherwise.
+  if (!std::getenv("OMP_NUM_THREADS")) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    omp_set_num_threads(std::max(1, cores / local_ranks()));
+  }
+  // Only the distributed commands make sense on several ranks (the others would each do the whole
+  // work and write the same files).
+  std::string command;
+  for (int i = 1; i < argc; ++i)
+    if (argv[i][0] != '-') {
+      command = argv[i];
+      break;
+    }
+  const bool help = command.empty();
+  if (g_rank == 0 && g_size > 1) {
+    const std::string text = "emergent " + command + ": error: the MPI job was ended: a rank failed or was killed" +
+                             (command == "kernel" ? "; finished bands are kept, continue with --resume" : "") + "\n";
+    g_terminated_length = std::min(text.size(), sizeof g_terminated_text);
+    std::memcpy(g_terminated_text, text.data(), g_terminated_length);
+    std::signal(SIGTERM, on_terminate);
+  }
+  if (g_size > 1 && !help && command != "kernel" && command != "predict") {
+    if (g_rank == 0)
+      std::cerr << "emergent " << command << ": error: runs on one process; under mpirun only 'kernel' and 'predict' "
+                << "are distributed (got " << g_size << " ranks)" << std::endl;
+    refused_ = 2;
+  }
+}
+
+Session::~Session() {
+  if (g_active) MPI_Finalize();
+}
+
+bool active() { return g_active; }
+int rank() { return g_rank; }
+int size() { return g_size; }
+bool prints() { return g_rank == 0; }
+
+void agree_success() {
+  if (g_active) distributed::collectively(MPI_COMM_WORLD, [] {});
+}
+
+bool agree_failure(std::string& message, int& code) {
+  if (!g_active) return true;
+  const std::exception_ptr current = std::current_exception();
+  bool agreed = false;
+  try {
+    if (current) std::rethrow_exception(current);
+  } catch (const std::exception& e) {
+    agreed = distributed::is_agreed(e);
+  } catch (...) {
+  }
+  if (!agreed) {
+    // Join the other ranks at their next agreement: they end with this rank's error (or theirs).
+    try {
+      distributed::collectively(MPI_COMM_WORLD, [&] {
+        if (code == 2) throw std::invalid_argument(message);
+        throw std::runtime_error(message);
+      });
+    } catch (const std::exception& e) {
+      message = e.what();
+      code = exit_code(e);
+    }
+  } else if (current) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const std::exception& e) {
+      code = exit_code(e);
+    }
+  }
+  return g_rank == 0;
+}
+
+KernelSummary kernel_files(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
+                           const std::string& nngp, const std::string& ntk, std::uint64_t key, bool resume,
+                           bool progress) {
+  SharedKernelFiles files(nngp, ntk, key, resume, progress && g_rank == 0, MPI_COMM_WORLD);
+  distributed::DistributedKernelOptions o;
+  o.kernel = options;
+  o.band_rows = files.recorded_band_rows();
+  KernelSummary summary = distributed::stream_kernels(arch, x1, x2, o, files, MPI_COMM_WORLD);
+  files.finish();
+  unsigned long long blocks = summary.blocks, total = 0;
+  MPI_Allreduce(&blocks, &total, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+  summary.blocks = static_cast<std::size_t>(total);
+  summary.n1 = x1.count();
+  summary.n2 = x2 ? x2->count() : x1.count();
+  if (summary.path.empty()) summary.path = "vector";
+  summary.path += ", " + std::to_string(g_size) + " MPI rank(s), " + std::to_string(files.bands_total()) + " bands" +
+                  (files.bands_resumed() ? " (" + std::to_string(files.bands_resumed()) + " resumed)" : "");
+  return summary;
+}
+
+PredictOutputs predict(const Architecture& arch, const Inputs& x_train, const RowMatrix& y_train, const Inputs& x_test,
+                       const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
+                       bool posterior_covariance, const GradientFlowOptions& flow, const KernelOptions& kernel,
+                       std::string& note) {
+  distributed::KernelProblem problem;
+  problem.n_train = x_train.count();
+  problem.n_test = x_test.count();
+  problem.train_train = distributed::architecture_kernels(arch, x_train, x_train, kernel);
+  problem.test_train = distributed::architecture_kernels(arch, x_test, x_train, kernel);
+  problem.test_test = distributed::architecture_kernels(arch, x_test, x_test, kernel);
+  distributed::DistributedPredictRequest request;
+  request.times = times;
+  request.mean = mean;
+  request.covariance = covariance;
+  request.posterior_mean = posterior_mean;
+  request.posterior_covariance = posterior_covariance;
+  distributed::DistributedSolveOptions options;
+  options.flow = flow;
+  if (const char* v = std::getenv("EMERGENT_SCALAPACK_BLOCK")) options.block_size = std::atoi(v);
+  distributed::DistributedPredictResult r =
+      distributed::predict(MPI_COMM_WORLD, problem, Eigen::MatrixXd(y_train), request, options);
+  std::ostringstream text;
+  text << "ScaLAPACK on " << r.process_rows << "x" << r.process_cols << " ranks, blocks of " << options.block_size;
+  if (mean || covariance) text << "; Θ(X,X): " << r.flow_summary.to_string();
+  if (posterior_mean || posterior_covariance) text << "; K(X,X): " << r.posterior_summary.to_string();
+  note = text.str();
+  PredictOutputs out;
+  out.mean = std::move(r.mean);
+  out.covariance = std::move(r.covariance);
+  out.posterior_mean = std::move(r.posterior_mean);
+  out.posterior_covariance = std::move(r.posterior_covariance);
+  return out;
+}
+
+}  // namespace emergent::cli::mpi
