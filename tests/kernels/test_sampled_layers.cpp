@@ -61,7 +61,7 @@ TEST_CASE("wide networks with avgpool, layernorm and residual blocks sample the 
        ExampleShape::vector(4), 256, 4},
       {"dense(256, w=1.2) residual(relu dense(256, b=0.3) layernorm) residual(relu dense(256)) erf dense(32, b=0.1)",
        ExampleShape::vector(3), 256, 4},
-      {"conv(48, 3x3, b=0.2) relu avgpool(2x2, stride=2, padding=same) conv(48, 3x3, padding=circular) erf "
+      {"conv(48, 3x3, b=0.2) relu avgpool(2x2, stride=2x1, padding=same) conv(48, 3x3, padding=circular) erf "
        "avgpool(2x2) flatten dense(32)",
        img, 48, 2},
       {"conv(48, 3x3) residual(relu conv(48, 3x3, padding=circular, b=0.3) layernorm) relu avgpool(3x2, "
