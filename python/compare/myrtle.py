@@ -8,6 +8,7 @@ the wall time of both. Run in the venv of setup_nt_venv.sh:
 import argparse
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -62,22 +63,27 @@ def main():
     for depth in map(int, args.depths.split(",")):
         spec = myrtle_spec(depth)
         start = time.perf_counter()
+        child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([args.cli, "kernel", "--arch", spec, "--x1", os.path.join(d, "x.npy"), "--nngp",
                         os.path.join(d, "K.npy"), "--ntk", os.path.join(d, "T.npy"), "--threads", str(args.threads),
                         "-q"], check=True)
         ours_s = time.perf_counter() - start
+        child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours_cpu = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
         k, t = np.load(os.path.join(d, "K.npy")), np.load(os.path.join(d, "T.npy"))
         kernel_fn = jax.jit(myrtle_nt(depth), static_argnums=(2,))
         kernel_fn(jnp.asarray(x), None, ("nngp", "ntk")).nngp.block_until_ready()  # compile
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         theirs = kernel_fn(jnp.asarray(x), None, ("nngp", "ntk"))
         theirs.ntk.block_until_ready()
-        nt_s = time.perf_counter() - start
+        nt_s, nt_cpu = time.perf_counter() - start, time.process_time() - cpu0
         rel = lambda a, b: float(np.max(np.abs(a - np.asarray(b))) / np.max(np.abs(np.asarray(b))))  # noqa: E731
         pairs = args.n * (args.n + 1) // 2
         print(f"Myrtle-{depth}: NNGP {rel(k, theirs.nngp):.1e}, NTK {rel(t, theirs.ntk):.1e} relative; "
-              f"emergent {ours_s:.2f} s ({1e3 * ours_s / pairs:.0f} ms per entry of the {pairs} in one triangle), "
-              f"NT (jit, CPU, after compile) {nt_s:.2f} s for the full {args.n}x{args.n}; spec: {spec}", flush=True)
+              f"emergent wall/CPU {ours_s:.2f}/{ours_cpu:.2f} s for the {pairs} entries of one triangle "
+              f"({1e3 * ours_cpu / pairs:.0f} ms CPU per entry); NT (jit, after compile) wall/CPU {nt_s:.2f}/{nt_cpu:.2f} s "
+              f"for the full {args.n}x{args.n} ({1e3 * nt_cpu / args.n ** 2:.0f} ms CPU per entry); spec: {spec}",
+              flush=True)
 
 
 if __name__ == "__main__":
