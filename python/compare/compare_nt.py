@@ -162,6 +162,8 @@ def random_layers_architecture(index, rng):
             if rng.random() < 0.5:
                 layers.append(layernorm())
             inner = [activation(rng), dense(width, *wb(rng))]
+            if rng.random() < 0.4:   # a nested block: its shortcut is the dense output above
+                inner.append(residual([activation(rng), dense(width, *wb(rng))]))
             if rng.random() < 0.4:
                 inner.append(layernorm())
             layers.append(residual(inner))
@@ -181,6 +183,10 @@ def random_layers_architecture(index, rng):
     fh, fw = FILTERS[rng.integers(len(FILTERS))]
     inner = [activation(rng), conv(channels, min(fh, size[0]), min(fw, size[1]), PADDINGS[rng.integers(2) * 2],
                                    *wb(rng))]
+    if rng.random() < 0.3:
+        fh, fw = FILTERS[rng.integers(len(FILTERS))]
+        inner.append(residual([activation(rng), conv(channels, min(fh, size[0]), min(fw, size[1]), PADDINGS[2],
+                                                     *wb(rng))]))
     if rng.random() < 0.4:
         inner.append(layernorm())
     layers.append(residual(inner))
