@@ -6,6 +6,8 @@ max|ours − NT| / max|NT| ≤ 1e-12), and for networks with a readout (and MLPs
 nt.predict.gradient_descent_mse_ensemble's mean and covariance at several t and t = ∞
 (≤ 1e-10, same measure) against emergent.GradientFlow. Run in the venv of setup_nt_venv.sh:
     /work/venv-nt/bin/python python/compare/compare_nt.py [--count 48] [--seed 0] [--json out.json]
+With --layers the architectures carry avgpool, layernorm and residual blocks (NT's AvgPool,
+LayerNorm, FanOut/parallel/FanInSum); --cli BINARY takes our kernels from `emergent kernel`.
 Exit code 1 if any comparison misses its tolerance.
 """
 import argparse
@@ -13,6 +15,11 @@ import json
 import math
 import os
 import sys
+import warnings
+
+# NT warns on every FanInSum that it does not verify the branches' independence; the spec rules
+# of docs/conventions.md §1 guarantee it (each block ends with a dense/conv layer).
+warnings.filterwarnings("ignore", message="`FanIn` layers assume independent inputs")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nt_shim import import_neural_tangents  # noqa: E402
@@ -110,6 +117,114 @@ def random_architecture(index, rng):
     return kind, layers, (h, w_, c)
 
 
+# --- architectures with avgpool, layernorm and residual blocks (--layers) ---------------------
+# NT's residual block is FanOut(2) → parallel(block, Identity) → FanInSum; NT requires both
+# branches to be Gaussian, so a block starts right after a dense/conv (or layernorm) layer and
+# ends with one (docs/conventions.md §1 states the same rule).
+
+def residual(inner):
+    spec = "residual(" + " ".join(tok for tok, _ in inner) + ")"
+    block = stax.serial(*[layer for _, layer in inner])
+    return spec, stax.serial(stax.FanOut(2), stax.parallel(block, stax.Identity()), stax.FanInSum())
+
+
+def layernorm():
+    return "layernorm", stax.LayerNorm(axis=-1)
+
+
+def avgpool(size, rng):
+    """A random avgpool that keeps at least 2 pixels per axis; returns (token, layer, new size)."""
+    kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    pad = PADDINGS[rng.integers(3)]
+    kh, kw = min(kh, size[0] - 1), min(kw, size[1] - 1)
+    if pad[0] == "valid":
+        out = [(size[0] - kh) // sh + 1, (size[1] - kw) // sw + 1]
+    else:
+        out = [-(-size[0] // sh), -(-size[1] // sw)]
+    if min(out) < 2:
+        sh = sw = 1
+        out = [size[0] - kh + 1, size[1] - kw + 1] if pad[0] == "valid" else list(size)
+    tok = f"avgpool({kh}x{kw}, stride={sh}x{sw}, padding={pad[0]})"
+    return tok, stax.AvgPool((kh, kw), strides=(sh, sw), padding=pad[1]), out
+
+
+def random_layers_architecture(index, rng):
+    """(kind, layers, shape) with avgpool, layernorm and residual blocks, cycling through MLPs,
+    CNN readouts and pixel outputs as random_architecture does."""
+    kind = ["mlp", "readout", "readout", "pixels"][index % 4]
+    layers = []
+    if kind == "mlp":
+        d = int(rng.integers(2, 7))
+        width = int(rng.integers(16, 512))
+        layers.append(dense(width, *wb(rng)))
+        for depth in range(int(rng.integers(1, 3))):
+            if rng.random() < 0.5:
+                layers.append(layernorm())
+            inner = [activation(rng), dense(width, *wb(rng))]
+            if rng.random() < 0.4:   # a nested block: its shortcut is the dense output above
+                inner.append(residual([activation(rng), dense(width, *wb(rng))]))
+            if rng.random() < 0.4:
+                inner.append(layernorm())
+            layers.append(residual(inner))
+        layers.append(activation(rng))
+        layers.append(dense(int(rng.integers(1, 3)), *wb(rng)))
+        return kind, layers, (d,)
+    h, w_, c = int(rng.integers(4, 7)), int(rng.integers(4, 7)), int(rng.integers(1, 3))
+    size = [h, w_]
+    channels = int(rng.integers(8, 64))
+    if index % 3 == 0:  # pooling straight on the inputs
+        tok, layer, size = avgpool(size, rng)
+        layers.append((tok, layer))
+    fh, fw = FILTERS[rng.integers(len(FILTERS))]
+    layers.append(conv(channels, min(fh, size[0]), min(fw, size[1]), PADDINGS[index % 2 * 2], *wb(rng)))
+    if rng.random() < 0.5:
+        layers.append(layernorm())
+    fh, fw = FILTERS[rng.integers(len(FILTERS))]
+    inner = [activation(rng), conv(channels, min(fh, size[0]), min(fw, size[1]), PADDINGS[rng.integers(2) * 2],
+                                   *wb(rng))]
+    if rng.random() < 0.3:
+        fh, fw = FILTERS[rng.integers(len(FILTERS))]
+        inner.append(residual([activation(rng), conv(channels, min(fh, size[0]), min(fw, size[1]), PADDINGS[2],
+                                                     *wb(rng))]))
+    if rng.random() < 0.4:
+        inner.append(layernorm())
+    layers.append(residual(inner))
+    layers.append(activation(rng))
+    tok, layer, size = avgpool(size, rng)
+    layers.append((tok, layer))
+    if kind == "readout":
+        layers.append(("flatten", stax.Flatten()) if index % 8 < 4 else ("gap", stax.GlobalAvgPool()))
+        layers.append(dense(int(rng.integers(1, 3)), *wb(rng)))
+    else:
+        fh, fw = FILTERS[rng.integers(4)]
+        layers.append(conv(1, min(fh, size[0]), min(fw, size[1]), PADDINGS[0], *wb(rng)))
+    return kind, layers, (h, w_, c)
+
+
+class CliKernel:
+    """Our kernels from the `emergent kernel` command (for a build whose Python package is not
+    installed in this venv): x1, x2 go to .npy files, K and Θ come back from .npy files."""
+
+    def __init__(self, binary):
+        import tempfile
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="compare_nt_")
+
+    def __call__(self, spec, x1, x2=None):
+        import subprocess
+        from types import SimpleNamespace
+        f = lambda name: os.path.join(self.dir, name)  # noqa: E731
+        np.save(f("x1.npy"), x1)
+        args = [self.binary, "kernel", "--arch", spec, "--x1", f("x1.npy"), "--nngp", f("K.npy"), "--ntk", f("T.npy"),
+                "-q"]
+        if x2 is not None:
+            np.save(f("x2.npy"), x2)
+            args += ["--x2", f("x2.npy")]
+        subprocess.run(args, check=True)
+        return SimpleNamespace(nngp=np.load(f("K.npy")), ntk=np.load(f("T.npy")))
+
+
 def diagonal_reference(layers, x, which):
     """K(x, x) or Θ(x, x) of an MLP from the closed forms at correlation c = 1 (u = v ~ N(0, q)):
     relu family E[φ²] = (a²+b²)/2·q, E[φ'²] = (a²+b²)/2; erf (2/π)·asin(2q/(1+2q)), (4/π)/√(1+4q);
@@ -155,24 +270,25 @@ def rel(ours, theirs):
     return float(np.max(np.abs(ours - theirs)) / (scale if scale > 0 else 1.0))
 
 
-def compare_one(index, rng, kinds=("mlp", "readout", "pixels")):
-    kind, layers, shape = random_architecture(index, rng)
+def compare_one(index, rng, kinds=("mlp", "readout", "pixels"), extended=False, cli=None):
+    kind, layers, shape = (random_layers_architecture if extended else random_architecture)(index, rng)
     spec = " ".join(tok for tok, _ in layers)
     _, _, kernel_fn = stax.serial(*[layer for _, layer in layers])
     n1, n2 = 5, 4
     x1 = rng.standard_normal((n1,) + shape)
     x2 = rng.standard_normal((n2,) + shape)
-    arch = emergent.Architecture(spec)
+    arch = None if cli else emergent.Architecture(spec)
+    outputs = int(layers[-1][0].split("(")[1].split(",")[0])  # the last layer is dense/conv(k, …)
     row = {"index": index, "kind": kind, "spec": spec, "shape": list(shape)}
     if kind not in kinds:   # the same random draws, no work: --kinds reruns a subset of one run
         if kind != "pixels":
-            rng.standard_normal((6,) + shape), rng.standard_normal((6, arch.outputs)), rng.choice([0.5, 1.0, 2.0])
+            rng.standard_normal((6,) + shape), rng.standard_normal((6, outputs)), rng.choice([0.5, 1.0, 2.0])
         return None
 
     theirs = kernel_fn(jnp.asarray(x1), jnp.asarray(x2))       # NT's Kernel object (get=None)
     theirs_self = kernel_fn(jnp.asarray(x1), None)
-    ours = emergent.kernel(arch, x1, x2)
-    ours_self = emergent.kernel(arch, x1)
+    ours = cli(spec, x1, x2) if cli else emergent.kernel(arch, x1, x2)
+    ours_self = cli(spec, x1) if cli else emergent.kernel(arch, x1)
     if kind != "pixels":
         def convert(a):
             return np.asarray(a)
@@ -200,7 +316,7 @@ def compare_one(index, rng, kinds=("mlp", "readout", "pixels")):
         od = np.stack([os_[i, i] for i in range(n1)])
         td = np.stack([ts[i, i] for i in range(n1)])
         row[name + "_diag"] = rel(od, td)
-        ref = diagonal_reference(layers, x1, name) if kind == "mlp" else None
+        ref = diagonal_reference(layers, x1, name) if kind == "mlp" and not extended else None
         if ref is not None:
             row[name + "_diag_exact_ours"] = rel(od, ref)
             row[name + "_diag_exact_nt"] = rel(td, ref)
@@ -209,8 +325,8 @@ def compare_one(index, rng, kinds=("mlp", "readout", "pixels")):
     if "ntk_diag_exact_ours" in row:
         ok = ok and row["ntk_diag_exact_ours"] <= KERNEL_TOL and row["nngp_diag_exact_ours"] <= KERNEL_TOL
 
-    if kind != "pixels":
-        k = arch.outputs
+    if kind != "pixels" and not cli:
+        k = outputs
         n_train = 6
         x_train = rng.standard_normal((n_train,) + shape)
         y_train = rng.standard_normal((n_train, k))
@@ -243,13 +359,17 @@ def main():
     p.add_argument("--json", help="write every row here")
     p.add_argument("--kinds", default="mlp,readout,pixels",
                    help="compare only these kinds (the others are drawn and skipped, so indices stay the same)")
+    p.add_argument("--layers", action="store_true",
+                   help="random architectures with avgpool, layernorm and residual blocks (FanOut/FanInSum)")
+    p.add_argument("--cli", help="take our kernels from this `emergent` binary instead of the Python package "
+                                 "(kernels only, no gradient flow)")
     args = p.parse_args()
     rng = np.random.default_rng(args.seed)
     rows = []
     print(f"neural_tangents {nt.__version__}, emergent {emergent.__version__}, float64, {args.count} architectures")
     print(f"{'#':>3} {'kind':8} {'nngp':>9} {'ntk':>9} {'diag K':>9} {'diag Θ':>9} {'mean':>9} {'cov':>9}  spec")
     for i in range(args.count):
-        r = compare_one(i, rng, tuple(args.kinds.split(",")))
+        r = compare_one(i, rng, tuple(args.kinds.split(",")), args.layers, CliKernel(args.cli) if args.cli else None)
         if r is None:
             continue
         rows.append(r)

@@ -133,3 +133,13 @@ def test_architecture_object():
     assert a.layers[0]["padding"] == "circular" and a.layers[0]["w_std"] == 1.4
     assert a.shapes((5, 5, 3))[-1] == (2,)
     assert "Architecture('" in repr(a)
+
+
+def test_residual_spec_reaches_the_library_unchanged(rng):
+    # x + dense(x): the kernels of the shortcut (x·x'/d, Θ = 0) and of the layer (W²x·x'/d + B²,
+    # Θ = Σ) add, as Neural Tangents' FanOut/FanInSum (docs/conventions.md §2).
+    x1, x2 = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
+    k = emergent.kernel("residual(dense(3, w=1.5, b=0.2))", x1, x2)
+    lin = x1 @ x2.T / 3
+    assert np.allclose(k.nngp, lin + 2.25 * lin + 0.04, rtol=1e-14, atol=1e-15)
+    assert np.allclose(k.ntk, 2.25 * lin + 0.04, rtol=1e-14, atol=1e-15)

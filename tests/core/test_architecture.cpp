@@ -222,3 +222,24 @@ TEST_CASE("avgpool, layernorm and residual blocks: clear errors") {
   CHECK(err("residual(dense(3)) dense(2)", &vec).empty());
   CHECK(err("dense(3) relu residual(dense(3)) dense(1) relu dense(1)", nullptr).empty());
 }
+
+TEST_CASE("the Myrtle-5/-7/-10 specs of docs/benchmarks.md parse and fit 32x32x3 images") {
+  // Shankar et al. 2020, as Neural Tangents' Myrtle notebook builds them: conv+relu groups of
+  // (2,1,1), (2,2,2), (3,3,3) blocks, a 2×2/2 pool after each group, two more, flatten, dense(10).
+  const std::string conv = "conv(1, 3x3, w=1.4142135623730951) relu ", pool = "avgpool(2x2, stride=2) ";
+  const int groups[3][3] = {{2, 1, 1}, {2, 2, 2}, {3, 3, 3}};
+  for (const auto& g : groups) {
+    std::string spec;
+    for (int part = 0; part < 3; ++part) {
+      for (int i = 0; i < g[part]; ++i) spec += conv;
+      spec += pool;
+    }
+    spec += pool + pool + "flatten dense(10, w=1.4142135623730951)";
+    CAPTURE(spec);
+    const Architecture a = Architecture::parse(spec);
+    const ShapeTrace t = a.shapes(ExampleShape::image_hwc(32, 32, 3));
+    CHECK(t.shapes.back() == ExampleShape::vector(10));
+    CHECK(t.shapes[t.shapes.size() - 3] == ExampleShape::image_hwc(1, 1, 1));  // 32 / 2⁵
+    CHECK(Architecture::parse(a.to_string()).to_string() == a.to_string());
+  }
+}

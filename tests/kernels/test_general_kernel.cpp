@@ -249,3 +249,16 @@ TEST_CASE("general path: bitwise independent of the thread count; symmetric; ref
   CHECK(uses_general_path(arch));
   CHECK_FALSE(uses_general_path(Architecture::parse("conv(2, 3x3) relu gap dense(1)")));
 }
+
+TEST_CASE("Myrtle-5 runs on a 32x32x3 image and is homogeneous of degree 2 (bias-free ReLU)") {
+  const std::string c = "conv(1, 3x3, w=1.4142135623730951) relu ", p = "avgpool(2x2, stride=2) ";
+  const Architecture myrtle5 = Architecture::parse(c + c + p + c + p + c + p + p + p + "flatten dense(10, w=1.4142135623730951)");
+  const Inputs x = inputs(ExampleShape::image_hwc(32, 32, 3), 1, 16);
+  const Inputs x2(RowMatrix(2.0 * x.x), x.shape);
+  const Kernels k = kernels(myrtle5, x), k2 = kernels(myrtle5, x2);
+  CHECK(k.summary.path == "general");
+  CHECK(k.nngp(0, 0) > 0);
+  CHECK(k.ntk(0, 0) > k.nngp(0, 0));  // Θ = Σ + (positive terms) for this network
+  CHECK(std::abs(k2.nngp(0, 0) - 4 * k.nngp(0, 0)) < 1e-14 * k2.nngp(0, 0));
+  CHECK(std::abs(k2.ntk(0, 0) - 4 * k.ntk(0, 0)) < 1e-14 * k2.ntk(0, 0));
+}
