@@ -33,6 +33,10 @@ const char* layer_kind_name(LayerKind k) {
     case LayerKind::Activation: return "activation";
     case LayerKind::Flatten: return "flatten";
     case LayerKind::GlobalAvgPool: return "gap";
+    case LayerKind::AvgPool: return "avgpool";
+    case LayerKind::LayerNorm: return "layernorm";
+    case LayerKind::ResidualBegin: return "residual_begin";
+    case LayerKind::ResidualEnd: return "residual_end";
   }
   return "?";
 }
@@ -59,6 +63,12 @@ nb::dict layer_dict(const Layer& l) {
     d["filter"] = nb::make_tuple(l.filter_h, l.filter_w);
     d["padding"] = padding_name(l.padding);
   }
+  if (l.kind == LayerKind::AvgPool) {
+    d["window"] = nb::make_tuple(l.filter_h, l.filter_w);
+    d["stride"] = nb::make_tuple(l.stride_h, l.stride_w);
+    d["padding"] = padding_name(l.padding);
+  }
+  if (l.kind == LayerKind::LayerNorm) d["eps"] = l.eps;
   if (l.kind == LayerKind::Activation) d["activation"] = l.activation.name();
   return d;
 }

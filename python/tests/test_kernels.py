@@ -143,3 +143,12 @@ def test_residual_spec_reaches_the_library_unchanged(rng):
     lin = x1 @ x2.T / 3
     assert np.allclose(k.nngp, lin + 2.25 * lin + 0.04, rtol=1e-14, atol=1e-15)
     assert np.allclose(k.ntk, 2.25 * lin + 0.04, rtol=1e-14, atol=1e-15)
+
+
+def test_new_layer_kinds_are_named():
+    a = emergent.Architecture("conv(4, 3x3) relu avgpool(2x2, stride=2) flatten residual(dense(4)) layernorm dense(1)")
+    kinds = [layer["kind"] for layer in a.layers]
+    assert kinds == ["conv", "activation", "avgpool", "flatten", "residual_begin", "dense", "residual_end",
+                     "layernorm", "dense"]
+    assert a.layers[2]["window"] == (2, 2) and a.layers[2]["stride"] == (2, 2)
+    assert a.layers[7]["eps"] == 1e-12
