@@ -146,9 +146,10 @@ def test_residual_spec_reaches_the_library_unchanged(rng):
 
 
 def test_new_layer_kinds_are_named():
-    a = emergent.Architecture("conv(4, 3x3) relu avgpool(2x2, stride=2) flatten residual(dense(4)) layernorm dense(1)")
+    a = emergent.Architecture("conv(4, 3x3) relu avgpool(2x2, stride=2) flatten dense(4) residual(relu dense(4)) "
+                              "layernorm dense(1)")
     kinds = [layer["kind"] for layer in a.layers]
-    assert kinds == ["conv", "activation", "avgpool", "flatten", "residual_begin", "dense", "residual_end",
-                     "layernorm", "dense"]
+    assert kinds == ["conv", "activation", "avgpool", "flatten", "dense", "residual_begin", "activation", "dense",
+                     "residual_end", "layernorm", "dense"]
     assert a.layers[2]["window"] == (2, 2) and a.layers[2]["stride"] == (2, 2)
-    assert a.layers[7]["eps"] == 1e-12
+    assert a.layers[9]["eps"] == 1e-12
