@@ -216,9 +216,9 @@ std::pair<double, double> Engine::readout_pair(Eigen::Index p1, Eigen::Index p2,
 
 // Pixel-diagonal and pixel-pair paths. `stride` is 1 for Gram outputs (N1 × N2, column-major
 // Eigen storage) and P² for spatial outputs (C order (N1, N2, P, P)).
-void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
-  const bool diagonal = plan_.readout == Readout::Flatten;
-  const bool spatial = plan_.readout == Readout::None;
+// Per-point records of the pixel paths: pixel variances, and for gap followed by a tail with an
+// activation each point's own gap value (shared by run_pixels and stream_pixels).
+void Engine::prepare_pixels() {
   const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
   compute_records();
   const bool tail_activation = std::any_of(plan_.tail.begin(), plan_.tail.end(),
@@ -245,6 +245,13 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
     }
     errors2.rethrow();
   }
+}
+
+void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
+  const bool diagonal = plan_.readout == Readout::Flatten;
+  const bool spatial = plan_.readout == Readout::None;
+  const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
+  prepare_pixels();
   // Units of work: up to block_ consecutive j for one i.
   struct Unit { Eigen::Index i, j0, j1; };
   std::vector<Unit> units;
