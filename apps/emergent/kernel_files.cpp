@@ -159,7 +159,7 @@ void KernelFileWriter::start(const KernelBandLayout& l) {
     if (resume_ && progress_) std::cerr << "kernel: --resume: no record '" << record_path_ << "', starting afresh\n";
     open_fresh();
   }
-  start_ = now_seconds();
+  start_ = last_sync_ = now_seconds();
 }
 
 namespace {
@@ -317,16 +317,38 @@ void KernelFileWriter::write(const KernelBand& b) {
                                std::to_string(b.row_begin + b.rows - 1) + " (numerical failure; nothing trusted)");
   std::string line = "band " + std::to_string(b.index);
   for (Output& out : outputs_) line += " " + hex(write_band(out, b, out.nngp ? b.nngp : b.ntk));
+  if (abort_after_ >= 0 && computed_ == abort_after_) {  // test hook: the earlier bands recorded, this one not
+    flush_records();
+    for (Output& out : outputs_) ::fdatasync(out.fd);
+    std::_Exit(75);
+  }
+  pending_.push_back({b.index, line + "\n"});
+  ++computed_;
+  entries_done_ += band_entries(b, symmetric_);
+  // Syncing costs milliseconds per band on a busy disk: records are flushed at most once a second
+  // (and at the end), so an interruption loses at most a second of finished bands.
+  const bool last = done_count_ + static_cast<Index>(pending_.size()) == bands_;
+  if (last || now_seconds() - last_sync_ >= 1.0) flush_records();
+  report(entries_done_, last);
+}
+
+// A band counts as finished only here: its data synced to disk, then its record line written
+// and synced.
+void KernelFileWriter::flush_records() {
+  if (pending_.empty()) return;
   for (Output& out : outputs_)
     if (::fdatasync(out.fd) != 0) io_error("fdatasync failed", out.partial);
-  if (abort_after_ >= 0 && done_count_ - resumed_ == abort_after_) std::_Exit(75);  // test hook: data written, not recorded
-  line += "\n";
-  if (::write(record_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) io_error("write failed", record_path_);
+  std::string lines;
+  for (const auto& [band, line] : pending_) lines += line;
+  if (::write(record_fd_, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size()))
+    io_error("write failed", record_path_);
   if (::fdatasync(record_fd_) != 0) io_error("fdatasync failed", record_path_);
-  done_[static_cast<std::size_t>(b.index)] = 1;
-  ++done_count_;
-  entries_done_ += band_entries(b, symmetric_);
-  report(entries_done_, done_count_ == bands_);
+  for (const auto& [band, line] : pending_) {
+    done_[static_cast<std::size_t>(band)] = 1;
+    ++done_count_;
+  }
+  pending_.clear();
+  last_sync_ = now_seconds();
 }
 
 void KernelFileWriter::progress(Index band, std::size_t done, std::size_t total) {
@@ -369,6 +391,7 @@ void KernelFileWriter::report(std::size_t entries_now, bool final_line) {
 }
 
 void KernelFileWriter::finish() {
+  flush_records();
   if (done_count_ != bands_)
     throw std::runtime_error("kernel: " + std::to_string(bands_ - done_count_) + " band(s) missing from '" +
                              record_path_ + "'");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "emergent/kernels/kernel.hpp"
@@ -19,7 +20,8 @@ namespace emergent::cli {
 /// rate and the ETA, redrawn in place on a terminal, a line every 10 s otherwise.
 ///
 /// A band counts as finished only once its data are written and synced and its record line is
-/// complete: a run killed at any point loses at most the band in flight. With `resume`, recorded
+/// complete; records are synced at most once a second, so a run killed at any point loses at
+/// most the bands of the last second and the band in flight. With `resume`, recorded
 /// bands are read back and their checksums compared before they are trusted (a corrupted or
 /// truncated partial file is an error), and only the missing bands are computed.
 class KernelFileWriter : public KernelBandSink {
@@ -60,6 +62,7 @@ class KernelFileWriter : public KernelBandSink {
   KernelBand layout(Eigen::Index band) const;
   std::size_t entry_offset(Eigen::Index i, Eigen::Index j) const;  // byte offset of entry (i, j)
   void report(std::size_t entries_now, bool final_line);
+  void flush_records();
 
   std::vector<Output> outputs_;
   std::string record_path_;
@@ -76,7 +79,10 @@ class KernelFileWriter : public KernelBandSink {
   double start_ = 0;
   double last_print_ = -1e9;  // no line yet
   bool printed_ = false;
-  double quiet_seconds_ = 3.0;  // no progress line for runs shorter than this
+  double quiet_seconds_ = 3.0;
+  double last_sync_ = 0;
+  Eigen::Index computed_ = 0;  // bands computed in this run (recorded or pending)
+  std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded  // no progress line for runs shorter than this
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
 };
 
