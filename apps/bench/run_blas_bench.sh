@@ -4,7 +4,8 @@
 #
 #   flock /work/bench.lock apps/bench/run_blas_bench.sh BUILD_DIR [SCRATCH_DIR]
 #
-# Environment: THREADS (2), FLOW_N (4000), OOC_N (40000; 0 skips), MEM_N (20000; 0 skips).
+# Environment: THREADS (2), FLOW_N (4000), OOC_N (40000; 0 skips), MEM_N (20000; 0 skips),
+# MEM_CAPS ("2G 8G": the caps of the MEM_N runs; 8G holds N = 20 000 in one band).
 # The out-of-core runs write 2 × 8·N² bytes into SCRATCH_DIR (default /tmp) and delete them.
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR [SCRATCH_DIR]}
@@ -62,7 +63,7 @@ gram() {  # N CAP
   rm -f "$scratch"/*.npy
 }
 echo "== out-of-core MLP NNGP + NTK (d = 64)"
-if [[ ${MEM_N:-20000} != 0 ]]; then gram "${MEM_N:-20000}" 2G; gram "${MEM_N:-20000}" 8G; fi
+if [[ ${MEM_N:-20000} != 0 ]]; then for cap in ${MEM_CAPS:-2G 8G}; do gram "${MEM_N:-20000}" "$cap"; done; fi
 if [[ ${OOC_N:-40000} != 0 ]]; then
   need=$(( 2 * 8 * ${OOC_N:-40000} * ${OOC_N:-40000} / 1024 + 1048576 ))  # KiB: both outputs + 1 GiB
   free_kb=$(df -Pk "$scratch" | awk 'NR == 2 {print $4}')
