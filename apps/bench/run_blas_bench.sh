@@ -4,7 +4,8 @@
 #
 #   flock /work/bench.lock apps/bench/run_blas_bench.sh BUILD_DIR [SCRATCH_DIR]
 #
-# Environment: THREADS (2), FLOW_N (4000), OOC_N (40000; 0 skips), MEM_N (20000; 0 skips).
+# Environment: THREADS (2), FLOW_N (4000), OOC_N (40000; 0 skips), MEM_N (20000; 0 skips),
+# MEM_CAPS ("2G 8G": the caps of the MEM_N runs; 8G holds N = 20 000 in one band).
 # The out-of-core runs write 2 × 8·N² bytes into SCRATCH_DIR (default /tmp) and delete them.
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR [SCRATCH_DIR]}
@@ -14,7 +15,18 @@ python=/usr/bin/python3
 mkdir -p "$scratch"
 trap 'rm -rf "$scratch"' EXIT
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE
-timed() { /usr/bin/time -f "TIME wall=%e user=%U sys=%S maxrss_kb=%M" "$@"; }
+# /usr/bin/time -v, reduced to one line: wall, user + sys CPU, peak RSS.
+timed() {
+  local log
+  log=$(mktemp)
+  local rc=0
+  /usr/bin/time -v -o "$log" "$@" || rc=$?
+  awk -F': ' '/Elapsed \(wall clock\)/ {w=$2} /User time/ {u=$2} /System time/ {s=$2}
+              /Maximum resident set size/ {m=$2}
+              END {printf "TIME wall=%s user=%s sys=%s maxrss_kb=%s\n", w, u, s, m}' "$log"
+  rm -f "$log"
+  return $rc
+}
 echo "DATE $(date -u '+%Y-%m-%d %H:%M UTC') LOAD $(cut -d' ' -f1-3 /proc/loadavg) CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 
 echo "== closed form: GradientFlow (LAPACK) vs np.linalg.eigh of the same Θ(X,X)"
@@ -46,10 +58,15 @@ gram() {  # N CAP
   "$python" -c "import numpy as np; np.save('$scratch/x.npy', np.random.default_rng(1).standard_normal(($1, 64)))"
   echo "-- N=$1 --memory-cap $2"
   timed "$build/apps/emergent" kernel --arch 'dense(512) relu dense(512) relu dense(1)' --x1 "$scratch/x.npy" \
-    --nngp "$scratch/K.npy" --ntk "$scratch/T.npy" --memory-cap "$2" --threads "$threads" 2>&1 | grep -v '%'
+    --nngp "$scratch/K.npy" --ntk "$scratch/T.npy" --memory-cap "$2" --threads "$threads" 2>&1
   "$python" -c "import numpy as np; k = np.load('$scratch/T.npy', mmap_mode='r'); print('mmap-opened', k.shape, k.dtype, float(k[-1, -1]))"
   rm -f "$scratch"/*.npy
 }
 echo "== out-of-core MLP NNGP + NTK (d = 64)"
-if [[ ${MEM_N:-20000} != 0 ]]; then gram "${MEM_N:-20000}" 2G; gram "${MEM_N:-20000}" 8G; fi
-if [[ ${OOC_N:-40000} != 0 ]]; then gram "${OOC_N:-40000}" 2G; fi
+if [[ ${MEM_N:-20000} != 0 ]]; then for cap in ${MEM_CAPS:-2G 8G}; do gram "${MEM_N:-20000}" "$cap"; done; fi
+if [[ ${OOC_N:-40000} != 0 ]]; then
+  need=$(( 2 * 8 * ${OOC_N:-40000} * ${OOC_N:-40000} / 1024 + 1048576 ))  # KiB: both outputs + 1 GiB
+  free_kb=$(df -Pk "$scratch" | awk 'NR == 2 {print $4}')
+  echo "DISK free=${free_kb} KiB needed=${need} KiB in $scratch"
+  if (( free_kb > need )); then gram "${OOC_N:-40000}" 2G; else echo "SKIP out-of-core run: not enough disk"; fi
+fi

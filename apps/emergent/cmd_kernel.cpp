@@ -81,6 +81,13 @@ void run_kernel(const KernelArgs& a) {
     summary = mpi::kernel_files(arch, x1, x2 ? &*x2 : nullptr, options, a.nngp, a.ntk,
                                 computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet);
     out_shape = {static_cast<std::size_t>(summary.n1), static_cast<std::size_t>(summary.n2)};
+  } else if (streams_in_bands(arch, x1.shape)) {
+    // Band by band into the files (MLPs and CNNs, Gram or pixel-indexed): the memory cap bounds
+    // the working set, not the output.
+    KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet);
+    summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, files);
+    files.finish();
+    out_shape = files.shape();
   } else if (!arch.has_readout() && arch.expects_images()) {
     // A CNN without flatten/gap: the kernel keeps its pixel indices, (N1, N2, H, W, H, W).
     const SpatialKernels k = x2 ? spatial_kernels(arch, x1, *x2, options) : spatial_kernels(arch, x1, options);
@@ -90,12 +97,6 @@ void run_kernel(const KernelArgs& a) {
     if (!a.nngp.empty()) write_npy(a.nngp, out_shape, k.nngp.data());
     if (!a.ntk.empty()) write_npy(a.ntk, out_shape, k.ntk.data());
     summary = k.summary;
-  } else if (streams_in_bands(arch, x1.shape)) {
-    // Band by band into the files: the memory cap bounds the working set, not the output.
-    KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet);
-    summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, files);
-    files.finish();
-    out_shape = {static_cast<std::size_t>(summary.n1), static_cast<std::size_t>(summary.n2)};
   } else {
     const Kernels k = x2 ? kernels(arch, x1, *x2, options) : kernels(arch, x1, options);
     out_shape = {static_cast<std::size_t>(k.nngp.rows()), static_cast<std::size_t>(k.nngp.cols())};
@@ -142,7 +143,7 @@ void add_kernel_command(CLI::App& app) {
   cmd->add_option("--nngp", args->nngp, "Output: NNGP kernel K(x1, x2) as .npy");
   cmd->add_option("--ntk", args->ntk, "Output: NTK Θ(x1, x2) as .npy");
   cmd->add_option("--memory-cap", args->memory_cap,
-                  "Largest working set (MLP kernels stream to the output files, which may be larger): 4G, 512M, "
+                  "Largest working set (kernels stream to the output files, which may be larger): 4G, 512M, "
                   "1.5GiB, bytes or 25% of RAM")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads (0: OpenMP default); results do not depend on it")

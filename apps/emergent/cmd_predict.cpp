@@ -135,7 +135,13 @@ void run_predict_from_kernels(const PredictArgs& a) {
 }
 
 void run_predict(const PredictArgs& a) {
-  if (a.kernel_files.any()) return run_predict_from_kernels(a);
+  if (a.kernel_files.any()) {
+    // Not distributed yet: every rank would solve the same problem and write the same files.
+    if (mpi::active())
+      throw std::invalid_argument("--ntk-train: predict from precomputed kernels runs in one process; run it "
+                                  "without mpirun (or give --arch/--train-x/--test-x to distribute the solve)");
+    return run_predict_from_kernels(a);
+  }
   for (const auto& [flag, value] : {std::pair{"--arch", a.arch}, {"--train-x", a.train_x}, {"--test-x", a.test_x}})
     if (value.empty())
       throw std::invalid_argument(std::string("missing ") + flag +

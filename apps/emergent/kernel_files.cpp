@@ -92,6 +92,7 @@ KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint6
   if (!ntk.empty()) outputs_.push_back({ntk, ntk + ".partial", -1, false});
   record_path_ = outputs_.front().path + ".resume";
   if (const char* v = std::getenv("EMERGENT_KERNEL_ABORT_AFTER_BANDS")) abort_after_ = std::atoi(v);
+  if (const char* v = std::getenv("EMERGENT_PROGRESS_AFTER_SECONDS")) quiet_seconds_ = std::atof(v);  // test hook
 }
 
 KernelBand KernelFileWriter::layout(Index band) const {
@@ -101,38 +102,81 @@ KernelBand KernelFileWriter::layout(Index band) const {
   b.rows = std::min(band_rows_, n1_ - b.row_begin);
   b.col_begin = symmetric_ ? b.row_begin : 0;
   b.cols = n2_ - b.col_begin;
+  b.entry_size = entry_;
   return b;
 }
 
+namespace {
+// (i, j) entries a band computes: its rectangle, or for a symmetric kernel its upper-triangle part.
+std::size_t band_entries(const KernelBand& b, bool symmetric) {
+  if (!symmetric) return static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols);
+  std::size_t n = 0;
+  for (Index i = 0; i < b.rows; ++i) n += static_cast<std::size_t>(b.cols - i);
+  return n;
+}
+}  // namespace
+
+std::vector<std::size_t> KernelFileWriter::shape() const {
+  std::vector<std::size_t> s = {static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)};
+  if (height_ > 0)
+    for (int k = 0; k < 2; ++k) {
+      s.push_back(static_cast<std::size_t>(height_));
+      s.push_back(static_cast<std::size_t>(width_));
+    }
+  return s;
+}
+
+std::size_t KernelFileWriter::entry_offset(Index i, Index j) const {
+  return header_bytes_ + sizeof(double) * entry_ * (static_cast<std::size_t>(n2_) * static_cast<std::size_t>(i) +
+                                                    static_cast<std::size_t>(j));
+}
+
 void KernelFileWriter::begin(Index n1, Index n2, bool symmetric, Index band_rows) {
-  n1_ = n1;
-  n2_ = n2;
-  symmetric_ = symmetric;
-  band_rows_ = band_rows;
-  bands_ = (n1 + band_rows - 1) / band_rows;
+  KernelBandLayout l;
+  l.n1 = n1;
+  l.n2 = n2;
+  l.symmetric = symmetric;
+  l.band_rows = band_rows;
+  start(l);
+}
+
+void KernelFileWriter::start(const KernelBandLayout& l) {
+  n1_ = l.n1;
+  n2_ = l.n2;
+  symmetric_ = l.symmetric;
+  band_rows_ = l.band_rows;
+  height_ = l.height;
+  width_ = l.width;
+  entry_ = l.entry_size();
+  bands_ = l.bands();
   done_.assign(static_cast<std::size_t>(bands_), 0);
-  header_bytes_ = encode_npy_header({static_cast<std::size_t>(n1), static_cast<std::size_t>(n2)}).size();
+  header_bytes_ = encode_npy_header(shape()).size();
+  entries_total_ = 0;
+  for (Index b = 0; b < bands_; ++b) entries_total_ += band_entries(layout(b), symmetric_);
   namespace fs = std::filesystem;
   if (resume_ && fs::exists(record_path_)) open_resumed();
   else {
     if (resume_ && progress_) std::cerr << "kernel: --resume: no record '" << record_path_ << "', starting afresh\n";
     open_fresh();
   }
-  start_ = now_seconds();
+  start_ = last_sync_ = now_seconds();
 }
 
 namespace {
-std::string record_header(std::uint64_t key, Index n1, Index n2, bool symmetric, Index band_rows, std::size_t outputs) {
+std::string record_header(std::uint64_t key, const std::vector<std::size_t>& shape, bool symmetric, Index band_rows,
+                          std::size_t outputs) {
   std::ostringstream os;
-  os << "emergent-kernel-resume 1 key=" << hex(key) << " shape=" << n1 << "x" << n2 << " symmetric=" << symmetric
+  os << "emergent-kernel-resume 1 key=" << hex(key) << " shape=";
+  for (std::size_t k = 0; k < shape.size(); ++k) os << (k ? "x" : "") << shape[k];
+  os << " symmetric=" << symmetric
      << " band_rows=" << band_rows << " outputs=" << outputs << "\n";
   return os.str();
 }
 }  // namespace
 
 void KernelFileWriter::open_fresh() {
-  const std::string header = encode_npy_header({static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)});
-  const std::size_t size = header_bytes_ + sizeof(double) * static_cast<std::size_t>(n1_) * static_cast<std::size_t>(n2_);
+  const std::string header = encode_npy_header(shape());
+  const std::size_t size = entry_offset(n1_, 0);
   for (Output& out : outputs_) {
     out.fd = ::open(out.partial.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out.fd < 0) io_error("cannot open for writing", out.partial);
@@ -141,7 +185,7 @@ void KernelFileWriter::open_fresh() {
   }
   record_fd_ = ::open(record_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (record_fd_ < 0) io_error("cannot open for writing", record_path_);
-  const std::string line = record_header(key_, n1_, n2_, symmetric_, band_rows_, outputs_.size());
+  const std::string line = record_header(key_, shape(), symmetric_, band_rows_, outputs_.size());
   pwrite_all(record_fd_, line.data(), line.size(), 0, record_path_);
   if (::lseek(record_fd_, static_cast<off_t>(line.size()), SEEK_SET) < 0) io_error("cannot seek", record_path_);
   if (::fsync(record_fd_) != 0) io_error("fsync failed", record_path_);
@@ -150,7 +194,7 @@ void KernelFileWriter::open_fresh() {
 void KernelFileWriter::open_resumed() {
   std::ifstream in(record_path_, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string expected = record_header(key_, n1_, n2_, symmetric_, band_rows_, outputs_.size());
+  const std::string expected = record_header(key_, shape(), symmetric_, band_rows_, outputs_.size());
   if (text.compare(0, expected.size(), expected) != 0) {
     const std::string first = text.substr(0, text.find('\n'));
     throw std::invalid_argument("--resume: '" + record_path_ + "' records a different computation ('" + first +
@@ -158,8 +202,8 @@ void KernelFileWriter::open_resumed() {
                                 "'): resume with the same --arch, inputs, outputs, --memory-cap and --threads, "
                                 "or run without --resume");
   }
-  const std::size_t size = header_bytes_ + sizeof(double) * static_cast<std::size_t>(n1_) * static_cast<std::size_t>(n2_);
-  const std::string header = encode_npy_header({static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)});
+  const std::size_t size = entry_offset(n1_, 0);
+  const std::string header = encode_npy_header(shape());
   for (Output& out : outputs_) {
     out.fd = ::open(out.partial.c_str(), O_RDWR | O_CLOEXEC);
     if (out.fd < 0) io_error("--resume: cannot open the partial output", out.partial);
@@ -196,6 +240,7 @@ void KernelFileWriter::open_resumed() {
       done_[band] = 1;
       ++done_count_;
       ++resumed_;
+      entries_resumed_ += band_entries(b, symmetric_);
     }
     pos = good = end + 1;
   }
@@ -209,26 +254,34 @@ void KernelFileWriter::open_resumed() {
 }
 
 // The bytes of a band in the order they are checksummed: its rows (columns col_begin..), then for a
-// symmetric kernel the mirrored strip below it (rows after the band, the band's columns).
+// symmetric kernel the mirrored strip below it (rows after the band, the band's columns), each
+// mirrored entry with its two pixel indices swapped (K(x_j, x_i)_ab = K(x_i, x_j)_ba).
 std::uint64_t KernelFileWriter::write_band(Output& out, const KernelBand& b, const double* data) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
-  const std::size_t d = sizeof(double), n2 = static_cast<std::size_t>(n2_);
-  const std::size_t cols = static_cast<std::size_t>(b.cols);
+  const std::size_t d = sizeof(double), e = entry_;
+  const std::size_t row = static_cast<std::size_t>(b.cols) * e;  // doubles per band row
   if (b.col_begin == 0) {
-    pwrite_all(out.fd, data, d * cols * b.rows, header_bytes_ + d * n2 * b.row_begin, out.partial);
-    h = fnv1a(data, d * cols * b.rows, h);
+    pwrite_all(out.fd, data, d * row * b.rows, entry_offset(b.row_begin, 0), out.partial);
+    h = fnv1a(data, d * row * b.rows, h);
   } else {
     for (Index i = 0; i < b.rows; ++i) {
-      const double* row = data + i * cols;
-      pwrite_all(out.fd, row, d * cols, header_bytes_ + d * (n2 * (b.row_begin + i) + b.col_begin), out.partial);
-      h = fnv1a(row, d * cols, h);
+      pwrite_all(out.fd, data + i * row, d * row, entry_offset(b.row_begin + i, b.col_begin), out.partial);
+      h = fnv1a(data + i * row, d * row, h);
     }
   }
   if (symmetric_) {
-    std::vector<double> strip(static_cast<std::size_t>(b.rows));
+    const std::size_t m = static_cast<std::size_t>(height_) * static_cast<std::size_t>(width_);
+    std::vector<double> strip(static_cast<std::size_t>(b.rows) * e);
     for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
-      for (Index i = 0; i < b.rows; ++i) strip[i] = data[i * cols + (r - b.col_begin)];
-      pwrite_all(out.fd, strip.data(), d * strip.size(), header_bytes_ + d * (n2 * r + b.row_begin), out.partial);
+      for (Index i = 0; i < b.rows; ++i) {
+        const double* from = data + i * row + static_cast<std::size_t>(r - b.col_begin) * e;
+        double* to = strip.data() + i * e;
+        if (e == 1) *to = *from;
+        else
+          for (std::size_t a = 0; a < m; ++a)
+            for (std::size_t c = 0; c < m; ++c) to[c * m + a] = from[a * m + c];
+      }
+      pwrite_all(out.fd, strip.data(), d * strip.size(), entry_offset(r, b.row_begin), out.partial);
       h = fnv1a(strip.data(), d * strip.size(), h);
     }
   }
@@ -237,19 +290,17 @@ std::uint64_t KernelFileWriter::write_band(Output& out, const KernelBand& b, con
 
 std::uint64_t KernelFileWriter::checksum_band(const Output& out, const KernelBand& b) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
-  const std::size_t d = sizeof(double), n2 = static_cast<std::size_t>(n2_);
-  std::vector<double> buffer(static_cast<std::size_t>(b.cols));
+  const std::size_t d = sizeof(double);
+  std::vector<double> buffer(static_cast<std::size_t>(b.cols) * entry_);
   for (Index i = 0; i < b.rows; ++i) {
-    if (!pread_all(out.fd, buffer.data(), d * buffer.size(), header_bytes_ + d * (n2 * (b.row_begin + i) + b.col_begin),
-                   out.partial))
+    if (!pread_all(out.fd, buffer.data(), d * buffer.size(), entry_offset(b.row_begin + i, b.col_begin), out.partial))
       return ~h;
     h = fnv1a(buffer.data(), d * buffer.size(), h);
   }
   if (symmetric_) {
-    buffer.resize(static_cast<std::size_t>(b.rows));
+    buffer.resize(static_cast<std::size_t>(b.rows) * entry_);
     for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
-      if (!pread_all(out.fd, buffer.data(), d * buffer.size(), header_bytes_ + d * (n2 * r + b.row_begin), out.partial))
-        return ~h;
+      if (!pread_all(out.fd, buffer.data(), d * buffer.size(), entry_offset(r, b.row_begin), out.partial)) return ~h;
       h = fnv1a(buffer.data(), d * buffer.size(), h);
     }
   }
@@ -259,40 +310,88 @@ std::uint64_t KernelFileWriter::checksum_band(const Output& out, const KernelBan
 bool KernelFileWriter::wanted(Index band) { return !done_[static_cast<std::size_t>(band)]; }
 
 void KernelFileWriter::write(const KernelBand& b) {
-  const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols);
+  const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols) * b.entry_size;
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isfinite(b.nngp[i]) || !std::isfinite(b.ntk[i]))
       throw std::runtime_error("kernel: a non-finite value in rows " + std::to_string(b.row_begin) + ".." +
                                std::to_string(b.row_begin + b.rows - 1) + " (numerical failure; nothing trusted)");
   std::string line = "band " + std::to_string(b.index);
   for (Output& out : outputs_) line += " " + hex(write_band(out, b, out.nngp ? b.nngp : b.ntk));
+  if (abort_after_ >= 0 && computed_ == abort_after_) {  // test hook: the earlier bands recorded, this one not
+    flush_records();
+    for (Output& out : outputs_) ::fdatasync(out.fd);
+    std::_Exit(75);
+  }
+  pending_.push_back({b.index, line + "\n"});
+  ++computed_;
+  entries_done_ += band_entries(b, symmetric_);
+  // Syncing costs milliseconds per band on a busy disk: records are flushed at most once a second
+  // (and at the end), so an interruption loses at most a second of finished bands.
+  const bool last = done_count_ + static_cast<Index>(pending_.size()) == bands_;
+  if (last || now_seconds() - last_sync_ >= 1.0) flush_records();
+  report(entries_done_, last);
+}
+
+// A band counts as finished only here: its data synced to disk, then its record line written
+// and synced.
+void KernelFileWriter::flush_records() {
+  if (pending_.empty()) return;
   for (Output& out : outputs_)
     if (::fdatasync(out.fd) != 0) io_error("fdatasync failed", out.partial);
-  if (abort_after_ >= 0 && done_count_ - resumed_ == abort_after_) std::_Exit(75);  // test hook: data written, not recorded
-  line += "\n";
-  if (::write(record_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) io_error("write failed", record_path_);
+  std::string lines;
+  for (const auto& [band, line] : pending_) lines += line;
+  if (::write(record_fd_, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size()))
+    io_error("write failed", record_path_);
   if (::fdatasync(record_fd_) != 0) io_error("fdatasync failed", record_path_);
-  done_[static_cast<std::size_t>(b.index)] = 1;
-  ++done_count_;
+  for (const auto& [band, line] : pending_) {
+    done_[static_cast<std::size_t>(band)] = 1;
+    ++done_count_;
+  }
+  pending_.clear();
+  last_sync_ = now_seconds();
+}
+
+void KernelFileWriter::progress(Index band, std::size_t done, std::size_t total) {
+  const std::size_t in_band = band_entries(layout(band), symmetric_);
+  // The engine counts its tiles' extents; scale to the band's own entry count.
+  const std::size_t part = total > 0 ? static_cast<std::size_t>(static_cast<double>(done) / total * in_band) : 0;
+  report(entries_done_ + std::min(part, in_band), false);
+}
+
+// Entries done, rate and ETA, once the run has taken more than quiet_seconds_ (3 s): redrawn in place
+// on a terminal (at most 4 times a second), a line every 10 s in a log.
+void KernelFileWriter::report(std::size_t entries_now, bool final_line) {
   if (!progress_) return;
   const double elapsed = now_seconds() - start_;
-  const Index computed = done_count_ - resumed_, left = bands_ - done_count_;
-  const double eta = elapsed / static_cast<double>(computed) * static_cast<double>(left);
-  const int percent = static_cast<int>(100 * done_count_ / bands_);
   static const bool tty = ::isatty(STDERR_FILENO) == 1;
-  if (tty) {  // a bar redrawn in place, erased at the end (the summary line follows)
-    const int width = 30, filled = width * percent / 100;
-    std::cerr << "\rkernel [" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << percent
-              << "% band " << done_count_ << "/" << bands_ << ", ETA " << duration_text(eta) << "   " << std::flush;
-    if (left == 0) std::cerr << "\r" << std::string(70, ' ') << "\r" << std::flush;
-  } else if (left > 0 && elapsed - last_print_ >= 10.0) {  // a log: a line every 10 s of a long run
-    last_print_ = elapsed;
-    std::cerr << "kernel: " << percent << "% (band " << done_count_ << "/" << bands_ << "), elapsed "
-              << duration_text(elapsed) << ", ETA " << duration_text(eta) << std::endl;
+  if (final_line) {
+    if (tty && printed_) std::cerr << "\r" << std::string(100, ' ') << "\r" << std::flush;  // the summary follows
+    return;
+  }
+  if (elapsed < quiet_seconds_ || elapsed - last_print_ < (tty ? 0.25 : 10.0)) return;
+  last_print_ = elapsed;
+  printed_ = true;
+  const std::size_t todo = entries_total_ - entries_resumed_;
+  const double rate = static_cast<double>(entries_now) / elapsed;
+  const double eta = rate > 0 ? static_cast<double>(todo - std::min(entries_now, todo)) / rate : INFINITY;
+  const double fraction = todo > 0 ? static_cast<double>(entries_now) / static_cast<double>(todo) : 1.0;
+  const int percent = static_cast<int>(100 * fraction);
+  char numbers[160];
+  std::snprintf(numbers, sizeof numbers, "%d%% (%.3g of %.3g entries, band %lld/%lld), %.3g entries/s, elapsed %s, ETA %s",
+                percent, static_cast<double>(entries_now + entries_resumed_), static_cast<double>(entries_total_),
+                static_cast<long long>(done_count_), static_cast<long long>(bands_), rate,
+                duration_text(elapsed).c_str(), duration_text(eta).c_str());
+  if (tty) {
+    const int width = 20, filled = std::min(width, static_cast<int>(width * fraction));
+    std::cerr << "\rkernel [" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << numbers << "  "
+              << std::flush;
+  } else {
+    std::cerr << "kernel: " << numbers << std::endl;
   }
 }
 
 void KernelFileWriter::finish() {
+  flush_records();
   if (done_count_ != bands_)
     throw std::runtime_error("kernel: " + std::to_string(bands_ - done_count_) + " band(s) missing from '" +
                              record_path_ + "'");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "emergent/kernels/kernel.hpp"
@@ -15,8 +16,12 @@ namespace emergent::cli {
 /// with the checksums of its bytes in a sidecar `<first path>.resume`; finish() renames the
 /// partial files to their final names and removes the record.
 ///
+/// Progress goes to stderr once a run has taken more than a few seconds: the entries done, their
+/// rate and the ETA, redrawn in place on a terminal, a line every 10 s otherwise.
+///
 /// A band counts as finished only once its data are written and synced and its record line is
-/// complete: a run killed at any point loses at most the band in flight. With `resume`, recorded
+/// complete; records are synced at most once a second, so a run killed at any point loses at
+/// most the bands of the last second and the band in flight. With `resume`, recorded
 /// bands are read back and their checksums compared before they are trusted (a corrupted or
 /// truncated partial file is an error), and only the missing bands are computed.
 class KernelFileWriter : public KernelBandSink {
@@ -29,8 +34,14 @@ class KernelFileWriter : public KernelBandSink {
   KernelFileWriter& operator=(const KernelFileWriter&) = delete;
 
   void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override;
+  /// Gram matrices (N1, N2) and pixel-indexed kernels (N1, N2, H, W, H, W) alike.
+  void start(const KernelBandLayout& layout) override;
   bool wanted(Eigen::Index band) override;
   void write(const KernelBand& band) override;
+  void progress(Eigen::Index band, std::size_t done, std::size_t total) override;
+
+  /// The file shape: (N1, N2) or (N1, N2, H, W, H, W).
+  std::vector<std::size_t> shape() const;
 
   /// All bands present: move the files into place. Throws if a band is missing.
   void finish();
@@ -49,6 +60,9 @@ class KernelFileWriter : public KernelBandSink {
   std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
   std::uint64_t checksum_band(const Output& out, const KernelBand& band);
   KernelBand layout(Eigen::Index band) const;
+  std::size_t entry_offset(Eigen::Index i, Eigen::Index j) const;  // byte offset of entry (i, j)
+  void report(std::size_t entries_now, bool final_line);
+  void flush_records();
 
   std::vector<Output> outputs_;
   std::string record_path_;
@@ -56,11 +70,19 @@ class KernelFileWriter : public KernelBandSink {
   bool resume_, progress_;
   Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, done_count_ = 0, resumed_ = 0;
   bool symmetric_ = false;
+  int height_ = 0, width_ = 0;
+  std::size_t entry_ = 1;  // doubles per (i, j) entry
   std::size_t header_bytes_ = 0;
+  std::size_t entries_total_ = 0, entries_done_ = 0, entries_resumed_ = 0;  // (i, j) entries to compute
   std::vector<char> done_;
   int record_fd_ = -1;
   double start_ = 0;
-  double last_print_ = 0;
+  double last_print_ = -1e9;  // no line yet
+  bool printed_ = false;
+  double quiet_seconds_ = 3.0;
+  double last_sync_ = 0;
+  Eigen::Index computed_ = 0;  // bands computed in this run (recorded or pending)
+  std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded  // no progress line for runs shorter than this
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
 };
 

@@ -35,6 +35,8 @@ namespace emergent {
 
 using detail::Engine;
 using detail::make_plan;
+using detail::Plan;
+using detail::Readout;
 
 bool KernelOptions::IsValid(std::string* error) const {
   auto bad = [&](const std::string& why) {
@@ -163,9 +165,11 @@ class RescalingSink final : public KernelBandSink {
   void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override {
     inner_.begin(n1, n2, symmetric, band_rows);
   }
+  void start(const KernelBandLayout& layout) override { inner_.start(layout); }
   bool wanted(Eigen::Index band) override { return inner_.wanted(band); }
+  void progress(Eigen::Index band, std::size_t done, std::size_t total) override { inner_.progress(band, done, total); }
   void write(const KernelBand& band) override {
-    const std::size_t n = static_cast<std::size_t>(band.rows * band.cols);
+    const std::size_t n = static_cast<std::size_t>(band.rows * band.cols) * band.entry_size;
     nngp_.assign(band.nngp, band.nngp + n);
     ntk_.assign(band.ntk, band.ntk + n);
     for (std::size_t i = 0; i < n; ++i) nngp_[i] *= factor_, ntk_[i] *= factor_;
@@ -184,24 +188,35 @@ class RescalingSink final : public KernelBandSink {
 
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const KernelOptions& options, KernelBandSink& sink) {
-  if (uses_general_path(arch))
+  if (!streams_in_bands(arch, x1.shape))
     throw std::invalid_argument("stream_kernels: the architecture '" + arch.to_string() +
-                                "' takes the general path (avgpool, layernorm or residual blocks); only the vector "
-                                "path (MLPs, flatten/gap first) is computed in bands, use kernels or spatial_kernels");
+                                "' is not computed in bands; use kernels or spatial_kernels");
   check_magnitudes(arch, x1, x2, options.quadrature_order);
-  if (const int e = homogeneous_exponent(arch, x1, x2)) {
+  const Plan plan = make_plan(arch, x1.shape, options.quadrature_order);
+  const bool keeps_pixels = plan.pixel_stage && plan.readout == Readout::None;
+  auto run = [&](const Inputs& a, const Inputs* b, KernelBandSink& out) {
+    Engine engine(arch, a, b, options, keeps_pixels, true);
+    return plan.pixel_stage ? engine.stream_pixels(out) : engine.stream_vector(out);
+  };
+  // Gram matrices are rescaled as kernels() rescales them; spatial_kernels() does not rescale.
+  if (const int e = keeps_pixels ? 0 : homogeneous_exponent(arch, x1, x2)) {
     const Inputs a = scaled(x1, e);
     const Inputs b = x2 ? scaled(*x2, e) : Inputs();
     RescalingSink rescaling(sink, e);
-    return Engine(arch, a, x2 ? &b : nullptr, options, false, true).stream_vector(rescaling);
+    return run(a, x2 ? &b : nullptr, rescaling);
   }
-  return Engine(arch, x1, x2, options, false, true).stream_vector(sink);
+  return run(x1, x2, sink);
 }
 
 bool streams_in_bands(const Architecture& arch, const ExampleShape& shape) {
   if (uses_general_path(arch)) return false;
   if (arch.expects_images() != shape.image) return false;
-  return !make_plan(arch, shape, 0).pixel_stage;
+  try {
+    make_plan(arch, shape, 0);  // the three paths of the engine; other layers are not banded
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 SpatialKernels spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2,

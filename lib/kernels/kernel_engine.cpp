@@ -38,10 +38,6 @@ Engine::Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, con
   if (spatial && !keeps_pixels)
     throw std::invalid_argument("spatial_kernels: the architecture '" + arch.to_string() +
                                 "' has no pixel indices at its output (use kernels)");
-  if (streamed && plan_.pixel_stage)
-    throw std::invalid_argument("stream_kernels: the architecture '" + arch.to_string() +
-                                "' takes the " + plan_.path + " path; only the vector path (MLPs, flatten/gap "
-                                "first) is computed in bands, use kernels or spatial_kernels");
   if (!spatial && keeps_pixels)
     throw std::invalid_argument("kernels: the architecture '" + arch.to_string() +
                                 "' has no flatten/gap readout, so its kernel keeps pixel indices "
@@ -117,9 +113,20 @@ void Engine::plan_memory() {
       per_thread_bytes_ = d * (6 * P0 + 2 * (static_cast<std::size_t>(plan_.in_w) + 2 * (filter + 1)));
     }
     block_ = 32;  // pairs per scheduling unit
-    if (fixed_bytes_ + threads_ * per_thread_bytes_ > cap_) {
+    // Streamed: one band of Σ and Θ besides the workspaces, at least one row of entries.
+    const std::size_t band_row_bytes =
+        streamed_ ? 2 * d * static_cast<std::size_t>(n2_) * (keeps_pixels ? Pout * Pout : 1) : 0;
+    if (fixed_bytes_ + threads_ * per_thread_bytes_ + band_row_bytes > cap_) {
       threads_ = 1;
-      if (fixed_bytes_ + per_thread_bytes_ > cap_) refuse(per_thread_bytes_);
+      if (fixed_bytes_ + per_thread_bytes_ + band_row_bytes > cap_) refuse(per_thread_bytes_ + band_row_bytes);
+    }
+    if (streamed_) {
+      // Bands of at most 1/kPixelBands of the rows: an interruption loses little, and the band
+      // count does not depend on the thread count (only on the sizes and the cap).
+      const std::size_t room = cap_ - fixed_bytes_ - per_thread_bytes_ * static_cast<std::size_t>(threads_);
+      const std::size_t by_work = (static_cast<std::size_t>(n1_) + kPixelBands - 1) / kPixelBands;
+      band_rows_ = std::max<std::size_t>(1, std::min(room / std::max<std::size_t>(band_row_bytes, 1), by_work));
+      fixed_bytes_ += band_rows_ * band_row_bytes;
     }
   }
   peak_bytes_ = fixed_bytes_ + threads_ * per_thread_bytes_;

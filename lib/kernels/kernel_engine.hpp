@@ -56,6 +56,8 @@ class Engine {
   SpatialKernels run_spatial();
   // Band by band into `sink` (stream_kernels); the same tiles as run_vector.
   KernelSummary stream_vector(KernelBandSink& sink);
+  // Band by band into `sink` (stream_kernels, kernel_stream.cpp); the same entries as run_pixels.
+  KernelSummary stream_pixels(KernelBandSink& sink);
 
  private:
   // --- memory plan, summary (kernel_engine.cpp) ---------------------------------------------
@@ -99,6 +101,10 @@ class Engine {
   void input_pairs(const double* x, const double* y, double* s, bool diagonal) const;
   void spatial_pair(Eigen::Index p1, Eigen::Index p2, Workspace& ws, bool diagonal) const;
   std::pair<double, double> readout_pair(Eigen::Index p1, Eigen::Index p2, const Workspace& ws) const;
+  void prepare_pixels();
+  bool uses_slices() const;  // the offset-slice route of the pixel-pair path (not flatten)
+  Workspace pixel_workspace() const;
+  void pixel_entry(Eigen::Index i, Eigen::Index j, Workspace& ws, SliceWorkspace& sw, double* s, double* t) const;
   void run_pixels(double* nngp, double* ntk, std::size_t stride);
   SliceWorkspace slice_workspace() const;
   // Σ and Θ of the pair (p1, p2) summed over all output pixel pairs, slice by slice; with
@@ -111,6 +117,7 @@ class Engine {
   std::pair<double, double> tail_pair(Eigen::Index p1, Eigen::Index p2, double s, double t) const;
 
   static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
+  static constexpr std::size_t kPixelBands = 64;  // streamed pixel paths: at least this many bands
 
   const Inputs& x1_;
   const Inputs& x2_;
@@ -118,7 +125,7 @@ class Engine {
   bool streamed_ = false;
   RowMatrix a_, b_;  // padded reduced inputs (vector path)
   std::vector<Eigen::Index> ids1_, ids2_;
-  std::size_t band_rows_ = 0;
+  std::size_t band_rows_ = 0;  // streamed: rows per band (fixed by the sizes and the cap)
   Plan plan_;
   Eigen::Index n1_ = 0, n2_ = 0;
   int threads_ = 1;

@@ -216,10 +216,10 @@ std::pair<double, double> Engine::readout_pair(Eigen::Index p1, Eigen::Index p2,
 
 // Pixel-diagonal and pixel-pair paths. `stride` is 1 for Gram outputs (N1 × N2, column-major
 // Eigen storage) and P² for spatial outputs (C order (N1, N2, P, P)).
-void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
-  const bool diagonal = plan_.readout == Readout::Flatten;
-  const bool spatial = plan_.readout == Readout::None;
-  const bool slices = plan_.slices && !diagonal;
+// Per-point records of the pixel paths: pixel variances, and for gap followed by a tail with an
+// activation each point's own gap value (shared by run_pixels and stream_pixels).
+void Engine::prepare_pixels() {
+  const bool slices = uses_slices();
   const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
   compute_records();
   const bool tail_activation = std::any_of(plan_.tail.begin(), plan_.tail.end(),
@@ -251,6 +251,42 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
     }
     errors2.rethrow();
   }
+}
+
+bool Engine::uses_slices() const { return plan_.slices && plan_.readout != Readout::Flatten; }
+
+Workspace Engine::pixel_workspace() const {
+  const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
+  return Workspace(uses_slices() ? 0 : plan_.readout == Readout::Flatten ? P0 : P0 * P0);
+}
+
+// One entry (x1_i, x2_j) of the pixel paths, the same arithmetic for run_pixels and stream_pixels:
+// m² values each (C order over the output pixel pair) when pixel-indexed, else one value each.
+void Engine::pixel_entry(Eigen::Index i, Eigen::Index j, Workspace& ws, SliceWorkspace& sw, double* s,
+                         double* t) const {
+  const bool diagonal = plan_.readout == Readout::Flatten;
+  const std::size_t m = static_cast<std::size_t>(plan_.out_h) * plan_.out_w;
+  if (plan_.readout == Readout::None) {
+    if (uses_slices()) {
+      pair_slices(i, second(j), sw, s, t);
+    } else {
+      spatial_pair(i, second(j), ws, diagonal);
+      std::copy(ws.s.begin(), ws.s.begin() + m * m, s);
+      std::copy(ws.t.begin(), ws.t.begin() + m * m, t);
+    }
+  } else if (uses_slices()) {
+    const auto [ss, st] = pair_slices(i, second(j), sw, nullptr, nullptr);
+    const double n = static_cast<double>(m * m);
+    std::tie(*s, *t) = tail_pair(i, second(j), ss / n, st / n);
+  } else {
+    spatial_pair(i, second(j), ws, diagonal);
+    std::tie(*s, *t) = readout_pair(i, second(j), ws);
+  }
+}
+
+void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
+  const bool spatial = plan_.readout == Readout::None;
+  prepare_pixels();
   // Units of work: up to block_ consecutive j for one i.
   struct Unit { Eigen::Index i, j0, j1; };
   std::vector<Unit> units;
@@ -262,7 +298,7 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
   detail::ParallelErrors errors3;
 #pragma omp parallel num_threads(threads_)
   {
-    Workspace ws(slices ? 0 : diagonal ? P0 : P0 * P0);
+    Workspace ws = pixel_workspace();
     SliceWorkspace sw = slice_workspace();
 #pragma omp for schedule(dynamic, 1)
     for (std::size_t u = 0; u < units.size(); ++u) {
@@ -273,13 +309,7 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
             const std::size_t base = (static_cast<std::size_t>(i) * n2_ + j) * stride;
             const double* s = nngp + base;
             const double* t = ntk + base;
-            if (slices) {
-              pair_slices(i, second(j), sw, nngp + base, ntk + base);
-            } else {
-              spatial_pair(i, second(j), ws, diagonal);
-              std::copy(ws.s.begin(), ws.s.begin() + m * m, nngp + base);
-              std::copy(ws.t.begin(), ws.t.begin() + m * m, ntk + base);
-            }
+            pixel_entry(i, j, ws, sw, nngp + base, ntk + base);
             if (symmetric_ && j != i) {  // K(x_j, x_i)_ab = K(x_i, x_j)_ba
               const std::size_t mirror = (static_cast<std::size_t>(j) * n2_ + i) * stride;
               for (std::size_t a = 0; a < m; ++a)
@@ -288,19 +318,9 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
                   ntk[mirror + b * m + a] = t[a * m + b];
                 }
             }
-          } else if (slices) {
-            const auto [ss, st] = pair_slices(i, second(j), sw, nullptr, nullptr);
-            const double n = static_cast<double>(m * m);
-            const auto [s, t] = tail_pair(i, second(j), ss / n, st / n);
-            nngp[i + j * n1_] = s;  // Eigen default storage is column-major
-            ntk[i + j * n1_] = t;
-            if (symmetric_) {
-              nngp[j + i * n1_] = s;
-              ntk[j + i * n1_] = t;
-            }
           } else {
-            spatial_pair(i, second(j), ws, diagonal);
-            const auto [s, t] = readout_pair(i, second(j), ws);
+            double s = 0, t = 0;
+            pixel_entry(i, j, ws, sw, &s, &t);
             nngp[i + j * n1_] = s;  // Eigen default storage is column-major
             ntk[i + j * n1_] = t;
             if (symmetric_) {

@@ -6,6 +6,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 
 #include "detail/linear_algebra.hpp"
 #include "detail/parallel.hpp"
@@ -144,7 +146,12 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
   const Eigen::Index T = static_cast<Eigen::Index>(kTile);
   const Eigen::Index band_rows = static_cast<Eigen::Index>(band_rows_);
   const Eigen::Index bands = (n1_ + band_rows - 1) / band_rows, nb2 = (n2_ + T - 1) / T;
-  sink.begin(n1_, n2_, symmetric_, band_rows);
+  KernelBandLayout layout;
+  layout.n1 = n1_;
+  layout.n2 = n2_;
+  layout.symmetric = symmetric_;
+  layout.band_rows = band_rows;
+  sink.start(layout);
   std::vector<double> nngp, ntk;
   for (Eigen::Index band = 0; band < bands; ++band) {
     if (!sink.wanted(band)) continue;
@@ -156,6 +163,8 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
     for (Eigen::Index bi = r0 / T; bi * T < r0 + rows; ++bi)
       for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
     blocks_ += tiles.size();
+    std::atomic<std::size_t> done{0};
+    auto last_report = std::chrono::steady_clock::now();
     detail::ParallelErrors errors;
 #pragma omp parallel num_threads(threads_)
     {
@@ -168,6 +177,14 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
           for (Eigen::Index x = 0; x < r; ++x) {
             std::copy_n(s.data() + x * T, c, nngp.data() + (i + x) * cols + j);
             std::copy_n(t.data() + x * T, c, ntk.data() + (i + x) * cols + j);
+          }
+          done += static_cast<std::size_t>(r * c);
+          if (omp_get_thread_num() == 0) {  // progress from the calling thread only
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last_report > std::chrono::milliseconds(250)) {
+              last_report = now;
+              sink.progress(band, done.load(), static_cast<std::size_t>(rows * cols));
+            }
           }
         });
       }

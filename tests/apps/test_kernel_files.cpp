@@ -342,4 +342,109 @@ TEST_CASE("predict from precomputed kernels: a missing or misshapen kernel is na
   }
 }
 
+TEST_CASE("kernel on the pixel paths: streamed bytes equal the in-process kernels, a killed run resumes to them") {
+  const std::string x = write_images("C_x.npy", 40, 5, 0.7);
+  const emergent::NpyArray xa = emergent::read_npy(x);
+  const emergent::Inputs xi(emergent::RowMatrix(Eigen::Map<const emergent::RowMatrix>(xa.data.data(), 40, 50)),
+                            emergent::ExampleShape::image_hwc(5, 5, 2));
+  const struct { const char* name; const char* arch; bool pixels; } cases[] = {
+      {"gap", "'conv(4, 3x3) relu conv(4, 3x3, padding=circular) erf gap dense(1)'", false},
+      {"flat", "'conv(4, 2x2, padding=valid) relu flatten dense(2)'", false},
+      {"pix", "'conv(3, 3x3) relu conv(2, 3x3, padding=valid)'", true},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const std::string pre = std::string("C_") + c.name;
+    auto args = [&](const std::string& tag, const std::string& extra) {
+      return "kernel --arch " + std::string(c.arch) + " --x1 " + quote(x) + " --nngp " +
+             quote(path(pre + tag + "_K.npy")) + " --ntk " + quote(path(pre + tag + "_T.npy")) + " " + extra;
+    };
+    for (const char* run_args : {"--threads 1 --memory-cap 1G", "--threads 2 --memory-cap 2M"}) {
+      const Run r = run(args(run_args[10] == '1' ? "a" : "b", run_args));
+      CAPTURE(r.err);
+      REQUIRE(r.code == 0);
+    }
+    CHECK(slurp(path(pre + "a_T.npy")) == slurp(path(pre + "b_T.npy")));
+    CHECK(slurp(path(pre + "a_K.npy")) == slurp(path(pre + "b_K.npy")));
+    // The files hold the in-process kernels bitwise.
+    const auto arch = emergent::Architecture::parse(std::string(c.arch).substr(1, std::string(c.arch).size() - 2));
+    const emergent::NpyArray got = emergent::read_npy(path(pre + "a_T.npy"));
+    const emergent::NpyArray got_k = emergent::read_npy(path(pre + "a_K.npy"));
+    if (c.pixels) {
+      const emergent::SpatialKernels ref = emergent::spatial_kernels(arch, xi);
+      CHECK(got.shape == ref.shape());
+      CHECK(got.data == ref.ntk);
+      CHECK(got_k.data == ref.nngp);
+    } else {
+      const emergent::Kernels ref = emergent::kernels(arch, xi);
+      REQUIRE(got.data.size() == 1600u);
+      double worst = 0;
+      for (Eigen::Index i = 0; i < 40; ++i)
+        for (Eigen::Index j = 0; j < 40; ++j) {
+          worst = std::max(worst, std::abs(got.data[i * 40 + j] - ref.ntk(i, j)));
+          worst = std::max(worst, std::abs(got_k.data[i * 40 + j] - ref.nngp(i, j)));
+        }
+      CHECK(worst == 0.0);
+    }
+    // Killed after 3 bands (the fourth written, not recorded), resumed: the uninterrupted bytes.
+    const Run killed = run(args("r", "--memory-cap 2M -q"), "EMERGENT_KERNEL_ABORT_AFTER_BANDS=3");
+    CHECK(killed.code == 75);
+    REQUIRE(fs::exists(path(pre + "r_K.npy.resume")));
+    const fs::path saved = g_dir / (pre + "_saved");
+    fs::create_directories(saved);
+    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+      fs::copy_file(g_dir / f, saved / f, fs::copy_options::overwrite_existing);
+    const Run resumed = run(args("r", "--memory-cap 2M --resume"));
+    CAPTURE(resumed.err);
+    REQUIRE(resumed.code == 0);
+    CHECK(contains(resumed.err, "3 of"));
+    CHECK(slurp(path(pre + "r_T.npy")) == slurp(path(pre + "a_T.npy")));
+    CHECK(slurp(path(pre + "r_K.npy")) == slurp(path(pre + "a_K.npy")));
+    // A flipped byte in a recorded band, and a truncated partial: detected, not trusted.
+    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+      fs::copy_file(saved / f, g_dir / f, fs::copy_options::overwrite_existing);
+    {
+      std::fstream f(path(pre + "r_T.npy.partial"), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(128 + 8 * 3);
+      const char was = static_cast<char>(f.get());
+      f.seekp(128 + 8 * 3);
+      f.put(static_cast<char>(was ^ 0x10));
+    }
+    const Run corrupt = run(args("r", "--memory-cap 2M --resume"));
+    CHECK(corrupt.code == 2);
+    CHECK(contains(corrupt.err, "corrupted"));
+    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+      fs::copy_file(saved / f, g_dir / f, fs::copy_options::overwrite_existing);
+    fs::resize_file(path(pre + "r_K.npy.partial"), 1000);
+    const Run truncated = run(args("r", "--memory-cap 2M --resume"));
+    CHECK(truncated.code == 2);
+    CHECK(contains(truncated.err, "truncated"));
+  }
+}
+
+TEST_CASE("kernel: a progress line with rate and ETA (after the quiet period), none with -q") {
+  // EMERGENT_PROGRESS_AFTER_SECONDS=0 ends the quiet period (3 s by default) at once, so the
+  // line's contents are tested without a test that depends on the machine's speed.
+  const std::string x = write_images("G_x.npy", 30, 6, 0.1);
+  const std::string arch = "'conv(4, 3x3) relu conv(4, 3x3) relu gap dense(1)'";
+  for (const char* what : {"gap", "mlp"}) {
+    CAPTURE(what);
+    const bool mlp = what[0] == 'm';
+    const std::string cmd = mlp ? kernel_args(write_inputs("G_v.npy", 500, 8, 0.3), "G_mlp", "--memory-cap 3M")
+                                : "kernel --arch " + arch + " --x1 " + quote(x) + " --ntk " + quote(path("G_T.npy"));
+    const Run r = run(cmd, "EMERGENT_PROGRESS_AFTER_SECONDS=0");
+    CAPTURE(r.err);
+    REQUIRE(r.code == 0);
+    CHECK(contains(r.err, "kernel: "));
+    CHECK(contains(r.err, "entries/s"));
+    CHECK(contains(r.err, "ETA"));
+    const Run q = run(cmd + " -q", "EMERGENT_PROGRESS_AFTER_SECONDS=0");
+    CHECK(q.code == 0);
+    CHECK(q.err.empty());
+    const Run quiet_period = run(cmd);  // a sub-second run: only the summary line
+    CHECK(quiet_period.code == 0);
+    CHECK(!contains(quiet_period.err, "entries/s"));
+  }
+}
+
 int main(int argc, char** argv) { return emergent::test::cli::run_suite(argc, argv, "test_kernel_files"); }

@@ -427,10 +427,114 @@ TEST_CASE("stream_kernels: bands under a small cap equal the in-memory kernels b
     CHECK(what.find("needs at least") != std::string::npos);
     CHECK(what.find("memory cap") != std::string::npos);
   }
+  // A sink for Gram matrices refuses a pixel-indexed kernel instead of misreading its bands.
   MatrixSink none;
-  CHECK_THROWS_AS(stream_kernels(Architecture::parse("conv(2, 3x3) relu flatten dense(1)"),
-                                 random_images(3, 4, 4, 1, 96), nullptr, whole, none),
+  CHECK_THROWS_AS(stream_kernels(Architecture::parse("conv(2, 3x3) relu"), random_images(3, 4, 4, 1, 96), nullptr,
+                                 whole, none),
                   std::invalid_argument);
+}
+
+namespace {
+// Collects pixel-indexed bands into the C-order (N1, N2, P, P) layout of SpatialKernels,
+// mirroring symmetric ones with the pixel indices swapped.
+struct SpatialSink : emergent::KernelBandSink {
+  std::vector<double> nngp, ntk;
+  emergent::KernelBandLayout layout;
+  Eigen::Index bands = 0;
+  std::size_t progress_calls = 0;
+  void begin(Eigen::Index, Eigen::Index, bool, Eigen::Index) override {}
+  void start(const emergent::KernelBandLayout& l) override {
+    layout = l;
+    nngp.assign(static_cast<std::size_t>(l.n1 * l.n2) * l.entry_size(), std::nan(""));
+    ntk = nngp;
+  }
+  void progress(Eigen::Index, std::size_t, std::size_t) override { ++progress_calls; }
+  void write(const emergent::KernelBand& b) override {
+    ++bands;
+    const std::size_t e = b.entry_size, m = static_cast<std::size_t>(layout.height * layout.width);
+    for (Eigen::Index i = 0; i < b.rows; ++i)
+      for (Eigen::Index j = 0; j < b.cols; ++j) {
+        const Eigen::Index r = b.row_begin + i, c = b.col_begin + j;
+        const std::size_t from = (static_cast<std::size_t>(i * b.cols + j)) * e;
+        const std::size_t to = static_cast<std::size_t>(r * layout.n2 + c) * e;
+        const std::size_t back = static_cast<std::size_t>(c * layout.n2 + r) * e;
+        for (std::size_t a = 0; a < m; ++a)
+          for (std::size_t q = 0; q < m; ++q) {
+            nngp[to + a * m + q] = b.nngp[from + a * m + q];
+            ntk[to + a * m + q] = b.ntk[from + a * m + q];
+            if (layout.symmetric) {
+              nngp[back + q * m + a] = b.nngp[from + a * m + q];
+              ntk[back + q * m + a] = b.ntk[from + a * m + q];
+            }
+          }
+      }
+  }
+};
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));  // NaN stays NaN
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::isnan(a[i])) return INFINITY;
+  return worst;
+}
+}  // namespace
+
+TEST_CASE("stream_kernels on the pixel paths: every band layout, cap and thread count gives the in-memory bits") {
+  const auto x = random_images(23, 5, 6, 2, 97), z = random_images(9, 5, 6, 2, 98);
+  // pixel-diagonal (flatten), pixel-pairs (gap, with and without an activation after it), and
+  // bias-free ReLU (the homogeneous rescaling path of kernels()).
+  for (const char* spec : {"conv(4, 3x3, b=0.2) relu conv(4, 2x3, padding=valid) erf flatten dense(2)",
+                           "conv(4, 3x3, padding=circular) relu gap dense(3, b=0.1) relu dense(1)",
+                           "conv(4, 3x3) relu conv(2, 1x1) gap dense(1)"}) {
+    CAPTURE(spec);
+    const auto arch = Architecture::parse(spec);
+    KernelOptions whole;
+    whole.threads = 2;
+    const Kernels ref = kernels(arch, x, whole), cross = kernels(arch, z, x, whole);
+    for (int threads : {1, 2}) {
+      KernelOptions o;
+      o.threads = threads;
+      o.memory_cap_bytes = 1u << 20;
+      CAPTURE(threads);
+      MatrixSink sym, rect;
+      const KernelSummary s = stream_kernels(arch, x, nullptr, o, sym);
+      CHECK(sym.bands > 1);
+      CHECK(s.path == ref.summary.path);
+      CHECK(max_abs(sym.nngp - ref.nngp) == 0.0);
+      CHECK(max_abs(sym.ntk - ref.ntk) == 0.0);
+      stream_kernels(arch, z, &x, o, rect);
+      CHECK(max_abs(rect.nngp - cross.nngp) == 0.0);
+      CHECK(max_abs(rect.ntk - cross.ntk) == 0.0);
+    }
+  }
+  // Pixel-indexed kernels: (N1, N2, H, W, H, W), symmetric bands mirrored with swapped pixels.
+  const auto arch = Architecture::parse("conv(3, 3x3) relu conv(2, 2x2, padding=valid, b=0.3)");
+  const SpatialKernels ref = spatial_kernels(arch, x), cross = spatial_kernels(arch, z, x);
+  for (std::size_t cap : {std::size_t{1} << 20, std::size_t{64} << 20}) {
+    CAPTURE(cap);
+    KernelOptions o;
+    o.threads = cap > (1u << 20) ? 2 : 1;
+    o.memory_cap_bytes = cap;
+    SpatialSink sym, rect;
+    stream_kernels(arch, x, nullptr, o, sym);
+    CHECK(sym.layout.height == ref.height);
+    CHECK(sym.layout.width == ref.width);
+    CHECK(sym.bands == sym.layout.bands());
+    CHECK(sym.bands > 1);
+    CHECK(max_abs_diff(sym.nngp, ref.nngp) == 0.0);
+    CHECK(max_abs_diff(sym.ntk, ref.ntk) == 0.0);
+    stream_kernels(arch, z, &x, o, rect);
+    CHECK(max_abs_diff(rect.nngp, cross.nngp) == 0.0);
+    CHECK(max_abs_diff(rect.ntk, cross.ntk) == 0.0);
+  }
+  // A cap below one row of the pixel-indexed output: the clear error naming the smallest cap.
+  KernelOptions tight;
+  tight.memory_cap_bytes = 1u << 20;
+  const auto many = random_images(3000, 5, 6, 2, 99);  // one row: 2 · 3000 · 16² doubles = 12 MB
+  SpatialSink none;
+  CHECK_THROWS_AS(stream_kernels(arch, many, nullptr, tight, none), MemoryCapError);
 }
 
 TEST_CASE("stream_kernels: tiny inputs of a bias-free ReLU network are rescaled as in kernels(), and K(cx) = c²K(x)") {

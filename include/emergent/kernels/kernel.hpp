@@ -86,12 +86,30 @@ Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& 
 /// A horizontal band of the Gram matrices, handed to a KernelBandSink: rows
 /// [row_begin, row_begin + rows) and columns [col_begin, col_begin + cols), row-major with leading
 /// dimension `cols`. For a symmetric kernel (no x2) a band holds only the upper triangle's part,
-/// col_begin = row_begin; the sink mirrors it.
+/// col_begin = row_begin; the sink mirrors it. Pixel-indexed kernels (a CNN without readout) have
+/// `entry_size` = (H·W)² doubles per entry, entry (i, j) at ((i − row_begin)·cols + j − col_begin)·
+/// entry_size in C order (H, W, H, W); mirroring swaps the two pixel indices,
+/// K(x_j, x_i)_ab = K(x_i, x_j)_ba.
 struct KernelBand {
   Eigen::Index index = 0;  ///< band number, 0 .. bands − 1
   Eigen::Index row_begin = 0, rows = 0, col_begin = 0, cols = 0;
+  std::size_t entry_size = 1;
   const double* nngp = nullptr;
   const double* ntk = nullptr;
+};
+
+/// How stream_kernels cuts the output: bands of `band_rows` rows (the last may be shorter);
+/// height = width = 0 for Gram matrices, the output map size for pixel-indexed kernels.
+struct KernelBandLayout {
+  Eigen::Index n1 = 0, n2 = 0;
+  bool symmetric = false;
+  Eigen::Index band_rows = 0;
+  int height = 0, width = 0;
+  std::size_t entry_size() const {
+    const std::size_t p = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
+    return height > 0 ? p * p : 1;
+  }
+  Eigen::Index bands() const { return band_rows > 0 ? (n1 + band_rows - 1) / band_rows : 0; }
 };
 
 /// Receives the bands of stream_kernels, one at a time, in increasing order.
@@ -101,19 +119,30 @@ class KernelBandSink {
   /// Called once before any band with the band layout; bands are `band_rows` rows each (the last
   /// may be shorter). Return false for a band to skip it (e.g. already written by an earlier run).
   virtual void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) = 0;
+  /// What stream_kernels calls first. The default passes Gram layouts on to begin() and refuses
+  /// pixel-indexed ones (std::invalid_argument); a sink that stores them overrides it.
+  virtual void start(const KernelBandLayout& layout);
   virtual bool wanted(Eigen::Index band) { (void)band; return true; }
   virtual void write(const KernelBand& band) = 0;
+  /// While band `band` is computed: `done` of its `total` entries are finished. Called from one
+  /// thread (the calling one) only, between write() calls, a few times a second at most; for
+  /// progress reports.
+  virtual void progress(Eigen::Index band, std::size_t done, std::size_t total) {
+    (void)band, (void)done, (void)total;
+  }
 };
 
-/// The Gram matrices of an MLP (or a network that starts with flatten/gap), computed band by band
-/// so that only the inputs and one band stay in memory: the memory cap bounds the working set,
-/// not the output. Every entry has the same bits as in kernels(), whatever the cap or the thread
-/// count. x2 = nullptr: the symmetric kernel of x1. Throws std::invalid_argument for a pixel-path
-/// architecture, MemoryCapError (naming the smallest cap that works) if one band cannot fit.
+/// The kernels of any architecture kernels() or spatial_kernels() computes (the vector,
+/// pixel-diagonal and pixel-pair paths), band by band, so that only the inputs, the per-point
+/// data and one band stay in memory: the memory cap bounds the working set, not the output.
+/// Every entry has the same bits as in kernels() (Gram matrices) or spatial_kernels()
+/// (pixel-indexed ones, layout.height > 0), whatever the cap or the thread count. x2 = nullptr:
+/// the symmetric kernel of x1. Throws MemoryCapError (naming the smallest cap that works) if one
+/// band cannot fit, std::invalid_argument for an architecture streams_in_bands() refuses.
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const KernelOptions& options, KernelBandSink& sink);
 
-/// True if stream_kernels can compute this architecture on examples of this shape (the vector path).
+/// True if stream_kernels can compute this architecture on examples of this shape.
 bool streams_in_bands(const Architecture& arch, const ExampleShape& shape);
 
 /// Pixel-indexed kernels of a convolutional network without readout.
