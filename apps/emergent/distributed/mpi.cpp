@@ -41,8 +41,10 @@ int local_ranks() {
 
 // When a rank dies, mpirun ends the others with SIGTERM: rank 0 says so in one line (the
 // handler only writes a prepared text and exits, both async-signal-safe).
+// Once rank 0 has printed the job's one error line, a later SIGTERM (mpirun ending the job because
+// another rank exited non-zero) must not add a second one: the length is reset to 0 then.
 char g_terminated_text[512] = {};
-std::size_t g_terminated_length = 0;
+volatile std::sig_atomic_t g_terminated_length = 0;
 extern "C" void on_terminate(int) {
   if (g_terminated_length > 0) [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_terminated_text, g_terminated_length);
   ::_exit(143);
@@ -78,11 +80,13 @@ Session::Session(int& argc, char**& argv) {
   if (g_rank == 0 && g_size > 1) {
     const std::string text = "emergent " + command + ": error: the MPI job was ended: a rank failed or was killed" +
                              (command == "kernel" ? "; finished bands are kept, continue with --resume" : "") + "\n";
-    g_terminated_length = std::min(text.size(), sizeof g_terminated_text);
-    std::memcpy(g_terminated_text, text.data(), g_terminated_length);
+    const std::size_t length = std::min(text.size(), sizeof g_terminated_text);
+    std::memcpy(g_terminated_text, text.data(), length);
+    g_terminated_length = static_cast<std::sig_atomic_t>(length);
     std::signal(SIGTERM, on_terminate);
   }
   if (g_size > 1 && !help && command != "kernel" && command != "predict") {
+    g_terminated_length = 0;  // this line is the job's one error line
     if (g_rank == 0)
       std::cerr << "emergent " << command << ": error: runs on one process; under mpirun only 'kernel' and 'predict' "
                 << "are distributed (got " << g_size << " ranks)" << std::endl;
@@ -131,6 +135,7 @@ bool agree_failure(std::string& message, int& code) {
       code = exit_code(e);
     }
   }
+  if (g_rank == 0) g_terminated_length = 0;  // rank 0 now prints the job's one error line
   return g_rank == 0;
 }
 
