@@ -20,6 +20,7 @@
 #include "emergent/data/npy.hpp"
 #include "emergent/distributed/collective.hpp"
 #include "kernel_files.hpp"
+#include "support/positioned_io.hpp"
 
 namespace emergent::cli {
 
@@ -27,50 +28,6 @@ namespace {
 
 using Eigen::Index;
 using distributed::collectively;
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-[[noreturn]] void io_error(const std::string& what, const std::string& path) {
-  throw std::runtime_error(path + ": " + what + " (" + std::strerror(errno) + ")");
-}
-
-void pwrite_all(int fd, const void* data, std::size_t bytes, std::size_t offset, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::pwrite(fd, p, bytes, static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      io_error("write failed", path);
-    }
-    p += n;
-    bytes -= static_cast<std::size_t>(n);
-    offset += static_cast<std::size_t>(n);
-  }
-}
-
-bool pread_all(int fd, void* data, std::size_t bytes, std::size_t offset, const std::string& path) {
-  char* p = static_cast<char*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::pread(fd, p, bytes, static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      io_error("read failed", path);
-    }
-    if (n == 0) return false;
-    p += n;
-    bytes -= static_cast<std::size_t>(n);
-    offset += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-std::string hex(std::uint64_t v) {
-  char buffer[17];
-  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(v));
-  return buffer;
-}
 
 // The first line of KernelFileWriter's record (kernel_files.cpp): the same text, so that records
 // move between single-process and MPI runs.
