@@ -6,6 +6,8 @@
 // does not depend on the thread count.
 #include "emergent/kernels/general_kernel.hpp"
 
+#include "kernels/kernel_plan.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -187,22 +189,7 @@ class GeneralEngine {
   GeneralEngine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
                 bool spatial)
       : x1_(x1), x2_(x2 ? *x2 : x1), symmetric_(x2 == nullptr) {
-    std::string why;
-    if (!options.IsValid(&why)) throw std::invalid_argument("kernel options: " + why);
-    if (x2 && !(x1.shape == x2->shape))
-      throw std::invalid_argument("x2: expected the example shape of x1 " + x1.shape.to_string() + ", got " +
-                                  x2->shape.to_string());
-    for (const Inputs* in : {&x1, x2}) {
-      if (!in) continue;
-      if (in->x.cols() != in->shape.size())
-        throw std::invalid_argument("inputs: expected " + std::to_string(in->shape.size()) + " columns for shape " +
-                                    in->shape.to_string() + ", got " + std::to_string(in->x.cols()));
-      if (!in->x.allFinite()) throw std::invalid_argument("inputs: expected finite values, got NaN or Inf");
-    }
-    if (arch.expects_images() != x1.shape.image)
-      throw SpecError(std::string("spec: the architecture expects ") +
-                      (arch.expects_images() ? "(N, H, W, C) images" : "(N, d) vectors") + ", got examples of shape " +
-                      x1.shape.to_string());
+    detail::check_kernel_arguments(arch, x1, x2, options);
     prog_ = compile(arch, x1.shape, options.quadrature_order);
     if (spatial && !prog_.keeps_pixels)
       throw std::invalid_argument("spatial_kernels: the architecture '" + arch.to_string() +

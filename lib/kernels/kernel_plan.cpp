@@ -33,6 +33,25 @@ Axis make_axis(int n_in, int filter, Padding padding) {
     }
   return a;
 }
+void check_kernel_arguments(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options) {
+  std::string why;
+  if (!options.IsValid(&why)) throw std::invalid_argument("kernel options: " + why);
+  if (x2 && !(x1.shape == x2->shape))
+    throw std::invalid_argument("x2: expected the example shape of x1 " + x1.shape.to_string() + ", got " +
+                                x2->shape.to_string());
+  for (const Inputs* in : {&x1, x2}) {
+    if (!in) continue;
+    if (in->x.cols() != in->shape.size())
+      throw std::invalid_argument("inputs: expected " + std::to_string(in->shape.size()) + " columns for shape " +
+                                  in->shape.to_string() + ", got " + std::to_string(in->x.cols()));
+    if (!in->x.allFinite()) throw std::invalid_argument("inputs: expected finite values, got NaN or Inf");
+  }
+  if (arch.expects_images() != x1.shape.image)
+    throw SpecError(std::string("spec: the architecture expects ") +
+                    (arch.expects_images() ? "(N, H, W, C) images" : "(N, d) vectors") + ", got examples of shape " +
+                    x1.shape.to_string());
+}
+
 Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_order) {
   arch.shapes(in);  // throws SpecError if the spec does not fit the input
   Plan plan;

@@ -9,6 +9,7 @@
 #include "emergent/core/architecture.hpp"
 #include "emergent/core/inputs.hpp"
 #include "emergent/kernels/activation_dual.hpp"
+#include "emergent/kernels/kernel.hpp"
 
 namespace emergent::detail {
 
@@ -67,5 +68,9 @@ struct Plan {
 
 /// Throws SpecError if the spec does not fit the input shape.
 Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_order);
+
+// The argument checks every kernel path makes before any work: valid options, x2 of x1's example
+// shape, columns matching the shape, finite inputs, and images for a CNN / vectors for an MLP.
+void check_kernel_arguments(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options);
 
 }  // namespace emergent::detail
