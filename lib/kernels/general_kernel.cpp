@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -119,6 +120,28 @@ struct Work {
   Work(std::size_t n, int depth) : s(n), t(n), u(n), v(n), saved_s(depth, std::vector<double>(n)),
                                    saved_t(depth, std::vector<double>(n)) {}
 };
+
+// Pixel pairs within kCollinear of collinearity, |Σ_ab| ≥ (1 − kCollinear)·√(q1_a q2_b), are made
+// exactly collinear before an activation: Σ_ab is moved just past the Cauchy–Schwarz bound, which
+// the dual clamps back to ±√(q1_a q2_b), so θ is exactly 0 or π. Why: near c = ±1 the ReLU-family
+// duals depend on √(1 − |c|), so one ulp of round-off in c (inevitable when the pair is collinear
+// by construction: one input channel through pixelwise layers, a layer norm, identical inputs)
+// becomes a 1e-8 error in θ and 1e-9 in Θ. The computed c of a pair that is genuinely this close
+// to ±1 carries a few ulps of error anyway, so its θ is uncertain by √(2·ulps·ε) either way; the
+// snap at most quadruples that bound (√(kCollinear/ε) = 4) and makes the structural case exact
+// (checked against a 50-digit evaluation, python/compare/mp_reference.py).
+constexpr double kCollinear = 16 * std::numeric_limits<double>::epsilon();
+
+void snap_collinear(std::size_t n, const double* q1, const double* q2, double* s) {
+  const double lim = (1 - kCollinear) * (1 - kCollinear);
+  for (std::size_t a = 0; a < n; ++a)
+    for (std::size_t b = 0; b < n; ++b) {
+      double& c = s[a * n + b];
+      const double p = q1[a] * q2[b];
+      if (p > 0 && std::isfinite(p) && c * c >= lim * p && c * c < p)
+        c = std::copysign(std::nextafter(std::sqrt(p), std::numeric_limits<double>::infinity()), c);
+    }
+}
 
 // out[..][o][..] = scale · Σ_s in[..][taps(o, s)][..] along one axis of a row-major tensor with
 // `outer` entries before the axis and `inner` after it (avgpool: each pixel of a pair has its own tap).
@@ -337,6 +360,7 @@ class GeneralEngine {
             for (std::size_t a = 0; a < Pi; ++a) w.s[a * Pi + a] = q1[a];
           if (op.kind == LayerKind::Activation) {
             const ActivationDual& dual = prog_.duals[static_cast<std::size_t>(op.dual)];
+            snap_collinear(Pi, q1, q2, w.s.data());
             for (std::size_t a = 0; a < Pi; ++a) dual.apply(Pi, q1 + a, 0, q2, 1, w.s.data() + a * Pi, w.t.data() + a * Pi);
           } else {  // Σ_ab / √((ε + q1_a)(ε + q2_b)), the same for Θ (NT's LayerNorm)
             for (std::size_t a = 0; a < Pi; ++a)

@@ -262,3 +262,37 @@ TEST_CASE("Myrtle-5 runs on a 32x32x3 image and is homogeneous of degree 2 (bias
   CHECK(std::abs(k2.nngp(0, 0) - 4 * k.nngp(0, 0)) < 1e-14 * k2.nngp(0, 0));
   CHECK(std::abs(k2.ntk(0, 0) - 4 * k.ntk(0, 0)) < 1e-14 * k2.ntk(0, 0));
 }
+
+TEST_CASE("pixel pairs collinear by construction (one channel, 1x1 conv, layer norm) give the exact ReLU kernel") {
+  // Σ_conv(a, b) = x_a·y_b: every pixel pair of every input pair is collinear, and after the layer
+  // norm c = ±1 exactly. The ReLU dual at c = +1 is E[relu(u)relu(v)] = √(q1q2)/2 with derivative
+  // factor 1/2, at c = −1 both are 0, so Σ_relu(a, b) = ½√(l_a m_b)·[x_a y_b > 0] with
+  // l_a = x_a²/(ε + x_a²), and Θ_relu = ½·[x_a y_b > 0]·Θ_ln = Σ_relu (Θ of the first layer is its Σ). Without the collinear snap one ulp of round-off in c
+  // gives θ ≈ 1.5e-8 and an error of ~1e-9 here (python/compare/mp_reference.py, 50 digits).
+  const ExampleShape one = ExampleShape::image_hwc(5, 4, 1);
+  const Inputs a = inputs(one, 3, 21), b = inputs(one, 2, 22);
+  const SpatialKernels k = spatial("conv(8, 1x1, b=0) layernorm relu conv(1, 1x1)", a, b);
+  std::vector<double> es(k.nngp.size()), et(k.ntk.size());
+  auto l = [](double v) { return v * v / (1e-12 + v * v); };
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j)
+      for (int p = 0; p < 20; ++p)
+        for (int q = 0; q < 20; ++q) {
+          const double xa = a.x(i, p), yb = b.x(j, q);
+          const double s = xa * yb > 0 ? 0.5 * std::sqrt(l(xa) * l(yb)) : 0.0;
+          const std::size_t at = k.index(i, j, p / 4, p % 4, q / 4, q % 4);
+          es[at] = s;       // conv(1, 1x1): Σ' = Σ_relu
+          et[at] = 2 * s;   // Θ' = Σ' + Θ_relu = 2Σ_relu
+        }
+  CHECK(rel(k.nngp, es) < 1e-14);
+  CHECK(rel(k.ntk, et) < 1e-14);
+  // The same through a flatten readout: the mean of the pixel diagonal.
+  const Kernels r = general_kernels(Architecture::parse("conv(8, 1x1, b=0) layernorm relu flatten dense(1)"), a, &b);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j) {
+      double s = 0;
+      for (int p = 0; p < 20; ++p) s += es[k.index(i, j, p / 4, p % 4, p / 4, p % 4)] / 20;
+      CHECK(std::abs(r.nngp(i, j) - s) <= 1e-14 * std::max(s, 1e-3));
+      CHECK(std::abs(r.ntk(i, j) - 2 * s) <= 2e-14 * std::max(s, 1e-3));
+    }
+}
