@@ -311,7 +311,7 @@ def compare_one(index, rng, kinds=("mlp", "readout", "pixels"), extended=False, 
     outputs = int(layers[-1][0].split("(")[1].split(",")[0])  # the last layer is dense/conv(k, …)
     row = {"index": index, "kind": kind, "spec": spec, "shape": list(shape)}
     if kind not in kinds:   # the same random draws, no work: --kinds reruns a subset of one run
-        if kind != "pixels":
+        if kind != "pixels" and not cli:   # the training draws below happen only without --cli
             rng.standard_normal((6,) + shape), rng.standard_normal((6, outputs)), rng.choice([0.5, 1.0, 2.0])
         return None
 

@@ -3,7 +3,7 @@
 default) for the spec grammar of docs/conventions.md §1, following the recursions of §2 entry by
 entry over all pixel pairs: dense, conv (same/valid/circular), avgpool (same/valid/circular),
 layernorm, residual blocks, flatten, gap, and the activations with closed-form duals (the ReLU
-family relu/abs/leaky_relu/abrelu/identity, erf, sin, cos). It shares no code with emergent or
+family relu/abs/leaky_relu/abrelu/identity, erf, gelu, sin, cos). It shares no code with emergent or
 Neural Tangents; compare_nt.py uses it as the referee where the two disagree.
 
     mp_kernels(spec, x1, x2, digits=50) -> (nngp, ntk, min_gap)
@@ -11,7 +11,7 @@ Neural Tangents; compare_nt.py uses it as the referee where the two disagree.
 nngp/ntk are float64 arrays in emergent's layout ((N1, N2) for a readout, (N1, N2, H, W, H, W)
 without); min_gap is the smallest 1 − |c| over every activation's input correlation c of two different
 inputs or pixels (exactly 0 when such a pair is collinear, e.g. one input channel through a bias-free 1×1 conv).
-Raises NotImplementedError for tokens it does not cover (gelu, …).
+Raises NotImplementedError for tokens it does not cover (tanh, softplus, …).
 """
 import math
 import re
@@ -131,6 +131,13 @@ def activation_duals(name, pos, k11, k22, k12):
     if name == "erf":
         d = (1 + 2 * k11) * (1 + 2 * k22)
         return 2 / mp.pi * mp.asin(2 * k12 / mp.sqrt(d)), 4 / mp.pi / mp.sqrt(d - 4 * k12 * k12), gap
+    if name == "gelu":  # φ(x) = xΦ(x): the closed form of Tsuchida et al. 2021 (NT's stax.Gelu)
+        P = (1 + k11) * (1 + k22)
+        D = 1 + k11 + k22 + (k11 * k22 - k12 * k12)
+        a = mp.asin(k12 / mp.sqrt(P))
+        e = k12 / 4 + k12 * a / (2 * mp.pi) + (k11 * k22 * D + k12 * k12) / (2 * mp.pi * P * mp.sqrt(D))
+        ed = mp.mpf(1) / 4 + a / (2 * mp.pi) + k12 * ((3 + k11 + k22) * D + k12 * k12) / (2 * mp.pi * P * D ** mp.mpf(1.5))
+        return e, ed, gap
     if name in ("sin", "cos"):
         damp = mp.exp(-(k11 + k22) / 2)
         sinh, cosh = damp * mp.sinh(k12), damp * mp.cosh(k12)
