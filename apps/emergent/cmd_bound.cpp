@@ -387,8 +387,8 @@ void run_group_so3(const GroupArgs& a) {
     std::printf("%6lld %10.4g %12.4e %12.4e %12.4e %12.4e %10.4g %10.4g\n", static_cast<long long>(p.test_index), p.time,
                 p.bound, p.split_bound, p.joint_bound, p.measured, p.ratio, p.worst_distance * deg);
   std::printf("bound/measured in [%.4g, %.4g] (bound = min(split, joint) + round-off allowance; measured: max over %d "
-              "Haar rotations and the deepest holes of the group)\n",
-              r.min_ratio, r.max_ratio, r.rotations);
+              "Haar rotations and the %d deepest holes of the group)\n",
+              r.min_ratio, r.max_ratio, a.rotations, r.rotations - a.rotations);
 }
 
 void run_group(const GroupArgs& a) {
