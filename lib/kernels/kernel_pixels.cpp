@@ -110,6 +110,30 @@ void Engine::compute_records() {
   const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
   const Eigen::Index n = point_count();
   detail::ParallelErrors errors;
+  if (plan_.pooled) {
+    // After an avgpool a pixel's variance averages the pairs of its window, so the pixel
+    // diagonal alone does not recur: each point runs with itself, stage by stage, and records
+    // the variances on the way (the offset-0 slice of each stage comes first). The sums are
+    // kept for the Gram diagonal, which is the same computation.
+    self_sums_.assign(static_cast<std::size_t>(n), {0.0, 0.0});
+    const double m = static_cast<double>(plan_.out_h) * plan_.out_w;
+    const double count = plan_.readout == Readout::Flatten ? m : m * m;
+#pragma omp parallel num_threads(threads_)
+    {
+      SliceWorkspace sw = slice_workspace();
+#pragma omp for schedule(dynamic, 1)
+      for (Eigen::Index i = 0; i < n; ++i) {
+        errors.run(static_cast<long long>(i), [&] {
+          double* rec = records_.data() + static_cast<std::size_t>(i) * plan_.record;
+          const auto sums = pair_stages(i, i, sw, nullptr, nullptr, rec);
+          self_sums_[static_cast<std::size_t>(i)] = sums;
+          if (plan_.readout != Readout::None) tail_diagonal(sums.first / count, rec);
+        });
+      }
+    }
+    errors.rethrow();
+    return;
+  }
 #pragma omp parallel num_threads(threads_)
   {
     std::vector<double> a(P0), b(P0), tmp(P0);
@@ -224,7 +248,7 @@ void Engine::prepare_pixels() {
   compute_records();
   const bool tail_activation = std::any_of(plan_.tail.begin(), plan_.tail.end(),
                                            [](const VectorOp& op) { return op.kind == OpKind::Activation; });
-  if (plan_.readout == Readout::Gap && tail_activation) {
+  if (plan_.readout == Readout::Gap && tail_activation && !plan_.pooled) {  // pooled: done by compute_records
     // The tail after gap needs each point's own gap value (1/P²)Σ_ab Σ(x,x)_ab, which uses
     // all pixel pairs of (x, x): one pair computation per point.
     const Eigen::Index n = point_count();
@@ -253,7 +277,7 @@ void Engine::prepare_pixels() {
   }
 }
 
-bool Engine::uses_slices() const { return plan_.slices && plan_.readout != Readout::Flatten; }
+bool Engine::uses_slices() const { return plan_.slices; }
 
 Workspace Engine::pixel_workspace() const {
   const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
@@ -275,8 +299,9 @@ void Engine::pixel_entry(Eigen::Index i, Eigen::Index j, Workspace& ws, SliceWor
       std::copy(ws.t.begin(), ws.t.begin() + m * m, t);
     }
   } else if (uses_slices()) {
-    const auto [ss, st] = pair_slices(i, second(j), sw, nullptr, nullptr);
-    const double n = static_cast<double>(m * m);
+    const auto [ss, st] = plan_.pooled && same_point(i, second(j)) ? self_sums_[static_cast<std::size_t>(i)]
+                                                                   : pair_slices(i, second(j), sw, nullptr, nullptr);
+    const double n = static_cast<double>(plan_.readout == Readout::Flatten ? m : m * m);
     std::tie(*s, *t) = tail_pair(i, second(j), ss / n, st / n);
   } else {
     spatial_pair(i, second(j), ws, diagonal);
@@ -360,25 +385,42 @@ SliceWorkspace Engine::slice_workspace() const {
   int filter = 1;
   for (const auto& op : plan_.spatial)
     if (op.kind == OpKind::Affine) filter = std::max({filter, op.ah.filter, op.aw.filter});
-  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1);
+  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs);
 }
 
-bool Engine::run_slice(int d, int e, const double* x, const double* y, const double* r1, const double* r2, bool self,
-                       SliceWorkspace& ws, const double** s_out, const double** t_out) const {
+bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1,
+                       const double* r2, bool self, double* rec, SliceWorkspace& ws, const double** s_out,
+                       const double** t_out) const {
   // The slice is stored compactly, row-major over its extent: entry (h1, w1) at
   // (h1 − rows.lo)·width + (w1 − cols.lo), so each activation is one contiguous batch.
   const bool circ = plan_.circular;
   const int C = plan_.in_c;
-  int H = plan_.in_h, W = plan_.in_w;
+  int H = stage.h, W = stage.w;
   Range rows = slice_range(H, d, circ), cols = slice_range(W, e, circ);
   if (rows.empty() || cols.empty()) return false;
   double* S = ws.s.data();
   double* T = ws.t.data();
   double* S2 = ws.s2.data();
   double* T2 = ws.t2.data();
+  const double* x = src.x;
+  const double* y = src.y;
   // Σ⁰_ab = x_a·x'_b / C on the slice.
   const double inv = 1.0 / C;
   int width = cols.hi - cols.lo;
+  if (src.s) {  // after an avgpool: the slice of the pooled pixel-pair kernels
+    const std::size_t P = static_cast<std::size_t>(H) * W;
+    for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+      const int h2 = wrap(h1 - d, H, circ);
+      double* srow = S + (h1 - rows.lo) * width;
+      double* trow = T + (h1 - rows.lo) * width;
+      for (int w1 = cols.lo; w1 < cols.hi; ++w1) {
+        const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P + static_cast<std::size_t>(h2) * W +
+                              wrap(w1 - e, W, circ);
+        srow[w1 - cols.lo] = src.scale * src.s[k];
+        trow[w1 - cols.lo] = src.scale * src.t[k];
+      }
+    }
+  } else
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = wrap(h1 - d, H, circ);
     double* srow = S + (h1 - rows.lo) * width;
@@ -395,7 +437,8 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
   }
   double* hs = ws.hs.data() + ws.pad;  // one row of the H pass, indexed by input column
   double* ht = ws.ht.data() + ws.pad;
-  for (const auto& op : plan_.spatial) {
+  for (int k = stage.begin; k < stage.end; ++k) {
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
     if (op.kind == OpKind::Affine) {
       const Axis& ah = op.ah;
       const Axis& aw = op.aw;
@@ -459,6 +502,9 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
     } else {
       // The pixel variances of both points on the slice, packed like it: one batch per layer.
       const ActivationDual& dual = plan_.duals[op.dual];
+      // Recording a point's own variances: slice 0 of x with itself is the pixel diagonal,
+      // stored row-major over the whole map like the record.
+      if (rec && self && d == 0 && e == 0) std::copy(S, S + static_cast<std::size_t>(H) * W, rec + op.q_offset);
       const double* q1 = r1 + op.q_offset;
       const double* q2 = r2 + op.q_offset;
       double* q1p = ws.q1.data();
@@ -479,6 +525,7 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
     }
   }
   ws.out_rows_lo = rows.lo, ws.out_rows_hi = rows.hi, ws.out_cols_lo = cols.lo, ws.out_cols_hi = cols.hi;
+  ws.out_h = H, ws.out_w = W;
   *s_out = S;
   *t_out = T;
   return true;
@@ -486,6 +533,7 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
 
 std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                               double* full_t) const {
+  if (plan_.pooled) return pair_stages(p1, p2, ws, full_s, full_t, nullptr);
   const bool circ = plan_.circular;
   const int H0 = plan_.in_h, W0 = plan_.in_w, Ho = plan_.out_h, Wo = plan_.out_w;
   const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
@@ -512,7 +560,10 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
       }
       const double* S = nullptr;
       const double* T = nullptr;
-      if (!run_slice(d, e, x, y, r1, r2, self, ws, &S, &T)) continue;
+      SliceSource src;
+      src.x = x;
+      src.y = y;
+      if (!run_slice(plan_.stages.front(), d, e, src, r1, r2, self, nullptr, ws, &S, &T)) continue;
       double ss = 0, st = 0;
       const int width = ws.out_cols_hi - ws.out_cols_lo;
       for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
@@ -535,6 +586,134 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
       sum_s += weight * ss;
       sum_t += weight * st;
     }
+  return {sum_s, sum_t};
+}
+
+// The avgpool between two stages on one finished slice (d, e): every pixel pair ((h1,w1),(h2,w2))
+// of the fine map adds its value to each coarse pair ((A1,B1),(A2,B2)) whose windows read it —
+// each pixel of the pair through its own window (docs/conventions.md §2, avgpool), so offsets
+// are not conserved and the next stage starts from all coarse pairs. With `mirror` the slice
+// also stands for its transpose (a point with itself).
+namespace {
+void pool_slice(const double* S, const double* T, const SliceWorkspace& ws, int d, int e, bool circ,
+                const SpatialOp& pool, bool mirror, double* ns, double* nt) {
+  const PoolAxis& ph = pool.ph;
+  const PoolAxis& pw = pool.pw;
+  const int Hf = ws.out_h, Wf = ws.out_w, width = ws.out_cols_hi - ws.out_cols_lo;
+  const std::size_t Wo = static_cast<std::size_t>(pw.n_out), Po = static_cast<std::size_t>(ph.n_out) * Wo;
+  for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
+    const int h2 = wrap(h1 - d, Hf, circ);
+    const double* srow = S + (h1 - ws.out_rows_lo) * width - ws.out_cols_lo;
+    const double* trow = T + (h1 - ws.out_rows_lo) * width - ws.out_cols_lo;
+    for (int ia = ph.first[h1]; ia < ph.first[h1 + 1]; ++ia)
+      for (int ib = ph.first[h2]; ib < ph.first[h2 + 1]; ++ib) {
+        const std::size_t A1 = ph.coarse[ia], A2 = ph.coarse[ib];
+        double* s = ns + A1 * Wo * Po + A2 * Wo;   // + B1·Po + B2
+        double* t = nt + A1 * Wo * Po + A2 * Wo;
+        double* sm = ns + A2 * Wo * Po + A1 * Wo;  // + B2·Po + B1
+        double* tm = nt + A2 * Wo * Po + A1 * Wo;
+        for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+          const int w2 = wrap(w1 - e, Wf, circ);
+          const double v = srow[w1], u = trow[w1];
+          for (int jb = pw.first[w1]; jb < pw.first[w1 + 1]; ++jb)
+            for (int jc = pw.first[w2]; jc < pw.first[w2 + 1]; ++jc) {
+              const std::size_t B1 = pw.coarse[jb], B2 = pw.coarse[jc];
+              s[B1 * Po + B2] += v;
+              t[B1 * Po + B2] += u;
+              if (mirror) {
+                sm[B2 * Po + B1] += v;
+                tm[B2 * Po + B1] += u;
+              }
+            }
+        }
+      }
+  }
+}
+
+}  // namespace
+
+std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
+                                              double* full_t, double* rec) const {
+  const bool circ = plan_.circular;
+  const int Ho = plan_.out_h, Wo = plan_.out_w;
+  const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
+  const bool self = same_point(p1, p2);
+  const double* r1 = rec ? rec : record(p1);
+  const double* r2 = rec ? rec : record(p2);
+  SliceSource src;
+  src.x = row_of(p1);
+  src.y = row_of(p2);
+  double* cur_s = ws.cs.data();
+  double* cur_t = ws.ct.data();
+  double* next_s = ws.ns.data();
+  double* next_t = ws.nt.data();
+  double sum_s = 0, sum_t = 0;
+  for (std::size_t k = 0; k < plan_.stages.size(); ++k) {
+    const Plan::Stage& st = plan_.stages[k];
+    const bool last = k + 1 == plan_.stages.size();
+    const SpatialOp* pool = last ? nullptr : &plan_.spatial[static_cast<std::size_t>(st.end)];
+    if (pool) {
+      const std::size_t n = static_cast<std::size_t>(pool->ph.n_out) * pool->pw.n_out;
+      std::fill(next_s, next_s + n * n, 0.0);
+      std::fill(next_t, next_t + n * n, 0.0);
+    }
+    const bool full = last && full_s;
+    if (full) {
+      std::fill(full_s, full_s + m * m, 0.0);
+      std::fill(full_t, full_t + m * m, 0.0);
+    }
+    const bool half = self && !full;
+    // Offset 0 first (it records the variances the other slices' activations read), then the rest.
+    for (int idx = -1; idx < (st.dhi - st.dlo + 1) * (st.ehi - st.elo + 1); ++idx) {
+      int d = 0, e = 0;
+      if (idx >= 0) {
+        d = st.dlo + idx / (st.ehi - st.elo + 1);
+        e = st.elo + idx % (st.ehi - st.elo + 1);
+        if (d == 0 && e == 0) continue;
+      }
+      double weight = 1.0;
+      if (half) {  // slice (d, e) stands for its mirror (−d, −e) too
+        const int md = circ ? (st.h - d) % st.h : -d, me = circ ? (st.w - e) % st.w : -e;
+        if (d > md || (d == md && e > me)) continue;
+        weight = (d == md && e == me) ? 1.0 : 2.0;
+      }
+      const double* S = nullptr;
+      const double* T = nullptr;
+      if (!run_slice(st, d, e, src, r1, r2, self, rec, ws, &S, &T)) continue;
+      if (pool) {
+        pool_slice(S, T, ws, d, e, circ, *pool, weight == 2.0, next_s, next_t);
+        continue;
+      }
+      double ss = 0, stt = 0;
+      const int width = ws.out_cols_hi - ws.out_cols_lo;
+      for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
+        const double* srow = S + (h1 - ws.out_rows_lo) * width;
+        const double* trow = T + (h1 - ws.out_rows_lo) * width;
+        for (int c = 0; c < width; ++c) {
+          ss += srow[c];
+          stt += trow[c];
+        }
+        if (full) {
+          const int h2 = wrap(h1 - d, Ho, circ);
+          for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+            const int w2 = wrap(w1 - e, Wo, circ);
+            const std::size_t at = (static_cast<std::size_t>(h1) * Wo + w1) * m + static_cast<std::size_t>(h2) * Wo + w2;
+            full_s[at] = srow[w1 - ws.out_cols_lo];
+            full_t[at] = trow[w1 - ws.out_cols_lo];
+          }
+        }
+      }
+      sum_s += weight * ss;
+      sum_t += weight * stt;
+    }
+    if (pool) {
+      std::swap(cur_s, next_s);
+      std::swap(cur_t, next_t);
+      src.s = cur_s;
+      src.t = cur_t;
+      src.scale = pool->pool_scale;
+    }
+  }
   return {sum_s, sum_t};
 }
 
