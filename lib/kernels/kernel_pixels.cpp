@@ -449,47 +449,89 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
       const int Fh = ah.filter, Fw = aw.filter;
       const int c0 = ocols.lo - aw.before, c1 = ocols.hi - aw.before + Fw - 1;  // columns the W pass reads
       const int a0 = std::max(c0, cols.lo), a1 = std::min(c1, cols.hi);
+      const int len = a1 - a0;
+      const double b2 = op.b2;
       for (int o = orows.lo; o < orows.hi; ++o) {
-        std::fill(hs + c0, hs + c1, 0.0);
-        std::fill(ht + c0, ht + c1, 0.0);
-        // H pass: taps in order, as box_pairs sums them; rows whose partner is padding are skipped.
+        // H pass: the taps whose row has its partner on the map, in tap order (as box_pairs sums
+        // them), into one row — one pass over the taps' rows, no read-modify-write of hs.
+        const double* sr[3];
+        const double* tr[3];
+        int nk = 0;
+        bool many = false;
         for (int sh = 0; sh < Fh; ++sh) {
           const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
           if (i < rows.lo || i >= rows.hi) continue;  // also i = −1 (padding)
-          const double* srow = S + (i - rows.lo) * width + (a0 - cols.lo);
-          const double* trow = T + (i - rows.lo) * width + (a0 - cols.lo);
-          double* hsa = hs + a0;
-          double* hta = ht + a0;
-          const int len = a1 - a0;
+          if (nk == 3) {
+            many = true;
+            break;
+          }
+          sr[nk] = S + (i - rows.lo) * width + (a0 - cols.lo);
+          tr[nk] = T + (i - rows.lo) * width + (a0 - cols.lo);
+          ++nk;
+        }
+        double* hsa = hs + a0;
+        double* hta = ht + a0;
+        if (many) {  // more than three taps: the general form
+          std::fill(hsa, hsa + len, 0.0);
+          std::fill(hta, hta + len, 0.0);
+          for (int sh = 0; sh < Fh; ++sh) {
+            const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
+            if (i < rows.lo || i >= rows.hi) continue;
+            const double* srow = S + (i - rows.lo) * width + (a0 - cols.lo);
+            const double* trow = T + (i - rows.lo) * width + (a0 - cols.lo);
+#pragma omp simd
+            for (int c = 0; c < len; ++c) hsa[c] += srow[c], hta[c] += trow[c];
+          }
+        } else if (nk == 3) {
 #pragma omp simd
           for (int c = 0; c < len; ++c) {
-            hsa[c] += srow[c];
-            hta[c] += trow[c];
+            hsa[c] = (sr[0][c] + sr[1][c]) + sr[2][c];
+            hta[c] = (tr[0][c] + tr[1][c]) + tr[2][c];
           }
+        } else if (nk == 2) {
+#pragma omp simd
+          for (int c = 0; c < len; ++c) hsa[c] = sr[0][c] + sr[1][c], hta[c] = tr[0][c] + tr[1][c];
+        } else if (nk == 1) {
+          std::copy(sr[0], sr[0] + len, hsa);
+          std::copy(tr[0], tr[0] + len, hta);
+        } else {
+          std::fill(hsa, hsa + len, 0.0);
+          std::fill(hta, hta + len, 0.0);
         }
+        // Columns the W pass reads outside the slice: zero padding, or wrapped.
+        std::fill(hs + c0, hs + a0, 0.0);
+        std::fill(ht + c0, ht + a0, 0.0);
+        std::fill(hs + a1, hs + c1, 0.0);
+        std::fill(ht + a1, ht + c1, 0.0);
         if (circ) {  // the halo columns wrap around
           for (int c = c0; c < 0; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
           for (int c = W; c < c1; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
         }
+        // W pass and the update Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ] in one pass.
         double* so = S2 + (o - orows.lo) * owidth;
         double* to = T2 + (o - orows.lo) * owidth;
-        std::fill(so, so + owidth, 0.0);
-        std::fill(to, to + owidth, 0.0);
-        for (int sw = 0; sw < Fw; ++sw) {
-          const double* hsr = hs + ocols.lo + sw - aw.before;
-          const double* htr = ht + ocols.lo + sw - aw.before;
+        const double* h0 = hs + ocols.lo - aw.before;
+        const double* g0 = ht + ocols.lo - aw.before;
+        if (Fw == 3) {
 #pragma omp simd
           for (int p = 0; p < owidth; ++p) {
-            so[p] += hsr[p];
-            to[p] += htr[p];
+            const double sv = ((h0[p] + h0[p + 1]) + h0[p + 2]) * scale + b2;
+            so[p] = sv;
+            to[p] = sv + ((g0[p] + g0[p + 1]) + g0[p + 2]) * scale;
           }
-        }
-        // Σ' = W²·𝒞[Σ] + B²,  Θ' = Σ' + W²·𝒞[Θ]
+        } else {
+          std::copy(h0, h0 + owidth, so);
+          std::copy(g0, g0 + owidth, to);
+          for (int sw = 1; sw < Fw; ++sw) {
 #pragma omp simd
-        for (int p = 0; p < owidth; ++p) {
-          const double sv = so[p] * scale + op.b2;
-          so[p] = sv;
-          to[p] = sv + to[p] * scale;
+            for (int p = 0; p < owidth; ++p) so[p] += h0[p + sw], to[p] += g0[p + sw];
+          }
+#pragma omp simd
+          for (int p = 0; p < owidth; ++p) {
+            const double sv = so[p] * scale + b2;
+            so[p] = sv;
+            to[p] = sv + to[p] * scale;
+          }
         }
       }
       std::swap(S, S2);
@@ -515,8 +557,10 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
         const double* q2row = q2 + static_cast<std::size_t>(h2) * W;
         double* a = q1p + (h1 - rows.lo) * width;
         double* b = q2p + (h1 - rows.lo) * width;
-        for (int w1 = cols.lo; w1 < cols.hi; ++w1)
-          a[w1 - cols.lo] = q1row[w1], b[w1 - cols.lo] = q2row[wrap(w1 - e, W, circ)];
+        std::copy(q1row + cols.lo, q1row + cols.hi, a);
+        if (!circ) std::copy(q2row + cols.lo - e, q2row + cols.hi - e, b);
+        else
+          for (int w1 = cols.lo; w1 < cols.hi; ++w1) b[w1 - cols.lo] = q2row[wrap(w1 - e, W, true)];
       }
       const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo) * width;
       // Pixel a of a point against itself is exactly collinear: its variance, not the product.
