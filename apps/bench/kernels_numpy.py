@@ -45,10 +45,10 @@ def parse_spec(spec):
             fh, fw = (int(v) for v in pos[1].lower().split("x"))
             layers.append(("conv", fh, fw, kw.get("padding", "same"), w2, b2))
         elif name == "avgpool":
-            kh, kw = (int(v) for v in pos[0].lower().split("x")) if "x" in pos[0] else (int(pos[0]),) * 2
+            kh, kwin = (int(v) for v in pos[0].lower().split("x")) if "x" in pos[0] else (int(pos[0]),) * 2
             st = kw.get("stride", "1").lower()
             sh, sw = (int(v) for v in st.split("x")) if "x" in st else (int(st),) * 2
-            layers.append(("avgpool", kh, kw, sh, sw, kw.get("padding", "valid")))
+            layers.append(("avgpool", kh, kwin, sh, sw, kw.get("padding", "valid")))
         elif name in ("relu", "flatten", "gap"):
             layers.append((name,))
         else:

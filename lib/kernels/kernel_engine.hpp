@@ -47,10 +47,11 @@ struct SliceWorkspace {
   int out_h = 0, out_w = 0;                                                // and its map size
   std::vector<double> s, t, s2, t2, q1, q2, hs, ht;
   std::vector<double> cs, ct, ns, nt;
+  std::vector<std::ptrdiff_t> dest, mirror;  // per column of a slice: where the pool adds it
   SliceWorkspace(int rows_, int ld_, int pad_, std::size_t coarse = 0)
       : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
         q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()), cs(coarse), ct(coarse),
-        ns(coarse), nt(coarse) {}
+        ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()) {}
 };
 
 // Where a stage's slices start: the two inputs (Σ⁰ = x·x'/C, Θ⁰ = 0) or, after an avgpool,

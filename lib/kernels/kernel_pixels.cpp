@@ -639,12 +639,40 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
 // are not conserved and the next stage starts from all coarse pairs. With `mirror` the slice
 // also stands for its transpose (a point with itself).
 namespace {
-void pool_slice(const double* S, const double* T, const SliceWorkspace& ws, int d, int e, bool circ,
+void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int e, bool circ,
                 const SpatialOp& pool, bool mirror, double* ns, double* nt) {
   const PoolAxis& ph = pool.ph;
   const PoolAxis& pw = pool.pw;
   const int Hf = ws.out_h, Wf = ws.out_w, width = ws.out_cols_hi - ws.out_cols_lo;
   const std::size_t Wo = static_cast<std::size_t>(pw.n_out), Po = static_cast<std::size_t>(ph.n_out) * Wo;
+  if (ph.single && pw.single) {
+    // Windows no wider than the stride (Myrtle's 2×2/2): each fine pixel feeds at most one
+    // coarse one, so each column of the slice has one destination, the same in every row.
+    std::ptrdiff_t* dest = ws.dest.data();
+    std::ptrdiff_t* dm = ws.mirror.data();
+    for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+      const int B1 = pw.owner[w1], B2 = pw.owner[wrap(w1 - e, Wf, circ)];
+      dest[w1 - ws.out_cols_lo] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Po + B2);
+      dm[w1 - ws.out_cols_lo] = static_cast<std::ptrdiff_t>(B2 * Po + B1);
+    }
+    for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
+      const int A1 = ph.owner[h1], A2 = ph.owner[wrap(h1 - d, Hf, circ)];
+      if (A1 < 0 || A2 < 0) continue;
+      const double* srow = S + (h1 - ws.out_rows_lo) * width;
+      const double* trow = T + (h1 - ws.out_rows_lo) * width;
+      double* s = ns + A1 * Wo * Po + A2 * Wo;
+      double* t = nt + A1 * Wo * Po + A2 * Wo;
+      for (int c = 0; c < width; ++c)
+        if (dest[c] >= 0) s[dest[c]] += srow[c], t[dest[c]] += trow[c];
+      if (mirror) {
+        double* sm = ns + A2 * Wo * Po + A1 * Wo;
+        double* tm = nt + A2 * Wo * Po + A1 * Wo;
+        for (int c = 0; c < width; ++c)
+          if (dest[c] >= 0) sm[dm[c]] += srow[c], tm[dm[c]] += trow[c];
+      }
+    }
+    return;
+  }
   for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
     const int h2 = wrap(h1 - d, Hf, circ);
     const double* srow = S + (h1 - ws.out_rows_lo) * width - ws.out_cols_lo;

@@ -52,9 +52,12 @@ PoolAxis make_pool_axis(int n_in, int window, int stride, Padding padding) {
       feeds[static_cast<std::size_t>(i)].push_back(o);
     }
   a.first.push_back(0);
+  a.single = true;
   for (const auto& f : feeds) {
     a.coarse.insert(a.coarse.end(), f.begin(), f.end());
     a.first.push_back(static_cast<int>(a.coarse.size()));
+    a.single = a.single && f.size() <= 1;
+    a.owner.push_back(f.empty() ? -1 : f.front());
   }
   return a;
 }

@@ -38,6 +38,9 @@ struct PoolAxis {
   int n_in = 0, n_out = 0, window = 1, stride = 1, before = 0;
   bool circular = false;
   std::vector<int> first, coarse;
+  // When no index feeds two outputs (window ≤ stride): the output fed by i, or −1.
+  bool single = false;
+  std::vector<int> owner;
 };
 
 PoolAxis make_pool_axis(int n_in, int window, int stride, Padding padding);
