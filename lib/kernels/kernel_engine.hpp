@@ -48,10 +48,16 @@ struct SliceWorkspace {
   std::vector<double> s, t, s2, t2, q1, q2, hs, ht;
   std::vector<double> cs, ct, ns, nt;
   std::vector<std::ptrdiff_t> dest, mirror;  // per column of a slice: where the pool adds it
-  SliceWorkspace(int rows_, int ld_, int pad_, std::size_t coarse = 0)
+  // Row slabs (run_slab): Σ and Θ twice, one row of the H pass for each (with guard entries),
+  // the packed variances of one row and the pool destinations of one row.
+  std::vector<double> bs, bt, bs2, bt2, bh, bg, bq1, bq2;
+  std::vector<std::ptrdiff_t> bdest, bmirror;
+  SliceWorkspace(int rows_, int ld_, int pad_, std::size_t coarse = 0, std::size_t slab = 0, std::size_t slab_row = 0)
       : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
         q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()), cs(coarse), ct(coarse),
-        ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()) {}
+        ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()), bs(slab), bt(slab), bs2(slab),
+        bt2(slab), bh(slab_row ? 2 * slab_row + 64 : 0), bg(bh.size()), bq1(slab_row),
+        bq2(slab_row), bdest(coarse ? slab_row : 0), bmirror(bdest.size()) {}
 };
 
 // Where a stage's slices start: the two inputs (Σ⁰ = x·x'/C, Θ⁰ = 0) or, after an avgpool,
@@ -131,6 +137,15 @@ class Engine {
   // offset-0 slice of every stage, run first, writes the pixel variances of its activations there.
   std::pair<double, double> pair_stages(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                         double* full_t, double* rec) const;
+  // All offsets (d, ·) of one stage at once (Plan::Stage::slab); returns false if it vanishes.
+  // Entry (h1, w1, w2) of the pair ((h1, w1), (h1 − d, w2)) sits at
+  // (h1 − lo)·R + (w1 + pad)·L + w2 with L = w + pad, R = (w + 2·pad)·L; the pads are zero.
+  bool run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
+                bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const;
+  std::pair<double, double> stage_slabs(const Plan::Stage& st, const SpatialOp* pool, const SliceSource& src,
+                                        const double* r1, const double* r2, bool self, bool half, double* rec,
+                                        SliceWorkspace& ws, double* full_s, double* full_t, double* next_s,
+                                        double* next_t) const;
   // One offset slice (d, e) through one stage; returns false if it vanishes.
   bool run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1, const double* r2,
                  bool self, double* rec, SliceWorkspace& ws, const double** s_out, const double** t_out) const;

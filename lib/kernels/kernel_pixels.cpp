@@ -404,7 +404,7 @@ SliceWorkspace Engine::slice_workspace() const {
   int filter = 1;
   for (const auto& op : plan_.spatial)
     if (op.kind == OpKind::Affine) filter = std::max({filter, op.ah.filter, op.aw.filter});
-  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs);
+  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs, plan_.slab_doubles, plan_.slab_row);
 }
 
 bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1,
@@ -621,7 +621,7 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
 
 std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                               double* full_t) const {
-  if (plan_.pooled) return pair_stages(p1, p2, ws, full_s, full_t, nullptr);
+  if (plan_.pooled || plan_.stages.front().slab) return pair_stages(p1, p2, ws, full_s, full_t, nullptr);
   const bool circ = plan_.circular;
   const int H0 = plan_.in_h, W0 = plan_.in_w, Ho = plan_.out_h, Wo = plan_.out_w;
   const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
@@ -675,6 +675,157 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
       sum_t += weight * st;
     }
   return {sum_s, sum_t};
+}
+
+bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
+                      bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const {
+  const int H = stage.h, W = stage.w, P = stage.pad, L = W + P, C = plan_.in_c;
+  const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
+  const std::size_t first = static_cast<std::size_t>(P) * L;  // (w1 = 0, w2 = 0)
+  const Range rows = slice_range(H, d, false);
+  if (rows.empty()) return false;
+  const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo) * R;
+  double* S = ws.bs.data();
+  double* T = ws.bt.data();
+  double* S2 = ws.bs2.data();
+  double* T2 = ws.bt2.data();
+  std::fill(S, S + n, 0.0);
+  std::fill(T, T + n, 0.0);
+  std::fill(S2, S2 + n, 0.0);
+  std::fill(T2, T2 + n, 0.0);
+  // Σ⁰ (or the pooled kernels of the previous stage); Θ⁰ = 0 from the inputs.
+  const double inv = 1.0 / C;
+  const std::size_t P0 = static_cast<std::size_t>(H) * W;
+  for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+    const int h2 = h1 - d;
+    double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+    double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+    for (int w1 = 0; w1 < W; ++w1) {
+      double* sr = srow + static_cast<std::size_t>(w1) * L;
+      if (src.s) {
+        const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P0 + static_cast<std::size_t>(h2) * W;
+        double* tr = trow + static_cast<std::size_t>(w1) * L;
+        for (int w2 = 0; w2 < W; ++w2) sr[w2] = src.scale * src.s[k + w2], tr[w2] = src.scale * src.t[k + w2];
+      } else {
+        const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
+        for (int w2 = 0; w2 < W; ++w2) {
+          const double* b = src.y + (static_cast<std::size_t>(h2) * W + w2) * C;
+          double acc = 0;
+          for (int c = 0; c < C; ++c) acc += a[c] * b[c];
+          sr[w2] = acc * inv;
+        }
+      }
+    }
+  }
+  // One row of the H pass, with zero guards for the diagonal shifts of the W pass.
+  const std::size_t guard = static_cast<std::size_t>(P + 8);  // ≥ the largest shift; bh holds 2R + 64
+  double* hs = ws.bh.data() + guard;
+  double* ht = ws.bg.data() + guard;
+  std::fill(ws.bh.begin(), ws.bh.end(), 0.0);
+  std::fill(ws.bg.begin(), ws.bg.end(), 0.0);
+  auto zero_pads = [&](double* row) {  // the pad columns w2 = W … W+P−1 of every w1
+    for (int w1 = 0; w1 < W; ++w1) zero_row(row + first + static_cast<std::size_t>(w1) * L + W, P);
+  };
+  for (int k = stage.begin; k < stage.end; ++k) {
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
+    if (op.kind == OpKind::Affine) {
+      const Axis& ah = op.ah;
+      const Axis& aw = op.aw;
+      const int Fh = ah.filter, Fw = aw.filter;
+      const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
+      const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
+      for (int o = rows.lo; o < rows.hi; ++o) {
+        // H pass over the whole slab row (its pads are zero, so the sum's pads are too).
+        int nk = 0;
+        for (int sh = 0; sh < Fh; ++sh) {
+          const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
+          if (i < rows.lo || i >= rows.hi) continue;  // also i = −1 (padding)
+          const double* sr = S + static_cast<std::size_t>(i - rows.lo) * R;
+          const double* tr = T + static_cast<std::size_t>(i - rows.lo) * R;
+          if (nk == 0) {
+            copy_row(sr, static_cast<int>(R), hs);
+            copy_row(tr, static_cast<int>(R), ht);
+          } else {
+#pragma omp simd
+            for (std::size_t c = 0; c < R; ++c) hs[c] += sr[c], ht[c] += tr[c];
+          }
+          ++nk;
+        }
+        if (nk == 0) {
+          std::fill(hs, hs + R, 0.0);
+          std::fill(ht, ht + R, 0.0);
+        }
+        // W pass along the diagonal and Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ].
+        double* so = S2 + static_cast<std::size_t>(o - rows.lo) * R;
+        double* to = T2 + static_cast<std::size_t>(o - rows.lo) * R;
+        const double* h0 = hs + first - aw.before * step;
+        const double* g0 = ht + first - aw.before * step;
+        double* sb = so + first;
+        double* tb = to + first;
+        if (Fw == 3) {
+          const std::ptrdiff_t s1 = step, s2 = 2 * step;
+#pragma omp simd
+          for (std::size_t c = 0; c < body; ++c) {
+            const double sv = ((h0[c] + h0[c + s1]) + h0[c + s2]) * scale + b2;
+            sb[c] = sv;
+            tb[c] = sv + ((g0[c] + g0[c + s1]) + g0[c + s2]) * scale;
+          }
+        } else {
+#pragma omp simd
+          for (std::size_t c = 0; c < body; ++c) sb[c] = h0[c], tb[c] = g0[c];
+          for (int sw = 1; sw < Fw; ++sw) {
+            const double* hsw = h0 + sw * step;
+            const double* gsw = g0 + sw * step;
+#pragma omp simd
+            for (std::size_t c = 0; c < body; ++c) sb[c] += hsw[c], tb[c] += gsw[c];
+          }
+#pragma omp simd
+          for (std::size_t c = 0; c < body; ++c) {
+            const double sv = sb[c] * scale + b2;
+            sb[c] = sv;
+            tb[c] = sv + tb[c] * scale;
+          }
+        }
+        zero_pads(so);
+        zero_pads(to);
+      }
+      std::swap(S, S2);
+      std::swap(T, T2);
+    } else {
+      const ActivationDual& dual = plan_.duals[op.dual];
+      const double* q1 = r1 + op.q_offset;
+      const double* q2 = r2 + op.q_offset;
+      double* q1p = ws.bq1.data();
+      double* q2p = ws.bq2.data();
+      for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+        const int h2 = h1 - d;
+        double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R;
+        double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R;
+        if (self && d == 0) {  // pixel a of a point against itself: its variance (and the record)
+          for (int w = 0; w < W; ++w) {
+            double& diag = srow[first + static_cast<std::size_t>(w) * L + w];
+            if (rec) rec[op.q_offset + static_cast<std::size_t>(h1) * W + w] = diag;
+            diag = q1[static_cast<std::size_t>(h1) * W + w];
+          }
+        }
+        // The variances of both pixels, packed like the row; pads 1 (harmless, zeroed after).
+        for (int w1 = 0; w1 < W; ++w1) {
+          double* a = q1p + first + static_cast<std::size_t>(w1) * L;
+          double* b = q2p + first + static_cast<std::size_t>(w1) * L;
+          const double v = q1[static_cast<std::size_t>(h1) * W + w1];
+          for (int w2 = 0; w2 < W; ++w2) a[w2] = v;
+          copy_row(q2 + static_cast<std::size_t>(h2) * W, W, b);
+          for (int w2 = W; w2 < L; ++w2) a[w2] = 1.0, b[w2] = 1.0;
+        }
+        dual.apply(body, q1p + first, 1, q2p + first, 1, srow + first, trow + first);
+        zero_pads(srow);
+        zero_pads(trow);
+      }
+    }
+  }
+  *s_out = S;
+  *t_out = T;
+  return true;
 }
 
 // The avgpool between two stages on one finished slice (d, e): every pixel pair ((h1,w1),(h2,w2))
@@ -748,6 +899,77 @@ void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int
 
 }  // namespace
 
+// One slab stage of pair_stages: every row offset d (0 first; for a point with itself d ≥ 0, the
+// mirror −d being the transpose), each slab then pooled into the next stage, or summed (gap),
+// or written out (no readout).
+std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const SpatialOp* pool, const SliceSource& src,
+                                              const double* r1, const double* r2, bool self, bool half, double* rec,
+                                              SliceWorkspace& ws, double* full_s, double* full_t, double* next_s,
+                                              double* next_t) const {
+  const int H = st.h, W = st.w, P = st.pad, L = W + P;
+  const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
+  const std::size_t first = static_cast<std::size_t>(P) * L;
+  std::ptrdiff_t* dest = ws.bdest.data();
+  std::ptrdiff_t* dm = ws.bmirror.data();
+  std::size_t Wo = 1, Po = 1;
+  if (pool) {  // where each entry of a slab row goes (the same in every row): windows do not overlap
+    Wo = static_cast<std::size_t>(pool->pw.n_out);
+    Po = static_cast<std::size_t>(pool->ph.n_out) * Wo;
+    for (int w1 = 0; w1 < W; ++w1)
+      for (int w2 = 0; w2 < L; ++w2) {
+        const std::size_t c = static_cast<std::size_t>(w1) * L + w2;
+        const int B1 = pool->pw.owner[w1], B2 = w2 < W ? pool->pw.owner[w2] : -1;
+        dest[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Po + B2);
+        dm[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B2 * Po + B1);
+      }
+  }
+  const std::size_t m = static_cast<std::size_t>(H) * W;
+  double sum_s = 0, sum_t = 0;
+  for (int idx = -1; idx <= st.dhi - st.dlo; ++idx) {
+    const int d = idx < 0 ? 0 : st.dlo + idx;
+    if (idx >= 0 && d == 0) continue;
+    if (half && d < 0) continue;
+    const bool twice = half && d != 0;
+    double* S = nullptr;
+    double* T = nullptr;
+    if (!run_slab(st, d, src, r1, r2, self, rec, ws, &S, &T)) continue;
+    const Range rows = slice_range(H, d, false);
+    double ss = 0, stt = 0;
+    for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+      const int h2 = h1 - d;
+      const double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+      const double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+      if (pool) {
+        const int A1 = pool->ph.owner[h1], A2 = pool->ph.owner[h2];
+        if (A1 < 0 || A2 < 0) continue;
+        double* sn = next_s + A1 * Wo * Po + A2 * Wo;
+        double* tn = next_t + A1 * Wo * Po + A2 * Wo;
+        for (std::size_t c = 0; c < body; ++c)
+          if (dest[c] >= 0) sn[dest[c]] += srow[c], tn[dest[c]] += trow[c];
+        if (twice) {
+          double* sm = next_s + A2 * Wo * Po + A1 * Wo;
+          double* tm = next_t + A2 * Wo * Po + A1 * Wo;
+          for (std::size_t c = 0; c < body; ++c)
+            if (dm[c] >= 0) sm[dm[c]] += srow[c], tm[dm[c]] += trow[c];
+        }
+        continue;
+      }
+      for (std::size_t c = 0; c < body; ++c) ss += srow[c], stt += trow[c];  // pads are zero
+      if (full_s)
+        for (int w1 = 0; w1 < W; ++w1)
+          for (int w2 = 0; w2 < W; ++w2) {
+            const std::size_t at = (static_cast<std::size_t>(h1) * W + w1) * m + static_cast<std::size_t>(h2) * W + w2;
+            full_s[at] = srow[static_cast<std::size_t>(w1) * L + w2];
+            full_t[at] = trow[static_cast<std::size_t>(w1) * L + w2];
+          }
+    }
+    const double weight = twice ? 2.0 : 1.0;
+    sum_s += weight * ss;
+    sum_t += weight * stt;
+  }
+  return {sum_s, sum_t};
+}
+
 std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                               double* full_t, double* rec) const {
   const bool circ = plan_.circular;
@@ -779,6 +1001,12 @@ std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, 
       std::fill(full_t, full_t + m * m, 0.0);
     }
     const bool half = self && !full;
+    if (st.slab) {
+      const auto sums = stage_slabs(st, pool, src, r1, r2, self, half, rec, ws, full ? full_s : nullptr,
+                                    full ? full_t : nullptr, next_s, next_t);
+      sum_s += sums.first;
+      sum_t += sums.second;
+    } else
     // Offset 0 first (it records the variances the other slices' activations read), then the rest.
     for (int idx = -1; idx < (st.dhi - st.dlo + 1) * (st.ehi - st.elo + 1); ++idx) {
       int d = 0, e = 0;

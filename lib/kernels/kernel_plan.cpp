@@ -214,6 +214,25 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
       s.dlo = std::max(dlo, -(s.h - 1)), s.dhi = std::min(dhi, s.h - 1);
       s.elo = std::max(elo, -(s.w - 1)), s.ehi = std::min(ehi, s.w - 1);
     }
+    // Row slabs where they apply (see Plan::Stage).
+    s.slab = !plan.circular && s.elo == -(s.w - 1) && s.ehi == s.w - 1;
+    s.pad = 1;
+    for (int j = s.begin; j < s.end && s.slab; ++j) {
+      const SpatialOp& op = plan.spatial[static_cast<std::size_t>(j)];
+      if (op.kind != OpKind::Affine) continue;
+      const bool same = op.ah.n_out == op.ah.n_in && op.aw.n_out == op.aw.n_in && !op.ah.circular;
+      s.slab = same;
+      s.pad = std::max({s.pad, op.aw.before, op.aw.filter - 1 - op.aw.before});
+    }
+    if (s.slab && !last) {
+      const SpatialOp& pool = plan.spatial[static_cast<std::size_t>(s.end)];
+      s.slab = pool.ph.single && pool.pw.single;
+    }
+    if (s.slab) {
+      const std::size_t row = static_cast<std::size_t>(s.w + 2 * s.pad) * (s.w + s.pad);
+      plan.slab_doubles = std::max(plan.slab_doubles, static_cast<std::size_t>(s.h) * row);
+      plan.slab_row = std::max(plan.slab_row, row);
+    }
     if (k == 0) break;
     // Coarse offset D = A − B needs the fine offsets D·S + s − t, |s − t| < K (the padding
     // shifts both pixels alike); a circular pool wraps them, so then all.

@@ -86,10 +86,17 @@ struct Plan {
   struct Stage {
     int begin = 0, end = 0, h = 1, w = 1;
     int dlo = 0, dhi = 0, elo = 0, ehi = 0;
+    // Row slabs (kernel_pixels.cpp run_slab): all column offsets of one row offset d at once,
+    // when every conv of the stage is `same`, not circular, all offsets e are needed and the
+    // pool that ends the stage (if any) has non-overlapping windows. pad = zero columns.
+    bool slab = false;
+    int pad = 1;
   };
   std::vector<Stage> stages;
   bool pooled = false;          // an avgpool is among the spatial ops
   std::size_t coarse_pairs = 0;  // largest (h·w)² over the stages after the first
+  std::size_t slab_doubles = 0;  // largest h·(w + 2·pad)·(w + pad) over the slab stages
+  std::size_t slab_row = 0;      // largest (w + 2·pad)·(w + pad)
   int record = 0;       // doubles per point: pixel variances of every spatial activation, then tail ones
   std::string path;
 };
