@@ -8,7 +8,10 @@ projected core-hours of a full CIFAR-10 Gram (60,000², symmetric: 1.8e9 entries
       [--workload nt21] [--pairs 2] [--threads 1,2] [--numpy-pairs 1]
 
 Workloads: nt21 = Neural Tangents' README benchmark, 21 × [conv(3x3, same), relu], gap, dense,
-32×32×3 (their published 258.55 ms/entry float64 CPU >56 cores, 6.21 ms V100 float64).
+32×32×3 (their published 258.55 ms/entry float64 CPU >56 cores, 6.21 ms V100 float64);
+myrtle5/7/10 = the Myrtle kernels (docs/benchmarks.md), numpy via its all-pixel-pairs avgpool
+recursion. The per-entry figures include each process's start and, with avgpool, each point's
+run with itself (its pixel variances after a pool): 2 + 2 images = 4 entries + 4 self runs.
 """
 import argparse
 import os
@@ -91,7 +94,7 @@ def main():
     print("| implementation | threads | entries | wall s | CPU s | wall ms/entry | CPU ms/entry | "
           "CIFAR-10 Gram core-hours (CPU) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    cmd = None
+    cmd = ours_k = ours_t = None
     with tempfile.TemporaryDirectory() as d:
         np.save(d + "/A.npy", X[:args.pairs])
         np.save(d + "/B.npy", X[args.pairs:])
@@ -102,9 +105,9 @@ def main():
                 wall, cpu, cmd = run_ours(binary, spec, d + "/A.npy", d + "/B.npy", t, d)
                 print(f"| {name} | {t} | {entries} | {wall:.3g} | {cpu:.3g} | {1e3 * wall / entries:.4g} | "
                       f"{1e3 * cpu / entries:.4g} | {cpu / entries * CIFAR_ENTRIES / 3600:.4g} |", flush=True)
+                if binary == args.emergent:  # numpy is checked against ours
+                    ours_k, ours_t = np.load(d + "/K.npy"), np.load(d + "/T.npy")
         n = args.numpy_pairs
-        ours_k = np.load(d + "/K.npy") if cmd else None
-        ours_t = np.load(d + "/T.npy") if cmd else None
     if n > 0:
         I = [k % args.pairs for k in range(n)]
         J = [args.pairs + (k // args.pairs) % args.pairs for k in range(n)]

@@ -373,6 +373,11 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
 // 2-D window sum: a few KiB of Σ and Θ that stay in L1 through the whole network, instead of
 // P² arrays streamed through memory once per layer. For a point with itself, slice (d, e) is
 // the transpose of slice (−d, −e) (Σ(x,x)_ab = Σ(x,x)_ba), so half of them suffice for gap.
+// An avgpool ends a stage of conserved offsets (Plan::stages): each pixel of a pair averages over
+// its own window, so the finished slices are scattered onto the coarse pixel pairs, from which
+// the next stage's slices start (pair_stages). Where a stage's convs are all `same`, the slices
+// of one row offset d are run together as a row slab (run_slab): long contiguous rows instead of
+// short slice rows.
 namespace {
 struct Range {
   int lo, hi;
@@ -735,14 +740,19 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
       const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
       for (int o = rows.lo; o < rows.hi; ++o) {
-        // H pass over the whole slab row (its pads are zero, so the sum's pads are too).
+        // H pass over the whole slab row (its pads are zero, so the sum's pads are too); three
+        // taps (3×3 convs) in one pass, in tap order.
         int nk = 0;
+        const double* sr3[3];
+        const double* tr3[3];
         for (int sh = 0; sh < Fh; ++sh) {
           const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
           if (i < rows.lo || i >= rows.hi) continue;  // also i = −1 (padding)
           const double* sr = S + static_cast<std::size_t>(i - rows.lo) * R;
           const double* tr = T + static_cast<std::size_t>(i - rows.lo) * R;
-          if (nk == 0) {
+          if (Fh == 3) {
+            sr3[nk] = sr, tr3[nk] = tr;
+          } else if (nk == 0) {
             copy_row(sr, static_cast<int>(R), hs);
             copy_row(tr, static_cast<int>(R), ht);
           } else {
@@ -750,6 +760,19 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
             for (std::size_t c = 0; c < R; ++c) hs[c] += sr[c], ht[c] += tr[c];
           }
           ++nk;
+        }
+        if (Fh == 3 && nk == 3) {
+#pragma omp simd
+          for (std::size_t c = 0; c < R; ++c) {
+            hs[c] = (sr3[0][c] + sr3[1][c]) + sr3[2][c];
+            ht[c] = (tr3[0][c] + tr3[1][c]) + tr3[2][c];
+          }
+        } else if (Fh == 3 && nk == 2) {
+#pragma omp simd
+          for (std::size_t c = 0; c < R; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
+        } else if (Fh == 3 && nk == 1) {
+          copy_row(sr3[0], static_cast<int>(R), hs);
+          copy_row(tr3[0], static_cast<int>(R), ht);
         }
         if (nk == 0) {
           std::fill(hs, hs + R, 0.0);
