@@ -523,6 +523,27 @@ void family_batch_avx512(std::size_t n, const double* q1, const double* q2, doub
   }
   for (; i < n; i += 8) step(i, n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1));
 }
+
+/// How many of the entries fail family_plain() (below), 8 at a time.
+template <std::size_t s1, std::size_t s2>
+std::size_t family_special_avx512(std::size_t n, const double* q1, const double* q2, const double* c) {
+  const __m512d zero = _mm512_setzero_pd(), inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+  const __m512d lo = _mm512_set1_pd(1e-280), hi = _mm512_set1_pd(1e280), one = _mm512_set1_pd(1.0);
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < n; i += 8) {
+    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
+    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_mask_loadu_pd(one, m, q1 + i);
+    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_mask_loadu_pd(one, m, q2 + i);
+    const __m512d x = _mm512_abs_pd(_mm512_maskz_loadu_pd(m, c + i));
+    const __m512d p = _mm512_mul_pd(a, b);
+    __mmask8 ok = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ) & _mm512_cmp_pd_mask(b, zero, _CMP_GT_OQ);
+    ok &= _mm512_cmp_pd_mask(a, inf, _CMP_LT_OQ) & _mm512_cmp_pd_mask(b, inf, _CMP_LT_OQ);
+    ok &= _mm512_cmp_pd_mask(x, inf, _CMP_LT_OQ) & _mm512_cmp_pd_mask(p, lo, _CMP_GT_OQ);
+    ok &= _mm512_cmp_pd_mask(p, hi, _CMP_LT_OQ);
+    count += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(m & ~ok) & 0xFFu));
+  }
+  return count;
+}
 #endif
 
 /// The entries the vectorized ReLU family takes: plain, with a·b where its estimates are exact.
@@ -561,7 +582,15 @@ void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step,
     return family ? family_plain(a, b, c) : plain_arguments(a, b, c);
   };
   std::size_t special = 0;
-  for (std::size_t i = 0; i < n; ++i) special += plain(q1[i * q1_step], q2[i * q2_step], nngp[i]) ? 0 : 1;
+#if defined(__AVX512F__)
+  if (family && q1_step <= 1 && q2_step <= 1) {
+    if (q1_step == 1 && q2_step == 1) special = family_special_avx512<1, 1>(n, q1, q2, nngp);
+    else if (q1_step == 0 && q2_step == 1) special = family_special_avx512<0, 1>(n, q1, q2, nngp);
+    else if (q1_step == 1) special = family_special_avx512<1, 0>(n, q1, q2, nngp);
+    else special = family_special_avx512<0, 0>(n, q1, q2, nngp);
+  } else
+#endif
+    for (std::size_t i = 0; i < n; ++i) special += plain(q1[i * q1_step], q2[i * q2_step], nngp[i]) ? 0 : 1;
   struct Fixup {
     std::size_t i;
     double ntk;
