@@ -87,9 +87,9 @@ TEST_CASE("avgpool over the whole image followed by flatten is gap; avgpool(1x1)
     const Kernels kg = kernels(g, a, b), kp = general_kernels(p, a, &b);
     CHECK(rel(kp.nngp, kg.nngp) < 1e-13);
     CHECK(rel(kp.ntk, kg.ntk) < 1e-13);
-    const Kernels kf = kernels(p, a, b);  // the offset slices, one stage per pool
-    CHECK(rel(kf.nngp, kg.nngp) < 1e-13);
-    CHECK(rel(kf.ntk, kg.ntk) < 1e-13);
+    const Kernels ks = kernels(p, a, b);  // the offset slices, one stage per pool
+    CHECK(rel(ks.nngp, kg.nngp) < 1e-13);
+    CHECK(rel(ks.ntk, kg.ntk) < 1e-13);
     const Architecture one = Architecture::parse(body + " avgpool(1x1) flatten dense(1)");
     const Kernels ko = general_kernels(one, a, &b), kf = kernels(Architecture::parse(body + " flatten dense(1)"), a, b);
     CHECK(rel(ko.nngp, kf.nngp) < 1e-13);
