@@ -626,7 +626,8 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
 
 std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                               double* full_t) const {
-  if (plan_.pooled || plan_.stages.front().slab) return pair_stages(p1, p2, ws, full_s, full_t, nullptr);
+  if (plan_.pooled || plan_.stages.front().slab || plan_.readout == Readout::Flatten)
+    return pair_stages(p1, p2, ws, full_s, full_t, nullptr);
   const bool circ = plan_.circular;
   const int H0 = plan_.in_h, W0 = plan_.in_w, Ho = plan_.out_h, Wo = plan_.out_w;
   const std::size_t m = static_cast<std::size_t>(Ho) * Wo;

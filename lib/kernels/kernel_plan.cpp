@@ -178,7 +178,8 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
   for (const auto& op : plan.spatial)
     if (op.kind == OpKind::Affine) ++convs, circular += op.ah.circular ? 1 : 0;
   plan.circular = convs > 0 && circular == convs;
-  plan.slices = plan.pixel_stage && (plan.readout != Readout::Flatten || plan.pooled) && (circular == 0 || plan.circular);
+  // flatten takes the slices too: only offset 0 of the last stage (Plan::Stage ranges below).
+  plan.slices = plan.pixel_stage && (circular == 0 || plan.circular);
   if (plan.pooled && !plan.slices)  // kernels() routes these to the general path (uses_general_path)
     throw std::logic_error("make_plan: avgpool with circular and non-circular convs is computed by the general path");
   plan.path = !plan.pixel_stage ? "vector"
