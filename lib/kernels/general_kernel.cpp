@@ -587,7 +587,18 @@ class GeneralEngine {
 
 }  // namespace
 
-bool uses_general_path(const Architecture& arch) { return arch.has_extended_layers(); }
+// avgpool alone takes the offset slices of the fast engine (lib/kernels/kernel_pixels.cpp),
+// except with circular and non-circular convs mixed (their offsets are not conserved).
+bool uses_general_path(const Architecture& arch) {
+  int convs = 0, circular = 0;
+  bool pool = false;
+  for (const auto& l : arch.layers()) {
+    if (l.kind == LayerKind::LayerNorm || l.marker()) return true;
+    if (l.kind == LayerKind::AvgPool) pool = true;
+    if (l.kind == LayerKind::Conv) ++convs, circular += l.padding == Padding::Circular ? 1 : 0;
+  }
+  return pool && circular != 0 && circular != convs;
+}
 
 namespace {
 // Magnitude rescaling, the rule of kernels() on the fast paths (lib/kernels/kernel.cpp,

@@ -87,6 +87,9 @@ TEST_CASE("avgpool over the whole image followed by flatten is gap; avgpool(1x1)
     const Kernels kg = kernels(g, a, b), kp = general_kernels(p, a, &b);
     CHECK(rel(kp.nngp, kg.nngp) < 1e-13);
     CHECK(rel(kp.ntk, kg.ntk) < 1e-13);
+    const Kernels ks = kernels(p, a, b);  // the offset slices, one stage per pool
+    CHECK(rel(ks.nngp, kg.nngp) < 1e-13);
+    CHECK(rel(ks.ntk, kg.ntk) < 1e-13);
     const Architecture one = Architecture::parse(body + " avgpool(1x1) flatten dense(1)");
     const Kernels ko = general_kernels(one, a, &b), kf = kernels(Architecture::parse(body + " flatten dense(1)"), a, b);
     CHECK(rel(ko.nngp, kf.nngp) < 1e-13);
@@ -144,6 +147,9 @@ TEST_CASE("avgpool: every padding and stride equals the window average of the pi
               }
     CHECK(rel(k.nngp, expect_s) < 1e-13);
     CHECK(rel(k.ntk, expect_t) < 1e-13);
+    const SpatialKernels f = spatial_kernels(arch, a, b);  // the offset slices
+    CHECK(rel(f.nngp, expect_s) < 1e-13);
+    CHECK(rel(f.ntk, expect_t) < 1e-13);
   }
 }
 
@@ -250,13 +256,16 @@ TEST_CASE("general path: bitwise independent of the thread count; symmetric; ref
   CHECK_FALSE(uses_general_path(Architecture::parse("conv(2, 3x3) relu gap dense(1)")));
 }
 
-TEST_CASE("Myrtle-5 runs on a 32x32x3 image and is homogeneous of degree 2 (bias-free ReLU)") {
+TEST_CASE("Myrtle-5 runs on a 32x32x3 image, equals the general path and is homogeneous of degree 2 (bias-free ReLU)") {
   const std::string c = "conv(1, 3x3, w=1.4142135623730951) relu ", p = "avgpool(2x2, stride=2) ";
   const Architecture myrtle5 = Architecture::parse(c + c + p + c + p + c + p + p + p + "flatten dense(10, w=1.4142135623730951)");
   const Inputs x = inputs(ExampleShape::image_hwc(32, 32, 3), 1, 16);
   const Inputs x2(RowMatrix(2.0 * x.x), x.shape);
   const Kernels k = kernels(myrtle5, x), k2 = kernels(myrtle5, x2);
-  CHECK(k.summary.path == "general");
+  CHECK(k.summary.path == "pixel-pairs");  // the offset slices of the fast engine, stage by stage
+  const Kernels g = general_kernels(myrtle5, x, nullptr);
+  CHECK(std::abs(g.nngp(0, 0) - k.nngp(0, 0)) < 1e-13 * g.nngp(0, 0));
+  CHECK(std::abs(g.ntk(0, 0) - k.ntk(0, 0)) < 1e-13 * g.ntk(0, 0));
   CHECK(k.nngp(0, 0) > 0);
   CHECK(k.ntk(0, 0) > k.nngp(0, 0));  // Θ = Σ + (positive terms) for this network
   CHECK(std::abs(k2.nngp(0, 0) - 4 * k.nngp(0, 0)) < 1e-14 * k2.nngp(0, 0));

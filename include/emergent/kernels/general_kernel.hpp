@@ -40,8 +40,9 @@ Kernels general_kernels(const Architecture& arch, const Inputs& x1, const Inputs
 SpatialKernels general_spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                                        const KernelOptions& options = {});
 
-/// True if kernels()/spatial_kernels() compute this architecture by the general path (it has an
-/// avgpool, layernorm or residual block).
+/// True if kernels()/spatial_kernels() compute this architecture by the general path (it has a
+/// layernorm or residual block, or an avgpool with circular and non-circular convs mixed; other
+/// avgpool networks take the fast engine's offset slices).
 bool uses_general_path(const Architecture& arch);
 
 }  // namespace emergent
