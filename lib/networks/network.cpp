@@ -389,6 +389,62 @@ void weight_gradient_in(const double* x, Eigen::Index in_size, int C_in, const i
       }
   }
 }
+/// Rows [row0, row0 + rows) (rows ≤ R) and columns [j0, j0 + 8·NV) of C = A·B without packing:
+/// A(i, k) = a[i·a_rs + k·a_cs] (any strides, read as broadcasts), B row-major (ldb). Stores
+/// C = alpha·AB, or C += alpha·AB when `accumulate`. The dense layers' three products with the
+/// examples (forward, input gradient) or the input units (weight update) along the vectors.
+template <int NV, int R>
+void strided_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
+                  Eigen::Index ldb, Eigen::Index row0, int rows, Eigen::Index j0, double alpha, bool accumulate,
+                  double* c, Eigen::Index ldc) {
+  Vec8 acc[R][NV];
+  const double* ar[R];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = Vec8{};
+    ar[r] = a + (row0 + (r < rows ? r : 0)) * a_rs;
+  }
+  const double* bk = b + j0;
+  for (Eigen::Index k = 0; k < K; ++k, bk += ldb) {
+    Vec8 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load8(bk + 8 * v);
+    const Eigen::Index off = k * a_cs;
+    for (int r = 0; r < R; ++r) {
+      const Vec8 av = splat8(ar[r][off]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+  const Vec8 al = splat8(alpha);
+  for (int r = 0; r < rows; ++r) {
+    double* o = c + (row0 + r) * ldc + j0;
+    for (int v = 0; v < NV; ++v) store8(o + 8 * v, accumulate ? load8(o + 8 * v) + al * acc[r][v] : al * acc[r][v]);
+  }
+}
+
+/// C (M × N, row stride ldc) = alpha·A·B (or += when `accumulate`), N a multiple of 8; A as in
+/// strided_tile, B (K × N) row-major. rows_outer: all column blocks of a row tile before the next
+/// (C and A's rows streamed once), else all row tiles of a column block (B's panel reused from
+/// cache). Fixed tiles either way: the bits depend on the shapes only.
+void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index M, Eigen::Index K,
+                     const double* b, Eigen::Index ldb, Eigen::Index N, double alpha, bool accumulate, double* c,
+                     Eigen::Index ldc, bool rows_outer) {
+  // One row tile height for the whole product (6 rows × 32 columns = 24 accumulators), the
+  // narrower last column block with the same rows.
+  constexpr int R = 6;
+  auto block = [&](Eigen::Index row0, int rows, Eigen::Index j0) {
+    switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
+      case 1: strided_tile<1, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+      case 2: strided_tile<2, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+      case 3: strided_tile<3, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+      default: strided_tile<4, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+    }
+  };
+  const Eigen::Index row_tiles = (M + R - 1) / R, col_blocks = (N + 31) / 32;
+  for (Eigen::Index outer = 0; outer < (rows_outer ? row_tiles : col_blocks); ++outer)
+    for (Eigen::Index inner = 0; inner < (rows_outer ? col_blocks : row_tiles); ++inner) {
+      const Eigen::Index row0 = (rows_outer ? outer : inner) * R, j0 = (rows_outer ? inner : outer) * 32;
+      block(row0, static_cast<int>(std::min<Eigen::Index>(R, M - row0)), j0);
+    }
+}
 #endif
 
 /// Slopes (a, b) of φ(x) = a·min(x,0) + b·max(x,0) for the piecewise-linear family, which is
@@ -543,6 +599,7 @@ struct Network::Tape {
   std::vector<RowMatrix> patches;
   RowMatrix g, g_next, dpatch;
   RowMatrix weights_t, dweights_t;  ///< direct convolutions: Wᵀ (forward) and dWᵀ (backward)
+  RowMatrix in_t, out_t;             ///< direct dense products: an input and a result, transposed
   Eigen::RowVectorXd bias_row;
   std::vector<RowMatrix> shortcut_g;  ///< backward: gradients waiting at open residual blocks
 };
@@ -625,6 +682,17 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
         const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
         const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
+#ifdef EMERGENT_DIRECT_CONV
+        if (n % 8 == 0) {  // zᵀ = W·hᵀ with the examples along the vectors: W is read once, unpacked
+          t.in_t = in.transpose();
+          t.out_t.resize(n_out, n);
+          strided_product(W.data(), n_in, 1, n_out, n_in, t.in_t.data(), n, n, scale, false, t.out_t.data(), n, true);
+          out = t.out_t.transpose();
+          if (block.bias_size > 0)
+            out.rowwise() += layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out);
+          break;
+        }
+#endif
         // z = (W/√n_in)·ω·h + B·β: the GEMM accumulates onto the broadcast bias (one pass
         // over z fewer than adding it afterwards, and no zero fill).
         if (block.bias_size > 0) {
@@ -722,11 +790,33 @@ void Network::run_backward(Tape& t, const double* cotangent, double* out, double
         const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
         const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
+        RowMap gW(out + block.weight_offset, n_out, n_in);
+#ifdef EMERGENT_DIRECT_CONV
+        if (n_in % 8 == 0) {  // the weight update unpacked, the input units along the vectors
+          if (need_input_grad) {  // before the weights change; Eigen's packed GEMM is faster for g·W
+            t.g_next.resize(n, n_in);
+            t.g_next.noalias() = scale * t.g * W;
+          }
+          // W −= η·scale·gᵀ·h (or the gradient scale·gᵀ·h), the input units along the vectors
+          const bool descend = descent != 0.0;
+          strided_product(t.g.data(), 1, n_out, n_out, n, t.acts[l].data(), n_in, n_in,
+                          descend ? -descent * scale : scale, descend, out + block.weight_offset, n_in, true);
+          if (block.bias_size > 0) {
+            Eigen::Map<Eigen::RowVectorXd> gb(out + block.bias_offset, n_out);
+            if (!descend) {
+              gb.noalias() = layer.b_std * t.g.colwise().sum();
+            } else {
+              gb.noalias() -= (descent * layer.b_std) * t.g.colwise().sum();
+            }
+          }
+          if (need_input_grad) t.g.swap(t.g_next);
+          break;
+        }
+#endif
         if (need_input_grad) {  // before the weights change when descending
           t.g_next.resize(n, n_in);
           t.g_next.noalias() = scale * t.g * W;
         }
-        RowMap gW(out + block.weight_offset, n_out, n_in);
         if (descent == 0.0) {
           gW.noalias() = scale * t.g.transpose() * t.acts[l];
         } else {
