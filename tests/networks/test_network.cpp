@@ -139,6 +139,48 @@ TEST_CASE("vjp matches central finite differences for every layer kind") {
   }
 }
 
+TEST_CASE("batches and widths that are multiples of 8 (the unpacked dense products) pass the same checks") {
+  // n % 8 == 0 takes the register-blocked forward product, fan-in % 8 == 0 the unpacked weight
+  // update; 12 inputs and 5 examples fall back to Eigen's GEMMs.
+  const std::vector<std::string> specs = {"dense(24, b=0.3) relu dense(16) tanh dense(8, b=0.1) erf dense(3)",
+                                          "dense(40, b=0.2) gelu dense(12) relu dense(2)"};
+  for (const std::string& spec : specs)
+    for (Eigen::Index n : {Eigen::Index(5), Eigen::Index(8), Eigen::Index(16)}) {
+      CAPTURE(spec);
+      CAPTURE(n);
+      const FdResult r = finite_difference_check(spec, ExampleShape::vector(16), 13, n);
+      CHECK(r.probes > 0);
+      CHECK(r.max_error < 1e-6);
+      // The first layer against its definition z = b·β + w/√d·W·x, summed by loops.
+      const Network one(Architecture::parse("dense(24, w=1.3, b=0.3)"), ExampleShape::vector(16), 14);
+      const Inputs x = random_inputs(ExampleShape::vector(16), n, 15);
+      const RowMatrix z = one.forward(x);
+      const double* W = one.parameters().data();
+      const double* beta = W + one.blocks()[0].bias_offset;
+      double err = 0;
+      for (Eigen::Index e = 0; e < n; ++e)
+        for (int o = 0; o < 24; ++o) {
+          double sum = 0;
+          for (int k = 0; k < 16; ++k) sum += W[o * 16 + k] * x.x(e, k);
+          err = std::max(err, std::abs(z(e, o) - (0.3 * beta[o] + 1.3 / 4.0 * sum)));
+        }
+      CHECK(err <= 1e-14 * (1.0 + z.cwiseAbs().maxCoeff()));
+      // descent_step is θ − η·∇L on these paths too.
+      Network fused(Architecture::parse(spec), ExampleShape::vector(16), 16);
+      const Network reference = fused;
+      const RowMatrix y = gaussian(n, fused.output_shape().size(), 17);
+      Eigen::VectorXd grad;
+      reference.mse_loss_gradient(x, y, grad);
+      const Eigen::VectorXd expected = reference.parameters() - 0.7 * grad;
+      fused.mse_descent_step(x, y, 0.7);
+      CHECK((fused.parameters() - expected).cwiseAbs().maxCoeff() <= 1e-14 * expected.cwiseAbs().maxCoeff());
+    }
+  const FdResult r = finite_difference_check("conv(8, 3x3, padding=circular, b=0.1) relu flatten dense(8, b=0.2) relu dense(2)",
+                                             kImage, 19, 8);
+  CHECK(r.probes > 0);
+  CHECK(r.max_error < 1e-6);
+}
+
 TEST_CASE("jacobian rows are vjps of one-hot cotangents") {
   for (const std::string spec : {"dense(6, b=0.3) erf dense(3)",
                                  "conv(3, 3x3, padding=same, b=0.2) relu conv(2, 3x3, padding=circular)",
