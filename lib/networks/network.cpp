@@ -3,6 +3,9 @@
 //
 // Activations are stored one example per row; an (N, H·W·C) NHWC batch has the same memory as
 // an (N·H·W, C) row-major matrix, so a convolution is im2col + one GEMM with no reshuffling.
+// With channel counts (and, for dense layers, batches or fan-ins) that are multiples of 8 the
+// products run instead on register-blocked tiles that read their operands in place (no im2col,
+// no packing); either way every sum's order depends on the shapes only, never on --threads.
 #include "emergent/networks/network.hpp"
 
 #include <algorithm>
