@@ -58,6 +58,19 @@ inline double gram_det(double q1, double q2, double c) {
   return std::fmax(0.0, (p - cc) + (ep - ec));
 }
 
+/// In the kernel recursions (apply(), not operator(), which treats its arguments as exact), pairs
+/// within 16 ulps of collinearity, c² ≥ (1 − 16ε)²·q1q2, are taken as exactly collinear
+/// (c = ±√(q1q2), θ = 0 or π). Why: near c = ±1 the ReLU-family duals depend on √(1 − |c|), so one
+/// ulp of round-off in c — inevitable for pairs collinear by construction (one input channel
+/// through pixelwise layers, a layer norm, identical inputs) — becomes a 1e-8 error in θ and 1e-9
+/// in Θ. A computed c that is genuinely this close to ±1 carries a few ulps of error anyway, so its
+/// θ is uncertain by √(2·ulps·ε); the snap at most quadruples that (√16 = 4) and makes the
+/// structural case exact (checked against a 50-digit evaluation, python/compare/mp_reference.py).
+/// Smooth duals (erf, GELU, …) change by O(16ε) relative. Every branch of apply() (batched,
+/// AVX-512, the per-entry fixups) uses this one threshold, so all kernel paths agree.
+constexpr double kCollinearSquared = (1.0 - 16.0 * std::numeric_limits<double>::epsilon()) *
+                                     (1.0 - 16.0 * std::numeric_limits<double>::epsilon());
+
 /// Validated and clamped arguments: q ≥ 0, |c| ≤ √(q1 q2), det = q1 q2 − c² ≥ 0.
 struct Cov {
   double q1, q2, c, det;
@@ -385,7 +398,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 inline Cov clamped(double q1, double q2, double c) {
   Cov r{q1, q2, c, 0.0};
   const double p = q1 * q2;
-  if (c * c >= p) r.c = std::copysign(std::sqrt(p), c);
+  if (c * c >= kCollinearSquared * p) r.c = std::copysign(std::sqrt(p), c);
   else r.det = gram_det(q1, q2, c);
   return r;
 }
@@ -408,7 +421,7 @@ void family_batch(std::size_t n, const double* q1, const double* q2, double* nng
     const double p = a * b, cc = c * c;
     const double raw = (p - cc) + (std::fma(a, b, -p) - std::fma(c, c, -cc));
     const double det = raw > 0 ? raw : 0.0;  // not fmax: it blocks vectorization (NaN rules)
-    const bool over = cc >= p;
+    const bool over = cc >= kCollinearSquared * p;
     const double root = std::sqrt(over ? p : det);
     c = over ? std::copysign(root, c) : c;
     const double s = over ? 0.0 : root;
@@ -504,7 +517,7 @@ void family_batch_avx512(std::size_t n, const double* q1, const double* q2, doub
     const __m512d raw = _mm512_add_pd(_mm512_sub_pd(p, cc),
                                       _mm512_sub_pd(_mm512_fmsub_pd(av, bv, p), _mm512_fmsub_pd(c, c, cc)));
     const __m512d det = _mm512_max_pd(raw, _mm512_setzero_pd());
-    const __mmask8 over = _mm512_cmp_pd_mask(cc, p, _CMP_GE_OQ);
+    const __mmask8 over = _mm512_cmp_pd_mask(cc, _mm512_mul_pd(p, _mm512_set1_pd(kCollinearSquared)), _CMP_GE_OQ);
     const __m512d root = sqrt_fma(_mm512_mask_mov_pd(det, over, p));
     // copysign(root, c) where clamped
     c = _mm512_mask_mov_pd(c, over, _mm512_or_pd(root, _mm512_and_pd(c, sign)));
@@ -602,7 +615,12 @@ void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step,
     for (std::size_t i = 0; i < n; ++i) {
       const double a = q1[i * q1_step], b = q2[i * q2_step];
       if (plain(a, b, nngp[i])) continue;
-      fixups.push_back({i, ntk[i], (*this)(a, b, nngp[i])});  // throws for invalid arguments
+      double c = nngp[i];
+      const double p = a * b;
+      // Just past the Cauchy–Schwarz bound, which operator() clamps back with a zero determinant.
+      if (p > 0 && p < kInf && c * c >= kCollinearSquared * p && c * c < p)
+        c = std::copysign(std::nextafter(std::sqrt(p), kInf), c);
+      fixups.push_back({i, ntk[i], (*this)(a, b, c)});  // throws for invalid arguments
     }
     if (fixups.size() == n) {  // nothing left for the batch
       for (const auto& f : fixups) nngp[f.i] = f.v.nngp, ntk[f.i] = f.ntk * f.v.ntk_scale;

@@ -143,30 +143,6 @@ struct Work {
                                    saved_t(depth, std::vector<double>(n)) {}
 };
 
-// Pixel pairs within kCollinear of collinearity, |Σ_ab| ≥ (1 − kCollinear)·√(q1_a q2_b), are made
-// exactly collinear before an activation: Σ_ab is moved just past the Cauchy–Schwarz bound, which
-// the dual clamps back to ±√(q1_a q2_b), so θ is exactly 0 or π. Why: near c = ±1 the ReLU-family
-// duals depend on √(1 − |c|), so one ulp of round-off in c (inevitable when the pair is collinear
-// by construction: one input channel through pixelwise layers, a layer norm, identical inputs)
-// becomes a 1e-8 error in θ and 1e-9 in Θ. The computed c of a pair that is genuinely this close
-// to ±1 carries a few ulps of error anyway, so its θ is uncertain by √(2·ulps·ε) either way; the
-// snap at most quadruples that bound (√(kCollinear/ε) = 4) and makes the structural case exact
-// (checked against a 50-digit evaluation, python/compare/mp_reference.py).
-constexpr double kCollinear = 16 * std::numeric_limits<double>::epsilon();
-
-inline void snap_one(double q1, double q2, double& c) {
-  constexpr double lim = (1 - kCollinear) * (1 - kCollinear);
-  const double p = q1 * q2;
-  if (p > 0 && std::isfinite(p) && c * c >= lim * p && c * c < p)
-    c = std::copysign(std::nextafter(std::sqrt(p), std::numeric_limits<double>::infinity()), c);
-}
-
-// All pixel pairs: s is n × n, pair (a, b) has the variances q1[a], q2[b].
-void snap_collinear(std::size_t n, const double* q1, const double* q2, double* s) {
-  for (std::size_t a = 0; a < n; ++a)
-    for (std::size_t b = 0; b < n; ++b) snap_one(q1[a], q2[b], s[a * n + b]);
-}
-
 // The conv window sum on the diagonal pairs (a, a) only: out[o] = Σ_s in[taps(o, s)] (pixel-diagonal route).
 void conv_diagonal(std::vector<double>& x, std::vector<double>& y, const Op& op) {
   for (int oh = 0; oh < op.ho; ++oh)
@@ -402,7 +378,6 @@ class GeneralEngine {
             for (std::size_t a = 0; a < Pi; ++a) w.s[a * Pi + a] = q1[a];
           if (op.kind == LayerKind::Activation) {
             const ActivationDual& dual = prog_.duals[static_cast<std::size_t>(op.dual)];
-            snap_collinear(Pi, q1, q2, w.s.data());
             for (std::size_t a = 0; a < Pi; ++a) dual.apply(Pi, q1 + a, 0, q2, 1, w.s.data() + a * Pi, w.t.data() + a * Pi);
           } else {  // Σ_ab / √((ε + q1_a)(ε + q2_b)), the same for Θ (NT's LayerNorm)
             for (std::size_t a = 0; a < Pi; ++a)
@@ -489,7 +464,6 @@ class GeneralEngine {
           if (same)
             for (std::size_t a = 0; a < Pi; ++a) w.s[a] = q1[a];
           if (op.kind == LayerKind::Activation) {
-            for (std::size_t a = 0; a < Pi; ++a) snap_one(q1[a], q2[a], w.s[a]);
             prog_.duals[static_cast<std::size_t>(op.dual)].apply(Pi, q1, 1, q2, 1, w.s.data(), w.t.data());
           } else {
             for (std::size_t a = 0; a < Pi; ++a) {

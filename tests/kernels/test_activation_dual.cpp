@@ -514,12 +514,21 @@ TEST_CASE("batched duals (ActivationDual::apply) equal the scalar form for every
         const std::vector<double> c0 = s;
         dual.apply(n, q1.data(), s1, q2.data(), s2, s.data(), t.data());
         double worst = 0;
+        std::size_t snapped = 0;
         for (std::size_t i = 0; i < n; ++i) {
-          const auto v = dual(q1[i * s1], q2[i * s2], c0[i]);
+          // apply() takes pairs within 16 ulps of collinearity as collinear (the rule of
+          // docs/conventions.md §2, written out here); operator() treats c as exact, so it gets a
+          // c just past the Cauchy–Schwarz bound, which it clamps with a zero determinant.
+          const double p = q1[i * s1] * q2[i * s2], lim = (1 - 16 * kEps) * (1 - 16 * kEps);
+          const bool snap = c0[i] * c0[i] >= lim * p && c0[i] * c0[i] < p;
+          const double ci = snap ? std::copysign(std::nextafter(std::sqrt(p), 1e300), c0[i]) : c0[i];
+          snapped += snap ? 1 : 0;
+          const auto v = dual(q1[i * s1], q2[i * s2], ci);
           const double scale = std::sqrt(q1[i * s1] * q2[i * s2]);
           worst = std::max({worst, std::abs(v.nngp - s[i]) / scale, std::abs(1.5 * v.ntk_scale - t[i])});
         }
         CHECK(worst < 4e-15);
+        if (s1 == 1 && s2 == 1) CHECK(snapped > 0);  // the exactly collinear rho = 1 entries
       }
   }
   // Zero variance falls back to the scalar path (θ = π/2 convention) without NaN.

@@ -561,9 +561,18 @@ TEST_CASE("stream_kernels: tiny inputs of a bias-free ReLU network are rescaled 
 namespace {
 
 // The recursion of docs/conventions.md §2 written out on full P × P pixel-pair arrays, one loop
-// per formula (Novak et al. 2019 Eq. 7), with the scalar dual: no slices, no separable sums, no
-// batching. K11, K22 and K12 go through the layers together, so the pixel variances an
+// per formula (Novak et al. 2019 Eq. 7), one dual evaluation per entry: no slices, no separable
+// sums, no batching. K11, K22 and K12 go through the layers together, so the pixel variances an
 // activation sees are read off the diagonals of K11 and K22.
+//
+// The dual of the recursions is apply() on one entry (it takes pairs within 16 ulps of
+// collinearity as collinear, docs/conventions.md §2; operator() treats its arguments as exact).
+DualValue recursion_dual(const ActivationDual& dual, double q1, double q2, double c) {
+  double nngp = c, ntk = 1.0;
+  dual.apply(1, &q1, 0, &q2, 0, &nngp, &ntk);
+  return {nngp, ntk};
+}
+
 struct ReferenceKernel {
   double nngp = 0, ntk = 0;                  // with a readout
   std::vector<double> spatial_s, spatial_t;  // without one: P_out × P_out
@@ -665,7 +674,8 @@ ReferenceKernel reference_pair(const Architecture& arch, const double* x, const 
       H = Ho;
       W = Wo;
     } else if (L.kind == LayerKind::Activation && pixels) {
-      const ActivationDual dual(L.activation);
+      const ActivationDual one(L.activation);
+      const auto dual = [&one](double a, double b, double c) { return recursion_dual(one, a, b, c); };
       const int P = H * W;
       std::vector<double> q1(P), q2(P);
       for (int a = 0; a < P; ++a) q1[a] = k11[static_cast<std::size_t>(a) * P + a], q2[a] = k22[static_cast<std::size_t>(a) * P + a];
@@ -695,7 +705,8 @@ ReferenceKernel reference_pair(const Architecture& arch, const double* x, const 
       s11 = w2 * s11 + b2, s22 = w2 * s22 + b2, s12 = w2 * s12 + b2;
       t = s12 + w2 * t;
     } else {
-      const ActivationDual dual(L.activation);
+      const ActivationDual one(L.activation);
+      const auto dual = [&one](double a, double b, double c) { return recursion_dual(one, a, b, c); };
       const DualValue v = dual(s11, s22, s12);
       s11 = dual(s11, s11, s11).nngp;
       s22 = dual(s22, s22, s22).nngp;

@@ -53,7 +53,9 @@ class ActivationDual {
   /// (q1_i, q2_i) = (q1[i·q1_step], q2[i·q2_step]) (a step of 0 broadcasts one value),
   ///   nngp[i] ← E[φ(u)φ(v)] at c = nngp[i],   ntk[i] ← ntk[i] · E[φ'(u)φ'(v)].
   /// The same numbers as operator() up to round-off (a few ulp; near θ = π the dual's own
-  /// cancellation amplifies that); the ReLU family is vectorized (8 lanes with AVX-512, no
+  /// cancellation amplifies that), except that pairs within 16 ulps of collinearity
+  /// (c² ≥ (1 − 16ε)²·q1q2, where a computed c cannot be resolved) are taken as exactly
+  /// collinear (docs/conventions.md §2); the ReLU family is vectorized (8 lanes with AVX-512, no
   /// divider). An entry's bits never depend on the rest of its batch or its position in it.
   void apply(std::size_t n, const double* q1, std::size_t q1_step, const double* q2, std::size_t q2_step,
              double* nngp, double* ntk) const;
