@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "detail/format.hpp"
 #include "emergent/distributed/collective.hpp"
 #include "emergent/dynamics/spectral_filter.hpp"
 
@@ -238,6 +239,25 @@ void set_from(Distributed& a, const MatrixXd& global) {
     for (Index i = 0; i < a.local_rows(); ++i) a.local(i, j) = global(a.rows[i], a.cols[j]);
 }
 
+// As the single-process solver (gradient_flow.cpp, symmetrized()): round-off asymmetry up to
+// rtol·max|A| is removed, A ← ½(A + Aᵀ); more is refused naming the matrix. Collective.
+void symmetrize(const Grid& g, Distributed& a, const char* name, double rtol) {
+  Distributed diff = a;
+  add('T', -1.0, a, 1.0, diff);  // A − Aᵀ
+  double local[2] = {0.0, 0.0}, global[2] = {0.0, 0.0};
+  if (a.local_rows() > 0 && a.local_cols() > 0) {
+    local[0] = a.local.topRows(a.local_rows()).cwiseAbs().maxCoeff();
+    local[1] = diff.local.topRows(a.local_rows()).cwiseAbs().maxCoeff();
+  }
+  MPI_Allreduce(local, global, 2, MPI_DOUBLE, MPI_MAX, g.comm_);
+  if (global[1] > rtol * global[0])  // the same verdict on every rank: the values are reduced
+    throw std::invalid_argument(std::string(name) + ": not symmetric, max |A - A^T| = " + detail::value_text(global[1]) +
+                                " with max |A| = " + detail::value_text(global[0]) +
+                                ", expected at most symmetry_rtol * max |A| = " + detail::value_text(rtol * global[0]));
+  Distributed copy = a;
+  add('T', 0.5, copy, 0.5, a);
+}
+
 }  // namespace
 
 bool DistributedSolveOptions::IsValid(std::string* error) const {
@@ -257,6 +277,47 @@ KernelBlockSource architecture_kernels(const Architecture& arch, const Inputs& a
     Kernels k = kernels(arch, a.rows(rows), b.rows(cols), options);
     if (ntk) *ntk = std::move(k.ntk);
     if (nngp) *nngp = std::move(k.nngp);
+  };
+}
+
+KernelBlockSource mapped_kernels(const MappedNpy* ntk, const MappedNpy* nngp, const std::string& ntk_name,
+                                 const std::string& nngp_name) {
+  for (const auto* f : {ntk, nngp})
+    if (f && f->shape().size() != 2)
+      throw std::invalid_argument("mapped_kernels: '" + f->path() + "' holds a " + std::to_string(f->shape().size()) +
+                                  "-d array, expected a matrix");
+  return [ntk, nngp, ntk_name, nngp_name](const std::vector<Index>& rows, const std::vector<Index>& cols, MatrixXd* t,
+                                          MatrixXd* k) {
+    // Runs of consecutive columns (block-cyclic: runs of one block): one read per row and run.
+    std::vector<std::pair<std::size_t, std::size_t>> runs;  // (first position in cols, length)
+    for (std::size_t j = 0; j < cols.size(); ++j)
+      if (j > 0 && cols[j] == cols[j - 1] + 1)
+        ++runs.back().second;
+      else
+        runs.emplace_back(j, 1);
+    auto read = [&](const MappedNpy* file, const std::string& name, MatrixXd& out, const char* what) {
+      if (!file) throw std::invalid_argument(std::string("mapped_kernels: the ") + what + " block was asked for, but no file was given");
+      const std::size_t width = file->shape()[1];
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        if (static_cast<std::size_t>(rows[i]) >= file->shape()[0])
+          throw std::out_of_range("mapped_kernels: row " + std::to_string(rows[i]) + " beyond '" + file->path() + "'");
+      if (!cols.empty() && static_cast<std::size_t>(cols.back()) >= width)
+        throw std::out_of_range("mapped_kernels: column " + std::to_string(cols.back()) + " beyond '" + file->path() + "'");
+      out.resize(static_cast<Index>(rows.size()), static_cast<Index>(cols.size()));
+      std::vector<double> buffer;
+      try {
+        for (std::size_t i = 0; i < rows.size(); ++i)
+          for (const auto& [at, length] : runs) {
+            buffer.resize(length);
+            file->read(static_cast<std::size_t>(rows[i]) * width + static_cast<std::size_t>(cols[at]), length, buffer.data());
+            for (std::size_t c = 0; c < length; ++c) out(static_cast<Index>(i), static_cast<Index>(at + c)) = buffer[c];
+          }
+      } catch (const NpyError& e) {
+        throw NpyError(name.empty() ? std::string(e.what()) : name + ": " + e.what());
+      }
+    };
+    if (t) read(ntk, ntk_name, *t, "NTK");
+    if (k) read(nngp, nngp_name, *k, "NNGP");
   };
 }
 
@@ -304,6 +365,14 @@ DistributedPredictResult predict(MPI_Comm comm, const KernelProblem& problem, co
     }
     y = Distributed(g, n, k, nb);
     set_from(y, y_train);
+  });
+  // Kernel blocks computed (or read) independently need not mirror each other bit for bit; the
+  // single-process solver symmetrizes the same three matrices.
+  const double rtol = options.flow.symmetry_rtol;
+  collectively(comm, [&] {
+    if (flow) symmetrize(g, theta, "ntk_train_train", rtol);
+    if (need_k) symmetrize(g, kxx_train, "nngp_train_train", rtol);
+    if (request.covariance || request.posterior_covariance) symmetrize(g, k_tt, "nngp_test_test", rtol);
   });
 
   const int N = static_cast<int>(n), M = static_cast<int>(m), K = static_cast<int>(k);

@@ -159,16 +159,11 @@ KernelSummary kernel_files(const Architecture& arch, const Inputs& x1, const Inp
   return summary;
 }
 
-PredictOutputs predict(const Architecture& arch, const Inputs& x_train, const RowMatrix& y_train, const Inputs& x_test,
-                       const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
-                       bool posterior_covariance, const GradientFlowOptions& flow, const KernelOptions& kernel,
-                       std::string& note) {
-  distributed::KernelProblem problem;
-  problem.n_train = x_train.count();
-  problem.n_test = x_test.count();
-  problem.train_train = distributed::architecture_kernels(arch, x_train, x_train, kernel);
-  problem.test_train = distributed::architecture_kernels(arch, x_test, x_train, kernel);
-  problem.test_test = distributed::architecture_kernels(arch, x_test, x_test, kernel);
+namespace {
+
+PredictOutputs solve(const distributed::KernelProblem& problem, const RowMatrix& y_train,
+                     const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
+                     bool posterior_covariance, const GradientFlowOptions& flow, std::string& note) {
   distributed::DistributedPredictRequest request;
   request.times = times;
   request.mean = mean;
@@ -191,6 +186,36 @@ PredictOutputs predict(const Architecture& arch, const Inputs& x_train, const Ro
   out.posterior_mean = std::move(r.posterior_mean);
   out.posterior_covariance = std::move(r.posterior_covariance);
   return out;
+}
+
+}  // namespace
+
+PredictOutputs predict(const Architecture& arch, const Inputs& x_train, const RowMatrix& y_train, const Inputs& x_test,
+                       const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
+                       bool posterior_covariance, const GradientFlowOptions& flow, const KernelOptions& kernel,
+                       std::string& note) {
+  distributed::KernelProblem problem;
+  problem.n_train = x_train.count();
+  problem.n_test = x_test.count();
+  problem.train_train = distributed::architecture_kernels(arch, x_train, x_train, kernel);
+  problem.test_train = distributed::architecture_kernels(arch, x_test, x_train, kernel);
+  problem.test_test = distributed::architecture_kernels(arch, x_test, x_test, kernel);
+  return solve(problem, y_train, times, mean, covariance, posterior_mean, posterior_covariance, flow, note);
+}
+
+PredictOutputs predict_from_kernels(const MappedKernelMatrices& files, const RowMatrix& y_train,
+                                    const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
+                                    bool posterior_covariance, const GradientFlowOptions& flow, std::string& note) {
+  auto file = [](const std::optional<MappedNpy>& f) { return f ? &*f : nullptr; };
+  distributed::KernelProblem problem;
+  problem.n_train = files.n_train;
+  problem.n_test = files.n_test;
+  problem.train_train =
+      distributed::mapped_kernels(file(files.ntk_train), file(files.nngp_train), "--ntk-train", "--nngp-train");
+  problem.test_train =
+      distributed::mapped_kernels(file(files.ntk_test), file(files.nngp_test), "--ntk-test", "--nngp-test");
+  problem.test_test = distributed::mapped_kernels(nullptr, file(files.nngp_test_test), "", "--nngp-test-test");
+  return solve(problem, y_train, times, mean, covariance, posterior_mean, posterior_covariance, flow, note);
 }
 
 }  // namespace emergent::cli::mpi

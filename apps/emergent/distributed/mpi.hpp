@@ -12,6 +12,7 @@
 #include "emergent/core/inputs.hpp"
 #include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/kernels/kernel.hpp"
+#include "support/kernel_matrices.hpp"
 
 namespace emergent::cli::mpi {
 
@@ -66,5 +67,12 @@ PredictOutputs predict(const Architecture& arch, const Inputs& x_train, const Ro
                        const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
                        bool posterior_covariance, const GradientFlowOptions& flow, const KernelOptions& kernel,
                        std::string& note);
+
+/// The same from precomputed kernels (`predict --ntk-train …`): every rank reads only its
+/// block-cyclic blocks from the memory-mapped files (distributed::mapped_kernels), then the same
+/// ScaLAPACK solve. `files` as open_kernel_matrices returns them (shapes checked).
+PredictOutputs predict_from_kernels(const MappedKernelMatrices& files, const RowMatrix& y_train,
+                                    const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
+                                    bool posterior_covariance, const GradientFlowOptions& flow, std::string& note);
 
 }  // namespace emergent::cli::mpi

@@ -24,4 +24,9 @@ PredictOutputs predict(const Architecture&, const Inputs&, const RowMatrix&, con
   throw std::logic_error("predict: this emergent was built without MPI");
 }
 
+PredictOutputs predict_from_kernels(const MappedKernelMatrices&, const RowMatrix&, const std::vector<double>&, bool,
+                                    bool, bool, bool, const GradientFlowOptions&, std::string&) {
+  throw std::logic_error("predict_from_kernels: this emergent was built without MPI");
+}
+
 }  // namespace emergent::cli::mpi

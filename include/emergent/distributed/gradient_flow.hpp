@@ -15,6 +15,7 @@
 
 #include "emergent/core/architecture.hpp"
 #include "emergent/core/inputs.hpp"
+#include "emergent/data/npy.hpp"
 #include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/kernels/kernel.hpp"
 
@@ -31,6 +32,15 @@ using KernelBlockSource = std::function<void(const std::vector<Eigen::Index>& ro
 /// Keeps references: arch, a and b must outlive it.
 KernelBlockSource architecture_kernels(const Architecture& arch, const Inputs& a, const Inputs& b,
                                        const KernelOptions& options);
+
+/// The source that reads the blocks from precomputed kernel matrices in .npy files (data/npy.hpp:
+/// memory-mapped, C order, any numeric dtype converted to float64): entry (i, j) of the NTK from
+/// `ntk`, of the NNGP kernel from `nngp`; a null file may not be asked for. Each rank touches
+/// only the pages of its own blocks (one read per row and run of consecutive columns). A NaN or
+/// Inf throws NpyError naming the element, prefixed with `ntk_name` / `nngp_name` (e.g. the CLI
+/// option) if given. Keeps the pointers: the files must outlive the source.
+KernelBlockSource mapped_kernels(const MappedNpy* ntk, const MappedNpy* nngp, const std::string& ntk_name = "",
+                                 const std::string& nngp_name = "");
 
 /// A training set and a test set, seen through their kernel blocks.
 struct KernelProblem {
