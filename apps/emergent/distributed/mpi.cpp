@@ -45,9 +45,51 @@ int local_ranks() {
 // another rank exited non-zero) must not add a second one: the length is reset to 0 then.
 char g_terminated_text[512] = {};
 volatile std::sig_atomic_t g_terminated_length = 0;
+char g_fatal_text[512] = {};  // rank 0: a line forwarded by a rank that failed without agreement
 extern "C" void on_terminate(int) {
-  if (g_terminated_length > 0) [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_terminated_text, g_terminated_length);
+  std::size_t forwarded = 0;
+  while (forwarded < sizeof g_fatal_text && g_fatal_text[forwarded] != '\0') ++forwarded;
+  if (g_terminated_length > 0 && forwarded > 0) {
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_fatal_text, forwarded);
+  } else if (g_terminated_length > 0) {
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_terminated_text, g_terminated_length);
+  }
   ::_exit(143);
+}
+
+// A failure where no agreement is possible (distributed::without_agreement) reaches rank 0 as a
+// message on a communicator of its own: rank 0 keeps a receive posted for it the whole run, which
+// MPI completes while rank 0 waits in any collective call (that wait is what the failure would
+// otherwise turn into a hang). The failing rank sends synchronously and waits until rank 0 has
+// matched it, then aborts the job; mpirun's SIGTERM makes rank 0 print that message as the job's
+// one line. If rank 0 does not match it in time (it is computing, not waiting), the failing rank
+// prints the line itself.
+constexpr int kFatalTag = 7301;
+MPI_Comm g_fatal_comm = MPI_COMM_NULL;
+MPI_Request g_fatal_request = MPI_REQUEST_NULL;
+std::string g_command;
+
+void forward_fatal(int rank, distributed::FailureKind, const std::string& message) {
+  std::string line = "emergent " + g_command + ": error: " + message;
+  if (line.size() > sizeof g_fatal_text - 2) line.resize(sizeof g_fatal_text - 2);
+  line += "\n";
+  if (rank == 0 || g_fatal_comm == MPI_COMM_NULL) {
+    g_terminated_length = 0;  // this is the job's one line; SIGTERM adds none
+    std::cerr << line << std::flush;
+    return;
+  }
+  MPI_Request request;
+  MPI_Issend(line.data(), static_cast<int>(line.size()), MPI_CHAR, 0, kFatalTag, g_fatal_comm, &request);
+  double wait = 30.0;
+  if (const char* v = std::getenv("EMERGENT_MPI_FATAL_WAIT_SECONDS")) wait = std::atof(v);
+  const double until = MPI_Wtime() + wait;
+  int delivered = 0;
+  while (!delivered && MPI_Wtime() < until) {
+    MPI_Test(&request, &delivered, MPI_STATUS_IGNORE);
+    if (!delivered) ::usleep(2000);
+  }
+  if (!delivered) std::cerr << line << std::flush;  // rank 0 never listened: say it here
+  ::usleep(50000);  // let rank 0 see the text before mpirun's SIGTERM arrives
 }
 
 int exit_code(const std::exception& e) {
@@ -77,6 +119,12 @@ Session::Session(int& argc, char**& argv) {
       break;
     }
   const bool help = command.empty();
+  g_command = command;
+  MPI_Comm_dup(MPI_COMM_WORLD, &g_fatal_comm);
+  if (g_rank == 0 && g_size > 1)
+    MPI_Irecv(g_fatal_text, static_cast<int>(sizeof g_fatal_text - 1), MPI_CHAR, MPI_ANY_SOURCE, kFatalTag, g_fatal_comm,
+              &g_fatal_request);
+  distributed::set_fatal_handler(&forward_fatal);
   if (g_rank == 0 && g_size > 1) {
     const std::string text = "emergent " + command + ": error: the MPI job was ended: a rank failed or was killed" +
                              (command == "kernel" ? "; finished bands are kept, continue with --resume" : "") + "\n";
@@ -95,7 +143,13 @@ Session::Session(int& argc, char**& argv) {
 }
 
 Session::~Session() {
-  if (g_active) MPI_Finalize();
+  if (!g_active) return;
+  if (g_fatal_request != MPI_REQUEST_NULL) {
+    MPI_Cancel(&g_fatal_request);
+    MPI_Wait(&g_fatal_request, MPI_STATUS_IGNORE);
+  }
+  if (g_fatal_comm != MPI_COMM_NULL) MPI_Comm_free(&g_fatal_comm);
+  MPI_Finalize();
 }
 
 bool active() { return g_active; }
@@ -141,7 +195,7 @@ bool agree_failure(std::string& message, int& code) {
 
 KernelSummary kernel_files(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
                            const std::string& nngp, const std::string& ntk, std::uint64_t key, bool resume,
-                           bool progress) {
+                           bool progress, std::vector<std::size_t>& shape) {
   SharedKernelFiles files(nngp, ntk, key, resume, progress && g_rank == 0, MPI_COMM_WORLD);
   distributed::DistributedKernelOptions o;
   o.kernel = options;
@@ -154,6 +208,7 @@ KernelSummary kernel_files(const Architecture& arch, const Inputs& x1, const Inp
   summary.n1 = x1.count();
   summary.n2 = x2 ? x2->count() : x1.count();
   if (summary.path.empty()) summary.path = "vector";
+  shape = files.shape();
   summary.path += ", " + std::to_string(g_size) + " MPI rank(s), " + std::to_string(files.bands_total()) + " bands" +
                   (files.bands_resumed() ? " (" + std::to_string(files.bands_resumed()) + " resumed)" : "");
   return summary;

@@ -48,13 +48,14 @@ bool agree_failure(std::string& message, int& code);
 /// True if this process prints summaries and progress (rank 0).
 bool prints();
 
-/// `emergent kernel` with a readout (MLP or CNN flatten/gap), the bands split over the ranks and
-/// written into the one pair of output files, with the resumable band record of kernel_files.hpp
-/// (a run resumes on any rank count, or without MPI). Returns this job's summary (tiles of all
-/// ranks). Throws std::logic_error without MPI.
+/// `emergent kernel` (Gram matrices, or pixel-indexed kernels of a CNN without readout), the
+/// bands split over the ranks and written into the one pair of output files, with the resumable
+/// band record of kernel_files.hpp (a run resumes on any rank count, or without MPI). Returns this
+/// job's summary (tiles of all ranks) and the file shape in `shape`. Throws std::logic_error
+/// without MPI.
 KernelSummary kernel_files(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
                            const std::string& nngp, const std::string& ntk, std::uint64_t key, bool resume,
-                           bool progress);
+                           bool progress, std::vector<std::size_t>& shape);
 
 /// The kernels and results of `emergent predict` without --augment (the plain flow and the NNGP
 /// posterior) on ScaLAPACK: outputs as from GradientFlow / NngpPosterior, on rank 0 (empty on the

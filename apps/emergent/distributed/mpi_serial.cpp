@@ -15,7 +15,7 @@ bool agree_failure(std::string&, int&) { return true; }
 bool prints() { return true; }
 
 KernelSummary kernel_files(const Architecture&, const Inputs&, const Inputs*, const KernelOptions&, const std::string&,
-                           const std::string&, std::uint64_t, bool, bool) {
+                           const std::string&, std::uint64_t, bool, bool, std::vector<std::size_t>&) {
   throw std::logic_error("kernel_files: this emergent was built without MPI");
 }
 

@@ -29,8 +29,9 @@ Eigen::Index default_band_rows(Eigen::Index n1);
 
 struct DistributedKernelOptions {
   KernelOptions kernel;  ///< per rank: the memory cap bounds each rank's working set
-  /// Rows per band, a multiple of 64; 0: default_band_rows(N1), lowered so that one band of both
-  /// kernels takes at most half the memory cap (if one is set). Every rank must pass the same
+  /// Rows per band (a multiple of 64 unless the kernel keeps pixel indices); 0: default_band_rows(N1)
+  /// (pixel-indexed: ⌈N1/256⌉), lowered so that one band of both kernels takes at most half the
+  /// memory cap (if one is set). Every rank must pass the same
   /// value (a resumed run: the recorded one).
   Eigen::Index band_rows = 0;
 
@@ -43,10 +44,14 @@ struct DistributedKernelOptions {
 /// `sink` receives begin() with the common layout, is asked wanted() for every band (bands it
 /// declines count as done on every rank: the sinks must agree), then write() for the bands
 /// assign_bands gives this rank, in increasing order. Each band is kernels() of its rows against
-/// the columns it covers (bands start on the 64-row tile grid, so the bits are those of one
-/// kernels() call on everything). A failure on any rank ends the call on every rank with
-/// CollectiveError / CollectiveInvalidArgument (collective.hpp). The returned summary counts this
-/// rank's tiles. Pixel-indexed kernels (no readout) are not distributed: std::invalid_argument.
+/// the columns it covers: architectures the kernel engine streams (streams_in_bands) are computed
+/// by one stream_kernels() engine per rank in this band layout (inputs prepared once per rank,
+/// only this rank's bands computed), the others by one kernels() call per band (bands on the
+/// 64-row tile grid); either way every entry has the bits of the single-process kernel.
+/// Pixel-indexed kernels (a CNN without readout) come in the same bands, entries of (H·W)²
+/// doubles (sink.start() gets their layout; default band height ⌈N1/256⌉, at most half the memory
+/// cap per band). A failure on any rank ends the call on every rank with CollectiveError /
+/// CollectiveInvalidArgument (collective.hpp). The returned summary counts this rank's tiles.
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const DistributedKernelOptions& options, KernelBandSink& sink, MPI_Comm comm);
 
