@@ -1,6 +1,8 @@
 // Error agreement for collective steps (include/emergent/distributed/collective.hpp).
 #include "emergent/distributed/collective.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -61,7 +63,13 @@ void collectively(MPI_Comm comm, const std::function<void()>& step) {
   // The lowest failing rank speaks for all: MIN over (failed ? rank : size).
   const int mine = kind != 0 ? rank : size;
   int first = size;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  // A rank that arrives early may wait long (the others still computing their bands): it waits
+  // asleep, not in MPI's busy poll, so that waiting costs no CPU (a core the others may need).
+  MPI_Request request;
+  MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm, &request);
+  int done = 0;
+  for (int polls = 0; MPI_Test(&request, &done, MPI_STATUS_IGNORE), !done; ++polls)
+    if (polls > 100) ::usleep(polls > 1000 ? 2000 : 200);
   if (first == size) return;
   int header[3] = {kind, static_cast<int>(message.size()), nested};
   MPI_Bcast(header, 3, MPI_INT, first, comm);

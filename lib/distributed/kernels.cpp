@@ -140,9 +140,10 @@ std::vector<int> assign_bands(Index n1, Index n2, bool symmetric, Index band_row
   return owner;
 }
 
-Index default_band_rows(Index n1) {
+Index default_band_rows(Index n1, int ranks) {
+  const Index target = std::clamp<Index>(8 * static_cast<Index>(std::max(ranks, 1)), 32, 256);  // bands
   const Index tiles = (std::max<Index>(n1, 1) + kTileRows - 1) / kTileRows;
-  return std::max<Index>(1, (tiles + 255) / 256) * kTileRows;
+  return std::max<Index>(1, (tiles + target - 1) / target) * kTileRows;
 }
 
 bool DistributedKernelOptions::IsValid(std::string* error) const {
@@ -178,15 +179,17 @@ KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const I
       throw std::invalid_argument("DistributedKernelOptions: band_rows = " + std::to_string(options.band_rows) +
                                   ": expected a multiple of 64 for '" + arch.to_string() + "'");
   });
-  // The layout depends on the options only, never on the rank count (a run resumes on any P).
+  // A fresh run's layout; a resumed one takes the recorded band rows (options.band_rows), whatever P.
   Index band_rows = options.band_rows;
   if (band_rows == 0) {
-    band_rows = default_band_rows(x1.count());
+    int ranks = 1;
+    MPI_Comm_size(comm, &ranks);
+    band_rows = default_band_rows(x1.count(), ranks);
     const std::size_t cap = options.kernel.memory_cap_bytes;
     const std::size_t row_bytes =
         2 * sizeof(double) * entry * static_cast<std::size_t>(std::max<Index>(1, x2 ? x2->count() : x1.count()));
     if (pixel_indexed) {  // bands of entries of (H·W)² doubles: any height, at most half the cap
-      band_rows = std::max<Index>(1, (x1.count() + 255) / 256);
+      band_rows = std::max<Index>(1, (x1.count() + 255) / 256);  // (H·W)²-double entries: many short bands
       if (cap > 0) band_rows = std::max<Index>(1, std::min<Index>(band_rows, static_cast<Index>(cap / 2 / row_bytes)));
     } else if (cap > 0) {  // half the cap for one band of both kernels
       band_rows = std::min(band_rows, std::max<Index>(kTileRows, static_cast<Index>(cap / 2 / row_bytes) / kTileRows * kTileRows));

@@ -201,12 +201,12 @@ TEST_CASE("errors: one line from rank 0, a non-zero exit, no hang and no output"
     std::vector<double> y(200);
     for (std::size_t i = 0; i < y.size(); ++i) y[i] = std::cos(0.1 * static_cast<double>(i));
     emergent::write_npy(path("ye.npy"), {200, 1}, y.data());
-    for (const char* site : {"gather", "products"}) {
+    for (const std::string site : {"gather", "products"}) {
       CAPTURE(site);
       const Run r = mpi(4, "predict -q --arch " + quote(kMlp) + " --train-x " + quote(x) + " --train-y " + quote(path("ye.npy")) +
                                " --test-x " + quote(z) + " --mean " + quote(path("oom_m.npy")) + " --posterior-cov " +
                                quote(path("oom_pc.npy")),
-                        "EMERGENT_SCALAPACK_BLOCK=16 EMERGENT_MPI_TEST_BAD_ALLOC=2:" + std::string(site));
+                        "EMERGENT_SCALAPACK_BLOCK=16 EMERGENT_MPI_TEST_BAD_ALLOC=2:" + site);
       CHECK(r.code == 1);
       CHECK(error_lines(r.err) == 1);
       CHECK_MESSAGE(contains(r.err, "rank 2: out of memory"), r.err);

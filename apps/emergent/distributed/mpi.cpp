@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -46,7 +47,9 @@ int local_ranks() {
 char g_terminated_text[512] = {};
 volatile std::sig_atomic_t g_terminated_length = 0;
 char g_fatal_text[512] = {};  // rank 0: a line forwarded by a rank that failed without agreement
+std::atomic<bool> g_fatal_printed{false};
 extern "C" void on_terminate(int) {
+  if (g_fatal_printed.load()) ::_exit(143);  // the watcher below has printed the job's line
   std::size_t forwarded = 0;
   while (forwarded < sizeof g_fatal_text && g_fatal_text[forwarded] != '\0') ++forwarded;
   if (g_terminated_length > 0 && forwarded > 0) {
@@ -89,7 +92,25 @@ void forward_fatal(int rank, distributed::FailureKind, const std::string& messag
     if (!delivered) ::usleep(2000);
   }
   if (!delivered) std::cerr << line << std::flush;  // rank 0 never listened: say it here
-  ::usleep(50000);  // let rank 0 see the text before mpirun's SIGTERM arrives
+  ::usleep(300000);  // let rank 0's watcher print the line before the abort ends rank 0
+}
+
+// Rank 0: the forwarded line arrives while rank 0 waits inside some MPI call (MPI fills the posted
+// receive), and mpirun may end rank 0 right after; a thread watching the buffer prints it at once
+// (memory reads and write(2) only, no MPI), the SIGTERM handler only if the thread has not.
+std::atomic<bool> g_watching{false};
+std::thread g_watcher;
+void watch_forwarded() {
+  while (g_watching.load()) {
+    std::size_t length = 0;
+    while (length < sizeof g_fatal_text && g_fatal_text[length] != '\0') ++length;
+    if (length > 0 && g_fatal_text[length - 1] == '\n' && !g_fatal_printed.exchange(true)) {
+      g_terminated_length = 0;
+      [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_fatal_text, length);
+      return;
+    }
+    ::usleep(5000);
+  }
 }
 
 int exit_code(const std::exception& e) {
@@ -126,6 +147,10 @@ Session::Session(int& argc, char**& argv) {
               &g_fatal_request);
   distributed::set_fatal_handler(&forward_fatal);
   if (g_rank == 0 && g_size > 1) {
+    g_watching = true;
+    g_watcher = std::thread(watch_forwarded);
+  }
+  if (g_rank == 0 && g_size > 1) {
     const std::string text = "emergent " + command + ": error: the MPI job was ended: a rank failed or was killed" +
                              (command == "kernel" ? "; finished bands are kept, continue with --resume" : "") + "\n";
     const std::size_t length = std::min(text.size(), sizeof g_terminated_text);
@@ -144,6 +169,8 @@ Session::Session(int& argc, char**& argv) {
 
 Session::~Session() {
   if (!g_active) return;
+  g_watching = false;
+  if (g_watcher.joinable()) g_watcher.join();
   if (g_fatal_request != MPI_REQUEST_NULL) {
     MPI_Cancel(&g_fatal_request);
     MPI_Wait(&g_fatal_request, MPI_STATUS_IGNORE);

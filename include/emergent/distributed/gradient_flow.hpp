@@ -81,7 +81,13 @@ struct DistributedPredictResult {
 /// and the same directions are kept as in the single-process solve (summarize_spectrum), so the
 /// results agree with it to round-off: the sums of every product run in a different order (per
 /// block and process, then across processes) and the eigenvectors come from a differently blocked
-/// tridiagonal reduction. Errors on any rank end the call on every rank (collective.hpp).
+/// tridiagonal reduction. Θ(X,X), K(X,X) and K(x,x) are symmetrized after the check of
+/// GradientFlow (symmetry_rtol). Errors on any rank end the call on every rank (collective.hpp):
+/// in agreement steps (inputs, kernel blocks, allocations, the eigensolver's status) as a
+/// CollectiveError / CollectiveInvalidArgument on every rank; inside the PBLAS and ScaLAPACK
+/// stretches, where the other ranks wait in collective calls, through without_agreement
+/// (MPI_Abort after the fatal handler). Test hook: EMERGENT_MPI_TEST_BAD_ALLOC="R:gather" or
+/// "R:products" throws std::bad_alloc on rank R in the gather step or before the products.
 DistributedPredictResult predict(MPI_Comm comm, const KernelProblem& problem, const Eigen::MatrixXd& y_train,
                                  const DistributedPredictRequest& request, const DistributedSolveOptions& options);
 

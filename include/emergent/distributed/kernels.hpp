@@ -22,14 +22,16 @@ namespace emergent::distributed {
 std::vector<int> assign_bands(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows,
                               const std::vector<char>& done, int ranks);
 
-/// The default rows per band: a multiple of the 64-row tile, about n1/256 (at least 64), so that
-/// there are ~256 bands to balance over the ranks whatever P is (the band layout must not depend
-/// on P: a run resumes on any P).
-Eigen::Index default_band_rows(Eigen::Index n1);
+/// The default rows per band of a fresh run on `ranks` ranks: a multiple of the 64-row tile (at
+/// least 64) giving about 8 bands per rank, at least 32 and at most 256 bands: enough to balance
+/// (no rank above the average plus one band) while keeping bands tall, since a symmetric band's
+/// mirrored strip costs one positioned write per row below it. A resumed run keeps the recorded
+/// layout, so it continues on any P.
+Eigen::Index default_band_rows(Eigen::Index n1, int ranks);
 
 struct DistributedKernelOptions {
   KernelOptions kernel;  ///< per rank: the memory cap bounds each rank's working set
-  /// Rows per band (a multiple of 64 unless the kernel keeps pixel indices); 0: default_band_rows(N1)
+  /// Rows per band (a multiple of 64 unless the kernel keeps pixel indices); 0: default_band_rows(N1, P)
   /// (pixel-indexed: ⌈N1/256⌉), lowered so that one band of both kernels takes at most half the
   /// memory cap (if one is set). Every rank must pass the same
   /// value (a resumed run: the recorded one).
