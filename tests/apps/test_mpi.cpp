@@ -3,8 +3,11 @@
 // the ScaLAPACK solve agrees with GradientFlow/NngpPosterior to 1e-10 relative (only the order of
 // the sums differs: PBLAS sums each product per block and process, then across processes, and
 // pdsyevd's tridiagonal reduction is blocked differently, so eigenvectors differ at round-off);
-// a rank that fails or is killed ends the job (exit ≠ 0, no final output) and --resume on another
-// rank count finishes it. Arguments after `--`: the emergent binary, then mpirun.
+// the same holds for predict from precomputed kernel files, each rank reading only its blocks;
+// pixel-indexed kernels are distributed in bands with the single-process bytes; a rank that fails
+// (bad input, out of memory inside or outside an agreement step) or is killed ends the job
+// (exit ≠ 0, one line, no final output) and --resume on another rank count finishes it.
+// Arguments after `--`: the emergent binary, then mpirun.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
