@@ -8,7 +8,10 @@ projected core-hours of a full CIFAR-10 Gram (60,000², symmetric: 1.8e9 entries
       [--workload nt21] [--pairs 2] [--threads 1,2] [--numpy-pairs 1]
 
 Workloads: nt21 = Neural Tangents' README benchmark, 21 × [conv(3x3, same), relu], gap, dense,
-32×32×3 (their published 258.55 ms/entry float64 CPU >56 cores, 6.21 ms V100 float64).
+32×32×3 (their published 258.55 ms/entry float64 CPU >56 cores, 6.21 ms V100 float64);
+myrtle5/7/10 = the Myrtle kernels (docs/benchmarks.md), numpy via its all-pixel-pairs avgpool
+recursion. The per-entry figures include each process's start and, with avgpool, each point's
+run with itself (its pixel variances after a pool): 2 + 2 images = 4 entries + 4 self runs.
 """
 import argparse
 import os
@@ -60,11 +63,17 @@ def run_ours(binary, spec, a, b, threads, out):
 def run_numpy(spec, X, I, J):
     layers = knp.parse_spec(spec)
     spatial, readout, tail = knp.split_stages(layers)
+    pooled = any(layer[0] == "avgpool" for layer in spatial)
     c0, w0 = time.process_time(), time.perf_counter()
-    Qs = knp.pixel_variances(X, spatial)
+    points = sorted(set(I) | set(J))
+    Xp = X[points]  # the records (pixel variances) of the images used, as ours computes them
+    where = {p: k for k, p in enumerate(points)}
+    Qs = knp.pooled_variances(Xp, spatial) if pooled else knp.pixel_variances(Xp, spatial)
+    pairs = knp.pooled_pairs if pooled else knp.cnn_pairs
+    out = []
     for i, j in zip(I, J):  # one pair per call: a (1, 32,32,32,32) array is 8 MiB per buffer
-        knp.cnn_pairs(X, np.array([i]), np.array([j]), spatial, readout, tail, Qs)
-    return time.perf_counter() - w0, time.process_time() - c0
+        out.append(pairs(Xp, np.array([where[i]]), np.array([where[j]]), spatial, readout, tail, Qs))
+    return time.perf_counter() - w0, time.process_time() - c0, out
 
 
 def main():
@@ -85,6 +94,7 @@ def main():
     print("| implementation | threads | entries | wall s | CPU s | wall ms/entry | CPU ms/entry | "
           "CIFAR-10 Gram core-hours (CPU) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    cmd = ours_k = ours_t = None
     with tempfile.TemporaryDirectory() as d:
         np.save(d + "/A.npy", X[:args.pairs])
         np.save(d + "/B.npy", X[args.pairs:])
@@ -95,16 +105,22 @@ def main():
                 wall, cpu, cmd = run_ours(binary, spec, d + "/A.npy", d + "/B.npy", t, d)
                 print(f"| {name} | {t} | {entries} | {wall:.3g} | {cpu:.3g} | {1e3 * wall / entries:.4g} | "
                       f"{1e3 * cpu / entries:.4g} | {cpu / entries * CIFAR_ENTRIES / 3600:.4g} |", flush=True)
+                if binary == args.emergent:  # numpy is checked against ours
+                    ours_k, ours_t = np.load(d + "/K.npy"), np.load(d + "/T.npy")
         n = args.numpy_pairs
-        if n == 0 or "avgpool" in spec:  # kernels_numpy.py has no avgpool
-            n = 0
     if n > 0:
-        I = list(range(n))
-        J = [args.pairs + (k % args.pairs) for k in range(n)]
-        wall, cpu = run_numpy(spec, X, I, J)
+        I = [k % args.pairs for k in range(n)]
+        J = [args.pairs + (k // args.pairs) % args.pairs for k in range(n)]
+        wall, cpu, out = run_numpy(spec, X, I, J)
         print(f"| numpy (kernels_numpy.py, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '?')}) "
               f"| — | {n} | {wall:.3g} | {cpu:.3g} | {1e3 * wall / n:.4g} | {1e3 * cpu / n:.4g} | "
               f"{cpu / n * CIFAR_ENTRIES / 3600:.4g} |")
+        # Agreement: the same entries from both (the last emergent run), first output column.
+        rk = max(abs(ours_k.reshape(args.pairs, args.pairs, -1)[i, j - args.pairs, 0] - s[0]) / abs(s[0])
+                 for (i, j), (s, t) in zip(zip(I, J), out))
+        rt = max(abs(ours_t.reshape(args.pairs, args.pairs, -1)[i, j - args.pairs, 0] - t[0]) / abs(t[0])
+                 for (i, j), (s, t) in zip(zip(I, J), out))
+        print(f"agreement with numpy on those {n} entries: NNGP max rel. diff {rk:.2g}, NTK {rt:.2g}")
     print(f"load average at end: {os.getloadavg()}")
     print(f"command (ours): {cmd}")
 

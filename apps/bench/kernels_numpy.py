@@ -44,6 +44,11 @@ def parse_spec(spec):
         elif name == "conv":
             fh, fw = (int(v) for v in pos[1].lower().split("x"))
             layers.append(("conv", fh, fw, kw.get("padding", "same"), w2, b2))
+        elif name == "avgpool":
+            kh, kwin = (int(v) for v in pos[0].lower().split("x")) if "x" in pos[0] else (int(pos[0]),) * 2
+            st = kw.get("stride", "1").lower()
+            sh, sw = (int(v) for v in st.split("x")) if "x" in st else (int(st),) * 2
+            layers.append(("avgpool", kh, kwin, sh, sw, kw.get("padding", "valid")))
         elif name in ("relu", "flatten", "gap"):
             layers.append((name,))
         else:
@@ -206,6 +211,88 @@ def cnn_pairs(X, I, J, spatial, readout, tail, Qs):
             raise NotImplementedError("kernels_numpy.py: activations after the readout are not implemented")
         affine_(s, t, layer[1], layer[2])
     return s, t
+
+
+def pool_axis(A, axis, k, stride, padding):
+    """Window sum with stride along one axis (lax.reduce_window geometry, docs/conventions.md §1)."""
+    n = A.shape[axis]
+    if padding == "valid":
+        out, before, after = (n - k) // stride + 1, 0, 0
+    else:
+        out = -(-n // stride)
+        total = max((out - 1) * stride + k - n, 0)
+        before, after = total // 2, total - total // 2
+    Ap = pad_axes(A, (axis,), (before,), (after,), padding)
+    idx = [slice(None)] * A.ndim
+    acc = None
+    for t in range(k):
+        idx[axis] = slice(t, t + stride * (out - 1) + 1, stride)
+        acc = Ap[tuple(idx)].copy() if acc is None else acc + Ap[tuple(idx)]
+    return acc
+
+
+def avgpool_pairs(A, kh, kw, sh, sw, padding):
+    """(K, H, W, H, W) → (K, Ho, Wo, Ho, Wo): each pixel of a pair averages over its own window."""
+    for axis, k, st in ((1, kh, sh), (2, kw, sw), (3, kh, sh), (4, kw, sw)):
+        A = pool_axis(A, axis, k, st, padding)
+    A *= 1.0 / (kh * kw) ** 2
+    return A
+
+
+def pooled_pairs(X, I, J, spatial, readout, tail, Qs):
+    """cnn_pairs for stacks with avgpool: all pixel pairs (pools break the conserved offset).
+    With Qs = None, I == J and the relus read the variances off the diagonal (self pairs); then
+    returns the list of those variances instead."""
+    K = len(I)
+    N, H, W, C = X.shape
+    A = X[I].reshape(K, H * W, C)
+    B = X[J].reshape(K, H * W, C)
+    S = np.matmul(A, B.transpose(0, 2, 1)).reshape(K, H, W, H, W) / C
+    T = np.zeros_like(S)
+    seen = []
+    relu_index = 0
+    for layer in spatial:
+        if layer[0] == "conv":
+            _, fh, fw, padding, w2, b2 = layer
+            scale = w2 / (fh * fw)
+            S = box_pairs(S, fh, fw, padding)
+            S *= scale
+            S += b2
+            T = box_pairs(T, fh, fw, padding)
+            T *= scale
+            T += S
+        elif layer[0] == "avgpool":
+            S = avgpool_pairs(S, *layer[1:])
+            T = avgpool_pairs(T, *layer[1:])
+        else:
+            h, w = S.shape[1:3]
+            if Qs is None:
+                q = np.einsum("kii->ki", S.reshape(K, h * w, h * w)).reshape(K, h, w).copy()
+                seen.append(q)
+                relu_dual_(S, T, q.reshape(K, h, w, 1, 1), q.reshape(K, 1, 1, h, w))
+            else:
+                Q = Qs[relu_index]
+                relu_index += 1
+                relu_dual_(S, T, Q[I].reshape(K, h, w, 1, 1), Q[J].reshape(K, 1, 1, h, w))
+    if Qs is None:
+        return seen
+    h, w = S.shape[1:3]
+    if readout == "flatten":
+        S = np.einsum("kii->ki", S.reshape(K, h * w, h * w))
+        T = np.einsum("kii->ki", T.reshape(K, h * w, h * w))
+    axes = tuple(range(1, S.ndim))
+    s, t = S.mean(axis=axes), T.mean(axis=axes)
+    for layer in tail:
+        if layer[0] != "dense":
+            raise NotImplementedError("kernels_numpy.py: activations after the readout are not implemented")
+        affine_(s, t, layer[1], layer[2])
+    return s, t
+
+
+def pooled_variances(X, spatial):
+    """pixel_variances for stacks with avgpool: each image with itself on all pixel pairs."""
+    per = [pooled_pairs(X, [n], [n], spatial, None, [], None) for n in range(X.shape[0])]
+    return [np.concatenate([p[k] for p in per]) for k in range(len(per[0]))]
 
 
 def cnn_kernels(X, layers, budget=None, chunk_doubles=1 << 17):

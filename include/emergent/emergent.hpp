@@ -40,5 +40,6 @@
 #include "emergent/theorems/member_violation.hpp"
 
 #include "emergent/bounds/continuous_group.hpp"
+#include "emergent/bounds/so3_bound.hpp"
 #include "emergent/bounds/finite_ensemble.hpp"
 #include "emergent/bounds/fit.hpp"

@@ -160,6 +160,39 @@ MatrixXd product(const MatrixXd& a, bool transpose_a, const MatrixXd& b, bool tr
   return c;
 }
 
+MatrixXd symmetric_product(const MatrixXd& a, const MatrixXd& b, int threads) {
+  const Index n = a.cols(), k = a.rows();
+  if (b.rows() != k || b.cols() != n)
+    throw std::invalid_argument("symmetric_product: shapes (" + std::to_string(k) + ", " + std::to_string(n) +
+                                ") and (" + std::to_string(b.rows()) + ", " + std::to_string(b.cols()) +
+                                ") differ");
+  MatrixXd c(n, n);
+  if (n == 0) return c;
+  if (k == 0) return MatrixXd::Zero(n, n);
+  const Index panels = (n + kPanel - 1) / kPanel;
+  ParallelErrors errors;
+  // Panel p needs rows 0..c0+w of its columns, so late panels cost most: hand them out first.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+  for (Index q = 0; q < panels; ++q) errors.run(static_cast<long long>(q), [&] {
+    const Index p = panels - 1 - q;
+    const Index c0 = p * kPanel, w = std::min(kPanel, n - c0), rows = c0 + w;
+#ifdef EMERGENT_USE_LAPACK
+    SerialBlas serial;
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(w),
+                static_cast<int>(k), 1.0, a.data(), static_cast<int>(k), b.data() + c0 * k, static_cast<int>(k), 0.0,
+                c.data() + c0 * n, static_cast<int>(n));
+#else
+    c.block(0, c0, rows, w).noalias() = a.leftCols(rows).transpose() * b.middleCols(c0, w);
+#endif
+    const MatrixXd diagonal = c.block(c0, c0, w, w);
+    c.block(c0, c0, w, w) = 0.5 * (diagonal + diagonal.transpose());
+  });
+  errors.rethrow();
+  for (Index j = 0; j < n; ++j)
+    for (Index i = j + 1; i < n; ++i) c(i, j) = c(j, i);
+  return c;
+}
+
 void gemm_abt_rowmajor(Index m, Index n, Index k, double alpha, const double* a, Index lda, const double* b,
                        Index ldb, double* c, Index ldc) {
   if (m == 0 || n == 0) return;

@@ -32,6 +32,12 @@ SymmetricEigen symmetric_eigen(const Eigen::MatrixXd& a, bool vectors = true, in
 Eigen::MatrixXd product(const Eigen::MatrixXd& a, bool transpose_a, const Eigen::MatrixXd& b,
                         bool transpose_b, int threads = 1);
 
+// aᵀ·b for a product known to be symmetric, such as Vᵀ·(K·V) with K symmetric: only the column
+// panels' parts on and above the diagonal are multiplied (half the flops of product()), each
+// diagonal block is averaged with its transpose and the upper triangle mirrored, so the result is
+// exactly symmetric. Fixed panels: bits independent of `threads`.
+Eigen::MatrixXd symmetric_product(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b, int threads = 1);
+
 // Row-major C(m×n) = alpha·A(m×k)·B(n×k)ᵀ, one single-threaded call (the Gram tile of the
 // kernels' input layer).
 void gemm_abt_rowmajor(Eigen::Index m, Eigen::Index n, Eigen::Index k, double alpha, const double* a,

@@ -174,12 +174,11 @@ bool GradientFlowOptions::IsValid(std::string* error) const {
 
 namespace {
 // Vᵀ·K·V for symmetric K: the two N³ products dominate the constructor as much as the
-// eigensolver itself; detail::product splits them into fixed column panels, so the result does
-// not depend on the thread count.
+// eigensolver itself; the second one only needs its upper triangle (symmetric_product), and both
+// run over fixed column panels, so the result does not depend on the thread count.
 MatrixXd project_symmetric(const MatrixXd& k, const MatrixXd& v, int threads) {
   const MatrixXd kv = detail::product(k, false, v, false, threads);
-  const MatrixXd out = detail::product(v, true, kv, false, threads);
-  return 0.5 * (out + out.transpose());  // exactly symmetric, as the covariance formulas assume
+  return detail::symmetric_product(v, kv, threads);  // exactly symmetric, as the covariance formulas assume
 }
 }  // namespace
 

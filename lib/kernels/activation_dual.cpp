@@ -12,6 +12,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace emergent {
 namespace {
 constexpr double kInvSqrt2 = 0.70710678118654752440;
@@ -415,6 +419,143 @@ void family_batch(std::size_t n, const double* q1, const double* q2, double* nng
   }
 }
 
+#if defined(__AVX512F__)
+/// family_batch() on 8 lanes of AVX-512, with the divider kept out of the loop: √x and 1/x
+/// from the 14-bit estimates vrsqrt14/vrcp14 and two Newton steps each (Goldschmidt's form
+/// for √x; the quotient corrected by its residual), which run on the FMA ports. θ = atan2(s, c)
+/// takes a finer argument reduction than atan2_upper(): with r = lo/hi ∈ [0, 1] and the
+/// nearest of the centres t_k = tan(kπ/12), k = 0…3, atan r = atan t_k + atan z with
+/// z = (lo − t_k·hi)/(hi + t_k·lo), |z| ≤ tan(π/24) ≈ 0.132 (one division, operands selected),
+/// so 9 terms of the series atan z = Σ (−1)^j z^{2j+1}/(2j+1) truncate below 1e-17 relative;
+/// k = 0 keeps z = r, so θ → 0 keeps its relative accuracy. The tail of a batch runs masked
+/// through the same instructions: an entry's bits never depend on its position in the batch.
+/// Needs a·b ∈ (1e-280, 1e280) (family_plain), so no estimate under- or overflows.
+inline __m512d sqrt_fma(__m512d x) {
+  const __m512d y = _mm512_rsqrt14_pd(x);
+  __m512d g = _mm512_mul_pd(x, y), h = _mm512_mul_pd(_mm512_set1_pd(0.5), y);
+  __m512d r = _mm512_fnmadd_pd(g, h, _mm512_set1_pd(0.5));
+  g = _mm512_fmadd_pd(g, r, g);
+  h = _mm512_fmadd_pd(h, r, h);
+  r = _mm512_fnmadd_pd(g, h, _mm512_set1_pd(0.5));
+  g = _mm512_fmadd_pd(g, r, g);
+  // Last correction on the residual x − g² (exact to the rounding of g).
+  const __m512d e = _mm512_fnmadd_pd(g, g, x);
+  g = _mm512_fmadd_pd(e, h, g);
+  // Below 1e-300 (subnormal arguments) the estimates are not trusted: the exact square root.
+  const __mmask8 tiny = _mm512_cmp_pd_mask(x, _mm512_set1_pd(1e-300), _CMP_LT_OQ) &
+                        _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ);
+  if (tiny) g = _mm512_mask_sqrt_pd(g, tiny, x);
+  return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ), g);  // √0 = 0
+}
+
+inline __m512d div_fma(__m512d n, __m512d d) {
+  __m512d y = _mm512_rcp14_pd(d);
+  const __m512d one = _mm512_set1_pd(1.0);
+  y = _mm512_fmadd_pd(y, _mm512_fnmadd_pd(d, y, one), y);
+  y = _mm512_fmadd_pd(y, _mm512_fnmadd_pd(d, y, one), y);
+  const __m512d q = _mm512_mul_pd(n, y);
+  return _mm512_fmadd_pd(_mm512_fnmadd_pd(d, q, n), y, q);
+}
+
+/// atan2(y, x) for y ≥ 0, hi = max(|x|, y) > 0.
+inline __m512d atan2_upper_fma(__m512d y, __m512d x) {
+  const __m512d ax = _mm512_abs_pd(x);
+  const __mmask8 steep = _mm512_cmp_pd_mask(ax, y, _CMP_LT_OQ);
+  const __m512d lo = _mm512_min_pd(ax, y), hi = _mm512_max_pd(ax, y);
+  // Interval boundaries tan(π/24), tan(π/8), tan(5π/24); centres tan(kπ/12) and their atan.
+  const __mmask8 k1 = _mm512_cmp_pd_mask(lo, _mm512_mul_pd(_mm512_set1_pd(0.13165249758739585347), hi), _CMP_GT_OQ);
+  const __mmask8 k2 = _mm512_cmp_pd_mask(lo, _mm512_mul_pd(_mm512_set1_pd(0.41421356237309504880), hi), _CMP_GT_OQ);
+  const __mmask8 k3 = _mm512_cmp_pd_mask(lo, _mm512_mul_pd(_mm512_set1_pd(0.76732698797896034292), hi), _CMP_GT_OQ);
+  __m512d t = _mm512_maskz_mov_pd(k1, _mm512_set1_pd(0.2679491924311227));
+  __m512d base = _mm512_maskz_mov_pd(k1, _mm512_set1_pd(0.2617993877991494));  // atan of that double
+  t = _mm512_mask_mov_pd(t, k2, _mm512_set1_pd(0.5773502691896257));
+  base = _mm512_mask_mov_pd(base, k2, _mm512_set1_pd(0.5235987755982988));
+  t = _mm512_mask_mov_pd(t, k3, _mm512_set1_pd(1.0));
+  base = _mm512_mask_mov_pd(base, k3, _mm512_set1_pd(0.25 * kPi));
+  const __m512d z = div_fma(_mm512_fnmadd_pd(t, hi, lo), _mm512_fmadd_pd(t, lo, hi));
+  const __m512d z2 = _mm512_mul_pd(z, z);
+  const __m512d x2 = _mm512_mul_pd(z2, z2), x4 = _mm512_mul_pd(x2, x2), x8 = _mm512_mul_pd(x4, x4);
+  auto pair = [&](double c0, double c1) { return _mm512_fmadd_pd(_mm512_set1_pd(c1), z2, _mm512_set1_pd(c0)); };
+  const __m512d e0 = pair(1.0, -1.0 / 3), e1 = pair(1.0 / 5, -1.0 / 7), e2 = pair(1.0 / 9, -1.0 / 11),
+                e3 = pair(1.0 / 13, -1.0 / 15);
+  const __m512d f0 = _mm512_fmadd_pd(e1, x2, e0), f1 = _mm512_fmadd_pd(e3, x2, e2);
+  const __m512d poly = _mm512_fmadd_pd(_mm512_set1_pd(1.0 / 17), x8, _mm512_fmadd_pd(f1, x4, f0));
+  __m512d a = _mm512_fmadd_pd(z, poly, base);
+  a = _mm512_mask_sub_pd(a, steep, _mm512_set1_pd(0.5 * kPi), a);
+  const __mmask8 left = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LT_OQ);
+  return _mm512_mask_sub_pd(a, left, _mm512_set1_pd(kPi), a);
+}
+
+template <std::size_t s1, std::size_t s2>
+void family_batch_avx512(std::size_t n, const double* q1, const double* q2, double* nngp, double* ntk, double ab2,
+                         double d2, double cross) {
+  const __m512d vab2 = _mm512_set1_pd(ab2), vd2 = _mm512_set1_pd(d2), vcross = _mm512_set1_pd(cross);
+  const __m512d pi = _mm512_set1_pd(kPi), inv = _mm512_set1_pd(kInv2Pi);
+  const __m512d sign = _mm512_set1_pd(-0.0);
+  // One vector of 8 entries; two per iteration give the core two independent chains.
+  auto step = [&](std::size_t i, __mmask8 m) __attribute__((always_inline)) {
+    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_maskz_loadu_pd(m, q1 + i);
+    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_maskz_loadu_pd(m, q2 + i);
+    // Unused lanes: a = b = 1, c = 0 (harmless arithmetic, never stored).
+    const __m512d one = _mm512_set1_pd(1.0);
+    const __m512d av = _mm512_mask_mov_pd(one, m, a), bv = _mm512_mask_mov_pd(one, m, b);
+    __m512d c = _mm512_maskz_loadu_pd(m, nngp + i);
+    const __m512d p = _mm512_mul_pd(av, bv), cc = _mm512_mul_pd(c, c);
+    const __m512d raw = _mm512_add_pd(_mm512_sub_pd(p, cc),
+                                      _mm512_sub_pd(_mm512_fmsub_pd(av, bv, p), _mm512_fmsub_pd(c, c, cc)));
+    const __m512d det = _mm512_max_pd(raw, _mm512_setzero_pd());
+    const __mmask8 over = _mm512_cmp_pd_mask(cc, p, _CMP_GE_OQ);
+    const __m512d root = sqrt_fma(_mm512_mask_mov_pd(det, over, p));
+    // copysign(root, c) where clamped
+    c = _mm512_mask_mov_pd(c, over, _mm512_or_pd(root, _mm512_and_pd(c, sign)));
+    const __m512d s = _mm512_mask_mov_pd(root, over, _mm512_setzero_pd());
+    const __m512d theta = atan2_upper_fma(s, c);
+    const __m512d t = _mm512_fmadd_pd(vab2, _mm512_sub_pd(pi, theta), _mm512_mul_pd(vcross, theta));
+    const __m512d out = _mm512_mul_pd(_mm512_fmadd_pd(vd2, s, _mm512_mul_pd(c, t)), inv);
+    _mm512_mask_storeu_pd(nngp + i, m, out);
+    const __m512d tk = _mm512_maskz_loadu_pd(m, ntk + i);
+    _mm512_mask_storeu_pd(ntk + i, m, _mm512_mul_pd(tk, _mm512_mul_pd(t, inv)));
+  };
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    step(i, 0xFF);
+    step(i + 8, 0xFF);
+  }
+  for (; i < n; i += 8) step(i, n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1));
+}
+
+/// How many of the entries fail family_plain() (below), 8 at a time.
+template <std::size_t s1, std::size_t s2>
+std::size_t family_special_avx512(std::size_t n, const double* q1, const double* q2, const double* c) {
+  const __m512d zero = _mm512_setzero_pd(), inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+  const __m512d lo = _mm512_set1_pd(1e-280), hi = _mm512_set1_pd(1e280), one = _mm512_set1_pd(1.0);
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < n; i += 8) {
+    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
+    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_mask_loadu_pd(one, m, q1 + i);
+    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_mask_loadu_pd(one, m, q2 + i);
+    const __m512d x = _mm512_abs_pd(_mm512_maskz_loadu_pd(m, c + i));
+    const __m512d p = _mm512_mul_pd(a, b);
+    __mmask8 ok = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ) & _mm512_cmp_pd_mask(b, zero, _CMP_GT_OQ);
+    ok &= _mm512_cmp_pd_mask(a, inf, _CMP_LT_OQ) & _mm512_cmp_pd_mask(b, inf, _CMP_LT_OQ);
+    ok &= _mm512_cmp_pd_mask(x, inf, _CMP_LT_OQ) & _mm512_cmp_pd_mask(p, lo, _CMP_GT_OQ);
+    ok &= _mm512_cmp_pd_mask(p, hi, _CMP_LT_OQ);
+    count += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(m & ~ok) & 0xFFu));
+  }
+  return count;
+}
+#endif
+
+/// The entries the vectorized ReLU family takes: plain, with a·b where its estimates are exact.
+inline bool family_plain(double a, double b, double c) {
+#if defined(__AVX512F__)
+  const double p = a * b;
+  return plain_arguments(a, b, c) & (p > 1e-280) & (p < 1e280);
+#else
+  return plain_arguments(a, b, c);
+#endif
+}
+
 /// A closed-form dual over a batch of plain arguments: the checks of sanitize() are hoisted.
 template <class Dual>
 void closed_batch(std::size_t n, const double* q1, std::size_t s1, const double* q2, std::size_t s2, double* nngp,
@@ -434,8 +575,22 @@ void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step,
   // that need the scalar path's care (non-finite, zero or negative variance). Those are
   // evaluated by operator() (which validates and throws as documented), each on its own, so an
   // entry's bits never depend on the other entries of its batch.
+  const bool family = activation_.kind == ActivationKind::Relu || activation_.kind == ActivationKind::Identity ||
+                      activation_.kind == ActivationKind::Abs || activation_.kind == ActivationKind::LeakyRelu ||
+                      activation_.kind == ActivationKind::AbRelu;
+  auto plain = [family](double a, double b, double c) {
+    return family ? family_plain(a, b, c) : plain_arguments(a, b, c);
+  };
   std::size_t special = 0;
-  for (std::size_t i = 0; i < n; ++i) special += plain_arguments(q1[i * q1_step], q2[i * q2_step], nngp[i]) ? 0 : 1;
+#if defined(__AVX512F__)
+  if (family && q1_step <= 1 && q2_step <= 1) {
+    if (q1_step == 1 && q2_step == 1) special = family_special_avx512<1, 1>(n, q1, q2, nngp);
+    else if (q1_step == 0 && q2_step == 1) special = family_special_avx512<0, 1>(n, q1, q2, nngp);
+    else if (q1_step == 1) special = family_special_avx512<1, 0>(n, q1, q2, nngp);
+    else special = family_special_avx512<0, 0>(n, q1, q2, nngp);
+  } else
+#endif
+    for (std::size_t i = 0; i < n; ++i) special += plain(q1[i * q1_step], q2[i * q2_step], nngp[i]) ? 0 : 1;
   struct Fixup {
     std::size_t i;
     double ntk;
@@ -446,7 +601,7 @@ void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step,
     fixups.reserve(special);
     for (std::size_t i = 0; i < n; ++i) {
       const double a = q1[i * q1_step], b = q2[i * q2_step];
-      if (plain_arguments(a, b, nngp[i])) continue;
+      if (plain(a, b, nngp[i])) continue;
       fixups.push_back({i, ntk[i], (*this)(a, b, nngp[i])});  // throws for invalid arguments
     }
     if (fixups.size() == n) {  // nothing left for the batch
@@ -464,10 +619,17 @@ void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step,
       family_slopes(activation_, &slope_a, &slope_b);
       const double ab2 = slope_a * slope_a + slope_b * slope_b, d2 = (slope_a - slope_b) * (slope_a - slope_b);
       const double cross = 2.0 * slope_a * slope_b;
+#if defined(__AVX512F__)
+      if (q1_step == 1 && q2_step == 1) family_batch_avx512<1, 1>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+      else if (q1_step == 0 && q2_step == 1) family_batch_avx512<0, 1>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+      else if (q1_step == 1 && q2_step == 0) family_batch_avx512<1, 0>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+      else if (q1_step == 0 && q2_step == 0) family_batch_avx512<0, 0>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+#else
       if (q1_step == 1 && q2_step == 1) family_batch<1, 1>(n, q1, q2, nngp, ntk, ab2, d2, cross);
       else if (q1_step == 0 && q2_step == 1) family_batch<0, 1>(n, q1, q2, nngp, ntk, ab2, d2, cross);
       else if (q1_step == 1 && q2_step == 0) family_batch<1, 0>(n, q1, q2, nngp, ntk, ab2, d2, cross);
       else if (q1_step == 0 && q2_step == 0) family_batch<0, 0>(n, q1, q2, nngp, ntk, ab2, d2, cross);
+#endif
       else closed_batch(n, q1, q1_step, q2, q2_step, nngp, ntk, [&](const Cov& k) { return relu_family_dual(slope_a, slope_b, k); });
       break;
     }

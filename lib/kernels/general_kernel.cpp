@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -59,9 +60,10 @@ struct Program {
   std::size_t largest = 1;  // largest P² over the layers
   int depth = 0;            // deepest nesting of residual blocks
   bool keeps_pixels = false;
+  bool diagonal = false;    // the pixel-diagonal route: P entries per layer instead of P²
 };
 
-Program compile(const Architecture& arch, const ExampleShape& in, int quadrature_order) {
+Program compile(const Architecture& arch, const ExampleShape& in, int quadrature_order, GeneralRoute route) {
   const ShapeTrace trace = arch.shapes(in);
   Program prog;
   prog.in_p = in.pixels();
@@ -109,6 +111,27 @@ Program compile(const Architecture& arch, const ExampleShape& in, int quadrature
   prog.out_h = out.height;
   prog.out_w = out.width;
   prog.keeps_pixels = in.image && !arch.has_readout();
+  // The pixel-diagonal route: with a flatten readout and no avgpool/gap before it, every layer
+  // maps the offset b − a of a pixel pair to itself — a conv moves both pixels by the same tap
+  // (Σ'_{ab} = Σ_s Σ_{a+s, b+s}, with the same zero padding or wrap for both), activations and
+  // layer norms act on each pair with the variances of its own two pixels, residual blocks add —
+  // and flatten reads only a = b. So the diagonal pairs (a, a) determine the kernel: P numbers
+  // per layer instead of P². (avgpool gives each pixel of a pair its own window and gap reads all
+  // pairs: those stay on all pairs.)
+  if (route == GeneralRoute::Auto && in.image && !prog.keeps_pixels) {
+    bool pooled = false, flattened = false;
+    std::size_t largest = 1;
+    for (std::size_t l = 0; l < prog.ops.size() && !flattened; ++l) {
+      const Op& op = prog.ops[l];
+      pooled = pooled || op.kind == LayerKind::AvgPool || op.kind == LayerKind::GlobalAvgPool;
+      flattened = op.kind == LayerKind::Flatten;
+      largest = std::max(largest, static_cast<std::size_t>(op.hi) * op.wi);
+    }
+    if (flattened && !pooled) {
+      prog.diagonal = true;
+      prog.largest = largest;
+    }
+  }
   return prog;
 }
 
@@ -119,6 +142,48 @@ struct Work {
   Work(std::size_t n, int depth) : s(n), t(n), u(n), v(n), saved_s(depth, std::vector<double>(n)),
                                    saved_t(depth, std::vector<double>(n)) {}
 };
+
+// Pixel pairs within kCollinear of collinearity, |Σ_ab| ≥ (1 − kCollinear)·√(q1_a q2_b), are made
+// exactly collinear before an activation: Σ_ab is moved just past the Cauchy–Schwarz bound, which
+// the dual clamps back to ±√(q1_a q2_b), so θ is exactly 0 or π. Why: near c = ±1 the ReLU-family
+// duals depend on √(1 − |c|), so one ulp of round-off in c (inevitable when the pair is collinear
+// by construction: one input channel through pixelwise layers, a layer norm, identical inputs)
+// becomes a 1e-8 error in θ and 1e-9 in Θ. The computed c of a pair that is genuinely this close
+// to ±1 carries a few ulps of error anyway, so its θ is uncertain by √(2·ulps·ε) either way; the
+// snap at most quadruples that bound (√(kCollinear/ε) = 4) and makes the structural case exact
+// (checked against a 50-digit evaluation, python/compare/mp_reference.py).
+constexpr double kCollinear = 16 * std::numeric_limits<double>::epsilon();
+
+inline void snap_one(double q1, double q2, double& c) {
+  constexpr double lim = (1 - kCollinear) * (1 - kCollinear);
+  const double p = q1 * q2;
+  if (p > 0 && std::isfinite(p) && c * c >= lim * p && c * c < p)
+    c = std::copysign(std::nextafter(std::sqrt(p), std::numeric_limits<double>::infinity()), c);
+}
+
+// All pixel pairs: s is n × n, pair (a, b) has the variances q1[a], q2[b].
+void snap_collinear(std::size_t n, const double* q1, const double* q2, double* s) {
+  for (std::size_t a = 0; a < n; ++a)
+    for (std::size_t b = 0; b < n; ++b) snap_one(q1[a], q2[b], s[a * n + b]);
+}
+
+// The conv window sum on the diagonal pairs (a, a) only: out[o] = Σ_s in[taps(o, s)] (pixel-diagonal route).
+void conv_diagonal(std::vector<double>& x, std::vector<double>& y, const Op& op) {
+  for (int oh = 0; oh < op.ho; ++oh)
+    for (int ow = 0; ow < op.wo; ++ow) {
+      double sum = 0;
+      for (int sh = 0; sh < op.fh; ++sh) {
+        const int ih = op.th[static_cast<std::size_t>(oh) * op.fh + sh];
+        if (ih < 0) continue;
+        for (int sw = 0; sw < op.fw; ++sw) {
+          const int iw = op.tw[static_cast<std::size_t>(ow) * op.fw + sw];
+          if (iw >= 0) sum += x[static_cast<std::size_t>(ih) * op.wi + iw];
+        }
+      }
+      y[static_cast<std::size_t>(oh) * op.wo + ow] = sum;
+    }
+  std::copy_n(y.begin(), static_cast<std::size_t>(op.ho) * op.wo, x.begin());
+}
 
 // out[..][o][..] = scale · Σ_s in[..][taps(o, s)][..] along one axis of a row-major tensor with
 // `outer` entries before the axis and `inner` after it (avgpool: each pixel of a pair has its own tap).
@@ -187,10 +252,10 @@ void conv_pairs(std::vector<double>& x, std::vector<double>& y, const Op& op) {
 class GeneralEngine {
  public:
   GeneralEngine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
-                bool spatial)
+                bool spatial, GeneralRoute route = GeneralRoute::Auto)
       : x1_(x1), x2_(x2 ? *x2 : x1), symmetric_(x2 == nullptr) {
     detail::check_kernel_arguments(arch, x1, x2, options);
-    prog_ = compile(arch, x1.shape, options.quadrature_order);
+    prog_ = compile(arch, x1.shape, options.quadrature_order, route);
     if (spatial && !prog_.keeps_pixels)
       throw std::invalid_argument("spatial_kernels: the architecture '" + arch.to_string() +
                                   "' has no pixel indices at its output (use kernels)");
@@ -274,7 +339,7 @@ class GeneralEngine {
     s.n1 = n1_;
     s.n2 = n2_;
     s.symmetric = symmetric_;
-    s.path = "general";
+    s.path = prog_.diagonal ? "general, pixel-diagonal" : "general";
     s.blocks = blocks_;
     s.block_size = 1;
     s.estimated_peak_bytes = fixed_bytes_ + static_cast<std::size_t>(threads_) * per_thread_bytes_;
@@ -337,6 +402,7 @@ class GeneralEngine {
             for (std::size_t a = 0; a < Pi; ++a) w.s[a * Pi + a] = q1[a];
           if (op.kind == LayerKind::Activation) {
             const ActivationDual& dual = prog_.duals[static_cast<std::size_t>(op.dual)];
+            snap_collinear(Pi, q1, q2, w.s.data());
             for (std::size_t a = 0; a < Pi; ++a) dual.apply(Pi, q1 + a, 0, q2, 1, w.s.data() + a * Pi, w.t.data() + a * Pi);
           } else {  // Σ_ab / √((ε + q1_a)(ε + q2_b)), the same for Θ (NT's LayerNorm)
             for (std::size_t a = 0; a < Pi; ++a)
@@ -384,6 +450,88 @@ class GeneralEngine {
     }
   }
 
+  // The pixel-diagonal route (Program::diagonal): the same recursion as propagate() on the P
+  // diagonal pairs (a, a) of each layer until the flatten, then on the 1 × 1 maps after it.
+  void propagate_diagonal(const double* x, const double* y, const double* r1, const double* r2, double* self,
+                          bool same, Work& w) const {
+    const int P0 = prog_.in_p, C = prog_.in_c;
+    for (int a = 0; a < P0; ++a) {
+      double d = 0;
+      for (int c = 0; c < C; ++c) d += x[a * C + c] * y[a * C + c];
+      w.s[a] = d * (1.0 / C);
+      w.t[a] = 0.0;
+    }
+    int depth = 0;
+    for (const Op& op : prog_.ops) {
+      const std::size_t Pi = static_cast<std::size_t>(op.hi) * op.wi, Po = static_cast<std::size_t>(op.ho) * op.wo;
+      switch (op.kind) {
+        case LayerKind::Dense:
+        case LayerKind::Conv: {
+          double scale = op.w2;
+          if (op.kind == LayerKind::Conv) {
+            conv_diagonal(w.s, w.u, op);
+            conv_diagonal(w.t, w.u, op);
+            scale /= static_cast<double>(op.fh * op.fw);
+          }
+          for (std::size_t k = 0; k < Po; ++k) {
+            const double sv = scale * w.s[k] + op.b2;
+            w.s[k] = sv;
+            w.t[k] = sv + scale * w.t[k];
+          }
+          break;
+        }
+        case LayerKind::Activation:
+        case LayerKind::LayerNorm: {
+          if (self)
+            for (std::size_t a = 0; a < Pi; ++a) self[op.record + a] = w.s[a];
+          const double* q1 = r1 + op.record;
+          const double* q2 = r2 + op.record;
+          if (same)
+            for (std::size_t a = 0; a < Pi; ++a) w.s[a] = q1[a];
+          if (op.kind == LayerKind::Activation) {
+            for (std::size_t a = 0; a < Pi; ++a) snap_one(q1[a], q2[a], w.s[a]);
+            prog_.duals[static_cast<std::size_t>(op.dual)].apply(Pi, q1, 1, q2, 1, w.s.data(), w.t.data());
+          } else {
+            for (std::size_t a = 0; a < Pi; ++a) {
+              const double f = 1.0 / std::sqrt((op.eps + q1[a]) * (op.eps + q2[a]));
+              w.s[a] *= f;
+              w.t[a] *= f;
+            }
+          }
+          break;
+        }
+        case LayerKind::Flatten: {
+          double s = 0, t = 0;
+          for (std::size_t a = 0; a < Pi; ++a) s += w.s[a], t += w.t[a];
+          w.s[0] = s / static_cast<double>(Pi);
+          w.t[0] = t / static_cast<double>(Pi);
+          break;
+        }
+        case LayerKind::ResidualBegin:
+          std::copy_n(w.s.begin(), Pi, w.saved_s[static_cast<std::size_t>(depth)].begin());
+          std::copy_n(w.t.begin(), Pi, w.saved_t[static_cast<std::size_t>(depth)].begin());
+          ++depth;
+          break;
+        case LayerKind::ResidualEnd: {
+          --depth;
+          const std::vector<double>& ss = w.saved_s[static_cast<std::size_t>(depth)];
+          const std::vector<double>& st = w.saved_t[static_cast<std::size_t>(depth)];
+          for (std::size_t k = 0; k < Pi; ++k) w.s[k] += ss[k], w.t[k] += st[k];
+          break;
+        }
+        case LayerKind::GlobalAvgPool:
+        case LayerKind::AvgPool:
+          throw std::logic_error("general kernel: avgpool/gap on the pixel-diagonal route");  // excluded by compile()
+      }
+    }
+  }
+
+  void propagate_any(const double* x, const double* y, const double* r1, const double* r2, double* self, bool same,
+                     Work& w) const {
+    if (prog_.diagonal) propagate_diagonal(x, y, r1, r2, self, same, w);
+    else propagate(x, y, r1, r2, self, same, w);
+  }
+
   template <class Store>
   void run(Store store) {
     const Eigen::Index n = point_count();
@@ -397,7 +545,7 @@ class GeneralEngine {
       for (Eigen::Index p = 0; p < n; ++p)
         errors1.run(static_cast<long long>(p), [&] {
           double* r = record(p);
-          propagate(row_of(p), row_of(p), r, r, r, true, w);
+          propagate_any(row_of(p), row_of(p), r, r, r, true, w);
         });
     }
     errors1.rethrow();
@@ -414,7 +562,7 @@ class GeneralEngine {
       for (std::size_t k = 0; k < pairs.size(); ++k)
         errors2.run(static_cast<long long>(k), [&] {
           const Eigen::Index a = pairs[k].i, b = second(pairs[k].j);
-          propagate(row_of(a), row_of(b), record(a), record(b), nullptr, same_bits(a, b), w);
+          propagate_any(row_of(a), row_of(b), record(a), record(b), nullptr, same_bits(a, b), w);
           const std::size_t m = static_cast<std::size_t>(prog_.out_h) * prog_.out_w;
           for (std::size_t q = 0; q < m * m; ++q)
             if (!std::isfinite(w.s[q]) || !std::isfinite(w.t[q]))
@@ -439,10 +587,58 @@ class GeneralEngine {
 
 }  // namespace
 
-bool uses_general_path(const Architecture& arch) { return arch.has_extended_layers(); }
+// avgpool alone takes the offset slices of the fast engine (lib/kernels/kernel_pixels.cpp),
+// except with circular and non-circular convs mixed (their offsets are not conserved).
+bool uses_general_path(const Architecture& arch) {
+  int convs = 0, circular = 0;
+  bool pool = false;
+  for (const auto& l : arch.layers()) {
+    if (l.kind == LayerKind::LayerNorm || l.marker()) return true;
+    if (l.kind == LayerKind::AvgPool) pool = true;
+    if (l.kind == LayerKind::Conv) ++convs, circular += l.padding == Padding::Circular ? 1 : 0;
+  }
+  return pool && circular != 0 && circular != convs;
+}
 
-Kernels general_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options) {
-  return GeneralEngine(arch, x1, x2, options, false).gram();
+namespace {
+// Magnitude rescaling, the rule of kernels() on the fast paths (lib/kernels/kernel.cpp,
+// homogeneous_exponent): bias-free networks whose activations are positively homogeneous of
+// degree 1 (the ReLU family) have K(cx, cx') = c²K(x, x'), Θ the same, for c > 0 — avgpool,
+// residual sums, flatten and gap keep that — so inputs far from scale 1 are divided by a power of
+// two (exact) and the kernels multiplied back, and 1e-100 inputs do not underflow in the duals'
+// q1·q2. A layer norm breaks it (ε makes Σ/√((ε+Σ_aa)(ε+Σ_bb)) not homogeneous): no rescaling then.
+int general_homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2) {
+  for (const Layer& layer : arch.layers()) {
+    if (layer.kind == LayerKind::LayerNorm) return 0;
+    if (layer.affine() && layer.b_std != 0.0) return 0;
+    if (layer.kind == LayerKind::Activation) {
+      const ActivationKind k = layer.activation.kind;
+      if (k != ActivationKind::Identity && k != ActivationKind::Relu && k != ActivationKind::Abs &&
+          k != ActivationKind::LeakyRelu && k != ActivationKind::AbRelu)
+        return 0;
+    }
+  }
+  double max_abs = 0;
+  for (const Inputs* in : {&x1, x2})
+    if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
+  if (!(max_abs > 0) || !std::isfinite(max_abs)) return 0;
+  const int e = std::ilogb(max_abs);
+  return (e < -16 || e > 16) ? e : 0;
+}
+}  // namespace
+
+Kernels general_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
+                        GeneralRoute route) {
+  if (const int e = general_homogeneous_exponent(arch, x1, x2)) {
+    const double down = std::ldexp(1.0, -e), up = std::ldexp(1.0, 2 * e);
+    const Inputs a(RowMatrix(x1.x.array() * down), x1.shape);
+    const Inputs b = x2 ? Inputs(RowMatrix(x2->x.array() * down), x2->shape) : Inputs();
+    Kernels k = GeneralEngine(arch, a, x2 ? &b : nullptr, options, false, route).gram();
+    k.nngp *= up;
+    k.ntk *= up;
+    return k;
+  }
+  return GeneralEngine(arch, x1, x2, options, false, route).gram();
 }
 
 SpatialKernels general_spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,

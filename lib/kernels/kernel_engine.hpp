@@ -39,13 +39,35 @@ struct Workspace {
 // Per-thread scratch for the offset slices of the pixel-pair path: two layers of Σ and Θ on one
 // slice (at most rows × ld doubles each, stored compactly), the packed pixel variances of the
 // two points and the two rows of the separable window sum.
+// With avgpools, also Σ and Θ on all pixel pairs of the current stage's input map and of the next
+// one (`coarse` doubles each: the maps after the first pool).
 struct SliceWorkspace {
   int rows = 0, ld = 0, pad = 0;
   int out_rows_lo = 0, out_rows_hi = 0, out_cols_lo = 0, out_cols_hi = 0;  // the last slice's extent
+  int out_h = 0, out_w = 0;                                                // and its map size
   std::vector<double> s, t, s2, t2, q1, q2, hs, ht;
-  SliceWorkspace(int rows_, int ld_, int pad_)
+  std::vector<double> cs, ct, ns, nt;
+  std::vector<std::ptrdiff_t> dest, mirror;  // per column of a slice: where the pool adds it
+  // Row slabs (run_slab): Σ and Θ twice, one row of the H pass for each (with guard entries),
+  // the packed variances of one row and the pool destinations of one row.
+  std::vector<double> bs, bt, bs2, bt2, bh, bg, bq1, bq2;
+  std::vector<std::ptrdiff_t> bdest, bmirror;
+  SliceWorkspace(int rows_, int ld_, int pad_, std::size_t coarse = 0, std::size_t slab = 0, std::size_t slab_row = 0)
       : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
-        q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()) {}
+        q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()), cs(coarse), ct(coarse),
+        ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()), bs(slab), bt(slab), bs2(slab),
+        bt2(slab), bh(slab_row ? 2 * slab_row + 64 : 0), bg(bh.size()), bq1(slab_row),
+        bq2(slab_row), bdest(coarse ? slab_row : 0), bmirror(bdest.size()) {}
+};
+
+// Where a stage's slices start: the two inputs (Σ⁰ = x·x'/C, Θ⁰ = 0) or, after an avgpool,
+// Σ and Θ on all pixel pairs of the stage's map, times `scale`.
+struct SliceSource {
+  const double* x = nullptr;
+  const double* y = nullptr;
+  const double* s = nullptr;
+  const double* t = nullptr;
+  double scale = 1;
 };
 
 class Engine {
@@ -111,9 +133,22 @@ class Engine {
   // `full_s`/`full_t` (m² doubles each) also every pixel pair, in the layout of spatial_pair.
   std::pair<double, double> pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                         double* full_t) const;
-  // One offset slice (d, e) through the spatial stage; returns false if it vanishes.
-  bool run_slice(int d, int e, const double* x, const double* y, const double* r1, const double* r2, bool self,
-                 SliceWorkspace& ws, const double** s_out, const double** t_out) const;
+  // The same with avgpools, stage by stage (Plan::stages). With `rec` (a point with itself), the
+  // offset-0 slice of every stage, run first, writes the pixel variances of its activations there.
+  std::pair<double, double> pair_stages(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
+                                        double* full_t, double* rec) const;
+  // All offsets (d, ·) of one stage at once (Plan::Stage::slab); returns false if it vanishes.
+  // Entry (h1, w1, w2) of the pair ((h1, w1), (h1 − d, w2)) sits at
+  // (h1 − lo)·R + (w1 + pad)·L + w2 with L = w + pad, R = (w + 2·pad)·L; the pads are zero.
+  bool run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
+                bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const;
+  std::pair<double, double> stage_slabs(const Plan::Stage& st, const SpatialOp* pool, const SliceSource& src,
+                                        const double* r1, const double* r2, bool self, bool half, double* rec,
+                                        SliceWorkspace& ws, double* full_s, double* full_t, double* next_s,
+                                        double* next_t) const;
+  // One offset slice (d, e) through one stage; returns false if it vanishes.
+  bool run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1, const double* r2,
+                 bool self, double* rec, SliceWorkspace& ws, const double** s_out, const double** t_out) const;
   std::pair<double, double> tail_pair(Eigen::Index p1, Eigen::Index p2, double s, double t) const;
 
   static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
@@ -133,6 +168,7 @@ class Engine {
   std::size_t cap_ = 0, output_bytes_ = 0, fixed_bytes_ = 0, per_thread_bytes_ = 0, peak_bytes_ = 0;
   std::size_t block_ = 0, blocks_ = 0;
   std::vector<double> records_;
+  std::vector<std::pair<double, double>> self_sums_;  // avgpool plans: each point's own readout sums
   std::vector<Eigen::Index> identity_;  // per point: the first point with the same bits
 };
 

@@ -7,6 +7,10 @@
 
 #include <algorithm>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "detail/parallel.hpp"
 
 namespace emergent::detail {
@@ -110,6 +114,30 @@ void Engine::compute_records() {
   const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
   const Eigen::Index n = point_count();
   detail::ParallelErrors errors;
+  if (plan_.pooled) {
+    // After an avgpool a pixel's variance averages the pairs of its window, so the pixel
+    // diagonal alone does not recur: each point runs with itself, stage by stage, and records
+    // the variances on the way (the offset-0 slice of each stage comes first). The sums are
+    // kept for the Gram diagonal, which is the same computation.
+    self_sums_.assign(static_cast<std::size_t>(n), {0.0, 0.0});
+    const double m = static_cast<double>(plan_.out_h) * plan_.out_w;
+    const double count = plan_.readout == Readout::Flatten ? m : m * m;
+#pragma omp parallel num_threads(threads_)
+    {
+      SliceWorkspace sw = slice_workspace();
+#pragma omp for schedule(dynamic, 1)
+      for (Eigen::Index i = 0; i < n; ++i) {
+        errors.run(static_cast<long long>(i), [&] {
+          double* rec = records_.data() + static_cast<std::size_t>(i) * plan_.record;
+          const auto sums = pair_stages(i, i, sw, nullptr, nullptr, rec);
+          self_sums_[static_cast<std::size_t>(i)] = sums;
+          if (plan_.readout != Readout::None) tail_diagonal(sums.first / count, rec);
+        });
+      }
+    }
+    errors.rethrow();
+    return;
+  }
 #pragma omp parallel num_threads(threads_)
   {
     std::vector<double> a(P0), b(P0), tmp(P0);
@@ -224,7 +252,7 @@ void Engine::prepare_pixels() {
   compute_records();
   const bool tail_activation = std::any_of(plan_.tail.begin(), plan_.tail.end(),
                                            [](const VectorOp& op) { return op.kind == OpKind::Activation; });
-  if (plan_.readout == Readout::Gap && tail_activation) {
+  if (plan_.readout == Readout::Gap && tail_activation && !plan_.pooled) {  // pooled: done by compute_records
     // The tail after gap needs each point's own gap value (1/P²)Σ_ab Σ(x,x)_ab, which uses
     // all pixel pairs of (x, x): one pair computation per point.
     const Eigen::Index n = point_count();
@@ -253,7 +281,7 @@ void Engine::prepare_pixels() {
   }
 }
 
-bool Engine::uses_slices() const { return plan_.slices && plan_.readout != Readout::Flatten; }
+bool Engine::uses_slices() const { return plan_.slices; }
 
 Workspace Engine::pixel_workspace() const {
   const std::size_t P0 = static_cast<std::size_t>(plan_.in_h) * plan_.in_w;
@@ -275,8 +303,9 @@ void Engine::pixel_entry(Eigen::Index i, Eigen::Index j, Workspace& ws, SliceWor
       std::copy(ws.t.begin(), ws.t.begin() + m * m, t);
     }
   } else if (uses_slices()) {
-    const auto [ss, st] = pair_slices(i, second(j), sw, nullptr, nullptr);
-    const double n = static_cast<double>(m * m);
+    const auto [ss, st] = plan_.pooled && same_point(i, second(j)) ? self_sums_[static_cast<std::size_t>(i)]
+                                                                   : pair_slices(i, second(j), sw, nullptr, nullptr);
+    const double n = static_cast<double>(plan_.readout == Readout::Flatten ? m : m * m);
     std::tie(*s, *t) = tail_pair(i, second(j), ss / n, st / n);
   } else {
     spatial_pair(i, second(j), ws, diagonal);
@@ -344,6 +373,11 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
 // 2-D window sum: a few KiB of Σ and Θ that stay in L1 through the whole network, instead of
 // P² arrays streamed through memory once per layer. For a point with itself, slice (d, e) is
 // the transpose of slice (−d, −e) (Σ(x,x)_ab = Σ(x,x)_ba), so half of them suffice for gap.
+// An avgpool ends a stage of conserved offsets (Plan::stages): each pixel of a pair averages over
+// its own window, so the finished slices are scattered onto the coarse pixel pairs, from which
+// the next stage's slices start (pair_stages). Where a stage's convs are all `same`, the slices
+// of one row offset d are run together as a row slab (run_slab): long contiguous rows instead of
+// short slice rows.
 namespace {
 struct Range {
   int lo, hi;
@@ -354,31 +388,63 @@ inline Range slice_range(int n, int d, bool circular) {
   return circular ? Range{0, n} : Range{std::max(0, d), std::min(n, n + d)};
 }
 inline int wrap(int i, int n, bool circular) { return circular ? ((i % n) + n) % n : i; }
+// Short rows (a slice row is at most one map row): copied and zeroed inline, without a call to
+// memmove/memset per row.
+inline void copy_row(const double* src, int n, double* dst) {
+#if defined(__AVX512F__)
+  for (int c = 0; c < n; c += 8) {
+    const __mmask8 m = n - c >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - c)) - 1);
+    _mm512_mask_storeu_pd(dst + c, m, _mm512_maskz_loadu_pd(m, src + c));
+  }
+#else
+  std::copy(src, src + n, dst);
+#endif
+}
+inline void zero_row(double* dst, int n) {
+  for (int c = 0; c < n; ++c) dst[c] = 0.0;
+}
 }  // namespace
 
 SliceWorkspace Engine::slice_workspace() const {
   int filter = 1;
   for (const auto& op : plan_.spatial)
     if (op.kind == OpKind::Affine) filter = std::max({filter, op.ah.filter, op.aw.filter});
-  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1);
+  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs, plan_.slab_doubles, plan_.slab_row);
 }
 
-bool Engine::run_slice(int d, int e, const double* x, const double* y, const double* r1, const double* r2, bool self,
-                       SliceWorkspace& ws, const double** s_out, const double** t_out) const {
+bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1,
+                       const double* r2, bool self, double* rec, SliceWorkspace& ws, const double** s_out,
+                       const double** t_out) const {
   // The slice is stored compactly, row-major over its extent: entry (h1, w1) at
   // (h1 − rows.lo)·width + (w1 − cols.lo), so each activation is one contiguous batch.
   const bool circ = plan_.circular;
   const int C = plan_.in_c;
-  int H = plan_.in_h, W = plan_.in_w;
+  int H = stage.h, W = stage.w;
   Range rows = slice_range(H, d, circ), cols = slice_range(W, e, circ);
   if (rows.empty() || cols.empty()) return false;
   double* S = ws.s.data();
   double* T = ws.t.data();
   double* S2 = ws.s2.data();
   double* T2 = ws.t2.data();
+  const double* x = src.x;
+  const double* y = src.y;
   // Σ⁰_ab = x_a·x'_b / C on the slice.
   const double inv = 1.0 / C;
   int width = cols.hi - cols.lo;
+  if (src.s) {  // after an avgpool: the slice of the pooled pixel-pair kernels
+    const std::size_t P = static_cast<std::size_t>(H) * W;
+    for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+      const int h2 = wrap(h1 - d, H, circ);
+      double* srow = S + (h1 - rows.lo) * width;
+      double* trow = T + (h1 - rows.lo) * width;
+      for (int w1 = cols.lo; w1 < cols.hi; ++w1) {
+        const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P + static_cast<std::size_t>(h2) * W +
+                              wrap(w1 - e, W, circ);
+        srow[w1 - cols.lo] = src.scale * src.s[k];
+        trow[w1 - cols.lo] = src.scale * src.t[k];
+      }
+    }
+  } else
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = wrap(h1 - d, H, circ);
     double* srow = S + (h1 - rows.lo) * width;
@@ -395,7 +461,8 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
   }
   double* hs = ws.hs.data() + ws.pad;  // one row of the H pass, indexed by input column
   double* ht = ws.ht.data() + ws.pad;
-  for (const auto& op : plan_.spatial) {
+  for (int k = stage.begin; k < stage.end; ++k) {
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
     if (op.kind == OpKind::Affine) {
       const Axis& ah = op.ah;
       const Axis& aw = op.aw;
@@ -406,47 +473,114 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
       const int Fh = ah.filter, Fw = aw.filter;
       const int c0 = ocols.lo - aw.before, c1 = ocols.hi - aw.before + Fw - 1;  // columns the W pass reads
       const int a0 = std::max(c0, cols.lo), a1 = std::min(c1, cols.hi);
+      const int len = a1 - a0;
+      const double b2 = op.b2;
       for (int o = orows.lo; o < orows.hi; ++o) {
-        std::fill(hs + c0, hs + c1, 0.0);
-        std::fill(ht + c0, ht + c1, 0.0);
-        // H pass: taps in order, as box_pairs sums them; rows whose partner is padding are skipped.
+        // H pass: the taps whose row has its partner on the map, in tap order (as box_pairs sums
+        // them), into one row — one pass over the taps' rows, no read-modify-write of hs.
+        const double* sr[3];
+        const double* tr[3];
+        int nk = 0;
+        bool many = false;
         for (int sh = 0; sh < Fh; ++sh) {
           const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
           if (i < rows.lo || i >= rows.hi) continue;  // also i = −1 (padding)
-          const double* srow = S + (i - rows.lo) * width + (a0 - cols.lo);
-          const double* trow = T + (i - rows.lo) * width + (a0 - cols.lo);
-          double* hsa = hs + a0;
-          double* hta = ht + a0;
-          const int len = a1 - a0;
-#pragma omp simd
-          for (int c = 0; c < len; ++c) {
-            hsa[c] += srow[c];
-            hta[c] += trow[c];
+          if (nk == 3) {
+            many = true;
+            break;
           }
+          sr[nk] = S + (i - rows.lo) * width + (a0 - cols.lo);
+          tr[nk] = T + (i - rows.lo) * width + (a0 - cols.lo);
+          ++nk;
         }
+        double* hsa = hs + a0;
+        double* hta = ht + a0;
+        if (many) {  // more than three taps: the general form
+          std::fill(hsa, hsa + len, 0.0);
+          std::fill(hta, hta + len, 0.0);
+          for (int sh = 0; sh < Fh; ++sh) {
+            const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
+            if (i < rows.lo || i >= rows.hi) continue;
+            const double* srow = S + (i - rows.lo) * width + (a0 - cols.lo);
+            const double* trow = T + (i - rows.lo) * width + (a0 - cols.lo);
+#pragma omp simd
+            for (int c = 0; c < len; ++c) hsa[c] += srow[c], hta[c] += trow[c];
+          }
+        } else if (nk == 3) {
+          int c = 0;
+#if defined(__AVX512F__)
+          // 8 lanes, the tail masked: the same sums in the same order as the scalar loop.
+          for (; c < len; c += 8) {
+            const __mmask8 m = len - c >= 8 ? __mmask8(0xFF) : __mmask8((1u << (len - c)) - 1);
+            const __m512d a = _mm512_add_pd(_mm512_maskz_loadu_pd(m, sr[0] + c), _mm512_maskz_loadu_pd(m, sr[1] + c));
+            _mm512_mask_storeu_pd(hsa + c, m, _mm512_add_pd(a, _mm512_maskz_loadu_pd(m, sr[2] + c)));
+            const __m512d b = _mm512_add_pd(_mm512_maskz_loadu_pd(m, tr[0] + c), _mm512_maskz_loadu_pd(m, tr[1] + c));
+            _mm512_mask_storeu_pd(hta + c, m, _mm512_add_pd(b, _mm512_maskz_loadu_pd(m, tr[2] + c)));
+          }
+#endif
+          for (; c < len; ++c) {
+            hsa[c] = (sr[0][c] + sr[1][c]) + sr[2][c];
+            hta[c] = (tr[0][c] + tr[1][c]) + tr[2][c];
+          }
+        } else if (nk == 2) {
+#pragma omp simd
+          for (int c = 0; c < len; ++c) hsa[c] = sr[0][c] + sr[1][c], hta[c] = tr[0][c] + tr[1][c];
+        } else if (nk == 1) {
+          copy_row(sr[0], len, hsa);
+          copy_row(tr[0], len, hta);
+        } else {
+          std::fill(hsa, hsa + len, 0.0);
+          std::fill(hta, hta + len, 0.0);
+        }
+        // Columns the W pass reads outside the slice: zero padding, or wrapped.
+        zero_row(hs + c0, a0 - c0);
+        zero_row(ht + c0, a0 - c0);
+        zero_row(hs + a1, c1 - a1);
+        zero_row(ht + a1, c1 - a1);
         if (circ) {  // the halo columns wrap around
           for (int c = c0; c < 0; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
           for (int c = W; c < c1; ++c) hs[c] = hs[wrap(c, W, true)], ht[c] = ht[wrap(c, W, true)];
         }
+        // W pass and the update Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ] in one pass.
         double* so = S2 + (o - orows.lo) * owidth;
         double* to = T2 + (o - orows.lo) * owidth;
-        std::fill(so, so + owidth, 0.0);
-        std::fill(to, to + owidth, 0.0);
-        for (int sw = 0; sw < Fw; ++sw) {
-          const double* hsr = hs + ocols.lo + sw - aw.before;
-          const double* htr = ht + ocols.lo + sw - aw.before;
+        const double* h0 = hs + ocols.lo - aw.before;
+        const double* g0 = ht + ocols.lo - aw.before;
+        if (Fw == 3) {
+          int p = 0;
+#if defined(__AVX512F__)
+          const __m512d vs = _mm512_set1_pd(scale), vb = _mm512_set1_pd(b2);
+          for (; p < owidth; p += 8) {
+            const __mmask8 m = owidth - p >= 8 ? __mmask8(0xFF) : __mmask8((1u << (owidth - p)) - 1);
+            const __m512d hsum = _mm512_add_pd(
+                _mm512_add_pd(_mm512_maskz_loadu_pd(m, h0 + p), _mm512_maskz_loadu_pd(m, h0 + p + 1)),
+                _mm512_maskz_loadu_pd(m, h0 + p + 2));
+            const __m512d gsum = _mm512_add_pd(
+                _mm512_add_pd(_mm512_maskz_loadu_pd(m, g0 + p), _mm512_maskz_loadu_pd(m, g0 + p + 1)),
+                _mm512_maskz_loadu_pd(m, g0 + p + 2));
+            const __m512d sv = _mm512_fmadd_pd(hsum, vs, vb);
+            _mm512_mask_storeu_pd(so + p, m, sv);
+            _mm512_mask_storeu_pd(to + p, m, _mm512_fmadd_pd(gsum, vs, sv));
+          }
+#endif
+          for (; p < owidth; ++p) {
+            const double sv = ((h0[p] + h0[p + 1]) + h0[p + 2]) * scale + b2;
+            so[p] = sv;
+            to[p] = sv + ((g0[p] + g0[p + 1]) + g0[p + 2]) * scale;
+          }
+        } else {
+          std::copy(h0, h0 + owidth, so);
+          std::copy(g0, g0 + owidth, to);
+          for (int sw = 1; sw < Fw; ++sw) {
+#pragma omp simd
+            for (int p = 0; p < owidth; ++p) so[p] += h0[p + sw], to[p] += g0[p + sw];
+          }
 #pragma omp simd
           for (int p = 0; p < owidth; ++p) {
-            so[p] += hsr[p];
-            to[p] += htr[p];
+            const double sv = so[p] * scale + b2;
+            so[p] = sv;
+            to[p] = sv + to[p] * scale;
           }
-        }
-        // Σ' = W²·𝒞[Σ] + B²,  Θ' = Σ' + W²·𝒞[Θ]
-#pragma omp simd
-        for (int p = 0; p < owidth; ++p) {
-          const double sv = so[p] * scale + op.b2;
-          so[p] = sv;
-          to[p] = sv + to[p] * scale;
         }
       }
       std::swap(S, S2);
@@ -459,6 +593,9 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
     } else {
       // The pixel variances of both points on the slice, packed like it: one batch per layer.
       const ActivationDual& dual = plan_.duals[op.dual];
+      // Recording a point's own variances: slice 0 of x with itself is the pixel diagonal,
+      // stored row-major over the whole map like the record.
+      if (rec && self && d == 0 && e == 0) std::copy(S, S + static_cast<std::size_t>(H) * W, rec + op.q_offset);
       const double* q1 = r1 + op.q_offset;
       const double* q2 = r2 + op.q_offset;
       double* q1p = ws.q1.data();
@@ -469,8 +606,10 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
         const double* q2row = q2 + static_cast<std::size_t>(h2) * W;
         double* a = q1p + (h1 - rows.lo) * width;
         double* b = q2p + (h1 - rows.lo) * width;
-        for (int w1 = cols.lo; w1 < cols.hi; ++w1)
-          a[w1 - cols.lo] = q1row[w1], b[w1 - cols.lo] = q2row[wrap(w1 - e, W, circ)];
+        copy_row(q1row + cols.lo, cols.hi - cols.lo, a);
+        if (!circ) copy_row(q2row + cols.lo - e, cols.hi - cols.lo, b);
+        else
+          for (int w1 = cols.lo; w1 < cols.hi; ++w1) b[w1 - cols.lo] = q2row[wrap(w1 - e, W, true)];
       }
       const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo) * width;
       // Pixel a of a point against itself is exactly collinear: its variance, not the product.
@@ -479,6 +618,7 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
     }
   }
   ws.out_rows_lo = rows.lo, ws.out_rows_hi = rows.hi, ws.out_cols_lo = cols.lo, ws.out_cols_hi = cols.hi;
+  ws.out_h = H, ws.out_w = W;
   *s_out = S;
   *t_out = T;
   return true;
@@ -486,6 +626,8 @@ bool Engine::run_slice(int d, int e, const double* x, const double* y, const dou
 
 std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                               double* full_t) const {
+  if (plan_.pooled || plan_.stages.front().slab || plan_.readout == Readout::Flatten)
+    return pair_stages(p1, p2, ws, full_s, full_t, nullptr);
   const bool circ = plan_.circular;
   const int H0 = plan_.in_h, W0 = plan_.in_w, Ho = plan_.out_h, Wo = plan_.out_w;
   const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
@@ -512,7 +654,10 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
       }
       const double* S = nullptr;
       const double* T = nullptr;
-      if (!run_slice(d, e, x, y, r1, r2, self, ws, &S, &T)) continue;
+      SliceSource src;
+      src.x = x;
+      src.y = y;
+      if (!run_slice(plan_.stages.front(), d, e, src, r1, r2, self, nullptr, ws, &S, &T)) continue;
       double ss = 0, st = 0;
       const int width = ws.out_cols_hi - ws.out_cols_lo;
       for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
@@ -535,6 +680,408 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
       sum_s += weight * ss;
       sum_t += weight * st;
     }
+  return {sum_s, sum_t};
+}
+
+bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
+                      bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const {
+  const int H = stage.h, W = stage.w, P = stage.pad, L = W + P, C = plan_.in_c;
+  const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
+  const std::size_t first = static_cast<std::size_t>(P) * L;  // (w1 = 0, w2 = 0)
+  const Range rows = slice_range(H, d, false);
+  if (rows.empty()) return false;
+  const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo) * R;
+  double* S = ws.bs.data();
+  double* T = ws.bt.data();
+  double* S2 = ws.bs2.data();
+  double* T2 = ws.bt2.data();
+  std::fill(S, S + n, 0.0);
+  std::fill(T, T + n, 0.0);
+  std::fill(S2, S2 + n, 0.0);
+  std::fill(T2, T2 + n, 0.0);
+  // Σ⁰ (or the pooled kernels of the previous stage); Θ⁰ = 0 from the inputs.
+  const double inv = 1.0 / C;
+  const std::size_t P0 = static_cast<std::size_t>(H) * W;
+  for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+    const int h2 = h1 - d;
+    double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+    double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+    for (int w1 = 0; w1 < W; ++w1) {
+      double* sr = srow + static_cast<std::size_t>(w1) * L;
+      if (src.s) {
+        const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P0 + static_cast<std::size_t>(h2) * W;
+        double* tr = trow + static_cast<std::size_t>(w1) * L;
+        for (int w2 = 0; w2 < W; ++w2) sr[w2] = src.scale * src.s[k + w2], tr[w2] = src.scale * src.t[k + w2];
+      } else {
+        const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
+        for (int w2 = 0; w2 < W; ++w2) {
+          const double* b = src.y + (static_cast<std::size_t>(h2) * W + w2) * C;
+          double acc = 0;
+          for (int c = 0; c < C; ++c) acc += a[c] * b[c];
+          sr[w2] = acc * inv;
+        }
+      }
+    }
+  }
+  // One row of the H pass, with zero guards for the diagonal shifts of the W pass.
+  const std::size_t guard = static_cast<std::size_t>(P + 8);  // ≥ the largest shift; bh holds 2R + 64
+  double* hs = ws.bh.data() + guard;
+  double* ht = ws.bg.data() + guard;
+  std::fill(ws.bh.begin(), ws.bh.end(), 0.0);
+  std::fill(ws.bg.begin(), ws.bg.end(), 0.0);
+  auto zero_pads = [&](double* row) {  // the pad columns w2 = W … W+P−1 of every w1
+    for (int w1 = 0; w1 < W; ++w1) zero_row(row + first + static_cast<std::size_t>(w1) * L + W, P);
+  };
+  for (int k = stage.begin; k < stage.end; ++k) {
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
+    if (op.kind == OpKind::Affine) {
+      const Axis& ah = op.ah;
+      const Axis& aw = op.aw;
+      const int Fh = ah.filter, Fw = aw.filter;
+      const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
+      const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
+      for (int o = rows.lo; o < rows.hi; ++o) {
+        // H pass over the whole slab row (its pads are zero, so the sum's pads are too); three
+        // taps (3×3 convs) in one pass, in tap order.
+        int nk = 0;
+        const double* sr3[3];
+        const double* tr3[3];
+        for (int sh = 0; sh < Fh; ++sh) {
+          const int i = ah.source[static_cast<std::size_t>(o) * Fh + sh];
+          if (i < rows.lo || i >= rows.hi) continue;  // also i = −1 (padding)
+          const double* sr = S + static_cast<std::size_t>(i - rows.lo) * R;
+          const double* tr = T + static_cast<std::size_t>(i - rows.lo) * R;
+          if (Fh == 3) {
+            sr3[nk] = sr, tr3[nk] = tr;
+          } else if (nk == 0) {
+            copy_row(sr, static_cast<int>(R), hs);
+            copy_row(tr, static_cast<int>(R), ht);
+          } else {
+#pragma omp simd
+            for (std::size_t c = 0; c < R; ++c) hs[c] += sr[c], ht[c] += tr[c];
+          }
+          ++nk;
+        }
+        if (Fh == 3 && nk == 3) {
+#pragma omp simd
+          for (std::size_t c = 0; c < R; ++c) {
+            hs[c] = (sr3[0][c] + sr3[1][c]) + sr3[2][c];
+            ht[c] = (tr3[0][c] + tr3[1][c]) + tr3[2][c];
+          }
+        } else if (Fh == 3 && nk == 2) {
+#pragma omp simd
+          for (std::size_t c = 0; c < R; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
+        } else if (Fh == 3 && nk == 1) {
+          copy_row(sr3[0], static_cast<int>(R), hs);
+          copy_row(tr3[0], static_cast<int>(R), ht);
+        }
+        if (nk == 0) {
+          std::fill(hs, hs + R, 0.0);
+          std::fill(ht, ht + R, 0.0);
+        }
+        // W pass along the diagonal and Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ].
+        double* so = S2 + static_cast<std::size_t>(o - rows.lo) * R;
+        double* to = T2 + static_cast<std::size_t>(o - rows.lo) * R;
+        const double* h0 = hs + first - aw.before * step;
+        const double* g0 = ht + first - aw.before * step;
+        double* sb = so + first;
+        double* tb = to + first;
+        if (Fw == 3) {
+          const std::ptrdiff_t s1 = step, s2 = 2 * step;
+#pragma omp simd
+          for (std::size_t c = 0; c < body; ++c) {
+            const double sv = ((h0[c] + h0[c + s1]) + h0[c + s2]) * scale + b2;
+            sb[c] = sv;
+            tb[c] = sv + ((g0[c] + g0[c + s1]) + g0[c + s2]) * scale;
+          }
+        } else {
+#pragma omp simd
+          for (std::size_t c = 0; c < body; ++c) sb[c] = h0[c], tb[c] = g0[c];
+          for (int sw = 1; sw < Fw; ++sw) {
+            const double* hsw = h0 + sw * step;
+            const double* gsw = g0 + sw * step;
+#pragma omp simd
+            for (std::size_t c = 0; c < body; ++c) sb[c] += hsw[c], tb[c] += gsw[c];
+          }
+#pragma omp simd
+          for (std::size_t c = 0; c < body; ++c) {
+            const double sv = sb[c] * scale + b2;
+            sb[c] = sv;
+            tb[c] = sv + tb[c] * scale;
+          }
+        }
+        zero_pads(so);
+        zero_pads(to);
+      }
+      std::swap(S, S2);
+      std::swap(T, T2);
+    } else {
+      const ActivationDual& dual = plan_.duals[op.dual];
+      const double* q1 = r1 + op.q_offset;
+      const double* q2 = r2 + op.q_offset;
+      double* q1p = ws.bq1.data();
+      double* q2p = ws.bq2.data();
+      for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+        const int h2 = h1 - d;
+        double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R;
+        double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R;
+        if (self && d == 0) {  // pixel a of a point against itself: its variance (and the record)
+          for (int w = 0; w < W; ++w) {
+            double& diag = srow[first + static_cast<std::size_t>(w) * L + w];
+            if (rec) rec[op.q_offset + static_cast<std::size_t>(h1) * W + w] = diag;
+            diag = q1[static_cast<std::size_t>(h1) * W + w];
+          }
+        }
+        // The variances of both pixels, packed like the row; pads 1 (harmless, zeroed after).
+        for (int w1 = 0; w1 < W; ++w1) {
+          double* a = q1p + first + static_cast<std::size_t>(w1) * L;
+          double* b = q2p + first + static_cast<std::size_t>(w1) * L;
+          const double v = q1[static_cast<std::size_t>(h1) * W + w1];
+          for (int w2 = 0; w2 < W; ++w2) a[w2] = v;
+          copy_row(q2 + static_cast<std::size_t>(h2) * W, W, b);
+          for (int w2 = W; w2 < L; ++w2) a[w2] = 1.0, b[w2] = 1.0;
+        }
+        dual.apply(body, q1p + first, 1, q2p + first, 1, srow + first, trow + first);
+        zero_pads(srow);
+        zero_pads(trow);
+      }
+    }
+  }
+  *s_out = S;
+  *t_out = T;
+  return true;
+}
+
+// The avgpool between two stages on one finished slice (d, e): every pixel pair ((h1,w1),(h2,w2))
+// of the fine map adds its value to each coarse pair ((A1,B1),(A2,B2)) whose windows read it —
+// each pixel of the pair through its own window (docs/conventions.md §2, avgpool), so offsets
+// are not conserved and the next stage starts from all coarse pairs. With `mirror` the slice
+// also stands for its transpose (a point with itself).
+namespace {
+void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int e, bool circ,
+                const SpatialOp& pool, bool mirror, double* ns, double* nt) {
+  const PoolAxis& ph = pool.ph;
+  const PoolAxis& pw = pool.pw;
+  const int Hf = ws.out_h, Wf = ws.out_w, width = ws.out_cols_hi - ws.out_cols_lo;
+  const std::size_t Wo = static_cast<std::size_t>(pw.n_out), Po = static_cast<std::size_t>(ph.n_out) * Wo;
+  if (ph.single && pw.single) {
+    // Windows no wider than the stride (Myrtle's 2×2/2): each fine pixel feeds at most one
+    // coarse one, so each column of the slice has one destination, the same in every row.
+    std::ptrdiff_t* dest = ws.dest.data();
+    std::ptrdiff_t* dm = ws.mirror.data();
+    for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+      const int B1 = pw.owner[w1], B2 = pw.owner[wrap(w1 - e, Wf, circ)];
+      dest[w1 - ws.out_cols_lo] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Po + B2);
+      dm[w1 - ws.out_cols_lo] = static_cast<std::ptrdiff_t>(B2 * Po + B1);
+    }
+    for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
+      const int A1 = ph.owner[h1], A2 = ph.owner[wrap(h1 - d, Hf, circ)];
+      if (A1 < 0 || A2 < 0) continue;
+      const double* srow = S + (h1 - ws.out_rows_lo) * width;
+      const double* trow = T + (h1 - ws.out_rows_lo) * width;
+      double* s = ns + A1 * Wo * Po + A2 * Wo;
+      double* t = nt + A1 * Wo * Po + A2 * Wo;
+      for (int c = 0; c < width; ++c)
+        if (dest[c] >= 0) s[dest[c]] += srow[c], t[dest[c]] += trow[c];
+      if (mirror) {
+        double* sm = ns + A2 * Wo * Po + A1 * Wo;
+        double* tm = nt + A2 * Wo * Po + A1 * Wo;
+        for (int c = 0; c < width; ++c)
+          if (dest[c] >= 0) sm[dm[c]] += srow[c], tm[dm[c]] += trow[c];
+      }
+    }
+    return;
+  }
+  for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
+    const int h2 = wrap(h1 - d, Hf, circ);
+    const double* srow = S + (h1 - ws.out_rows_lo) * width - ws.out_cols_lo;
+    const double* trow = T + (h1 - ws.out_rows_lo) * width - ws.out_cols_lo;
+    for (int ia = ph.first[h1]; ia < ph.first[h1 + 1]; ++ia)
+      for (int ib = ph.first[h2]; ib < ph.first[h2 + 1]; ++ib) {
+        const std::size_t A1 = ph.coarse[ia], A2 = ph.coarse[ib];
+        double* s = ns + A1 * Wo * Po + A2 * Wo;   // + B1·Po + B2
+        double* t = nt + A1 * Wo * Po + A2 * Wo;
+        double* sm = ns + A2 * Wo * Po + A1 * Wo;  // + B2·Po + B1
+        double* tm = nt + A2 * Wo * Po + A1 * Wo;
+        for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+          const int w2 = wrap(w1 - e, Wf, circ);
+          const double v = srow[w1], u = trow[w1];
+          for (int jb = pw.first[w1]; jb < pw.first[w1 + 1]; ++jb)
+            for (int jc = pw.first[w2]; jc < pw.first[w2 + 1]; ++jc) {
+              const std::size_t B1 = pw.coarse[jb], B2 = pw.coarse[jc];
+              s[B1 * Po + B2] += v;
+              t[B1 * Po + B2] += u;
+              if (mirror) {
+                sm[B2 * Po + B1] += v;
+                tm[B2 * Po + B1] += u;
+              }
+            }
+        }
+      }
+  }
+}
+
+}  // namespace
+
+// One slab stage of pair_stages: every row offset d (0 first; for a point with itself d ≥ 0, the
+// mirror −d being the transpose), each slab then pooled into the next stage, or summed (gap),
+// or written out (no readout).
+std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const SpatialOp* pool, const SliceSource& src,
+                                              const double* r1, const double* r2, bool self, bool half, double* rec,
+                                              SliceWorkspace& ws, double* full_s, double* full_t, double* next_s,
+                                              double* next_t) const {
+  const int H = st.h, W = st.w, P = st.pad, L = W + P;
+  const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
+  const std::size_t first = static_cast<std::size_t>(P) * L;
+  std::ptrdiff_t* dest = ws.bdest.data();
+  std::ptrdiff_t* dm = ws.bmirror.data();
+  std::size_t Wo = 1, Po = 1;
+  if (pool) {  // where each entry of a slab row goes (the same in every row): windows do not overlap
+    Wo = static_cast<std::size_t>(pool->pw.n_out);
+    Po = static_cast<std::size_t>(pool->ph.n_out) * Wo;
+    for (int w1 = 0; w1 < W; ++w1)
+      for (int w2 = 0; w2 < L; ++w2) {
+        const std::size_t c = static_cast<std::size_t>(w1) * L + w2;
+        const int B1 = pool->pw.owner[w1], B2 = w2 < W ? pool->pw.owner[w2] : -1;
+        dest[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Po + B2);
+        dm[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B2 * Po + B1);
+      }
+  }
+  const std::size_t m = static_cast<std::size_t>(H) * W;
+  double sum_s = 0, sum_t = 0;
+  for (int idx = -1; idx <= st.dhi - st.dlo; ++idx) {
+    const int d = idx < 0 ? 0 : st.dlo + idx;
+    if (idx >= 0 && d == 0) continue;
+    if (half && d < 0) continue;
+    const bool twice = half && d != 0;
+    double* S = nullptr;
+    double* T = nullptr;
+    if (!run_slab(st, d, src, r1, r2, self, rec, ws, &S, &T)) continue;
+    const Range rows = slice_range(H, d, false);
+    double ss = 0, stt = 0;
+    for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+      const int h2 = h1 - d;
+      const double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+      const double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+      if (pool) {
+        const int A1 = pool->ph.owner[h1], A2 = pool->ph.owner[h2];
+        if (A1 < 0 || A2 < 0) continue;
+        double* sn = next_s + A1 * Wo * Po + A2 * Wo;
+        double* tn = next_t + A1 * Wo * Po + A2 * Wo;
+        for (std::size_t c = 0; c < body; ++c)
+          if (dest[c] >= 0) sn[dest[c]] += srow[c], tn[dest[c]] += trow[c];
+        if (twice) {
+          double* sm = next_s + A2 * Wo * Po + A1 * Wo;
+          double* tm = next_t + A2 * Wo * Po + A1 * Wo;
+          for (std::size_t c = 0; c < body; ++c)
+            if (dm[c] >= 0) sm[dm[c]] += srow[c], tm[dm[c]] += trow[c];
+        }
+        continue;
+      }
+      for (std::size_t c = 0; c < body; ++c) ss += srow[c], stt += trow[c];  // pads are zero
+      if (full_s)
+        for (int w1 = 0; w1 < W; ++w1)
+          for (int w2 = 0; w2 < W; ++w2) {
+            const std::size_t at = (static_cast<std::size_t>(h1) * W + w1) * m + static_cast<std::size_t>(h2) * W + w2;
+            full_s[at] = srow[static_cast<std::size_t>(w1) * L + w2];
+            full_t[at] = trow[static_cast<std::size_t>(w1) * L + w2];
+          }
+    }
+    const double weight = twice ? 2.0 : 1.0;
+    sum_s += weight * ss;
+    sum_t += weight * stt;
+  }
+  return {sum_s, sum_t};
+}
+
+std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
+                                              double* full_t, double* rec) const {
+  const bool circ = plan_.circular;
+  const int Ho = plan_.out_h, Wo = plan_.out_w;
+  const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
+  const bool self = same_point(p1, p2);
+  const double* r1 = rec ? rec : record(p1);
+  const double* r2 = rec ? rec : record(p2);
+  SliceSource src;
+  src.x = row_of(p1);
+  src.y = row_of(p2);
+  double* cur_s = ws.cs.data();
+  double* cur_t = ws.ct.data();
+  double* next_s = ws.ns.data();
+  double* next_t = ws.nt.data();
+  double sum_s = 0, sum_t = 0;
+  for (std::size_t k = 0; k < plan_.stages.size(); ++k) {
+    const Plan::Stage& st = plan_.stages[k];
+    const bool last = k + 1 == plan_.stages.size();
+    const SpatialOp* pool = last ? nullptr : &plan_.spatial[static_cast<std::size_t>(st.end)];
+    if (pool) {
+      const std::size_t n = static_cast<std::size_t>(pool->ph.n_out) * pool->pw.n_out;
+      std::fill(next_s, next_s + n * n, 0.0);
+      std::fill(next_t, next_t + n * n, 0.0);
+    }
+    const bool full = last && full_s;
+    if (full) {
+      std::fill(full_s, full_s + m * m, 0.0);
+      std::fill(full_t, full_t + m * m, 0.0);
+    }
+    const bool half = self && !full;
+    if (st.slab) {
+      const auto sums = stage_slabs(st, pool, src, r1, r2, self, half, rec, ws, full ? full_s : nullptr,
+                                    full ? full_t : nullptr, next_s, next_t);
+      sum_s += sums.first;
+      sum_t += sums.second;
+    } else
+    // Offset 0 first (it records the variances the other slices' activations read), then the rest.
+    for (int idx = -1; idx < (st.dhi - st.dlo + 1) * (st.ehi - st.elo + 1); ++idx) {
+      int d = 0, e = 0;
+      if (idx >= 0) {
+        d = st.dlo + idx / (st.ehi - st.elo + 1);
+        e = st.elo + idx % (st.ehi - st.elo + 1);
+        if (d == 0 && e == 0) continue;
+      }
+      double weight = 1.0;
+      if (half) {  // slice (d, e) stands for its mirror (−d, −e) too
+        const int md = circ ? (st.h - d) % st.h : -d, me = circ ? (st.w - e) % st.w : -e;
+        if (d > md || (d == md && e > me)) continue;
+        weight = (d == md && e == me) ? 1.0 : 2.0;
+      }
+      const double* S = nullptr;
+      const double* T = nullptr;
+      if (!run_slice(st, d, e, src, r1, r2, self, rec, ws, &S, &T)) continue;
+      if (pool) {
+        pool_slice(S, T, ws, d, e, circ, *pool, weight == 2.0, next_s, next_t);
+        continue;
+      }
+      double ss = 0, stt = 0;
+      const int width = ws.out_cols_hi - ws.out_cols_lo;
+      for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
+        const double* srow = S + (h1 - ws.out_rows_lo) * width;
+        const double* trow = T + (h1 - ws.out_rows_lo) * width;
+        for (int c = 0; c < width; ++c) {
+          ss += srow[c];
+          stt += trow[c];
+        }
+        if (full) {
+          const int h2 = wrap(h1 - d, Ho, circ);
+          for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
+            const int w2 = wrap(w1 - e, Wo, circ);
+            const std::size_t at = (static_cast<std::size_t>(h1) * Wo + w1) * m + static_cast<std::size_t>(h2) * Wo + w2;
+            full_s[at] = srow[w1 - ws.out_cols_lo];
+            full_t[at] = trow[w1 - ws.out_cols_lo];
+          }
+        }
+      }
+      sum_s += weight * ss;
+      sum_t += weight * stt;
+    }
+    if (pool) {
+      std::swap(cur_s, next_s);
+      std::swap(cur_t, next_t);
+      src.s = cur_s;
+      src.t = cur_t;
+      src.scale = pool->pool_scale;
+    }
+  }
   return {sum_s, sum_t};
 }
 

@@ -1,6 +1,8 @@
 // The layer plan of the kernel engine (lib/kernels/kernel_plan.hpp).
 #include "kernels/kernel_plan.hpp"
 
+#include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 namespace emergent::detail {
@@ -33,6 +35,33 @@ Axis make_axis(int n_in, int filter, Padding padding) {
     }
   return a;
 }
+PoolAxis make_pool_axis(int n_in, int window, int stride, Padding padding) {
+  PoolAxis a;
+  a.n_in = n_in;
+  a.window = window;
+  a.stride = stride;
+  a.n_out = pooled_size(n_in, window, stride, padding);
+  a.before = pooled_pad_before(n_in, window, stride, padding);
+  a.circular = padding == Padding::Circular;
+  std::vector<std::vector<int>> feeds(static_cast<std::size_t>(n_in));
+  for (int o = 0; o < a.n_out; ++o)
+    for (int s = 0; s < window; ++s) {
+      int i = o * stride + s - a.before;
+      if (a.circular) i = ((i % n_in) + n_in) % n_in;
+      else if (i < 0 || i >= n_in) continue;
+      feeds[static_cast<std::size_t>(i)].push_back(o);
+    }
+  a.first.push_back(0);
+  a.single = true;
+  for (const auto& f : feeds) {
+    a.coarse.insert(a.coarse.end(), f.begin(), f.end());
+    a.first.push_back(static_cast<int>(a.coarse.size()));
+    a.single = a.single && f.size() <= 1;
+    a.owner.push_back(f.empty() ? -1 : f.front());
+  }
+  return a;
+}
+
 void check_kernel_arguments(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options) {
   std::string why;
   if (!options.IsValid(&why)) throw std::invalid_argument("kernel options: " + why);
@@ -118,7 +147,21 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
         plan.out_w = w;
         break;
       }
-      case LayerKind::AvgPool:
+      case LayerKind::AvgPool: {
+        SpatialOp op;
+        op.kind = OpKind::Pool;
+        op.height = h;
+        op.width = w;
+        op.ph = make_pool_axis(h, layer.filter_h, layer.stride_h, layer.padding);
+        op.pw = make_pool_axis(w, layer.filter_w, layer.stride_w, layer.padding);
+        op.pool_scale = 1.0 / (static_cast<double>(layer.filter_h) * layer.filter_w * layer.filter_h * layer.filter_w);
+        h = op.ph.n_out;
+        w = op.pw.n_out;
+        plan.spatial.push_back(std::move(op));
+        plan.pixel_stage = true;
+        plan.pooled = true;
+        break;
+      }
       case LayerKind::LayerNorm:
       case LayerKind::ResidualBegin:
       case LayerKind::ResidualEnd:  // kernels() routes these to the general path (general_kernel.hpp)
@@ -135,8 +178,74 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
   for (const auto& op : plan.spatial)
     if (op.kind == OpKind::Affine) ++convs, circular += op.ah.circular ? 1 : 0;
   plan.circular = convs > 0 && circular == convs;
-  plan.slices = plan.pixel_stage && plan.readout != Readout::Flatten && (circular == 0 || plan.circular);
-  plan.path = !plan.pixel_stage ? "vector" : plan.readout == Readout::Flatten ? "pixel-diagonal" : "pixel-pairs";
+  // flatten takes the slices too: only offset 0 of the last stage (Plan::Stage ranges below).
+  plan.slices = plan.pixel_stage && (circular == 0 || plan.circular);
+  if (plan.pooled && !plan.slices)  // kernels() routes these to the general path (uses_general_path)
+    throw std::logic_error("make_plan: avgpool with circular and non-circular convs is computed by the general path");
+  plan.path = !plan.pixel_stage ? "vector"
+              : plan.readout == Readout::Flatten && !plan.pooled ? "pixel-diagonal"
+                                                                 : "pixel-pairs";
+  // Stages, then the offsets each needs, from the output backwards.
+  Plan::Stage st;
+  st.h = plan.in_h;
+  st.w = plan.in_w;
+  for (int k = 0; k < static_cast<int>(plan.spatial.size()); ++k) {
+    const SpatialOp& op = plan.spatial[static_cast<std::size_t>(k)];
+    if (op.kind != OpKind::Pool) continue;
+    st.end = k;
+    plan.stages.push_back(st);
+    st = Plan::Stage{};
+    st.begin = k + 1;
+    st.h = op.ph.n_out;
+    st.w = op.pw.n_out;
+    plan.coarse_pairs = std::max(plan.coarse_pairs, static_cast<std::size_t>(st.h) * st.w * st.h * st.w);
+  }
+  st.end = static_cast<int>(plan.spatial.size());
+  plan.stages.push_back(st);
+  bool all = plan.readout != Readout::Flatten;  // every offset of the current stage
+  int dlo = 0, dhi = 0, elo = 0, ehi = 0;
+  for (int k = static_cast<int>(plan.stages.size()) - 1; k >= 0; --k) {
+    Plan::Stage& s = plan.stages[static_cast<std::size_t>(k)];
+    const bool last = k + 1 == static_cast<int>(plan.stages.size());
+    if (plan.circular && !(last && plan.readout == Readout::Flatten)) {
+      s.dlo = 0, s.dhi = s.h - 1, s.elo = 0, s.ehi = s.w - 1;
+    } else if (all) {
+      s.dlo = -(s.h - 1), s.dhi = s.h - 1, s.elo = -(s.w - 1), s.ehi = s.w - 1;
+    } else {
+      s.dlo = std::max(dlo, -(s.h - 1)), s.dhi = std::min(dhi, s.h - 1);
+      s.elo = std::max(elo, -(s.w - 1)), s.ehi = std::min(ehi, s.w - 1);
+    }
+    // Row slabs where they apply (see Plan::Stage).
+    s.slab = !plan.circular && s.elo == -(s.w - 1) && s.ehi == s.w - 1;
+    s.pad = 1;
+    for (int j = s.begin; j < s.end && s.slab; ++j) {
+      const SpatialOp& op = plan.spatial[static_cast<std::size_t>(j)];
+      if (op.kind != OpKind::Affine) continue;
+      const bool same = op.ah.n_out == op.ah.n_in && op.aw.n_out == op.aw.n_in && !op.ah.circular;
+      s.slab = same;
+      s.pad = std::max({s.pad, op.aw.before, op.aw.filter - 1 - op.aw.before});
+    }
+    if (s.slab && !last) {
+      const SpatialOp& pool = plan.spatial[static_cast<std::size_t>(s.end)];
+      s.slab = pool.ph.single && pool.pw.single;
+    }
+    // A slab holds h·(w+2p)·(w+p) doubles per array (four arrays): beyond ~64 Ki doubles (about
+    // a 36×36 map) they leave L2 and the slices, which stay in L1, are the better layout.
+    if (s.slab && static_cast<std::size_t>(s.h) * (s.w + 2 * s.pad) * (s.w + s.pad) > (std::size_t(1) << 16))
+      s.slab = false;
+    if (s.slab) {
+      const std::size_t row = static_cast<std::size_t>(s.w + 2 * s.pad) * (s.w + s.pad);
+      plan.slab_doubles = std::max(plan.slab_doubles, static_cast<std::size_t>(s.h) * row);
+      plan.slab_row = std::max(plan.slab_row, row);
+    }
+    if (k == 0) break;
+    // Coarse offset D = A − B needs the fine offsets D·S + s − t, |s − t| < K (the padding
+    // shifts both pixels alike); a circular pool wraps them, so then all.
+    const SpatialOp& pool = plan.spatial[static_cast<std::size_t>(s.begin - 1)];
+    if (pool.ph.circular) all = true;
+    dlo = s.dlo * pool.ph.stride - (pool.ph.window - 1), dhi = s.dhi * pool.ph.stride + (pool.ph.window - 1);
+    elo = s.elo * pool.pw.stride - (pool.pw.window - 1), ehi = s.ehi * pool.pw.stride + (pool.pw.window - 1);
+  }
   return plan;
 }
 

@@ -29,12 +29,28 @@ struct Axis {
 
 Axis make_axis(int n_in, int filter, Padding padding);
 
-enum class OpKind { Affine, Activation };
+enum class OpKind { Affine, Activation, Pool };
+
+// How an avgpool reads one spatial axis, inverted for scattering: fine index i feeds the coarse
+// outputs coarse[first[i] .. first[i+1]) (one entry per window tap that reads i; none in the
+// padding). Output o, tap s reads i = o·stride + s − before (wrapped when circular).
+struct PoolAxis {
+  int n_in = 0, n_out = 0, window = 1, stride = 1, before = 0;
+  bool circular = false;
+  std::vector<int> first, coarse;
+  // When no index feeds two outputs (window ≤ stride): the output fed by i, or −1.
+  bool single = false;
+  std::vector<int> owner;
+};
+
+PoolAxis make_pool_axis(int n_in, int window, int stride, Padding padding);
 
 struct SpatialOp {
   OpKind kind = OpKind::Affine;
   double w2 = 1, b2 = 0;  // W², B²
   Axis ah, aw;            // conv geometry (Affine)
+  PoolAxis ph, pw;        // avgpool geometry (Pool); Σ' = pool_scale · Σ_{taps of both pixels} Σ
+  double pool_scale = 1;  // 1/(KH·KW)²: each pixel of a pair averages over its own window
   int dual = -1;          // index into Plan::duals (Activation)
   int q_offset = 0;       // where this activation's pixel variances sit in a point's record
   int height = 0, width = 0;  // map size at the op's input
@@ -62,6 +78,25 @@ struct Plan {
   // Pixel pairs split into independent offset slices (kernel_pixels.cpp): true when no conv is
   // circular, or every conv is (then offsets are taken modulo the map size).
   bool slices = false, circular = false;
+  // Stages of the slice route: the spatial ops between avgpools. Offsets are conserved inside a
+  // stage; an avgpool maps the pixel pairs of one stage onto the coarser pairs of the next
+  // (kernel_pixels.cpp). Stage k runs ops [begin, end) on an h × w map; ops[end] is the avgpool
+  // into stage k+1 (none after the last). Offsets d ∈ [dlo, dhi], e ∈ [elo, ehi] are the ones
+  // the output needs (flatten: only 0 at the end; circular: all, modulo the map).
+  struct Stage {
+    int begin = 0, end = 0, h = 1, w = 1;
+    int dlo = 0, dhi = 0, elo = 0, ehi = 0;
+    // Row slabs (kernel_pixels.cpp run_slab): all column offsets of one row offset d at once,
+    // when every conv of the stage is `same`, not circular, all offsets e are needed and the
+    // pool that ends the stage (if any) has non-overlapping windows. pad = zero columns.
+    bool slab = false;
+    int pad = 1;
+  };
+  std::vector<Stage> stages;
+  bool pooled = false;          // an avgpool is among the spatial ops
+  std::size_t coarse_pairs = 0;  // largest (h·w)² over the stages after the first
+  std::size_t slab_doubles = 0;  // largest h·(w + 2·pad)·(w + pad) over the slab stages
+  std::size_t slab_row = 0;      // largest (w + 2·pad)·(w + pad)
   int record = 0;       // doubles per point: pixel variances of every spatial activation, then tail ones
   std::string path;
 };

@@ -3,6 +3,9 @@
 //
 // Activations are stored one example per row; an (N, H·W·C) NHWC batch has the same memory as
 // an (N·H·W, C) row-major matrix, so a convolution is im2col + one GEMM with no reshuffling.
+// With channel counts (and, for dense layers, batches or fan-ins) that are multiples of 8 the
+// products run instead on register-blocked tiles that read their operands in place (no im2col,
+// no packing); either way every sum's order depends on the shapes only, never on --threads.
 #include "emergent/networks/network.hpp"
 
 #include <algorithm>
@@ -11,6 +14,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "emergent/core/random.hpp"
 
@@ -140,6 +145,310 @@ void col2im(const RowMatrix& dpatches, Eigen::Index n, const ConvGeometry& g, do
     }
   }
 }
+
+// Direct convolution kernels. With C_out (forward, weight gradient) or C_in (input gradient) a
+// multiple of 8, a stride-1 convolution is computed without materializing im2col: a tile of R
+// rows × 8·NV columns of the result is held in vector registers while the taps and channels
+// stream past (the register blocking of a GEMM micro-kernel, Goto & van de Geijn 2008, with
+// the im2col rows read through the tap table instead of copied). The order of every sum depends
+// on the shapes only, so results are the same at any thread count.
+#if defined(__GNUC__) || defined(__clang__)
+#define EMERGENT_DIRECT_CONV 1
+typedef double Vec8 __attribute__((vector_size(64)));
+
+inline Vec8 load8(const double* p) {
+  Vec8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store8(double* p, const Vec8& v) { std::memcpy(p, &v, sizeof v); }
+inline Vec8 splat8(double a) { return Vec8{a, a, a, a, a, a, a, a}; }  // a broadcast load, no arithmetic
+
+/// taps[f·P_out + p]: the input pixel that output pixel p reads at filter offset f, or −1 (zero
+/// padding); inverse[f·P_in + q]: the output pixel that reads input pixel q at offset f, or −1
+/// (stride 1, so each input pixel is read at most once per offset).
+struct ConvTaps {
+  std::vector<int> taps, inverse;
+};
+
+ConvTaps conv_taps(const ConvGeometry& g) {
+  const int F = g.fh * g.fw;
+  const int P_out = g.out_h * g.out_w, P_in = g.in_h * g.in_w;
+  ConvTaps t;
+  t.taps.assign(static_cast<std::size_t>(F) * P_out, -1);
+  t.inverse.assign(static_cast<std::size_t>(F) * P_in, -1);
+  for (int fh = 0; fh < g.fh; ++fh)
+    for (int fw = 0; fw < g.fw; ++fw) {
+      const int f = fh * g.fw + fw;
+      for (int oh = 0; oh < g.out_h; ++oh)
+        for (int ow = 0; ow < g.out_w; ++ow) {
+          const int ih = source_index(oh, fh, g.pad_h, g.in_h, g.circular);
+          const int iw = source_index(ow, fw, g.pad_w, g.in_w, g.circular);
+          if (ih < 0 || iw < 0) continue;
+          const int p = oh * g.out_w + ow, q = ih * g.in_w + iw;
+          t.taps[static_cast<std::size_t>(f) * P_out + p] = q;
+          t.inverse[static_cast<std::size_t>(f) * P_in + q] = p;
+        }
+    }
+  return t;
+}
+
+/// Rows [row0, row0 + rows) (rows ≤ R) and columns [j0, j0 + 8·NV) of the "gather product"
+/// C = A·B where row i of A is the concatenation over offsets f of the C_a-long segment at
+/// src(i, f) (zeros where −1) and B has F·C_a rows of stride ldb. Used for the forward pass
+/// (A = im2col of x, B = Wᵀ) and the input gradient (A = im2col of g through the inverse taps,
+/// B = W per offset). out = add + scale·C with `add` one row broadcast (or none).
+template <int NV, int R>
+void gather_tile(const double* a, Eigen::Index a_example, int a_channels, const int* table, int P_src, int P_dst,
+                 int F, const double* b, Eigen::Index ldb, Eigen::Index b_offset_stride, const double* zeros,
+                 Eigen::Index row0, int rows, int j0, double scale, const double* add, double* out,
+                 Eigen::Index ldo) {
+  Vec8 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = Vec8{};
+  const double* base[R];
+  int pix[R];
+  for (int r = 0; r < R; ++r) {
+    const Eigen::Index row = row0 + (r < rows ? r : 0);
+    const Eigen::Index e = row / P_dst;
+    pix[r] = static_cast<int>(row - e * P_dst);
+    base[r] = a + e * a_example;
+  }
+  (void)P_src;
+  for (int f = 0; f < F; ++f) {
+    const double* s[R];
+    const int* tf = table + static_cast<std::ptrdiff_t>(f) * P_dst;
+    for (int r = 0; r < R; ++r) {
+      const int q = tf[pix[r]];
+      s[r] = q < 0 ? zeros : base[r] + static_cast<Eigen::Index>(q) * a_channels;
+    }
+    const double* w = b + f * b_offset_stride + j0;
+    for (int c = 0; c < a_channels; ++c, w += ldb) {
+      Vec8 bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = load8(w + 8 * v);
+      for (int r = 0; r < R; ++r) {
+        const Vec8 av = splat8(s[r][c]);
+        for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+      }
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    double* o = out + (row0 + r) * ldo + j0;
+    for (int v = 0; v < NV; ++v) {
+      const Vec8 base_v = add != nullptr ? load8(add + j0 + 8 * v) : Vec8{};
+      store8(o + 8 * v, base_v + splat8(scale) * acc[r][v]);
+    }
+  }
+}
+
+/// out (n·P_dst × width, row stride ldo) = add + scale·gather product, over column blocks of at
+/// most 32 (width a multiple of 8).
+void gather_product(const double* a, Eigen::Index a_example, int a_channels, const int* table, int P_src, int P_dst,
+                    int F, const double* b, Eigen::Index ldb, Eigen::Index b_offset_stride, Eigen::Index rows_total,
+                    int width, double scale, const double* add, double* out) {
+  const std::vector<double> zeros(static_cast<std::size_t>(a_channels), 0.0);
+  for (int j0 = 0; j0 < width; j0 += 32) {
+    const int nv = std::min(4, (width - j0) / 8);
+    auto run = [&](auto nv_tag, auto r_tag) {
+      constexpr int NV = decltype(nv_tag)::value, R = decltype(r_tag)::value;
+      for (Eigen::Index row0 = 0; row0 < rows_total; row0 += R)
+        gather_tile<NV, R>(a, a_example, a_channels, table, P_src, P_dst, F, b, ldb, b_offset_stride, zeros.data(),
+                           row0, static_cast<int>(std::min<Eigen::Index>(R, rows_total - row0)), j0, scale, add, out,
+                           width);
+    };
+    switch (nv) {
+      case 1: run(std::integral_constant<int, 1>{}, std::integral_constant<int, 24>{}); break;
+      case 2: run(std::integral_constant<int, 2>{}, std::integral_constant<int, 12>{}); break;
+      case 3: run(std::integral_constant<int, 3>{}, std::integral_constant<int, 8>{}); break;
+      default: run(std::integral_constant<int, 4>{}, std::integral_constant<int, 6>{}); break;
+    }
+  }
+}
+
+/// Rows [k0, k0 + kr) (kr ≤ R) of dWᵀ (patch × C_out) += Σ_rows x_patch(row)[k]·g(row)[j0 …),
+/// over the output rows [row_begin, row_end): the weight gradient without im2col.
+template <int NV, int R>
+void weight_grad_tile(const double* x, Eigen::Index in_size, int C_in, const int* taps, int P_out, const double* G,
+                      int C_out, int k0, int kr, int j0, Eigen::Index row_begin, Eigen::Index row_end, double* dWt) {
+  Vec8 acc[R][NV];
+  int tap_base[R], channel[R];
+  for (int r = 0; r < R; ++r) {
+    const int k = k0 + (r < kr ? r : 0);
+    tap_base[r] = (k / C_in) * P_out;
+    channel[r] = k % C_in;
+    for (int v = 0; v < NV; ++v) acc[r][v] = load8(dWt + static_cast<Eigen::Index>(k) * C_out + j0 + 8 * v);
+  }
+  Eigen::Index e = row_begin / P_out;
+  int p = static_cast<int>(row_begin - e * P_out);
+  const double* xe = x + e * in_size;
+  for (Eigen::Index row = row_begin; row < row_end; ++row) {
+    Vec8 gv[NV];
+    const double* grow = G + row * C_out + j0;
+    for (int v = 0; v < NV; ++v) gv[v] = load8(grow + 8 * v);
+    for (int r = 0; r < R; ++r) {
+      const int q = taps[tap_base[r] + p];
+      const Vec8 av = splat8(q < 0 ? 0.0 : xe[static_cast<Eigen::Index>(q) * C_in + channel[r]]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * gv[v];
+    }
+    if (++p == P_out) {
+      p = 0;
+      xe += in_size;
+    }
+  }
+  for (int r = 0; r < kr; ++r)
+    for (int v = 0; v < NV; ++v) store8(dWt + static_cast<Eigen::Index>(k0 + r) * C_out + j0 + 8 * v, acc[r][v]);
+}
+
+/// dWᵀ (patch × C_out) = Σ over all n·P_out output rows of im2col(x)ᵀ·G, in row chunks that
+/// stay in cache; C_out a multiple of 8.
+void weight_gradient(const double* x, Eigen::Index in_size, int C_in, const int* taps, int P_out, int F,
+                     const double* G, Eigen::Index rows_total, int C_out, double* dWt) {
+  const int patch = F * C_in;
+  std::fill(dWt, dWt + static_cast<Eigen::Index>(patch) * C_out, 0.0);
+  constexpr Eigen::Index kChunk = 256;
+  for (Eigen::Index rb = 0; rb < rows_total; rb += kChunk) {
+    const Eigen::Index re = std::min(rows_total, rb + kChunk);
+    for (int j0 = 0; j0 < C_out; j0 += 32) {
+      const int nv = std::min(4, (C_out - j0) / 8);
+      auto run = [&](auto nv_tag, auto r_tag) {
+        constexpr int NV = decltype(nv_tag)::value, R = decltype(r_tag)::value;
+        for (int k0 = 0; k0 < patch; k0 += R)
+          weight_grad_tile<NV, R>(x, in_size, C_in, taps, P_out, G, C_out, k0, std::min(R, patch - k0), j0, rb, re,
+                                  dWt);
+      };
+      switch (nv) {
+        case 1: run(std::integral_constant<int, 1>{}, std::integral_constant<int, 24>{}); break;
+        case 2: run(std::integral_constant<int, 2>{}, std::integral_constant<int, 12>{}); break;
+        case 3: run(std::integral_constant<int, 3>{}, std::integral_constant<int, 8>{}); break;
+        default: run(std::integral_constant<int, 4>{}, std::integral_constant<int, 6>{}); break;
+      }
+    }
+  }
+}
+/// Rows [o0, o0 + rows) (rows ≤ R) and columns f·C_in + [c0, c0 + 8·NV) of dW (C_out × patch) +=
+/// Σ_rows g(row)[o]·x(tap f of row)[c], over the output rows [row_begin, row_end): one tap
+/// look-up per row for the whole tile (C_in a multiple of 8).
+template <int NV, int R>
+void weight_grad_tile_in(const double* x, Eigen::Index in_size, int C_in, const int* taps_f, int P_out,
+                         const double* G, int C_out, int o0, int rows, int f, int c0, Eigen::Index row_begin,
+                         Eigen::Index row_end, double* dW, Eigen::Index patch) {
+  Vec8 acc[R][NV];
+  int o[R];
+  for (int r = 0; r < R; ++r) {
+    o[r] = o0 + (r < rows ? r : 0);
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = load8(dW + static_cast<Eigen::Index>(o[r]) * patch + static_cast<Eigen::Index>(f) * C_in + c0 + 8 * v);
+  }
+  Eigen::Index e = row_begin / P_out;
+  int p = static_cast<int>(row_begin - e * P_out);
+  const double* xe = x + e * in_size + c0;
+  for (Eigen::Index row = row_begin; row < row_end; ++row) {
+    const int q = taps_f[p];
+    if (q >= 0) {
+      Vec8 xv[NV];
+      const double* xr = xe + static_cast<Eigen::Index>(q) * C_in;
+      for (int v = 0; v < NV; ++v) xv[v] = load8(xr + 8 * v);
+      const double* grow = G + row * C_out;
+      for (int r = 0; r < R; ++r) {
+        const Vec8 gv = splat8(grow[o[r]]);
+        for (int v = 0; v < NV; ++v) acc[r][v] += gv * xv[v];
+      }
+    }
+    if (++p == P_out) {
+      p = 0;
+      xe += in_size;
+    }
+  }
+  for (int r = 0; r < rows; ++r)
+    for (int v = 0; v < NV; ++v)
+      store8(dW + static_cast<Eigen::Index>(o0 + r) * patch + static_cast<Eigen::Index>(f) * C_in + c0 + 8 * v,
+             acc[r][v]);
+}
+
+/// dW (C_out × patch) = Σ over all n·P_out output rows of Gᵀ·im2col(x), in row chunks that stay
+/// in cache; C_in a multiple of 8.
+void weight_gradient_in(const double* x, Eigen::Index in_size, int C_in, const int* taps, int P_out, int F,
+                        const double* G, Eigen::Index rows_total, int C_out, double* dW) {
+  const Eigen::Index patch = static_cast<Eigen::Index>(F) * C_in;
+  std::fill(dW, dW + patch * C_out, 0.0);
+  constexpr Eigen::Index kChunk = 256;
+  for (Eigen::Index rb = 0; rb < rows_total; rb += kChunk) {
+    const Eigen::Index re = std::min(rows_total, rb + kChunk);
+    for (int f = 0; f < F; ++f)
+      for (int c0 = 0; c0 < C_in; c0 += 32) {
+        const int nv = std::min(4, (C_in - c0) / 8);
+        auto run = [&](auto nv_tag, auto r_tag) {
+          constexpr int NV = decltype(nv_tag)::value, R = decltype(r_tag)::value;
+          for (int o0 = 0; o0 < C_out; o0 += R)
+            weight_grad_tile_in<NV, R>(x, in_size, C_in, taps + static_cast<std::ptrdiff_t>(f) * P_out, P_out, G,
+                                       C_out, o0, std::min(R, C_out - o0), f, c0, rb, re, dW, patch);
+        };
+        switch (nv) {
+          case 1: run(std::integral_constant<int, 1>{}, std::integral_constant<int, 12>{}); break;
+          case 2: run(std::integral_constant<int, 2>{}, std::integral_constant<int, 8>{}); break;
+          case 3: run(std::integral_constant<int, 3>{}, std::integral_constant<int, 5>{}); break;
+          default: run(std::integral_constant<int, 4>{}, std::integral_constant<int, 4>{}); break;
+        }
+      }
+  }
+}
+/// Rows [row0, row0 + rows) (rows ≤ R) and columns [j0, j0 + 8·NV) of C = A·B without packing:
+/// A(i, k) = a[i·a_rs + k·a_cs] (any strides, read as broadcasts), B row-major (ldb). Stores
+/// C = alpha·AB, or C += alpha·AB when `accumulate`. The dense layers' three products with the
+/// examples (forward, input gradient) or the input units (weight update) along the vectors.
+template <int NV, int R>
+void strided_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
+                  Eigen::Index ldb, Eigen::Index row0, int rows, Eigen::Index j0, double alpha, bool accumulate,
+                  double* c, Eigen::Index ldc) {
+  Vec8 acc[R][NV];
+  const double* ar[R];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = Vec8{};
+    ar[r] = a + (row0 + (r < rows ? r : 0)) * a_rs;
+  }
+  const double* bk = b + j0;
+  for (Eigen::Index k = 0; k < K; ++k, bk += ldb) {
+    Vec8 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load8(bk + 8 * v);
+    const Eigen::Index off = k * a_cs;
+    for (int r = 0; r < R; ++r) {
+      const Vec8 av = splat8(ar[r][off]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+  const Vec8 al = splat8(alpha);
+  for (int r = 0; r < rows; ++r) {
+    double* o = c + (row0 + r) * ldc + j0;
+    for (int v = 0; v < NV; ++v) store8(o + 8 * v, accumulate ? load8(o + 8 * v) + al * acc[r][v] : al * acc[r][v]);
+  }
+}
+
+/// C (M × N, row stride ldc) = alpha·A·B (or += when `accumulate`), N a multiple of 8; A as in
+/// strided_tile, B (K × N) row-major. rows_outer: all column blocks of a row tile before the next
+/// (C and A's rows streamed once), else all row tiles of a column block (B's panel reused from
+/// cache). Fixed tiles either way: the bits depend on the shapes only.
+void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index M, Eigen::Index K,
+                     const double* b, Eigen::Index ldb, Eigen::Index N, double alpha, bool accumulate, double* c,
+                     Eigen::Index ldc, bool rows_outer) {
+  // One row tile height for the whole product (6 rows × 32 columns = 24 accumulators), the
+  // narrower last column block with the same rows.
+  constexpr int R = 6;
+  auto block = [&](Eigen::Index row0, int rows, Eigen::Index j0) {
+    switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
+      case 1: strided_tile<1, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+      case 2: strided_tile<2, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+      case 3: strided_tile<3, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+      default: strided_tile<4, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
+    }
+  };
+  const Eigen::Index row_tiles = (M + R - 1) / R, col_blocks = (N + 31) / 32;
+  for (Eigen::Index outer = 0; outer < (rows_outer ? row_tiles : col_blocks); ++outer)
+    for (Eigen::Index inner = 0; inner < (rows_outer ? col_blocks : row_tiles); ++inner) {
+      const Eigen::Index row0 = (rows_outer ? outer : inner) * R, j0 = (rows_outer ? inner : outer) * 32;
+      block(row0, static_cast<int>(std::min<Eigen::Index>(R, M - row0)), j0);
+    }
+}
+#endif
 
 /// Slopes (a, b) of φ(x) = a·min(x,0) + b·max(x,0) for the piecewise-linear family, which is
 /// evaluated inline; other activations go through Activation::value/derivative.
@@ -292,6 +601,9 @@ struct Network::Tape {
   std::vector<RowMatrix> acts;
   std::vector<RowMatrix> patches;
   RowMatrix g, g_next, dpatch;
+  RowMatrix weights_t, dweights_t;  ///< direct convolutions: Wᵀ (forward) and dWᵀ (backward)
+  RowMatrix in_t, out_t;             ///< direct dense products: an input and a result, transposed
+  Eigen::RowVectorXd bias_row;
   std::vector<RowMatrix> shortcut_g;  ///< backward: gradients waiting at open residual blocks
 };
 
@@ -373,6 +685,17 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
         const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
         const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
+#ifdef EMERGENT_DIRECT_CONV
+        if (n % 8 == 0) {  // zᵀ = W·hᵀ with the examples along the vectors: W is read once, unpacked
+          t.in_t = in.transpose();
+          t.out_t.resize(n_out, n);
+          strided_product(W.data(), n_in, 1, n_out, n_in, t.in_t.data(), n, n, scale, false, t.out_t.data(), n, true);
+          out = t.out_t.transpose();
+          if (block.bias_size > 0)
+            out.rowwise() += layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out);
+          break;
+        }
+#endif
         // z = (W/√n_in)·ω·h + B·β: the GEMM accumulates onto the broadcast bias (one pass
         // over z fewer than adding it afterwards, and no zero fill).
         if (block.bias_size > 0) {
@@ -387,6 +710,25 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
       case LayerKind::Conv: {
         const ParameterBlock& block = blocks_[b++];
         const ConvGeometry g = conv_geometry(layer, in_shape, out_shape);
+#ifdef EMERGENT_DIRECT_CONV
+        if (g.out_c % 8 == 0) {  // no im2col: the taps are read in place
+          const ConvTaps taps = conv_taps(g);
+          const ConstRowMap W(parameters_.data() + block.weight_offset, g.out_c, g.patch());
+          t.weights_t = W.transpose();
+          const double scale = layer.w_std / std::sqrt(static_cast<double>(g.patch()));
+          const double* add = nullptr;
+          if (block.bias_size > 0) {
+            t.bias_row = layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, g.out_c);
+            add = t.bias_row.data();
+          }
+          gather_product(in.data(), in_shape.size(), g.in_c, taps.taps.data(), g.in_h * g.in_w,
+                         static_cast<int>(g.out_pixels()), g.fh * g.fw, t.weights_t.data(), g.out_c,
+                         static_cast<Eigen::Index>(g.in_c) * g.out_c, n * g.out_pixels(), g.out_c, scale, add,
+                         out.data());
+          t.patches[l].resize(0, 0);
+          break;
+        }
+#endif
         im2col(in.data(), n, g, t.patches[l]);
         const ConstRowMap W(parameters_.data() + block.weight_offset, g.out_c, g.patch());
         const double scale = layer.w_std / std::sqrt(static_cast<double>(g.patch()));
@@ -451,11 +793,33 @@ void Network::run_backward(Tape& t, const double* cotangent, double* out, double
         const Eigen::Index n_in = in_shape.size(), n_out = layer.width;
         const ConstRowMap W(parameters_.data() + block.weight_offset, n_out, n_in);
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
+        RowMap gW(out + block.weight_offset, n_out, n_in);
+#ifdef EMERGENT_DIRECT_CONV
+        if (n_in % 8 == 0) {  // the weight update unpacked, the input units along the vectors
+          if (need_input_grad) {  // before the weights change; Eigen's packed GEMM is faster for g·W
+            t.g_next.resize(n, n_in);
+            t.g_next.noalias() = scale * t.g * W;
+          }
+          // W −= η·scale·gᵀ·h (or the gradient scale·gᵀ·h), the input units along the vectors
+          const bool descend = descent != 0.0;
+          strided_product(t.g.data(), 1, n_out, n_out, n, t.acts[l].data(), n_in, n_in,
+                          descend ? -descent * scale : scale, descend, out + block.weight_offset, n_in, true);
+          if (block.bias_size > 0) {
+            Eigen::Map<Eigen::RowVectorXd> gb(out + block.bias_offset, n_out);
+            if (!descend) {
+              gb.noalias() = layer.b_std * t.g.colwise().sum();
+            } else {
+              gb.noalias() -= (descent * layer.b_std) * t.g.colwise().sum();
+            }
+          }
+          if (need_input_grad) t.g.swap(t.g_next);
+          break;
+        }
+#endif
         if (need_input_grad) {  // before the weights change when descending
           t.g_next.resize(n, n_in);
           t.g_next.noalias() = scale * t.g * W;
         }
-        RowMap gW(out + block.weight_offset, n_out, n_in);
         if (descent == 0.0) {
           gW.noalias() = scale * t.g.transpose() * t.acts[l];
         } else {
@@ -478,6 +842,54 @@ void Network::run_backward(Tape& t, const double* cotangent, double* out, double
         const ConstRowMap W(parameters_.data() + block.weight_offset, g.out_c, g.patch());
         const double scale = layer.w_std / std::sqrt(static_cast<double>(g.patch()));
         const ConstRowMap G(t.g.data(), n * g.out_pixels(), g.out_c);
+#ifdef EMERGENT_DIRECT_CONV
+        if (g.out_c % 8 == 0) {  // the forward pass kept no patches: read the taps in place
+          const ConvTaps taps = conv_taps(g);
+          const int F = g.fh * g.fw, P_in = g.in_h * g.in_w, P_out = static_cast<int>(g.out_pixels());
+          if (need_input_grad) {  // before the weights change when descending
+            t.g_next.resize(n, in_shape.size());
+            if (g.in_c % 8 == 0) {
+              gather_product(t.g.data(), static_cast<Eigen::Index>(P_out) * g.out_c, g.out_c, taps.inverse.data(),
+                             P_out, P_in, F, W.data(), g.patch(), g.in_c, n * P_in, g.in_c, scale, nullptr,
+                             t.g_next.data());
+            } else {
+              t.dpatch.resize(n * g.out_pixels(), g.patch());
+              t.dpatch.noalias() = scale * G * W;
+              col2im(t.dpatch, n, g, t.g_next.data());
+            }
+          }
+          RowMap gW(out + block.weight_offset, g.out_c, g.patch());
+          if (g.in_c % 8 == 0) {  // vectors along the input channels, one tap look-up per row
+            t.dweights_t.resize(g.out_c, g.patch());
+            weight_gradient_in(t.acts[l].data(), in_shape.size(), g.in_c, taps.taps.data(), P_out, F, t.g.data(),
+                               n * P_out, g.out_c, t.dweights_t.data());
+            if (descent == 0.0) {
+              gW.noalias() = scale * t.dweights_t;
+            } else {
+              gW.noalias() -= (descent * scale) * t.dweights_t;
+            }
+          } else {  // vectors along the output channels (e.g. the first layer on one input channel)
+            t.dweights_t.resize(g.patch(), g.out_c);
+            weight_gradient(t.acts[l].data(), in_shape.size(), g.in_c, taps.taps.data(), P_out, F, t.g.data(),
+                            n * P_out, g.out_c, t.dweights_t.data());
+            if (descent == 0.0) {
+              gW.noalias() = scale * t.dweights_t.transpose();
+            } else {
+              gW.noalias() -= (descent * scale) * t.dweights_t.transpose();
+            }
+          }
+          if (block.bias_size > 0) {
+            Eigen::Map<Eigen::RowVectorXd> gb(out + block.bias_offset, g.out_c);
+            if (descent == 0.0) {
+              gb.noalias() = layer.b_std * G.colwise().sum();
+            } else {
+              gb.noalias() -= (descent * layer.b_std) * G.colwise().sum();
+            }
+          }
+          if (need_input_grad) t.g.swap(t.g_next);
+          break;
+        }
+#endif
         if (need_input_grad) {  // before the weights change when descending
           t.dpatch.resize(n * g.out_pixels(), g.patch());
           t.dpatch.noalias() = scale * G * W;

@@ -34,6 +34,13 @@ import emergent  # noqa: E402
 KERNEL_TOL = 1e-12
 PREDICT_TOL = 1e-10
 DIAG_TOL = 1e-7   # NT's round-off on K(x, x), Θ(x, x) (see compare_one)
+# The referee for ill-conditioned pixel pairs (--layers only, see referee()): an activation input
+# with 1 − |c| < COLLINEAR_GAP somewhere, as the 50-digit evaluation shows. There the ReLU-family
+# duals depend on √(1 − |c|): one ulp of c moves θ by up to √(2ε) ≈ 2e-8 and Θ by ~1e-9, in any
+# float64 code. Such a row passes if emergent is within REFEREE_TOL of the 50-digit kernels and no
+# farther from them than NT.
+COLLINEAR_GAP = 1e-10
+REFEREE_TOL = 1e-9
 TIMES = [0.5, 3.0, 40.0, math.inf]
 
 # (our spec token, NT layer factory)
@@ -270,6 +277,29 @@ def rel(ours, theirs):
     return float(np.max(np.abs(ours - theirs)) / (scale if scale > 0 else 1.0))
 
 
+def referee(spec, x1, x2, ours, ours_self, theirs, theirs_self, convert):
+    """Both libraries against mp_reference.py's 50-digit kernels, when some activation input pair
+    (two different inputs or pixels) is within COLLINEAR_GAP of collinear. None when the spec has a
+    token the reference does not cover or no pair is that close (then the row fails as before)."""
+    from mp_reference import mp_kernels
+    try:
+        k, t, gap = mp_kernels(spec, x1, x2)
+        ks, ts, gap_self = mp_kernels(spec, x1)
+    except NotImplementedError:
+        return None
+    gap = min(gap, gap_self)
+    if gap >= COLLINEAR_GAP:
+        return None
+
+    def dist(o, os_, tag):
+        return max(rel(np.asarray(o.nngp if tag else convert(o.nngp)), k), rel(np.asarray(o.ntk if tag else convert(o.ntk)), t),
+                   rel(np.asarray(os_.nngp if tag else convert(os_.nngp)), ks),
+                   rel(np.asarray(os_.ntk if tag else convert(os_.ntk)), ts))
+    ours_err, nt_err = dist(ours, ours_self, True), dist(theirs, theirs_self, False)
+    return {"min_gap": gap, "emergent_vs_50_digits": ours_err, "nt_vs_50_digits": nt_err,
+            "accepted": bool(ours_err <= REFEREE_TOL and ours_err <= nt_err)}
+
+
 def compare_one(index, rng, kinds=("mlp", "readout", "pixels"), extended=False, cli=None):
     kind, layers, shape = (random_layers_architecture if extended else random_architecture)(index, rng)
     spec = " ".join(tok for tok, _ in layers)
@@ -281,7 +311,7 @@ def compare_one(index, rng, kinds=("mlp", "readout", "pixels"), extended=False, 
     outputs = int(layers[-1][0].split("(")[1].split(",")[0])  # the last layer is dense/conv(k, …)
     row = {"index": index, "kind": kind, "spec": spec, "shape": list(shape)}
     if kind not in kinds:   # the same random draws, no work: --kinds reruns a subset of one run
-        if kind != "pixels":
+        if kind != "pixels" and not cli:   # the training draws below happen only without --cli
             rng.standard_normal((6,) + shape), rng.standard_normal((6, outputs)), rng.choice([0.5, 1.0, 2.0])
         return None
 
@@ -324,6 +354,12 @@ def compare_one(index, rng, kinds=("mlp", "readout", "pixels"), extended=False, 
         row["nngp_diag"] <= DIAG_TOL and row["ntk_diag"] <= DIAG_TOL
     if "ntk_diag_exact_ours" in row:
         ok = ok and row["ntk_diag_exact_ours"] <= KERNEL_TOL and row["nngp_diag_exact_ours"] <= KERNEL_TOL
+    if not ok and extended:
+        # Only for ill-conditioned (near-)collinear pixel pairs: the 50-digit kernels decide.
+        ref = referee(spec, x1, x2, ours, ours_self, theirs, theirs_self, convert)
+        if ref is not None:
+            row["referee"] = ref
+            ok = ref["accepted"]
 
     if kind != "pixels" and not cli:
         k = outputs
@@ -377,6 +413,11 @@ def main():
         print(f"{i:3d} {r['kind']:8} {fmt(r['nngp'])} {fmt(r['ntk'])} {fmt(r['nngp_diag'])} {fmt(r['ntk_diag'])} "
               f"{fmt(r.get('mean'))} "
               f"{fmt(r.get('covariance'))}  {r['spec']}  {r['shape']}{'' if r['ok'] else '  <-- FAIL'}", flush=True)
+        if "referee" in r:
+            ref = r["referee"]
+            print(f"    referee (50 digits; some pixel pair has 1 - |c| = {ref['min_gap']:.1e} < {COLLINEAR_GAP:g}): "
+                  f"emergent {ref['emergent_vs_50_digits']:.1e}, NT {ref['nt_vs_50_digits']:.1e} -> "
+                  f"{'accepted' if ref['accepted'] else 'not accepted'} (tolerance {REFEREE_TOL:g})", flush=True)
     keys = ("nngp", "ntk", "nngp_diag", "ntk_diag", "mean", "covariance", "nngp_diag_exact_ours",
             "ntk_diag_exact_ours", "nngp_diag_exact_nt", "ntk_diag_exact_nt")
     worst = {key: max([r[key] for r in rows if key in r] or [0.0]) for key in keys}

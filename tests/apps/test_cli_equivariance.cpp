@@ -204,6 +204,60 @@ TEST_CASE("bound violation --output-rep: the equivariant mean violation vanishes
   for (const auto& t : k["per_time"]) CHECK(t["mean_violation_max"].get<double>() > 1e-3);
 }
 
+TEST_CASE("bound group --group cube|icosahedron: the SO(3) bound holds; arguments outside its derivation are refused") {
+  // Pairs on S² × S² and their cross products (equivariant under R ⊕ R → R).
+  std::vector<double> xs = pattern(24, 0.3), zs = pattern(18, 1.1), ys;
+  for (std::vector<double>* v : {&xs, &zs})
+    for (std::size_t i = 0; i < v->size(); i += 3) {
+      const double n = std::sqrt((*v)[i] * (*v)[i] + (*v)[i + 1] * (*v)[i + 1] + (*v)[i + 2] * (*v)[i + 2]);
+      for (int c = 0; c < 3; ++c) (*v)[i + c] /= n;
+    }
+  for (std::size_t r = 0; r < 4; ++r) {
+    const double* u = &xs[6 * r];
+    const double* w = u + 3;
+    for (double c : {u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]}) ys.push_back(c);
+  }
+  const std::string x = write("gx.npy", {4, 6}, xs), y = write("gy.npy", {4, 3}, ys), z = write("gz.npy", {3, 6}, zs);
+  const std::string data = " --train-x " + quote(x) + " --train-y " + quote(y) + " --test-x " + quote(z);
+  for (const char* group : {"cube", "icosahedron"}) {
+    CAPTURE(group);
+    const Run r = run("bound group --arch 'dense(32) relu dense(3)'" + data + " --group " + group +
+                      " --output-rep rotation --rotations 64 --times 10,inf --json");
+    CAPTURE(r.err);
+    REQUIRE(r.code == 0);
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    CHECK(j["group_size"].get<int>() == (std::string(group) == "cube" ? 24 : 60));
+    CHECK(std::abs(j["covering_angle_deg"].get<double>() - (std::string(group) == "cube" ? 62.7994 : 44.4775)) < 1e-3);
+    REQUIRE(j["points"].size() == 6);
+    for (const auto& p : j["points"]) {
+      CHECK(p["measured"].get<double>() > 0);
+      CHECK(p["bound"].get<double>() >= p["measured"].get<double>());
+      CHECK(p["group_defect"].get<double>() < 1e-9);
+      CHECK(p["worst_distance_deg"].get<double>() <= j["covering_angle_deg"].get<double>() + 1e-9);
+    }
+  }
+  // The table form names the group and the covering angle.
+  const Run t = run("bound group --arch 'dense(32) relu dense(3)'" + data + " --group cube --output-rep rotation --rotations 16");
+  REQUIRE(t.code == 0);
+  CHECK(contains(t.out, "cube augmentation (24 rotations)"));
+  CHECK(contains(t.out, "covering angle 62.7994"));
+  // Outside the derivation: both or neither of --order/--group, an output action that does not
+  // extend to SO(3), a non-MLP, a group that does not rotate triples, SO(2)-only options.
+  const std::string base = "bound group --arch 'dense(32) relu dense(3)'" + data;
+  expect_usage_error(run(base + " --group cube --order 4"), {"--order", "--group", "expected one"});
+  expect_usage_error(run(base), {"neither --order nor --group"});
+  expect_usage_error(run("bound group --arch 'dense(32) relu dense(24)'" + data.substr(0, data.find(" --train-y")) +
+                         " --train-y " + quote(write("g24.npy", {4, 24}, pattern(96, 0.5))) + " --test-x " + quote(z) +
+                         " --group cube --output-rep regular"),
+                     {"subgroup_output", "SO(3)"});
+  expect_usage_error(run("bound group --arch 'dense(32) layernorm relu dense(3)'" + data + " --group cube --output-rep rotation"),
+                     {"layernorm", "MLP"});
+  expect_usage_error(run(base + " --group 'rot2(2)' --output-rep trivial"), {"I_m ⊗ R"});
+  expect_usage_error(run(base + " --group cube --scan-points 64"), {"--scan-points", "--order"});
+  expect_usage_error(run(base + " --order 4 --output-rep rotation"), {"--output-rep", "--group"});
+  expect_usage_error(run(base + " --group cube --rotations 0"), {"--rotations"});
+}
+
 TEST_CASE("experiment cross-product at a tiny scale: the NTK limit is B-equivariant, members are not") {
   const fs::path dir = g_dir / "cross";
   const Run r = run("experiment cross-product --scale 0.25 --widths 16 --steps 40 --out " + quote(dir.string()));

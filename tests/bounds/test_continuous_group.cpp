@@ -462,30 +462,3 @@ TEST_CASE("equivariant violation law: S matches the sample covariance of lineari
   const auto inv = invariance_violation_laws(arch, x, y, z, rho, &rho, vo);
   for (const auto& l : inv) CHECK((l.covariance - l.variance * Eigen::MatrixXd::Identity(3, 3)).norm() == 0.0);
 }
-
-TEST_CASE("SO(3) covering angle: Mackenzie's 62.8° for the cube, 180° for cyclic groups, above every Haar sample") {
-  const auto cube = cube_rotations(), ico = icosahedron_rotations();
-  const double deg = 180 / std::numbers::pi;
-  const double theta_cube = so3_covering_angle(cube), theta_ico = so3_covering_angle(ico);
-  // Mackenzie (1958): the largest disorientation of cubic symmetry, 62.7994°.
-  CHECK(std::abs(theta_cube * deg - 62.7994) < 1e-3);
-  CHECK(theta_ico < theta_cube);  // the larger group covers SO(3) more densely
-  CHECK(so3_covering_angle({Eigen::Matrix3d::Identity()}) * deg == doctest::Approx(180).epsilon(1e-6));
-  std::vector<Eigen::Matrix3d> c4;
-  for (int j = 0; j < 4; ++j) c4.push_back(Eigen::AngleAxisd(j * std::numbers::pi / 2, Eigen::Vector3d::UnitZ()).toRotationMatrix());
-  CHECK(so3_covering_angle(c4) * deg == doctest::Approx(180).epsilon(1e-6));
-  // Every Haar sample is within the covering angle, and the samples come close to it.
-  for (const auto& [set, theta] : {std::pair{cube, theta_cube}, std::pair{ico, theta_ico}}) {
-    double worst = 0;
-    for (int i = 0; i < 4000; ++i) {
-      const Eigen::Matrix3d r = haar_rotation(5, 0, static_cast<std::uint64_t>(i));
-      CHECK(std::abs(r.determinant() - 1) < 1e-12);
-      worst = std::max(worst, so3_distance_to_set(r, set));
-    }
-    CHECK(worst <= theta + 1e-12);
-    CHECK(worst > theta - 6 / deg);
-    for (const auto& b : set) CHECK(so3_distance_to_set(b, set) < 1e-6);
-  }
-  CHECK_THROWS_AS(so3_covering_angle({}), std::invalid_argument);
-  CHECK_THROWS_AS(so3_covering_angle({-Eigen::Matrix3d::Identity()}), std::invalid_argument);
-}

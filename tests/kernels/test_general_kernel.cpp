@@ -56,7 +56,7 @@ TEST_CASE("the general path equals the fast paths on the classic layers") {
     const Architecture arch = Architecture::parse(spec);
     const Inputs a = inputs(shape, 4, 1), b = inputs(shape, 3, 2);
     const Kernels fast = kernels(arch, a, b), general = general_kernels(arch, a, &b);
-    CHECK(general.summary.path == "general");
+    CHECK(general.summary.path.rfind("general", 0) == 0);
     CHECK(rel(general.nngp, fast.nngp) < 1e-13);
     CHECK(rel(general.ntk, fast.ntk) < 1e-13);
     const Kernels fs = kernels(arch, a), gs = general_kernels(arch, a, nullptr);
@@ -87,6 +87,9 @@ TEST_CASE("avgpool over the whole image followed by flatten is gap; avgpool(1x1)
     const Kernels kg = kernels(g, a, b), kp = general_kernels(p, a, &b);
     CHECK(rel(kp.nngp, kg.nngp) < 1e-13);
     CHECK(rel(kp.ntk, kg.ntk) < 1e-13);
+    const Kernels ks = kernels(p, a, b);  // the offset slices, one stage per pool
+    CHECK(rel(ks.nngp, kg.nngp) < 1e-13);
+    CHECK(rel(ks.ntk, kg.ntk) < 1e-13);
     const Architecture one = Architecture::parse(body + " avgpool(1x1) flatten dense(1)");
     const Kernels ko = general_kernels(one, a, &b), kf = kernels(Architecture::parse(body + " flatten dense(1)"), a, b);
     CHECK(rel(ko.nngp, kf.nngp) < 1e-13);
@@ -144,6 +147,9 @@ TEST_CASE("avgpool: every padding and stride equals the window average of the pi
               }
     CHECK(rel(k.nngp, expect_s) < 1e-13);
     CHECK(rel(k.ntk, expect_t) < 1e-13);
+    const SpatialKernels f = spatial_kernels(arch, a, b);  // the offset slices
+    CHECK(rel(f.nngp, expect_s) < 1e-13);
+    CHECK(rel(f.ntk, expect_t) < 1e-13);
   }
 }
 
@@ -250,15 +256,105 @@ TEST_CASE("general path: bitwise independent of the thread count; symmetric; ref
   CHECK_FALSE(uses_general_path(Architecture::parse("conv(2, 3x3) relu gap dense(1)")));
 }
 
-TEST_CASE("Myrtle-5 runs on a 32x32x3 image and is homogeneous of degree 2 (bias-free ReLU)") {
+TEST_CASE("Myrtle-5 runs on a 32x32x3 image, equals the general path and is homogeneous of degree 2 (bias-free ReLU)") {
   const std::string c = "conv(1, 3x3, w=1.4142135623730951) relu ", p = "avgpool(2x2, stride=2) ";
   const Architecture myrtle5 = Architecture::parse(c + c + p + c + p + c + p + p + p + "flatten dense(10, w=1.4142135623730951)");
   const Inputs x = inputs(ExampleShape::image_hwc(32, 32, 3), 1, 16);
   const Inputs x2(RowMatrix(2.0 * x.x), x.shape);
   const Kernels k = kernels(myrtle5, x), k2 = kernels(myrtle5, x2);
-  CHECK(k.summary.path == "general");
+  CHECK(k.summary.path == "pixel-pairs");  // the offset slices of the fast engine, stage by stage
+  const Kernels g = general_kernels(myrtle5, x, nullptr);
+  CHECK(std::abs(g.nngp(0, 0) - k.nngp(0, 0)) < 1e-13 * g.nngp(0, 0));
+  CHECK(std::abs(g.ntk(0, 0) - k.ntk(0, 0)) < 1e-13 * g.ntk(0, 0));
   CHECK(k.nngp(0, 0) > 0);
   CHECK(k.ntk(0, 0) > k.nngp(0, 0));  // Θ = Σ + (positive terms) for this network
   CHECK(std::abs(k2.nngp(0, 0) - 4 * k.nngp(0, 0)) < 1e-14 * k2.nngp(0, 0));
   CHECK(std::abs(k2.ntk(0, 0) - 4 * k.ntk(0, 0)) < 1e-14 * k2.ntk(0, 0));
+}
+
+TEST_CASE("pixel pairs collinear by construction (one channel, 1x1 conv, layer norm) give the exact ReLU kernel") {
+  // Σ_conv(a, b) = x_a·y_b: every pixel pair of every input pair is collinear, and after the layer
+  // norm c = ±1 exactly. The ReLU dual at c = +1 is E[relu(u)relu(v)] = √(q1q2)/2 with derivative
+  // factor 1/2, at c = −1 both are 0, so Σ_relu(a, b) = ½√(l_a m_b)·[x_a y_b > 0] with
+  // l_a = x_a²/(ε + x_a²), and Θ_relu = ½·[x_a y_b > 0]·Θ_ln = Σ_relu (Θ of the first layer is its Σ). Without the collinear snap one ulp of round-off in c
+  // gives θ ≈ 1.5e-8 and an error of ~1e-9 here (python/compare/mp_reference.py, 50 digits).
+  const ExampleShape one = ExampleShape::image_hwc(5, 4, 1);
+  const Inputs a = inputs(one, 3, 21), b = inputs(one, 2, 22);
+  const SpatialKernels k = spatial("conv(8, 1x1, b=0) layernorm relu conv(1, 1x1)", a, b);
+  std::vector<double> es(k.nngp.size()), et(k.ntk.size());
+  auto l = [](double v) { return v * v / (1e-12 + v * v); };
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j)
+      for (int p = 0; p < 20; ++p)
+        for (int q = 0; q < 20; ++q) {
+          const double xa = a.x(i, p), yb = b.x(j, q);
+          const double s = xa * yb > 0 ? 0.5 * std::sqrt(l(xa) * l(yb)) : 0.0;
+          const std::size_t at = k.index(i, j, p / 4, p % 4, q / 4, q % 4);
+          es[at] = s;       // conv(1, 1x1): Σ' = Σ_relu
+          et[at] = 2 * s;   // Θ' = Σ' + Θ_relu = 2Σ_relu
+        }
+  CHECK(rel(k.nngp, es) < 1e-14);
+  CHECK(rel(k.ntk, et) < 1e-14);
+  // The same through a flatten readout: the mean of the pixel diagonal.
+  const Kernels r = general_kernels(Architecture::parse("conv(8, 1x1, b=0) layernorm relu flatten dense(1)"), a, &b);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j) {
+      double s = 0;
+      for (int p = 0; p < 20; ++p) s += es[k.index(i, j, p / 4, p % 4, p / 4, p % 4)] / 20;
+      CHECK(std::abs(r.nngp(i, j) - s) <= 1e-14 * std::max(s, 1e-3));
+      CHECK(std::abs(r.ntk(i, j) - 2 * s) <= 2e-14 * std::max(s, 1e-3));
+    }
+}
+
+TEST_CASE("pixel-diagonal route: layernorm and residual networks with a flatten readout equal the all-pairs path") {
+  const Inputs a = inputs(kImage, 4, 31), b = inputs(kImage, 3, 32);
+  for (const std::string spec :
+       {"conv(6, 3x3, b=0.2) layernorm residual(relu conv(6, 3x3, padding=circular, w=1.3)) erf flatten dense(2)",
+        "conv(4, 2x3, padding=circular) residual(abs conv(4, 3x3, b=0.1) layernorm) relu flatten dense(3) relu dense(1)",
+        "conv(5, 3x3, padding=valid, w=1.4) residual(gelu conv(5, 1x1) residual(relu conv(5, 2x2, padding=same))) "
+        "layernorm abrelu(-0.3, 1.1) conv(3, 2x2, padding=valid) erf flatten dense(1, b=0.5)",
+        "conv(3, 3x3) relu conv(3, 3x3) layernorm relu flatten dense(1)"}) {
+    CAPTURE(spec);
+    const Architecture arch = Architecture::parse(spec);
+    const Kernels d = general_kernels(arch, a, &b), all = general_kernels(arch, a, &b, {}, GeneralRoute::AllPairs);
+    CHECK(d.summary.path == "general, pixel-diagonal");
+    CHECK(all.summary.path == "general");
+    CHECK(rel(d.nngp, all.nngp) < 1e-13);
+    CHECK(rel(d.ntk, all.ntk) < 1e-13);
+    const Kernels ds = general_kernels(arch, a, nullptr), alls = general_kernels(arch, a, nullptr, {}, GeneralRoute::AllPairs);
+    CHECK(rel(ds.nngp, alls.nngp) < 1e-13);
+    CHECK(rel(ds.ntk, alls.ntk) < 1e-13);
+    CHECK(ds.nngp == ds.nngp.transpose());
+    // kernels() routes here and takes the diagonal route too.
+    CHECK(kernels(arch, a, b).summary.path == "general, pixel-diagonal");
+  }
+  // avgpool (each pixel of a pair has its own window) and gap (reads all pairs) stay on all pairs.
+  for (const std::string spec : {"conv(4, 3x3) layernorm relu avgpool(2x2) flatten dense(1)",
+                                 "conv(4, 3x3) residual(relu conv(4, 3x3)) relu gap dense(1)"}) {
+    CAPTURE(spec);
+    CHECK(general_kernels(Architecture::parse(spec), a, &b).summary.path == "general");
+  }
+}
+
+TEST_CASE("general path: bias-free ReLU-family networks are rescaled; 1e-100 inputs give c^2 times the scale-1 kernel") {
+  const Inputs a = inputs(kImage, 3, 41), b = inputs(kImage, 2, 42);
+  for (const double c : {1e-100, 1e100, 3e-30}) {
+    CAPTURE(c);
+    const Inputs ac(RowMatrix(c * a.x), a.shape), bc(RowMatrix(c * b.x), b.shape);
+    for (const std::string spec : {"conv(4, 3x3) residual(abs conv(4, 3x3, padding=circular)) relu flatten dense(1)",
+                                   "conv(4, 3x3) residual(leaky_relu(0.1) conv(4, 2x2)) relu avgpool(2x2) conv(2, 2x2) relu gap dense(1)"}) {
+      CAPTURE(spec);
+      const Architecture arch = Architecture::parse(spec);
+      const Kernels k = general_kernels(arch, a, &b), kc = general_kernels(arch, ac, &bc);
+      CHECK(rel(kc.nngp, (c * c) * k.nngp) < 1e-13);
+      CHECK(rel(kc.ntk, (c * c) * k.ntk) < 1e-13);
+      const Kernels ks = general_kernels(arch, a, nullptr), kcs = general_kernels(arch, ac, nullptr);
+      CHECK(rel(kcs.ntk, (c * c) * ks.ntk) < 1e-13);
+    }
+  }
+  // Control: with a bias the kernel is not homogeneous and no rescaling applies (1e-100 inputs then
+  // see only the bias: K → the kernel of zero inputs).
+  const Architecture biased = Architecture::parse("conv(4, 3x3, b=0.5) residual(relu conv(4, 3x3)) relu flatten dense(1)");
+  const Inputs tiny(RowMatrix(1e-100 * a.x), a.shape), zero(RowMatrix(RowMatrix::Zero(a.x.rows(), a.x.cols())), a.shape);
+  CHECK(rel(general_kernels(biased, tiny, nullptr).nngp, general_kernels(biased, zero, nullptr).nngp) < 1e-13);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 #include <emergent/kernels/activation_dual.hpp>
 #include <emergent/kernels/kernel.hpp>
+#include <emergent/kernels/general_kernel.hpp>
 #include <emergent/core/random.hpp>
 
 using namespace emergent;
@@ -625,6 +626,44 @@ ReferenceKernel reference_pair(const Architecture& arch, const double* x, const 
       }
       H = Ho;
       W = Wo;
+    } else if (L.kind == LayerKind::AvgPool) {
+      // Each pixel of a pair averages over its own window (NT's AvgPool kernel).
+      const int Ho = pooled_size(H, L.filter_h, L.stride_h, L.padding), Wo = pooled_size(W, L.filter_w, L.stride_w, L.padding);
+      const int ph = pooled_pad_before(H, L.filter_h, L.stride_h, L.padding);
+      const int pw = pooled_pad_before(W, L.filter_w, L.stride_w, L.padding);
+      auto source = [&](int o, int s, int stride, int pad, int n) {
+        int i = o * stride + s - pad;
+        if (L.padding == Padding::Circular) return ((i % n) + n) % n;
+        return (i < 0 || i >= n) ? -1 : i;
+      };
+      const int Pi = H * W, Po = Ho * Wo;
+      const double norm = 1.0 / (double(L.filter_h) * L.filter_w * L.filter_h * L.filter_w);
+      auto pool = [&](const std::vector<double>& in) {
+        std::vector<double> out(static_cast<std::size_t>(Po) * Po, 0.0);
+        for (int o1 = 0; o1 < Ho; ++o1)
+          for (int p1 = 0; p1 < Wo; ++p1)
+            for (int o2 = 0; o2 < Ho; ++o2)
+              for (int p2 = 0; p2 < Wo; ++p2) {
+                double acc = 0;
+                for (int a1 = 0; a1 < L.filter_h; ++a1)
+                  for (int b1 = 0; b1 < L.filter_w; ++b1)
+                    for (int a2 = 0; a2 < L.filter_h; ++a2)
+                      for (int b2 = 0; b2 < L.filter_w; ++b2) {
+                        const int i1 = source(o1, a1, L.stride_h, ph, H), j1 = source(p1, b1, L.stride_w, pw, W);
+                        const int i2 = source(o2, a2, L.stride_h, ph, H), j2 = source(p2, b2, L.stride_w, pw, W);
+                        if (i1 < 0 || i2 < 0 || j1 < 0 || j2 < 0) continue;
+                        acc += in[static_cast<std::size_t>(i1 * W + j1) * Pi + i2 * W + j2];
+                      }
+                out[static_cast<std::size_t>(o1 * Wo + p1) * Po + o2 * Wo + p2] = norm * acc;
+              }
+        return out;
+      };
+      k11 = pool(k11);
+      k22 = pool(k22);
+      k12 = pool(k12);
+      t12 = pool(t12);
+      H = Ho;
+      W = Wo;
     } else if (L.kind == LayerKind::Activation && pixels) {
       const ActivationDual dual(L.activation);
       const int P = H * W;
@@ -763,4 +802,87 @@ TEST_CASE("the optimised kernel paths equal a straightforward reference recursio
     const bool spatial = std::string(spec).find("dense") == std::string::npos;
     check_against_reference(spec, x5, y5, spatial);
   }
+}
+
+namespace {
+// A random avgpool on an H × W map: windows 1–3 (odd and even), strides 1–3, every padding,
+// `valid` only where the window fits.
+std::string random_pool(std::uint64_t& state, int* H, int* W) {
+  auto next = [&](int n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<int>((state >> 33) % static_cast<std::uint64_t>(n));
+  };
+  int kh = 1 + next(3), kw = 1 + next(3);
+  const int sh = 1 + next(3), sw = 1 + next(3);
+  const char* paddings[] = {"valid", "same", "circular"};
+  std::string pad = paddings[next(3)];
+  if (pad != "same") kh = std::min(kh, *H), kw = std::min(kw, *W);
+  const Padding p = pad == "valid" ? Padding::Valid : pad == "same" ? Padding::Same : Padding::Circular;
+  *H = pooled_size(*H, kh, sh, p);
+  *W = pooled_size(*W, kw, sw, p);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "avgpool(%dx%d, stride=%dx%d, padding=%s) ", kh, kw, sh, sw, pad.c_str());
+  return buf;
+}
+}  // namespace
+
+TEST_CASE("avgpool on the offset slices equals the reference recursion and the general path to 1e-13") {
+  std::uint64_t state = 77;
+  int seed = 0;
+  int sliced = 0;
+  for (int round = 0; round < 24; ++round) {
+    const int H = 3 + round % 4, W = 3 + (round / 4) % 4, C = 1 + round % 2;
+    const Inputs x = random_images(3, H, W, C, 1300 + seed++), y = random_images(2, H, W, C, 1300 + seed++);
+    int h = H, w = W, ho = 0, wo = 0;
+    std::string body = round % 4 == 3 ? "" : random_conv_stack(state, h, w, false, &ho, &wo);
+    if (!body.empty()) h = ho, w = wo;
+    body += random_pool(state, &h, &w);
+    if (round % 2 == 0) {  // a second stage: convs after the pool, sometimes another pool
+      body += random_conv_stack(state, h, w, false, &ho, &wo);
+      h = ho, w = wo;
+      if (round % 3 == 0) body += random_pool(state, &h, &w);
+    }
+    const Architecture probe = Architecture::parse(body + "gap dense(1)");
+    sliced += uses_general_path(probe) ? 0 : 1;
+    const char* readouts[] = {"gap dense(2, b=0.2) relu dense(1)", "flatten dense(3) erf dense(1)", "gap dense(1)"};
+    const std::string spec = body + readouts[round % 3];
+    check_against_reference(spec, x, y, false);
+    const Architecture arch = Architecture::parse(spec);
+    const Kernels fast = kernels(arch, x, y), general = general_kernels(arch, x, &y);
+    CHECK(test::max_abs(fast.nngp - general.nngp) <= 1e-13 * test::max_abs(general.nngp));
+    CHECK(test::max_abs(fast.ntk - general.ntk) <= 1e-13 * test::max_abs(general.ntk));
+    if (round % 3 == 1 && body.find("conv") != std::string::npos)  // no readout: pixel-indexed
+      check_against_reference(body.substr(0, body.size() - 1), x, y, true);
+  }
+  CHECK(sliced >= 18);  // most of them really ran on the slices
+  // Myrtle-style: pools down to one pixel, then flatten; every readout of one pooled stack.
+  const Inputs x8 = random_images(3, 8, 8, 2, 81), y8 = random_images(2, 8, 8, 2, 82);
+  const std::string c = "conv(2, 3x3, w=1.4) relu ", p = "avgpool(2x2, stride=2) ";
+  for (const std::string& spec : {c + c + p + c + p + p + "flatten dense(1)", c + p + c + p + "gap dense(1)",
+                                 c + "avgpool(3x3, stride=2, padding=same) " + c + "flatten dense(1)"}) {
+    check_against_reference(spec, x8, y8, false);
+    const Architecture arch = Architecture::parse(spec);
+    CHECK(kernels(arch, x8).summary.path == "pixel-pairs");
+  }
+  check_against_reference(c + p + c + "avgpool(3x2, stride=1x2, padding=circular) conv(2, 2x2, padding=valid)", x8,
+                          y8, true);
+}
+
+TEST_CASE("avgpool on the slices: bitwise the same at any thread count; x against x has the symmetric diagonal") {
+  const Architecture arch = Architecture::parse(
+      "conv(2, 3x3, b=0.2) relu avgpool(2x2, stride=2) conv(2, 3x3) erf avgpool(3x3, stride=2, padding=same) "
+      "gap dense(2) relu dense(1)");
+  const Inputs x = random_images(7, 9, 8, 2, 91);
+  KernelOptions one, two;
+  one.threads = 1;
+  two.threads = 2;
+  const Kernels k1 = kernels(arch, x, one), k2 = kernels(arch, x, two);
+  CHECK(k1.nngp == k2.nngp);
+  CHECK(k1.ntk == k2.ntk);
+  CHECK(k1.nngp == k1.nngp.transpose());
+  CHECK(k1.summary.path == "pixel-pairs");
+  const Kernels kx = kernels(arch, x, x, two);  // same points, not symmetric: the same self sums
+  CHECK(kx.nngp.diagonal() == k1.nngp.diagonal());
+  CHECK(test::max_abs(kx.nngp - k1.nngp) <= 1e-14 * test::max_abs(k1.nngp));
+  CHECK(streams_in_bands(arch, x.shape));
 }

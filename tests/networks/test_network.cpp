@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -119,6 +120,14 @@ TEST_CASE("vjp matches central finite differences for every layer kind") {
       {"conv(3, 3x3, padding=circular) erf conv(2, 1x3, padding=valid, b=0.2)", kImage},
       {"conv(3, 2x2, padding=circular) relu conv(2, 4x3, padding=same, w=0.7)", kImage},
       {"conv(3, 3x3, padding=valid, b=1) abs gap", kImage},
+      // channel counts that are multiples of 8 take the direct (no im2col) kernels: 8/16/24/40
+      // output channels (one to five vector columns), inputs of 2, 3 (fallbacks) and 8–40 channels
+      {"conv(8, 3x3, padding=same, b=0.1) relu conv(16, 2x3, padding=valid) tanh flatten dense(2)", kImage},
+      {"conv(3, 3x2, padding=circular) gelu conv(8, 2x2, padding=same, b=0.3) relu conv(24, 3x3, padding=circular) "
+       "gap dense(2)",
+       kImage},
+      {"conv(40, 3x3, padding=circular, b=0.2) erf conv(8, 1x3, padding=valid) relu conv(8, 4x3, padding=same)",
+       kImage},
       {"flatten dense(3, b=0.4) relu dense(2)", kImage},
       {"gap dense(3) erf dense(2, b=1)", kImage},
   };
@@ -128,6 +137,48 @@ TEST_CASE("vjp matches central finite differences for every layer kind") {
     CHECK(r.probes > 0);
     CHECK(r.max_error < 1e-6);
   }
+}
+
+TEST_CASE("batches and widths that are multiples of 8 (the unpacked dense products) pass the same checks") {
+  // n % 8 == 0 takes the register-blocked forward product, fan-in % 8 == 0 the unpacked weight
+  // update; 12 inputs and 5 examples fall back to Eigen's GEMMs.
+  const std::vector<std::string> specs = {"dense(24, b=0.3) relu dense(16) tanh dense(8, b=0.1) erf dense(3)",
+                                          "dense(40, b=0.2) gelu dense(12) relu dense(2)"};
+  for (const std::string& spec : specs)
+    for (Eigen::Index n : {Eigen::Index(5), Eigen::Index(8), Eigen::Index(16)}) {
+      CAPTURE(spec);
+      CAPTURE(n);
+      const FdResult r = finite_difference_check(spec, ExampleShape::vector(16), 13, n);
+      CHECK(r.probes > 0);
+      CHECK(r.max_error < 1e-6);
+      // The first layer against its definition z = b·β + w/√d·W·x, summed by loops.
+      const Network one(Architecture::parse("dense(24, w=1.3, b=0.3)"), ExampleShape::vector(16), 14);
+      const Inputs x = random_inputs(ExampleShape::vector(16), n, 15);
+      const RowMatrix z = one.forward(x);
+      const double* W = one.parameters().data();
+      const double* beta = W + one.blocks()[0].bias_offset;
+      double err = 0;
+      for (Eigen::Index e = 0; e < n; ++e)
+        for (int o = 0; o < 24; ++o) {
+          double sum = 0;
+          for (int k = 0; k < 16; ++k) sum += W[o * 16 + k] * x.x(e, k);
+          err = std::max(err, std::abs(z(e, o) - (0.3 * beta[o] + 1.3 / 4.0 * sum)));
+        }
+      CHECK(err <= 1e-14 * (1.0 + z.cwiseAbs().maxCoeff()));
+      // descent_step is θ − η·∇L on these paths too.
+      Network fused(Architecture::parse(spec), ExampleShape::vector(16), 16);
+      const Network reference = fused;
+      const RowMatrix y = gaussian(n, fused.output_shape().size(), 17);
+      Eigen::VectorXd grad;
+      reference.mse_loss_gradient(x, y, grad);
+      const Eigen::VectorXd expected = reference.parameters() - 0.7 * grad;
+      fused.mse_descent_step(x, y, 0.7);
+      CHECK((fused.parameters() - expected).cwiseAbs().maxCoeff() <= 1e-14 * expected.cwiseAbs().maxCoeff());
+    }
+  const FdResult r = finite_difference_check("conv(8, 3x3, padding=circular, b=0.1) relu flatten dense(8, b=0.2) relu dense(2)",
+                                             kImage, 19, 8);
+  CHECK(r.probes > 0);
+  CHECK(r.max_error < 1e-6);
 }
 
 TEST_CASE("jacobian rows are vjps of one-hot cotangents") {
@@ -192,6 +243,58 @@ TEST_CASE("empirical NTK equals the mean of J_j J_j^T over outputs and is symmet
     REQUIRE(cross.rows() == 2);
     REQUIRE(cross.cols() == 3);
     CHECK((cross - theta.block(0, 2, 2, 3)).norm() <= 1e-12 * theta.norm());
+  }
+}
+
+TEST_CASE("convolutions equal their definition summed term by term, for every padding and channel count") {
+  // z[e, oh, ow, o] = b_std·β_o + w_std/√(FH·FW·C_in)·Σ_{fh, fw, c} W[o, fh, fw, c]·x[e, ih, iw, c] with
+  // ih = oh + fh − pad_h (docs/conventions.md §2: `same` pads (F−1)//2 before; `circular` wraps;
+  // `valid` has no offset), evaluated by plain loops. Covers the im2col route (3 channels) and
+  // the direct kernels (8, 16, 24, 40: column blocks of 8 to 32 and a remainder).
+  for (const char* padding : {"same", "valid", "circular"}) {
+    for (int c_in : {1, 3, 8, 40}) {
+      for (int c_out : {3, 8, 16, 24, 40}) {
+        const ExampleShape img = ExampleShape::image_hwc(5, 6, c_in);
+        const int fh = 3, fw = 2;
+        const std::string spec = "conv(" + std::to_string(c_out) + ", 3x2, padding=" + padding + ", w=1.1, b=0.3)";
+        CAPTURE(spec);
+        CAPTURE(c_in);
+        const Network net(Architecture::parse(spec), img, 17);
+        const Inputs x = random_inputs(img, 3, 18);
+        const RowMatrix z = net.forward(x);
+        const ExampleShape out = net.output_shape();
+        const bool valid = std::string(padding) == "valid", circular = std::string(padding) == "circular";
+        const int pad_h = valid ? 0 : (fh - 1) / 2, pad_w = valid ? 0 : (fw - 1) / 2;
+        REQUIRE(out.height == (valid ? 5 - fh + 1 : 5));
+        const double* W = net.parameters().data() + net.blocks()[0].weight_offset;
+        const double* beta = net.parameters().data() + net.blocks()[0].bias_offset;
+        const double scale = 1.1 / std::sqrt(static_cast<double>(fh * fw * c_in));
+        double err = 0, norm = 0;
+        for (int e = 0; e < 3; ++e)
+          for (int oh = 0; oh < out.height; ++oh)
+            for (int ow = 0; ow < out.width; ++ow)
+              for (int o = 0; o < c_out; ++o) {
+                double sum = 0;
+                for (int a = 0; a < fh; ++a)
+                  for (int b = 0; b < fw; ++b) {
+                    int ih = oh + a - pad_h, iw = ow + b - pad_w;
+                    if (circular) {
+                      ih = (ih + 5) % 5;
+                      iw = (iw + 6) % 6;
+                    } else if (ih < 0 || ih >= 5 || iw < 0 || iw >= 6) {
+                      continue;
+                    }
+                    for (int c = 0; c < c_in; ++c)
+                      sum += W[((o * fh + a) * fw + b) * c_in + c] * x.x(e, (ih * 6 + iw) * c_in + c);
+                  }
+                const double expect = 0.3 * beta[o] + scale * sum;
+                err = std::max(err, std::abs(z(e, (oh * out.width + ow) * c_out + o) - expect));
+                norm = std::max(norm, std::abs(expect));
+              }
+        CHECK(norm > 0.1);
+        CHECK(err <= 1e-13 * norm);
+      }
+    }
   }
 }
 

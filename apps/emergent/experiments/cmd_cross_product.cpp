@@ -19,7 +19,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <emergent/bounds/continuous_group.hpp>
+#include <emergent/bounds/so3_bound.hpp>
 #include <emergent/core/random.hpp>
 #include <emergent/dynamics/gradient_flow.hpp>
 #include <emergent/kernels/kernel.hpp>
@@ -226,7 +226,6 @@ void run_cross_product(const CrossArgs& a) {
   const GradientFlow flow(train.ntk, MatrixXd(), aug.y, gopt);
   const Kernels cross = kernels(ntk_arch, probes, aug.x, kopt);
   const auto mu = flow.mean(times, cross.ntk);
-  const auto alpha = flow.mean(times, MatrixXd::Identity(aug.x.count(), aug.x.count()));  // μ = Θ(·, X)α
   const Kernels train_plain = kernels(ntk_arch, x, kopt);
   const GradientFlow flow_plain(train_plain.ntk, MatrixXd(), y, gopt);
   const auto mu_plain = flow_plain.mean(times, kernels(ntk_arch, probes, x, kopt).ntk);
@@ -239,46 +238,34 @@ void run_cross_product(const CrossArgs& a) {
     rows.push_back({"ntk_not_augmented", "off", "", 0, 0, times[t], violation(probe_off, p_off)});
   }
 
-  // ---- the SO(3) bound of docs/continuous_bound_derivation.md §9 (MLP kernels, exact B-equivariance) ----
-  // ‖μ(gz) − R_g μ(z)‖ ≤ ‖f‖_Θ·√(2(Θ(z,z) − Θ(z,w))) + 2 sin(θ_B/2)·‖μ(z)‖, w: ‖w‖ = ‖z‖, z·w = ‖z‖² cos θ_B.
+  // ---- the SO(3) bound of docs/continuous_bound_derivation.md §9 (so3_group_bound, also behind
+  // `emergent bound group --group`): same training set, the same Haar rotations plus B's deepest holes ----
   struct BoundRow {
     std::string manifold;
     double time, bound_max, measured_max, ratio_min;
   };
   std::vector<BoundRow> bounds;
-  const double kappa = 2 * std::sin(theta_b / 2);
-  for (std::size_t t = 0; t < times.size(); ++t) {
-    const MatrixXd& al = alpha[t];
-    const double f_norm = std::sqrt(std::max(0.0, (al.transpose() * train.ntk * al).trace()));
-    for (const auto* pr : {&probe_on, &probe_off}) {
-      const Index offset = pr == &probe_on ? 0 : rows_on;
-      const RowMatrix& z = pr == &probe_on ? on : off;
-      RowMatrix w(z.rows(), 6);
-      for (Index i = 0; i < z.rows(); ++i) {
-        // A unit vector orthogonal to z_i (any: MLP kernels see only norms and the dot product).
-        const Eigen::VectorXd zi = z.row(i).transpose();
-        Eigen::VectorXd e = Eigen::VectorXd::Unit(6, 0);
-        if (std::fabs(zi.normalized()[0]) > 0.9) e = Eigen::VectorXd::Unit(6, 1);
-        Eigen::VectorXd perp = e - zi.dot(e) / zi.squaredNorm() * zi;
-        perp *= zi.norm() / perp.norm();
-        w.row(i) = (std::cos(theta_b) * zi + std::sin(theta_b) * perp).transpose();
-      }
-      const MatrixXd kzz = kernels(ntk_arch, Inputs(z, shape), kopt).ntk;
-      const MatrixXd kzw = kernels(ntk_arch, Inputs(z, shape), Inputs(w, shape), kopt).ntk;
-      const MatrixXd f = mu[t].middleRows(offset, pr->rows.rows());
+  So3BoundOptions sopt;
+  sopt.times = times;
+  sopt.flow = gopt;
+  sopt.kernel = kopt;
+  sopt.haar_rotations = n_haar;
+  sopt.seed = a.seed;
+  RowMatrix both(2 * n_test, 6);
+  both << on, off;
+  const So3BoundResult so3 = so3_group_bound(ntk_arch, x, y, Inputs(both, shape), bx, by, sopt);
+  const double kappa = so3.kappa;
+  for (std::size_t t = 0; t < times.size(); ++t)
+    for (int part = 0; part < 2; ++part) {
       double bmax = 0, mmax = 0, rmin = INFINITY;
-      for (Index i = 0; i < z.rows(); ++i) {
-        const double d2 = std::max(0.0, 2 * (kzz(i, i) - kzw(i, i)));
-        const double bound = f_norm * std::sqrt(d2) + kappa * f.row(i).norm();
-        double measured = 0;
-        for (int j = 1; j <= pr->haar; ++j) measured = std::max(measured, block_violation(*pr, f, j)[i]);
-        bmax = std::max(bmax, bound);
-        mmax = std::max(mmax, measured);
-        if (measured > 0) rmin = std::min(rmin, bound / measured);
+      for (Index i = part * n_test; i < (part + 1) * n_test; ++i) {
+        const So3BoundPoint& p = so3.at(t, i);
+        bmax = std::max(bmax, p.bound);
+        mmax = std::max(mmax, p.measured);
+        if (p.measured > 0) rmin = std::min(rmin, p.ratio);
       }
-      bounds.push_back({pr == &probe_on ? "on" : "off", times[t], bmax, mmax, rmin});
+      bounds.push_back({part == 0 ? "on" : "off", times[t], bmax, mmax, rmin});
     }
-  }
 
   // ---- finite-width ensembles, trained on the same augmented set ----
   std::vector<int> sizes;

@@ -156,23 +156,7 @@ ContinuousBoundResult continuous_group_bound(const Architecture& arch, const Inp
                                              const RowMatrix& train_y, const Inputs& test_x,
                                              const ContinuousBoundOptions& options = {});
 
-// ---- finite subgroups of SO(3) (docs/continuous_bound_derivation.md §9) ---------------------------
-
-/// The covering angle θ_B = max_{R ∈ SO(3)} min_{b ∈ B} angle(b⁻¹R) of a finite set of rotations
-/// (angle(Q) = arccos((tr Q − 1)/2)): every rotation is within θ_B of B, so
-/// κ = max_R min_b ‖R − b‖₂ = 2 sin(θ_B/2). Computed in unit quaternions, angle(b⁻¹R) =
-/// 2 arccos|⟨q_b, q_R⟩|, by a deterministic sample of `samples` Haar rotations refined by
-/// Nelder–Mead: a lower estimate that is exact when the refinement reaches the deepest hole
-/// (62.80° for the cube group: Mackenzie 1958's largest cubic disorientation; 44.48° for the
-/// icosahedral group). Throws std::invalid_argument on an empty set or non-rotations.
-double so3_covering_angle(const std::vector<Eigen::Matrix3d>& rotations, int samples = 20000);
-
-/// A Haar-random rotation: the unit quaternion of 4 standard normals (NormalStream(seed, stream), draws
-/// 4i..4i+3), which is uniform on S³ and hence Haar on SO(3).
-Eigen::Matrix3d haar_rotation(std::uint64_t seed, std::uint64_t stream, std::uint64_t i);
-
-/// min_{b ∈ B} angle(b⁻¹R): how far R is from the finite set.
-double so3_distance_to_set(const Eigen::Matrix3d& r, const std::vector<Eigen::Matrix3d>& rotations);
+// The finite subgroups of SO(3) (covering angle, Haar rotations, their bound) are in so3_bound.hpp.
 
 // ---- finite ensembles: the law of the invariance violation ---------------------------------------
 

@@ -52,7 +52,9 @@ class ActivationDual {
   /// Batched form of operator() for the kernel recursions: for i < n, with
   /// (q1_i, q2_i) = (q1[i·q1_step], q2[i·q2_step]) (a step of 0 broadcasts one value),
   ///   nngp[i] ← E[φ(u)φ(v)] at c = nngp[i],   ntk[i] ← ntk[i] · E[φ'(u)φ'(v)].
-  /// The same numbers as operator() up to round-off; the ReLU family is vectorized.
+  /// The same numbers as operator() up to round-off (a few ulp; near θ = π the dual's own
+  /// cancellation amplifies that); the ReLU family is vectorized (8 lanes with AVX-512, no
+  /// divider). An entry's bits never depend on the rest of its batch or its position in it.
   void apply(std::size_t n, const double* q1, std::size_t q1_step, const double* q2, std::size_t q2_step,
              double* nngp, double* ntk) const;
 

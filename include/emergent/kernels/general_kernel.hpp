@@ -20,20 +20,29 @@
 
 namespace emergent {
 
+/// Which pixel pairs the general path propagates. Auto: only the diagonal pairs (a, a) when the
+/// readout is flatten and no avgpool/gap comes before it (convolutions keep the offset of a pair,
+/// flatten reads a = b: KernelSummary::path "general, pixel-diagonal"), all P² pairs otherwise.
+/// AllPairs: always all pairs (the reference the diagonal route is tested against).
+enum class GeneralRoute { Auto, AllPairs };
+
 /// K(x1, x2) and Θ(x1, x2) by the general path; x2 = nullptr gives the symmetric K(x1, x1).
 /// Same contract as kernels(): SpecError if the spec does not fit or keeps pixel indices,
 /// std::invalid_argument for bad inputs or options, MemoryCapError if one pair's workspace
-/// per thread does not fit the cap. Deterministic at any thread count.
+/// per thread does not fit the cap. Deterministic at any thread count. Bias-free ReLU-family
+/// networks without layernorm have inputs far from scale 1 rescaled by a power of two and the
+/// kernels scaled back (K(cx, cx') = c²K(x, x'), as kernels() does on its fast paths).
 Kernels general_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
-                        const KernelOptions& options = {});
+                        const KernelOptions& options = {}, GeneralRoute route = GeneralRoute::Auto);
 
 /// The pixel-indexed kernels (N1, N2, H, W, H, W) of an architecture without readout, by the
 /// general path (as spatial_kernels()).
 SpatialKernels general_spatial_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                                        const KernelOptions& options = {});
 
-/// True if kernels()/spatial_kernels() compute this architecture by the general path (it has an
-/// avgpool, layernorm or residual block).
+/// True if kernels()/spatial_kernels() compute this architecture by the general path (it has a
+/// layernorm or residual block, or an avgpool with circular and non-circular convs mixed; other
+/// avgpool networks take the fast engine's offset slices).
 bool uses_general_path(const Architecture& arch);
 
 }  // namespace emergent
