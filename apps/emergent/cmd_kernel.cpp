@@ -79,8 +79,7 @@ void run_kernel(const KernelArgs& a) {
   if (mpi::active()) {
     // mpirun: the ranks share the bands of one pair of files (distributed/mpi.hpp).
     summary = mpi::kernel_files(arch, x1, x2 ? &*x2 : nullptr, options, a.nngp, a.ntk,
-                                computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet);
-    out_shape = {static_cast<std::size_t>(summary.n1), static_cast<std::size_t>(summary.n2)};
+                                computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet, out_shape);
   } else if (streams_in_bands(arch, x1.shape)) {
     // Band by band into the files (MLPs and CNNs, Gram or pixel-indexed): the memory cap bounds
     // the working set, not the output.

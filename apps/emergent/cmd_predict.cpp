@@ -94,6 +94,24 @@ void write_posterior_outputs(const PredictArgs& a, const KernelSet& k, const Row
   }
 }
 
+// Under mpirun: the gathered results, written by rank 0 as the single-process command writes them.
+void write_distributed_outputs(const PredictArgs& a, const mpi::PredictOutputs& r, std::size_t nt, std::size_t n,
+                               std::size_t k, bool flow) {
+  if (!mpi::prints()) return;
+  const std::vector<std::pair<std::string, std::pair<const char*, std::vector<double>>>> outputs = {
+      {a.mean, {"ensemble mean", stack(r.mean)}},
+      {a.cov, {"ensemble covariance", stack(r.covariance)}},
+      {a.posterior_mean, {"NNGP posterior mean", stack({r.posterior_mean})}},
+      {a.posterior_cov, {"NNGP posterior covariance", stack({r.posterior_covariance})}}};
+  const std::vector<std::vector<std::size_t>> shapes = {{nt, n, k}, {nt, n, n}, {n, k}, {n, n}};
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const auto& [path, named] = outputs[i];
+    if (path.empty() || (i < 2 && !flow)) continue;
+    check_finite(named.first, named.second.data(), named.second.size());
+    write_npy(path, shapes[i], named.second.data());
+  }
+}
+
 // predict from precomputed kernels (--ntk-train, --nngp-train, --ntk-test, --nngp-test,
 // --nngp-test-test; docs/cli.md): the same solve as from inputs, on the matrices of the files.
 void run_predict_from_kernels(const PredictArgs& a) {
@@ -119,6 +137,28 @@ void run_predict_from_kernels(const PredictArgs& a) {
   needs.flow_cov = !a.cov.empty();
   needs.posterior_mean = !a.posterior_mean.empty();
   needs.posterior_cov = !a.posterior_cov.empty();
+  if (mpi::active()) {
+    // mpirun: each rank maps the files and reads only its block-cyclic blocks (distributed/mpi.hpp).
+    const MappedKernelMatrices files = open_kernel_matrices(a.kernel_files, needs);
+    if (files.n_train == 0) throw std::invalid_argument("the training kernels are 0 × 0; expected at least one training point");
+    const RowMatrix y = load_targets("--train-y", a.train_y, files.n_train);
+    const std::size_t k = static_cast<std::size_t>(y.cols()), n = static_cast<std::size_t>(files.n_test);
+    if (files.n_test == 0) {
+      if (mpi::prints()) write_empty_outputs(a, times.size(), k);
+      return;
+    }
+    std::string note;
+    const mpi::PredictOutputs r =
+        mpi::predict_from_kernels(files, y, times, needs.flow_mean, needs.flow_cov, needs.posterior_mean,
+                                  needs.posterior_cov, gopt, note);
+    write_distributed_outputs(a, r, times.size(), n, k, needs.flow_mean || needs.flow_cov);
+    if (a.quiet || !mpi::prints()) return;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cerr << "predict: precomputed kernels, " << files.n_train << " training points, " << files.n_test
+              << " test points, " << k << " output(s), " << times.size() << " time(s); " << note << "; " << seconds
+              << " s, peak " << format_bytes(peak_rss_bytes()) << " (rank 0)" << std::endl;
+    return;
+  }
   const KernelMatrices k = load_kernel_matrices(a.kernel_files, needs);
   if (k.n_train == 0) throw std::invalid_argument("the training kernels are 0 × 0; expected at least one training point");
   const RowMatrix y = load_targets("--train-y", a.train_y, k.n_train);
@@ -135,13 +175,7 @@ void run_predict_from_kernels(const PredictArgs& a) {
 }
 
 void run_predict(const PredictArgs& a) {
-  if (a.kernel_files.any()) {
-    // Not distributed yet: every rank would solve the same problem and write the same files.
-    if (mpi::active())
-      throw std::invalid_argument("--ntk-train: predict from precomputed kernels runs in one process; run it "
-                                  "without mpirun (or give --arch/--train-x/--test-x to distribute the solve)");
-    return run_predict_from_kernels(a);
-  }
+  if (a.kernel_files.any()) return run_predict_from_kernels(a);
   for (const auto& [flag, value] : {std::pair{"--arch", a.arch}, {"--train-x", a.train_x}, {"--test-x", a.test_x}})
     if (value.empty())
       throw std::invalid_argument(std::string("missing ") + flag +
@@ -227,20 +261,7 @@ void run_predict(const PredictArgs& a) {
         mpi::predict(arch, xt, yt, z, times, plain_flow && !a.mean.empty(), plain_flow && !a.cov.empty(),
                      !a.posterior_mean.empty(), !a.posterior_cov.empty(), gopt, kopt, mpi_note);
     note << (note.str().empty() ? "" : "; ") << mpi_note;
-    if (mpi::prints()) {
-      const std::vector<std::pair<std::string, std::pair<const char*, std::vector<double>>>> outputs = {
-          {a.mean, {"ensemble mean", stack(r.mean)}},
-          {a.cov, {"ensemble covariance", stack(r.covariance)}},
-          {a.posterior_mean, {"NNGP posterior mean", stack({r.posterior_mean})}},
-          {a.posterior_cov, {"NNGP posterior covariance", stack({r.posterior_covariance})}}};
-      const std::vector<std::vector<std::size_t>> shapes = {{nt, n, k}, {nt, n, n}, {n, k}, {n, n}};
-      for (std::size_t i = 0; i < outputs.size(); ++i) {
-        const auto& [path, named] = outputs[i];
-        if (path.empty() || (i < 2 && !plain_flow)) continue;
-        check_finite(named.first, named.second.data(), named.second.size());
-        write_npy(path, shapes[i], named.second.data());
-      }
-    }
+    write_distributed_outputs(a, r, nt, n, k, plain_flow);
   }
   Kernels train, cross, test;
   if (!mpi::active() && (plain_flow || want_posterior)) {

@@ -7,9 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <new>
 #include <stdexcept>
+#include <string>
 
+#include "detail/format.hpp"
 #include "emergent/distributed/collective.hpp"
 #include "emergent/dynamics/spectral_filter.hpp"
 
@@ -149,14 +153,31 @@ void fill(Distributed* ntk, Distributed* nngp, const KernelBlockSource& source) 
   if (nngp) place(k, *nngp, "NNGP");
 }
 
+// Test hook (docs/cli.md, MPI errors): EMERGENT_MPI_TEST_BAD_ALLOC="R:site" makes rank R throw
+// std::bad_alloc at `site` ("gather": inside an agreement step; "products": between PBLAS calls,
+// where no agreement is possible), as an allocation there would when memory runs out.
+void injected_bad_alloc(MPI_Comm comm, const char* site) {
+  static const char* hook = std::getenv("EMERGENT_MPI_TEST_BAD_ALLOC");
+  if (!hook) return;
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const std::string v(hook);
+  const std::size_t colon = v.find(':');
+  if (colon != std::string::npos && std::atoi(v.c_str()) == rank && v.substr(colon + 1) == site) throw std::bad_alloc();
+}
+
 // The whole matrix on rank 0 (empty elsewhere): every entry is owned by one rank, the others add
-// zeros, so the sum keeps its bits.
+// zeros, so the sum keeps its bits. The buffers are allocated in an agreement step (an allocation
+// that fails ends every rank there), then reduced.
 MatrixXd gather(const Distributed& a, MPI_Comm comm, int rank) {
-  MatrixXd full = MatrixXd::Zero(a.m, a.n);
-  for (Index j = 0; j < a.local_cols(); ++j)
-    for (Index i = 0; i < a.local_rows(); ++i) full(a.rows[i], a.cols[j]) = a.local(i, j);
-  MatrixXd out;
-  if (rank == 0) out = MatrixXd::Zero(a.m, a.n);
+  MatrixXd full, out;
+  collectively(comm, [&] {
+    injected_bad_alloc(comm, "gather");
+    full = MatrixXd::Zero(a.m, a.n);
+    for (Index j = 0; j < a.local_cols(); ++j)
+      for (Index i = 0; i < a.local_rows(); ++i) full(a.rows[i], a.cols[j]) = a.local(i, j);
+    if (rank == 0) out = MatrixXd::Zero(a.m, a.n);
+  });
   const std::size_t total = static_cast<std::size_t>(full.size()), chunk = std::size_t{1} << 26;
   for (std::size_t offset = 0; offset < total; offset += chunk) {
     const int count = static_cast<int>(std::min(chunk, total - offset));
@@ -165,37 +186,12 @@ MatrixXd gather(const Distributed& a, MPI_Comm comm, int rank) {
   return out;
 }
 
-// Eigendecomposition of the symmetric matrix `a` (lower triangle read, destroyed) by pdsyevd; the
-// eigenvalues, ascending, on every rank.
-VectorXd eigensolve(const Grid& g, Distributed& a, Distributed& z) {
-  const int one = 1;
-  const char jobz = 'V', uplo = 'L';
-  VectorXd w(a.n);
-  int lwork = -1, liwork = -1, info = 0;
-  double work_query = 0;
-  int iwork_query = 0;
-  pdsyevd_(&jobz, &uplo, &a.n, a.data(), &one, &one, a.desc, w.data(), z.data(), &one, &one, z.desc, &work_query,
-           &lwork, &iwork_query, &liwork, &info);
-  if (info != 0) throw std::runtime_error("ScaLAPACK pdsyevd workspace query failed (info " + std::to_string(info) + ")");
-  // The query is known to come out short for some grids: a margin (Netlib's own drivers add one).
-  lwork = static_cast<int>(work_query * 1.5) + 4 * a.n + 1024;
-  liwork = std::max(iwork_query, 7 * a.n + 8 * g.cols_ + 2) + 64;
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  pdsyevd_(&jobz, &uplo, &a.n, a.data(), &one, &one, a.desc, w.data(), z.data(), &one, &one, z.desc, work.data(),
-           &lwork, iwork.data(), &liwork, &info);
-  if (info != 0)
-    throw std::runtime_error("ScaLAPACK pdsyevd failed (info " + std::to_string(info) + "): the eigensolver did not converge");
-  return w;
-}
-
-Index global_diagonal_sum(const Distributed& a, MPI_Comm comm, double* trace) {
+void global_diagonal_sum(const Distributed& a, MPI_Comm comm, double* trace) {
   double mine = 0.0;
   for (Index j = 0; j < a.local_cols(); ++j)
     for (Index i = 0; i < a.local_rows(); ++i)
       if (a.rows[i] == a.cols[j]) mine += a.local(i, j);
   MPI_Allreduce(&mine, trace, 1, MPI_DOUBLE, MPI_SUM, comm);
-  return 0;
 }
 
 // The spectrum of a symmetric kernel matrix with the summary and kept directions of the
@@ -208,18 +204,50 @@ struct Spectrum {
   int first_kept = 1;  // 1-based column of the first kept eigenvector
 };
 
+// pdsyevd (lower triangle of a copy of `matrix`), then summarize_spectrum. Allocations and checks
+// in agreement steps, the ScaLAPACK calls (collective inside) between them.
 Spectrum decompose(const Grid& g, const Distributed& matrix, const GradientFlowOptions& options) {
-  double trace = 0.0;
-  global_diagonal_sum(matrix, g.comm_, &trace);
-  Distributed a = matrix;  // pdsyevd destroys its input
+  const MPI_Comm comm = g.comm_;
+  const int one = 1;
+  const char jobz = 'V', uplo = 'L';
   Spectrum s;
-  s.vectors = like(g, matrix);
-  const VectorXd lambda = eigensolve(g, a, s.vectors);
-  s.summary = summarize_spectrum(lambda, trace, options, true);
-  const Index n = lambda.size(), r = s.summary.rank;
-  s.raw = lambda.tail(r).cwiseMax(0.0);
-  s.kept = s.raw.array() + s.summary.regularizer;
-  s.first_kept = static_cast<int>(n - r + 1);
+  Distributed a;
+  VectorXd lambda;
+  collectively(comm, [&] {
+    a = matrix;  // pdsyevd destroys its input
+    s.vectors = like(g, matrix);
+    lambda.resize(matrix.n);
+  });
+  double trace = 0.0, work_query = 0.0;
+  int lwork = -1, liwork = -1, info = 0, iwork_query = 0;
+  without_agreement(comm, [&] {
+    global_diagonal_sum(matrix, comm, &trace);
+    pdsyevd_(&jobz, &uplo, &a.n, a.data(), &one, &one, a.desc, lambda.data(), s.vectors.data(), &one, &one,
+             s.vectors.desc, &work_query, &lwork, &iwork_query, &liwork, &info);
+  });
+  std::vector<double> work;
+  std::vector<int> iwork;
+  collectively(comm, [&] {
+    if (info != 0) throw std::runtime_error("ScaLAPACK pdsyevd workspace query failed (info " + std::to_string(info) + ")");
+    // The query is known to come out short for some grids: a margin (Netlib's own drivers add one).
+    lwork = static_cast<int>(work_query * 1.5) + 4 * a.n + 1024;
+    liwork = std::max(iwork_query, 7 * a.n + 8 * g.cols_ + 2) + 64;
+    work.resize(static_cast<std::size_t>(lwork));
+    iwork.resize(static_cast<std::size_t>(liwork));
+  });
+  without_agreement(comm, [&] {
+    pdsyevd_(&jobz, &uplo, &a.n, a.data(), &one, &one, a.desc, lambda.data(), s.vectors.data(), &one, &one,
+             s.vectors.desc, work.data(), &lwork, iwork.data(), &liwork, &info);
+  });
+  collectively(comm, [&] {
+    if (info != 0)
+      throw std::runtime_error("ScaLAPACK pdsyevd failed (info " + std::to_string(info) + "): the eigensolver did not converge");
+    s.summary = summarize_spectrum(lambda, trace, options, true);
+    const Index n = lambda.size(), r = s.summary.rank;
+    s.raw = lambda.tail(r).cwiseMax(0.0);
+    s.kept = s.raw.array() + s.summary.regularizer;
+    s.first_kept = static_cast<int>(n - r + 1);
+  });
   return s;
 }
 
@@ -236,6 +264,32 @@ void scale_rows(Distributed& a, F factor) {
 void set_from(Distributed& a, const MatrixXd& global) {
   for (Index j = 0; j < a.local_cols(); ++j)
     for (Index i = 0; i < a.local_rows(); ++i) a.local(i, j) = global(a.rows[i], a.cols[j]);
+}
+
+// As the single-process solver (gradient_flow.cpp, symmetrized()): round-off asymmetry up to
+// rtol·max|A| is removed, A ← ½(A + Aᵀ); more is refused naming the matrix. Collective.
+void symmetrize(const Grid& g, Distributed& a, const char* name, double rtol) {
+  Distributed diff, copy;
+  collectively(g.comm_, [&] {
+    diff = a;
+    copy = a;
+  });
+  double local[2] = {0.0, 0.0}, global[2] = {0.0, 0.0};
+  without_agreement(g.comm_, [&] {
+    add('T', -1.0, a, 1.0, diff);  // A − Aᵀ
+    if (a.local_rows() > 0 && a.local_cols() > 0) {
+      local[0] = a.local.topRows(a.local_rows()).cwiseAbs().maxCoeff();
+      local[1] = diff.local.topRows(a.local_rows()).cwiseAbs().maxCoeff();
+    }
+    MPI_Allreduce(local, global, 2, MPI_DOUBLE, MPI_MAX, g.comm_);
+  });
+  collectively(g.comm_, [&] {
+    if (global[1] > rtol * global[0])  // the same verdict on every rank: the values are reduced
+      throw std::invalid_argument(std::string(name) + ": not symmetric, max |A - A^T| = " + detail::value_text(global[1]) +
+                                  " with max |A| = " + detail::value_text(global[0]) +
+                                  ", expected at most symmetry_rtol * max |A| = " + detail::value_text(rtol * global[0]));
+  });
+  without_agreement(g.comm_, [&] { add('T', 0.5, copy, 0.5, a); });
 }
 
 }  // namespace
@@ -257,6 +311,47 @@ KernelBlockSource architecture_kernels(const Architecture& arch, const Inputs& a
     Kernels k = kernels(arch, a.rows(rows), b.rows(cols), options);
     if (ntk) *ntk = std::move(k.ntk);
     if (nngp) *nngp = std::move(k.nngp);
+  };
+}
+
+KernelBlockSource mapped_kernels(const MappedNpy* ntk, const MappedNpy* nngp, const std::string& ntk_name,
+                                 const std::string& nngp_name) {
+  for (const auto* f : {ntk, nngp})
+    if (f && f->shape().size() != 2)
+      throw std::invalid_argument("mapped_kernels: '" + f->path() + "' holds a " + std::to_string(f->shape().size()) +
+                                  "-d array, expected a matrix");
+  return [ntk, nngp, ntk_name, nngp_name](const std::vector<Index>& rows, const std::vector<Index>& cols, MatrixXd* t,
+                                          MatrixXd* k) {
+    // Runs of consecutive columns (block-cyclic: runs of one block): one read per row and run.
+    std::vector<std::pair<std::size_t, std::size_t>> runs;  // (first position in cols, length)
+    for (std::size_t j = 0; j < cols.size(); ++j)
+      if (j > 0 && cols[j] == cols[j - 1] + 1)
+        ++runs.back().second;
+      else
+        runs.emplace_back(j, 1);
+    auto read = [&](const MappedNpy* file, const std::string& name, MatrixXd& out, const char* what) {
+      if (!file) throw std::invalid_argument(std::string("mapped_kernels: the ") + what + " block was asked for, but no file was given");
+      const std::size_t width = file->shape()[1];
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        if (static_cast<std::size_t>(rows[i]) >= file->shape()[0])
+          throw std::out_of_range("mapped_kernels: row " + std::to_string(rows[i]) + " beyond '" + file->path() + "'");
+      if (!cols.empty() && static_cast<std::size_t>(cols.back()) >= width)
+        throw std::out_of_range("mapped_kernels: column " + std::to_string(cols.back()) + " beyond '" + file->path() + "'");
+      out.resize(static_cast<Index>(rows.size()), static_cast<Index>(cols.size()));
+      std::vector<double> buffer;
+      try {
+        for (std::size_t i = 0; i < rows.size(); ++i)
+          for (const auto& [at, length] : runs) {
+            buffer.resize(length);
+            file->read(static_cast<std::size_t>(rows[i]) * width + static_cast<std::size_t>(cols[at]), length, buffer.data());
+            for (std::size_t c = 0; c < length; ++c) out(static_cast<Index>(i), static_cast<Index>(at + c)) = buffer[c];
+          }
+      } catch (const NpyError& e) {
+        throw NpyError(name.empty() ? std::string(e.what()) : name + ": " + e.what());
+      }
+    };
+    if (t) read(ntk, ntk_name, *t, "NTK");
+    if (k) read(nngp, nngp_name, *k, "NNGP");
   };
 }
 
@@ -305,95 +400,106 @@ DistributedPredictResult predict(MPI_Comm comm, const KernelProblem& problem, co
     y = Distributed(g, n, k, nb);
     set_from(y, y_train);
   });
+  // Kernel blocks computed (or read) independently need not mirror each other bit for bit; the
+  // single-process solver symmetrizes the same three matrices.
+  const double rtol = options.flow.symmetry_rtol;
+  if (flow) symmetrize(g, theta, "ntk_train_train", rtol);
+  if (need_k) symmetrize(g, kxx_train, "nngp_train_train", rtol);
+  if (request.covariance || request.posterior_covariance) symmetrize(g, k_tt, "nngp_test_test", rtol);
 
   const int N = static_cast<int>(n), M = static_cast<int>(m), K = static_cast<int>(k);
   if (flow) {
-    Spectrum s;
-    collectively(comm, [&] { s = decompose(g, theta, options.flow); });
+    const Spectrum s = decompose(g, theta, options.flow);
     out.flow_summary = s.summary;
-    const int r = static_cast<int>(s.summary.rank);
-    const double scale = options.flow.learning_rate / (static_cast<double>(n) * static_cast<double>(k));
-    auto g_of = [&](double t) {
-      VectorXd v(r);
-      for (int i = 0; i < r; ++i) v(i) = spectral_filter(s.kept(i), scale * t);
-      return v;
-    };
-    if (r == 0) {  // nothing is kept: the mean stays at 0, the covariance at its prior K(x,x)
-      MatrixXd prior;
-      if (request.covariance) prior = gather(k_tt, comm, g.rank_);
-      for (std::size_t i = 0; i < request.times.size(); ++i) {
-        if (request.mean && g.rank_ == 0) out.mean.push_back(MatrixXd::Zero(m, k));
-        if (request.covariance && g.rank_ == 0) out.covariance.push_back(prior);
-      }
-    } else {
-      Distributed yp(g, r, k, nb), p(g, m, r, nb);
-      gemm('T', 'N', r, K, N, 1.0, s.vectors, s.first_kept, y, 1, 0.0, yp);       // V_Rᵀ·Y
-      gemm('N', 'N', M, r, N, 1.0, theta_xt, 1, s.vectors, s.first_kept, 0.0, p);  // Θ(x,X)·V_R
-      Distributed c, kxv;
-      if (request.covariance) {
-        Distributed kv(g, n, r, nb);
-        c = Distributed(g, r, r, nb);
-        gemm('N', 'N', N, r, N, 1.0, kxx_train, 1, s.vectors, s.first_kept, 0.0, kv);  // K·V_R
-        gemm('T', 'N', r, r, N, 1.0, s.vectors, s.first_kept, kv, 1, 0.0, c);           // V_Rᵀ·K·V_R
-        Distributed ct = c;
-        add('T', 0.5, ct, 0.5, c);  // exactly symmetric: ½(C + Cᵀ)
-        kxv = Distributed(g, m, r, nb);
-        gemm('N', 'N', M, r, N, 1.0, k_xt, 1, s.vectors, s.first_kept, 0.0, kxv);  // K(x,X)·V_R
-      }
-      for (double t : request.times) {
-        const VectorXd gt = g_of(t);
-        if (request.mean) {
-          Distributed gy = yp, mu(g, m, k, nb);
-          scale_rows(gy, [&](Index i) { return gt(i); });
-          gemm('N', 'N', M, K, r, 1.0, p, 1, gy, 1, 0.0, mu);
-          MatrixXd full = gather(mu, comm, g.rank_);
-          if (g.rank_ == 0) out.mean.push_back(std::move(full));
+    // PBLAS products and gathers: every rank in every call, so no agreement in between (an
+    // allocation that fails here ends the job through without_agreement).
+    without_agreement(comm, [&] {
+      injected_bad_alloc(comm, "products");
+      const int r = static_cast<int>(s.summary.rank);
+      const double scale = options.flow.learning_rate / (static_cast<double>(n) * static_cast<double>(k));
+      auto g_of = [&](double t) {
+        VectorXd v(r);
+        for (int i = 0; i < r; ++i) v(i) = spectral_filter(s.kept(i), scale * t);
+        return v;
+      };
+      if (r == 0) {  // nothing is kept: the mean stays at 0, the covariance at its prior K(x,x)
+        MatrixXd prior;
+        if (request.covariance) prior = gather(k_tt, comm, g.rank_);
+        for (std::size_t i = 0; i < request.times.size(); ++i) {
+          if (request.mean && g.rank_ == 0) out.mean.push_back(MatrixXd::Zero(m, k));
+          if (request.covariance && g.rank_ == 0) out.covariance.push_back(prior);
         }
+      } else {
+        Distributed yp(g, r, k, nb), p(g, m, r, nb);
+        gemm('T', 'N', r, K, N, 1.0, s.vectors, s.first_kept, y, 1, 0.0, yp);       // V_Rᵀ·Y
+        gemm('N', 'N', M, r, N, 1.0, theta_xt, 1, s.vectors, s.first_kept, 0.0, p);  // Θ(x,X)·V_R
+        Distributed c, kxv;
         if (request.covariance) {
-          // Σ = K_xx + W·Aᵀ + (W·Aᵀ)ᵀ, A = Θ(x,X)V_R·g_t, W = ½A·C − K(x,X)V_R (as GradientFlow).
-          Distributed a = p;
-          scale_columns(a, [&](Index j) { return gt(j); });
-          Distributed w = kxv, wa(g, m, m, nb);
-          gemm('N', 'N', M, r, r, 0.5, a, 1, c, 1, -1.0, w);
-          gemm('N', 'T', M, M, r, 1.0, w, 1, a, 1, 0.0, wa);
-          Distributed sum = wa;
-          add('T', 1.0, wa, 1.0, sum);  // WA + (WA)ᵀ: bitwise symmetric
-          sum.local += k_tt.local;
-          MatrixXd full = gather(sum, comm, g.rank_);
-          if (g.rank_ == 0) out.covariance.push_back(std::move(full));
+          Distributed kv(g, n, r, nb);
+          c = Distributed(g, r, r, nb);
+          gemm('N', 'N', N, r, N, 1.0, kxx_train, 1, s.vectors, s.first_kept, 0.0, kv);  // K·V_R
+          gemm('T', 'N', r, r, N, 1.0, s.vectors, s.first_kept, kv, 1, 0.0, c);           // V_Rᵀ·K·V_R
+          Distributed ct = c;
+          add('T', 0.5, ct, 0.5, c);  // exactly symmetric: ½(C + Cᵀ)
+          kxv = Distributed(g, m, r, nb);
+          gemm('N', 'N', M, r, N, 1.0, k_xt, 1, s.vectors, s.first_kept, 0.0, kxv);  // K(x,X)·V_R
+        }
+        for (double t : request.times) {
+          const VectorXd gt = g_of(t);
+          if (request.mean) {
+            Distributed gy = yp, mu(g, m, k, nb);
+            scale_rows(gy, [&](Index i) { return gt(i); });
+            gemm('N', 'N', M, K, r, 1.0, p, 1, gy, 1, 0.0, mu);
+            MatrixXd full = gather(mu, comm, g.rank_);
+            if (g.rank_ == 0) out.mean.push_back(std::move(full));
+          }
+          if (request.covariance) {
+            // Σ = K_xx + W·Aᵀ + (W·Aᵀ)ᵀ, A = Θ(x,X)V_R·g_t, W = ½A·C − K(x,X)V_R (as GradientFlow).
+            Distributed a = p;
+            scale_columns(a, [&](Index j) { return gt(j); });
+            Distributed w = kxv, wa(g, m, m, nb);
+            gemm('N', 'N', M, r, r, 0.5, a, 1, c, 1, -1.0, w);
+            gemm('N', 'T', M, M, r, 1.0, w, 1, a, 1, 0.0, wa);
+            Distributed sum = wa;
+            add('T', 1.0, wa, 1.0, sum);  // WA + (WA)ᵀ: bitwise symmetric
+            sum.local += k_tt.local;
+            MatrixXd full = gather(sum, comm, g.rank_);
+            if (g.rank_ == 0) out.covariance.push_back(std::move(full));
+          }
         }
       }
-    }
+    });
   }
   if (posterior) {
-    Spectrum s;
-    collectively(comm, [&] { s = decompose(g, kxx_train, options.flow); });
+    const Spectrum s = decompose(g, kxx_train, options.flow);
     out.posterior_summary = s.summary;
-    const int r = static_cast<int>(s.summary.rank);
-    if (r == 0) {
-      if (request.posterior_mean && g.rank_ == 0) out.posterior_mean = MatrixXd::Zero(m, k);
-      if (request.posterior_covariance) out.posterior_covariance = gather(k_tt, comm, g.rank_);
-    } else {
-      Distributed b(g, m, r, nb);
-      gemm('N', 'N', M, r, N, 1.0, k_xt, 1, s.vectors, s.first_kept, 0.0, b);  // K(x,X)·V_R
-      if (request.posterior_mean) {
-        Distributed alpha(g, r, k, nb), mu(g, m, k, nb);
-        gemm('T', 'N', r, K, N, 1.0, s.vectors, s.first_kept, y, 1, 0.0, alpha);  // V_Rᵀ·Y
-        scale_rows(alpha, [&](Index i) { return 1.0 / s.kept(i); });               // Λ_R⁻¹·V_RᵀY
-        gemm('N', 'N', M, K, r, 1.0, b, 1, alpha, 1, 0.0, mu);
-        out.posterior_mean = gather(mu, comm, g.rank_);
+    without_agreement(comm, [&] {
+      const int r = static_cast<int>(s.summary.rank);
+      if (r == 0) {
+        if (request.posterior_mean && g.rank_ == 0) out.posterior_mean = MatrixXd::Zero(m, k);
+        if (request.posterior_covariance) out.posterior_covariance = gather(k_tt, comm, g.rank_);
+      } else {
+        Distributed b(g, m, r, nb);
+        gemm('N', 'N', M, r, N, 1.0, k_xt, 1, s.vectors, s.first_kept, 0.0, b);  // K(x,X)·V_R
+        if (request.posterior_mean) {
+          Distributed alpha(g, r, k, nb), mu(g, m, k, nb);
+          gemm('T', 'N', r, K, N, 1.0, s.vectors, s.first_kept, y, 1, 0.0, alpha);  // V_Rᵀ·Y
+          scale_rows(alpha, [&](Index i) { return 1.0 / s.kept(i); });               // Λ_R⁻¹·V_RᵀY
+          gemm('N', 'N', M, K, r, 1.0, b, 1, alpha, 1, 0.0, mu);
+          out.posterior_mean = gather(mu, comm, g.rank_);
+        }
+        if (request.posterior_covariance) {
+          // K(x,x) − ½(BBᵀ + (BBᵀ)ᵀ), B = K(x,X)V_RΛ_R^{−1/2} (as NngpPosterior).
+          scale_columns(b, [&](Index j) { return 1.0 / std::sqrt(s.kept(j)); });
+          Distributed bb(g, m, m, nb);
+          gemm('N', 'T', M, M, r, 1.0, b, 1, b, 1, 0.0, bb);
+          Distributed sym = bb;
+          add('T', 0.5, bb, 0.5, sym);
+          sym.local = k_tt.local - sym.local;
+          out.posterior_covariance = gather(sym, comm, g.rank_);
+        }
       }
-      if (request.posterior_covariance) {
-        // K(x,x) − ½(BBᵀ + (BBᵀ)ᵀ), B = K(x,X)V_RΛ_R^{−1/2} (as NngpPosterior).
-        scale_columns(b, [&](Index j) { return 1.0 / std::sqrt(s.kept(j)); });
-        Distributed bb(g, m, m, nb);
-        gemm('N', 'T', M, M, r, 1.0, b, 1, b, 1, 0.0, bb);
-        Distributed sym = bb;
-        add('T', 0.5, bb, 0.5, sym);
-        sym.local = k_tt.local - sym.local;
-        out.posterior_covariance = gather(sym, comm, g.rank_);
-      }
-    }
+    });
   }
   return out;
 }

@@ -25,12 +25,21 @@ class RankSink final : public KernelBandSink {
     MPI_Comm_size(comm, &size_);
   }
   void begin(Index n1, Index n2, bool symmetric, Index band_rows) override {
-    inner_.begin(n1, n2, symmetric, band_rows);
-    const Index bands = band_count(n1, band_rows);
+    KernelBandLayout layout;
+    layout.n1 = n1;
+    layout.n2 = n2;
+    layout.symmetric = symmetric;
+    layout.band_rows = band_rows;
+    start(layout);
+  }
+  void start(const KernelBandLayout& layout) override {
+    inner_.start(layout);
+    const Index bands = layout.bands();
     std::vector<char> done(static_cast<std::size_t>(bands));
     for (Index b = 0; b < bands; ++b) done[b] = inner_.wanted(b) ? 0 : 1;
-    owner_ = assign_bands(n1, n2, symmetric, band_rows, done, size_);
+    owner_ = assign_bands(layout.n1, layout.n2, layout.symmetric, layout.band_rows, done, size_);
   }
+  void progress(Index band, std::size_t done, std::size_t total) override { inner_.progress(band, done, total); }
   bool wanted(Index band) override { return owner_[static_cast<std::size_t>(band)] == rank_; }
   void write(const KernelBand& band) override { inner_.write(band); }
 
@@ -47,7 +56,11 @@ std::vector<Index> range(Index begin, Index end) {
   return out;
 }
 
-// Each band is kernels() of its rows against the columns it covers; a symmetric band keeps its
+// Architectures the kernel engine streams (kernels/kernel.hpp, stream_kernels): one engine per
+// rank prepares the inputs once and computes only the bands this rank's sink wants, in the given
+// band layout (KernelOptions::band_rows), every entry with the bits of the single-process run.
+// Others (the general path: avgpool, layernorm, residual blocks) go band by band through kernels():
+// each band is kernels() of its rows against the columns it covers; a symmetric band keeps its
 // upper part and mirrors it, as kernels() and stream_kernels do. Bands start on the 64-row tile
 // grid, and every entry of the kernels depends only on its pair of inputs and the tile grid, so the
 // entries keep the bits of the single-process Gram matrix (tested).
@@ -127,15 +140,16 @@ std::vector<int> assign_bands(Index n1, Index n2, bool symmetric, Index band_row
   return owner;
 }
 
-Index default_band_rows(Index n1) {
+Index default_band_rows(Index n1, int ranks) {
+  const Index target = std::clamp<Index>(8 * static_cast<Index>(std::max(ranks, 1)), 32, 256);  // bands
   const Index tiles = (std::max<Index>(n1, 1) + kTileRows - 1) / kTileRows;
-  return std::max<Index>(1, (tiles + 255) / 256) * kTileRows;
+  return std::max<Index>(1, (tiles + target - 1) / target) * kTileRows;
 }
 
 bool DistributedKernelOptions::IsValid(std::string* error) const {
   if (!kernel.IsValid(error)) return false;
-  if (band_rows < 0 || band_rows % kTileRows != 0) {
-    if (error) *error = "band_rows = " + std::to_string(band_rows) + ": expected 0 (default) or a multiple of 64";
+  if (band_rows < 0) {
+    if (error) *error = "band_rows = " + std::to_string(band_rows) + ": expected 0 (default) or a positive number of rows";
     return false;
   }
   if (error) error->clear();
@@ -145,28 +159,54 @@ bool DistributedKernelOptions::IsValid(std::string* error) const {
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const DistributedKernelOptions& options, KernelBandSink& sink, MPI_Comm comm) {
   KernelSummary summary;
+  bool banded = false, pixel_indexed = false;
+  std::size_t entry = 1;  // doubles per (i, j) entry: (H·W)² for pixel-indexed kernels
   collectively(comm, [&] {
     std::string error;
     if (!options.IsValid(&error)) throw std::invalid_argument("DistributedKernelOptions: " + error);
-    if (!arch.has_readout() && arch.expects_images())
+    banded = streams_in_bands(arch, x1.shape);
+    pixel_indexed = !arch.has_readout() && arch.expects_images();
+    if (pixel_indexed && !banded)
       throw std::invalid_argument("distributed kernels: '" + arch.to_string() +
-                                  "' keeps pixel indices (no flatten/gap readout); only kernels with a readout are "
-                                  "distributed, compute this one on one process");
+                                  "' keeps pixel indices and takes the general path, which is not computed in bands; "
+                                  "compute this one on one process");
+    if (pixel_indexed) {
+      const ExampleShape out = arch.shapes(x1.shape).shapes.back();
+      entry = static_cast<std::size_t>(out.height) * static_cast<std::size_t>(out.width);
+      entry *= entry;
+    }
+    if (!banded && options.band_rows % kTileRows != 0)
+      throw std::invalid_argument("DistributedKernelOptions: band_rows = " + std::to_string(options.band_rows) +
+                                  ": expected a multiple of 64 for '" + arch.to_string() + "'");
   });
-  // The layout depends on the options only, never on the rank count (a run resumes on any P).
+  // A fresh run's layout; a resumed one takes the recorded band rows (options.band_rows), whatever P.
   Index band_rows = options.band_rows;
   if (band_rows == 0) {
-    band_rows = default_band_rows(x1.count());
+    int ranks = 1;
+    MPI_Comm_size(comm, &ranks);
+    band_rows = default_band_rows(x1.count(), ranks);
     const std::size_t cap = options.kernel.memory_cap_bytes;
-    if (cap > 0) {  // half the cap for one band of both kernels
-      const std::size_t row_bytes = 2 * sizeof(double) * static_cast<std::size_t>(std::max<Index>(1, x2 ? x2->count() : x1.count()));
+    const std::size_t row_bytes =
+        2 * sizeof(double) * entry * static_cast<std::size_t>(std::max<Index>(1, x2 ? x2->count() : x1.count()));
+    if (pixel_indexed) {  // bands of entries of (H·W)² doubles: any height, at most half the cap
+      band_rows = std::max<Index>(1, (x1.count() + 255) / 256);  // (H·W)²-double entries: many short bands
+      if (cap > 0) band_rows = std::max<Index>(1, std::min<Index>(band_rows, static_cast<Index>(cap / 2 / row_bytes)));
+    } else if (cap > 0) {  // half the cap for one band of both kernels
       band_rows = std::min(band_rows, std::max<Index>(kTileRows, static_cast<Index>(cap / 2 / row_bytes) / kTileRows * kTileRows));
     }
   }
   RankSink ranked(sink, comm);
-  // Each rank alone until the agreement; the sink's begin() may itself agree (collectively) with
+  // Each rank alone until the agreement; the sink's start() may itself agree (collectively) with
   // the other ranks, which all reach it.
-  collectively(comm, [&] { summary = bands_by_kernels(arch, x1, x2, options.kernel, band_rows, ranked); });
+  collectively(comm, [&] {
+    if (banded) {
+      KernelOptions kopt = options.kernel;
+      kopt.band_rows = static_cast<std::size_t>(band_rows);
+      summary = emergent::stream_kernels(arch, x1, x2, kopt, ranked);
+    } else {
+      summary = bands_by_kernels(arch, x1, x2, options.kernel, band_rows, ranked);
+    }
+  });
   return summary;
 }
 

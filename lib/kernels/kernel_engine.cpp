@@ -31,6 +31,10 @@ Engine::Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, con
   n2_ = x2 ? x2->count() : n1_;
   threads_ = options.threads > 0 ? options.threads : omp_get_max_threads();
   cap_ = options.memory_cap_bytes > 0 ? options.memory_cap_bytes : default_memory_cap_bytes();
+  requested_band_rows_ = streamed_ ? options.band_rows : 0;
+  if (requested_band_rows_ % kTile != 0 && !plan_.pixel_stage)  // bands start on the tile grid
+    throw std::invalid_argument("kernel options: band_rows = " + std::to_string(requested_band_rows_) +
+                                ": expected 0 or a multiple of " + std::to_string(kTile) + " on the vector path");
   plan_memory();
   identify_points();
 }
@@ -86,6 +90,10 @@ void Engine::plan_memory() {
     if (streamed_) {
       const std::size_t room = cap_ - fixed_bytes_ - threads_ * per_thread_bytes_;
       band_rows_ = std::min(band_rows_, room / band_row_bytes / kTile * kTile);
+      if (requested_band_rows_ > 0) {
+        if (requested_band_rows_ * band_row_bytes > room) refuse(per_thread_bytes_ + requested_band_rows_ * band_row_bytes);
+        band_rows_ = requested_band_rows_;
+      }
     }
     fixed_bytes_ += band_rows_ * band_row_bytes;
   } else {
@@ -112,6 +120,10 @@ void Engine::plan_memory() {
       const std::size_t room = cap_ - fixed_bytes_ - per_thread_bytes_ * static_cast<std::size_t>(threads_);
       const std::size_t by_work = (static_cast<std::size_t>(n1_) + kPixelBands - 1) / kPixelBands;
       band_rows_ = std::max<std::size_t>(1, std::min(room / std::max<std::size_t>(band_row_bytes, 1), by_work));
+      if (requested_band_rows_ > 0) {
+        if (requested_band_rows_ * band_row_bytes > room) refuse(per_thread_bytes_ + requested_band_rows_ * band_row_bytes);
+        band_rows_ = requested_band_rows_;
+      }
       fixed_bytes_ += band_rows_ * band_row_bytes;
     }
   }

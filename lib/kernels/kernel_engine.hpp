@@ -161,6 +161,7 @@ class Engine {
   RowMatrix a_, b_;  // padded reduced inputs (vector path)
   std::vector<Eigen::Index> ids1_, ids2_;
   std::size_t band_rows_ = 0;  // streamed: rows per band (fixed by the sizes and the cap)
+  std::size_t requested_band_rows_ = 0;  // streamed: KernelOptions::band_rows (0: the engine's choice)
   Plan plan_;
   Eigen::Index n1_ = 0, n2_ = 0;
   int threads_ = 1;

@@ -56,14 +56,19 @@ TEST_CASE("assign_bands: every open band to one rank, loads within one band of t
   CHECK_THROWS_AS(assign_bands(10, 10, true, 64, {0}, 0), std::invalid_argument);
 }
 
-TEST_CASE("default_band_rows: whole tiles, about 256 bands, independent of the rank count") {
-  for (const Index n : {1, 64, 65, 8000, 16384, 100000, 1000000}) {
-    const Index rows = emergent::distributed::default_band_rows(n);
-    CHECK(rows % 64 == 0);
-    CHECK(rows >= 64);
-    const Index bands = (n + rows - 1) / rows;
-    CHECK(bands <= 256);
-    if (n >= 64 * 256) CHECK(bands >= 128);
+TEST_CASE("default_band_rows: whole tiles, about 8 bands per rank, between 32 and 256 bands") {
+  for (const int ranks : {1, 2, 4, 16, 64}) {
+    CAPTURE(ranks);
+    const Index target = std::clamp(8 * ranks, 32, 256);
+    for (const Index n : {1, 64, 65, 8000, 16384, 100000, 1000000}) {
+      CAPTURE(n);
+      const Index rows = emergent::distributed::default_band_rows(n, ranks);
+      CHECK(rows % 64 == 0);
+      CHECK(rows >= 64);
+      const Index bands = (n + rows - 1) / rows;
+      CHECK(bands <= target);
+      if (n >= 64 * 2 * target) CHECK(bands >= target / 2);  // not needlessly tall
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 #include "emergent/core/inputs.hpp"
 #include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/kernels/kernel.hpp"
+#include "support/kernel_matrices.hpp"
 
 namespace emergent::cli::mpi {
 
@@ -47,13 +48,14 @@ bool agree_failure(std::string& message, int& code);
 /// True if this process prints summaries and progress (rank 0).
 bool prints();
 
-/// `emergent kernel` with a readout (MLP or CNN flatten/gap), the bands split over the ranks and
-/// written into the one pair of output files, with the resumable band record of kernel_files.hpp
-/// (a run resumes on any rank count, or without MPI). Returns this job's summary (tiles of all
-/// ranks). Throws std::logic_error without MPI.
+/// `emergent kernel` (Gram matrices, or pixel-indexed kernels of a CNN without readout), the
+/// bands split over the ranks and written into the one pair of output files, with the resumable
+/// band record of kernel_files.hpp (a run resumes on any rank count, or without MPI). Returns this
+/// job's summary (tiles of all ranks) and the file shape in `shape`. Throws std::logic_error
+/// without MPI.
 KernelSummary kernel_files(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
                            const std::string& nngp, const std::string& ntk, std::uint64_t key, bool resume,
-                           bool progress);
+                           bool progress, std::vector<std::size_t>& shape);
 
 /// The kernels and results of `emergent predict` without --augment (the plain flow and the NNGP
 /// posterior) on ScaLAPACK: outputs as from GradientFlow / NngpPosterior, on rank 0 (empty on the
@@ -66,5 +68,12 @@ PredictOutputs predict(const Architecture& arch, const Inputs& x_train, const Ro
                        const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
                        bool posterior_covariance, const GradientFlowOptions& flow, const KernelOptions& kernel,
                        std::string& note);
+
+/// The same from precomputed kernels (`predict --ntk-train …`): every rank reads only its
+/// block-cyclic blocks from the memory-mapped files (distributed::mapped_kernels), then the same
+/// ScaLAPACK solve. `files` as open_kernel_matrices returns them (shapes checked).
+PredictOutputs predict_from_kernels(const MappedKernelMatrices& files, const RowMatrix& y_train,
+                                    const std::vector<double>& times, bool mean, bool covariance, bool posterior_mean,
+                                    bool posterior_covariance, const GradientFlowOptions& flow, std::string& note);
 
 }  // namespace emergent::cli::mpi

@@ -31,10 +31,12 @@ using distributed::collectively;
 
 // The first line of KernelFileWriter's record (kernel_files.cpp): the same text, so that records
 // move between single-process and MPI runs.
-std::string record_header(std::uint64_t key, Index n1, Index n2, bool symmetric, Index band_rows, std::size_t outputs) {
+std::string record_header(std::uint64_t key, const std::vector<std::size_t>& shape, bool symmetric, Index band_rows,
+                          std::size_t outputs) {
   std::ostringstream os;
-  os << "emergent-kernel-resume 1 key=" << hex(key) << " shape=" << n1 << "x" << n2 << " symmetric=" << symmetric
-     << " band_rows=" << band_rows << " outputs=" << outputs << "\n";
+  os << "emergent-kernel-resume 1 key=" << hex(key) << " shape=";
+  for (std::size_t k = 0; k < shape.size(); ++k) os << (k ? "x" : "") << shape[k];
+  os << " symmetric=" << symmetric << " band_rows=" << band_rows << " outputs=" << outputs << "\n";
   return os.str();
 }
 
@@ -74,12 +76,28 @@ KernelBand SharedKernelFiles::layout(Index band) const {
   b.rows = std::min(band_rows_, n1_ - b.row_begin);
   b.col_begin = symmetric_ ? b.row_begin : 0;
   b.cols = n2_ - b.col_begin;
+  b.entry_size = entry_;
   return b;
 }
 
+std::vector<std::size_t> SharedKernelFiles::shape() const {
+  std::vector<std::size_t> s = {static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)};
+  if (height_ > 0)
+    for (int k = 0; k < 2; ++k) {
+      s.push_back(static_cast<std::size_t>(height_));
+      s.push_back(static_cast<std::size_t>(width_));
+    }
+  return s;
+}
+
+std::size_t SharedKernelFiles::entry_offset(Index i, Index j) const {
+  return header_bytes_ + sizeof(double) * entry_ * (static_cast<std::size_t>(n2_) * static_cast<std::size_t>(i) +
+                                                    static_cast<std::size_t>(j));
+}
+
 void SharedKernelFiles::create_fresh() {
-  const std::string header = encode_npy_header({static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)});
-  const std::size_t size = header_bytes_ + sizeof(double) * static_cast<std::size_t>(n1_) * static_cast<std::size_t>(n2_);
+  const std::string header = encode_npy_header(shape());
+  const std::size_t size = entry_offset(n1_, 0);
   for (Output& out : outputs_) {
     const int fd = ::open(out.partial.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) io_error("cannot open for writing", out.partial);
@@ -90,7 +108,7 @@ void SharedKernelFiles::create_fresh() {
   }
   const int fd = ::open(record_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) io_error("cannot open for writing", record_path_);
-  const std::string line = record_header(key_, n1_, n2_, symmetric_, band_rows_, outputs_.size());
+  const std::string line = record_header(key_, shape(), symmetric_, band_rows_, outputs_.size());
   pwrite_all(fd, line.data(), line.size(), 0, record_path_);
   if (::fsync(fd) != 0) io_error("fsync failed", record_path_);
   ::close(fd);
@@ -100,15 +118,15 @@ void SharedKernelFiles::create_fresh() {
 // size-th recorded band; a record line that is cut short or malformed ends the record there.
 std::size_t SharedKernelFiles::read_record(bool report) {
   const std::string text = slurp(record_path_);
-  const std::string expected = record_header(key_, n1_, n2_, symmetric_, band_rows_, outputs_.size());
+  const std::string expected = record_header(key_, shape(), symmetric_, band_rows_, outputs_.size());
   if (text.compare(0, expected.size(), expected) != 0) {
     const std::string first = text.substr(0, text.find('\n'));
     throw std::invalid_argument("--resume: '" + record_path_ + "' records a different computation ('" + first +
                                 "', expected '" + expected.substr(0, expected.size() - 1) +
                                 "'): resume with the same --arch, inputs, outputs and --memory-cap, or run without --resume");
   }
-  const std::size_t size = header_bytes_ + sizeof(double) * static_cast<std::size_t>(n1_) * static_cast<std::size_t>(n2_);
-  const std::string header = encode_npy_header({static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)});
+  const std::size_t size = entry_offset(n1_, 0);
+  const std::string header = encode_npy_header(shape());
   for (Output& out : outputs_) {
     struct stat st {};
     if (::fstat(out.fd, &st) != 0) io_error("cannot stat", out.partial);
@@ -152,13 +170,25 @@ std::size_t SharedKernelFiles::read_record(bool report) {
 }
 
 void SharedKernelFiles::begin(Index n1, Index n2, bool symmetric, Index band_rows) {
-  n1_ = n1;
-  n2_ = n2;
-  symmetric_ = symmetric;
-  band_rows_ = band_rows;
-  bands_ = (n1 + band_rows - 1) / band_rows;
+  KernelBandLayout l;
+  l.n1 = n1;
+  l.n2 = n2;
+  l.symmetric = symmetric;
+  l.band_rows = band_rows;
+  start(l);
+}
+
+void SharedKernelFiles::start(const KernelBandLayout& l) {
+  n1_ = l.n1;
+  n2_ = l.n2;
+  symmetric_ = l.symmetric;
+  band_rows_ = l.band_rows;
+  height_ = l.height;
+  width_ = l.width;
+  entry_ = l.entry_size();
+  bands_ = l.bands();
   done_.assign(static_cast<std::size_t>(bands_), 0);
-  header_bytes_ = encode_npy_header({static_cast<std::size_t>(n1), static_cast<std::size_t>(n2)}).size();
+  header_bytes_ = encode_npy_header(shape()).size();
   int resumed = 0;
   collectively(comm_, [&] {
     if (rank_ != 0) return;
@@ -191,26 +221,36 @@ void SharedKernelFiles::begin(Index n1, Index n2, bool symmetric, Index band_row
 bool SharedKernelFiles::wanted(Index band) { return !done_[static_cast<std::size_t>(band)]; }
 
 // The bytes of a band in KernelFileWriter's checksum order: its rows, then for a symmetric kernel
-// the mirrored strip below it.
+// the mirrored strip below it, each mirrored entry with its two pixel indices swapped
+// (K(x_j, x_i)_ab = K(x_i, x_j)_ba).
 std::uint64_t SharedKernelFiles::write_band(Output& out, const KernelBand& b, const double* data) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
-  const std::size_t d = sizeof(double), n2 = static_cast<std::size_t>(n2_), cols = static_cast<std::size_t>(b.cols);
+  const std::size_t d = sizeof(double), e = entry_;
+  const std::size_t row = static_cast<std::size_t>(b.cols) * e;  // doubles per band row
   if (b.col_begin == 0) {
-    pwrite_all(out.fd, data, d * cols * b.rows, header_bytes_ + d * n2 * b.row_begin, out.partial);
-    h = fnv1a(data, d * cols * b.rows, h);
+    pwrite_all(out.fd, data, d * row * b.rows, entry_offset(b.row_begin, 0), out.partial);
+    h = fnv1a(data, d * row * b.rows, h);
   } else {
     for (Index i = 0; i < b.rows; ++i) {
-      const double* row = data + i * cols;
-      pwrite_all(out.fd, row, d * cols, header_bytes_ + d * (n2 * (b.row_begin + i) + b.col_begin), out.partial);
-      h = fnv1a(row, d * cols, h);
+      pwrite_all(out.fd, data + i * row, d * row, entry_offset(b.row_begin + i, b.col_begin), out.partial);
+      h = fnv1a(data + i * row, d * row, h);
     }
   }
   if (symmetric_) {
-    std::vector<double> strip(static_cast<std::size_t>(b.rows));
+    const std::size_t m = static_cast<std::size_t>(height_) * static_cast<std::size_t>(width_);
+    const std::size_t piece = static_cast<std::size_t>(b.rows) * e;  // doubles of one strip row
+    std::vector<double> strip(piece);
     for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
-      for (Index i = 0; i < b.rows; ++i) strip[i] = data[i * cols + (r - b.col_begin)];
-      pwrite_all(out.fd, strip.data(), d * strip.size(), header_bytes_ + d * (n2 * r + b.row_begin), out.partial);
-      h = fnv1a(strip.data(), d * strip.size(), h);
+      for (Index i = 0; i < b.rows; ++i) {
+        const double* from = data + i * row + static_cast<std::size_t>(r - b.col_begin) * e;
+        double* to = strip.data() + i * e;
+        if (e == 1) *to = *from;
+        else
+          for (std::size_t a = 0; a < m; ++a)
+            for (std::size_t c = 0; c < m; ++c) to[c * m + a] = from[a * m + c];
+      }
+      pwrite_all(out.fd, strip.data(), d * piece, entry_offset(r, b.row_begin), out.partial);
+      h = fnv1a(strip.data(), d * piece, h);
     }
   }
   return h;
@@ -218,19 +258,17 @@ std::uint64_t SharedKernelFiles::write_band(Output& out, const KernelBand& b, co
 
 std::uint64_t SharedKernelFiles::checksum_band(const Output& out, const KernelBand& b) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
-  const std::size_t d = sizeof(double), n2 = static_cast<std::size_t>(n2_);
-  std::vector<double> buffer(static_cast<std::size_t>(b.cols));
+  const std::size_t d = sizeof(double);
+  std::vector<double> buffer(static_cast<std::size_t>(b.cols) * entry_);
   for (Index i = 0; i < b.rows; ++i) {
-    if (!pread_all(out.fd, buffer.data(), d * buffer.size(), header_bytes_ + d * (n2 * (b.row_begin + i) + b.col_begin),
-                   out.partial))
+    if (!pread_all(out.fd, buffer.data(), d * buffer.size(), entry_offset(b.row_begin + i, b.col_begin), out.partial))
       return ~h;
     h = fnv1a(buffer.data(), d * buffer.size(), h);
   }
   if (symmetric_) {
-    buffer.resize(static_cast<std::size_t>(b.rows));
+    buffer.resize(static_cast<std::size_t>(b.rows) * entry_);
     for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
-      if (!pread_all(out.fd, buffer.data(), d * buffer.size(), header_bytes_ + d * (n2 * r + b.row_begin), out.partial))
-        return ~h;
+      if (!pread_all(out.fd, buffer.data(), d * buffer.size(), entry_offset(r, b.row_begin), out.partial)) return ~h;
       h = fnv1a(buffer.data(), d * buffer.size(), h);
     }
   }
@@ -238,7 +276,7 @@ std::uint64_t SharedKernelFiles::checksum_band(const Output& out, const KernelBa
 }
 
 void SharedKernelFiles::write(const KernelBand& b) {
-  const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols);
+  const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols) * b.entry_size;
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isfinite(b.nngp[i]) || !std::isfinite(b.ntk[i]))
       throw std::runtime_error("kernel: a non-finite value in rows " + std::to_string(b.row_begin) + ".." +

@@ -28,6 +28,8 @@ class SharedKernelFiles : public KernelBandSink {
   Eigen::Index recorded_band_rows() const;
 
   void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override;
+  /// Gram or pixel-indexed layouts (N1, N2, H, W, H, W), as KernelFileWriter.
+  void start(const KernelBandLayout& layout) override;
   bool wanted(Eigen::Index band) override;
   void write(const KernelBand& band) override;
 
@@ -36,6 +38,8 @@ class SharedKernelFiles : public KernelBandSink {
 
   Eigen::Index bands_total() const { return bands_; }
   Eigen::Index bands_resumed() const { return resumed_; }
+  /// The file shape: (N1, N2) or (N1, N2, H, W, H, W).
+  std::vector<std::size_t> shape() const;
 
  private:
   struct Output {
@@ -48,6 +52,7 @@ class SharedKernelFiles : public KernelBandSink {
   std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
   std::uint64_t checksum_band(const Output& out, const KernelBand& band);
   KernelBand layout(Eigen::Index band) const;
+  std::size_t entry_offset(Eigen::Index i, Eigen::Index j) const;  // byte offset of entry (i, j)
 
   std::vector<Output> outputs_;
   std::string record_path_;
@@ -57,6 +62,8 @@ class SharedKernelFiles : public KernelBandSink {
   int rank_ = 0, size_ = 1;
   Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, written_ = 0, resumed_ = 0;
   bool symmetric_ = false;
+  int height_ = 0, width_ = 0;  // pixel-indexed: the output map
+  std::size_t entry_ = 1;       // doubles per (i, j) entry
   std::size_t header_bytes_ = 0;
   std::vector<char> done_;
   int record_fd_ = -1;

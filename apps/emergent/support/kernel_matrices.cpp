@@ -15,8 +15,8 @@ std::string extent(Eigen::Index n, const char* name) { return n < 0 ? std::strin
 
 }  // namespace
 
-Eigen::MatrixXd load_kernel_matrix(const std::string& option, const std::string& path, Eigen::Index rows,
-                                   Eigen::Index cols, const std::string& meaning) {
+MappedNpy open_kernel_matrix(const std::string& option, const std::string& path, Eigen::Index rows,
+                             Eigen::Index cols, const std::string& meaning) {
   MappedNpy file = [&] {
     try {
       return MappedNpy(path);
@@ -42,7 +42,14 @@ Eigen::MatrixXd load_kernel_matrix(const std::string& option, const std::string&
         (swapped ? " (the transpose was given: `emergent kernel --x1 TEST --x2 TRAIN` writes K(x_test, X_train))"
                  : ""));
   }
-  // C order in the file, column-major in Eigen: copy a block of rows at a time, converting.
+  return file;
+}
+
+namespace {
+
+// C order in the file, column-major in Eigen: copy a block of rows at a time, converting.
+Eigen::MatrixXd read_all(const std::string& option, const MappedNpy& file) {
+  const auto r = static_cast<Eigen::Index>(file.shape()[0]), c = static_cast<Eigen::Index>(file.shape()[1]);
   Eigen::MatrixXd m(r, c);
   const Eigen::Index block = std::max<Eigen::Index>(1, (Eigen::Index{1} << 20) / std::max<Eigen::Index>(1, c));
   std::vector<double> buffer;
@@ -59,7 +66,14 @@ Eigen::MatrixXd load_kernel_matrix(const std::string& option, const std::string&
   return m;
 }
 
-KernelMatrices load_kernel_matrices(const KernelFiles& f, const KernelNeeds& needs) {
+}  // namespace
+
+Eigen::MatrixXd load_kernel_matrix(const std::string& option, const std::string& path, Eigen::Index rows,
+                                   Eigen::Index cols, const std::string& meaning) {
+  return read_all(option, open_kernel_matrix(option, path, rows, cols, meaning));
+}
+
+MappedKernelMatrices open_kernel_matrices(const KernelFiles& f, const KernelNeeds& needs) {
   const bool cov = needs.flow_cov || needs.posterior_cov;
   struct Need {
     const char* option;
@@ -80,38 +94,50 @@ KernelMatrices load_kernel_matrices(const KernelFiles& f, const KernelNeeds& nee
     if (n.needed && n.path.empty())
       throw std::invalid_argument(std::string("missing ") + n.option + ": with precomputed kernels, " + n.for_what +
                                   " need " + n.option + " (docs/cli.md, predict from kernels)");
-  KernelMatrices k;
+  MappedKernelMatrices k;
   // N from the first training kernel needed, N_test from the first test kernel needed.
   Eigen::Index n = -1, nt = -1;
   const bool want_ntk = needs.flow_mean || needs.flow_cov;
   const bool want_nngp = needs.flow_cov || needs.posterior_mean || needs.posterior_cov;
+  auto square = [](const MappedNpy& m, const char* option, const std::string& path, const char* meaning) {
+    if (m.shape()[0] != m.shape()[1])
+      throw std::invalid_argument(std::string(option) + " '" + path + "' has shape (" + std::to_string(m.shape()[0]) +
+                                  ", " + std::to_string(m.shape()[1]) + "); expected a square " + meaning +
+                                  " of shape (N, N)");
+    return static_cast<Eigen::Index>(m.shape()[0]);
+  };
   if (want_ntk) {
-    k.ntk_train = load_kernel_matrix("--ntk-train", f.ntk_train, -1, -1, "Θ(X_train, X_train)");
-    if (k.ntk_train.rows() != k.ntk_train.cols())
-      throw std::invalid_argument("--ntk-train '" + f.ntk_train + "' has shape (" + std::to_string(k.ntk_train.rows()) +
-                                  ", " + std::to_string(k.ntk_train.cols()) +
-                                  "); expected a square Θ(X_train, X_train) of shape (N, N)");
-    n = k.ntk_train.rows();
+    k.ntk_train = open_kernel_matrix("--ntk-train", f.ntk_train, -1, -1, "Θ(X_train, X_train)");
+    n = square(*k.ntk_train, "--ntk-train", f.ntk_train, "Θ(X_train, X_train)");
   }
   if (want_nngp) {
-    k.nngp_train = load_kernel_matrix("--nngp-train", f.nngp_train, n, n, "K(X_train, X_train)");
-    if (k.nngp_train.rows() != k.nngp_train.cols())
-      throw std::invalid_argument("--nngp-train '" + f.nngp_train + "' has shape (" +
-                                  std::to_string(k.nngp_train.rows()) + ", " + std::to_string(k.nngp_train.cols()) +
-                                  "); expected a square K(X_train, X_train) of shape (N, N)");
-    n = k.nngp_train.rows();
+    k.nngp_train = open_kernel_matrix("--nngp-train", f.nngp_train, n, n, "K(X_train, X_train)");
+    n = square(*k.nngp_train, "--nngp-train", f.nngp_train, "K(X_train, X_train)");
   }
   if (want_ntk) {
-    k.ntk_test = load_kernel_matrix("--ntk-test", f.ntk_test, -1, n, "Θ(X_test, X_train)");
-    nt = k.ntk_test.rows();
+    k.ntk_test = open_kernel_matrix("--ntk-test", f.ntk_test, -1, n, "Θ(X_test, X_train)");
+    nt = static_cast<Eigen::Index>(k.ntk_test->shape()[0]);
   }
   if (want_nngp) {
-    k.nngp_test = load_kernel_matrix("--nngp-test", f.nngp_test, nt, n, "K(X_test, X_train)");
-    nt = k.nngp_test.rows();
+    k.nngp_test = open_kernel_matrix("--nngp-test", f.nngp_test, nt, n, "K(X_test, X_train)");
+    nt = static_cast<Eigen::Index>(k.nngp_test->shape()[0]);
   }
-  if (cov) k.nngp_test_test = load_kernel_matrix("--nngp-test-test", f.nngp_test_test, nt, nt, "K(X_test, X_test)");
+  if (cov) k.nngp_test_test = open_kernel_matrix("--nngp-test-test", f.nngp_test_test, nt, nt, "K(X_test, X_test)");
   k.n_train = n;
   k.n_test = nt;
+  return k;
+}
+
+KernelMatrices load_kernel_matrices(const KernelFiles& f, const KernelNeeds& needs) {
+  const MappedKernelMatrices m = open_kernel_matrices(f, needs);
+  KernelMatrices k;
+  if (m.ntk_train) k.ntk_train = read_all("--ntk-train", *m.ntk_train);
+  if (m.nngp_train) k.nngp_train = read_all("--nngp-train", *m.nngp_train);
+  if (m.ntk_test) k.ntk_test = read_all("--ntk-test", *m.ntk_test);
+  if (m.nngp_test) k.nngp_test = read_all("--nngp-test", *m.nngp_test);
+  if (m.nngp_test_test) k.nngp_test_test = read_all("--nngp-test-test", *m.nngp_test_test);
+  k.n_train = m.n_train;
+  k.n_test = m.n_test;
   return k;
 }
 

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <optional>
 #include <string>
+
+#include "emergent/data/npy.hpp"
 
 namespace emergent::cli {
 
@@ -14,6 +17,11 @@ namespace emergent::cli {
 /// A 2-d array of the transposed shape gets a hint that x1/x2 were swapped.
 Eigen::MatrixXd load_kernel_matrix(const std::string& option, const std::string& path, Eigen::Index rows,
                                    Eigen::Index cols, const std::string& meaning);
+
+/// The file of load_kernel_matrix mapped and its shape checked (the same messages), not read:
+/// for readers that take only parts of it (the MPI ranks their blocks).
+MappedNpy open_kernel_matrix(const std::string& option, const std::string& path, Eigen::Index rows,
+                             Eigen::Index cols, const std::string& meaning);
 
 /// The kernel files of `predict` in place of --arch/--train-x/--test-x, as Neural Tangents'
 /// predict functions take them (k_train_train, k_test_train, k_test_test; docs/conventions.md §4).
@@ -42,5 +50,13 @@ struct KernelMatrices {
 /// Throws std::invalid_argument naming the missing option when an output needs a kernel that
 /// was not given, or naming the file whose shape does not fit the others.
 KernelMatrices load_kernel_matrices(const KernelFiles& files, const KernelNeeds& needs);
+
+/// The same files mapped and checked against each other (the same errors as
+/// load_kernel_matrices), not read; a file no output needs stays closed.
+struct MappedKernelMatrices {
+  std::optional<MappedNpy> ntk_train, nngp_train, ntk_test, nngp_test, nngp_test_test;
+  Eigen::Index n_train = 0, n_test = 0;
+};
+MappedKernelMatrices open_kernel_matrices(const KernelFiles& files, const KernelNeeds& needs);
 
 }  // namespace emergent::cli

@@ -15,6 +15,7 @@
 
 #include "emergent/core/architecture.hpp"
 #include "emergent/core/inputs.hpp"
+#include "emergent/data/npy.hpp"
 #include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/kernels/kernel.hpp"
 
@@ -31,6 +32,15 @@ using KernelBlockSource = std::function<void(const std::vector<Eigen::Index>& ro
 /// Keeps references: arch, a and b must outlive it.
 KernelBlockSource architecture_kernels(const Architecture& arch, const Inputs& a, const Inputs& b,
                                        const KernelOptions& options);
+
+/// The source that reads the blocks from precomputed kernel matrices in .npy files (data/npy.hpp:
+/// memory-mapped, C order, any numeric dtype converted to float64): entry (i, j) of the NTK from
+/// `ntk`, of the NNGP kernel from `nngp`; a null file may not be asked for. Each rank touches
+/// only the pages of its own blocks (one read per row and run of consecutive columns). A NaN or
+/// Inf throws NpyError naming the element, prefixed with `ntk_name` / `nngp_name` (e.g. the CLI
+/// option) if given. Keeps the pointers: the files must outlive the source.
+KernelBlockSource mapped_kernels(const MappedNpy* ntk, const MappedNpy* nngp, const std::string& ntk_name = "",
+                                 const std::string& nngp_name = "");
 
 /// A training set and a test set, seen through their kernel blocks.
 struct KernelProblem {
@@ -71,7 +81,13 @@ struct DistributedPredictResult {
 /// and the same directions are kept as in the single-process solve (summarize_spectrum), so the
 /// results agree with it to round-off: the sums of every product run in a different order (per
 /// block and process, then across processes) and the eigenvectors come from a differently blocked
-/// tridiagonal reduction. Errors on any rank end the call on every rank (collective.hpp).
+/// tridiagonal reduction. Θ(X,X), K(X,X) and K(x,x) are symmetrized after the check of
+/// GradientFlow (symmetry_rtol). Errors on any rank end the call on every rank (collective.hpp):
+/// in agreement steps (inputs, kernel blocks, allocations, the eigensolver's status) as a
+/// CollectiveError / CollectiveInvalidArgument on every rank; inside the PBLAS and ScaLAPACK
+/// stretches, where the other ranks wait in collective calls, through without_agreement
+/// (MPI_Abort after the fatal handler). Test hook: EMERGENT_MPI_TEST_BAD_ALLOC="R:gather" or
+/// "R:products" throws std::bad_alloc on rank R in the gather step or before the products.
 DistributedPredictResult predict(MPI_Comm comm, const KernelProblem& problem, const Eigen::MatrixXd& y_train,
                                  const DistributedPredictRequest& request, const DistributedSolveOptions& options);
 

@@ -22,15 +22,18 @@ namespace emergent::distributed {
 std::vector<int> assign_bands(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows,
                               const std::vector<char>& done, int ranks);
 
-/// The default rows per band: a multiple of the 64-row tile, about n1/256 (at least 64), so that
-/// there are ~256 bands to balance over the ranks whatever P is (the band layout must not depend
-/// on P: a run resumes on any P).
-Eigen::Index default_band_rows(Eigen::Index n1);
+/// The default rows per band of a fresh run on `ranks` ranks: a multiple of the 64-row tile (at
+/// least 64) giving about 8 bands per rank, at least 32 and at most 256 bands: enough to balance
+/// (no rank above the average plus one band) while keeping bands tall, since a symmetric band's
+/// mirrored strip costs one positioned write per row below it. A resumed run keeps the recorded
+/// layout, so it continues on any P.
+Eigen::Index default_band_rows(Eigen::Index n1, int ranks);
 
 struct DistributedKernelOptions {
   KernelOptions kernel;  ///< per rank: the memory cap bounds each rank's working set
-  /// Rows per band, a multiple of 64; 0: default_band_rows(N1), lowered so that one band of both
-  /// kernels takes at most half the memory cap (if one is set). Every rank must pass the same
+  /// Rows per band (a multiple of 64 unless the kernel keeps pixel indices); 0: default_band_rows(N1, P)
+  /// (pixel-indexed: ⌈N1/256⌉), lowered so that one band of both kernels takes at most half the
+  /// memory cap (if one is set). Every rank must pass the same
   /// value (a resumed run: the recorded one).
   Eigen::Index band_rows = 0;
 
@@ -43,10 +46,14 @@ struct DistributedKernelOptions {
 /// `sink` receives begin() with the common layout, is asked wanted() for every band (bands it
 /// declines count as done on every rank: the sinks must agree), then write() for the bands
 /// assign_bands gives this rank, in increasing order. Each band is kernels() of its rows against
-/// the columns it covers (bands start on the 64-row tile grid, so the bits are those of one
-/// kernels() call on everything). A failure on any rank ends the call on every rank with
-/// CollectiveError / CollectiveInvalidArgument (collective.hpp). The returned summary counts this
-/// rank's tiles. Pixel-indexed kernels (no readout) are not distributed: std::invalid_argument.
+/// the columns it covers: architectures the kernel engine streams (streams_in_bands) are computed
+/// by one stream_kernels() engine per rank in this band layout (inputs prepared once per rank,
+/// only this rank's bands computed), the others by one kernels() call per band (bands on the
+/// 64-row tile grid); either way every entry has the bits of the single-process kernel.
+/// Pixel-indexed kernels (a CNN without readout) come in the same bands, entries of (H·W)²
+/// doubles (sink.start() gets their layout; default band height ⌈N1/256⌉, at most half the memory
+/// cap per band). A failure on any rank ends the call on every rank with CollectiveError /
+/// CollectiveInvalidArgument (collective.hpp). The returned summary counts this rank's tiles.
 KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2,
                              const DistributedKernelOptions& options, KernelBandSink& sink, MPI_Comm comm);
 

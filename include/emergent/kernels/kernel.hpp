@@ -28,6 +28,11 @@ struct KernelOptions {
   int threads = 0;
   /// Gauss–Hermite nodes per dimension for activations without closed form (0: default).
   int quadrature_order = 0;
+  /// stream_kernels only: rows per band, fixed by the caller (e.g. a band layout shared by the
+  /// ranks of an MPI job or recorded for a resume); a multiple of 64 for kernels with a readout
+  /// that take the vector path. 0: chosen from the sizes and the memory cap. Entries keep their
+  /// bits whatever it is.
+  std::size_t band_rows = 0;
 
   /// True if the options make sense; otherwise false with the reason in *error.
   bool IsValid(std::string* error) const;
