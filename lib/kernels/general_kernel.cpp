@@ -574,36 +574,9 @@ bool uses_general_path(const Architecture& arch) {
   return pool && circular != 0 && circular != convs;
 }
 
-namespace {
-// Magnitude rescaling, the rule of kernels() on the fast paths (lib/kernels/kernel.cpp,
-// homogeneous_exponent): bias-free networks whose activations are positively homogeneous of
-// degree 1 (the ReLU family) have K(cx, cx') = c²K(x, x'), Θ the same, for c > 0 — avgpool,
-// residual sums, flatten and gap keep that — so inputs far from scale 1 are divided by a power of
-// two (exact) and the kernels multiplied back, and 1e-100 inputs do not underflow in the duals'
-// q1·q2. A layer norm breaks it (ε makes Σ/√((ε+Σ_aa)(ε+Σ_bb)) not homogeneous): no rescaling then.
-int general_homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2) {
-  for (const Layer& layer : arch.layers()) {
-    if (layer.kind == LayerKind::LayerNorm) return 0;
-    if (layer.affine() && layer.b_std != 0.0) return 0;
-    if (layer.kind == LayerKind::Activation) {
-      const ActivationKind k = layer.activation.kind;
-      if (k != ActivationKind::Identity && k != ActivationKind::Relu && k != ActivationKind::Abs &&
-          k != ActivationKind::LeakyRelu && k != ActivationKind::AbRelu)
-        return 0;
-    }
-  }
-  double max_abs = 0;
-  for (const Inputs* in : {&x1, x2})
-    if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
-  if (!(max_abs > 0) || !std::isfinite(max_abs)) return 0;
-  const int e = std::ilogb(max_abs);
-  return (e < -16 || e > 16) ? e : 0;
-}
-}  // namespace
-
 Kernels general_kernels(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options,
                         GeneralRoute route) {
-  if (const int e = general_homogeneous_exponent(arch, x1, x2)) {
+  if (const int e = detail::homogeneous_exponent(arch, x1, x2)) {
     const double down = std::ldexp(1.0, -e), up = std::ldexp(1.0, 2 * e);
     const Inputs a(RowMatrix(x1.x.array() * down), x1.shape);
     const Inputs b = x2 ? Inputs(RowMatrix(x2->x.array() * down), x2->shape) : Inputs();

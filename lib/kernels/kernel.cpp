@@ -103,30 +103,6 @@ void check_magnitudes(const Architecture& arch, const Inputs& x1, const Inputs* 
     }
   }
 }
-// Bias-free networks whose activations are positively homogeneous of degree 1 (the ReLU family
-// a·min(x,0) + b·max(x,0)) have K(cx, cx') = c²·K(x, x') and Θ(cx, cx') = c²·Θ(x, x') for c > 0
-// (every step of the recursion of docs/conventions.md §2 is homogeneous of degree 2). For such
-// networks, inputs far from scale 1 are rescaled by a power of two — exact in floating point —
-// and the kernels scaled back, so 1e-100 inputs do not underflow inside the dual's q1·q2 and give
-// the scale-1 answer times c² (docs/robustness.md). Returns the exponent e of the factor 2^e by
-// which the inputs are divided, or 0 when the rescaling does not apply or is not needed.
-int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2) {
-  for (const auto& layer : arch.layers()) {
-    if (layer.affine() && layer.b_std != 0.0) return 0;
-    if (layer.kind == LayerKind::Activation) {
-      const ActivationKind k = layer.activation.kind;
-      if (k != ActivationKind::Identity && k != ActivationKind::Relu && k != ActivationKind::Abs &&
-          k != ActivationKind::LeakyRelu && k != ActivationKind::AbRelu)
-        return 0;
-    }
-  }
-  double max_abs = 0;
-  for (const Inputs* in : {&x1, x2})
-    if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
-  if (!(max_abs > 0) || !std::isfinite(max_abs)) return 0;
-  const int e = std::ilogb(max_abs);
-  return (e < -16 || e > 16) ? e : 0;
-}
 
 Inputs scaled(const Inputs& in, int e) { return Inputs(RowMatrix(in.x.array() * std::ldexp(1.0, -e)), in.shape); }
 
@@ -142,7 +118,7 @@ Kernels rescaled(Kernels r, int e) {
 Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2, const KernelOptions& options) {
   if (uses_general_path(arch)) return general_kernels(arch, x1, &x2, options);
   check_magnitudes(arch, x1, &x2, options.quadrature_order);
-  if (const int e = homogeneous_exponent(arch, x1, &x2)) {
+  if (const int e = detail::homogeneous_exponent(arch, x1, &x2)) {
     const Inputs a = scaled(x1, e), b = scaled(x2, e);
     return rescaled(kernels(arch, a, b, options), e);
   }
@@ -152,7 +128,7 @@ Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2, co
 Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options) {
   if (uses_general_path(arch)) return general_kernels(arch, x, nullptr, options);
   check_magnitudes(arch, x, nullptr, options.quadrature_order);
-  if (const int e = homogeneous_exponent(arch, x, nullptr)) return rescaled(kernels(arch, scaled(x, e), options), e);
+  if (const int e = detail::homogeneous_exponent(arch, x, nullptr)) return rescaled(kernels(arch, scaled(x, e), options), e);
   return Engine(arch, x, nullptr, options, false).run_gram();
 }
 
@@ -199,7 +175,7 @@ KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const I
     return plan.pixel_stage ? engine.stream_pixels(out) : engine.stream_vector(out);
   };
   // Gram matrices are rescaled as kernels() rescales them; spatial_kernels() does not rescale.
-  if (const int e = keeps_pixels ? 0 : homogeneous_exponent(arch, x1, x2)) {
+  if (const int e = keeps_pixels ? 0 : detail::homogeneous_exponent(arch, x1, x2)) {
     const Inputs a = scaled(x1, e);
     const Inputs b = x2 ? scaled(*x2, e) : Inputs();
     RescalingSink rescaling(sink, e);

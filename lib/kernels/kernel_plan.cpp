@@ -2,6 +2,7 @@
 #include "kernels/kernel_plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <utility>
 
@@ -247,6 +248,33 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
     elo = s.elo * pool.pw.stride - (pool.pw.window - 1), ehi = s.ehi * pool.pw.stride + (pool.pw.window - 1);
   }
   return plan;
+}
+
+// Bias-free networks whose activations are positively homogeneous of degree 1 (the ReLU family
+// a·min(x,0) + b·max(x,0)) have K(cx, cx') = c²·K(x, x') and Θ(cx, cx') = c²·Θ(x, x') for c > 0
+// (every step of the recursion of docs/conventions.md §2 is homogeneous of degree 2, and so are
+// avgpool, residual sums, flatten and gap; a layer norm is not). For such
+// networks, inputs far from scale 1 are rescaled by a power of two — exact in floating point —
+// and the kernels scaled back, so 1e-100 inputs do not underflow inside the dual's q1·q2 and give
+// the scale-1 answer times c² (docs/robustness.md). Returns the exponent e of the factor 2^e by
+// which the inputs are divided, or 0 when the rescaling does not apply or is not needed.
+int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2) {
+  for (const auto& layer : arch.layers()) {
+    if (layer.kind == LayerKind::LayerNorm) return 0;  // ε makes Σ/√((ε+Σ_aa)(ε+Σ_bb)) not homogeneous
+    if (layer.affine() && layer.b_std != 0.0) return 0;
+    if (layer.kind == LayerKind::Activation) {
+      const ActivationKind k = layer.activation.kind;
+      if (k != ActivationKind::Identity && k != ActivationKind::Relu && k != ActivationKind::Abs &&
+          k != ActivationKind::LeakyRelu && k != ActivationKind::AbRelu)
+        return 0;
+    }
+  }
+  double max_abs = 0;
+  for (const Inputs* in : {&x1, x2})
+    if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
+  if (!(max_abs > 0) || !std::isfinite(max_abs)) return 0;
+  const int e = std::ilogb(max_abs);
+  return (e < -16 || e > 16) ? e : 0;
 }
 
 }  // namespace emergent::detail

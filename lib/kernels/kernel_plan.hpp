@@ -108,4 +108,9 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
 // shape, columns matching the shape, finite inputs, and images for a CNN / vectors for an MLP.
 void check_kernel_arguments(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options);
 
+// The exponent e of the power of two 2^e by which inputs far from scale 1 are divided before a
+// kernel of a positively homogeneous network (bias-free, ReLU family, no layer norm) — every path
+// uses it; 0 when the rescaling does not apply or is not needed.
+int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2);
+
 }  // namespace emergent::detail
