@@ -487,6 +487,7 @@ void MappedNpy::read(std::size_t begin, std::size_t count, double* out) const {
                             " requested of " + std::to_string(count_));
   const unsigned char* p = map_ + offset_ + begin * itemsize_;
   const Scalar s = static_cast<Scalar>(scalar_);
+  if (count == 0) return;  // out and the map may be null then (memcpy's arguments must not be)
   if (s == Scalar::F8 && std::endian::native == std::endian::little) std::memcpy(out, p, count * 8);
   else
     for (std::size_t i = 0; i < count; ++i) out[i] = convert(p + i * itemsize_, s);
