@@ -392,7 +392,7 @@ TEST_CASE("kernel on the pixel paths: streamed bytes equal the in-process kernel
     REQUIRE(fs::exists(path(pre + "r_K.npy.resume")));
     const fs::path saved = g_dir / (pre + "_saved");
     fs::create_directories(saved);
-    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+    for (const std::string& f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
       fs::copy_file(g_dir / f, saved / f, fs::copy_options::overwrite_existing);
     const Run resumed = run(args("r", "--memory-cap 2M --resume"));
     CAPTURE(resumed.err);
@@ -401,7 +401,7 @@ TEST_CASE("kernel on the pixel paths: streamed bytes equal the in-process kernel
     CHECK(slurp(path(pre + "r_T.npy")) == slurp(path(pre + "a_T.npy")));
     CHECK(slurp(path(pre + "r_K.npy")) == slurp(path(pre + "a_K.npy")));
     // A flipped byte in a recorded band, and a truncated partial: detected, not trusted.
-    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+    for (const std::string& f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
       fs::copy_file(saved / f, g_dir / f, fs::copy_options::overwrite_existing);
     {
       std::fstream f(path(pre + "r_T.npy.partial"), std::ios::in | std::ios::out | std::ios::binary);
@@ -413,7 +413,7 @@ TEST_CASE("kernel on the pixel paths: streamed bytes equal the in-process kernel
     const Run corrupt = run(args("r", "--memory-cap 2M --resume"));
     CHECK(corrupt.code == 2);
     CHECK(contains(corrupt.err, "corrupted"));
-    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+    for (const std::string& f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
       fs::copy_file(saved / f, g_dir / f, fs::copy_options::overwrite_existing);
     fs::resize_file(path(pre + "r_K.npy.partial"), 1000);
     const Run truncated = run(args("r", "--memory-cap 2M --resume"));
