@@ -536,8 +536,6 @@ void descend_dense(double* W, Eigen::Index J, Eigen::Index K, const double* g, c
     }
   }
 }
-#endif
-
 typedef long long Lane8 __attribute__((vector_size(64)));
 
 /// The 8 × 8 block at src (row stride ls) transposed into dst (row stride ld): 8 row loads, three
@@ -576,6 +574,8 @@ void transpose_to(const RowMatrix& src, RowMatrix& dst) {
   for (Eigen::Index i = 0; i < R; ++i)
     for (Eigen::Index j = (i < R8 ? C8 : 0); j < C; ++j) d[j * R + i] = s[i * C + j];
 }
+
+#endif
 
 /// Slopes (a, b) of φ(x) = a·min(x,0) + b·max(x,0) for the piecewise-linear family, which is
 /// evaluated inline; other activations go through Activation::value/derivative.
@@ -731,6 +731,11 @@ struct Network::Tape {
   RowMatrix weights_t, dweights_t;  ///< direct convolutions: Wᵀ (forward) and dWᵀ (backward)
   RowMatrix in_t, out_t;             ///< direct dense products: an input and a result, transposed
   RowMatrix g_t;                     ///< fused dense descent: the output gradient, transposed
+  /// acts[out_t_of]ᵀ is in out_t after a direct dense product, and acts[act_t_of]ᵀ in act_t after
+  /// an activation of it, so that the next dense layer reads its input transposed without
+  /// transposing (none: -1)
+  RowMatrix act_t;
+  std::ptrdiff_t out_t_of = -1, act_t_of = -1;
   Eigen::RowVectorXd bias_row;
   std::vector<RowMatrix> shortcut_g;  ///< backward: gradients waiting at open residual blocks
 };
@@ -796,6 +801,7 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
   const auto& layers = architecture_.layers();
   const std::size_t L = layers.size();
   t.n = n;
+  t.out_t_of = t.act_t_of = -1;
   t.acts.resize(L + 1);
   t.patches.resize(L);
   t.acts[0] = ConstRowMap(x, n, shapes_.shapes[0].size());
@@ -815,12 +821,16 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
 #ifdef EMERGENT_DIRECT_CONV
         if (n % 8 == 0) {  // zᵀ = W·hᵀ with the examples along the vectors: W is read once, unpacked
-          transpose_to(in, t.in_t);
+          const bool have_t = t.act_t_of == static_cast<std::ptrdiff_t>(l);
+          if (!have_t) transpose_to(in, t.in_t);
           t.out_t.resize(n_out, n);
-          strided_product(W.data(), n_in, 1, n_out, n_in, t.in_t.data(), n, n, scale, false, t.out_t.data(), n, true);
+          strided_product(W.data(), n_in, 1, n_out, n_in, (have_t ? t.act_t : t.in_t).data(), n, n, scale, false,
+                          t.out_t.data(), n, true);
+          if (block.bias_size > 0)  // row j of zᵀ += b·β_j
+            t.out_t.colwise() +=
+                (layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out)).transpose();
           transpose_to(t.out_t, out);
-          if (block.bias_size > 0)
-            out.rowwise() += layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out);
+          t.out_t_of = static_cast<std::ptrdiff_t>(l + 1);
           break;
         }
 #endif
@@ -872,6 +882,11 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
       }
       case LayerKind::Activation:
         apply_activation(layer.activation, in.data(), out.data(), in.size());
+        if (t.out_t_of == static_cast<std::ptrdiff_t>(l)) {  // φ of the transposed input: the output transposed
+          t.act_t.resize(t.out_t.rows(), t.out_t.cols());
+          apply_activation(layer.activation, t.out_t.data(), t.act_t.data(), t.out_t.size());
+          t.act_t_of = static_cast<std::ptrdiff_t>(l + 1);
+        }
         break;
       case LayerKind::Flatten:
         out = in;  // NHWC rows are already flattened in C order
