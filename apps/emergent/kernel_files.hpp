@@ -37,6 +37,10 @@ class KernelFileWriter : public KernelBandSink {
   /// Gram matrices (N1, N2) and pixel-indexed kernels (N1, N2, H, W, H, W) alike.
   void start(const KernelBandLayout& layout) override;
   bool wanted(Eigen::Index band) override;
+  /// A Gram output computed in one band is memory-mapped and written in place by the engine:
+  /// no band buffer and no copy through write(); the last band of a run needs no record (an
+  /// interruption before finish() only loses it), so it is neither checksummed nor synced twice.
+  KernelOutputMatrices direct_output(const KernelBandLayout& layout) override;
   void write(const KernelBand& band) override;
   void progress(Eigen::Index band, std::size_t done, std::size_t total) override;
 
@@ -54,7 +58,10 @@ class KernelFileWriter : public KernelBandSink {
     std::string path, partial;
     int fd = -1;
     bool nngp = true;  // which of the two kernels goes here
+    void* map = nullptr;  // direct_output(): the whole file, mapped shared
+    std::size_t map_bytes = 0;
   };
+  void unmap();
   void open_fresh();
   void open_resumed();
   std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
@@ -86,7 +93,9 @@ class KernelFileWriter : public KernelBandSink {
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
 };
 
-/// FNV-1a of bytes, chained from `h`.
+/// FNV-1a-style hash chained from `h`: whole 8-byte words one step each (multiply by the FNV prime,
+/// then fold the high half down), a trailing part byte by byte. Chaining calls whose sizes are
+/// multiples of 8 gives the hash of the concatenation.
 std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 0xcbf29ce484222325ULL);
 
 }  // namespace emergent::cli
