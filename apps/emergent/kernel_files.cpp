@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -16,6 +18,7 @@
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "emergent/data/npy.hpp"
 #include "support/positioned_io.hpp"
@@ -58,8 +61,9 @@ std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h) {
   return h;
 }
 
-KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress)
-    : key_(key), resume_(resume), progress_(progress) {
+KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress,
+                                   int threads)
+    : key_(key), resume_(resume), progress_(progress), threads_(std::max(1, threads)) {
   if (!nngp.empty()) outputs_.push_back({nngp, nngp + ".partial", -1, true});
   if (!ntk.empty()) outputs_.push_back({ntk, ntk + ".partial", -1, false});
   record_path_ = outputs_.front().path + ".resume";
@@ -294,12 +298,25 @@ KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) 
     }
     out.map = p;
     out.map_bytes = size;
-    // Fault the pages in with one call (the kernel allocates them in bulk) instead of one trap
-    // per 4 KiB page from the compute threads; refused by kernels before 5.14, which is harmless.
-    ::madvise(p, size, kPopulateWrite);
     double* data = reinterpret_cast<double*>(static_cast<char*>(p) + header_bytes_);
     (out.nngp ? m.nngp : m.ntk) = data;
   }
+  // Fault the pages in up front, in bulk (MADV_POPULATE_WRITE, Linux 5.14; refused before, which
+  // is harmless): measured here 0.62-0.69 CPU s for the whole 3000² command against 0.76-0.82
+  // with one trap per 4 KiB page from the compute threads. Pieces on up to `threads_` threads.
+  constexpr std::size_t kPiece = std::size_t(8) << 20;
+  std::vector<std::pair<char*, std::size_t>> pieces;
+  for (const Output& out : outputs_)
+    for (std::size_t at = 0; at < size; at += kPiece)
+      pieces.emplace_back(static_cast<char*>(out.map) + at, std::min(kPiece, size - at));
+  std::atomic<std::size_t> next{0};
+  auto populate = [&] {
+    for (std::size_t k; (k = next++) < pieces.size();) ::madvise(pieces[k].first, pieces[k].second, kPopulateWrite);
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads_; ++t) helpers.emplace_back(populate);
+  populate();
+  for (std::thread& h : helpers) h.join();
   m.direct = true;
   return m;
 }

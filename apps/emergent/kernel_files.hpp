@@ -28,7 +28,8 @@ class KernelFileWriter : public KernelBandSink {
  public:
   /// `nngp` / `ntk`: output paths, either may be empty (not wanted). `key` identifies the
   /// computation (architecture, inputs, options): a resume must match it.
-  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress);
+  /// `threads`: at most this many threads fault the mapped pages of a one-band output in.
+  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress, int threads = 1);
   ~KernelFileWriter() override;
   KernelFileWriter(const KernelFileWriter&) = delete;
   KernelFileWriter& operator=(const KernelFileWriter&) = delete;
@@ -75,6 +76,7 @@ class KernelFileWriter : public KernelBandSink {
   std::string record_path_;
   std::uint64_t key_;
   bool resume_, progress_;
+  int threads_ = 1;
   Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, done_count_ = 0, resumed_ = 0;
   bool symmetric_ = false;
   int height_ = 0, width_ = 0;
