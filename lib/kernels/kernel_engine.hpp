@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -115,6 +116,8 @@ class Engine {
   void prepare_vector();
   std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const;
   void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
+  void vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
+                         const std::function<void(std::size_t, std::size_t)>& progress);
 
   // --- pixel paths (kernel_pixels.cpp) ---------------------------------------------------------
   double spatial_diagonal(const double* x, double* rec, std::vector<double>& a, std::vector<double>& b,

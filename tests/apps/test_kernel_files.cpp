@@ -165,6 +165,23 @@ TEST_CASE("kernel --resume: a run killed after some bands resumes to the uninter
   REQUIRE(run(kernel_args(x, "part", "--memory-cap 3M --resume -q")).code == 0);
   CHECK(slurp(path("part_T.npy")) == slurp(path("full_T.npy")));
   CHECK(record.find("band 0 ") != std::string::npos);
+
+  // One band (the output fits the cap): written in place into the mapped files. Killed after it
+  // is written, nothing is recorded, nothing is under the final names, and --resume computes it
+  // again to the bytes of the banded run.
+  const Run one_killed = run(kernel_args(x, "one", "--memory-cap 1G -q"), "EMERGENT_KERNEL_ABORT_AFTER_BANDS=0");
+  CHECK(one_killed.code == 75);
+  CHECK(!fs::exists(path("one_K.npy")));
+  CHECK(fs::exists(path("one_K.npy.partial")));
+  REQUIRE(fs::exists(path("one_K.npy.resume")));
+  CHECK(slurp(path("one_K.npy.resume")).find("band ") == std::string::npos);
+  const Run one_resumed = run(kernel_args(x, "one", "--memory-cap 1G --resume"));
+  CAPTURE(one_resumed.err);
+  REQUIRE(one_resumed.code == 0);
+  CHECK(contains(one_resumed.err, "0 of 1 bands verified"));
+  CHECK(slurp(path("one_K.npy")) == slurp(path("full_K.npy")));
+  CHECK(slurp(path("one_T.npy")) == slurp(path("full_T.npy")));
+  CHECK(!fs::exists(path("one_K.npy.resume")));
 }
 
 TEST_CASE("predict: the same bytes at --threads 1 and 2") {
