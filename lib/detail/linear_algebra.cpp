@@ -11,6 +11,7 @@
 #include <Eigen/Eigenvalues>
 
 #include "detail/parallel.hpp"
+#include "detail/tridiagonalization.hpp"
 #include "emergent/core/cancellation.hpp"
 
 #ifdef EMERGENT_USE_LAPACK
@@ -62,7 +63,7 @@ bool uses_lapack() {
 #endif
 }
 
-SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
+SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction) {
   SymmetricEigen out;
   const Index n = a.rows();
   if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
@@ -78,14 +79,24 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
     out.converged = info == 0;
     return out;
   }
-  // dsyevd = dsytrd (A = Q·T·Qᵀ) + dstedc (T = Z·Λ·Zᵀ) + dormtr (V = Q·Z). The back-transformation
-  // is a third of the flops and splits into independent column panels of Z: those run in
-  // parallel, each one single-threaded call, so the bits do not depend on the thread count.
+  // dsyevd = dsytrd (A = Q·T·Qᵀ) + dstedc (T = Z·Λ·Zᵀ) + dormtr (V = Q·Z). The reduction runs
+  // on fixed pieces shared by the threads (detail/tridiagonalization.hpp), or as LAPACK's
+  // single-threaded dsytrd; the back-transformation is a third of the flops and splits into
+  // independent column panels of Z, each one single-threaded call. So the bits do not depend on
+  // the thread count.
   MatrixXd qt = a;
   Eigen::VectorXd e(std::max<Index>(n - 1, 1)), tau(std::max<Index>(n - 1, 1));
+  lapack_int info = 0;
+  if (reduction == TridiagonalReduction::pieces) {
+    Tridiagonal t = tridiagonalize(qt, threads);
+    out.values = std::move(t.diagonal);
+    e.head(n - 1) = t.off_diagonal;
+    tau.head(n - 1) = t.tau;
+  }
   {
     SerialBlas serial;
-    lapack_int info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
+    if (reduction == TridiagonalReduction::lapack)
+      info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
     throw_if_cancelled();
     if (info == 0) {
       out.vectors.resize(n, n);
@@ -119,6 +130,7 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
   return out;
 #else
   (void)threads;
+  (void)reduction;
   Eigen::SelfAdjointEigenSolver<MatrixXd> solver(a, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
   out.converged = solver.info() == Eigen::Success;
   out.values = solver.eigenvalues();
