@@ -125,7 +125,7 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, Tri
     for (Index b = 0; b < blocks; ++b) errors.run(static_cast<long long>(b), [&] {
       const Index k = b * kReflectorBlock, kb = std::min(kReflectorBlock, reflectors - k);
       SerialBlas serial;
-      const lapack_int info = LAPACKE_dlarft(LAPACK_COL_MAJOR, 'F', 'C', static_cast<lapack_int>(n - k - 1),
+      const lapack_int info = LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', static_cast<lapack_int>(n - k - 1),
                                              static_cast<lapack_int>(kb), qt.data() + k * n + k + 1, N, tau.data() + k,
                                              t_factors.data() + b * kReflectorBlock * kReflectorBlock,
                                              static_cast<lapack_int>(kReflectorBlock));
@@ -145,15 +145,18 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, Tri
       double* z = out.vectors.data() + c0 * n;
       SerialBlas serial;
       lapack_int info = 0;
+      // The _work entry points skip LAPACKE's NaN scan of the whole panel on every call.
+      std::vector<double> work(blocked ? static_cast<std::size_t>(w * kReflectorBlock) : 0);
       if (!blocked)
         info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', N, static_cast<lapack_int>(w), qt.data(), N,
                               tau.data(), z, N);
       for (Index b = blocks - 1; blocked && b >= 0 && info == 0; --b) {  // Q·Z = H(0)···H(n−2)·Z
         const Index k = b * kReflectorBlock, kb = std::min(kReflectorBlock, reflectors - k);
-        info = LAPACKE_dlarfb(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', static_cast<lapack_int>(n - k - 1),
-                              static_cast<lapack_int>(w), static_cast<lapack_int>(kb), qt.data() + k * n + k + 1, N,
-                              t_factors.data() + b * kReflectorBlock * kReflectorBlock,
-                              static_cast<lapack_int>(kReflectorBlock), z + k + 1, N);
+        info = LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', static_cast<lapack_int>(n - k - 1),
+                                   static_cast<lapack_int>(w), static_cast<lapack_int>(kb), qt.data() + k * n + k + 1,
+                                   N, t_factors.data() + b * kReflectorBlock * kReflectorBlock,
+                                   static_cast<lapack_int>(kReflectorBlock), z + k + 1, N, work.data(),
+                                   static_cast<lapack_int>(w));
       }
       if (info != 0) {
 #pragma omp atomic write
