@@ -11,6 +11,7 @@
 #include <Eigen/Eigenvalues>
 
 #include "detail/parallel.hpp"
+#include "detail/serial_blas.hpp"
 #include "detail/tridiagonalization.hpp"
 #include "emergent/core/cancellation.hpp"
 
@@ -29,20 +30,6 @@ using Eigen::MatrixXd;
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
 
 #ifdef EMERGENT_USE_LAPACK
-// OpenBLAS (OpenMP build) sizes each call by omp_get_max_threads(), and runs single-threaded
-// inside an active parallel region. This pins the calling task's count to 1 for the scope, so a
-// call gives the same bits whether or not it sits in one of our parallel loops.
-class SerialBlas {
- public:
-  SerialBlas() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SerialBlas() { omp_set_num_threads(saved_); }
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-
- private:
-  int saved_;
-};
-
 lapack_int lapack_size(Index n, const char* what) {
   if (n > static_cast<Index>(std::numeric_limits<lapack_int>::max()))
     throw std::invalid_argument(std::string(what) + ": dimension " + std::to_string(n) +

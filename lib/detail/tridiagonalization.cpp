@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "detail/parallel.hpp"
+#include "detail/serial_blas.hpp"
 #include "emergent/core/cancellation.hpp"
 
 #ifdef EMERGENT_USE_LAPACK
@@ -224,21 +225,6 @@ void trailing_update(double* m, Index ld, Index r, const double* u, const double
   errors.rethrow();
 }
 
-#ifdef EMERGENT_USE_LAPACK
-// OpenBLAS (OpenMP build) sizes a call by omp_get_max_threads() outside an active parallel region:
-// pinned to 1 for the scope, and inherited by the threads of our own regions, so every BLAS call
-// here runs single-threaded whatever the region's size (the same guard as linear_algebra.cpp's).
-class OneBlasThread {
- public:
-  OneBlasThread() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~OneBlasThread() { omp_set_num_threads(saved_); }
-  OneBlasThread(const OneBlasThread&) = delete;
-  OneBlasThread& operator=(const OneBlasThread&) = delete;
-
- private:
-  int saved_;
-};
-#endif
 
 }  // namespace
 
@@ -252,9 +238,7 @@ Tridiagonal tridiagonalize(MatrixXd& a, int threads) {
   t.tau.resize(std::max<Index>(n - 1, 0));
   if (n == 0) return t;
   const int team = thread_count(threads);
-#ifdef EMERGENT_USE_LAPACK
-  const OneBlasThread serial;
-#endif
+  const SerialBlas serial;  // every BLAS call below, in our regions too, runs on one thread
   double* A = a.data();
   const Index ld = n;
   auto at = [&](Index i, Index j) -> double& { return A[j * ld + i]; };
