@@ -12,6 +12,7 @@
 #endif
 
 #include "detail/parallel.hpp"
+#include "kernels/relu_family_avx512.hpp"
 
 namespace emergent::detail {
 namespace {
@@ -412,6 +413,42 @@ SliceWorkspace Engine::slice_workspace() const {
   return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs, plan_.slab_doubles, plan_.slab_row);
 }
 
+#if defined(__AVX512F__)
+namespace {
+// One output row of a slice for a 3×3 conv and the ReLU-family activation after it, in one
+// pass: window sums h0[p] + h0[p+1] + h0[p+2] of the H-pass row, the update, then the dual at
+// (q1[p], q2[p], Σ') on the same lanes as ActivationDual::apply (family_simd::dual_lanes).
+void fused_slice_row(const double* h0, const double* g0, int n, double scale, double b2, const double* q1,
+                     const double* q2, const ActivationDual& dual, const FamilyCoefficients& f, double* so,
+                     double* to) {
+  const __m512d vs = _mm512_set1_pd(scale), vb = _mm512_set1_pd(b2), one = _mm512_set1_pd(1.0);
+  const __m512d ab2 = _mm512_set1_pd(f.ab2), d2 = _mm512_set1_pd(f.d2), cross = _mm512_set1_pd(f.cross);
+  for (int p = 0; p < n; p += 8) {
+    const __mmask8 m = n - p >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - p)) - 1);
+    const __m512d hsum = _mm512_add_pd(
+        _mm512_add_pd(_mm512_maskz_loadu_pd(m, h0 + p), _mm512_maskz_loadu_pd(m, h0 + p + 1)),
+        _mm512_maskz_loadu_pd(m, h0 + p + 2));
+    const __m512d gsum = _mm512_add_pd(
+        _mm512_add_pd(_mm512_maskz_loadu_pd(m, g0 + p), _mm512_maskz_loadu_pd(m, g0 + p + 1)),
+        _mm512_maskz_loadu_pd(m, g0 + p + 2));
+    __m512d sv = _mm512_fmadd_pd(hsum, vs, vb);
+    __m512d tv = _mm512_fmadd_pd(gsum, vs, sv);
+    const __m512d av = _mm512_mask_loadu_pd(one, m, q1 + p), bv = _mm512_mask_loadu_pd(one, m, q2 + p);
+    const __mmask8 ok = family_simd::plain_lanes(av, bv, sv) & m;
+    if (ok != m) {  // rare: zero variance, non-finite values, extreme magnitudes
+      _mm512_mask_storeu_pd(so + p, m, sv);
+      _mm512_mask_storeu_pd(to + p, m, tv);
+      for (int l = 0; l < 8; ++l)
+        if ((m & ~ok) >> l & 1u) dual.apply(1, q1 + p + l, 0, q2 + p + l, 0, so + p + l, to + p + l);
+    }
+    family_simd::dual_lanes(av, bv, sv, tv, ab2, d2, cross);
+    _mm512_mask_storeu_pd(so + p, ok, sv);
+    _mm512_mask_storeu_pd(to + p, ok, tv);
+  }
+}
+}  // namespace
+#endif
+
 bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1,
                        const double* r2, bool self, double* rec, SliceWorkspace& ws, const double** s_out,
                        const double** t_out) const {
@@ -475,6 +512,15 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
       const int a0 = std::max(c0, cols.lo), a1 = std::min(c1, cols.hi);
       const int len = a1 - a0;
       const double b2 = op.b2;
+#if defined(__AVX512F__)
+      // A ReLU-family activation right after the conv runs in the same pass (fused_slice_row),
+      // except for offset 0 of a point with itself (its diagonal and records) and circular maps.
+      FamilyCoefficients family;
+      const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+      const bool fuse = Fw == 3 && !circ && !(self && d == 0 && e == 0) && act &&
+                        act->kind == OpKind::Activation &&
+                        relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+#endif
       for (int o = orows.lo; o < orows.hi; ++o) {
         // H pass: the taps whose row has its partner on the map, in tap order (as box_pairs sums
         // them), into one row — one pass over the taps' rows, no read-modify-write of hs.
@@ -546,6 +592,15 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
         double* to = T2 + (o - orows.lo) * owidth;
         const double* h0 = hs + ocols.lo - aw.before;
         const double* g0 = ht + ocols.lo - aw.before;
+#if defined(__AVX512F__)
+        if (fuse) {
+          const std::size_t Wn = static_cast<std::size_t>(aw.n_out);
+          const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * Wn + ocols.lo;
+          const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * Wn + (ocols.lo - e);
+          fused_slice_row(h0, g0, owidth, scale, b2, q1, q2, plan_.duals[act->dual], family, so, to);
+          continue;
+        }
+#endif
         if (Fw == 3) {
           int p = 0;
 #if defined(__AVX512F__)
@@ -583,6 +638,9 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
           }
         }
       }
+#if defined(__AVX512F__)
+      if (fuse) ++k;  // its activation is done
+#endif
       std::swap(S, S2);
       std::swap(T, T2);
       rows = orows;
@@ -683,6 +741,51 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
   return {sum_s, sum_t};
 }
 
+#if defined(__AVX512F__)
+namespace {
+// One slab row of a 3×3 `same` conv and the ReLU-family activation after it, in one pass: for
+// each w1, the entries (w1, w2 < W) are the diagonal window sums h0[c] + h0[c+s] + h0[c+2s] of
+// the H-pass row (c = w1·L + w2), the update Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ], then the
+// dual at (q1[w1], q2[w2], Σ') — the arithmetic of ActivationDual::apply on the same lanes
+// (family_simd::dual_lanes), so the same bits as the separate passes. Lanes whose arguments
+// the vector dual does not take go through ActivationDual::apply one by one.
+void fused_row(const double* h0, const double* g0, std::ptrdiff_t step, int W, int L, double scale, double b2,
+               const double* q1, const double* q2, const ActivationDual& dual, const FamilyCoefficients& f,
+               double* sb, double* tb) {
+  const __m512d vs = _mm512_set1_pd(scale), vb = _mm512_set1_pd(b2), one = _mm512_set1_pd(1.0);
+  const __m512d ab2 = _mm512_set1_pd(f.ab2), d2 = _mm512_set1_pd(f.d2), cross = _mm512_set1_pd(f.cross);
+  const std::ptrdiff_t s1 = step, s2 = 2 * step;
+  for (int w1 = 0; w1 < W; ++w1) {
+    const std::size_t base = static_cast<std::size_t>(w1) * L;
+    const __m512d av = _mm512_set1_pd(q1[w1]);
+    for (int w2 = 0; w2 < W; w2 += 8) {
+      const __mmask8 m = W - w2 >= 8 ? __mmask8(0xFF) : __mmask8((1u << (W - w2)) - 1);
+      const std::size_t c = base + static_cast<std::size_t>(w2);
+      const __m512d hsum = _mm512_add_pd(
+          _mm512_add_pd(_mm512_maskz_loadu_pd(m, h0 + c), _mm512_maskz_loadu_pd(m, h0 + c + s1)),
+          _mm512_maskz_loadu_pd(m, h0 + c + s2));
+      const __m512d gsum = _mm512_add_pd(
+          _mm512_add_pd(_mm512_maskz_loadu_pd(m, g0 + c), _mm512_maskz_loadu_pd(m, g0 + c + s1)),
+          _mm512_maskz_loadu_pd(m, g0 + c + s2));
+      __m512d sv = _mm512_fmadd_pd(hsum, vs, vb);
+      __m512d tv = _mm512_fmadd_pd(gsum, vs, sv);
+      const __m512d bv = _mm512_mask_loadu_pd(one, m, q2 + w2);
+      const __mmask8 ok = family_simd::plain_lanes(av, bv, sv) & m;
+      if (ok != m) {  // rare: zero variance, non-finite values, extreme magnitudes
+        _mm512_mask_storeu_pd(sb + c, m, sv);
+        _mm512_mask_storeu_pd(tb + c, m, tv);
+        for (int l = 0; l < 8; ++l)
+          if ((m & ~ok) >> l & 1u) dual.apply(1, q1 + w1, 0, q2 + w2 + l, 0, sb + c + l, tb + c + l);
+      }
+      family_simd::dual_lanes(av, bv, sv, tv, ab2, d2, cross);
+      _mm512_mask_storeu_pd(sb + c, ok, sv);
+      _mm512_mask_storeu_pd(tb + c, ok, tv);
+    }
+  }
+}
+}  // namespace
+#endif
+
 bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
                       bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const {
   const int H = stage.h, W = stage.w, P = stage.pad, L = W + P, C = plan_.in_c;
@@ -740,6 +843,15 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const int Fh = ah.filter, Fw = aw.filter;
       const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
       const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
+#if defined(__AVX512F__)
+      // A ReLU-family activation right after the conv runs in the same pass (fused_row): each
+      // output entry goes from the window sum through the dual in registers. Not for offset 0 of
+      // a point with itself (its diagonal takes the variances and writes the records first).
+      FamilyCoefficients family;
+      const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+      const bool fuse = Fw == 3 && !(self && d == 0) && act && act->kind == OpKind::Activation &&
+                        relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+#endif
       for (int o = rows.lo; o < rows.hi; ++o) {
         // H pass over the whole slab row (its pads are zero, so the sum's pads are too); three
         // taps (3×3 convs) in one pass, in tap order.
@@ -786,6 +898,13 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         const double* g0 = ht + first - aw.before * step;
         double* sb = so + first;
         double* tb = to + first;
+#if defined(__AVX512F__)
+        if (fuse) {
+          fused_row(h0, g0, step, W, L, scale, b2, r1 + act->q_offset + static_cast<std::size_t>(o) * W,
+                    r2 + act->q_offset + static_cast<std::size_t>(o - d) * W, plan_.duals[act->dual], family, sb, tb);
+          continue;  // the pads of so / to stay zero
+        }
+#endif
         if (Fw == 3) {
           const std::ptrdiff_t s1 = step, s2 = 2 * step;
 #pragma omp simd
@@ -813,6 +932,9 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         zero_pads(so);
         zero_pads(to);
       }
+#if defined(__AVX512F__)
+      if (fuse) ++k;  // its activation is done
+#endif
       std::swap(S, S2);
       std::swap(T, T2);
     } else {
