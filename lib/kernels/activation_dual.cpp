@@ -438,25 +438,30 @@ template <std::size_t s1, std::size_t s2>
 void family_batch_avx512(std::size_t n, const double* q1, const double* q2, double* nngp, double* ntk, double ab2,
                          double d2, double cross) {
   const __m512d vab2 = _mm512_set1_pd(ab2), vd2 = _mm512_set1_pd(d2), vcross = _mm512_set1_pd(cross);
-  // One vector of 8 entries; two per iteration give the core two independent chains.
-  auto step = [&](std::size_t i, __mmask8 m) __attribute__((always_inline)) {
-    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_maskz_loadu_pd(m, q1 + i);
-    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_maskz_loadu_pd(m, q2 + i);
-    // Unused lanes: a = b = 1, c = 0 (harmless arithmetic, never stored).
+  // Four vectors of 8 entries at a time (their dependency chains overlap), then single vectors.
+  auto step = [&](auto lanes, std::size_t i, __mmask8 m) __attribute__((always_inline)) {
+    constexpr int N = decltype(lanes)::value;
     const __m512d one = _mm512_set1_pd(1.0);
-    const __m512d av = _mm512_mask_mov_pd(one, m, a), bv = _mm512_mask_mov_pd(one, m, b);
-    __m512d c = _mm512_maskz_loadu_pd(m, nngp + i);
-    __m512d tk = _mm512_maskz_loadu_pd(m, ntk + i);
-    detail::family_simd::dual_lanes(av, bv, c, tk, vab2, vd2, vcross);
-    _mm512_mask_storeu_pd(nngp + i, m, c);
-    _mm512_mask_storeu_pd(ntk + i, m, tk);
+    __m512d av[N] = {}, bv[N] = {}, c[N] = {}, tk[N] = {};
+    for (int v = 0; v < N; ++v) {
+      const std::size_t k = i + 8 * static_cast<std::size_t>(v);
+      const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_maskz_loadu_pd(m, q1 + k);
+      const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_maskz_loadu_pd(m, q2 + k);
+      // Unused lanes: a = b = 1, c = 0 (harmless arithmetic, never stored).
+      av[v] = _mm512_mask_mov_pd(one, m, a), bv[v] = _mm512_mask_mov_pd(one, m, b);
+      c[v] = _mm512_maskz_loadu_pd(m, nngp + k);
+      tk[v] = _mm512_maskz_loadu_pd(m, ntk + k);
+    }
+    detail::family_simd::dual_lanes<N>(av, bv, c, tk, vab2, vd2, vcross);
+    for (int v = 0; v < N; ++v) {
+      const std::size_t k = i + 8 * static_cast<std::size_t>(v);
+      _mm512_mask_storeu_pd(nngp + k, m, c[v]);
+      _mm512_mask_storeu_pd(ntk + k, m, tk[v]);
+    }
   };
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    step(i, 0xFF);
-    step(i + 8, 0xFF);
-  }
-  for (; i < n; i += 8) step(i, n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1));
+  for (; i + 32 <= n; i += 32) step(std::integral_constant<int, 4>{}, i, 0xFF);
+  for (; i < n; i += 8) step(std::integral_constant<int, 1>{}, i, n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1));
 }
 
 /// How many of the entries fail family_plain() (below), 8 at a time.

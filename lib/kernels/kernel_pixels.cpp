@@ -415,37 +415,102 @@ SliceWorkspace Engine::slice_workspace() const {
 
 #if defined(__AVX512F__)
 namespace {
-// One output row of a slice for a 3×3 conv and the ReLU-family activation after it, in one
-// pass: window sums h0[p] + h0[p+1] + h0[p+2] of the H-pass row, the update, then the dual at
-// (q1[p], q2[p], Σ') on the same lanes as ActivationDual::apply (family_simd::dual_lanes).
-void fused_slice_row(const double* h0, const double* g0, int n, double scale, double b2, const double* q1,
-                     const double* q2, const ActivationDual& dual, const FamilyCoefficients& f, double* so,
-                     double* to) {
-  const __m512d vs = _mm512_set1_pd(scale), vb = _mm512_set1_pd(b2), one = _mm512_set1_pd(1.0);
-  const __m512d ab2 = _mm512_set1_pd(f.ab2), d2 = _mm512_set1_pd(f.d2), cross = _mm512_set1_pd(f.cross);
-  for (int p = 0; p < n; p += 8) {
-    const __mmask8 m = n - p >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - p)) - 1);
-    const __m512d hsum = _mm512_add_pd(
-        _mm512_add_pd(_mm512_maskz_loadu_pd(m, h0 + p), _mm512_maskz_loadu_pd(m, h0 + p + 1)),
-        _mm512_maskz_loadu_pd(m, h0 + p + 2));
-    const __m512d gsum = _mm512_add_pd(
-        _mm512_add_pd(_mm512_maskz_loadu_pd(m, g0 + p), _mm512_maskz_loadu_pd(m, g0 + p + 1)),
-        _mm512_maskz_loadu_pd(m, g0 + p + 2));
-    __m512d sv = _mm512_fmadd_pd(hsum, vs, vb);
-    __m512d tv = _mm512_fmadd_pd(gsum, vs, sv);
-    const __m512d av = _mm512_mask_loadu_pd(one, m, q1 + p), bv = _mm512_mask_loadu_pd(one, m, q2 + p);
-    const __mmask8 ok = family_simd::plain_lanes(av, bv, sv) & m;
-    if (ok != m) {  // rare: zero variance, non-finite values, extreme magnitudes
-      _mm512_mask_storeu_pd(so + p, m, sv);
-      _mm512_mask_storeu_pd(to + p, m, tv);
+// A 3×3 conv and the ReLU-family activation after it in one pass over an output row: for each
+// vector of 8 entries at c, the window sums h0[c] + h0[c+s] + h0[c+2s] of the H-pass row (s = 1
+// on a slice row, the diagonal shift L + 1 on a slab row), the update Σ' = W²·𝒞[Σ] + B²,
+// Θ' = Σ' + W²·𝒞[Θ], then the dual at (q1, q2, Σ') on the same lanes as ActivationDual::apply
+// (family_simd::dual_lanes), so the same bits as the separate passes. Vectors go through the
+// dual four at a time (their chains overlap). Lanes whose arguments the vector dual does not
+// take go through ActivationDual::apply one by one.
+struct FusedVector {
+  std::size_t c;     // entry offset in the row
+  const double* q1;  // q1 of the lanes (one value for all of them if broadcast)
+  const double* q2;
+  __mmask8 mask;
+};
+
+struct FusedRow {
+  const double* h0;
+  const double* g0;
+  std::ptrdiff_t step;
+  double* so;
+  double* to;
+  __m512d scale, b2, ab2, d2, cross;
+  const ActivationDual* dual;
+};
+
+template <int N, bool broadcast>
+__attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const FusedVector* job) {
+  const __m512d one = _mm512_set1_pd(1.0);
+  __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {};
+  __mmask8 ok[N] = {};
+  bool rare = false;
+  const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    const __mmask8 m = job[v].mask;
+    const double* h = r.h0 + job[v].c;
+    const double* g = r.g0 + job[v].c;
+    const __m512d hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)),
+                                       _mm512_maskz_loadu_pd(m, h + s2));
+    const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
+                                       _mm512_maskz_loadu_pd(m, g + s2));
+    sv[v] = _mm512_fmadd_pd(hsum, r.scale, r.b2);
+    tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
+    a[v] = broadcast ? _mm512_set1_pd(job[v].q1[0]) : _mm512_mask_loadu_pd(one, m, job[v].q1);
+    b[v] = _mm512_mask_loadu_pd(one, m, job[v].q2);
+    ok[v] = family_simd::plain_lanes(a[v], b[v], sv[v]) & m;
+    rare |= ok[v] != m;
+  }
+  if (__builtin_expect(rare, 0)) {  // zero variance, non-finite values, extreme magnitudes
+    for (int v = 0; v < N; ++v) {
+      const __mmask8 m = job[v].mask;
+      double* so = r.so + job[v].c;
+      double* to = r.to + job[v].c;
+      _mm512_mask_storeu_pd(so, m, sv[v]);
+      _mm512_mask_storeu_pd(to, m, tv[v]);
       for (int l = 0; l < 8; ++l)
-        if ((m & ~ok) >> l & 1u) dual.apply(1, q1 + p + l, 0, q2 + p + l, 0, so + p + l, to + p + l);
+        if ((m & ~ok[v]) >> l & 1u)
+          r.dual->apply(1, job[v].q1 + (broadcast ? 0 : l), 0, job[v].q2 + l, 0, so + l, to + l);
     }
-    family_simd::dual_lanes(av, bv, sv, tv, ab2, d2, cross);
-    _mm512_mask_storeu_pd(so + p, ok, sv);
-    _mm512_mask_storeu_pd(to + p, ok, tv);
+  }
+  family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    _mm512_mask_storeu_pd(r.so + job[v].c, ok[v], sv[v]);
+    _mm512_mask_storeu_pd(r.to + job[v].c, ok[v], tv[v]);
   }
 }
+
+// Collects the vectors of a row and runs them four at a time.
+template <bool broadcast>
+class FusedBatch {
+ public:
+  explicit FusedBatch(const FusedRow& row) : row_(row) {}
+  void add(std::size_t c, const double* q1, const double* q2, __mmask8 mask) {
+    job_[n_++] = {c, q1, q2, mask};
+    if (n_ == 4) fused_vectors<4, broadcast>(row_, job_), n_ = 0;
+  }
+  void finish() {
+    if (n_ == 3) fused_vectors<3, broadcast>(row_, job_);
+    else if (n_ == 2) fused_vectors<2, broadcast>(row_, job_);
+    else if (n_ == 1) fused_vectors<1, broadcast>(row_, job_);
+    n_ = 0;
+  }
+
+ private:
+  FusedRow row_;
+  FusedVector job_[4];
+  int n_ = 0;
+};
+
+inline FusedRow fused_row(const double* h0, const double* g0, std::ptrdiff_t step, double scale, double b2,
+                          const ActivationDual& dual, const FamilyCoefficients& f, double* so, double* to) {
+  return {h0, g0, step, so, to, _mm512_set1_pd(scale), _mm512_set1_pd(b2), _mm512_set1_pd(f.ab2),
+          _mm512_set1_pd(f.d2), _mm512_set1_pd(f.cross), &dual};
+}
+
+inline __mmask8 tail_mask(int left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
 }  // namespace
 #endif
 
@@ -597,7 +662,9 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
           const std::size_t Wn = static_cast<std::size_t>(aw.n_out);
           const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * Wn + ocols.lo;
           const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * Wn + (ocols.lo - e);
-          fused_slice_row(h0, g0, owidth, scale, b2, q1, q2, plan_.duals[act->dual], family, so, to);
+          FusedBatch<false> batch(fused_row(h0, g0, 1, scale, b2, plan_.duals[act->dual], family, so, to));
+          for (int p = 0; p < owidth; p += 8) batch.add(static_cast<std::size_t>(p), q1 + p, q2 + p, tail_mask(owidth - p));
+          batch.finish();
           continue;
         }
 #endif
@@ -741,51 +808,6 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
   return {sum_s, sum_t};
 }
 
-#if defined(__AVX512F__)
-namespace {
-// One slab row of a 3×3 `same` conv and the ReLU-family activation after it, in one pass: for
-// each w1, the entries (w1, w2 < W) are the diagonal window sums h0[c] + h0[c+s] + h0[c+2s] of
-// the H-pass row (c = w1·L + w2), the update Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ], then the
-// dual at (q1[w1], q2[w2], Σ') — the arithmetic of ActivationDual::apply on the same lanes
-// (family_simd::dual_lanes), so the same bits as the separate passes. Lanes whose arguments
-// the vector dual does not take go through ActivationDual::apply one by one.
-void fused_row(const double* h0, const double* g0, std::ptrdiff_t step, int W, int L, double scale, double b2,
-               const double* q1, const double* q2, const ActivationDual& dual, const FamilyCoefficients& f,
-               double* sb, double* tb) {
-  const __m512d vs = _mm512_set1_pd(scale), vb = _mm512_set1_pd(b2), one = _mm512_set1_pd(1.0);
-  const __m512d ab2 = _mm512_set1_pd(f.ab2), d2 = _mm512_set1_pd(f.d2), cross = _mm512_set1_pd(f.cross);
-  const std::ptrdiff_t s1 = step, s2 = 2 * step;
-  for (int w1 = 0; w1 < W; ++w1) {
-    const std::size_t base = static_cast<std::size_t>(w1) * L;
-    const __m512d av = _mm512_set1_pd(q1[w1]);
-    for (int w2 = 0; w2 < W; w2 += 8) {
-      const __mmask8 m = W - w2 >= 8 ? __mmask8(0xFF) : __mmask8((1u << (W - w2)) - 1);
-      const std::size_t c = base + static_cast<std::size_t>(w2);
-      const __m512d hsum = _mm512_add_pd(
-          _mm512_add_pd(_mm512_maskz_loadu_pd(m, h0 + c), _mm512_maskz_loadu_pd(m, h0 + c + s1)),
-          _mm512_maskz_loadu_pd(m, h0 + c + s2));
-      const __m512d gsum = _mm512_add_pd(
-          _mm512_add_pd(_mm512_maskz_loadu_pd(m, g0 + c), _mm512_maskz_loadu_pd(m, g0 + c + s1)),
-          _mm512_maskz_loadu_pd(m, g0 + c + s2));
-      __m512d sv = _mm512_fmadd_pd(hsum, vs, vb);
-      __m512d tv = _mm512_fmadd_pd(gsum, vs, sv);
-      const __m512d bv = _mm512_mask_loadu_pd(one, m, q2 + w2);
-      const __mmask8 ok = family_simd::plain_lanes(av, bv, sv) & m;
-      if (ok != m) {  // rare: zero variance, non-finite values, extreme magnitudes
-        _mm512_mask_storeu_pd(sb + c, m, sv);
-        _mm512_mask_storeu_pd(tb + c, m, tv);
-        for (int l = 0; l < 8; ++l)
-          if ((m & ~ok) >> l & 1u) dual.apply(1, q1 + w1, 0, q2 + w2 + l, 0, sb + c + l, tb + c + l);
-      }
-      family_simd::dual_lanes(av, bv, sv, tv, ab2, d2, cross);
-      _mm512_mask_storeu_pd(sb + c, ok, sv);
-      _mm512_mask_storeu_pd(tb + c, ok, tv);
-    }
-  }
-}
-}  // namespace
-#endif
-
 bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
                       bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const {
   const int H = stage.h, W = stage.w, P = stage.pad, L = W + P, C = plan_.in_c;
@@ -793,15 +815,19 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   const std::size_t first = static_cast<std::size_t>(P) * L;  // (w1 = 0, w2 = 0)
   const Range rows = slice_range(H, d, false);
   if (rows.empty()) return false;
-  const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo) * R;
-  double* S = ws.bs.data();
-  double* T = ws.bt.data();
-  double* S2 = ws.bs2.data();
-  double* T2 = ws.bt2.data();
-  std::fill(S, S + n, 0.0);
-  std::fill(T, T + n, 0.0);
-  std::fill(S2, S2 + n, 0.0);
-  std::fill(T2, T2 + n, 0.0);
+  // Σ and Θ each in one array of the slab's rows plus G guard rows, updated in place: a conv
+  // writes output row o over input row o − G (rows in ascending order; then the rows sit G lower)
+  // or o + G (descending; back up): G is more than the conv reads on either side, so that row is
+  // read by no later output. Half the footprint of a second array, so a 32×32 slab stays in L2.
+  const int G = stage.row_guard;
+  const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
+  double* const S0 = ws.bs.data();
+  double* const T0 = ws.bt.data();
+  std::fill(S0, S0 + n, 0.0);
+  std::fill(T0, T0 + n, 0.0);
+  int shift = G;  // row h sits at index h − rows.lo + shift
+  double* S = S0 + static_cast<std::size_t>(shift) * R;
+  double* T = T0 + static_cast<std::size_t>(shift) * R;
   // Σ⁰ (or the pooled kernels of the previous stage); Θ⁰ = 0 from the inputs.
   const double inv = 1.0 / C;
   const std::size_t P0 = static_cast<std::size_t>(H) * W;
@@ -852,7 +878,12 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const bool fuse = Fw == 3 && !(self && d == 0) && act && act->kind == OpKind::Activation &&
                         relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
 #endif
-      for (int o = rows.lo; o < rows.hi; ++o) {
+      const bool down = shift == G;  // ascending rows, written G lower
+      const int next = down ? 0 : G;
+      double* const S2 = S0 + static_cast<std::size_t>(next) * R;
+      double* const T2 = T0 + static_cast<std::size_t>(next) * R;
+      for (int j = 0; j < rows.hi - rows.lo; ++j) {
+        const int o = down ? rows.lo + j : rows.hi - 1 - j;
         // H pass over the whole slab row (its pads are zero, so the sum's pads are too); three
         // taps (3×3 convs) in one pass, in tap order.
         int nk = 0;
@@ -874,20 +905,32 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           }
           ++nk;
         }
-        if (Fh == 3 && nk == 3) {
+        // The 3-tap H pass on entries [c0, c1) of the row.
+        auto hpass3 = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
+          if (nk == 3) {
 #pragma omp simd
-          for (std::size_t c = 0; c < R; ++c) {
-            hs[c] = (sr3[0][c] + sr3[1][c]) + sr3[2][c];
-            ht[c] = (tr3[0][c] + tr3[1][c]) + tr3[2][c];
+            for (std::size_t c = c0; c < c1; ++c) {
+              hs[c] = (sr3[0][c] + sr3[1][c]) + sr3[2][c];
+              ht[c] = (tr3[0][c] + tr3[1][c]) + tr3[2][c];
+            }
+          } else if (nk == 2) {
+#pragma omp simd
+            for (std::size_t c = c0; c < c1; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
+          } else if (nk == 1) {
+            copy_row(sr3[0] + c0, static_cast<int>(c1 - c0), hs + c0);
+            copy_row(tr3[0] + c0, static_cast<int>(c1 - c0), ht + c0);
+          } else {
+            std::fill(hs + c0, hs + c1, 0.0);
+            std::fill(ht + c0, ht + c1, 0.0);
           }
-        } else if (Fh == 3 && nk == 2) {
-#pragma omp simd
-          for (std::size_t c = 0; c < R; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
-        } else if (Fh == 3 && nk == 1) {
-          copy_row(sr3[0], static_cast<int>(R), hs);
-          copy_row(tr3[0], static_cast<int>(R), ht);
-        }
-        if (nk == 0) {
+        };
+#if defined(__AVX512F__)
+        const bool chunked = fuse && Fh == 3;  // the H pass runs in chunks between the fused vectors
+#else
+        const bool chunked = false;
+#endif
+        if (Fh == 3 && !chunked) hpass3(0, R);
+        if (Fh != 3 && nk == 0) {
           std::fill(hs, hs + R, 0.0);
           std::fill(ht, ht + R, 0.0);
         }
@@ -900,8 +943,24 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         double* tb = to + first;
 #if defined(__AVX512F__)
         if (fuse) {
-          fused_row(h0, g0, step, W, L, scale, b2, r1 + act->q_offset + static_cast<std::size_t>(o) * W,
-                    r2 + act->q_offset + static_cast<std::size_t>(o - d) * W, plan_.duals[act->dual], family, sb, tb);
+          const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * W;
+          const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * W;
+          FusedBatch<true> batch(fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb));
+          // The W pass at body entry c reads the H-pass row up to index first − before·step + c + 2·step:
+          // before each w1, the H pass is brought that far (in chunks the core overlaps with the duals).
+          std::size_t done = 0;
+          const std::ptrdiff_t reach = static_cast<std::ptrdiff_t>(first) + (2 - aw.before) * step + W;
+          for (int w1 = 0; w1 < W; ++w1) {
+            if (chunked) {
+              const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
+              const std::size_t upto = std::min(R, static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)));
+              if (w1 + 1 == W) hpass3(done, R), done = R;
+              else if (upto > done) hpass3(done, upto), done = upto;
+            }
+            for (int w2 = 0; w2 < W; w2 += 8)
+              batch.add(static_cast<std::size_t>(w1) * L + w2, q1 + w1, q2 + w2, tail_mask(W - w2));
+          }
+          batch.finish();
           continue;  // the pads of so / to stay zero
         }
 #endif
@@ -935,8 +994,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
 #if defined(__AVX512F__)
       if (fuse) ++k;  // its activation is done
 #endif
-      std::swap(S, S2);
-      std::swap(T, T2);
+      S = S2, T = T2, shift = next;
     } else {
       const ActivationDual& dual = plan_.duals[op.dual];
       const double* q1 = r1 + op.q_offset;
