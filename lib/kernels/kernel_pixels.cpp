@@ -485,11 +485,12 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
 // Collects the vectors of a row and runs them four at a time.
 template <bool broadcast>
 class FusedBatch {
+  static constexpr int kGroup = 4;  // measured: 4 beats 2 (fewer stalls) despite some spills
  public:
   explicit FusedBatch(const FusedRow& row) : row_(row) {}
   void add(std::size_t c, const double* q1, const double* q2, __mmask8 mask) {
     job_[n_++] = {c, q1, q2, mask};
-    if (n_ == 4) fused_vectors<4, broadcast>(row_, job_), n_ = 0;
+    if (n_ == kGroup) fused_vectors<kGroup, broadcast>(row_, job_), n_ = 0;
   }
   void finish() {
     if (n_ == 3) fused_vectors<3, broadcast>(row_, job_);

@@ -40,12 +40,8 @@ constexpr double kInv2Pi = 0.15915494309189533577;
 
 /// The ReLU-family dual on 8 lanes of AVX-512, with the divider kept out of the loop: √x and
 /// 1/x from the 14-bit estimates vrsqrt14/vrcp14 and two Newton steps each (Goldschmidt's form
-/// for √x; the quotient corrected by its residual), which run on the FMA ports. θ = atan2(s, c)
-/// takes an argument reduction: with r = lo/hi ∈ [0, 1] and the nearest of the centres
-/// t_k = tan(kπ/12), k = 0…3, atan r = atan t_k + atan z with z = (lo − t_k·hi)/(hi + t_k·lo),
-/// |z| ≤ tan(π/24) ≈ 0.132 (one division, operands selected), so 9 terms of the series
-/// atan z = Σ (−1)^j z^{2j+1}/(2j+1) truncate below 1e-17 relative; k = 0 keeps z = r, so θ → 0
-/// keeps its relative accuracy.
+/// for √x; the quotient corrected by its residual), which run on the FMA ports; θ = atan2(s, c)
+/// by a table-centred argument reduction and a short series (atan2_upper_fma).
 ///
 /// Every function works on N independent vectors at once, statement by statement (N ≤ 4): the
 /// chain of one vector is ~140 cycles of latency for ~100 instructions, so one vector at a time
@@ -83,38 +79,42 @@ __attribute__((always_inline)) inline void div_fma(const __m512d* n, const __m51
   EMERGENT_LANES q[v] = _mm512_fmadd_pd(_mm512_fnmadd_pd(d[v], q[v], n[v]), y[v], q[v]);
 }
 
-/// atan2(y, x) for y ≥ 0, hi = max(|x|, y) > 0.
+/// atan2(y, x) for y ≥ 0, hi = max(|x|, y) > 0. With r = lo/hi ∈ [0, 1] and the centre
+/// t_k = k/8 nearest to r (k = 0…8, found from the 14-bit reciprocal estimate, so r is within
+/// 1/16 + 2⁻¹⁴ of it): atan r = atan(k/8) + atan z, z = (lo − t_k·hi)/(hi + t_k·lo), |z| ≤ 0.0626,
+/// and 7 terms of atan z = Σ (−1)^j z^{2j+1}/(2j+1) truncate below 1e-18 relative. k = 0 keeps
+/// z = r (θ → 0 keeps its relative accuracy). atan(k/8) comes from a 9-entry table (correctly
+/// rounded doubles) by one permute: 6 instructions for the reduction instead of a cascade of
+/// compares and blends.
 template <int N>
 __attribute__((always_inline)) inline void atan2_upper_fma(const __m512d* y, const __m512d* x, __m512d* out) {
   __m512d lo[N] = {}, hi[N] = {}, t[N] = {}, base[N] = {}, num[N] = {}, den[N] = {}, z[N] = {};
   __mmask8 steep[N] = {};
+  const __m512d magic = _mm512_set1_pd(6755399441055744.0);  // 1.5·2⁵²: adding it rounds to an integer in the low bits
+  const __m512d table_lo = _mm512_setr_pd(0.0, 0.12435499454676144, 0.24497866312686414, 0.35877067027057225,
+                                          0.4636476090008061, 0.5585993153435624, 0.6435011087932844,
+                                          0.7188299996216245);
+  const __m512d table_hi = _mm512_set1_pd(0.25 * kPi);  // atan(8/8)
   EMERGENT_LANES {
     const __m512d ax = _mm512_abs_pd(x[v]);
     steep[v] = _mm512_cmp_pd_mask(ax, y[v], _CMP_LT_OQ);
     lo[v] = _mm512_min_pd(ax, y[v]), hi[v] = _mm512_max_pd(ax, y[v]);
   }
-  // Interval boundaries tan(π/24), tan(π/8), tan(5π/24); centres tan(kπ/12) and their atan.
   EMERGENT_LANES {
-    const __mmask8 k1 = _mm512_cmp_pd_mask(lo[v], _mm512_mul_pd(_mm512_set1_pd(0.13165249758739585347), hi[v]), _CMP_GT_OQ);
-    const __mmask8 k2 = _mm512_cmp_pd_mask(lo[v], _mm512_mul_pd(_mm512_set1_pd(0.41421356237309504880), hi[v]), _CMP_GT_OQ);
-    const __mmask8 k3 = _mm512_cmp_pd_mask(lo[v], _mm512_mul_pd(_mm512_set1_pd(0.76732698797896034292), hi[v]), _CMP_GT_OQ);
-    t[v] = _mm512_maskz_mov_pd(k1, _mm512_set1_pd(0.2679491924311227));
-    base[v] = _mm512_maskz_mov_pd(k1, _mm512_set1_pd(0.2617993877991494));  // atan of that double
-    t[v] = _mm512_mask_mov_pd(t[v], k2, _mm512_set1_pd(0.5773502691896257));
-    base[v] = _mm512_mask_mov_pd(base[v], k2, _mm512_set1_pd(0.5235987755982988));
-    t[v] = _mm512_mask_mov_pd(t[v], k3, _mm512_set1_pd(1.0));
-    base[v] = _mm512_mask_mov_pd(base[v], k3, _mm512_set1_pd(0.25 * kPi));
+    const __m512d r = _mm512_mul_pd(lo[v], _mm512_rcp14_pd(hi[v]));
+    const __m512d m = _mm512_fmadd_pd(r, _mm512_set1_pd(8.0), magic);  // low bits: k = round(8r)
+    t[v] = _mm512_mul_pd(_mm512_sub_pd(m, magic), _mm512_set1_pd(0.125));
+    base[v] = _mm512_permutex2var_pd(table_lo, _mm512_castpd_si512(m), table_hi);
   }
   EMERGENT_LANES num[v] = _mm512_fnmadd_pd(t[v], hi[v], lo[v]), den[v] = _mm512_fmadd_pd(t[v], lo[v], hi[v]);
   div_fma<N>(num, den, z);
   EMERGENT_LANES {
     const __m512d z2 = _mm512_mul_pd(z[v], z[v]);
-    const __m512d x2 = _mm512_mul_pd(z2, z2), x4 = _mm512_mul_pd(x2, x2), x8 = _mm512_mul_pd(x4, x4);
+    const __m512d x2 = _mm512_mul_pd(z2, z2), x4 = _mm512_mul_pd(x2, x2);
     auto pair = [&](double c0, double c1) { return _mm512_fmadd_pd(_mm512_set1_pd(c1), z2, _mm512_set1_pd(c0)); };
-    const __m512d e0 = pair(1.0, -1.0 / 3), e1 = pair(1.0 / 5, -1.0 / 7), e2 = pair(1.0 / 9, -1.0 / 11),
-                  e3 = pair(1.0 / 13, -1.0 / 15);
-    const __m512d f0 = _mm512_fmadd_pd(e1, x2, e0), f1 = _mm512_fmadd_pd(e3, x2, e2);
-    const __m512d poly = _mm512_fmadd_pd(_mm512_set1_pd(1.0 / 17), x8, _mm512_fmadd_pd(f1, x4, f0));
+    const __m512d e0 = pair(1.0, -1.0 / 3), e1 = pair(1.0 / 5, -1.0 / 7), e2 = pair(1.0 / 9, -1.0 / 11);
+    const __m512d f0 = _mm512_fmadd_pd(e1, x2, e0), f1 = _mm512_fmadd_pd(_mm512_set1_pd(1.0 / 13), x2, e2);
+    const __m512d poly = _mm512_fmadd_pd(f1, x4, f0);
     out[v] = _mm512_fmadd_pd(z[v], poly, base[v]);
   }
   EMERGENT_LANES {
