@@ -547,6 +547,15 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
         trow[w1 - cols.lo] = src.scale * src.t[k];
       }
     }
+  } else if (C == 1 && !circ) {  // one channel (grey images): contiguous rows, no inner loop
+    for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+      const double* a = x + static_cast<std::size_t>(h1) * W + cols.lo;
+      const double* b = y + static_cast<std::size_t>(h1 - d) * W + (cols.lo - e);
+      double* srow = S + (h1 - rows.lo) * width;
+      double* trow = T + (h1 - rows.lo) * width;
+#pragma omp simd
+      for (int c = 0; c < width; ++c) srow[c] = (0.0 + a[c] * b[c]) * inv, trow[c] = 0.0;  // as the loop below
+    }
   } else
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = wrap(h1 - d, H, circ);
