@@ -841,16 +841,33 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   // Σ⁰ (or the pooled kernels of the previous stage); Θ⁰ = 0 from the inputs.
   const double inv = 1.0 / C;
   const std::size_t P0 = static_cast<std::size_t>(H) * W;
+  const bool transposed = !src.s && C <= 16 && static_cast<std::size_t>(C) * W <= ws.bq1.size();
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = h1 - d;
     double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
     double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+    if (transposed)
+      for (int w2 = 0; w2 < W; ++w2)
+        for (int c = 0; c < C; ++c)
+          ws.bq1[static_cast<std::size_t>(c) * W + w2] = src.y[(static_cast<std::size_t>(h2) * W + w2) * C + c];
     for (int w1 = 0; w1 < W; ++w1) {
       double* sr = srow + static_cast<std::size_t>(w1) * L;
       if (src.s) {
         const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P0 + static_cast<std::size_t>(h2) * W;
         double* tr = trow + static_cast<std::size_t>(w1) * L;
         for (int w2 = 0; w2 < W; ++w2) sr[w2] = src.scale * src.s[k + w2], tr[w2] = src.scale * src.t[k + w2];
+      } else if (transposed) {  // y's row h2 channel-major: the w2 loop vectorizes
+        const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
+        const double* yt = ws.bq1.data();
+        for (int w2 = 0; w2 < W; ++w2) sr[w2] = 0.0;  // channel by channel, in the order of the loop below
+        for (int c = 0; c < C; ++c) {
+          const double ac = a[c];
+          const double* yc = yt + static_cast<std::size_t>(c) * W;
+#pragma omp simd
+          for (int w2 = 0; w2 < W; ++w2) sr[w2] += ac * yc[w2];
+        }
+#pragma omp simd
+        for (int w2 = 0; w2 < W; ++w2) sr[w2] *= inv;
       } else {
         const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
         for (int w2 = 0; w2 < W; ++w2) {
@@ -1124,18 +1141,15 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
   const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
   const std::size_t first = static_cast<std::size_t>(P) * L;
   std::ptrdiff_t* dest = ws.bdest.data();
-  std::ptrdiff_t* dm = ws.bmirror.data();
   std::size_t Wo = 1, Po = 1;
-  if (pool) {  // where each entry of a slab row goes (the same in every row): windows do not overlap
+  if (pool) {  // the fine columns of each coarse one (windows do not overlap): a run [lo, hi)
     Wo = static_cast<std::size_t>(pool->pw.n_out);
     Po = static_cast<std::size_t>(pool->ph.n_out) * Wo;
-    for (int w1 = 0; w1 < W; ++w1)
-      for (int w2 = 0; w2 < L; ++w2) {
-        const std::size_t c = static_cast<std::size_t>(w1) * L + w2;
-        const int B1 = pool->pw.owner[w1], B2 = w2 < W ? pool->pw.owner[w2] : -1;
-        dest[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Po + B2);
-        dm[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B2 * Po + B1);
-      }
+    for (std::size_t B = 0; B < Wo; ++B) dest[B] = 0, dest[Wo + B] = 0;
+    for (int w = W - 1; w >= 0; --w)
+      if (pool->pw.owner[w] >= 0) dest[pool->pw.owner[w]] = w;
+    for (int w = 0; w < W; ++w)
+      if (pool->pw.owner[w] >= 0) dest[Wo + pool->pw.owner[w]] = w + 1;
   }
   const std::size_t m = static_cast<std::size_t>(H) * W;
   double sum_s = 0, sum_t = 0;
@@ -1158,13 +1172,23 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
         if (A1 < 0 || A2 < 0) continue;
         double* sn = next_s + A1 * Wo * Po + A2 * Wo;
         double* tn = next_t + A1 * Wo * Po + A2 * Wo;
-        for (std::size_t c = 0; c < body; ++c)
-          if (dest[c] >= 0) sn[dest[c]] += srow[c], tn[dest[c]] += trow[c];
-        if (twice) {
-          double* sm = next_s + A2 * Wo * Po + A1 * Wo;
-          double* tm = next_t + A2 * Wo * Po + A1 * Wo;
-          for (std::size_t c = 0; c < body; ++c)
-            if (dm[c] >= 0) sm[dm[c]] += srow[c], tm[dm[c]] += trow[c];
+        double* sm = next_s + A2 * Wo * Po + A1 * Wo;
+        double* tm = next_t + A2 * Wo * Po + A1 * Wo;
+        // Each window's entries summed in registers, then added once to its coarse pair (and,
+        // for a point with itself, to the mirrored pair).
+        for (int w1 = 0; w1 < W; ++w1) {
+          const int B1 = pool->pw.owner[w1];
+          if (B1 < 0) continue;
+          const double* sr = srow + static_cast<std::size_t>(w1) * L;
+          const double* tr = trow + static_cast<std::size_t>(w1) * L;
+          for (std::size_t B2 = 0; B2 < Wo; ++B2) {
+            const std::ptrdiff_t lo = dest[B2], hi = dest[Wo + B2];
+            if (lo >= hi) continue;
+            double as = sr[lo], at = tr[lo];
+            for (std::ptrdiff_t w2 = lo + 1; w2 < hi; ++w2) as += sr[w2], at += tr[w2];
+            sn[B1 * Po + B2] += as, tn[B1 * Po + B2] += at;
+            if (twice) sm[B2 * Po + B1] += as, tm[B2 * Po + B1] += at;
+          }
         }
         continue;
       }
