@@ -588,7 +588,7 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
       const int len = a1 - a0;
       const double b2 = op.b2;
 #if defined(__AVX512F__)
-      // A ReLU-family activation right after the conv runs in the same pass (fused_slice_row),
+      // A ReLU-family activation right after the conv runs in the same pass (FusedBatch),
       // except for offset 0 of a point with itself (its diagonal and records) and circular maps.
       FamilyCoefficients family;
       const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
@@ -897,7 +897,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
       const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
 #if defined(__AVX512F__)
-      // A ReLU-family activation right after the conv runs in the same pass (fused_row): each
+      // A ReLU-family activation right after the conv runs in the same pass (FusedBatch): each
       // output entry goes from the window sum through the dual in registers. Not for offset 0 of
       // a point with itself (its diagonal takes the variances and writes the records first).
       FamilyCoefficients family;

@@ -231,7 +231,7 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
       const SpatialOp& pool = plan.spatial[static_cast<std::size_t>(s.end)];
       s.slab = pool.ph.single && pool.pw.single;
     }
-    // A slab holds h·(w+2p)·(w+p) doubles per array (four arrays): beyond ~64 Ki doubles (about
+    // A slab holds h·(w+2p)·(w+p) doubles per array (Σ and Θ, in place): beyond ~64 Ki doubles (about
     // a 36×36 map) they leave L2 and the slices, which stay in L1, are the better layout.
     if (s.slab && static_cast<std::size_t>(s.h) * (s.w + 2 * s.pad) * (s.w + s.pad) > (std::size_t(1) << 16))
       s.slab = false;
