@@ -484,6 +484,14 @@ void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Inde
   }
 }
 
+/// Rows in the next tile of descend_panel when `left` rows remain: 6 (24 accumulators), but the
+/// last 8 or 4 rows (or fewer) as 4-row tiles, so that 128 = 20·6 + 2·4 and 64 = 10·6 + 4 rows
+/// compute no padding rows (6-row tiles alone would compute 132 and 66). Tiling never changes
+/// the order of any entry's sum.
+inline Eigen::Index tile_height(Eigen::Index left) {
+  return left == 8 || left <= 5 ? std::min<Eigen::Index>(4, left) : 6;
+}
+
 /// Columns [k0, k0 + 8·NV) of a dense layer's descent step (see descend_dense).
 template <int NV>
 void descend_panel(double* W, Eigen::Index J, Eigen::Index K, const double* g, const double* gt, const double* h,
@@ -504,13 +512,23 @@ void descend_panel(double* W, Eigen::Index J, Eigen::Index K, const double* g, c
       for (int v = 0; v < NV; ++v) store8(block + j * 32 + 8 * v, load8(W + (j0 + j) * K + k0 + 8 * v));
     // dh[:, panel] (+)= g[:, j0 … j0+rows)·W[j0 … , panel], scaled once the last block is in
     const TileStore dh_store = j0 + rows == J ? TileStore::kScaled : TileStore::kPartial;
-    for (Eigen::Index e = 0; e < n; e += R)
-      sum_tile<NV, R>(g + e * J + j0, J, 1, rows, block, 32, static_cast<int>(std::min<Eigen::Index>(R, n - e)), j0 > 0,
-                      dh_store, scale, dh + e * K + k0, K);
+    for (Eigen::Index e = 0, h; e < n; e += h) {
+      h = tile_height(n - e);
+      if (h == R)
+        sum_tile<NV, R>(g + e * J + j0, J, 1, rows, block, 32, R, j0 > 0, dh_store, scale, dh + e * K + k0, K);
+      else
+        sum_tile<NV, 4>(g + e * J + j0, J, 1, rows, block, 32, static_cast<int>(h), j0 > 0, dh_store, scale,
+                        dh + e * K + k0, K);
+    }
     // then W[j0 … , panel] += alpha·gᵀ·h[:, panel], summed over the examples in order
-    for (Eigen::Index j = 0; j < rows; j += R)
-      sum_tile<NV, R>(gt + (j0 + j) * n, n, 1, n, hp, 32, static_cast<int>(std::min<Eigen::Index>(R, rows - j)), false,
-                      TileStore::kAddScaled, alpha, block + j * 32, 32);
+    for (Eigen::Index j = 0, h; j < rows; j += h) {
+      h = tile_height(rows - j);
+      if (h == R)
+        sum_tile<NV, R>(gt + (j0 + j) * n, n, 1, n, hp, 32, R, false, TileStore::kAddScaled, alpha, block + j * 32, 32);
+      else
+        sum_tile<NV, 4>(gt + (j0 + j) * n, n, 1, n, hp, 32, static_cast<int>(h), false, TileStore::kAddScaled, alpha,
+                        block + j * 32, 32);
+    }
     for (Eigen::Index j = 0; j < rows; ++j)
       for (int v = 0; v < NV; ++v) store8(W + (j0 + j) * K + k0 + 8 * v, load8(block + j * 32 + 8 * v));
   }
