@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -209,4 +210,126 @@ void gemm_abt_rowmajor(Index m, Index n, Index k, double alpha, const double* a,
 #endif
 }
 
+PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance) {
+  const Index n = a.rows();
+  if (a.cols() != n) throw std::invalid_argument("pivoted_cholesky: expected a square matrix");
+  PivotedCholesky out;
+  out.pivots.resize(n);
+  if (n == 0) return out;
+#ifdef EMERGENT_USE_LAPACK
+  const lapack_int N = lapack_size(n, "pivoted_cholesky");
+  MatrixXd work = a;
+  std::vector<lapack_int> piv(static_cast<std::size_t>(n));
+  lapack_int rank = 0;
+  lapack_int info;
+  {
+    SerialBlas serial;
+    info = LAPACKE_dpstrf(LAPACK_COL_MAJOR, 'L', N, work.data(), N, piv.data(), &rank, tolerance);
+  }
+  if (info < 0) throw std::logic_error("pivoted_cholesky: dpstrf rejected argument " + std::to_string(-info));
+  // info = 1: stopped at `rank` < N (rank deficient, or not semidefinite); columns < rank are final.
+  out.rank = rank;
+  for (Index i = 0; i < n; ++i) out.pivots(i) = static_cast<int>(piv[static_cast<std::size_t>(i)] - 1);
+  out.factor = work.leftCols(out.rank).triangularView<Eigen::Lower>();
+#else
+  // Column k of L from the original columns (left-looking, as dpstf2), the remaining diagonal
+  // kept up to date, rows indexed by a's rows until the end.
+  std::vector<int> perm(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) perm[static_cast<std::size_t>(i)] = static_cast<int>(i);
+  Eigen::VectorXd diagonal = a.diagonal();
+  MatrixXd l = MatrixXd::Zero(n, n);
+  Index k = 0;
+  for (; k < n; ++k) {
+    Index best = k;
+    for (Index j = k + 1; j < n; ++j)
+      if (diagonal(perm[static_cast<std::size_t>(j)]) > diagonal(perm[static_cast<std::size_t>(best)])) best = j;
+    const int p = perm[static_cast<std::size_t>(best)];
+    if (!(diagonal(p) > tolerance)) break;
+    std::swap(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(best)]);
+    const double d = std::sqrt(diagonal(p));
+    Eigen::VectorXd column(n);
+    for (Index i = 0; i < n; ++i) column(i) = i >= p ? a(i, p) : a(p, i);  // lower triangle only
+    column.noalias() -= l.leftCols(k) * l.row(p).head(k).transpose();
+    l(p, k) = d;
+    for (Index j = k + 1; j < n; ++j) {
+      const int i = perm[static_cast<std::size_t>(j)];
+      l(i, k) = column(i) / d;
+      diagonal(i) -= l(i, k) * l(i, k);
+    }
+  }
+  out.rank = k;
+  out.factor.resize(n, k);
+  for (Index i = 0; i < n; ++i) {
+    out.pivots(i) = perm[static_cast<std::size_t>(i)];
+    out.factor.row(i) = l.row(perm[static_cast<std::size_t>(i)]).head(k);
+  }
+#endif
+  return out;
+}
+
+MatrixXd pivoted_cholesky_remainder(const MatrixXd& a, const PivotedCholesky& f, int threads) {
+  const Index n = a.rows(), r = f.rank, rest = n - r;
+  MatrixXd s(rest, rest);
+  for (Index j = 0; j < rest; ++j)
+    for (Index i = 0; i < rest; ++i) {
+      const Index p = f.pivots(r + i), q = f.pivots(r + j);
+      s(i, j) = p >= q ? a(p, q) : a(q, p);
+    }
+  if (rest == 0 || r == 0) return s;
+  const MatrixXd l2t = f.factor.bottomRows(rest).transpose();  // rank × (N − rank)
+  return s - symmetric_product(l2t, l2t, threads);
+}
+
+MatrixXd lower_trapezoidal_product(const MatrixXd& a, const MatrixXd& l) {
+  const Index m = a.rows(), n = l.rows(), r = l.cols();
+  if (a.cols() != n || r > n)
+    throw std::invalid_argument("lower_trapezoidal_product: shapes (" + std::to_string(m) + ", " +
+                                std::to_string(a.cols()) + ") and (" + std::to_string(n) + ", " + std::to_string(r) +
+                                ") do not fit");
+  if (m == 0 || r == 0) return MatrixXd::Zero(m, r);
+  MatrixXd c = a.leftCols(r);
+#ifdef EMERGENT_USE_LAPACK
+  SerialBlas serial;
+  cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, static_cast<int>(m),
+              static_cast<int>(r), 1.0, l.data(), static_cast<int>(n), c.data(), static_cast<int>(m));
+  if (n > r)
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(r),
+                static_cast<int>(n - r), 1.0, a.data() + r * m, static_cast<int>(m), l.data() + r,
+                static_cast<int>(n), 1.0, c.data(), static_cast<int>(m));
+#else
+  c = c * l.topRows(r).triangularView<Eigen::Lower>();
+  if (n > r) c.noalias() += a.rightCols(n - r) * l.bottomRows(n - r);
+#endif
+  return c;
+}
+
+void add_gram_lower(MatrixXd& c, const MatrixXd& b, double alpha) {
+  const Index m = b.rows(), k = b.cols();
+  if (c.rows() != m || c.cols() != m) throw std::invalid_argument("add_gram_lower: shapes do not fit");
+  if (m == 0 || k == 0) return;
+#ifdef EMERGENT_USE_LAPACK
+  SerialBlas serial;
+  cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), alpha, b.data(),
+              static_cast<int>(m), 1.0, c.data(), static_cast<int>(m));
+#else
+  c.selfadjointView<Eigen::Lower>().rankUpdate(b, alpha);
+#endif
+}
+
+void add_symmetric_rank2k_lower(MatrixXd& c, const MatrixXd& a, const MatrixXd& b, double alpha) {
+  const Index m = a.rows(), k = a.cols();
+  if (b.rows() != m || b.cols() != k || c.rows() != m || c.cols() != m)
+    throw std::invalid_argument("add_symmetric_rank2k_lower: shapes do not fit");
+  if (m == 0 || k == 0) return;
+#ifdef EMERGENT_USE_LAPACK
+  SerialBlas serial;
+  cblas_dsyr2k(CblasColMajor, CblasLower, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), alpha, a.data(),
+               static_cast<int>(m), b.data(), static_cast<int>(m), 1.0, c.data(), static_cast<int>(m));
+#else
+  const MatrixXd ab = a * b.transpose();
+  c.triangularView<Eigen::Lower>() += alpha * (ab + ab.transpose());
+#endif
+}
+
 }  // namespace emergent::detail
+
