@@ -210,60 +210,82 @@ void gemm_abt_rowmajor(Index m, Index n, Index k, double alpha, const double* a,
 #endif
 }
 
-PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance) {
+namespace {
+// Swaps index j < p of the symmetric matrix held in the lower triangle of w whose columns < j
+// are finished factor columns (dpstf2's three swaps: factor rows, the column below p, the strip
+// between j and p).
+void symmetric_swap_lower(MatrixXd& w, Index j, Index p) {
+  const Index n = w.rows();
+  for (Index c = 0; c < j; ++c) std::swap(w(j, c), w(p, c));
+  std::swap(w(j, j), w(p, p));
+  for (Index i = p + 1; i < n; ++i) std::swap(w(i, j), w(i, p));
+  for (Index i = j + 1; i < p; ++i) std::swap(w(i, j), w(p, i));
+}
+}  // namespace
+
+PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int threads) {
   const Index n = a.rows();
   if (a.cols() != n) throw std::invalid_argument("pivoted_cholesky: expected a square matrix");
   PivotedCholesky out;
-  out.pivots.resize(n);
+  out.pivots = Eigen::VectorXi::LinSpaced(n, 0, static_cast<int>(n) - 1);
   if (n == 0) return out;
-#ifdef EMERGENT_USE_LAPACK
-  const lapack_int N = lapack_size(n, "pivoted_cholesky");
-  MatrixXd work = a;
-  std::vector<lapack_int> piv(static_cast<std::size_t>(n));
-  lapack_int rank = 0;
-  lapack_int info;
-  {
-    SerialBlas serial;
-    info = LAPACKE_dpstrf(LAPACK_COL_MAJOR, 'L', N, work.data(), N, piv.data(), &rank, tolerance);
-  }
-  if (info < 0) throw std::logic_error("pivoted_cholesky: dpstrf rejected argument " + std::to_string(-info));
-  // info = 1: stopped at `rank` < N (rank deficient, or not semidefinite); columns < rank are final.
-  out.rank = rank;
-  for (Index i = 0; i < n; ++i) out.pivots(i) = static_cast<int>(piv[static_cast<std::size_t>(i)] - 1);
-  out.factor = work.leftCols(out.rank).triangularView<Eigen::Lower>();
-#else
-  // Column k of L from the original columns (left-looking, as dpstf2), the remaining diagonal
-  // kept up to date, rows indexed by a's rows until the end.
-  std::vector<int> perm(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) perm[static_cast<std::size_t>(i)] = static_cast<int>(i);
-  Eigen::VectorXd diagonal = a.diagonal();
-  MatrixXd l = MatrixXd::Zero(n, n);
-  Index k = 0;
-  for (; k < n; ++k) {
-    Index best = k;
-    for (Index j = k + 1; j < n; ++j)
-      if (diagonal(perm[static_cast<std::size_t>(j)]) > diagonal(perm[static_cast<std::size_t>(best)])) best = j;
-    const int p = perm[static_cast<std::size_t>(best)];
-    if (!(diagonal(p) > tolerance)) break;
-    std::swap(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(best)]);
-    const double d = std::sqrt(diagonal(p));
-    Eigen::VectorXd column(n);
-    for (Index i = 0; i < n; ++i) column(i) = i >= p ? a(i, p) : a(p, i);  // lower triangle only
-    column.noalias() -= l.leftCols(k) * l.row(p).head(k).transpose();
-    l(p, k) = d;
-    for (Index j = k + 1; j < n; ++j) {
-      const int i = perm[static_cast<std::size_t>(j)];
-      l(i, k) = column(i) / d;
-      diagonal(i) -= l(i, k) * l(i, k);
+  // Blocked right-looking as LAPACK dpstrf: within a block of kBlock columns, each column is
+  // picked (largest remaining diagonal), swapped in and computed from the block's earlier columns
+  // (dgemv); after the block the trailing matrix gets one rank-kBlock update, split into fixed
+  // column panels (one single-threaded dgemm each), so the bits do not depend on `threads`.
+  constexpr Index kBlock = 64;
+  MatrixXd w = a;
+  Eigen::VectorXd done(n);  // per row, the squares of the current block's factor entries
+  Index rank = 0;
+  bool stopped = false;
+  for (Index k0 = 0; k0 < n && !stopped; k0 += kBlock) {
+    throw_if_cancelled();
+    const Index k1 = std::min(k0 + kBlock, n);
+    done.tail(n - k0).setZero();
+    for (Index j = k0; j < k1; ++j) {
+      Index best = j;
+      double top = w(j, j) - done(j);
+      for (Index i = j + 1; i < n; ++i)
+        if (w(i, i) - done(i) > top) top = w(i, i) - done(i), best = i;
+      if (!(top > tolerance)) {
+        stopped = true;
+        break;
+      }
+      if (best != j) {
+        symmetric_swap_lower(w, j, best);
+        std::swap(done(j), done(best));
+        std::swap(out.pivots(j), out.pivots(best));
+      }
+      const double pivot = std::sqrt(top);
+      w(j, j) = pivot;
+      rank = j + 1;
+      if (j + 1 == n) break;
+      if (j > k0)
+        w.col(j).tail(n - j - 1).noalias() -=
+            w.block(j + 1, k0, n - j - 1, j - k0) * w.row(j).segment(k0, j - k0).transpose();
+      w.col(j).tail(n - j - 1) /= pivot;
+      done.tail(n - j - 1) += w.col(j).tail(n - j - 1).cwiseAbs2();
     }
-  }
-  out.rank = k;
-  out.factor.resize(n, k);
-  for (Index i = 0; i < n; ++i) {
-    out.pivots(i) = perm[static_cast<std::size_t>(i)];
-    out.factor.row(i) = l.row(perm[static_cast<std::size_t>(i)]).head(k);
-  }
+    if (stopped || k1 == n) break;
+    // Trailing update W(k1:, k1:) −= W(k1:, k0:k1)·W(k1:, k0:k1)ᵀ, lower part, by column panels.
+    const Index trailing = n - k1, nb = k1 - k0, panels = (trailing + kPanel - 1) / kPanel;
+    ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+    for (Index q = 0; q < panels; ++q) errors.run(static_cast<long long>(q), [&] {
+      const Index c0 = k1 + q * kPanel, width = std::min(kPanel, n - c0), rows = n - c0;
+#ifdef EMERGENT_USE_LAPACK
+      SerialBlas serial;
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(width),
+                  static_cast<int>(nb), -1.0, w.data() + k0 * n + c0, static_cast<int>(n),
+                  w.data() + k0 * n + c0, static_cast<int>(n), 1.0, w.data() + c0 * n + c0, static_cast<int>(n));
+#else
+      w.block(c0, c0, rows, width).noalias() -= w.block(c0, k0, rows, nb) * w.block(c0, k0, width, nb).transpose();
 #endif
+    });
+    errors.rethrow();
+  }
+  out.rank = rank;
+  out.factor = w.leftCols(rank).triangularView<Eigen::Lower>();
   return out;
 }
 

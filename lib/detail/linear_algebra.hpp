@@ -47,15 +47,15 @@ void gemm_abt_rowmajor(Eigen::Index m, Eigen::Index n, Eigen::Index k, double al
 // is read): a[π, π] = L·Lᵀ + [0 0; 0 S] with L N×rank lower trapezoidal, π the pivot order
 // (largest remaining diagonal first) and S the Schur complement left when every remaining
 // diagonal is ≤ `tolerance` (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed.,
-// §10.3, whose stopping rule LAPACK's dpstrf implements). LAPACK dpstrf, or a column-by-column
-// Eigen version in the Eigen-only build; one thread (the bits do not depend on the thread count).
+// §10.3, whose stopping rule LAPACK's dpstrf implements), blocked as dpstrf with the trailing
+// updates over fixed column panels on up to `threads` threads: bits independent of `threads`.
 // S is not returned: callers that need it recompute it from `a` (pivoted_cholesky_remainder).
 struct PivotedCholesky {
   Eigen::MatrixXd factor;                 // L: N×rank, rows in pivot order, zero above the diagonal
   Eigen::VectorXi pivots;                 // π: row i of L belongs to row pivots(i) of a
   Eigen::Index rank = 0;
 };
-PivotedCholesky pivoted_cholesky(const Eigen::MatrixXd& a, double tolerance);
+PivotedCholesky pivoted_cholesky(const Eigen::MatrixXd& a, double tolerance, int threads = 1);
 
 // S = a[π₂, π₂] − L₂·L₂ᵀ, the (N − rank)² Schur complement a pivoted Cholesky leaves (π₂ the pivots
 // after `rank`, L₂ the factor's last N − rank rows), exactly symmetric; fixed panels, bits
