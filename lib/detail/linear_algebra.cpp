@@ -320,7 +320,7 @@ MatrixXd lower_trapezoidal_product(const MatrixXd& a, const MatrixXd& l) {
                 static_cast<int>(n), 1.0, c.data(), static_cast<int>(m));
 #else
   c = c * l.topRows(r).triangularView<Eigen::Lower>();
-  if (n > r) c.noalias() += a.rightCols(n - r) * l.bottomRows(n - r);
+  if (n > r) c.noalias() += a.rightCols(n - r).lazyProduct(l.bottomRows(n - r));  // see add_symmetric_rank2k_lower
 #endif
   return c;
 }
@@ -348,7 +348,10 @@ void add_symmetric_rank2k_lower(MatrixXd& c, const MatrixXd& a, const MatrixXd& 
   cblas_dsyr2k(CblasColMajor, CblasLower, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), alpha, a.data(),
                static_cast<int>(m), b.data(), static_cast<int>(m), 1.0, c.data(), static_cast<int>(m));
 #else
-  const MatrixXd ab = a * b.transpose();
+  // A coefficient-wise (lazy) product: Eigen's blocked general product is also instantiated,
+  // without EIGEN_DONT_PARALLELIZE, by consumers of the library and may be the copy the linker
+  // keeps, whose blocking (and so rounding) depends on the OpenMP thread count.
+  const MatrixXd ab = a.lazyProduct(b.transpose());
   c.triangularView<Eigen::Lower>() += alpha * (ab + ab.transpose());
 #endif
 }

@@ -936,6 +936,7 @@ TEST_CASE("covariance: bit-identical at 1 and 2 threads, full-rank and rank-defi
     two.threads = 2;
     const GradientFlow f1(theta, k, y, one), f2(theta, k, y, two);
     CHECK(f1.covariance_factor().rank == f2.covariance_factor().rank);
+    CHECK(same_bits(f1.mean(times, theta_zx).back(), f2.mean(times, theta_zx).back()));
     CHECK(f1.covariance_factor().rank == (duplicated ? n - 20 : n));
     const auto c1 = f1.covariance(times, theta_zx, k_zx, k_zz), c2 = f2.covariance(times, theta_zx, k_zx, k_zz);
     const auto plain = plain_covariance(theta, k, theta_zx, k_zx, k_zz, times, 0.0, 1);
