@@ -196,7 +196,7 @@ MatrixXd project_nngp(const MatrixXd& k, const MatrixXd& v, int threads) {
   const Index n = k.rows(), r = v.cols();
   const double tolerance = static_cast<double>(n) * std::numeric_limits<double>::epsilon() *
                            std::max(k.diagonal().maxCoeff(), 0.0);
-  const detail::PivotedCholesky f = detail::pivoted_cholesky(k, tolerance, threads);
+  detail::PivotedCholesky f = detail::pivoted_cholesky(k, tolerance, threads);
   {
     const MatrixXd s = detail::pivoted_cholesky_remainder(k, f, threads);
     if (s.size() > 0 && s.cwiseAbs().maxCoeff() > kRemainderMargin * tolerance) return project_symmetric(k, v, threads);
@@ -215,7 +215,9 @@ MatrixXd project_nngp(const MatrixXd& k, const MatrixXd& v, int threads) {
     });
     errors.rethrow();
   }
+  f.factor.resize(0, 0);  // peak memory: L_K, Mᵀ and M are N×N each
   const MatrixXd m = mt.transpose();
+  mt.resize(0, 0);
   return detail::symmetric_product(m, m, threads);
 }
 
