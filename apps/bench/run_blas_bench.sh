@@ -4,8 +4,9 @@
 #
 #   flock /work/bench.lock apps/bench/run_blas_bench.sh BUILD_DIR [SCRATCH_DIR]
 #
-# Environment: THREADS (2), FLOW_N (4000), OOC_N (40000; 0 skips), MEM_N (20000; 0 skips),
-# MEM_CAPS ("2G 8G": the caps of the MEM_N runs; 8G holds N = 20 000 in one band).
+# Environment: THREADS (2), FLOW_N (4000; 0 skips), OOC_N (40000; 0 skips), MEM_N (20000; 0 skips),
+# MEM_CAPS ("2G 8G": the caps of the MEM_N runs; 8G holds N = 20 000 in one band), REPEAT (1: runs
+# of the MLP Gram command), BASELINE (another build directory whose command runs alongside).
 # The out-of-core runs write 2 × 8·N² bytes into SCRATCH_DIR (default /tmp) and delete them.
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR [SCRATCH_DIR]}
@@ -29,17 +30,28 @@ timed() {
 }
 echo "DATE $(date -u '+%Y-%m-%d %H:%M UTC') LOAD $(cut -d' ' -f1-3 /proc/loadavg) CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 
+if [[ ${FLOW_N:-4000} != 0 ]]; then
 echo "== closed form: GradientFlow (LAPACK) vs np.linalg.eigh of the same Θ(X,X)"
 timed "$build/apps/bench_gradient_flow" --n "${FLOW_N:-4000}" --test 200 --times 50 --threads "$threads" \
   --no-eigen --dump "$scratch/theta.npy"
 timed "$python" "$(dirname "$0")/eigh_numpy.py" "$scratch/theta.npy" 1
 rm -f "$scratch/theta.npy"
+fi
 
 echo "== MLP Gram 3000 x 784, depth 3 relu: emergent kernel (whole command) vs numpy X @ X.T"
 "$python" -c "import numpy as np; np.save('$scratch/x784.npy', np.random.default_rng(0).standard_normal((3000, 784)))"
 arch='dense(512) relu dense(512) relu dense(512) relu dense(1)'
-timed "$build/apps/emergent" kernel --arch "$arch" --x1 "$scratch/x784.npy" --nngp "$scratch/K.npy" \
-  --ntk "$scratch/T.npy" --threads "$threads"
+for ((rep = 0; rep < ${REPEAT:-1}; ++rep)); do
+  timed "$build/apps/emergent" kernel --arch "$arch" --x1 "$scratch/x784.npy" --nngp "$scratch/K.npy" \
+    --ntk "$scratch/T.npy" --threads "$threads"
+  if [[ -n ${BASELINE:-} ]]; then  # another build's emergent on the same inputs, same bytes expected
+    echo "-- baseline $BASELINE"
+    timed "$BASELINE/apps/emergent" kernel --arch "$arch" --x1 "$scratch/x784.npy" --nngp "$scratch/K0.npy" \
+      --ntk "$scratch/T0.npy" --threads "$threads"
+    cmp -s "$scratch/K.npy" "$scratch/K0.npy" && cmp -s "$scratch/T.npy" "$scratch/T0.npy" && echo "SAME BYTES as baseline" ||
+      echo "BYTES DIFFER from baseline"
+  fi
+done
 "$python" - "$scratch/x784.npy" <<'PY'
 import resource, sys, time
 import numpy as np

@@ -9,7 +9,8 @@
 #   apps/bench/run_ensemble_bench.sh BUILD_DIR
 #
 # Environment: THREADS (default 2) for both sides; STEPS (default 300); FLOW_N (default 4000);
-# SKIP_FLOW=1 / SKIP_ENSEMBLE=1 skip a part; KEEP=DIR keeps the raw output and exported arrays.
+# SKIP_FLOW=1 / SKIP_ENSEMBLE=1 skip a part; CASES (default "mlp cnn") picks the ensemble cases;
+# KEEP=DIR keeps the raw output and exported arrays.
 # Build first: ninja -C BUILD_DIR apps/bench_gradient_flow apps/bench_ensemble
 # PyTorch: Debian's python3-torch (apt-get install -y python3-torch), run by /usr/bin/python3.
 set -euo pipefail
@@ -45,7 +46,7 @@ raw="$work/raw.txt"
   echo "META cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "META load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "META torch=$("$python" -c 'import torch; print(torch.__version__)')"
-  echo "META command=$0 $build  (THREADS=$threads STEPS=$steps FLOW_N=$flow_n SKIP_FLOW=${SKIP_FLOW:-0} SKIP_ENSEMBLE=${SKIP_ENSEMBLE:-0})"
+  echo "META command=$0 $build  (THREADS=$threads STEPS=$steps FLOW_N=$flow_n SKIP_FLOW=${SKIP_FLOW:-0} SKIP_ENSEMBLE=${SKIP_ENSEMBLE:-0} CASES=${CASES:-mlp cnn})"
 } >>"$raw"
 
 status=0
@@ -53,7 +54,7 @@ if [[ ${SKIP_FLOW:-0} != 1 ]]; then
   "$build/apps/bench_gradient_flow" --n "$flow_n" --test 200 --times 50 --threads "$threads" | tee -a "$raw" >&2
 fi
 if [[ ${SKIP_ENSEMBLE:-0} != 1 ]]; then
-  for c in mlp cnn; do
+  for c in ${CASES:-mlp cnn}; do
     "$build/apps/bench_ensemble" --case "$c" --export "$work" --threads "$threads" | tee -a "$raw" >&2
     "$python" "$here/ensemble_torch.py" --case "$c" --dir "$work" --check --threads "$threads" | tee -a "$raw" >&2 ||
       status=1

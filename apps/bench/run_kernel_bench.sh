@@ -7,7 +7,7 @@
 #
 # Environment: THREADS (default 2) for both sides; NUMPY_BUDGET seconds per numpy CNN case
 # (default 15; past it numpy times a subset of the pairs); PROFILE=1 adds sub-step timings;
-# KEEP=DIR keeps the raw output there.
+# KEEP=DIR keeps the raw output there; CASES="a" times only the listed cases (default "a b c d").
 # The build is assumed done: ninja -C BUILD_DIR apps/bench_kernels
 set -euo pipefail
 
@@ -167,7 +167,7 @@ check_status=0
 run_numpy --blas --cases "$work/cases.tsv" --check || check_status=$?
 
 # Case by case, ours then numpy, so that both see the same machine load.
-for c in a b c d; do
+for c in ${CASES:-a b c d}; do
   run_ours --cases "$c"
   run_numpy --cases "$work/cases.tsv" --bench "$c" --budget "$budget"
 done

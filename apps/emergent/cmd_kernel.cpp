@@ -1,5 +1,7 @@
 // `emergent kernel`: NNGP (Σ) and NTK (Θ) Gram matrices of an architecture (docs/conventions.md §2, §5),
 // read from and written to NumPy .npy files.
+#include <omp.h>
+
 #include <chrono>
 #include <cstring>
 #include <utility>
@@ -83,7 +85,8 @@ void run_kernel(const KernelArgs& a) {
   } else if (streams_in_bands(arch, x1.shape)) {
     // Band by band into the files (MLPs and CNNs, Gram or pixel-indexed): the memory cap bounds
     // the working set, not the output.
-    KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet);
+    KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet,
+                           a.threads > 0 ? a.threads : omp_get_max_threads());
     summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, files);
     files.finish();
     out_shape = files.shape();

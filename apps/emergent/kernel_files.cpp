@@ -1,9 +1,12 @@
 #include "kernel_files.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -15,6 +18,7 @@
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "emergent/data/npy.hpp"
 #include "support/positioned_io.hpp"
@@ -24,6 +28,12 @@ namespace emergent::cli {
 namespace {
 
 using Eigen::Index;
+
+#ifdef MADV_POPULATE_WRITE
+constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kPopulateWrite = 23;  // Linux 5.14
+#endif
 
 std::string duration_text(double s) {
   char buffer[32];
@@ -37,13 +47,23 @@ std::string duration_text(double s) {
 }  // namespace
 
 std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h) {
+  // A word per step: the byte-wise loop ran at ~1.4 ns per byte, a quarter of a second per
+  // 3000² pair of outputs. Each step is a bijection of h, so one changed word always shows.
   const unsigned char* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001B3ULL;
+  std::size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, sizeof w);
+    h = (h ^ w) * 0x100000001B3ULL;
+    h ^= h >> 32;
+  }
+  for (; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001B3ULL;
   return h;
 }
 
-KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress)
-    : key_(key), resume_(resume), progress_(progress) {
+KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress,
+                                   int threads)
+    : key_(key), resume_(resume), progress_(progress), threads_(std::max(1, threads)) {
   if (!nngp.empty()) outputs_.push_back({nngp, nngp + ".partial", -1, true});
   if (!ntk.empty()) outputs_.push_back({ntk, ntk + ".partial", -1, false});
   record_path_ = outputs_.front().path + ".resume";
@@ -122,7 +142,7 @@ namespace {
 std::string record_header(std::uint64_t key, const std::vector<std::size_t>& shape, bool symmetric, Index band_rows,
                           std::size_t outputs) {
   std::ostringstream os;
-  os << "emergent-kernel-resume 1 key=" << hex(key) << " shape=";
+  os << "emergent-kernel-resume 2 key=" << hex(key) << " shape=";
   for (std::size_t k = 0; k < shape.size(); ++k) os << (k ? "x" : "") << shape[k];
   os << " symmetric=" << symmetric
      << " band_rows=" << band_rows << " outputs=" << outputs << "\n";
@@ -265,7 +285,83 @@ std::uint64_t KernelFileWriter::checksum_band(const Output& out, const KernelBan
 
 bool KernelFileWriter::wanted(Index band) { return !done_[static_cast<std::size_t>(band)]; }
 
+KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) {
+  KernelOutputMatrices m;
+  // One band only: the mapped pages then hold exactly the band the memory plan counted.
+  if (l.entry_size() != 1 || bands_ != 1 || done_[0] || header_bytes_ % sizeof(double) != 0) return m;
+  const std::size_t size = entry_offset(n1_, 0);
+  for (Output& out : outputs_) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, out.fd, 0);
+    if (p == MAP_FAILED) {  // not mappable (some file systems): positioned writes instead
+      unmap();
+      return m;
+    }
+    out.map = p;
+    out.map_bytes = size;
+    double* data = reinterpret_cast<double*>(static_cast<char*>(p) + header_bytes_);
+    (out.nngp ? m.nngp : m.ntk) = data;
+  }
+  // Fault the pages in up front, in bulk (MADV_POPULATE_WRITE, Linux 5.14): measured here
+  // 0.62-0.69 CPU s for the whole 3000² command against 0.76-0.82 with one trap per 4 KiB page
+  // from the compute threads. Pieces on up to `threads_` threads. It also reserves the disk
+  // blocks: if it fails (a full disk, an older kernel), positioned writes are used instead, so
+  // a full disk is an error message and never a SIGBUS on a mapped page.
+  constexpr std::size_t kPiece = std::size_t(8) << 20;
+  std::vector<std::pair<char*, std::size_t>> pieces;
+  for (const Output& out : outputs_)
+    for (std::size_t at = 0; at < size; at += kPiece)
+      pieces.emplace_back(static_cast<char*>(out.map) + at, std::min(kPiece, size - at));
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto populate = [&] {
+    for (std::size_t k; !failed && (k = next++) < pieces.size();)
+      if (::madvise(pieces[k].first, pieces[k].second, kPopulateWrite) != 0) failed = true;
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads_; ++t) helpers.emplace_back(populate);
+  populate();
+  for (std::thread& h : helpers) h.join();
+  if (failed) {
+    unmap();
+    return KernelOutputMatrices{};
+  }
+  m.direct = true;
+  return m;
+}
+
+void KernelFileWriter::unmap() {
+  for (Output& out : outputs_)
+    if (out.map) {
+      ::munmap(out.map, out.map_bytes);
+      out.map = nullptr;
+    }
+}
+
 void KernelFileWriter::write(const KernelBand& b) {
+  if (b.in_place) {
+    // In the mapped files already, checked finite by the engine.
+    const bool last = done_count_ + static_cast<Index>(pending_.size()) + 1 == bands_;
+    if (abort_after_ >= 0 && computed_ == abort_after_) {  // test hook, as below
+      flush_records();
+      unmap();
+      for (Output& out : outputs_) ::fdatasync(out.fd);
+      std::_Exit(75);
+    }
+    ++computed_;
+    entries_done_ += band_entries(b, symmetric_);
+    if (last) {  // finish() follows: nothing to record
+      flush_records();
+      done_[static_cast<std::size_t>(b.index)] = 1;
+      ++done_count_;
+    } else {
+      std::string line = "band " + std::to_string(b.index);
+      for (Output& out : outputs_) line += " " + hex(checksum_band(out, b));
+      pending_.push_back({b.index, line + "\n"});
+      if (now_seconds() - last_sync_ >= 1.0) flush_records();
+    }
+    report(entries_done_, last);
+    return;
+  }
   const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols) * b.entry_size;
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isfinite(b.nngp[i]) || !std::isfinite(b.ntk[i]))
@@ -348,6 +444,7 @@ void KernelFileWriter::report(std::size_t entries_now, bool final_line) {
 
 void KernelFileWriter::finish() {
   flush_records();
+  unmap();  // the mapped pages stay in the page cache; fsync below writes them
   if (done_count_ != bands_)
     throw std::runtime_error("kernel: " + std::to_string(bands_ - done_count_) + " band(s) missing from '" +
                              record_path_ + "'");
@@ -363,6 +460,7 @@ void KernelFileWriter::finish() {
 }
 
 KernelFileWriter::~KernelFileWriter() {
+  unmap();
   for (Output& out : outputs_)
     if (out.fd >= 0) ::close(out.fd);
   if (record_fd_ >= 0) ::close(record_fd_);

@@ -28,7 +28,8 @@ class KernelFileWriter : public KernelBandSink {
  public:
   /// `nngp` / `ntk`: output paths, either may be empty (not wanted). `key` identifies the
   /// computation (architecture, inputs, options): a resume must match it.
-  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress);
+  /// `threads`: at most this many threads fault the mapped pages of a one-band output in.
+  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress, int threads = 1);
   ~KernelFileWriter() override;
   KernelFileWriter(const KernelFileWriter&) = delete;
   KernelFileWriter& operator=(const KernelFileWriter&) = delete;
@@ -37,6 +38,10 @@ class KernelFileWriter : public KernelBandSink {
   /// Gram matrices (N1, N2) and pixel-indexed kernels (N1, N2, H, W, H, W) alike.
   void start(const KernelBandLayout& layout) override;
   bool wanted(Eigen::Index band) override;
+  /// A Gram output computed in one band is memory-mapped and written in place by the engine:
+  /// no band buffer and no copy through write(); the last band of a run needs no record (an
+  /// interruption before finish() only loses it), so it is neither checksummed nor synced twice.
+  KernelOutputMatrices direct_output(const KernelBandLayout& layout) override;
   void write(const KernelBand& band) override;
   void progress(Eigen::Index band, std::size_t done, std::size_t total) override;
 
@@ -54,7 +59,10 @@ class KernelFileWriter : public KernelBandSink {
     std::string path, partial;
     int fd = -1;
     bool nngp = true;  // which of the two kernels goes here
+    void* map = nullptr;  // direct_output(): the whole file, mapped shared
+    std::size_t map_bytes = 0;
   };
+  void unmap();
   void open_fresh();
   void open_resumed();
   std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
@@ -68,6 +76,7 @@ class KernelFileWriter : public KernelBandSink {
   std::string record_path_;
   std::uint64_t key_;
   bool resume_, progress_;
+  int threads_ = 1;
   Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, done_count_ = 0, resumed_ = 0;
   bool symmetric_ = false;
   int height_ = 0, width_ = 0;
@@ -86,7 +95,9 @@ class KernelFileWriter : public KernelBandSink {
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
 };
 
-/// FNV-1a of bytes, chained from `h`.
+/// FNV-1a-style hash chained from `h`: whole 8-byte words one step each (multiply by the FNV prime,
+/// then fold the high half down), a trailing part byte by byte. Chaining calls whose sizes are
+/// multiples of 8 gives the hash of the concatenation.
 std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 0xcbf29ce484222325ULL);
 
 }  // namespace emergent::cli

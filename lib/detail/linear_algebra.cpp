@@ -12,6 +12,8 @@
 #include <Eigen/Eigenvalues>
 
 #include "detail/parallel.hpp"
+#include "detail/serial_blas.hpp"
+#include "detail/tridiagonalization.hpp"
 #include "emergent/core/cancellation.hpp"
 
 #ifdef EMERGENT_USE_LAPACK
@@ -29,20 +31,6 @@ using Eigen::MatrixXd;
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
 
 #ifdef EMERGENT_USE_LAPACK
-// OpenBLAS (OpenMP build) sizes each call by omp_get_max_threads(), and runs single-threaded
-// inside an active parallel region. This pins the calling task's count to 1 for the scope, so a
-// call gives the same bits whether or not it sits in one of our parallel loops.
-class SerialBlas {
- public:
-  SerialBlas() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SerialBlas() { omp_set_num_threads(saved_); }
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-
- private:
-  int saved_;
-};
-
 lapack_int lapack_size(Index n, const char* what) {
   if (n > static_cast<Index>(std::numeric_limits<lapack_int>::max()))
     throw std::invalid_argument(std::string(what) + ": dimension " + std::to_string(n) +
@@ -52,6 +40,7 @@ lapack_int lapack_size(Index n, const char* what) {
 #endif
 
 constexpr Index kPanel = 256;  // columns per independent product (fixed: the bits depend on it)
+constexpr Index kReflectorBlock = 128;  // reflectors per block of the back-transformation (fixed too)
 
 }  // namespace
 
@@ -63,7 +52,7 @@ bool uses_lapack() {
 #endif
 }
 
-SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
+SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction) {
   SymmetricEigen out;
   const Index n = a.rows();
   if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
@@ -79,14 +68,24 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
     out.converged = info == 0;
     return out;
   }
-  // dsyevd = dsytrd (A = Q·T·Qᵀ) + dstedc (T = Z·Λ·Zᵀ) + dormtr (V = Q·Z). The back-transformation
-  // is a third of the flops and splits into independent column panels of Z: those run in
-  // parallel, each one single-threaded call, so the bits do not depend on the thread count.
+  // dsyevd = dsytrd (A = Q·T·Qᵀ) + dstedc (T = Z·Λ·Zᵀ) + dormtr (V = Q·Z). The reduction runs
+  // on fixed pieces shared by the threads (detail/tridiagonalization.hpp), or as LAPACK's
+  // single-threaded dsytrd; the back-transformation is a third of the flops and splits into
+  // independent column panels of Z, each one single-threaded call. So the bits do not depend on
+  // the thread count.
   MatrixXd qt = a;
   Eigen::VectorXd e(std::max<Index>(n - 1, 1)), tau(std::max<Index>(n - 1, 1));
+  lapack_int info = 0;
+  if (reduction == TridiagonalReduction::pieces) {
+    Tridiagonal t = tridiagonalize(qt, threads);
+    out.values = std::move(t.diagonal);
+    e.head(n - 1) = t.off_diagonal;
+    tau.head(n - 1) = t.tau;
+  }
   {
     SerialBlas serial;
-    lapack_int info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
+    if (reduction == TridiagonalReduction::lapack)
+      info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
     throw_if_cancelled();
     if (info == 0) {
       out.vectors.resize(n, n);
@@ -99,16 +98,54 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
     }
   }
   throw_if_cancelled();  // between the reductions and the back-transformation
-  const Index panels = (n + kPanel - 1) / kPanel;
+  // V = Q·Z. LAPACK's dormtr applies the reflectors in blocks of 32; applying them in blocks of
+  // kReflectorBlock as H = I − Y·T·Yᵀ (dlarft once per block, then dlarfb on each panel; Schreiber
+  // & Van Loan, SIAM J. Sci. Stat. Comput. 10, 1989) reads each panel of Z a quarter as often.
+  // Blocks and panels are fixed by n; each call is single-threaded.
+  const bool blocked = reduction == TridiagonalReduction::pieces;
+  const Index reflectors = n - 1, blocks = (reflectors + kReflectorBlock - 1) / kReflectorBlock;
+  MatrixXd t_factors(kReflectorBlock, blocked ? kReflectorBlock * blocks : 0);
   bool failed = false;
+  if (blocked) {
+    for (Index j = 0; j + 1 < n; ++j) qt(j + 1, j) = 1.0;  // Y's unit diagonal (e is saved apart)
+    ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (blocks > 1)
+    for (Index b = 0; b < blocks; ++b) errors.run(static_cast<long long>(b), [&] {
+      const Index k = b * kReflectorBlock, kb = std::min(kReflectorBlock, reflectors - k);
+      SerialBlas serial;
+      const lapack_int info = LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', static_cast<lapack_int>(n - k - 1),
+                                             static_cast<lapack_int>(kb), qt.data() + k * n + k + 1, N, tau.data() + k,
+                                             t_factors.data() + b * kReflectorBlock * kReflectorBlock,
+                                             static_cast<lapack_int>(kReflectorBlock));
+      if (info != 0) {
+#pragma omp atomic write
+        failed = true;
+      }
+    });
+    errors.rethrow();
+  }
+  const Index panels = (n + kPanel - 1) / kPanel;
   ParallelErrors errors;  // cancellation is checked per panel
 #pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
   for (Index p = 0; p < panels; ++p) {
     errors.run(static_cast<long long>(p), [&] {
       const Index c0 = p * kPanel, w = std::min(kPanel, n - c0);
+      double* z = out.vectors.data() + c0 * n;
       SerialBlas serial;
-      const lapack_int info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', N, static_cast<lapack_int>(w),
-                                             qt.data(), N, tau.data(), out.vectors.data() + c0 * n, N);
+      lapack_int info = 0;
+      // The _work entry points skip LAPACKE's NaN scan of the whole panel on every call.
+      std::vector<double> work(blocked ? static_cast<std::size_t>(w * kReflectorBlock) : 0);
+      if (!blocked)
+        info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', N, static_cast<lapack_int>(w), qt.data(), N,
+                              tau.data(), z, N);
+      for (Index b = blocks - 1; blocked && b >= 0 && info == 0; --b) {  // Q·Z = H(0)···H(n−2)·Z
+        const Index k = b * kReflectorBlock, kb = std::min(kReflectorBlock, reflectors - k);
+        info = LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', static_cast<lapack_int>(n - k - 1),
+                                   static_cast<lapack_int>(w), static_cast<lapack_int>(kb), qt.data() + k * n + k + 1,
+                                   N, t_factors.data() + b * kReflectorBlock * kReflectorBlock,
+                                   static_cast<lapack_int>(kReflectorBlock), z + k + 1, N, work.data(),
+                                   static_cast<lapack_int>(w));
+      }
       if (info != 0) {
 #pragma omp atomic write
         failed = true;
@@ -120,6 +157,7 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads) {
   return out;
 #else
   (void)threads;
+  (void)reduction;
   Eigen::SelfAdjointEigenSolver<MatrixXd> solver(a, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
   out.converged = solver.info() == Eigen::Success;
   out.values = solver.eigenvalues();

@@ -21,11 +21,17 @@ struct SymmetricEigen {
   bool converged = true;
 };
 
+// How symmetric_eigen reduces to tridiagonal form: on fixed pieces shared by the threads
+// (detail/tridiagonalization.hpp), or by LAPACK's dsytrd on one thread (the reference).
+enum class TridiagonalReduction { pieces, lapack };
+
 // Eigendecomposition of the symmetric matrix `a` (only its lower triangle is read): LAPACK's
-// divide and conquer dsyevd (Demmel, Applied Numerical Linear Algebra §5.3.3), or Eigen's
-// SelfAdjointEigenSolver in the Eigen-only build. `threads` (0: OpenMP default) bounds the
-// fixed-panel back-transformation; the result does not depend on it.
-SymmetricEigen symmetric_eigen(const Eigen::MatrixXd& a, bool vectors = true, int threads = 1);
+// divide and conquer dsyevd (Demmel, Applied Numerical Linear Algebra §5.3.3) with its
+// reduction and back-transformation split into fixed pieces, or Eigen's SelfAdjointEigenSolver
+// in the Eigen-only build. `threads` (0: OpenMP default) shares out the pieces; the result does
+// not depend on it. Values only (vectors = false): dsyevd itself, on one thread.
+SymmetricEigen symmetric_eigen(const Eigen::MatrixXd& a, bool vectors = true, int threads = 1,
+                               TridiagonalReduction reduction = TridiagonalReduction::pieces);
 
 // op(a)·op(b) with op = transpose where asked, computed over fixed column panels of the result
 // on up to `threads` threads (0: OpenMP default); bits independent of `threads`.

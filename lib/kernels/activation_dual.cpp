@@ -2,6 +2,8 @@
 // with their citations, the batched ReLU-family path and the 2-D quadrature rules.
 #include "emergent/kernels/activation_dual.hpp"
 
+#include "kernels/relu_family_avx512.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -68,8 +70,7 @@ inline double gram_det(double q1, double q2, double c) {
 /// structural case exact (checked against a 50-digit evaluation, python/compare/mp_reference.py).
 /// Smooth duals (erf, GELU, …) change by O(16ε) relative. Every branch of apply() (batched,
 /// AVX-512, the per-entry fixups) uses this one threshold, so all kernel paths agree.
-constexpr double kCollinearSquared = (1.0 - 16.0 * std::numeric_limits<double>::epsilon()) *
-                                     (1.0 - 16.0 * std::numeric_limits<double>::epsilon());
+constexpr double kCollinearSquared = detail::kCollinearSquared;
 
 /// Validated and clamped arguments: q ≥ 0, |c| ≤ √(q1 q2), det = q1 q2 − c² ≥ 0.
 struct Cov {
@@ -433,108 +434,34 @@ void family_batch(std::size_t n, const double* q1, const double* q2, double* nng
 }
 
 #if defined(__AVX512F__)
-/// family_batch() on 8 lanes of AVX-512, with the divider kept out of the loop: √x and 1/x
-/// from the 14-bit estimates vrsqrt14/vrcp14 and two Newton steps each (Goldschmidt's form
-/// for √x; the quotient corrected by its residual), which run on the FMA ports. θ = atan2(s, c)
-/// takes a finer argument reduction than atan2_upper(): with r = lo/hi ∈ [0, 1] and the
-/// nearest of the centres t_k = tan(kπ/12), k = 0…3, atan r = atan t_k + atan z with
-/// z = (lo − t_k·hi)/(hi + t_k·lo), |z| ≤ tan(π/24) ≈ 0.132 (one division, operands selected),
-/// so 9 terms of the series atan z = Σ (−1)^j z^{2j+1}/(2j+1) truncate below 1e-17 relative;
-/// k = 0 keeps z = r, so θ → 0 keeps its relative accuracy. The tail of a batch runs masked
-/// through the same instructions: an entry's bits never depend on its position in the batch.
-/// Needs a·b ∈ (1e-280, 1e280) (family_plain), so no estimate under- or overflows.
-inline __m512d sqrt_fma(__m512d x) {
-  const __m512d y = _mm512_rsqrt14_pd(x);
-  __m512d g = _mm512_mul_pd(x, y), h = _mm512_mul_pd(_mm512_set1_pd(0.5), y);
-  __m512d r = _mm512_fnmadd_pd(g, h, _mm512_set1_pd(0.5));
-  g = _mm512_fmadd_pd(g, r, g);
-  h = _mm512_fmadd_pd(h, r, h);
-  r = _mm512_fnmadd_pd(g, h, _mm512_set1_pd(0.5));
-  g = _mm512_fmadd_pd(g, r, g);
-  // Last correction on the residual x − g² (exact to the rounding of g).
-  const __m512d e = _mm512_fnmadd_pd(g, g, x);
-  g = _mm512_fmadd_pd(e, h, g);
-  // Below 1e-300 (subnormal arguments) the estimates are not trusted: the exact square root.
-  const __mmask8 tiny = _mm512_cmp_pd_mask(x, _mm512_set1_pd(1e-300), _CMP_LT_OQ) &
-                        _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ);
-  if (tiny) g = _mm512_mask_sqrt_pd(g, tiny, x);
-  return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ), g);  // √0 = 0
-}
-
-inline __m512d div_fma(__m512d n, __m512d d) {
-  __m512d y = _mm512_rcp14_pd(d);
-  const __m512d one = _mm512_set1_pd(1.0);
-  y = _mm512_fmadd_pd(y, _mm512_fnmadd_pd(d, y, one), y);
-  y = _mm512_fmadd_pd(y, _mm512_fnmadd_pd(d, y, one), y);
-  const __m512d q = _mm512_mul_pd(n, y);
-  return _mm512_fmadd_pd(_mm512_fnmadd_pd(d, q, n), y, q);
-}
-
-/// atan2(y, x) for y ≥ 0, hi = max(|x|, y) > 0.
-inline __m512d atan2_upper_fma(__m512d y, __m512d x) {
-  const __m512d ax = _mm512_abs_pd(x);
-  const __mmask8 steep = _mm512_cmp_pd_mask(ax, y, _CMP_LT_OQ);
-  const __m512d lo = _mm512_min_pd(ax, y), hi = _mm512_max_pd(ax, y);
-  // Interval boundaries tan(π/24), tan(π/8), tan(5π/24); centres tan(kπ/12) and their atan.
-  const __mmask8 k1 = _mm512_cmp_pd_mask(lo, _mm512_mul_pd(_mm512_set1_pd(0.13165249758739585347), hi), _CMP_GT_OQ);
-  const __mmask8 k2 = _mm512_cmp_pd_mask(lo, _mm512_mul_pd(_mm512_set1_pd(0.41421356237309504880), hi), _CMP_GT_OQ);
-  const __mmask8 k3 = _mm512_cmp_pd_mask(lo, _mm512_mul_pd(_mm512_set1_pd(0.76732698797896034292), hi), _CMP_GT_OQ);
-  __m512d t = _mm512_maskz_mov_pd(k1, _mm512_set1_pd(0.2679491924311227));
-  __m512d base = _mm512_maskz_mov_pd(k1, _mm512_set1_pd(0.2617993877991494));  // atan of that double
-  t = _mm512_mask_mov_pd(t, k2, _mm512_set1_pd(0.5773502691896257));
-  base = _mm512_mask_mov_pd(base, k2, _mm512_set1_pd(0.5235987755982988));
-  t = _mm512_mask_mov_pd(t, k3, _mm512_set1_pd(1.0));
-  base = _mm512_mask_mov_pd(base, k3, _mm512_set1_pd(0.25 * kPi));
-  const __m512d z = div_fma(_mm512_fnmadd_pd(t, hi, lo), _mm512_fmadd_pd(t, lo, hi));
-  const __m512d z2 = _mm512_mul_pd(z, z);
-  const __m512d x2 = _mm512_mul_pd(z2, z2), x4 = _mm512_mul_pd(x2, x2), x8 = _mm512_mul_pd(x4, x4);
-  auto pair = [&](double c0, double c1) { return _mm512_fmadd_pd(_mm512_set1_pd(c1), z2, _mm512_set1_pd(c0)); };
-  const __m512d e0 = pair(1.0, -1.0 / 3), e1 = pair(1.0 / 5, -1.0 / 7), e2 = pair(1.0 / 9, -1.0 / 11),
-                e3 = pair(1.0 / 13, -1.0 / 15);
-  const __m512d f0 = _mm512_fmadd_pd(e1, x2, e0), f1 = _mm512_fmadd_pd(e3, x2, e2);
-  const __m512d poly = _mm512_fmadd_pd(_mm512_set1_pd(1.0 / 17), x8, _mm512_fmadd_pd(f1, x4, f0));
-  __m512d a = _mm512_fmadd_pd(z, poly, base);
-  a = _mm512_mask_sub_pd(a, steep, _mm512_set1_pd(0.5 * kPi), a);
-  const __mmask8 left = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LT_OQ);
-  return _mm512_mask_sub_pd(a, left, _mm512_set1_pd(kPi), a);
-}
-
 template <std::size_t s1, std::size_t s2>
 void family_batch_avx512(std::size_t n, const double* q1, const double* q2, double* nngp, double* ntk, double ab2,
                          double d2, double cross) {
   const __m512d vab2 = _mm512_set1_pd(ab2), vd2 = _mm512_set1_pd(d2), vcross = _mm512_set1_pd(cross);
-  const __m512d pi = _mm512_set1_pd(kPi), inv = _mm512_set1_pd(kInv2Pi);
-  const __m512d sign = _mm512_set1_pd(-0.0);
-  // One vector of 8 entries; two per iteration give the core two independent chains.
-  auto step = [&](std::size_t i, __mmask8 m) __attribute__((always_inline)) {
-    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_maskz_loadu_pd(m, q1 + i);
-    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_maskz_loadu_pd(m, q2 + i);
-    // Unused lanes: a = b = 1, c = 0 (harmless arithmetic, never stored).
+  // Four vectors of 8 entries at a time (their dependency chains overlap), then single vectors.
+  auto step = [&](auto lanes, std::size_t i, __mmask8 m) __attribute__((always_inline)) {
+    constexpr int N = decltype(lanes)::value;
     const __m512d one = _mm512_set1_pd(1.0);
-    const __m512d av = _mm512_mask_mov_pd(one, m, a), bv = _mm512_mask_mov_pd(one, m, b);
-    __m512d c = _mm512_maskz_loadu_pd(m, nngp + i);
-    const __m512d p = _mm512_mul_pd(av, bv), cc = _mm512_mul_pd(c, c);
-    const __m512d raw = _mm512_add_pd(_mm512_sub_pd(p, cc),
-                                      _mm512_sub_pd(_mm512_fmsub_pd(av, bv, p), _mm512_fmsub_pd(c, c, cc)));
-    const __m512d det = _mm512_max_pd(raw, _mm512_setzero_pd());
-    const __mmask8 over = _mm512_cmp_pd_mask(cc, _mm512_mul_pd(p, _mm512_set1_pd(kCollinearSquared)), _CMP_GE_OQ);
-    const __m512d root = sqrt_fma(_mm512_mask_mov_pd(det, over, p));
-    // copysign(root, c) where clamped
-    c = _mm512_mask_mov_pd(c, over, _mm512_or_pd(root, _mm512_and_pd(c, sign)));
-    const __m512d s = _mm512_mask_mov_pd(root, over, _mm512_setzero_pd());
-    const __m512d theta = atan2_upper_fma(s, c);
-    const __m512d t = _mm512_fmadd_pd(vab2, _mm512_sub_pd(pi, theta), _mm512_mul_pd(vcross, theta));
-    const __m512d out = _mm512_mul_pd(_mm512_fmadd_pd(vd2, s, _mm512_mul_pd(c, t)), inv);
-    _mm512_mask_storeu_pd(nngp + i, m, out);
-    const __m512d tk = _mm512_maskz_loadu_pd(m, ntk + i);
-    _mm512_mask_storeu_pd(ntk + i, m, _mm512_mul_pd(tk, _mm512_mul_pd(t, inv)));
+    __m512d av[N] = {}, bv[N] = {}, c[N] = {}, tk[N] = {};
+    for (int v = 0; v < N; ++v) {
+      const std::size_t k = i + 8 * static_cast<std::size_t>(v);
+      const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_maskz_loadu_pd(m, q1 + k);
+      const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_maskz_loadu_pd(m, q2 + k);
+      // Unused lanes: a = b = 1, c = 0 (harmless arithmetic, never stored).
+      av[v] = _mm512_mask_mov_pd(one, m, a), bv[v] = _mm512_mask_mov_pd(one, m, b);
+      c[v] = _mm512_maskz_loadu_pd(m, nngp + k);
+      tk[v] = _mm512_maskz_loadu_pd(m, ntk + k);
+    }
+    detail::family_simd::dual_lanes<N>(av, bv, c, tk, vab2, vd2, vcross);
+    for (int v = 0; v < N; ++v) {
+      const std::size_t k = i + 8 * static_cast<std::size_t>(v);
+      _mm512_mask_storeu_pd(nngp + k, m, c[v]);
+      _mm512_mask_storeu_pd(ntk + k, m, tk[v]);
+    }
   };
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    step(i, 0xFF);
-    step(i + 8, 0xFF);
-  }
-  for (; i < n; i += 8) step(i, n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1));
+  for (; i + 32 <= n; i += 32) step(std::integral_constant<int, 4>{}, i, 0xFF);
+  for (; i < n; i += 8) step(std::integral_constant<int, 1>{}, i, n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1));
 }
 
 /// How many of the entries fail family_plain() (below), 8 at a time.
@@ -678,5 +605,23 @@ void ActivationDual::apply(std::size_t n, const double* q1, std::size_t q1_step,
   }
   for (const auto& f : fixups) nngp[f.i] = f.v.nngp, ntk[f.i] = f.ntk * f.v.ntk_scale;
 }
+
+namespace detail {
+bool relu_family_coefficients(const Activation& act, FamilyCoefficients* out) {
+  switch (act.kind) {
+    case ActivationKind::Relu:
+    case ActivationKind::Identity:
+    case ActivationKind::Abs:
+    case ActivationKind::LeakyRelu:
+    case ActivationKind::AbRelu: {
+      double a = 0, b = 1;
+      family_slopes(act, &a, &b);
+      *out = {a * a + b * b, (a - b) * (a - b), 2.0 * a * b};
+      return true;
+    }
+    default: return false;
+  }
+}
+}  // namespace detail
 
 }  // namespace emergent

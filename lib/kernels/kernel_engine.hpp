@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -48,16 +49,16 @@ struct SliceWorkspace {
   std::vector<double> s, t, s2, t2, q1, q2, hs, ht;
   std::vector<double> cs, ct, ns, nt;
   std::vector<std::ptrdiff_t> dest, mirror;  // per column of a slice: where the pool adds it
-  // Row slabs (run_slab): Σ and Θ twice, one row of the H pass for each (with guard entries),
-  // the packed variances of one row and the pool destinations of one row.
-  std::vector<double> bs, bt, bs2, bt2, bh, bg, bq1, bq2;
-  std::vector<std::ptrdiff_t> bdest, bmirror;
+  // Row slabs (run_slab): Σ and Θ (updated in place), one row of the H pass for each (with
+  // guard entries), the packed variances of one row and the pool's window runs of one row.
+  std::vector<double> bs, bt, bh, bg, bq1, bq2;
+  std::vector<std::ptrdiff_t> bdest;
   SliceWorkspace(int rows_, int ld_, int pad_, std::size_t coarse = 0, std::size_t slab = 0, std::size_t slab_row = 0)
       : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
         q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()), cs(coarse), ct(coarse),
-        ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()), bs(slab), bt(slab), bs2(slab),
-        bt2(slab), bh(slab_row ? 2 * slab_row + 64 : 0), bg(bh.size()), bq1(slab_row),
-        bq2(slab_row), bdest(coarse ? slab_row : 0), bmirror(bdest.size()) {}
+        ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()), bs(slab), bt(slab),
+        bh(slab_row ? 2 * slab_row + 64 : 0), bg(bh.size()), bq1(slab_row),
+        bq2(slab_row), bdest(coarse ? slab_row : 0) {}
 };
 
 // Where a stage's slices start: the two inputs (Σ⁰ = x·x'/C, Θ⁰ = 0) or, after an avgpool,
@@ -115,6 +116,8 @@ class Engine {
   void prepare_vector();
   std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const;
   void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
+  void vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
+                         const std::function<void(std::size_t, std::size_t)>& progress);
 
   // --- pixel paths (kernel_pixels.cpp) ---------------------------------------------------------
   double spatial_diagonal(const double* x, double* rec, std::vector<double>& a, std::vector<double>& b,

@@ -12,6 +12,7 @@
 #endif
 
 #include "detail/parallel.hpp"
+#include "kernels/relu_family_avx512.hpp"
 
 namespace emergent::detail {
 namespace {
@@ -412,6 +413,108 @@ SliceWorkspace Engine::slice_workspace() const {
   return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs, plan_.slab_doubles, plan_.slab_row);
 }
 
+#if defined(__AVX512F__)
+namespace {
+// A 3×3 conv and the ReLU-family activation after it in one pass over an output row: for each
+// vector of 8 entries at c, the window sums h0[c] + h0[c+s] + h0[c+2s] of the H-pass row (s = 1
+// on a slice row, the diagonal shift L + 1 on a slab row), the update Σ' = W²·𝒞[Σ] + B²,
+// Θ' = Σ' + W²·𝒞[Θ], then the dual at (q1, q2, Σ') on the same lanes as ActivationDual::apply
+// (family_simd::dual_lanes), so the same bits as the separate passes. Vectors go through the
+// dual four at a time (their chains overlap). Lanes whose arguments the vector dual does not
+// take go through ActivationDual::apply one by one.
+struct FusedVector {
+  std::size_t c;     // entry offset in the row
+  const double* q1;  // q1 of the lanes (one value for all of them if broadcast)
+  const double* q2;
+  __mmask8 mask;
+};
+
+struct FusedRow {
+  const double* h0;
+  const double* g0;
+  std::ptrdiff_t step;
+  double* so;
+  double* to;
+  __m512d scale, b2, ab2, d2, cross;
+  const ActivationDual* dual;
+};
+
+template <int N, bool broadcast>
+__attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const FusedVector* job) {
+  const __m512d one = _mm512_set1_pd(1.0);
+  __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {};
+  __mmask8 ok[N] = {};
+  bool rare = false;
+  const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    const __mmask8 m = job[v].mask;
+    const double* h = r.h0 + job[v].c;
+    const double* g = r.g0 + job[v].c;
+    const __m512d hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)),
+                                       _mm512_maskz_loadu_pd(m, h + s2));
+    const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
+                                       _mm512_maskz_loadu_pd(m, g + s2));
+    sv[v] = _mm512_fmadd_pd(hsum, r.scale, r.b2);
+    tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
+    a[v] = broadcast ? _mm512_set1_pd(job[v].q1[0]) : _mm512_mask_loadu_pd(one, m, job[v].q1);
+    b[v] = _mm512_mask_loadu_pd(one, m, job[v].q2);
+    ok[v] = family_simd::plain_lanes(a[v], b[v], sv[v]) & m;
+    rare |= ok[v] != m;
+  }
+  if (__builtin_expect(rare, 0)) {  // zero variance, non-finite values, extreme magnitudes
+    for (int v = 0; v < N; ++v) {
+      const __mmask8 m = job[v].mask;
+      double* so = r.so + job[v].c;
+      double* to = r.to + job[v].c;
+      _mm512_mask_storeu_pd(so, m, sv[v]);
+      _mm512_mask_storeu_pd(to, m, tv[v]);
+      for (int l = 0; l < 8; ++l)
+        if ((m & ~ok[v]) >> l & 1u)
+          r.dual->apply(1, job[v].q1 + (broadcast ? 0 : l), 0, job[v].q2 + l, 0, so + l, to + l);
+    }
+  }
+  family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    _mm512_mask_storeu_pd(r.so + job[v].c, ok[v], sv[v]);
+    _mm512_mask_storeu_pd(r.to + job[v].c, ok[v], tv[v]);
+  }
+}
+
+// Collects the vectors of a row and runs them four at a time.
+template <bool broadcast>
+class FusedBatch {
+  static constexpr int kGroup = 4;  // measured: 4 beats 2 (fewer stalls) despite some spills
+ public:
+  explicit FusedBatch(const FusedRow& row) : row_(row) {}
+  __attribute__((always_inline)) void add(std::size_t c, const double* q1, const double* q2, __mmask8 mask) {
+    job_[n_++] = {c, q1, q2, mask};
+    if (n_ == kGroup) fused_vectors<kGroup, broadcast>(row_, job_), n_ = 0;
+  }
+  void finish() {
+    if (n_ == 3) fused_vectors<3, broadcast>(row_, job_);
+    else if (n_ == 2) fused_vectors<2, broadcast>(row_, job_);
+    else if (n_ == 1) fused_vectors<1, broadcast>(row_, job_);
+    n_ = 0;
+  }
+
+ private:
+  FusedRow row_;
+  FusedVector job_[4];
+  int n_ = 0;
+};
+
+inline FusedRow fused_row(const double* h0, const double* g0, std::ptrdiff_t step, double scale, double b2,
+                          const ActivationDual& dual, const FamilyCoefficients& f, double* so, double* to) {
+  return {h0, g0, step, so, to, _mm512_set1_pd(scale), _mm512_set1_pd(b2), _mm512_set1_pd(f.ab2),
+          _mm512_set1_pd(f.d2), _mm512_set1_pd(f.cross), &dual};
+}
+
+inline __mmask8 tail_mask(int left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
+}  // namespace
+#endif
+
 bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1,
                        const double* r2, bool self, double* rec, SliceWorkspace& ws, const double** s_out,
                        const double** t_out) const {
@@ -444,6 +547,15 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
         trow[w1 - cols.lo] = src.scale * src.t[k];
       }
     }
+  } else if (C == 1 && !circ) {  // one channel (grey images): contiguous rows, no inner loop
+    for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
+      const double* a = x + static_cast<std::size_t>(h1) * W + cols.lo;
+      const double* b = y + static_cast<std::size_t>(h1 - d) * W + (cols.lo - e);
+      double* srow = S + (h1 - rows.lo) * width;
+      double* trow = T + (h1 - rows.lo) * width;
+#pragma omp simd
+      for (int c = 0; c < width; ++c) srow[c] = (0.0 + a[c] * b[c]) * inv, trow[c] = 0.0;  // as the loop below
+    }
   } else
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = wrap(h1 - d, H, circ);
@@ -475,6 +587,15 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
       const int a0 = std::max(c0, cols.lo), a1 = std::min(c1, cols.hi);
       const int len = a1 - a0;
       const double b2 = op.b2;
+#if defined(__AVX512F__)
+      // A ReLU-family activation right after the conv runs in the same pass (FusedBatch),
+      // except for offset 0 of a point with itself (its diagonal and records) and circular maps.
+      FamilyCoefficients family;
+      const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+      const bool fuse = Fw == 3 && !circ && !(self && d == 0 && e == 0) && act &&
+                        act->kind == OpKind::Activation &&
+                        relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+#endif
       for (int o = orows.lo; o < orows.hi; ++o) {
         // H pass: the taps whose row has its partner on the map, in tap order (as box_pairs sums
         // them), into one row — one pass over the taps' rows, no read-modify-write of hs.
@@ -546,6 +667,17 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
         double* to = T2 + (o - orows.lo) * owidth;
         const double* h0 = hs + ocols.lo - aw.before;
         const double* g0 = ht + ocols.lo - aw.before;
+#if defined(__AVX512F__)
+        if (fuse) {
+          const std::size_t Wn = static_cast<std::size_t>(aw.n_out);
+          const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * Wn + ocols.lo;
+          const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * Wn + (ocols.lo - e);
+          FusedBatch<false> batch(fused_row(h0, g0, 1, scale, b2, plan_.duals[act->dual], family, so, to));
+          for (int p = 0; p < owidth; p += 8) batch.add(static_cast<std::size_t>(p), q1 + p, q2 + p, tail_mask(owidth - p));
+          batch.finish();
+          continue;
+        }
+#endif
         if (Fw == 3) {
           int p = 0;
 #if defined(__AVX512F__)
@@ -583,6 +715,9 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
           }
         }
       }
+#if defined(__AVX512F__)
+      if (fuse) ++k;  // its activation is done
+#endif
       std::swap(S, S2);
       std::swap(T, T2);
       rows = orows;
@@ -690,28 +825,49 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   const std::size_t first = static_cast<std::size_t>(P) * L;  // (w1 = 0, w2 = 0)
   const Range rows = slice_range(H, d, false);
   if (rows.empty()) return false;
-  const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo) * R;
-  double* S = ws.bs.data();
-  double* T = ws.bt.data();
-  double* S2 = ws.bs2.data();
-  double* T2 = ws.bt2.data();
-  std::fill(S, S + n, 0.0);
-  std::fill(T, T + n, 0.0);
-  std::fill(S2, S2 + n, 0.0);
-  std::fill(T2, T2 + n, 0.0);
+  // Σ and Θ each in one array of the slab's rows plus G guard rows, updated in place: a conv
+  // writes output row o over input row o − G (rows in ascending order; then the rows sit G lower)
+  // or o + G (descending; back up): G is more than the conv reads on either side, so that row is
+  // read by no later output. Half the footprint of a second array, so a 32×32 slab stays in L2.
+  const int G = stage.row_guard;
+  const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
+  double* const S0 = ws.bs.data();
+  double* const T0 = ws.bt.data();
+  std::fill(S0, S0 + n, 0.0);
+  std::fill(T0, T0 + n, 0.0);
+  int shift = G;  // row h sits at index h − rows.lo + shift
+  double* S = S0 + static_cast<std::size_t>(shift) * R;
+  double* T = T0 + static_cast<std::size_t>(shift) * R;
   // Σ⁰ (or the pooled kernels of the previous stage); Θ⁰ = 0 from the inputs.
   const double inv = 1.0 / C;
   const std::size_t P0 = static_cast<std::size_t>(H) * W;
+  const bool transposed = !src.s && C <= 16 && static_cast<std::size_t>(C) * W <= ws.bq1.size();
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = h1 - d;
     double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
     double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+    if (transposed)
+      for (int w2 = 0; w2 < W; ++w2)
+        for (int c = 0; c < C; ++c)
+          ws.bq1[static_cast<std::size_t>(c) * W + w2] = src.y[(static_cast<std::size_t>(h2) * W + w2) * C + c];
     for (int w1 = 0; w1 < W; ++w1) {
       double* sr = srow + static_cast<std::size_t>(w1) * L;
       if (src.s) {
         const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P0 + static_cast<std::size_t>(h2) * W;
         double* tr = trow + static_cast<std::size_t>(w1) * L;
         for (int w2 = 0; w2 < W; ++w2) sr[w2] = src.scale * src.s[k + w2], tr[w2] = src.scale * src.t[k + w2];
+      } else if (transposed) {  // y's row h2 channel-major: the w2 loop vectorizes
+        const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
+        const double* yt = ws.bq1.data();
+        for (int w2 = 0; w2 < W; ++w2) sr[w2] = 0.0;  // channel by channel, in the order of the loop below
+        for (int c = 0; c < C; ++c) {
+          const double ac = a[c];
+          const double* yc = yt + static_cast<std::size_t>(c) * W;
+#pragma omp simd
+          for (int w2 = 0; w2 < W; ++w2) sr[w2] += ac * yc[w2];
+        }
+#pragma omp simd
+        for (int w2 = 0; w2 < W; ++w2) sr[w2] *= inv;
       } else {
         const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
         for (int w2 = 0; w2 < W; ++w2) {
@@ -740,7 +896,21 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const int Fh = ah.filter, Fw = aw.filter;
       const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
       const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
-      for (int o = rows.lo; o < rows.hi; ++o) {
+#if defined(__AVX512F__)
+      // A ReLU-family activation right after the conv runs in the same pass (FusedBatch): each
+      // output entry goes from the window sum through the dual in registers. Not for offset 0 of
+      // a point with itself (its diagonal takes the variances and writes the records first).
+      FamilyCoefficients family;
+      const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+      const bool fuse = Fw == 3 && !(self && d == 0) && act && act->kind == OpKind::Activation &&
+                        relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+#endif
+      const bool down = shift == G;  // ascending rows, written G lower
+      const int next = down ? 0 : G;
+      double* const S2 = S0 + static_cast<std::size_t>(next) * R;
+      double* const T2 = T0 + static_cast<std::size_t>(next) * R;
+      for (int j = 0; j < rows.hi - rows.lo; ++j) {
+        const int o = down ? rows.lo + j : rows.hi - 1 - j;
         // H pass over the whole slab row (its pads are zero, so the sum's pads are too); three
         // taps (3×3 convs) in one pass, in tap order.
         int nk = 0;
@@ -762,20 +932,32 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           }
           ++nk;
         }
-        if (Fh == 3 && nk == 3) {
+        // The 3-tap H pass on entries [c0, c1) of the row.
+        auto hpass3 = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
+          if (nk == 3) {
 #pragma omp simd
-          for (std::size_t c = 0; c < R; ++c) {
-            hs[c] = (sr3[0][c] + sr3[1][c]) + sr3[2][c];
-            ht[c] = (tr3[0][c] + tr3[1][c]) + tr3[2][c];
+            for (std::size_t c = c0; c < c1; ++c) {
+              hs[c] = (sr3[0][c] + sr3[1][c]) + sr3[2][c];
+              ht[c] = (tr3[0][c] + tr3[1][c]) + tr3[2][c];
+            }
+          } else if (nk == 2) {
+#pragma omp simd
+            for (std::size_t c = c0; c < c1; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
+          } else if (nk == 1) {
+            copy_row(sr3[0] + c0, static_cast<int>(c1 - c0), hs + c0);
+            copy_row(tr3[0] + c0, static_cast<int>(c1 - c0), ht + c0);
+          } else {
+            std::fill(hs + c0, hs + c1, 0.0);
+            std::fill(ht + c0, ht + c1, 0.0);
           }
-        } else if (Fh == 3 && nk == 2) {
-#pragma omp simd
-          for (std::size_t c = 0; c < R; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
-        } else if (Fh == 3 && nk == 1) {
-          copy_row(sr3[0], static_cast<int>(R), hs);
-          copy_row(tr3[0], static_cast<int>(R), ht);
-        }
-        if (nk == 0) {
+        };
+#if defined(__AVX512F__)
+        const bool chunked = fuse && Fh == 3;  // the H pass runs in chunks between the fused vectors
+#else
+        const bool chunked = false;
+#endif
+        if (Fh == 3 && !chunked) hpass3(0, R);
+        if (Fh != 3 && nk == 0) {
           std::fill(hs, hs + R, 0.0);
           std::fill(ht, ht + R, 0.0);
         }
@@ -786,6 +968,29 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         const double* g0 = ht + first - aw.before * step;
         double* sb = so + first;
         double* tb = to + first;
+#if defined(__AVX512F__)
+        if (fuse) {
+          const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * W;
+          const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * W;
+          FusedBatch<true> batch(fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb));
+          // The W pass at body entry c reads the H-pass row up to index first − before·step + c + 2·step:
+          // before each w1, the H pass is brought that far (in chunks the core overlaps with the duals).
+          std::size_t done = 0;
+          const std::ptrdiff_t reach = static_cast<std::ptrdiff_t>(first) + (2 - aw.before) * step + W;
+          for (int w1 = 0; w1 < W; ++w1) {
+            if (chunked) {
+              const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
+              const std::size_t upto = std::min(R, static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)));
+              if (w1 + 1 == W) hpass3(done, R), done = R;
+              else if (upto > done) hpass3(done, upto), done = upto;
+            }
+            for (int w2 = 0; w2 < W; w2 += 8)
+              batch.add(static_cast<std::size_t>(w1) * L + w2, q1 + w1, q2 + w2, tail_mask(W - w2));
+          }
+          batch.finish();
+          continue;  // the pads of so / to stay zero
+        }
+#endif
         if (Fw == 3) {
           const std::ptrdiff_t s1 = step, s2 = 2 * step;
 #pragma omp simd
@@ -813,8 +1018,10 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         zero_pads(so);
         zero_pads(to);
       }
-      std::swap(S, S2);
-      std::swap(T, T2);
+#if defined(__AVX512F__)
+      if (fuse) ++k;  // its activation is done
+#endif
+      S = S2, T = T2, shift = next;
     } else {
       const ActivationDual& dual = plan_.duals[op.dual];
       const double* q1 = r1 + op.q_offset;
@@ -934,18 +1141,15 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
   const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
   const std::size_t first = static_cast<std::size_t>(P) * L;
   std::ptrdiff_t* dest = ws.bdest.data();
-  std::ptrdiff_t* dm = ws.bmirror.data();
   std::size_t Wo = 1, Po = 1;
-  if (pool) {  // where each entry of a slab row goes (the same in every row): windows do not overlap
+  if (pool) {  // the fine columns of each coarse one (windows do not overlap): a run [lo, hi)
     Wo = static_cast<std::size_t>(pool->pw.n_out);
     Po = static_cast<std::size_t>(pool->ph.n_out) * Wo;
-    for (int w1 = 0; w1 < W; ++w1)
-      for (int w2 = 0; w2 < L; ++w2) {
-        const std::size_t c = static_cast<std::size_t>(w1) * L + w2;
-        const int B1 = pool->pw.owner[w1], B2 = w2 < W ? pool->pw.owner[w2] : -1;
-        dest[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Po + B2);
-        dm[c] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B2 * Po + B1);
-      }
+    for (std::size_t B = 0; B < Wo; ++B) dest[B] = 0, dest[Wo + B] = 0;
+    for (int w = W - 1; w >= 0; --w)
+      if (pool->pw.owner[w] >= 0) dest[pool->pw.owner[w]] = w;
+    for (int w = 0; w < W; ++w)
+      if (pool->pw.owner[w] >= 0) dest[Wo + pool->pw.owner[w]] = w + 1;
   }
   const std::size_t m = static_cast<std::size_t>(H) * W;
   double sum_s = 0, sum_t = 0;
@@ -968,13 +1172,23 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
         if (A1 < 0 || A2 < 0) continue;
         double* sn = next_s + A1 * Wo * Po + A2 * Wo;
         double* tn = next_t + A1 * Wo * Po + A2 * Wo;
-        for (std::size_t c = 0; c < body; ++c)
-          if (dest[c] >= 0) sn[dest[c]] += srow[c], tn[dest[c]] += trow[c];
-        if (twice) {
-          double* sm = next_s + A2 * Wo * Po + A1 * Wo;
-          double* tm = next_t + A2 * Wo * Po + A1 * Wo;
-          for (std::size_t c = 0; c < body; ++c)
-            if (dm[c] >= 0) sm[dm[c]] += srow[c], tm[dm[c]] += trow[c];
+        double* sm = next_s + A2 * Wo * Po + A1 * Wo;
+        double* tm = next_t + A2 * Wo * Po + A1 * Wo;
+        // Each window's entries summed in registers, then added once to its coarse pair (and,
+        // for a point with itself, to the mirrored pair).
+        for (int w1 = 0; w1 < W; ++w1) {
+          const int B1 = pool->pw.owner[w1];
+          if (B1 < 0) continue;
+          const double* sr = srow + static_cast<std::size_t>(w1) * L;
+          const double* tr = trow + static_cast<std::size_t>(w1) * L;
+          for (std::size_t B2 = 0; B2 < Wo; ++B2) {
+            const std::ptrdiff_t lo = dest[B2], hi = dest[Wo + B2];
+            if (lo >= hi) continue;
+            double as = sr[lo], at = tr[lo];
+            for (std::ptrdiff_t w2 = lo + 1; w2 < hi; ++w2) as += sr[w2], at += tr[w2];
+            sn[B1 * Po + B2] += as, tn[B1 * Po + B2] += at;
+            if (twice) sm[B2 * Po + B1] += as, tm[B2 * Po + B1] += at;
+          }
         }
         continue;
       }

@@ -225,18 +225,19 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
       const bool same = op.ah.n_out == op.ah.n_in && op.aw.n_out == op.aw.n_in && !op.ah.circular;
       s.slab = same;
       s.pad = std::max({s.pad, op.aw.before, op.aw.filter - 1 - op.aw.before});
+      s.row_guard = std::max({s.row_guard, op.ah.before + 1, op.ah.filter - op.ah.before});
     }
     if (s.slab && !last) {
       const SpatialOp& pool = plan.spatial[static_cast<std::size_t>(s.end)];
       s.slab = pool.ph.single && pool.pw.single;
     }
-    // A slab holds h·(w+2p)·(w+p) doubles per array (four arrays): beyond ~64 Ki doubles (about
+    // A slab holds h·(w+2p)·(w+p) doubles per array (Σ and Θ, in place): beyond ~64 Ki doubles (about
     // a 36×36 map) they leave L2 and the slices, which stay in L1, are the better layout.
     if (s.slab && static_cast<std::size_t>(s.h) * (s.w + 2 * s.pad) * (s.w + s.pad) > (std::size_t(1) << 16))
       s.slab = false;
     if (s.slab) {
       const std::size_t row = static_cast<std::size_t>(s.w + 2 * s.pad) * (s.w + s.pad);
-      plan.slab_doubles = std::max(plan.slab_doubles, static_cast<std::size_t>(s.h) * row);
+      plan.slab_doubles = std::max(plan.slab_doubles, static_cast<std::size_t>(s.h + s.row_guard) * row);
       plan.slab_row = std::max(plan.slab_row, row);
     }
     if (k == 0) break;

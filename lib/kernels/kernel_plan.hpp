@@ -91,11 +91,12 @@ struct Plan {
     // pool that ends the stage (if any) has non-overlapping windows. pad = zero columns.
     bool slab = false;
     int pad = 1;
+    int row_guard = 2;  // spare rows of a slab's in-place conv: 1 + the most rows a conv reads on one side
   };
   std::vector<Stage> stages;
   bool pooled = false;          // an avgpool is among the spatial ops
   std::size_t coarse_pairs = 0;  // largest (h·w)² over the stages after the first
-  std::size_t slab_doubles = 0;  // largest h·(w + 2·pad)·(w + pad) over the slab stages
+  std::size_t slab_doubles = 0;  // largest (h + row_guard)·(w + 2·pad)·(w + pad) over the slab stages
   std::size_t slab_row = 0;      // largest (w + 2·pad)·(w + pad)
   int record = 0;       // doubles per point: pixel variances of every spatial activation, then tail ones
   std::string path;

@@ -8,6 +8,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <functional>
+#include <stdexcept>
+#include <string>
 
 #include "detail/linear_algebra.hpp"
 #include "detail/parallel.hpp"
@@ -33,6 +37,12 @@ RowMatrix Engine::reduce(const Inputs& in) const {
 void Engine::tail_tile(double* s, double* t, std::size_t rows, std::size_t cols, std::size_t ld, const Eigen::Index* p1,
                const Eigen::Index* p2) const {
   for (std::size_t r = 0; r < rows; ++r) std::fill(t + r * ld, t + r * ld + cols, 0.0);
+  // When every point of the tile is its own identity (no bitwise duplicates), a point meets
+  // itself only where the ids agree, at c = p1[r] − p2[0] (a tile's ids are consecutive): no
+  // compare per entry, which took three quarters of this function.
+  bool unique = true;
+  for (std::size_t r = 0; r < rows; ++r) unique &= identity_[static_cast<std::size_t>(p1[r])] == p1[r];
+  for (std::size_t c = 0; c < cols; ++c) unique &= identity_[static_cast<std::size_t>(p2[c])] == p2[c];
   for (const auto& op : plan_.tail) {
     if (op.kind == OpKind::Affine) {
       for (std::size_t r = 0; r < rows; ++r)
@@ -50,8 +60,13 @@ void Engine::tail_tile(double* s, double* t, std::size_t rows, std::size_t cols,
         const double q1 = record(p1[r])[op.q_offset];
         // A point paired with itself is exactly collinear: use its variance, not the
         // GEMM's covariance, which may differ in the last bit and would cost √ε in θ.
-        for (std::size_t c = 0; c < cols; ++c)
-          if (same_point(p1[r], p2[c])) s[r * ld + c] = q1;
+        if (unique) {
+          const Eigen::Index c = p1[r] - p2[0];
+          if (c >= 0 && static_cast<std::size_t>(c) < cols && p2[c] == p1[r]) s[r * ld + static_cast<std::size_t>(c)] = q1;
+        } else {
+          for (std::size_t c = 0; c < cols; ++c)
+            if (same_point(p1[r], p2[c])) s[r * ld + c] = q1;
+        }
         dual.apply(cols, &q1, 0, q2.data(), 1, s + r * ld, t + r * ld);
       }
     }
@@ -106,13 +121,83 @@ std::pair<Eigen::Index, Eigen::Index> Engine::vector_tile(Eigen::Index bi, Eigen
   return {r, c};
 }
 
+// Tiles of rows [r0, r0 + rows) straight into row-major n1 × n2 matrices (leading dimension
+// n2; either may be null): each tile, and for a symmetric kernel also its mirror image below the
+// diagonal, written while it is in cache. The band's rows from column r0 on (all columns if not
+// symmetric) and, symmetric, the strip below it (rows r0 + rows.., columns r0..r0 + rows) are
+// then complete. `check`: a non-finite entry throws (nothing of the band is trusted).
+void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
+                               const std::function<void(std::size_t, std::size_t)>& progress) {
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+  const Eigen::Index nb2 = (n2_ + T - 1) / T;
+  const std::size_t ld = static_cast<std::size_t>(n2_);
+  std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
+  std::size_t total = 0;
+  for (Eigen::Index bi = r0 / T; bi * T < r0 + rows; ++bi)
+    for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) {
+      tiles.emplace_back(bi, bj);
+      total += static_cast<std::size_t>(std::min(T, n1_ - bi * T) * std::min(T, n2_ - bj * T));
+    }
+  blocks_ += tiles.size();
+  std::atomic<std::size_t> done{0};
+  auto last_report = std::chrono::steady_clock::now();
+  detail::ParallelErrors errors;
+#pragma omp parallel num_threads(threads_)
+  {
+    RowMatrix s(T, T), t(T, T);
+#pragma omp for schedule(dynamic, 1)
+    for (std::size_t k = 0; k < tiles.size(); ++k) {
+      errors.run(static_cast<long long>(k), [&] {
+        const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
+        const std::size_t i0 = static_cast<std::size_t>(tiles[k].first * T), j0 = static_cast<std::size_t>(tiles[k].second * T);
+        if (symmetric_ && i0 == j0)  // the lower triangle mirrors the upper one
+          for (Eigen::Index x = 0; x < r; ++x)
+            for (Eigen::Index y = 0; y < x; ++y) s(x, y) = s(y, x), t(x, y) = t(y, x);
+        if (check) {
+          bool finite = true;
+          for (Eigen::Index x = 0; x < r; ++x)
+            for (Eigen::Index y = 0; y < c; ++y) finite &= std::isfinite(s(x, y)) & std::isfinite(t(x, y));
+          if (!finite)
+            throw std::runtime_error("kernel: a non-finite value in rows " + std::to_string(i0) + ".." +
+                                     std::to_string(i0 + static_cast<std::size_t>(r) - 1) +
+                                     " (numerical failure; nothing trusted)");
+        }
+        for (const auto& [tile, out] : {std::pair<const RowMatrix*, double*>{&s, nngp}, {&t, ntk}}) {
+          if (!out) continue;
+          for (Eigen::Index x = 0; x < r; ++x) std::copy_n(tile->data() + x * T, c, out + (i0 + x) * ld + j0);
+          if (symmetric_ && i0 != j0)  // the mirror tile
+            for (Eigen::Index y = 0; y < c; ++y) {
+              double* to = out + (j0 + y) * ld + i0;
+              for (Eigen::Index x = 0; x < r; ++x) to[x] = (*tile)(x, y);
+            }
+        }
+        done += static_cast<std::size_t>(r * c);
+        if (progress && omp_get_thread_num() == 0) {  // progress from the calling thread only
+          const auto now = std::chrono::steady_clock::now();
+          if (now - last_report > std::chrono::milliseconds(250)) {
+            last_report = now;
+            progress(done.load(), total);
+          }
+        }
+      });
+    }
+  }
+  errors.rethrow();
+}
+
 void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
   prepare_vector();
+  if (symmetric_) {
+    // Column-major storage of a symmetric matrix is its row-major storage: the tiles go straight
+    // in, each with its mirror image.
+    vector_tiles_into(0, n1_, nngp.data(), ntk.data(), false, {});
+    return;
+  }
   const Eigen::Index T = static_cast<Eigen::Index>(kTile);
   const Eigen::Index nb1 = (n1_ + T - 1) / T, nb2 = (n2_ + T - 1) / T;
   std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
   for (Eigen::Index bi = 0; bi < nb1; ++bi)
-    for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
+    for (Eigen::Index bj = 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
   blocks_ = tiles.size();
   detail::ParallelErrors errors1;
 #pragma omp parallel num_threads(threads_)
@@ -123,16 +208,8 @@ void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
       errors1.run(static_cast<long long>(k), [&] {
         const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
         const Eigen::Index i0 = tiles[k].first * T, j0 = tiles[k].second * T;
-        if (symmetric_ && i0 == j0) {  // the lower triangle mirrors the upper one
-          for (Eigen::Index x = 0; x < r; ++x)
-            for (Eigen::Index y = 0; y < x; ++y) s(x, y) = s(y, x), t(x, y) = t(y, x);
-        }
         nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
         ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
-        if (symmetric_ && i0 != j0) {  // the mirror tile, written while this one is in cache
-          nngp.block(j0, i0, c, r) = s.topLeftCorner(r, c).transpose();
-          ntk.block(j0, i0, c, r) = t.topLeftCorner(r, c).transpose();
-        }
       });
     }
   }
@@ -152,6 +229,24 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
   layout.symmetric = symmetric_;
   layout.band_rows = band_rows;
   sink.start(layout);
+  if (const KernelOutputMatrices direct = sink.direct_output(layout); direct.direct) {
+    // Straight into the sink's matrices: no band buffer, no copy, the mirror tiles written from cache.
+    for (Eigen::Index band = 0; band < bands; ++band) {
+      if (!sink.wanted(band)) continue;
+      const Eigen::Index r0 = band * band_rows, rows = std::min(band_rows, n1_ - r0);
+      vector_tiles_into(r0, rows, direct.nngp, direct.ntk, true,
+                        [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); });
+      KernelBand out;
+      out.index = band;
+      out.row_begin = r0;
+      out.rows = rows;
+      out.col_begin = symmetric_ ? r0 : 0;
+      out.cols = n2_ - out.col_begin;
+      out.in_place = true;
+      sink.write(out);
+    }
+    return summary(start);
+  }
   std::vector<double> nngp, ntk;
   for (Eigen::Index band = 0; band < bands; ++band) {
     if (!sink.wanted(band)) continue;

@@ -448,6 +448,133 @@ void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eige
       block(row0, static_cast<int>(std::min<Eigen::Index>(R, M - row0)), j0);
     }
 }
+
+/// How sum_tile leaves its R × 8·NV result in C: scaled (C = alpha·Σ), as a partial sum that a
+/// later call resumes (C = Σ), or added scaled (C += alpha·Σ).
+enum class TileStore { kScaled, kPartial, kAddScaled };
+
+/// Rows [0, rows) (rows ≤ R) and 8·NV columns of Σ_k A(r, k)·B(k, ·), A(r, k) = a[r·a_rs + k·a_cs]
+/// read as broadcasts, B row-major (ldb). With `resume` the sum starts from C's partial sums, so
+/// a sum split over consecutive k-ranges adds its terms in the same order as one call.
+template <int NV, int R>
+void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
+              Eigen::Index ldb, int rows, bool resume, TileStore store, double alpha, double* c, Eigen::Index ldc) {
+  Vec8 acc[R][NV];
+  const double* ar[R];
+  for (int r = 0; r < R; ++r) {
+    ar[r] = a + (r < rows ? r : 0) * a_rs;
+    for (int v = 0; v < NV; ++v) acc[r][v] = resume && r < rows ? load8(c + r * ldc + 8 * v) : Vec8{};
+  }
+  for (Eigen::Index k = 0; k < K; ++k, b += ldb) {
+    Vec8 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load8(b + 8 * v);
+    const Eigen::Index off = k * a_cs;
+    for (int r = 0; r < R; ++r) {
+      const Vec8 av = splat8(ar[r][off]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+  const Vec8 al = splat8(alpha);
+  for (int r = 0; r < rows; ++r) {
+    double* o = c + r * ldc;
+    for (int v = 0; v < NV; ++v)
+      store8(o + 8 * v, store == TileStore::kPartial  ? acc[r][v]
+                        : store == TileStore::kScaled ? al * acc[r][v]
+                                                      : load8(o + 8 * v) + al * acc[r][v]);
+  }
+}
+
+/// Columns [k0, k0 + 8·NV) of a dense layer's descent step (see descend_dense).
+template <int NV>
+void descend_panel(double* W, Eigen::Index J, Eigen::Index K, const double* g, const double* gt, const double* h,
+                   Eigen::Index n, Eigen::Index k0, double scale, double alpha, double* dh) {
+  constexpr Eigen::Index kRows = 128;  // a 128 × 32 block of W: 32 KB, in L1 with the tiles' operands
+  constexpr int R = 6;
+  alignas(64) double block[kRows * 32];
+  // h[:, panel] packed contiguous (its rows, 8·K bytes apart, would evict each other from L1
+  // when K·8 is a multiple of 4 KB); read by every row tile of the update
+  thread_local std::vector<double> packed;
+  packed.resize(static_cast<std::size_t>(n) * 32);
+  double* hp = packed.data();
+  for (Eigen::Index e = 0; e < n; ++e)
+    for (int v = 0; v < NV; ++v) store8(hp + e * 32 + 8 * v, load8(h + e * K + k0 + 8 * v));
+  for (Eigen::Index j0 = 0; j0 < J; j0 += kRows) {
+    const Eigen::Index rows = std::min(kRows, J - j0);
+    for (Eigen::Index j = 0; j < rows; ++j)
+      for (int v = 0; v < NV; ++v) store8(block + j * 32 + 8 * v, load8(W + (j0 + j) * K + k0 + 8 * v));
+    // dh[:, panel] (+)= g[:, j0 … j0+rows)·W[j0 … , panel], scaled once the last block is in
+    const TileStore dh_store = j0 + rows == J ? TileStore::kScaled : TileStore::kPartial;
+    for (Eigen::Index e = 0; e < n; e += R)
+      sum_tile<NV, R>(g + e * J + j0, J, 1, rows, block, 32, static_cast<int>(std::min<Eigen::Index>(R, n - e)), j0 > 0,
+                      dh_store, scale, dh + e * K + k0, K);
+    // then W[j0 … , panel] += alpha·gᵀ·h[:, panel], summed over the examples in order
+    for (Eigen::Index j = 0; j < rows; j += R)
+      sum_tile<NV, R>(gt + (j0 + j) * n, n, 1, n, hp, 32, static_cast<int>(std::min<Eigen::Index>(R, rows - j)), false,
+                      TileStore::kAddScaled, alpha, block + j * 32, 32);
+    for (Eigen::Index j = 0; j < rows; ++j)
+      for (int v = 0; v < NV; ++v) store8(W + (j0 + j) * K + k0 + 8 * v, load8(block + j * 32 + 8 * v));
+  }
+}
+
+/// A dense layer's part of one gradient-descent step in one pass over its weights W (J × K,
+/// row-major, K a multiple of 8): the input gradient dh = scale·g·W from the weights before the
+/// step, and W += alpha·gᵀ·h (alpha = −η·scale), with g (n × J) the gradient at the layer's
+/// output, gt = gᵀ and h (n × K) its input. W is visited in 128-row × 32-column blocks copied to
+/// a contiguous buffer (rows of W are 4 KB apart and would evict each other from L1): each block
+/// is read once, multiplied into dh and updated in L1, and written back once, where the two
+/// separate products read W twice and Eigen's packs it. dh sums over j in increasing order
+/// (partial sums kept in dh between blocks), the update over the examples in order, as
+/// strided_product does: the bits depend on the shapes only.
+void descend_dense(double* W, Eigen::Index J, Eigen::Index K, const double* g, const double* gt, const double* h,
+                   Eigen::Index n, double scale, double alpha, double* dh) {
+  for (Eigen::Index k0 = 0; k0 < K; k0 += 32) {
+    switch (std::min<Eigen::Index>(4, (K - k0) / 8)) {
+      case 1: descend_panel<1>(W, J, K, g, gt, h, n, k0, scale, alpha, dh); break;
+      case 2: descend_panel<2>(W, J, K, g, gt, h, n, k0, scale, alpha, dh); break;
+      case 3: descend_panel<3>(W, J, K, g, gt, h, n, k0, scale, alpha, dh); break;
+      default: descend_panel<4>(W, J, K, g, gt, h, n, k0, scale, alpha, dh); break;
+    }
+  }
+}
+typedef long long Lane8 __attribute__((vector_size(64)));
+
+/// The 8 × 8 block at src (row stride ls) transposed into dst (row stride ld): 8 row loads, three
+/// rounds of two-source lane shuffles (1-, 2- and 4-element interleaves), 8 row stores.
+inline void transpose8x8(const double* src, Eigen::Index ls, double* dst, Eigen::Index ld) {
+  Vec8 r[8], a[8], b[8];
+  for (int i = 0; i < 8; ++i) r[i] = load8(src + i * ls);
+  const Lane8 lo1{0, 8, 2, 10, 4, 12, 6, 14}, hi1{1, 9, 3, 11, 5, 13, 7, 15};
+  const Lane8 lo2{0, 1, 8, 9, 4, 5, 12, 13}, hi2{2, 3, 10, 11, 6, 7, 14, 15};
+  const Lane8 lo4{0, 1, 2, 3, 8, 9, 10, 11}, hi4{4, 5, 6, 7, 12, 13, 14, 15};
+  for (int i = 0; i < 8; i += 2) {
+    a[i] = __builtin_shuffle(r[i], r[i + 1], lo1);  // (r_i, r_i+1) at even columns
+    a[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi1);  // … at odd columns
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int p = 0; p < 2; ++p) {
+      b[i + p] = __builtin_shuffle(a[i + p], a[i + p + 2], lo2);      // columns p, p+4
+      b[i + p + 2] = __builtin_shuffle(a[i + p], a[i + p + 2], hi2);  // columns p+2, p+6
+    }
+  for (int c = 0; c < 4; ++c) {
+    store8(dst + c * ld, __builtin_shuffle(b[c], b[c + 4], lo4));
+    store8(dst + (c + 4) * ld, __builtin_shuffle(b[c], b[c + 4], hi4));
+  }
+}
+
+/// dst = srcᵀ in 8 × 8 register blocks (an element-wise transpose of a 64 × 512 batch reads or
+/// writes rows 4 KB apart, one element at a time); edges that are not whole blocks by loops.
+void transpose_to(const RowMatrix& src, RowMatrix& dst) {
+  const Eigen::Index R = src.rows(), C = src.cols();
+  dst.resize(C, R);
+  const double* s = src.data();
+  double* d = dst.data();
+  const Eigen::Index R8 = R - R % 8, C8 = C - C % 8;
+  for (Eigen::Index i0 = 0; i0 < R8; i0 += 8)
+    for (Eigen::Index j0 = 0; j0 < C8; j0 += 8) transpose8x8(s + i0 * C + j0, C, d + j0 * R + i0, R);
+  for (Eigen::Index i = 0; i < R; ++i)
+    for (Eigen::Index j = (i < R8 ? C8 : 0); j < C; ++j) d[j * R + i] = s[i * C + j];
+}
+
 #endif
 
 /// Slopes (a, b) of φ(x) = a·min(x,0) + b·max(x,0) for the piecewise-linear family, which is
@@ -603,6 +730,12 @@ struct Network::Tape {
   RowMatrix g, g_next, dpatch;
   RowMatrix weights_t, dweights_t;  ///< direct convolutions: Wᵀ (forward) and dWᵀ (backward)
   RowMatrix in_t, out_t;             ///< direct dense products: an input and a result, transposed
+  RowMatrix g_t;                     ///< fused dense descent: the output gradient, transposed
+  /// acts[out_t_of]ᵀ is in out_t after a direct dense product, and acts[act_t_of]ᵀ in act_t after
+  /// an activation of it, so that the next dense layer reads its input transposed without
+  /// transposing (none: -1)
+  RowMatrix act_t;
+  std::ptrdiff_t out_t_of = -1, act_t_of = -1;
   Eigen::RowVectorXd bias_row;
   std::vector<RowMatrix> shortcut_g;  ///< backward: gradients waiting at open residual blocks
 };
@@ -668,6 +801,7 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
   const auto& layers = architecture_.layers();
   const std::size_t L = layers.size();
   t.n = n;
+  t.out_t_of = t.act_t_of = -1;
   t.acts.resize(L + 1);
   t.patches.resize(L);
   t.acts[0] = ConstRowMap(x, n, shapes_.shapes[0].size());
@@ -687,12 +821,16 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
 #ifdef EMERGENT_DIRECT_CONV
         if (n % 8 == 0) {  // zᵀ = W·hᵀ with the examples along the vectors: W is read once, unpacked
-          t.in_t = in.transpose();
+          const bool have_t = t.act_t_of == static_cast<std::ptrdiff_t>(l);
+          if (!have_t) transpose_to(in, t.in_t);
           t.out_t.resize(n_out, n);
-          strided_product(W.data(), n_in, 1, n_out, n_in, t.in_t.data(), n, n, scale, false, t.out_t.data(), n, true);
-          out = t.out_t.transpose();
-          if (block.bias_size > 0)
-            out.rowwise() += layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out);
+          strided_product(W.data(), n_in, 1, n_out, n_in, (have_t ? t.act_t : t.in_t).data(), n, n, scale, false,
+                          t.out_t.data(), n, true);
+          if (block.bias_size > 0)  // row j of zᵀ += b·β_j
+            t.out_t.colwise() +=
+                (layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out)).transpose();
+          transpose_to(t.out_t, out);
+          t.out_t_of = static_cast<std::ptrdiff_t>(l + 1);
           break;
         }
 #endif
@@ -744,6 +882,11 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
       }
       case LayerKind::Activation:
         apply_activation(layer.activation, in.data(), out.data(), in.size());
+        if (t.out_t_of == static_cast<std::ptrdiff_t>(l)) {  // φ of the transposed input: the output transposed
+          t.act_t.resize(t.out_t.rows(), t.out_t.cols());
+          apply_activation(layer.activation, t.out_t.data(), t.act_t.data(), t.out_t.size());
+          t.act_t_of = static_cast<std::ptrdiff_t>(l + 1);
+        }
         break;
       case LayerKind::Flatten:
         out = in;  // NHWC rows are already flattened in C order
@@ -795,6 +938,17 @@ void Network::run_backward(Tape& t, const double* cotangent, double* out, double
         const double scale = layer.w_std / std::sqrt(static_cast<double>(n_in));
         RowMap gW(out + block.weight_offset, n_out, n_in);
 #ifdef EMERGENT_DIRECT_CONV
+        if (n_in % 8 == 0 && need_input_grad && descent != 0.0) {  // input gradient and update in one pass over W
+          transpose_to(t.g, t.g_t);
+          t.g_next.resize(n, n_in);
+          descend_dense(out + block.weight_offset, n_out, n_in, t.g.data(), t.g_t.data(), t.acts[l].data(), n, scale,
+                        -descent * scale, t.g_next.data());
+          if (block.bias_size > 0)
+            Eigen::Map<Eigen::RowVectorXd>(out + block.bias_offset, n_out).noalias() -=
+                (descent * layer.b_std) * t.g.colwise().sum();
+          t.g.swap(t.g_next);
+          break;
+        }
         if (n_in % 8 == 0) {  // the weight update unpacked, the input units along the vectors
           if (need_input_grad) {  // before the weights change; Eigen's packed GEMM is faster for g·W
             t.g_next.resize(n, n_in);

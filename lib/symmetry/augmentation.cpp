@@ -4,27 +4,12 @@
 #include <stdexcept>
 #include <string>
 
-
 #include "detail/errors.hpp"
-#include "detail/format.hpp"
-#include "detail/permutation.hpp"
 
 namespace emergent {
 
-namespace {
-
 using Eigen::Index;
-using Eigen::MatrixXd;
-using Eigen::VectorXd;
 using detail::bad;
-using detail::compose_maps;
-using detail::identity_map;
-using detail::num;
-using detail::Perm;
-
-
-
-}  // namespace
 
 // ---- augmentation -------------------------------------------------------------------------
 

@@ -26,14 +26,11 @@ namespace {
 
 using Eigen::Index;
 using Eigen::MatrixXd;
-using Eigen::VectorXd;
 using detail::bad;
 using detail::compose_maps;
 using detail::identity_map;
 using detail::num;
 using detail::Perm;
-
-
 
 
 // ---- image geometry --------------------------------------------------------------------

@@ -14,7 +14,6 @@
 
 #include "detail/errors.hpp"
 #include "detail/format.hpp"
-#include "detail/permutation.hpp"
 
 namespace emergent {
 
@@ -22,18 +21,11 @@ namespace {
 
 using Eigen::Index;
 using Eigen::MatrixXd;
-using Eigen::VectorXd;
 using detail::bad;
-using detail::compose_maps;
-using detail::identity_map;
 using detail::num;
-using detail::Perm;
-using detail::Gram;
-using detail::gram;
 using detail::is_spatial;
 using detail::check_inputs_for;
 using detail::time_text;
-
 
 
 double max_abs(const MatrixXd& a) { return a.size() ? a.cwiseAbs().maxCoeff() : 0.0; }

@@ -419,7 +419,7 @@ TEST_CASE("predict, ensemble and bound check their training files against each o
   const std::string y2 = write_input("tf_y2.npy", {6, 2}, 0.5);
   const std::string out = (g_dir / "tf_out.npy").string();
   const std::string arch = " --arch 'dense(8) relu dense(1)'";
-  for (const std::string cmd : {"predict --mean " + quote(out), "ensemble --members 2 --steps 1 --lr 1 --seed 0 "
+  for (const std::string& cmd : {"predict --mean " + quote(out), "ensemble --members 2 --steps 1 --lr 1 --seed 0 "
                                 "--checkpoints 1 --out " + quote(out),
                                 std::string("bound violation --group 'rot2(4)' --members 3 --delta 0.1")}) {
     CAPTURE(cmd);

@@ -42,7 +42,7 @@ constexpr int kTimeoutSeconds = 30;
 
 // `emergent ARGS` in the suite's folder under `timeout`: work sized by the request before any
 // check fails the test instead of hanging it.
-Run run(const std::string& args) { return cli::run(args, {.timeout_seconds = kTimeoutSeconds, .in_dir = true}); }
+Run run(const std::string& args) { return cli::run(args, {.env = {}, .timeout_seconds = kTimeoutSeconds, .in_dir = true}); }
 
 
 // Neither a signal nor a timeout nor an uncaught exception.

@@ -165,6 +165,23 @@ TEST_CASE("kernel --resume: a run killed after some bands resumes to the uninter
   REQUIRE(run(kernel_args(x, "part", "--memory-cap 3M --resume -q")).code == 0);
   CHECK(slurp(path("part_T.npy")) == slurp(path("full_T.npy")));
   CHECK(record.find("band 0 ") != std::string::npos);
+
+  // One band (the output fits the cap): written in place into the mapped files. Killed after it
+  // is written, nothing is recorded, nothing is under the final names, and --resume computes it
+  // again to the bytes of the banded run.
+  const Run one_killed = run(kernel_args(x, "one", "--memory-cap 1G -q"), "EMERGENT_KERNEL_ABORT_AFTER_BANDS=0");
+  CHECK(one_killed.code == 75);
+  CHECK(!fs::exists(path("one_K.npy")));
+  CHECK(fs::exists(path("one_K.npy.partial")));
+  REQUIRE(fs::exists(path("one_K.npy.resume")));
+  CHECK(slurp(path("one_K.npy.resume")).find("band ") == std::string::npos);
+  const Run one_resumed = run(kernel_args(x, "one", "--memory-cap 1G --resume"));
+  CAPTURE(one_resumed.err);
+  REQUIRE(one_resumed.code == 0);
+  CHECK(contains(one_resumed.err, "0 of 1 bands verified"));
+  CHECK(slurp(path("one_K.npy")) == slurp(path("full_K.npy")));
+  CHECK(slurp(path("one_T.npy")) == slurp(path("full_T.npy")));
+  CHECK(!fs::exists(path("one_K.npy.resume")));
 }
 
 TEST_CASE("predict: the same bytes at --threads 1 and 2") {
@@ -392,7 +409,7 @@ TEST_CASE("kernel on the pixel paths: streamed bytes equal the in-process kernel
     REQUIRE(fs::exists(path(pre + "r_K.npy.resume")));
     const fs::path saved = g_dir / (pre + "_saved");
     fs::create_directories(saved);
-    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+    for (const std::string& f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
       fs::copy_file(g_dir / f, saved / f, fs::copy_options::overwrite_existing);
     const Run resumed = run(args("r", "--memory-cap 2M --resume"));
     CAPTURE(resumed.err);
@@ -401,7 +418,7 @@ TEST_CASE("kernel on the pixel paths: streamed bytes equal the in-process kernel
     CHECK(slurp(path(pre + "r_T.npy")) == slurp(path(pre + "a_T.npy")));
     CHECK(slurp(path(pre + "r_K.npy")) == slurp(path(pre + "a_K.npy")));
     // A flipped byte in a recorded band, and a truncated partial: detected, not trusted.
-    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+    for (const std::string& f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
       fs::copy_file(saved / f, g_dir / f, fs::copy_options::overwrite_existing);
     {
       std::fstream f(path(pre + "r_T.npy.partial"), std::ios::in | std::ios::out | std::ios::binary);
@@ -413,7 +430,7 @@ TEST_CASE("kernel on the pixel paths: streamed bytes equal the in-process kernel
     const Run corrupt = run(args("r", "--memory-cap 2M --resume"));
     CHECK(corrupt.code == 2);
     CHECK(contains(corrupt.err, "corrupted"));
-    for (const std::string f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
+    for (const std::string& f : {pre + "r_K.npy.partial", pre + "r_T.npy.partial", pre + "r_K.npy.resume"})
       fs::copy_file(saved / f, g_dir / f, fs::copy_options::overwrite_existing);
     fs::resize_file(path(pre + "r_K.npy.partial"), 1000);
     const Run truncated = run(args("r", "--memory-cap 2M --resume"));

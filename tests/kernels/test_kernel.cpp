@@ -4,6 +4,7 @@
 
 #include "support/test_support.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -433,6 +434,98 @@ TEST_CASE("stream_kernels: bands under a small cap equal the in-memory kernels b
   CHECK_THROWS_AS(stream_kernels(Architecture::parse("conv(2, 3x3) relu"), random_images(3, 4, 4, 1, 96), nullptr,
                                  whole, none),
                   std::invalid_argument);
+}
+
+namespace {
+// Offers row-major matrices for in-place bands (KernelBandSink::direct_output) and checks, at
+// every band, that the band's rows and (symmetric) the strip below it are complete.
+struct DirectSink : emergent::KernelBandSink {
+  std::vector<double> nngp, ntk;
+  Eigen::Index n1 = 0, n2 = 0, bands = 0, band_rows = 0, in_place = 0, incomplete = 0;
+  bool symmetric = false, offer = true;
+  void begin(Eigen::Index a, Eigen::Index b, bool sym, Eigen::Index rows) override {
+    n1 = a, n2 = b, symmetric = sym, band_rows = rows;
+    nngp.assign(static_cast<std::size_t>(a * b), std::nan(""));
+    ntk = nngp;
+  }
+  emergent::KernelOutputMatrices direct_output(const emergent::KernelBandLayout&) override {
+    emergent::KernelOutputMatrices m;
+    m.direct = offer;
+    m.nngp = nngp.data();
+    m.ntk = ntk.data();
+    return m;
+  }
+  void write(const emergent::KernelBand& b) override {
+    ++bands;
+    in_place += b.in_place;
+    auto filled = [&](Eigen::Index i, Eigen::Index j) {
+      return !std::isnan(nngp[i * n2 + j]) && !std::isnan(ntk[i * n2 + j]);
+    };
+    for (Eigen::Index i = b.row_begin; i < b.row_begin + b.rows; ++i)
+      for (Eigen::Index j = b.col_begin; j < n2; ++j) incomplete += !filled(i, j);
+    if (symmetric)
+      for (Eigen::Index i = b.row_begin + b.rows; i < n1; ++i)
+        for (Eigen::Index j = b.row_begin; j < b.row_begin + b.rows; ++j) incomplete += !filled(i, j);
+  }
+  Eigen::MatrixXd matrix(const std::vector<double>& v) const {
+    return Eigen::Map<const emergent::RowMatrix>(v.data(), n1, n2);
+  }
+};
+}  // namespace
+
+TEST_CASE("stream_kernels: bands written in place equal the in-memory kernels bitwise at any cap and thread count") {
+  const auto x = random_vectors(333, 21, 97), z = random_vectors(140, 21, 98);
+  const auto arch = Architecture::parse("dense(8, b=0.2) relu dense(8) relu dense(1)");
+  KernelOptions whole;
+  whole.threads = 1;
+  const Kernels ref = kernels(arch, x, whole), cross = kernels(arch, z, x, whole);
+  // Mirrored exactly, as the buffered bands are.
+  CHECK(max_abs(ref.nngp - ref.nngp.transpose()) == 0.0);
+  for (const std::size_t cap : {std::size_t(0), std::size_t(3) << 20, std::size_t(1) << 20})
+    for (const int threads : {1, 2}) {
+      CAPTURE(cap);
+      CAPTURE(threads);
+      KernelOptions o;
+      o.threads = threads;
+      o.memory_cap_bytes = cap;
+      DirectSink sym;
+      stream_kernels(arch, x, nullptr, o, sym);
+      CHECK(sym.in_place == sym.bands);
+      CHECK(sym.incomplete == 0);
+      if (cap == (std::size_t(1) << 20)) CHECK(sym.bands > 1);
+      CHECK(max_abs(sym.matrix(sym.nngp) - ref.nngp) == 0.0);
+      CHECK(max_abs(sym.matrix(sym.ntk) - ref.ntk) == 0.0);
+      DirectSink rect;
+      stream_kernels(arch, z, &x, o, rect);
+      CHECK(rect.incomplete == 0);
+      CHECK(max_abs(rect.matrix(rect.nngp) - cross.nngp) == 0.0);
+      CHECK(max_abs(rect.matrix(rect.ntk) - cross.ntk) == 0.0);
+      // kernels() itself at this thread count (its symmetric tiles go the same way).
+      if (cap == 0) {
+        const Kernels again = kernels(arch, x, o);
+        CHECK(max_abs(again.ntk - ref.ntk) == 0.0);
+      }
+    }
+  // Only one kernel wanted: the other pointer null, nothing written there.
+  struct NngpOnly : DirectSink {
+    emergent::KernelOutputMatrices direct_output(const emergent::KernelBandLayout& l) override {
+      emergent::KernelOutputMatrices m = DirectSink::direct_output(l);
+      m.ntk = nullptr;
+      return m;
+    }
+  } one;
+  stream_kernels(arch, x, nullptr, whole, one);
+  CHECK(max_abs(one.matrix(one.nngp) - ref.nngp) == 0.0);
+  CHECK(std::all_of(one.ntk.begin(), one.ntk.end(), [](double v) { return std::isnan(v); }));
+  // A sink that declines gets buffers, as before.
+  struct Buffered : emergent::KernelBandSink {
+    Eigen::Index in_place = 0, bands = 0;
+    void begin(Eigen::Index, Eigen::Index, bool, Eigen::Index) override {}
+    void write(const emergent::KernelBand& b) override { ++bands, in_place += b.in_place || !b.nngp; }
+  } buffered;
+  stream_kernels(arch, x, nullptr, whole, buffered);
+  CHECK(buffered.bands == 1);
+  CHECK(buffered.in_place == 0);
 }
 
 namespace {

@@ -86,6 +86,25 @@ TEST_CASE("members are seeded by (seed, member): independent of thread count and
   for (Eigen::Index i = 0; i < 5; ++i) CHECK(a.at(1, 0, i, 0) == f0(i, 0));
 }
 
+TEST_CASE("the one-pass dense descent step gives the same bits at 1 and 2 threads") {
+  // 136 outputs of a 296-input layer: two row blocks and a narrow last column panel (network.cpp).
+  const Inputs train = vectors(16, 4, 21);
+  const RowMatrix y = normals(16, 1, 22);
+  const auto arch = Architecture::parse("dense(296, b=0.1) relu dense(136, b=0.1) relu dense(1)");
+  TrainingOptions opt;
+  opt.members = 3;
+  opt.steps = 5;
+  opt.learning_rate = 0.5;
+  opt.checkpoints = {0, 5};
+  opt.threads = 1;
+  const auto a = train_ensemble(arch, train, y, train, opt);
+  opt.threads = 2;
+  const auto b = train_ensemble(arch, train, y, train, opt);
+  CHECK(a.predictions == b.predictions);
+  CHECK(a.train_loss == b.train_loss);
+  CHECK(a.train_loss[1] < a.train_loss[0]);
+}
+
 TEST_CASE("training lowers the loss: MSE full batch, minibatch SGD, softmax cross-entropy") {
   const Inputs train = vectors(16, 6, 21);
   const RowMatrix y = normals(16, 2, 22);

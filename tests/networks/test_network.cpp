@@ -181,6 +181,40 @@ TEST_CASE("batches and widths that are multiples of 8 (the unpacked dense produc
   CHECK(r.max_error < 1e-6);
 }
 
+TEST_CASE("the one-pass dense descent step equals the gradient step over several steps, on blocked shapes") {
+  // Fan-ins that are multiples of 8 take the fused step: input gradient and weight update in one
+  // pass over W, in 128-row × 32-column blocks. 296 outputs need three row blocks (the last
+  // ragged) and 296 or 40 inputs a narrower last column panel; 13 examples a ragged row tile.
+  const Architecture arch = Architecture::parse("dense(40, b=0.2) relu dense(296, b=0.1) relu dense(72) tanh dense(2)");
+  for (Eigen::Index n : {Eigen::Index(13), Eigen::Index(16), Eigen::Index(64)}) {
+    CAPTURE(n);
+    const Inputs x = random_inputs(ExampleShape::vector(16), n, 31);
+    const RowMatrix y = gaussian(n, 2, 32);
+    Network fused(arch, ExampleShape::vector(16), 33);
+    Network reference = fused;
+    Eigen::VectorXd grad;
+    for (int step = 0; step < 4; ++step) {
+      CAPTURE(step);
+      const double expected_loss = reference.mse_loss_gradient(x, y, grad);
+      reference.parameters() -= 0.3 * grad;
+      const double loss = fused.mse_descent_step(x, y, 0.3);
+      CHECK(std::abs(loss - expected_loss) <= 1e-13 * expected_loss);
+      const double scale = reference.parameters().cwiseAbs().maxCoeff();
+      CHECK((fused.parameters() - reference.parameters()).cwiseAbs().maxCoeff() <= 1e-13 * scale);
+    }
+    // and the steps moved every 128 × 32 block of the hidden layer's weights (296 × 40)
+    const Network initial(arch, ExampleShape::vector(16), 33);
+    const Network::ParameterBlock& hidden = fused.blocks()[1];
+    const Eigen::VectorXd delta = fused.parameters() - initial.parameters();
+    const Eigen::Map<const RowMatrix> moved(delta.data() + hidden.weight_offset, 296, 40);
+    for (Eigen::Index j0 = 0; j0 < 296; j0 += 128)
+      for (Eigen::Index k0 = 0; k0 < 40; k0 += 32)
+        CHECK(moved.block(j0, k0, std::min<Eigen::Index>(128, 296 - j0), std::min<Eigen::Index>(32, 40 - k0))
+                  .cwiseAbs()
+                  .maxCoeff() > 0.0);
+  }
+}
+
 TEST_CASE("jacobian rows are vjps of one-hot cotangents") {
   for (const std::string spec : {"dense(6, b=0.3) erf dense(3)",
                                  "conv(3, 3x3, padding=same, b=0.2) relu conv(2, 3x3, padding=circular)",

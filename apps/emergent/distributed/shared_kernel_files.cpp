@@ -34,7 +34,7 @@ using distributed::collectively;
 std::string record_header(std::uint64_t key, const std::vector<std::size_t>& shape, bool symmetric, Index band_rows,
                           std::size_t outputs) {
   std::ostringstream os;
-  os << "emergent-kernel-resume 1 key=" << hex(key) << " shape=";
+  os << "emergent-kernel-resume 2 key=" << hex(key) << " shape=";
   for (std::size_t k = 0; k < shape.size(); ++k) os << (k ? "x" : "") << shape[k];
   os << " symmetric=" << symmetric << " band_rows=" << band_rows << " outputs=" << outputs << "\n";
   return os.str();

@@ -101,6 +101,18 @@ struct KernelBand {
   std::size_t entry_size = 1;
   const double* nngp = nullptr;
   const double* ntk = nullptr;
+  /// The entries are already in the matrices of KernelBandSink::direct_output() (for a symmetric
+  /// kernel the mirrored strip below the band too, K(x_j, x_i) = K(x_i, x_j)), checked finite;
+  /// nngp and ntk are null.
+  bool in_place = false;
+};
+
+/// Memory a sink offers for the whole row-major n1 × n2 Gram output (leading dimension n2), e.g.
+/// memory-mapped files; a null pointer: that kernel is not wanted.
+struct KernelOutputMatrices {
+  bool direct = false;  ///< false: bands come in buffers (KernelBand::nngp, ntk)
+  double* nngp = nullptr;
+  double* ntk = nullptr;
 };
 
 /// How stream_kernels cuts the output: bands of `band_rows` rows (the last may be shorter);
@@ -128,6 +140,13 @@ class KernelBandSink {
   /// pixel-indexed ones (std::invalid_argument); a sink that stores them overrides it.
   virtual void start(const KernelBandLayout& layout);
   virtual bool wanted(Eigen::Index band) { (void)band; return true; }
+  /// Called after start(). A sink that returns `direct` matrices gets every Gram band written
+  /// there by the engine (no band buffer, no copy) and then write() with KernelBand::in_place;
+  /// the vector path (MLPs) uses it, other paths ignore it. Default: buffers.
+  virtual KernelOutputMatrices direct_output(const KernelBandLayout& layout) {
+    (void)layout;
+    return {};
+  }
   virtual void write(const KernelBand& band) = 0;
   /// While band `band` is computed: `done` of its `total` entries are finished. Called from one
   /// thread (the calling one) only, between write() calls, a few times a second at most; for
