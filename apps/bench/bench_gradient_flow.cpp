@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
     std::printf("PROFILE step=construct_incl_lapack_eigensolver seconds=%.3f\nPROFILE step=mean seconds=%.3f\nPROFILE step=covariance seconds=%.3f\n",
                 t_ctor, t_mean, t_cov);
     std::printf("PROFILE status=\"%s\"\n", flow.summary().to_string().c_str());
+    std::printf("PROFILE covariance_factor=\"%s\"\n", flow.covariance_factor().to_string().c_str());
   }
   if (eigen_floor)  // with --no-eigen there is no Eigen run to report (not a sentinel time)
     std::printf("RESULT impl=eigen_selfadjoint n=%ld test=%ld times=%d seconds=%.3f cpu_seconds=%.3f\n",

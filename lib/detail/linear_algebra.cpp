@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -247,4 +248,151 @@ void gemm_abt_rowmajor(Index m, Index n, Index k, double alpha, const double* a,
 #endif
 }
 
+namespace {
+// Swaps index j < p of the symmetric matrix held in the lower triangle of w whose columns < j
+// are finished factor columns (dpstf2's three swaps: factor rows, the column below p, the strip
+// between j and p).
+void symmetric_swap_lower(MatrixXd& w, Index j, Index p) {
+  const Index n = w.rows();
+  for (Index c = 0; c < j; ++c) std::swap(w(j, c), w(p, c));
+  std::swap(w(j, j), w(p, p));
+  for (Index i = p + 1; i < n; ++i) std::swap(w(i, j), w(i, p));
+  for (Index i = j + 1; i < p; ++i) std::swap(w(i, j), w(p, i));
+}
+}  // namespace
+
+PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int threads) {
+  const Index n = a.rows();
+  if (a.cols() != n) throw std::invalid_argument("pivoted_cholesky: expected a square matrix");
+  PivotedCholesky out;
+  out.pivots = Eigen::VectorXi::LinSpaced(n, 0, static_cast<int>(n) - 1);
+  if (n == 0) return out;
+  // Blocked right-looking as LAPACK dpstrf: within a block of kBlock columns, each column is
+  // picked (largest remaining diagonal), swapped in and computed from the block's earlier columns
+  // (dgemv); after the block the trailing matrix gets one rank-kBlock update, split into fixed
+  // column panels (one single-threaded dgemm each), so the bits do not depend on `threads`.
+  constexpr Index kBlock = 64;
+  MatrixXd w = a;
+  Eigen::VectorXd done(n);  // per row, the squares of the current block's factor entries
+  Index rank = 0;
+  bool stopped = false;
+  for (Index k0 = 0; k0 < n && !stopped; k0 += kBlock) {
+    throw_if_cancelled();
+    const Index k1 = std::min(k0 + kBlock, n);
+    done.tail(n - k0).setZero();
+    for (Index j = k0; j < k1; ++j) {
+      Index best = j;
+      double top = w(j, j) - done(j);
+      for (Index i = j + 1; i < n; ++i)
+        if (w(i, i) - done(i) > top) top = w(i, i) - done(i), best = i;
+      if (!(top > tolerance)) {
+        stopped = true;
+        break;
+      }
+      if (best != j) {
+        symmetric_swap_lower(w, j, best);
+        std::swap(done(j), done(best));
+        std::swap(out.pivots(j), out.pivots(best));
+      }
+      const double pivot = std::sqrt(top);
+      w(j, j) = pivot;
+      rank = j + 1;
+      if (j + 1 == n) break;
+      if (j > k0)
+        w.col(j).tail(n - j - 1).noalias() -=
+            w.block(j + 1, k0, n - j - 1, j - k0) * w.row(j).segment(k0, j - k0).transpose();
+      w.col(j).tail(n - j - 1) /= pivot;
+      done.tail(n - j - 1) += w.col(j).tail(n - j - 1).cwiseAbs2();
+    }
+    if (stopped || k1 == n) break;
+    // Trailing update W(k1:, k1:) −= W(k1:, k0:k1)·W(k1:, k0:k1)ᵀ, lower part, by column panels.
+    const Index trailing = n - k1, nb = k1 - k0, panels = (trailing + kPanel - 1) / kPanel;
+    ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+    for (Index q = 0; q < panels; ++q) errors.run(static_cast<long long>(q), [&] {
+      const Index c0 = k1 + q * kPanel, width = std::min(kPanel, n - c0), rows = n - c0;
+#ifdef EMERGENT_USE_LAPACK
+      SerialBlas serial;
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(width),
+                  static_cast<int>(nb), -1.0, w.data() + k0 * n + c0, static_cast<int>(n),
+                  w.data() + k0 * n + c0, static_cast<int>(n), 1.0, w.data() + c0 * n + c0, static_cast<int>(n));
+#else
+      w.block(c0, c0, rows, width).noalias() -= w.block(c0, k0, rows, nb) * w.block(c0, k0, width, nb).transpose();
+#endif
+    });
+    errors.rethrow();
+  }
+  out.rank = rank;
+  out.factor = w.leftCols(rank).triangularView<Eigen::Lower>();
+  return out;
+}
+
+MatrixXd pivoted_cholesky_remainder(const MatrixXd& a, const PivotedCholesky& f, int threads) {
+  const Index n = a.rows(), r = f.rank, rest = n - r;
+  MatrixXd s(rest, rest);
+  for (Index j = 0; j < rest; ++j)
+    for (Index i = 0; i < rest; ++i) {
+      const Index p = f.pivots(r + i), q = f.pivots(r + j);
+      s(i, j) = p >= q ? a(p, q) : a(q, p);
+    }
+  if (rest == 0 || r == 0) return s;
+  const MatrixXd l2t = f.factor.bottomRows(rest).transpose();  // rank × (N − rank)
+  return s - symmetric_product(l2t, l2t, threads);
+}
+
+MatrixXd lower_trapezoidal_product(const MatrixXd& a, const MatrixXd& l) {
+  const Index m = a.rows(), n = l.rows(), r = l.cols();
+  if (a.cols() != n || r > n)
+    throw std::invalid_argument("lower_trapezoidal_product: shapes (" + std::to_string(m) + ", " +
+                                std::to_string(a.cols()) + ") and (" + std::to_string(n) + ", " + std::to_string(r) +
+                                ") do not fit");
+  if (m == 0 || r == 0) return MatrixXd::Zero(m, r);
+  MatrixXd c = a.leftCols(r);
+#ifdef EMERGENT_USE_LAPACK
+  SerialBlas serial;
+  cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, static_cast<int>(m),
+              static_cast<int>(r), 1.0, l.data(), static_cast<int>(n), c.data(), static_cast<int>(m));
+  if (n > r)
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(r),
+                static_cast<int>(n - r), 1.0, a.data() + r * m, static_cast<int>(m), l.data() + r,
+                static_cast<int>(n), 1.0, c.data(), static_cast<int>(m));
+#else
+  c = c * l.topRows(r).triangularView<Eigen::Lower>();
+  if (n > r) c.noalias() += a.rightCols(n - r).lazyProduct(l.bottomRows(n - r));  // see add_symmetric_rank2k_lower
+#endif
+  return c;
+}
+
+void add_gram_lower(MatrixXd& c, const MatrixXd& b, double alpha) {
+  const Index m = b.rows(), k = b.cols();
+  if (c.rows() != m || c.cols() != m) throw std::invalid_argument("add_gram_lower: shapes do not fit");
+  if (m == 0 || k == 0) return;
+#ifdef EMERGENT_USE_LAPACK
+  SerialBlas serial;
+  cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), alpha, b.data(),
+              static_cast<int>(m), 1.0, c.data(), static_cast<int>(m));
+#else
+  c.selfadjointView<Eigen::Lower>().rankUpdate(b, alpha);
+#endif
+}
+
+void add_symmetric_rank2k_lower(MatrixXd& c, const MatrixXd& a, const MatrixXd& b, double alpha) {
+  const Index m = a.rows(), k = a.cols();
+  if (b.rows() != m || b.cols() != k || c.rows() != m || c.cols() != m)
+    throw std::invalid_argument("add_symmetric_rank2k_lower: shapes do not fit");
+  if (m == 0 || k == 0) return;
+#ifdef EMERGENT_USE_LAPACK
+  SerialBlas serial;
+  cblas_dsyr2k(CblasColMajor, CblasLower, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), alpha, a.data(),
+               static_cast<int>(m), b.data(), static_cast<int>(m), 1.0, c.data(), static_cast<int>(m));
+#else
+  // A coefficient-wise (lazy) product: Eigen's blocked general product is also instantiated,
+  // without EIGEN_DONT_PARALLELIZE, by consumers of the library and may be the copy the linker
+  // keeps, whose blocking (and so rounding) depends on the OpenMP thread count.
+  const MatrixXd ab = a.lazyProduct(b.transpose());
+  c.triangularView<Eigen::Lower>() += alpha * (ab + ab.transpose());
+#endif
+}
+
 }  // namespace emergent::detail
+

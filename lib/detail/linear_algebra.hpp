@@ -49,4 +49,34 @@ Eigen::MatrixXd symmetric_product(const Eigen::MatrixXd& a, const Eigen::MatrixX
 void gemm_abt_rowmajor(Eigen::Index m, Eigen::Index n, Eigen::Index k, double alpha, const double* a,
                        Eigen::Index lda, const double* b, Eigen::Index ldb, double* c, Eigen::Index ldc);
 
+// Pivoted Cholesky of a symmetric positive semidefinite matrix (only the lower triangle of `a`
+// is read): a[π, π] = L·Lᵀ + [0 0; 0 S] with L N×rank lower trapezoidal, π the pivot order
+// (largest remaining diagonal first) and S the Schur complement left when every remaining
+// diagonal is ≤ `tolerance` (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed.,
+// §10.3, whose stopping rule LAPACK's dpstrf implements), blocked as dpstrf with the trailing
+// updates over fixed column panels on up to `threads` threads: bits independent of `threads`.
+// S is not returned: callers that need it recompute it from `a` (pivoted_cholesky_remainder).
+struct PivotedCholesky {
+  Eigen::MatrixXd factor;                 // L: N×rank, rows in pivot order, zero above the diagonal
+  Eigen::VectorXi pivots;                 // π: row i of L belongs to row pivots(i) of a
+  Eigen::Index rank = 0;
+};
+PivotedCholesky pivoted_cholesky(const Eigen::MatrixXd& a, double tolerance, int threads = 1);
+
+// S = a[π₂, π₂] − L₂·L₂ᵀ, the (N − rank)² Schur complement a pivoted Cholesky leaves (π₂ the pivots
+// after `rank`, L₂ the factor's last N − rank rows), exactly symmetric; fixed panels, bits
+// independent of `threads`.
+Eigen::MatrixXd pivoted_cholesky_remainder(const Eigen::MatrixXd& a, const PivotedCholesky& f, int threads = 1);
+
+// a·l with l N×r lower trapezoidal (zero above its diagonal; N ≥ r): dtrmm on the leading r×r
+// triangle plus dgemm on the N − r rows below it, m·r·(2N − r) flops instead of 2·m·N·r. One thread.
+Eigen::MatrixXd lower_trapezoidal_product(const Eigen::MatrixXd& a, const Eigen::MatrixXd& l);
+
+// Lower triangle of c += alpha·b·bᵀ (dsyrk, m²·k flops); the upper triangle is not touched. One thread.
+void add_gram_lower(Eigen::MatrixXd& c, const Eigen::MatrixXd& b, double alpha);
+
+// Lower triangle of c += alpha·(a·bᵀ + b·aᵀ) (dsyr2k, 2·m²·k flops); the upper triangle is not
+// touched. One thread.
+void add_symmetric_rank2k_lower(Eigen::MatrixXd& c, const Eigen::MatrixXd& a, const Eigen::MatrixXd& b, double alpha);
+
 }  // namespace emergent::detail

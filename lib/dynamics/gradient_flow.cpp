@@ -180,7 +180,99 @@ MatrixXd project_symmetric(const MatrixXd& k, const MatrixXd& v, int threads) {
   const MatrixXd kv = detail::product(k, false, v, false, threads);
   return detail::symmetric_product(v, kv, threads);  // exactly symmetric, as the covariance formulas assume
 }
+
+// The remainder S of a pivoted Cholesky is dropped when max |S_ij| ≤ kRemainderMargin·τ. For a PSD
+// K̃, S is PSD with diagonal ≤ τ, so |S_ij| ≤ τ exactly; the computed S adds the factorization's
+// backward error and its own round-off, each ≈ r·ε·max diag K̃ = τ (Higham 2002 Thm. 10.14).
+// A larger S means K̃ is not PSD (or the factor lost accuracy): then K̃ is used densely.
+constexpr double kRemainderMargin = 4.0;
+
+// K̃ = V_Rᵀ·K·V_R through K's own pivoted Cholesky K[π, π] = L_K·L_Kᵀ (+ a round-off remainder):
+// M = L_Kᵀ·V_R[π, :] is a triangular product and K̃ = MᵀM half a product, N³/3 + N³ + N³ flops
+// instead of 2·N³ + N³, and K̃ is a Gram matrix. A K that is not PSD to round-off (remainder above
+// kRemainderMargin·τ, see above) takes project_symmetric instead. Row panels of V_Rᵀ run in
+// parallel, each one single-threaded call: bits independent of the thread count.
+MatrixXd project_nngp(const MatrixXd& k, const MatrixXd& v, int threads) {
+  const Index n = k.rows(), r = v.cols();
+  const double tolerance = static_cast<double>(n) * std::numeric_limits<double>::epsilon() *
+                           std::max(k.diagonal().maxCoeff(), 0.0);
+  detail::PivotedCholesky f = detail::pivoted_cholesky(k, tolerance, threads);
+  {
+    const MatrixXd s = detail::pivoted_cholesky_remainder(k, f, threads);
+    if (s.size() > 0 && s.cwiseAbs().maxCoeff() > kRemainderMargin * tolerance) return project_symmetric(k, v, threads);
+  }
+  MatrixXd mt(r, f.rank);  // Mᵀ = V_R[π, :]ᵀ·L_K
+  {
+    MatrixXd vt(r, n);
+    for (Index i = 0; i < n; ++i) vt.col(i) = v.row(f.pivots(i)).transpose();
+    constexpr Index kRows = 256;  // fixed: the bits depend on it
+    const Index panels = (r + kRows - 1) / kRows;
+    detail::ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+    for (Index q = 0; q < panels; ++q) errors.run(static_cast<long long>(q), [&] {
+      const Index r0 = q * kRows, h = std::min(kRows, r - r0);
+      mt.middleRows(r0, h) = detail::lower_trapezoidal_product(vt.middleRows(r0, h), f.factor);
+    });
+    errors.rethrow();
+  }
+  f.factor.resize(0, 0);  // peak memory: L_K, Mᵀ and M are N×N each
+  const MatrixXd m = mt.transpose();
+  mt.resize(0, 0);
+  return detail::symmetric_product(m, m, threads);
+}
+
+
+struct NngpFactor {
+  MatrixXd factor;        // L, or empty with `dense`
+  MatrixXd dense;         // K̃ itself when the factor is not trusted
+  Eigen::VectorXi pivots; // π (the identity with `dense`)
+  CovarianceFactorSummary summary;
+};
+
+// K̃[π, π] = L·Lᵀ + [0 0; 0 S] with τ = r·ε·max diag K̃ (dpstrf's default stopping rule).
+NngpFactor factor_projected_nngp(const MatrixXd& kt, int threads) {
+  NngpFactor out;
+  const Index r = kt.rows();
+  CovarianceFactorSummary& sum = out.summary;
+  sum.size = r;
+  const double top = r > 0 ? std::max(kt.diagonal().maxCoeff(), 0.0) : 0.0;
+  sum.tolerance = static_cast<double>(r) * std::numeric_limits<double>::epsilon() * top;
+  detail::PivotedCholesky f = detail::pivoted_cholesky(kt, sum.tolerance, threads);
+  sum.rank = f.rank;
+  MatrixXd s = detail::pivoted_cholesky_remainder(kt, f, threads);
+  sum.remainder = s.size() > 0 ? s.cwiseAbs().maxCoeff() : 0.0;
+  sum.dense = sum.remainder > kRemainderMargin * sum.tolerance;
+  if (sum.dense) {
+    sum.status = SpectralStatus::NotPositiveSemidefinite;
+    out.dense = kt;
+    out.pivots = Eigen::VectorXi::LinSpaced(r, 0, static_cast<int>(r) - 1);
+    return out;
+  }
+  if (r > 0 && sum.rank == 0) {
+    sum.status = SpectralStatus::ZeroKernel;
+  } else if (sum.rank < r) {
+    sum.status = SpectralStatus::RankDeficient;
+  }
+  out.factor = std::move(f.factor);
+  out.pivots = std::move(f.pivots);
+  return out;
+}
+
+// Columns of `a` in the order `pivots`.
+MatrixXd permuted_columns(const MatrixXd& a, const Eigen::VectorXi& pivots) {
+  MatrixXd out(a.rows(), pivots.size());
+  for (Index j = 0; j < pivots.size(); ++j) out.col(j) = a.col(pivots(j));
+  return out;
+}
 }  // namespace
+
+std::string CovarianceFactorSummary::to_string() const {
+  std::ostringstream out;
+  out << "status=" << emergent::to_string(status) << " rank=" << rank << "/" << size
+      << " tolerance=" << value_text(tolerance) << " remainder=" << value_text(remainder)
+      << (dense ? " (K~ used densely)" : "");
+  return out.str();
+}
 
 GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp_train_train,
                            const MatrixXd& y_train, const GradientFlowOptions& options)
@@ -211,7 +303,13 @@ GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp
   y_proj_ = detail::product(basis_, true, y_, false, options_.threads);
   const MatrixXd y_perp = y_ - basis_ * y_proj_;
   y_perp_norm2_ = y_perp.squaredNorm();
-  if (nngp_.size() != 0) nngp_proj_ = project_symmetric(nngp_, basis_, options_.threads);
+  if (nngp_.size() != 0) {
+    NngpFactor f = factor_projected_nngp(project_nngp(nngp_, basis_, options_.threads), options_.threads);
+    nngp_factor_ = std::move(f.factor);
+    nngp_pivots_ = std::move(f.pivots);
+    nngp_dense_ = std::move(f.dense);
+    factor_summary_ = f.summary;
+  }
 }
 
 VectorXd GradientFlow::g(double t) const {
@@ -261,19 +359,33 @@ std::vector<MatrixXd> GradientFlow::covariance(const std::vector<double>& times,
   check_finite(nngp_test_train, "nngp_test_train");
   check_shape(nngp_test_test, "nngp_test_test", m, m, "(N_test, N_test)");
   const MatrixXd kxx = symmetrized(nngp_test_test, "nngp_test_test", options_.symmetry_rtol);
-  const MatrixXd kxv = detail::product(nngp_test_train, false, basis_, false, options_.threads);  // K(x,X)·V_R
+  // Everything in the pivot order π of K̃'s factor: A·K̃·Aᵀ = (A_π·L)(A_π·L)ᵀ [+ A_π₂·S·A_π₂ᵀ].
+  const MatrixXd p_pi = permuted_columns(p, nngp_pivots_);
+  const MatrixXd kxv_pi = permuted_columns(
+      detail::product(nngp_test_train, false, basis_, false, options_.threads), nngp_pivots_);  // K(x,X)·V_R
+  const Index rank = nngp_factor_.cols();
+  const bool dense = nngp_dense_.size() != 0;
   std::vector<MatrixXd> out(times.size());
   const long count = static_cast<long>(times.size());
   detail::ParallelErrors errors2;
 #pragma omp parallel for schedule(static) num_threads(thread_count(options_.threads)) if (count > 1)
   for (long i = 0; i < count; ++i) {
     errors2.run(static_cast<long long>(i), [&] {
-      // A = Θ(x,X)Θ⁻¹T_t in the eigenbasis; Σ = K_xx + A·K̃·Aᵀ − A·K̃_Xx − K̃_xX·Aᵀ written as
-      // K_xx + W·Aᵀ + (W·Aᵀ)ᵀ with W = ½A·K̃ − K(x,X)V, which is exactly symmetric.
-      const MatrixXd a = p * g(times[i]).asDiagonal();
-      const MatrixXd w = 0.5 * detail::product(a, false, nngp_proj_, false, 1) - kxv;
-      const MatrixXd wa = detail::product(w, false, a, true, 1);
-      out[i] = kxx + (wa + wa.transpose());  // this order keeps the sum bitwise symmetric
+      // A = Θ(x,X)Θ⁻¹T_t in the eigenbasis, here with its columns in the order π. Σ = K_xx + B·Bᵀ
+      // − (A·K̃_Xx + K̃_xX·Aᵀ) with B = A_π·L (one triangular product), built in the lower
+      // triangle by dsyrk and dsyr2k and mirrored, so it is exactly symmetric.
+      const VectorXd gt = g(times[i]);
+      MatrixXd a(m, p_pi.cols());
+      for (Index j = 0; j < a.cols(); ++j) a.col(j) = p_pi.col(j) * gt(nngp_pivots_(j));
+      MatrixXd sigma = kxx;
+      if (dense)  // A·K̃·Aᵀ = ½(W·Aᵀ + A·Wᵀ), W = A·K̃, for a K(X,X) that is not PSD to round-off
+        detail::add_symmetric_rank2k_lower(sigma, detail::product(a, false, nngp_dense_, false, 1), a, 0.5);
+      else if (rank > 0)
+        detail::add_gram_lower(sigma, detail::lower_trapezoidal_product(a, nngp_factor_), 1.0);
+      detail::add_symmetric_rank2k_lower(sigma, a, kxv_pi, -1.0);
+      for (Index c = 1; c < m; ++c)
+        for (Index r = 0; r < c; ++r) sigma(r, c) = sigma(c, r);
+      out[i] = std::move(sigma);
     });
   }
   errors2.rethrow();

@@ -781,3 +781,169 @@ TEST_CASE("LAPACK/BLAS build: equal to an Eigen-only evaluation of the formulas 
     CHECK((c1[i] - cov).norm() / cov.norm() < 1e-12);
   }
 }
+
+namespace {
+// Σ_t the way it was computed before the factored form, with Eigen's own eigensolver and plain
+// products: A = Θ(x,X)·V·g_t(Λ), Σ = K_xx + A·(VᵀKV)·Aᵀ − A·(K(x,X)V)ᵀ − (K(x,X)V)·Aᵀ.
+std::vector<MatrixXd> plain_covariance(const MatrixXd& theta, const MatrixXd& k, const MatrixXd& theta_zx,
+                                       const MatrixXd& k_zx, const MatrixXd& k_zz, const std::vector<double>& times,
+                                       double delta, Index outputs) {
+  Eigen::SelfAdjointEigenSolver<MatrixXd> es(theta + delta * MatrixXd::Identity(theta.rows(), theta.cols()));
+  const MatrixXd& v = es.eigenvectors();
+  const MatrixXd kt = v.transpose() * k * v, p = theta_zx * v, kxv = k_zx * v;
+  std::vector<MatrixXd> out;
+  for (double t : times) {
+    const double s = t / (static_cast<double>(theta.rows()) * static_cast<double>(outputs));
+    Eigen::VectorXd g(theta.rows());
+    for (Index j = 0; j < g.size(); ++j) g(j) = spectral_filter(es.eigenvalues()(j), s);
+    const MatrixXd a = p * g.asDiagonal();
+    out.push_back(k_zz + a * kt * a.transpose() - a * kxv.transpose() - kxv * a.transpose());
+  }
+  return out;
+}
+
+double relative_difference(const MatrixXd& a, const MatrixXd& b) { return (a - b).norm() / b.norm(); }
+
+bool same_bits(const MatrixXd& a, const MatrixXd& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(double) * static_cast<std::size_t>(a.size())) == 0;
+}
+
+// Joint PSD kernels on N train + m test points of rank `rank` (full if rank >= N + m): a Gram
+// matrix of random features, so K_joint = F·Fᵀ exactly up to round-off.
+MatrixXd joint_gram(Index total, Index rank, std::uint64_t stream) {
+  const MatrixXd f = gaussian(total, rank, stream);
+  return f * f.transpose() / static_cast<double>(rank);
+}
+}  // namespace
+
+TEST_CASE("covariance: the pivoted-Cholesky form equals the plain formula on random PSD kernels, at 0, small t and infinity") {
+  // N = 300 > the 256-wide panels; Θ well conditioned, K a random full-rank Gram matrix.
+  const Index n = 300, m = 25;
+  const MatrixXd theta_joint = joint_gram(n + m, 400, 11) + 0.5 * MatrixXd::Identity(n + m, n + m);
+  const MatrixXd k_joint = joint_gram(n + m, 500, 12) + 1e-3 * MatrixXd::Identity(n + m, n + m);
+  const MatrixXd theta = theta_joint.topLeftCorner(n, n), theta_zx = theta_joint.bottomLeftCorner(m, n);
+  const MatrixXd k = k_joint.topLeftCorner(n, n), k_zx = k_joint.bottomLeftCorner(m, n), k_zz = k_joint.bottomRightCorner(m, m);
+  const MatrixXd y = gaussian(n, 1, 13);
+  const std::vector<double> times = {0.0, 1e-6, 1e-3, 1.0, 30.0, 1e3, 1e6, kInf};
+  const GradientFlow flow(theta, k, y);
+  CHECK(flow.covariance_factor().status == SpectralStatus::Ok);
+  CHECK(flow.covariance_factor().rank == n);
+  CHECK(!flow.covariance_factor().dense);
+  CHECK(flow.covariance_factor().to_string().find("rank=300/300") != std::string::npos);
+  const auto cov = flow.covariance(times, theta_zx, k_zx, k_zz);
+  const auto plain = plain_covariance(theta, k, theta_zx, k_zx, k_zz, times, 0.0, 1);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    CAPTURE(times[i]);
+    CHECK(relative_difference(cov[i], plain[i]) < 1e-12);
+    CHECK(same_bits(cov[i], cov[i].transpose()));
+  }
+  const MatrixXd prior = 0.5 * (k_zz + k_zz.transpose());  // as symmetrized on input
+  CHECK(same_bits(cov[0], prior));                         // t = 0: the prior, exactly
+  // Small t: Σ_t − K_xx = −2·sym(t/N·Θ(x,X)·K(X,x)) + O(t²), not lost to round-off of K_xx.
+  const MatrixXd first_order = -(theta_zx * k_zx.transpose() + k_zx * theta_zx.transpose()) * (1e-6 / n);
+  CHECK(max_abs(cov[1] - prior - first_order) < 1e-6 * max_abs(first_order) + 1e-14 * max_abs(prior));
+  CHECK(max_abs(first_order) > 1e-10 * max_abs(prior));  // the term tested is above the round-off
+}
+
+TEST_CASE("covariance: singular and low-rank K(X,X) (duplicated inputs) drop only round-off") {
+  const Index n = 280, m = 20;
+  // Duplicated training inputs: rows 0..39 repeated at 40..79, so K(X,X) has rank N − 40. Θ is
+  // regularized (diag_reg) so that its eigenbasis is complete and K̃ = VᵀKV is singular too.
+  MatrixXd feats = gaussian(n + m, 600, 21);
+  feats.middleRows(40, 40) = feats.topRows(40);
+  const MatrixXd k_joint = feats * feats.transpose() / 600.0;
+  const MatrixXd theta_joint = k_joint + 0.3 * joint_gram(n + m, 50, 22);
+  const MatrixXd theta = theta_joint.topLeftCorner(n, n), theta_zx = theta_joint.bottomLeftCorner(m, n);
+  const MatrixXd k = k_joint.topLeftCorner(n, n), k_zx = k_joint.bottomLeftCorner(m, n), k_zz = k_joint.bottomRightCorner(m, m);
+  const MatrixXd y = gaussian(n, 2, 23);
+  const std::vector<double> times = {0.0, 1e-4, 0.5, 20.0, 1e4, kInf};
+  GradientFlowOptions options;
+  options.diag_reg = 0.05;
+  const GradientFlow flow(theta, k, y, options);
+  CHECK(flow.summary().rank == n);
+  CHECK(flow.covariance_factor().status == SpectralStatus::RankDeficient);
+  CHECK(flow.covariance_factor().rank == n - 40);
+  CHECK(!flow.covariance_factor().dense);
+  CHECK(flow.covariance_factor().remainder <= 4 * flow.covariance_factor().tolerance);
+  const auto cov = flow.covariance(times, theta_zx, k_zx, k_zz);
+  const auto plain = plain_covariance(theta, k, theta_zx, k_zx, k_zz, times, 0.05, 2);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    CAPTURE(times[i]);
+    CHECK(relative_difference(cov[i], plain[i]) < 1e-12);
+    CHECK(same_bits(cov[i], cov[i].transpose()));
+    CHECK(min_eigenvalue(cov[i]) > -1e-12 * max_abs(k_zz));
+  }
+
+  // A K(X,X) of rank 6 (linear features): the factor has 6 columns and the same covariance.
+  const MatrixXd low_joint = joint_gram(n + m, 6, 24);
+  const MatrixXd lk = low_joint.topLeftCorner(n, n), lk_zx = low_joint.bottomLeftCorner(m, n),
+                 lk_zz = low_joint.bottomRightCorner(m, m);
+  const GradientFlow low(theta, lk, y, options);
+  CHECK(low.covariance_factor().rank == 6);
+  CHECK(low.covariance_factor().status == SpectralStatus::RankDeficient);
+  const auto lcov = low.covariance(times, theta_zx, lk_zx, lk_zz);
+  const auto lplain = plain_covariance(theta, lk, theta_zx, lk_zx, lk_zz, times, 0.05, 2);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    CAPTURE(times[i]);
+    CHECK(relative_difference(lcov[i], lplain[i]) < 1e-12);
+  }
+
+  // K(X,X) = 0: no factor columns, and Σ_t = K_xx at every t.
+  const GradientFlow zero(theta, MatrixXd::Zero(n, n), y, options);
+  CHECK(zero.covariance_factor().status == SpectralStatus::ZeroKernel);
+  CHECK(zero.covariance_factor().rank == 0);
+  const auto zcov = zero.covariance({3.0}, theta_zx, MatrixXd::Zero(m, n), k_zz);
+  CHECK(same_bits(zcov[0], MatrixXd(0.5 * (k_zz + k_zz.transpose()))));
+}
+
+TEST_CASE("covariance: a K(X,X) that is not PSD is used densely and still gives the formula") {
+  const Index n = 120, m = 10;
+  const MatrixXd theta_joint = joint_gram(n + m, 200, 31) + 0.2 * MatrixXd::Identity(n + m, n + m);
+  const MatrixXd theta = theta_joint.topLeftCorner(n, n), theta_zx = theta_joint.bottomLeftCorner(m, n);
+  const MatrixXd s = gaussian(n + m, n + m, 32);
+  const MatrixXd k_joint = 0.5 * (s + s.transpose());  // symmetric, indefinite
+  const MatrixXd k = k_joint.topLeftCorner(n, n), k_zx = k_joint.bottomLeftCorner(m, n), k_zz = k_joint.bottomRightCorner(m, m);
+  const MatrixXd y = gaussian(n, 1, 33);
+  const GradientFlow flow(theta, k, y);
+  CHECK(flow.covariance_factor().status == SpectralStatus::NotPositiveSemidefinite);
+  CHECK(flow.covariance_factor().dense);
+  CHECK(flow.covariance_factor().to_string().find("densely") != std::string::npos);
+  const std::vector<double> times = {0.0, 2.0, kInf};
+  const auto cov = flow.covariance(times, theta_zx, k_zx, k_zz);
+  const auto plain = plain_covariance(theta, k, theta_zx, k_zx, k_zz, times, 0.0, 1);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    CAPTURE(times[i]);
+    CHECK(relative_difference(cov[i], plain[i]) < 1e-12);
+    CHECK(same_bits(cov[i], cov[i].transpose()));
+  }
+}
+
+TEST_CASE("covariance: bit-identical at 1 and 2 threads, full-rank and rank-deficient K") {
+  const Index n = 600, m = 30;  // several 256-wide panels
+  MatrixXd feats = gaussian(n + m, 700, 41);
+  feats.middleRows(100, 20) = feats.topRows(20);
+  const MatrixXd k_joint = feats * feats.transpose() / 700.0;
+  const MatrixXd theta_joint = joint_gram(n + m, 800, 42) + 0.1 * MatrixXd::Identity(n + m, n + m);
+  const MatrixXd theta = theta_joint.topLeftCorner(n, n), theta_zx = theta_joint.bottomLeftCorner(m, n);
+  const MatrixXd y = gaussian(n, 1, 43);
+  const std::vector<double> times = {0.0, 0.01, 1.0, 100.0, 1e5, kInf};
+  for (const bool duplicated : {true, false}) {
+    const MatrixXd& kj = duplicated ? k_joint : theta_joint;
+    const MatrixXd k = kj.topLeftCorner(n, n), k_zx = kj.bottomLeftCorner(m, n), k_zz = kj.bottomRightCorner(m, m);
+    GradientFlowOptions one, two;
+    one.threads = 1;
+    two.threads = 2;
+    const GradientFlow f1(theta, k, y, one), f2(theta, k, y, two);
+    CHECK(f1.covariance_factor().rank == f2.covariance_factor().rank);
+    CHECK(same_bits(f1.mean(times, theta_zx).back(), f2.mean(times, theta_zx).back()));
+    CHECK(f1.covariance_factor().rank == (duplicated ? n - 20 : n));
+    const auto c1 = f1.covariance(times, theta_zx, k_zx, k_zz), c2 = f2.covariance(times, theta_zx, k_zx, k_zz);
+    const auto plain = plain_covariance(theta, k, theta_zx, k_zx, k_zz, times, 0.0, 1);
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      CAPTURE(times[i]);
+      CHECK(same_bits(c1[i], c2[i]));
+      CHECK(relative_difference(c1[i], plain[i]) < 1e-12);
+    }
+  }
+}

@@ -47,6 +47,24 @@ struct SpectralSummary {
   std::string to_string() const;      ///< one line for logs
 };
 
+/// How GradientFlow factored K̃ = V_Rᵀ·K(X,X)·V_R (the NNGP kernel in the kept eigenbasis of Θ)
+/// for the covariance: pivoted Cholesky K̃[π, π] = L·Lᵀ + [0 0; 0 S], stopped once every
+/// remaining pivot is ≤ `tolerance` (Higham 2002 §10.3; docs/conventions.md §3). The remainder
+/// S is dropped when max |S_ij| ≤ 4·tolerance (round-off of a PSD K̃, whose S is PSD with
+/// diagonal ≤ tolerance); otherwise K̃ is not PSD to round-off and is used densely, so the
+/// covariance is the formula's for any symmetric K(X,X).
+struct CovarianceFactorSummary {
+  /// Ok (full rank), RankDeficient (rank < size, remainder dropped), ZeroKernel (rank 0,
+  /// dropped), NotPositiveSemidefinite (dense: K(X,X) is not PSD to round-off).
+  SpectralStatus status = SpectralStatus::Ok;
+  Eigen::Index size = 0;          ///< r, the kept eigenvectors of Θ (0: no K(X,X) given)
+  Eigen::Index rank = 0;          ///< columns of L
+  double tolerance = 0.0;         ///< absolute: r·ε·max diag K̃ (LAPACK dpstrf's default)
+  double remainder = 0.0;         ///< max |S_ij| (0 if rank = size)
+  bool dense = false;             ///< remainder > 4·tolerance: K̃ used densely, L not used
+  std::string to_string() const;  ///< one line for logs
+};
+
 struct GradientFlowOptions {
   /// η > 0: gradient-descent step size; time t counts steps, so only η·t matters.
   double learning_rate = 1.0;
@@ -118,6 +136,8 @@ class GradientFlow {
                const Eigen::MatrixXd& y_train, const GradientFlowOptions& options = {});
 
   const SpectralSummary& summary() const { return summary_; }
+  /// The factorization of K̃ behind covariance() (size 0 without K(X,X)).
+  const CovarianceFactorSummary& covariance_factor() const { return factor_summary_; }
   const GradientFlowOptions& options() const { return options_; }
   Eigen::Index train_size() const { return y_.rows(); }
   Eigen::Index outputs() const { return y_.cols(); }
@@ -128,8 +148,11 @@ class GradientFlow {
                                     const Eigen::MatrixXd& ntk_test_train) const;
 
   /// Σ_t(x,x') (Lee et al. 2019 Eqs. 14–16; the formula of docs/conventions.md §3): one N_test×N_test
-  /// matrix per time, the same for every output. Symmetric by construction, PSD up to
-  /// round-off. nngp_test_train = K(x,X) N_test×N, nngp_test_test = K(x,x) N_test×N_test.
+  /// matrix per time, the same for every output. Exactly symmetric, PSD up to round-off.
+  /// With A = Θ(x,X)·V_R·g_t(Λ) and K̃ = L·Lᵀ (pivoted, covariance_factor()), the quadratic
+  /// term A·K̃·Aᵀ is the Gram matrix of the triangular product A·L: m·r² + m²·r flops per time
+  /// instead of 2·m·r² + 2·m²·r. nngp_test_train = K(x,X) N_test×N, nngp_test_test = K(x,x)
+  /// N_test×N_test.
   std::vector<Eigen::MatrixXd> covariance(const std::vector<double>& times,
                                           const Eigen::MatrixXd& ntk_test_train,
                                           const Eigen::MatrixXd& nngp_test_train,
@@ -176,7 +199,10 @@ class GradientFlow {
   Eigen::VectorXd eigenvalues_;    // regularized kept eigenvalues, r
   Eigen::VectorXd raw_eigenvalues_;// clipped eigenvalues of Θ itself on the kept directions, r
   Eigen::MatrixXd y_proj_;         // V_Rᵀ·Y, r×k
-  Eigen::MatrixXd nngp_proj_;      // V_Rᵀ·K·V_R, r×r
+  Eigen::MatrixXd nngp_factor_;    // L: pivoted Cholesky factor of K̃ = V_Rᵀ·K·V_R, r×rank
+  Eigen::VectorXi nngp_pivots_;    // π: row i of L belongs to eigenvector pivots(i)
+  Eigen::MatrixXd nngp_dense_;     // K̃ itself, only when the factor is not trusted (else empty)
+  CovarianceFactorSummary factor_summary_;
   double y_perp_norm2_ = 0.0;      // ‖(I − V_RV_Rᵀ)·Y‖²: the part of Y no time can fit
   double scale_ = 0.0;             // η/(N·k)
 };
