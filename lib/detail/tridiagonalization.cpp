@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "detail/parallel.hpp"
+#include "detail/lanes.hpp"
 #include "detail/serial_blas.hpp"
 #include "emergent/core/cancellation.hpp"
 
@@ -30,24 +31,11 @@ using Eigen::VectorXd;
 #pragma GCC diagnostic ignored "-Wpsabi"  // vector values never cross the library's interface
 #endif
 
-// Eight doubles as one value (GCC/Clang vector extension): lane-wise arithmetic with a meaning
-// fixed by the source, whatever vector width the target has, so sums are taken in one order.
-typedef double Lanes __attribute__((vector_size(64)));
-
-inline Lanes load(const double* p) {
-  Lanes v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(double* p, const Lanes& v) { std::memcpy(p, &v, sizeof v); }
-inline Lanes splat(double x) { return Lanes{x, x, x, x, x, x, x, x}; }
-inline double sum_lanes(const Lanes& v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
-
 // x·y over n entries, eight partial sums then a fixed tree.
 double dot(const double* x, const double* y, Index n) {
-  Lanes acc = splat(0.0);
+  Lanes acc = splat_lanes(0.0);
   Index i = 0;
-  for (; i + 8 <= n; i += 8) acc += load(x + i) * load(y + i);
+  for (; i + 8 <= n; i += 8) acc += load_lanes(x + i) * load_lanes(y + i);
   double tail = 0.0;
   for (; i < n; ++i) tail += x[i] * y[i];
   return sum_lanes(acc) + tail;
@@ -55,9 +43,9 @@ double dot(const double* x, const double* y, Index n) {
 
 // y += alpha·x over n entries.
 void axpy(double alpha, const double* x, double* y, Index n) {
-  const Lanes a = splat(alpha);
+  const Lanes a = splat_lanes(alpha);
   Index i = 0;
-  for (; i + 8 <= n; i += 8) store(y + i, load(y + i) + a * load(x + i));
+  for (; i + 8 <= n; i += 8) store_lanes(y + i, load_lanes(y + i) + a * load_lanes(x + i));
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
@@ -78,18 +66,18 @@ void symv_piece(const double* b, Index ld, Index m, Index c0, Index c1, const do
         near[c] += col[c][j + r] * x[j + r];
       }
     }
-    const Lanes x0 = splat(x[j]), x1 = splat(x[j + 1]), x2 = splat(x[j + 2]), x3 = splat(x[j + 3]);
-    Lanes t0 = splat(0.0), t1 = t0, t2 = t0, t3 = t0;
+    const Lanes x0 = splat_lanes(x[j]), x1 = splat_lanes(x[j + 1]), x2 = splat_lanes(x[j + 2]), x3 = splat_lanes(x[j + 3]);
+    Lanes t0 = splat_lanes(0.0), t1 = t0, t2 = t0, t3 = t0;
     Index i = j + 4;
     for (; i + 8 <= m; i += 8) {
-      const Lanes a0 = load(col[0] + i), a1 = load(col[1] + i), a2 = load(col[2] + i), a3 = load(col[3] + i);
-      const Lanes xi = load(x + i);
-      Lanes yi = load(y + i);
+      const Lanes a0 = load_lanes(col[0] + i), a1 = load_lanes(col[1] + i), a2 = load_lanes(col[2] + i), a3 = load_lanes(col[3] + i);
+      const Lanes xi = load_lanes(x + i);
+      Lanes yi = load_lanes(y + i);
       yi += a0 * x0;
       yi += a1 * x1;
       yi += a2 * x2;
       yi += a3 * x3;
-      store(y + i, yi);
+      store_lanes(y + i, yi);
       t0 += a0 * xi;
       t1 += a1 * xi;
       t2 += a2 * xi;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "emergent/core/random.hpp"
+#include "detail/lanes.hpp"
 
 namespace emergent {
 
@@ -154,15 +155,13 @@ void col2im(const RowMatrix& dpatches, Eigen::Index n, const ConvGeometry& g, do
 // on the shapes only, so results are the same at any thread count.
 #if defined(__GNUC__) || defined(__clang__)
 #define EMERGENT_DIRECT_CONV 1
-typedef double Vec8 __attribute__((vector_size(64)));
-
-inline Vec8 load8(const double* p) {
-  Vec8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store8(double* p, const Vec8& v) { std::memcpy(p, &v, sizeof v); }
-inline Vec8 splat8(double a) { return Vec8{a, a, a, a, a, a, a, a}; }  // a broadcast load, no arithmetic
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"  // vector values never cross the library's interface
+#endif
+using detail::Lanes;
+using detail::load_lanes;
+using detail::splat_lanes;
+using detail::store_lanes;
 
 /// taps[f·P_out + p]: the input pixel that output pixel p reads at filter offset f, or −1 (zero
 /// padding); inverse[f·P_in + q]: the output pixel that reads input pixel q at offset f, or −1
@@ -203,9 +202,9 @@ void gather_tile(const double* a, Eigen::Index a_example, int a_channels, const 
                  int F, const double* b, Eigen::Index ldb, Eigen::Index b_offset_stride, const double* zeros,
                  Eigen::Index row0, int rows, int j0, double scale, const double* add, double* out,
                  Eigen::Index ldo) {
-  Vec8 acc[R][NV];
+  Lanes acc[R][NV];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = Vec8{};
+    for (int v = 0; v < NV; ++v) acc[r][v] = Lanes{};
   const double* base[R];
   int pix[R];
   for (int r = 0; r < R; ++r) {
@@ -224,10 +223,10 @@ void gather_tile(const double* a, Eigen::Index a_example, int a_channels, const 
     }
     const double* w = b + f * b_offset_stride + j0;
     for (int c = 0; c < a_channels; ++c, w += ldb) {
-      Vec8 bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = load8(w + 8 * v);
+      Lanes bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = load_lanes(w + 8 * v);
       for (int r = 0; r < R; ++r) {
-        const Vec8 av = splat8(s[r][c]);
+        const Lanes av = splat_lanes(s[r][c]);
         for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
       }
     }
@@ -235,8 +234,8 @@ void gather_tile(const double* a, Eigen::Index a_example, int a_channels, const 
   for (int r = 0; r < rows; ++r) {
     double* o = out + (row0 + r) * ldo + j0;
     for (int v = 0; v < NV; ++v) {
-      const Vec8 base_v = add != nullptr ? load8(add + j0 + 8 * v) : Vec8{};
-      store8(o + 8 * v, base_v + splat8(scale) * acc[r][v]);
+      const Lanes base_v = add != nullptr ? load_lanes(add + j0 + 8 * v) : Lanes{};
+      store_lanes(o + 8 * v, base_v + splat_lanes(scale) * acc[r][v]);
     }
   }
 }
@@ -270,24 +269,24 @@ void gather_product(const double* a, Eigen::Index a_example, int a_channels, con
 template <int NV, int R>
 void weight_grad_tile(const double* x, Eigen::Index in_size, int C_in, const int* taps, int P_out, const double* G,
                       int C_out, int k0, int kr, int j0, Eigen::Index row_begin, Eigen::Index row_end, double* dWt) {
-  Vec8 acc[R][NV];
+  Lanes acc[R][NV];
   int tap_base[R], channel[R];
   for (int r = 0; r < R; ++r) {
     const int k = k0 + (r < kr ? r : 0);
     tap_base[r] = (k / C_in) * P_out;
     channel[r] = k % C_in;
-    for (int v = 0; v < NV; ++v) acc[r][v] = load8(dWt + static_cast<Eigen::Index>(k) * C_out + j0 + 8 * v);
+    for (int v = 0; v < NV; ++v) acc[r][v] = load_lanes(dWt + static_cast<Eigen::Index>(k) * C_out + j0 + 8 * v);
   }
   Eigen::Index e = row_begin / P_out;
   int p = static_cast<int>(row_begin - e * P_out);
   const double* xe = x + e * in_size;
   for (Eigen::Index row = row_begin; row < row_end; ++row) {
-    Vec8 gv[NV];
+    Lanes gv[NV];
     const double* grow = G + row * C_out + j0;
-    for (int v = 0; v < NV; ++v) gv[v] = load8(grow + 8 * v);
+    for (int v = 0; v < NV; ++v) gv[v] = load_lanes(grow + 8 * v);
     for (int r = 0; r < R; ++r) {
       const int q = taps[tap_base[r] + p];
-      const Vec8 av = splat8(q < 0 ? 0.0 : xe[static_cast<Eigen::Index>(q) * C_in + channel[r]]);
+      const Lanes av = splat_lanes(q < 0 ? 0.0 : xe[static_cast<Eigen::Index>(q) * C_in + channel[r]]);
       for (int v = 0; v < NV; ++v) acc[r][v] += av * gv[v];
     }
     if (++p == P_out) {
@@ -296,7 +295,7 @@ void weight_grad_tile(const double* x, Eigen::Index in_size, int C_in, const int
     }
   }
   for (int r = 0; r < kr; ++r)
-    for (int v = 0; v < NV; ++v) store8(dWt + static_cast<Eigen::Index>(k0 + r) * C_out + j0 + 8 * v, acc[r][v]);
+    for (int v = 0; v < NV; ++v) store_lanes(dWt + static_cast<Eigen::Index>(k0 + r) * C_out + j0 + 8 * v, acc[r][v]);
 }
 
 /// dWᵀ (patch × C_out) = Σ over all n·P_out output rows of im2col(x)ᵀ·G, in row chunks that
@@ -332,12 +331,12 @@ template <int NV, int R>
 void weight_grad_tile_in(const double* x, Eigen::Index in_size, int C_in, const int* taps_f, int P_out,
                          const double* G, int C_out, int o0, int rows, int f, int c0, Eigen::Index row_begin,
                          Eigen::Index row_end, double* dW, Eigen::Index patch) {
-  Vec8 acc[R][NV];
+  Lanes acc[R][NV];
   int o[R];
   for (int r = 0; r < R; ++r) {
     o[r] = o0 + (r < rows ? r : 0);
     for (int v = 0; v < NV; ++v)
-      acc[r][v] = load8(dW + static_cast<Eigen::Index>(o[r]) * patch + static_cast<Eigen::Index>(f) * C_in + c0 + 8 * v);
+      acc[r][v] = load_lanes(dW + static_cast<Eigen::Index>(o[r]) * patch + static_cast<Eigen::Index>(f) * C_in + c0 + 8 * v);
   }
   Eigen::Index e = row_begin / P_out;
   int p = static_cast<int>(row_begin - e * P_out);
@@ -345,12 +344,12 @@ void weight_grad_tile_in(const double* x, Eigen::Index in_size, int C_in, const 
   for (Eigen::Index row = row_begin; row < row_end; ++row) {
     const int q = taps_f[p];
     if (q >= 0) {
-      Vec8 xv[NV];
+      Lanes xv[NV];
       const double* xr = xe + static_cast<Eigen::Index>(q) * C_in;
-      for (int v = 0; v < NV; ++v) xv[v] = load8(xr + 8 * v);
+      for (int v = 0; v < NV; ++v) xv[v] = load_lanes(xr + 8 * v);
       const double* grow = G + row * C_out;
       for (int r = 0; r < R; ++r) {
-        const Vec8 gv = splat8(grow[o[r]]);
+        const Lanes gv = splat_lanes(grow[o[r]]);
         for (int v = 0; v < NV; ++v) acc[r][v] += gv * xv[v];
       }
     }
@@ -361,7 +360,7 @@ void weight_grad_tile_in(const double* x, Eigen::Index in_size, int C_in, const 
   }
   for (int r = 0; r < rows; ++r)
     for (int v = 0; v < NV; ++v)
-      store8(dW + static_cast<Eigen::Index>(o0 + r) * patch + static_cast<Eigen::Index>(f) * C_in + c0 + 8 * v,
+      store_lanes(dW + static_cast<Eigen::Index>(o0 + r) * patch + static_cast<Eigen::Index>(f) * C_in + c0 + 8 * v,
              acc[r][v]);
 }
 
@@ -400,26 +399,26 @@ template <int NV, int R>
 void strided_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
                   Eigen::Index ldb, Eigen::Index row0, int rows, Eigen::Index j0, double alpha, bool accumulate,
                   double* c, Eigen::Index ldc) {
-  Vec8 acc[R][NV];
+  Lanes acc[R][NV];
   const double* ar[R];
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV; ++v) acc[r][v] = Vec8{};
+    for (int v = 0; v < NV; ++v) acc[r][v] = Lanes{};
     ar[r] = a + (row0 + (r < rows ? r : 0)) * a_rs;
   }
   const double* bk = b + j0;
   for (Eigen::Index k = 0; k < K; ++k, bk += ldb) {
-    Vec8 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load8(bk + 8 * v);
+    Lanes bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load_lanes(bk + 8 * v);
     const Eigen::Index off = k * a_cs;
     for (int r = 0; r < R; ++r) {
-      const Vec8 av = splat8(ar[r][off]);
+      const Lanes av = splat_lanes(ar[r][off]);
       for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
     }
   }
-  const Vec8 al = splat8(alpha);
+  const Lanes al = splat_lanes(alpha);
   for (int r = 0; r < rows; ++r) {
     double* o = c + (row0 + r) * ldc + j0;
-    for (int v = 0; v < NV; ++v) store8(o + 8 * v, accumulate ? load8(o + 8 * v) + al * acc[r][v] : al * acc[r][v]);
+    for (int v = 0; v < NV; ++v) store_lanes(o + 8 * v, accumulate ? load_lanes(o + 8 * v) + al * acc[r][v] : al * acc[r][v]);
   }
 }
 
@@ -459,28 +458,28 @@ enum class TileStore { kScaled, kPartial, kAddScaled };
 template <int NV, int R>
 void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
               Eigen::Index ldb, int rows, bool resume, TileStore store, double alpha, double* c, Eigen::Index ldc) {
-  Vec8 acc[R][NV];
+  Lanes acc[R][NV];
   const double* ar[R];
   for (int r = 0; r < R; ++r) {
     ar[r] = a + (r < rows ? r : 0) * a_rs;
-    for (int v = 0; v < NV; ++v) acc[r][v] = resume && r < rows ? load8(c + r * ldc + 8 * v) : Vec8{};
+    for (int v = 0; v < NV; ++v) acc[r][v] = resume && r < rows ? load_lanes(c + r * ldc + 8 * v) : Lanes{};
   }
   for (Eigen::Index k = 0; k < K; ++k, b += ldb) {
-    Vec8 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load8(b + 8 * v);
+    Lanes bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load_lanes(b + 8 * v);
     const Eigen::Index off = k * a_cs;
     for (int r = 0; r < R; ++r) {
-      const Vec8 av = splat8(ar[r][off]);
+      const Lanes av = splat_lanes(ar[r][off]);
       for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
     }
   }
-  const Vec8 al = splat8(alpha);
+  const Lanes al = splat_lanes(alpha);
   for (int r = 0; r < rows; ++r) {
     double* o = c + r * ldc;
     for (int v = 0; v < NV; ++v)
-      store8(o + 8 * v, store == TileStore::kPartial  ? acc[r][v]
+      store_lanes(o + 8 * v, store == TileStore::kPartial  ? acc[r][v]
                         : store == TileStore::kScaled ? al * acc[r][v]
-                                                      : load8(o + 8 * v) + al * acc[r][v]);
+                                                      : load_lanes(o + 8 * v) + al * acc[r][v]);
   }
 }
 
@@ -505,11 +504,11 @@ void descend_panel(double* W, Eigen::Index J, Eigen::Index K, const double* g, c
   packed.resize(static_cast<std::size_t>(n) * 32);
   double* hp = packed.data();
   for (Eigen::Index e = 0; e < n; ++e)
-    for (int v = 0; v < NV; ++v) store8(hp + e * 32 + 8 * v, load8(h + e * K + k0 + 8 * v));
+    for (int v = 0; v < NV; ++v) store_lanes(hp + e * 32 + 8 * v, load_lanes(h + e * K + k0 + 8 * v));
   for (Eigen::Index j0 = 0; j0 < J; j0 += kRows) {
     const Eigen::Index rows = std::min(kRows, J - j0);
     for (Eigen::Index j = 0; j < rows; ++j)
-      for (int v = 0; v < NV; ++v) store8(block + j * 32 + 8 * v, load8(W + (j0 + j) * K + k0 + 8 * v));
+      for (int v = 0; v < NV; ++v) store_lanes(block + j * 32 + 8 * v, load_lanes(W + (j0 + j) * K + k0 + 8 * v));
     // dh[:, panel] (+)= g[:, j0 … j0+rows)·W[j0 … , panel], scaled once the last block is in
     const TileStore dh_store = j0 + rows == J ? TileStore::kScaled : TileStore::kPartial;
     for (Eigen::Index e = 0, h; e < n; e += h) {
@@ -530,7 +529,7 @@ void descend_panel(double* W, Eigen::Index J, Eigen::Index K, const double* g, c
                         block + j * 32, 32);
     }
     for (Eigen::Index j = 0; j < rows; ++j)
-      for (int v = 0; v < NV; ++v) store8(W + (j0 + j) * K + k0 + 8 * v, load8(block + j * 32 + 8 * v));
+      for (int v = 0; v < NV; ++v) store_lanes(W + (j0 + j) * K + k0 + 8 * v, load_lanes(block + j * 32 + 8 * v));
   }
 }
 
@@ -559,8 +558,8 @@ typedef long long Lane8 __attribute__((vector_size(64)));
 /// The 8 × 8 block at src (row stride ls) transposed into dst (row stride ld): 8 row loads, three
 /// rounds of two-source lane shuffles (1-, 2- and 4-element interleaves), 8 row stores.
 inline void transpose8x8(const double* src, Eigen::Index ls, double* dst, Eigen::Index ld) {
-  Vec8 r[8], a[8], b[8];
-  for (int i = 0; i < 8; ++i) r[i] = load8(src + i * ls);
+  Lanes r[8], a[8], b[8];
+  for (int i = 0; i < 8; ++i) r[i] = load_lanes(src + i * ls);
   const Lane8 lo1{0, 8, 2, 10, 4, 12, 6, 14}, hi1{1, 9, 3, 11, 5, 13, 7, 15};
   const Lane8 lo2{0, 1, 8, 9, 4, 5, 12, 13}, hi2{2, 3, 10, 11, 6, 7, 14, 15};
   const Lane8 lo4{0, 1, 2, 3, 8, 9, 10, 11}, hi4{4, 5, 6, 7, 12, 13, 14, 15};
@@ -574,8 +573,8 @@ inline void transpose8x8(const double* src, Eigen::Index ls, double* dst, Eigen:
       b[i + p + 2] = __builtin_shuffle(a[i + p], a[i + p + 2], hi2);  // columns p+2, p+6
     }
   for (int c = 0; c < 4; ++c) {
-    store8(dst + c * ld, __builtin_shuffle(b[c], b[c + 4], lo4));
-    store8(dst + (c + 4) * ld, __builtin_shuffle(b[c], b[c + 4], hi4));
+    store_lanes(dst + c * ld, __builtin_shuffle(b[c], b[c + 4], lo4));
+    store_lanes(dst + (c + 4) * ld, __builtin_shuffle(b[c], b[c + 4], hi4));
   }
 }
 
