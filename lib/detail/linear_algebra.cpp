@@ -350,12 +350,20 @@ MatrixXd lower_trapezoidal_product(const MatrixXd& a, const MatrixXd& l) {
   MatrixXd c = a.leftCols(r);
 #ifdef EMERGENT_USE_LAPACK
   SerialBlas serial;
-  cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, static_cast<int>(m),
-              static_cast<int>(r), 1.0, l.data(), static_cast<int>(n), c.data(), static_cast<int>(m));
-  if (n > r)
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(r),
-                static_cast<int>(n - r), 1.0, a.data() + r * m, static_cast<int>(m), l.data() + r,
-                static_cast<int>(n), 1.0, c.data(), static_cast<int>(m));
+  // By column blocks of l: the block's w×w triangle by dtrmm, the rows below it by one dgemm.
+  // OpenBLAS's dtrmm on the whole N×N triangle runs at a fraction of its dgemm rate (9 against
+  // ≈ 40 GFLOP/s per core at N = 4000); the blocks cost w·m·w/2 more flops each. kBlock is
+  // fixed, so the bits do not depend on the caller's threads.
+  constexpr Index kBlock = 256;
+  const int lda = static_cast<int>(m), ldl = static_cast<int>(n);
+  for (Index c0 = 0; c0 < r; c0 += kBlock) {
+    const Index w = std::min(kBlock, r - c0), c1 = c0 + w;
+    cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, lda, static_cast<int>(w), 1.0,
+                l.data() + c0 + c0 * n, ldl, c.data() + c0 * m, lda);
+    if (n > c1)
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, lda, static_cast<int>(w), static_cast<int>(n - c1), 1.0,
+                  a.data() + c1 * m, lda, l.data() + c1 + c0 * n, ldl, 1.0, c.data() + c0 * m, lda);
+  }
 #else
   c = c * l.topRows(r).triangularView<Eigen::Lower>();
   if (n > r) c.noalias() += a.rightCols(n - r).lazyProduct(l.bottomRows(n - r));  // see add_symmetric_rank2k_lower

@@ -68,8 +68,9 @@ PivotedCholesky pivoted_cholesky(const Eigen::MatrixXd& a, double tolerance, int
 // independent of `threads`.
 Eigen::MatrixXd pivoted_cholesky_remainder(const Eigen::MatrixXd& a, const PivotedCholesky& f, int threads = 1);
 
-// a·l with l N×r lower trapezoidal (zero above its diagonal; N ≥ r): dtrmm on the leading r×r
-// triangle plus dgemm on the N − r rows below it, m·r·(2N − r) flops instead of 2·m·N·r. One thread.
+// a·l with l N×r lower trapezoidal (zero above its diagonal; N ≥ r): by fixed column blocks of l,
+// dtrmm on each block's triangle plus dgemm on the rows below it, ≈ m·r·(2N − r) flops instead of
+// 2·m·N·r. One thread.
 Eigen::MatrixXd lower_trapezoidal_product(const Eigen::MatrixXd& a, const Eigen::MatrixXd& l);
 
 // Lower triangle of c += alpha·b·bᵀ (dsyrk, m²·k flops); the upper triangle is not touched. One thread.
