@@ -116,6 +116,10 @@ class Engine {
   void prepare_vector();
   std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const;
   void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
+  /// use(i0, j0, r, c, s, t): a finished tile, rows i0.. and columns j0.. of extent r × c, in s / t.
+  using VectorTileUse = std::function<void(Eigen::Index, Eigen::Index, Eigen::Index, Eigen::Index, RowMatrix&, RowMatrix&)>;
+  void for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const VectorTileUse& use,
+                            const std::function<void(std::size_t, std::size_t)>& progress);
   void vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
                          const std::function<void(std::size_t, std::size_t)>& progress);
 

@@ -121,16 +121,15 @@ std::pair<Eigen::Index, Eigen::Index> Engine::vector_tile(Eigen::Index bi, Eigen
   return {r, c};
 }
 
-// Tiles of rows [r0, r0 + rows) straight into row-major n1 × n2 matrices (leading dimension
-// n2; either may be null): each tile, and for a symmetric kernel also its mirror image below the
-// diagonal, written while it is in cache. The band's rows from column r0 on (all columns if not
-// symmetric) and, symmetric, the strip below it (rows r0 + rows.., columns r0..r0 + rows) are
-// then complete. `check`: a non-finite entry throws (nothing of the band is trusted).
-void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
-                               const std::function<void(std::size_t, std::size_t)>& progress) {
+// The tiles (bi, bj) covering rows [r0, r0 + rows) (bj ≥ bi for a symmetric kernel), computed in
+// parallel into per-thread kTile × kTile buffers and handed to `use` with their extent (r, c);
+// `progress(done, total)` from the calling thread, entries counted by the tiles' extents. The
+// one loop of run_vector, vector_tiles_into and the buffered bands of stream_vector: they differ
+// only in where a finished tile goes.
+void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const VectorTileUse& use,
+                                  const std::function<void(std::size_t, std::size_t)>& progress) {
   const Eigen::Index T = static_cast<Eigen::Index>(kTile);
   const Eigen::Index nb2 = (n2_ + T - 1) / T;
-  const std::size_t ld = static_cast<std::size_t>(n2_);
   std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
   std::size_t total = 0;
   for (Eigen::Index bi = r0 / T; bi * T < r0 + rows; ++bi)
@@ -148,29 +147,9 @@ void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp,
 #pragma omp for schedule(dynamic, 1)
     for (std::size_t k = 0; k < tiles.size(); ++k) {
       errors.run(static_cast<long long>(k), [&] {
-        const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
-        const std::size_t i0 = static_cast<std::size_t>(tiles[k].first * T), j0 = static_cast<std::size_t>(tiles[k].second * T);
-        if (symmetric_ && i0 == j0)  // the lower triangle mirrors the upper one
-          for (Eigen::Index x = 0; x < r; ++x)
-            for (Eigen::Index y = 0; y < x; ++y) s(x, y) = s(y, x), t(x, y) = t(y, x);
-        if (check) {
-          bool finite = true;
-          for (Eigen::Index x = 0; x < r; ++x)
-            for (Eigen::Index y = 0; y < c; ++y) finite &= std::isfinite(s(x, y)) & std::isfinite(t(x, y));
-          if (!finite)
-            throw std::runtime_error("kernel: a non-finite value in rows " + std::to_string(i0) + ".." +
-                                     std::to_string(i0 + static_cast<std::size_t>(r) - 1) +
-                                     " (numerical failure; nothing trusted)");
-        }
-        for (const auto& [tile, out] : {std::pair<const RowMatrix*, double*>{&s, nngp}, {&t, ntk}}) {
-          if (!out) continue;
-          for (Eigen::Index x = 0; x < r; ++x) std::copy_n(tile->data() + x * T, c, out + (i0 + x) * ld + j0);
-          if (symmetric_ && i0 != j0)  // the mirror tile
-            for (Eigen::Index y = 0; y < c; ++y) {
-              double* to = out + (j0 + y) * ld + i0;
-              for (Eigen::Index x = 0; x < r; ++x) to[x] = (*tile)(x, y);
-            }
-        }
+        const auto [bi, bj] = tiles[k];
+        const auto [r, c] = vector_tile(bi, bj, s.data(), t.data());
+        use(bi * T, bj * T, r, c, s, t);
         done += static_cast<std::size_t>(r * c);
         if (progress && omp_get_thread_num() == 0) {  // progress from the calling thread only
           const auto now = std::chrono::steady_clock::now();
@@ -185,6 +164,42 @@ void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp,
   errors.rethrow();
 }
 
+// Tiles of rows [r0, r0 + rows) straight into row-major n1 × n2 matrices (leading dimension
+// n2; either may be null): each tile, and for a symmetric kernel also its mirror image below the
+// diagonal, written while it is in cache. The band's rows from column r0 on (all columns if not
+// symmetric) and, symmetric, the strip below it (rows r0 + rows.., columns r0..r0 + rows) are
+// then complete. `check`: a non-finite entry throws (nothing of the band is trusted).
+void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
+                               const std::function<void(std::size_t, std::size_t)>& progress) {
+  const std::size_t ld = static_cast<std::size_t>(n2_);
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+  for_each_vector_tile(r0, rows, [&](Eigen::Index ti, Eigen::Index tj, Eigen::Index r, Eigen::Index c,
+                                     RowMatrix& s, RowMatrix& t) {
+    const std::size_t i0 = static_cast<std::size_t>(ti), j0 = static_cast<std::size_t>(tj);
+    if (symmetric_ && i0 == j0)  // the lower triangle mirrors the upper one
+      for (Eigen::Index x = 0; x < r; ++x)
+        for (Eigen::Index y = 0; y < x; ++y) s(x, y) = s(y, x), t(x, y) = t(y, x);
+    if (check) {
+      bool finite = true;
+      for (Eigen::Index x = 0; x < r; ++x)
+        for (Eigen::Index y = 0; y < c; ++y) finite &= std::isfinite(s(x, y)) & std::isfinite(t(x, y));
+      if (!finite)
+        throw std::runtime_error("kernel: a non-finite value in rows " + std::to_string(i0) + ".." +
+                                 std::to_string(i0 + static_cast<std::size_t>(r) - 1) +
+                                 " (numerical failure; nothing trusted)");
+    }
+    for (const auto& [tile, out] : {std::pair<const RowMatrix*, double*>{&s, nngp}, {&t, ntk}}) {
+      if (!out) continue;
+      for (Eigen::Index x = 0; x < r; ++x) std::copy_n(tile->data() + x * T, c, out + (i0 + x) * ld + j0);
+      if (symmetric_ && i0 != j0)  // the mirror tile
+        for (Eigen::Index y = 0; y < c; ++y) {
+          double* to = out + (j0 + y) * ld + i0;
+          for (Eigen::Index x = 0; x < r; ++x) to[x] = (*tile)(x, y);
+        }
+    }
+  }, progress);
+}
+
 void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
   prepare_vector();
   if (symmetric_) {
@@ -193,27 +208,11 @@ void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
     vector_tiles_into(0, n1_, nngp.data(), ntk.data(), false, {});
     return;
   }
-  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
-  const Eigen::Index nb1 = (n1_ + T - 1) / T, nb2 = (n2_ + T - 1) / T;
-  std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
-  for (Eigen::Index bi = 0; bi < nb1; ++bi)
-    for (Eigen::Index bj = 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
-  blocks_ = tiles.size();
-  detail::ParallelErrors errors1;
-#pragma omp parallel num_threads(threads_)
-  {
-    RowMatrix s(T, T), t(T, T);
-#pragma omp for schedule(dynamic, 1)
-    for (std::size_t k = 0; k < tiles.size(); ++k) {
-      errors1.run(static_cast<long long>(k), [&] {
-        const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
-        const Eigen::Index i0 = tiles[k].first * T, j0 = tiles[k].second * T;
-        nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
-        ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
-      });
-    }
-  }
-  errors1.rethrow();
+  for_each_vector_tile(0, n1_, [&](Eigen::Index i0, Eigen::Index j0, Eigen::Index r, Eigen::Index c,
+                                   RowMatrix& s, RowMatrix& t) {
+    nngp.block(i0, j0, r, c) = s.topLeftCorner(r, c);
+    ntk.block(i0, j0, r, c) = t.topLeftCorner(r, c);
+  }, {});
 }
 
 // Band by band into `sink` (stream_kernels); the same tiles as run_vector.
@@ -222,7 +221,7 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
   prepare_vector();
   const Eigen::Index T = static_cast<Eigen::Index>(kTile);
   const Eigen::Index band_rows = static_cast<Eigen::Index>(band_rows_);
-  const Eigen::Index bands = (n1_ + band_rows - 1) / band_rows, nb2 = (n2_ + T - 1) / T;
+  const Eigen::Index bands = (n1_ + band_rows - 1) / band_rows;
   KernelBandLayout layout;
   layout.n1 = n1_;
   layout.n2 = n2_;
@@ -254,37 +253,14 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
     const Eigen::Index c0 = symmetric_ ? r0 : 0, cols = n2_ - c0;
     nngp.assign(static_cast<std::size_t>(rows * cols), 0.0);
     ntk.assign(nngp.size(), 0.0);
-    std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
-    for (Eigen::Index bi = r0 / T; bi * T < r0 + rows; ++bi)
-      for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) tiles.emplace_back(bi, bj);
-    blocks_ += tiles.size();
-    std::atomic<std::size_t> done{0};
-    auto last_report = std::chrono::steady_clock::now();
-    detail::ParallelErrors errors;
-#pragma omp parallel num_threads(threads_)
-    {
-      RowMatrix s(T, T), t(T, T);
-#pragma omp for schedule(dynamic, 1)
-      for (std::size_t k = 0; k < tiles.size(); ++k) {
-        errors.run(static_cast<long long>(k), [&] {
-          const auto [r, c] = vector_tile(tiles[k].first, tiles[k].second, s.data(), t.data());
-          const Eigen::Index i = tiles[k].first * T - r0, j = tiles[k].second * T - c0;
-          for (Eigen::Index x = 0; x < r; ++x) {
-            std::copy_n(s.data() + x * T, c, nngp.data() + (i + x) * cols + j);
-            std::copy_n(t.data() + x * T, c, ntk.data() + (i + x) * cols + j);
-          }
-          done += static_cast<std::size_t>(r * c);
-          if (omp_get_thread_num() == 0) {  // progress from the calling thread only
-            const auto now = std::chrono::steady_clock::now();
-            if (now - last_report > std::chrono::milliseconds(250)) {
-              last_report = now;
-              sink.progress(band, done.load(), static_cast<std::size_t>(rows * cols));
-            }
-          }
-        });
+    for_each_vector_tile(r0, rows, [&](Eigen::Index ti, Eigen::Index tj, Eigen::Index r, Eigen::Index c,
+                                       RowMatrix& s, RowMatrix& t) {
+      const Eigen::Index i = ti - r0, j = tj - c0;
+      for (Eigen::Index x = 0; x < r; ++x) {
+        std::copy_n(s.data() + x * T, c, nngp.data() + (i + x) * cols + j);
+        std::copy_n(t.data() + x * T, c, ntk.data() + (i + x) * cols + j);
       }
-    }
-    errors.rethrow();
+    }, [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); });
     if (symmetric_)  // the band's part left of the diagonal mirrors its upper part, as run_vector does
       for (Eigen::Index x = 0; x < rows; ++x)
         for (Eigen::Index y = 0; y < x; ++y) {
@@ -303,6 +279,5 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
   }
   return summary(start);
 }
-
 
 }  // namespace emergent::detail

@@ -391,63 +391,6 @@ void weight_gradient_in(const double* x, Eigen::Index in_size, int C_in, const i
       }
   }
 }
-/// Rows [row0, row0 + rows) (rows ≤ R) and columns [j0, j0 + 8·NV) of C = A·B without packing:
-/// A(i, k) = a[i·a_rs + k·a_cs] (any strides, read as broadcasts), B row-major (ldb). Stores
-/// C = alpha·AB, or C += alpha·AB when `accumulate`. The dense layers' three products with the
-/// examples (forward, input gradient) or the input units (weight update) along the vectors.
-template <int NV, int R>
-void strided_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
-                  Eigen::Index ldb, Eigen::Index row0, int rows, Eigen::Index j0, double alpha, bool accumulate,
-                  double* c, Eigen::Index ldc) {
-  Lanes acc[R][NV];
-  const double* ar[R];
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV; ++v) acc[r][v] = Lanes{};
-    ar[r] = a + (row0 + (r < rows ? r : 0)) * a_rs;
-  }
-  const double* bk = b + j0;
-  for (Eigen::Index k = 0; k < K; ++k, bk += ldb) {
-    Lanes bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load_lanes(bk + 8 * v);
-    const Eigen::Index off = k * a_cs;
-    for (int r = 0; r < R; ++r) {
-      const Lanes av = splat_lanes(ar[r][off]);
-      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
-    }
-  }
-  const Lanes al = splat_lanes(alpha);
-  for (int r = 0; r < rows; ++r) {
-    double* o = c + (row0 + r) * ldc + j0;
-    for (int v = 0; v < NV; ++v) store_lanes(o + 8 * v, accumulate ? load_lanes(o + 8 * v) + al * acc[r][v] : al * acc[r][v]);
-  }
-}
-
-/// C (M × N, row stride ldc) = alpha·A·B (or += when `accumulate`), N a multiple of 8; A as in
-/// strided_tile, B (K × N) row-major. rows_outer: all column blocks of a row tile before the next
-/// (C and A's rows streamed once), else all row tiles of a column block (B's panel reused from
-/// cache). Fixed tiles either way: the bits depend on the shapes only.
-void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index M, Eigen::Index K,
-                     const double* b, Eigen::Index ldb, Eigen::Index N, double alpha, bool accumulate, double* c,
-                     Eigen::Index ldc, bool rows_outer) {
-  // One row tile height for the whole product (6 rows × 32 columns = 24 accumulators), the
-  // narrower last column block with the same rows.
-  constexpr int R = 6;
-  auto block = [&](Eigen::Index row0, int rows, Eigen::Index j0) {
-    switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
-      case 1: strided_tile<1, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
-      case 2: strided_tile<2, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
-      case 3: strided_tile<3, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
-      default: strided_tile<4, R>(a, a_rs, a_cs, K, b, ldb, row0, rows, j0, alpha, accumulate, c, ldc); break;
-    }
-  };
-  const Eigen::Index row_tiles = (M + R - 1) / R, col_blocks = (N + 31) / 32;
-  for (Eigen::Index outer = 0; outer < (rows_outer ? row_tiles : col_blocks); ++outer)
-    for (Eigen::Index inner = 0; inner < (rows_outer ? col_blocks : row_tiles); ++inner) {
-      const Eigen::Index row0 = (rows_outer ? outer : inner) * R, j0 = (rows_outer ? inner : outer) * 32;
-      block(row0, static_cast<int>(std::min<Eigen::Index>(R, M - row0)), j0);
-    }
-}
-
 /// How sum_tile leaves its R × 8·NV result in C: scaled (C = alpha·Σ), as a partial sum that a
 /// later call resumes (C = Σ), or added scaled (C += alpha·Σ).
 enum class TileStore { kScaled, kPartial, kAddScaled };
@@ -481,6 +424,35 @@ void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Inde
                         : store == TileStore::kScaled ? al * acc[r][v]
                                                       : load_lanes(o + 8 * v) + al * acc[r][v]);
   }
+}
+
+/// C (M × N, row stride ldc) = alpha·A·B (or += when `accumulate`), N a multiple of 8; A(i, k) =
+/// a[i·a_rs + k·a_cs] (any strides, read as broadcasts), B (K × N) row-major. rows_outer: all column blocks of a row tile before the next
+/// (C and A's rows streamed once), else all row tiles of a column block (B's panel reused from
+/// cache). Fixed tiles either way: the bits depend on the shapes only.
+void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index M, Eigen::Index K,
+                     const double* b, Eigen::Index ldb, Eigen::Index N, double alpha, bool accumulate, double* c,
+                     Eigen::Index ldc, bool rows_outer) {
+  // One row tile height for the whole product (6 rows × 32 columns = 24 accumulators), the
+  // narrower last column block with the same rows.
+  constexpr int R = 6;
+  const TileStore store = accumulate ? TileStore::kAddScaled : TileStore::kScaled;
+  auto block = [&](Eigen::Index row0, int rows, Eigen::Index j0) {
+    const double* ar = a + row0 * a_rs;
+    double* cr = c + row0 * ldc + j0;
+    switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
+      case 1: sum_tile<1, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
+      case 2: sum_tile<2, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
+      case 3: sum_tile<3, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
+      default: sum_tile<4, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
+    }
+  };
+  const Eigen::Index row_tiles = (M + R - 1) / R, col_blocks = (N + 31) / 32;
+  for (Eigen::Index outer = 0; outer < (rows_outer ? row_tiles : col_blocks); ++outer)
+    for (Eigen::Index inner = 0; inner < (rows_outer ? col_blocks : row_tiles); ++inner) {
+      const Eigen::Index row0 = (rows_outer ? outer : inner) * R, j0 = (rows_outer ? inner : outer) * 32;
+      block(row0, static_cast<int>(std::min<Eigen::Index>(R, M - row0)), j0);
+    }
 }
 
 /// Rows in the next tile of descend_panel when `left` rows remain: 6 (24 accumulators), but the
