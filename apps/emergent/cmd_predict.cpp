@@ -69,6 +69,7 @@ void write_flow_outputs(const PredictArgs& a, const KernelSet& k, const RowMatri
     write_npy(a.mean, {nt, n, outs}, mean.data());
   }
   if (!a.cov.empty()) {
+    note << "; covariance factor of Vᵀ·K(X,X)·V: " << flow.covariance_factor().to_string();
     const auto cov = stack(flow.covariance(times, k.ntk_test, k.nngp_test, k.nngp_test_test));
     check_finite("ensemble covariance", cov.data(), cov.size());
     write_npy(a.cov, {nt, n, n}, cov.data());

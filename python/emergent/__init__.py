@@ -16,7 +16,7 @@ from ._api import (INF, EnsembleResult, GradientFlow, NngpPosterior, Prediction,
                    linearized_member_violation, make_group, matrix_output, pixel_output, predict, rot2_kappa,
                    train_ensemble, trivial_output, verify, violation_delta, violation_min_members,
                    violation_probability)
-from ._core import (Architecture, Cancelled, CheckResult, InputSet, Quantity, Theorem, ContinuousBoundResult, FitStatus, MembersStatus, MemoryCapError,
+from ._core import (Architecture, Cancelled, CheckResult, CovarianceFactorSummary, InputSet, Quantity, Theorem, ContinuousBoundResult, FitStatus, MembersStatus, MemoryCapError,
                     NpyError, Representation, SpecError, SpectralStatus, SpectralSummary, TailStatus,
                     TheoremResult, __version__, member_seed, parse_bytes)
 

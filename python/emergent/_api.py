@@ -158,6 +158,12 @@ class GradientFlow:
         return self._flow.summary
 
     @property
+    def covariance_factor(self) -> "_core.CovarianceFactorSummary":
+        """How K̃ = Vᵀ·K(X,X)·V was factored for :meth:`covariance`: status, size, rank, tolerance,
+        remainder, dense (size 0 when no nngp_train_train was given)."""
+        return self._flow.covariance_factor
+
+    @property
     def train_size(self) -> int:
         return self._flow.train_size
 

@@ -56,6 +56,45 @@ class FitStatus(enum.Enum):
 
     Failed = 2
 
+class Theorem(enum.Enum):
+    def __str__(self) -> str: ...
+
+    KernelTransform51 = 0
+
+    Lemma51 = 1
+
+    Lemma52 = 2
+
+    Ensemble52 = 3
+
+class Quantity(enum.Enum):
+    def __str__(self) -> str: ...
+
+    RowPermutation = 0
+
+    Nngp = 1
+
+    Ntk = 2
+
+    SpectralFilter = 3
+
+    Mean = 4
+
+    Covariance = 5
+
+class InputSet(enum.Enum):
+    def __str__(self) -> str: ...
+
+    Given = 0
+
+    Train = 1
+
+    Collinear = 2
+
+    Test = 3
+
+    Noise = 4
+
 class SpectralSummary:
     """What the eigendecomposition of a kernel matrix found."""
 
@@ -95,6 +134,35 @@ class SpectralSummary:
 
     @property
     def most_negative(self) -> float: ...
+
+    def __str__(self) -> str: ...
+
+class CovarianceFactorSummary:
+    """
+    How K~ = V^T K(X,X) V behind GradientFlow.covariance was factored (pivoted Cholesky).
+    """
+
+    _fields: tuple[str, ...]
+    def to_dict(self) -> dict:
+        """The record as a dict of plain Python values (JSON-serialisable)."""
+
+    @property
+    def status(self) -> SpectralStatus: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def tolerance(self) -> float: ...
+
+    @property
+    def remainder(self) -> float: ...
+
+    @property
+    def dense(self) -> bool: ...
 
     def __str__(self) -> str: ...
 
@@ -153,45 +221,6 @@ class ElementViolation:
     @property
     def violation(self) -> float: ...
 
-class Theorem(enum.Enum):
-    def __str__(self) -> str: ...
-
-    KernelTransform51 = 0
-
-    Lemma51 = 1
-
-    Lemma52 = 2
-
-    Ensemble52 = 3
-
-class Quantity(enum.Enum):
-    def __str__(self) -> str: ...
-
-    RowPermutation = 0
-
-    Nngp = 1
-
-    Ntk = 2
-
-    SpectralFilter = 3
-
-    Mean = 4
-
-    Covariance = 5
-
-class InputSet(enum.Enum):
-    def __str__(self) -> str: ...
-
-    Given = 0
-
-    Train = 1
-
-    Collinear = 2
-
-    Test = 3
-
-    Noise = 4
-
 class CheckResult:
     """One checked identity: holds iff max_violation ≤ tolerance."""
 
@@ -212,7 +241,8 @@ class CheckResult:
     def inputs(self) -> InputSet: ...
 
     @property
-    def time(self) -> float: ...
+    def time(self) -> float:
+        """training time t (inf allowed); NaN for parts without one"""
 
     @property
     def holds(self) -> bool: ...
@@ -262,10 +292,12 @@ class TheoremResult:
     @property
     def max_ratio(self) -> float: ...
 
-    def part(self, quantity: Quantity, inputs: InputSet, time: float = ...) -> CheckResult:
-        """The part comparing quantity on inputs at time; raises IndexError if there is none."""
+    def part(self, quantity: Quantity, inputs: InputSet, time: float = float('nan')) -> CheckResult:
+        """
+        The part comparing quantity on inputs at time; raises IndexError if there is none.
+        """
 
-    def find(self, quantity: Quantity, inputs: InputSet, time: float = ...) -> CheckResult | None:
+    def find(self, quantity: Quantity, inputs: InputSet, time: float = float('nan')) -> CheckResult | None:
         """As part, but None if there is none."""
 
     def __str__(self) -> str: ...
@@ -299,7 +331,8 @@ class MemberViolationResult:
     def scale(self) -> list[float]: ...
 
     @property
-    def diverged(self) -> list[int]: ...
+    def diverged(self) -> list[int]:
+        """members with non-finite predictions, per time"""
 
     def __str__(self) -> str: ...
 
@@ -429,7 +462,7 @@ class Representation:
 
 def make_group(name: str, shape: Sequence[int]) -> Representation:
     """
-    A built-in group (c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K), or a .npy path) for examples of `shape` ((d,) or (H, W, C)); docs/conventions.md §5.
+    A built-in group (c4, d4, flip, translations, rot(K), sign, cyclic, rot2(K), cube, icosahedron, or a .npy path) for examples of `shape` ((d,) or (H, W, C)); docs/conventions.md §5.
     """
 
 def group_from_matrices(name: str, shape: Sequence[int], matrices: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)]) -> Representation: ...
@@ -438,12 +471,12 @@ def trivial_output(input: Representation, outputs: int) -> Representation: ...
 
 def pixel_output(input: Representation, output_shape: Sequence[int]) -> Representation: ...
 
+def matrix_output(input: Representation, matrices: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)]) -> Representation: ...
+
 def make_output_rep(name: str, input: Representation, output_shape: Sequence[int]) -> Representation:
     """
     The output action ρ_Y named like --output-rep (trivial, pixels, sign, regular, rotation or a .npy path) for outputs of `output_shape`, checked to be orthogonal and a homomorphism of input's law (docs/conventions.md §5).
     """
-
-def matrix_output(input: Representation, matrices: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)]) -> Representation: ...
 
 def augment(x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], y: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], rho_x: Representation, rho_y: Representation) -> tuple:
     """
@@ -455,6 +488,9 @@ class GradientFlow:
 
     @property
     def summary(self) -> SpectralSummary: ...
+
+    @property
+    def covariance_factor(self) -> CovarianceFactorSummary: ...
 
     @property
     def train_size(self) -> int: ...
@@ -833,10 +869,3 @@ def continuous_group_bound(arch: Architecture, train_x: Annotated[NDArray[numpy.
 def invariance_violation_laws(arch: Architecture, train_x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], train_y: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], test_x: Annotated[NDArray[numpy.float64], dict(order='C', device='cpu', writable=False)], group: Representation, augment: Representation | None, times: Sequence[float], learning_rate: float = 1.0, diag_reg: float = 0.0, memory_cap: int = 0, threads: int = 0) -> list[ViolationLaw]: ...
 
 def fit_power_law(x: Sequence[float], y: Sequence[float], sigma: Sequence[float] = [], offset: bool = False, absolute_sigma: bool = True, max_iterations: int = 200) -> PowerLawFitResult: ...
-
-def _running_computations() -> int:
-    """Internal (tests): computations of the extension still running on a worker thread."""
-
-def _cancelled_computations() -> int:
-    """Internal (tests): computations that ended because Ctrl-C cancelled them."""
-

@@ -77,6 +77,7 @@ void bind_dynamics(nb::module_& m) {
            nb::arg("ntk_train_train"), nb::arg("y_train"), nb::arg("nngp_train_train").none() = nb::none(),
            EMERGENT_FLOW_OPTION_ARGS)
       .def_prop_ro("summary", [](const PyGradientFlow& f) { return f.flow->summary(); })
+      .def_prop_ro("covariance_factor", [](const PyGradientFlow& f) { return f.flow->covariance_factor(); })
       .def_prop_ro("train_size", [](const PyGradientFlow& f) { return f.flow->train_size(); })
       .def_prop_ro("outputs", [](const PyGradientFlow& f) { return f.flow->outputs(); })
       .def("mean",

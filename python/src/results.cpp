@@ -10,6 +10,7 @@
 
 #include "common.hpp"
 #include "emergent/bounds/finite_ensemble.hpp"
+#include "emergent/dynamics/gradient_flow.hpp"
 #include "emergent/bounds/fit.hpp"
 #include "emergent/symmetry/representation.hpp"
 #include "emergent/theorems/equivariance_checks.hpp"
@@ -93,6 +94,17 @@ void bind_results(nb::module_& m) {
       .field("most_negative", &SpectralSummary::most_negative)
       .done()
       .def("__str__", &SpectralSummary::to_string);
+
+  Record<CovarianceFactorSummary>(m, "CovarianceFactorSummary",
+                                  "How K~ = V^T K(X,X) V behind GradientFlow.covariance was factored (pivoted Cholesky).")
+      .field("status", &CovarianceFactorSummary::status)
+      .field("size", &CovarianceFactorSummary::size)
+      .field("rank", &CovarianceFactorSummary::rank)
+      .field("tolerance", &CovarianceFactorSummary::tolerance)
+      .field("remainder", &CovarianceFactorSummary::remainder)
+      .field("dense", &CovarianceFactorSummary::dense)
+      .done()
+      .def("__str__", &CovarianceFactorSummary::to_string);
 
   Record<RepresentationSummary>(m, "RepresentationSummary", "What verifying the group axioms found.")
       .field("identity_violation", &RepresentationSummary::identity_violation)

@@ -87,6 +87,12 @@ def test_rank_deficient_status_is_a_field(rng):
     flow = emergent.GradientFlow(k.ntk, rng.standard_normal(4), k.nngp)
     assert flow.summary.status == emergent.SpectralStatus.RankDeficient
     assert np.all(np.isfinite(flow.train_mean(math.inf)))
+    # Θ keeps 3 of 4 directions; K̃ = VᵀKV on them has full rank 3, its factor drops nothing.
+    f = flow.covariance_factor
+    assert f.size == flow.summary.rank == 3 and f.rank == 3 and not f.dense
+    assert 0.0 <= f.remainder <= 4 * f.tolerance
+    assert "rank=3/3" in str(f) and f.to_dict()["status"] == "Ok"
+    assert emergent.GradientFlow(k.ntk, rng.standard_normal(4)).covariance_factor.size == 0
 
 
 def test_flow_errors_carry_the_cpp_message(rng):

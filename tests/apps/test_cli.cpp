@@ -394,6 +394,8 @@ TEST_CASE("predict: mean 0 and covariance K at t = 0, kernel regression at t = i
                     quote(z) + " --times 0,inf --mean " + quote(m) + " --cov " + quote(c));
   CAPTURE(r.err);
   REQUIRE(r.code == 0);
+  // Six distinct inputs: K̃ has full rank 6 and the summary line says how it was factored.
+  CHECK(contains(r.err, "covariance factor of Vᵀ·K(X,X)·V: status=ok rank=6/6"));
   const auto mean = output(m), cov = output(c);
   REQUIRE(mean.shape == std::vector<std::size_t>{2, 4, 1});
   REQUIRE(cov.shape == std::vector<std::size_t>{2, 4, 4});
