@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -97,7 +98,7 @@ int gemm_floor(int repeat) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::string name = "mlp", export_dir;
   bool floor = false;
   int steps = 300, members = -1, threads = 2, repeat = 1, check_steps = 3;
@@ -186,4 +187,14 @@ int main(int argc, char** argv) {
       "RESULT case=%s impl=emergent members=%d steps=%d seconds=%.4f cpu_seconds=%.4f params=%ld mean_final_loss=%.6g\n",
       name.c_str(), c.members, steps, best, best_cpu, static_cast<long>(first.parameter_count()), loss);
   return 0;
+}
+
+// One line on stderr and exit code 2 for any failure (e.g. an --export folder that does not exist).
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "bench_ensemble: " << e.what() << "\n";
+    return 2;
+  }
 }
