@@ -61,6 +61,38 @@ struct SliceWorkspace {
         bq2(slab_row), bdest(coarse ? slab_row : 0) {}
 };
 
+// Per-thread scratch of the pixel-diagonal path (kernel_diagonal.cpp): one point x_i against a
+// group of 8 partner points x_j, the partners in the lanes. Every map is pixel-major with the 8
+// lanes innermost ([pixel][8]) and a ring of `halo` pixels around it (zeros, or the wrapped map
+// for circular convs), so a conv window sum is aligned vector adds of neighbouring pixels:
+// pixel (h, w) of a map sits at ((h + halo)·ld + w + halo)·8.
+struct DiagonalWorkspace {
+  static constexpr int kLanes = 8;
+  int halo = 0, ld = 0, rows = 0;
+  std::vector<double> store;  // one allocation, 64-byte aligned views below
+  double* s[2] = {nullptr, nullptr};  // Σ of the current and the next map
+  double* t[2] = {nullptr, nullptr};  // Θ
+  int ring_s[2][2] = {{-1, -1}, {-1, -1}}, ring_t[2][2] = {{-1, -1}, {-1, -1}};  // map whose zero ring each holds
+  double* hs = nullptr;  // one row of the H pass of Σ and of Θ
+  double* ht = nullptr;
+  double* x = nullptr;  // the group's inputs, [pixel][channel][8]
+  double* q = nullptr;  // the group's records (pixel variances), [record entry][8]
+  Eigen::Index group = -1;  // first partner column j of the group in x and q (−1: none yet)
+  int lanes = 0;            // partners in the group (the others are zero images with unit variances)
+  DiagonalWorkspace(int halo_, int h, int w, int channels, int record);
+  static std::size_t doubles(int halo, int h, int w, int channels, int record);
+};
+
+// Where the pixel-diagonal path writes entry (i, j): (i − r0)·row_step + (j − c0)·col_step, and
+// when `mirror`, also (j − r0)·row_step + (i − c0)·col_step (a symmetric Gram matrix in memory).
+struct DiagonalOutput {
+  double* nngp = nullptr;
+  double* ntk = nullptr;
+  Eigen::Index r0 = 0, c0 = 0;
+  std::size_t row_step = 1, col_step = 1;
+  bool mirror = false;
+};
+
 // Where a stage's slices start: the two inputs (Σ⁰ = x·x'/C, Θ⁰ = 0) or, after an avgpool,
 // Σ and Θ on all pixel pairs of the stage's map, times `scale`.
 struct SliceSource {
@@ -157,6 +189,23 @@ class Engine {
   bool run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1, const double* r2,
                  bool self, double* rec, SliceWorkspace& ws, const double** s_out, const double** t_out) const;
   std::pair<double, double> tail_pair(Eigen::Index p1, Eigen::Index p2, double s, double t) const;
+
+  // --- pixel-diagonal path (kernel_diagonal.cpp) ---------------------------------------------
+  // Flatten readouts without avgpools: only offset 0 (a == b) of the pixel pairs, which every conv
+  // conserves. 8 partners x_j run in the lanes against one x_i, fused conv + dual in registers.
+  bool uses_diagonal() const;
+  int diagonal_halo() const;
+  DiagonalWorkspace diagonal_workspace() const;
+  std::size_t diagonal_workspace_bytes() const;
+  // The group of partners j0 .. j0 + lanes − 1 (columns of x2) into ws.x and ws.q.
+  void diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const;
+  // Entries (i, j) for the lanes of ws's group: s[l], t[l] for l < ws.lanes; only the lanes in
+  // `wanted` are guaranteed (the others may be skipped by the scalar fix-ups).
+  void diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace& ws, double* s, double* t) const;
+  // Rows [r0, r1) against columns [c0, n2) (symmetric: only j ≥ i), into `out`; progress(done,
+  // total) from the calling thread. Returns the number of scheduling units.
+  std::size_t diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Index c0, const DiagonalOutput& out,
+                             const std::function<void(std::size_t, std::size_t)>& progress);
 
   static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
   static constexpr std::size_t kPixelBands = 64;  // streamed pixel paths: at least this many bands
