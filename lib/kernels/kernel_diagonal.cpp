@@ -77,24 +77,6 @@ void prepare_halo(const DiagonalWorkspace& ws, double* a, int* ring, int h, int 
   ring[1] = circular ? -1 : w;
 }
 
-// hs[k] = Σ_{sh < taps} in[k + sh·row] for k < n doubles: the H pass of one output row.
-inline void column_sums(const double* in, std::size_t row, int taps, std::size_t n, double* hs) {
-#if defined(__AVX512F__)
-  if (taps == 3) {
-    for (std::size_t k = 0; k < n; k += kL)
-      _mm512_store_pd(hs + k, _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(in + k), _mm512_load_pd(in + k + row)),
-                                            _mm512_load_pd(in + k + 2 * row)));
-    return;
-  }
-#endif
-  std::copy(in, in + n, hs);
-  for (int sh = 1; sh < taps; ++sh) {
-    const double* src = in + sh * row;
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) hs[k] += src[k];
-  }
-}
-
 #if defined(__AVX512F__)
 // One output row of a conv and the ReLU-family dual after it (conv = true: h/g are the H-pass
 // rows of Σ/Θ, the W pass sums `taps` neighbours), or the dual alone on a row of a map (conv =
@@ -113,7 +95,7 @@ struct LaneRow {
   const ActivationDual* dual;
 };
 
-template <int N, bool conv, int kTaps>
+template <int N, bool conv, int kTaps, bool t_zero>
 __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) {
   __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {};
   __mmask8 ok[N] = {};
@@ -128,7 +110,7 @@ __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) 
 #pragma GCC unroll 4
       for (int sw = 1; sw < taps; ++sw) hsum = _mm512_add_pd(hsum, _mm512_load_pd(h + sw * kL));
       sv[v] = _mm512_fmadd_pd(hsum, r.scale, r.b2);
-      if (r.t_zero) {
+      if (t_zero) {
         tv[v] = sv[v];
       } else {
         const double* g = r.g + o;
@@ -172,16 +154,23 @@ __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) 
   }
 }
 
-template <bool conv, int kTaps>
-void lane_row(const LaneRow& r, int n) {
+// By value: a local copy the row's stores cannot alias, so its constants stay in registers.
+template <bool conv, int kTaps, bool t_zero>
+void lane_row_of(const LaneRow row, int n) {
   int p = 0;
-  for (; p + 4 <= n; p += 4) lane_pixels<4, conv, kTaps>(r, p);
+  for (; p + 4 <= n; p += 4) lane_pixels<4, conv, kTaps, t_zero>(row, p);
   switch (n - p) {
-    case 3: lane_pixels<3, conv, kTaps>(r, p); break;
-    case 2: lane_pixels<2, conv, kTaps>(r, p); break;
-    case 1: lane_pixels<1, conv, kTaps>(r, p); break;
+    case 3: lane_pixels<3, conv, kTaps, t_zero>(row, p); break;
+    case 2: lane_pixels<2, conv, kTaps, t_zero>(row, p); break;
+    case 1: lane_pixels<1, conv, kTaps, t_zero>(row, p); break;
     default: break;
   }
+}
+
+template <bool conv, int kTaps>
+void lane_row(const LaneRow& r, int n) {
+  if (conv && r.t_zero) lane_row_of<conv, kTaps, true>(r, n);
+  else lane_row_of<conv, kTaps, false>(r, n);
 }
 
 LaneRow lane_row_setup(const FamilyCoefficients& f, const ActivationDual& dual, unsigned self, unsigned wanted) {
@@ -196,10 +185,241 @@ LaneRow lane_row_setup(const FamilyCoefficients& f, const ActivationDual& dual, 
 }
 #endif
 
+// The per-pair constants of one x_i against a group, and the row operations both routes share.
+class PairRows {
+ public:
+  PairRows(const Plan& plan, DiagonalWorkspace& ws, const double* r1, unsigned self, unsigned wanted)
+      : plan_(plan), ws_(ws), r1_(r1), self_(self), wanted_(wanted) {}
+
+  // Output row o of conv `op` (an Wo-pixel row at so/to) from the H-pass rows ws.hs/ws.ht (Θ
+  // zero: t_zero), and the activation `act` after it in the same pass when it is of the ReLU
+  // family (AVX-512); returns whether it did the activation.
+  bool conv_row(const SpatialOp& op, const SpatialOp* act, bool t_zero, int o, double* so, double* to) const {
+    const int Wo = op.aw.n_out, Fw = op.aw.filter;
+    const double scale = op.w2 / (op.ah.filter * Fw), b2 = op.b2;
+#if defined(__AVX512F__)
+    FamilyCoefficients family;
+    if (act && relu_family_coefficients(plan_.duals[act->dual].activation(), &family)) {
+      LaneRow lr = lane_row_setup(family, plan_.duals[act->dual], self_, wanted_);
+      lr.h = ws_.hs;
+      lr.g = ws_.ht;
+      lr.taps = Fw;
+      lr.t_zero = t_zero;
+      lr.scale = _mm512_set1_pd(scale);
+      lr.b2 = _mm512_set1_pd(b2);
+      lr.so = so;
+      lr.to = to;
+      lr.q1 = r1_ + act->q_offset + static_cast<std::size_t>(o) * Wo;
+      lr.q2 = ws_.q + (static_cast<std::size_t>(act->q_offset) + static_cast<std::size_t>(o) * Wo) * kL;
+      if (Fw == 3) lane_row<true, 3>(lr, Wo);
+      else lane_row<true, 0>(lr, Wo);
+      return true;
+    }
+#else
+    (void)act;
+    (void)o;
+#endif
+    // W pass and Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ].
+    for (int p = 0; p < Wo; ++p) {
+      const double* hp = ws_.hs + static_cast<std::size_t>(p) * kL;
+      const double* gp = ws_.ht + static_cast<std::size_t>(p) * kL;
+      double* sp = so + static_cast<std::size_t>(p) * kL;
+      double* tp = to + static_cast<std::size_t>(p) * kL;
+#pragma omp simd
+      for (int l = 0; l < kL; ++l) {
+        double hsum = hp[l], gsum = t_zero ? 0.0 : gp[l];
+        for (int sw = 1; sw < Fw; ++sw) {
+          hsum += hp[sw * kL + l];
+          if (!t_zero) gsum += gp[sw * kL + l];
+        }
+        const double sv = hsum * scale + b2;
+        sp[l] = sv;
+        tp[l] = sv + gsum * scale;
+      }
+    }
+    return false;
+  }
+
+  // Activation `op` on row h (W pixels) of its input map, in place.
+  void activation_row(const SpatialOp& op, int h, int W, double* srow, double* trow) const {
+    const ActivationDual& dual = plan_.duals[op.dual];
+    const double* q1 = r1_ + op.q_offset + static_cast<std::size_t>(h) * W;
+    const double* q2 = ws_.q + (static_cast<std::size_t>(op.q_offset) + static_cast<std::size_t>(h) * W) * kL;
+#if defined(__AVX512F__)
+    FamilyCoefficients family;
+    if (relu_family_coefficients(dual.activation(), &family)) {
+      LaneRow lr = lane_row_setup(family, dual, self_, wanted_);
+      lr.h = lr.so = srow;
+      lr.g = lr.to = trow;
+      lr.q1 = q1;
+      lr.q2 = q2;
+      lane_row<false, 1>(lr, W);
+      return;
+    }
+#endif
+    for (int w = 0; w < W; ++w) {
+      double* sp = srow + static_cast<std::size_t>(w) * kL;
+      for (int l = 0; l < kL; ++l)
+        if (self_ >> l & 1u) sp[l] = q1[w];  // a pixel against itself: exactly collinear
+      dual.apply(kL, q1 + w, 0, q2 + static_cast<std::size_t>(w) * kL, 1, sp, trow + static_cast<std::size_t>(w) * kL);
+    }
+  }
+
+  // Σ⁰ on row h of the input map: Σ⁰_aa = x_a·x'_a / C.
+  void input_row(const double* x, int h, double* srow) const {
+    const int W = plan_.in_w, C = plan_.in_c;
+    const double inv = 1.0 / C;
+    for (int w = 0; w < W; ++w) {
+      const std::size_t p = static_cast<std::size_t>(h) * W + w;
+      const double* a = x + p * C;
+      const double* b = ws_.x + p * C * kL;
+      double* sp = srow + static_cast<std::size_t>(w) * kL;
+#if defined(__AVX512F__)
+      __m512d acc = _mm512_mul_pd(_mm512_set1_pd(a[0]), _mm512_load_pd(b));
+      for (int c = 1; c < C; ++c) acc = _mm512_fmadd_pd(_mm512_set1_pd(a[c]), _mm512_load_pd(b + c * kL), acc);
+      _mm512_store_pd(sp, C == 1 ? acc : _mm512_mul_pd(acc, _mm512_set1_pd(inv)));
+#else
+      for (int l = 0; l < kL; ++l) {
+        double acc = 0;
+        for (int c = 0; c < C; ++c) acc += a[c] * b[c * kL + l];
+        sp[l] = acc * inv;
+      }
+#endif
+    }
+  }
+
+ private:
+  const Plan& plan_;
+  DiagonalWorkspace& ws_;
+  const double* r1_;
+  unsigned self_, wanted_;
+};
+
+// hs[k] = Σ_{sh < taps} rows[sh][k] for k < n doubles: the H pass of one output row.
+inline void column_sums(const double* const* rows, int taps, std::size_t n, double* hs) {
+#if defined(__AVX512F__)
+  if (taps == 3) {
+    const double* a = rows[0];
+    const double* b = rows[1];
+    const double* c = rows[2];
+    for (std::size_t k = 0; k < n; k += kL)
+      _mm512_store_pd(hs + k, _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(a + k), _mm512_load_pd(b + k)),
+                                            _mm512_load_pd(c + k)));
+    return;
+  }
+#endif
+  std::copy(rows[0], rows[0] + n, hs);
+  for (int sh = 1; sh < taps; ++sh) {
+    const double* src = rows[sh];
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) hs[k] += src[k];
+  }
+}
+
+// The rows route: level l's row r is made when the next level needs it, from the rows of level
+// l − 1 it reads (rows outside the map read the zero row).
+class RowPipeline {
+ public:
+  RowPipeline(const Plan& plan, DiagonalWorkspace& ws, const PairRows& pair, const double* x)
+      : plan_(plan), ws_(ws), pair_(pair), x_(x) {}
+
+  void run(double* ss, double* st) {
+    for (auto& lv : ws_.levels) lv.produced = 0;
+    const int last = static_cast<int>(ws_.levels.size()) - 1;
+    const DiagonalWorkspace::Level& out = ws_.levels.back();
+    for (int l = 0; l < kL; ++l) ss[l] = st[l] = 0.0;
+    for (int r = 0; r < out.h; ++r) {
+      ensure(last, r);
+      const double* srow = row(out.s, out, r);
+      const double* trow = row(out.t, out, r);
+      for (int w = 0; w < out.w; ++w) {
+#pragma omp simd
+        for (int l = 0; l < kL; ++l) ss[l] += srow[w * kL + l], st[l] += trow[w * kL + l];
+      }
+    }
+  }
+
+ private:
+  // Column 0 of row r of a level (its ring slot; halo columns on either side).
+  double* row(double* base, const DiagonalWorkspace::Level& lv, int r) const {
+    return base + (static_cast<std::size_t>(r % lv.cap) * ws_.ld + ws_.halo) * kL;
+  }
+
+  void ensure(int l, int upto) {
+    DiagonalWorkspace::Level& lv = ws_.levels[static_cast<std::size_t>(l)];
+    while (lv.produced <= upto) produce(l, lv.produced++);
+  }
+
+  void produce(int l, int r) {
+    DiagonalWorkspace::Level& lv = ws_.levels[static_cast<std::size_t>(l)];
+    double* srow = row(lv.s, lv, r);
+    double* trow = row(lv.t, lv, r);
+    int act = lv.acts_begin;
+    if (l == 0) {
+      pair_.input_row(x_, r, srow);
+      if (act < lv.acts_end) std::fill(trow, trow + static_cast<std::size_t>(lv.w) * kL, 0.0);  // Θ⁰ = 0
+    } else {
+      const DiagonalWorkspace::Level& in = ws_.levels[static_cast<std::size_t>(l) - 1];
+      const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(lv.conv)];
+      const int Fh = op.ah.filter, Fw = op.aw.filter, bh = op.ah.before, bw = op.aw.before;
+      ensure(l - 1, std::min(in.h - 1, r - bh + Fh - 1));
+      const bool t_zero = l == 1 && in.acts_begin == in.acts_end;  // Θ⁰ = 0 and no activation on it
+      for (int sh = 0; sh < Fh; ++sh) {
+        const int ir = r - bh + sh;
+        const bool inside = ir >= 0 && ir < in.h;
+        ws_.taps_s[sh] = inside ? row(in.s, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
+        ws_.taps_t[sh] = inside ? row(in.t, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
+      }
+      const std::size_t n = static_cast<std::size_t>(lv.w + Fw - 1) * kL;  // the input columns one output row reads
+      column_sums(ws_.taps_s.data(), Fh, n, ws_.hs);
+      if (!t_zero) column_sums(ws_.taps_t.data(), Fh, n, ws_.ht);
+      const SpatialOp* next = act < lv.acts_end ? &plan_.spatial[static_cast<std::size_t>(act)] : nullptr;
+      if (pair_.conv_row(op, next, t_zero, r, srow, trow)) ++act;
+    }
+    for (; act < lv.acts_end; ++act)
+      pair_.activation_row(plan_.spatial[static_cast<std::size_t>(act)], r, lv.w, srow, trow);
+  }
+
+  const Plan& plan_;
+  DiagonalWorkspace& ws_;
+  const PairRows& pair_;
+  const double* x_;
+};
+
 }  // namespace
 
-DiagonalWorkspace::DiagonalWorkspace(int halo_, int h, int w, int channels, int record)
-    : halo(halo_), ld(w + 2 * halo_), rows(h + 2 * halo_), store(doubles(halo_, h, w, channels, record), 0.0) {
+DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
+  for (const auto& op : plan.spatial)
+    if (op.kind == OpKind::Affine) {
+      for (const Axis* a : {&op.ah, &op.aw}) halo = std::max({halo, a->before, a->filter - 1 - a->before});
+      taps = std::max(taps, op.ah.filter);
+      rows_route = rows_route && !op.ah.circular;
+    }
+  ld = plan.in_w + 2 * halo;
+  rows = plan.in_h + 2 * halo;
+  // Levels: Σ⁰ and the activations right on it, then each conv and the activations after it.
+  Level lv;
+  lv.h = plan.in_h;
+  lv.w = plan.in_w;
+  for (int k = 0; k < static_cast<int>(plan.spatial.size()); ++k) {
+    const SpatialOp& op = plan.spatial[static_cast<std::size_t>(k)];
+    if (op.kind == OpKind::Activation) {
+      if (lv.acts_begin == lv.acts_end) lv.acts_begin = k;
+      lv.acts_end = k + 1;
+      continue;
+    }
+    lv.cap = op.ah.filter;
+    levels.push_back(lv);
+    lv = Level{};
+    lv.conv = k;
+    lv.acts_begin = lv.acts_end = k + 1;
+    lv.h = op.ah.n_out;
+    lv.w = op.aw.n_out;
+  }
+  levels.push_back(lv);
+  taps_s.resize(static_cast<std::size_t>(taps));
+  taps_t.resize(static_cast<std::size_t>(taps));
+  store.assign(doubles(plan), 0.0);
   double* next = store.data();
   auto carve = [&](std::size_t n) {
     const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(next);
@@ -207,40 +427,44 @@ DiagonalWorkspace::DiagonalWorkspace(int halo_, int h, int w, int channels, int 
     next = view + n;
     return view;
   };
-  const std::size_t map = static_cast<std::size_t>(rows) * ld * kL, row = static_cast<std::size_t>(ld) * kL;
-  for (int k = 0; k < 2; ++k) s[k] = carve(map), t[k] = carve(map);
+  const std::size_t row = static_cast<std::size_t>(ld) * kL;
+  if (rows_route) {
+    for (auto& l : levels) l.s = carve(static_cast<std::size_t>(l.cap) * row), l.t = carve(static_cast<std::size_t>(l.cap) * row);
+    zero = carve(row);
+  } else {
+    const std::size_t map = static_cast<std::size_t>(rows) * row;
+    for (int k = 0; k < 2; ++k) s[k] = carve(map), t[k] = carve(map);
+  }
   hs = carve(row);
   ht = carve(row);
-  x = carve(static_cast<std::size_t>(h) * w * channels * kL);
-  q = carve(static_cast<std::size_t>(record) * kL);
+  x = carve(static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL);
+  q = carve(static_cast<std::size_t>(plan.record) * kL);
 }
 
-std::size_t DiagonalWorkspace::doubles(int halo, int h, int w, int channels, int record) {
-  const std::size_t map = static_cast<std::size_t>(h + 2 * halo) * (w + 2 * halo) * kL;
-  const std::size_t row = static_cast<std::size_t>(w + 2 * halo) * kL;
-  return 4 * map + 2 * row + static_cast<std::size_t>(h) * w * channels * kL + static_cast<std::size_t>(record) * kL +
-         8 * 8;  // 8 views, each aligned to 64 bytes
+std::size_t DiagonalWorkspace::doubles(const Plan& plan) {
+  int halo = 0, convs = 0, cap = 0;
+  bool rows = true;
+  for (const auto& op : plan.spatial)
+    if (op.kind == OpKind::Affine) {
+      for (const Axis* a : {&op.ah, &op.aw}) halo = std::max({halo, a->before, a->filter - 1 - a->before});
+      rows = rows && !op.ah.circular;
+      cap += op.ah.filter;
+      ++convs;
+    }
+  const std::size_t row = static_cast<std::size_t>(plan.in_w + 2 * halo) * kL;
+  const std::size_t maps = rows ? 2 * static_cast<std::size_t>(cap + 1 + 1) * row  // level rings (last: 1 row), zero row
+                                : 4 * static_cast<std::size_t>(plan.in_h + 2 * halo) * row;
+  return maps + 2 * row + static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL +
+         static_cast<std::size_t>(plan.record) * kL + (2 * convs + 8) * 8;  // each view aligned to 64 bytes
 }
 
 bool Engine::uses_diagonal() const {
   return plan_.pixel_stage && plan_.readout == Readout::Flatten && !plan_.pooled;
 }
 
-int Engine::diagonal_halo() const {
-  int halo = 0;
-  for (const auto& op : plan_.spatial)
-    if (op.kind == OpKind::Affine)
-      for (const Axis* a : {&op.ah, &op.aw}) halo = std::max({halo, a->before, a->filter - 1 - a->before});
-  return halo;
-}
+DiagonalWorkspace Engine::diagonal_workspace() const { return DiagonalWorkspace(plan_); }
 
-DiagonalWorkspace Engine::diagonal_workspace() const {
-  return DiagonalWorkspace(diagonal_halo(), plan_.in_h, plan_.in_w, plan_.in_c, plan_.record);
-}
-
-std::size_t Engine::diagonal_workspace_bytes() const {
-  return sizeof(double) * DiagonalWorkspace::doubles(diagonal_halo(), plan_.in_h, plan_.in_w, plan_.in_c, plan_.record);
-}
+std::size_t Engine::diagonal_workspace_bytes() const { return sizeof(double) * DiagonalWorkspace::doubles(plan_); }
 
 void Engine::diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const {
   const std::size_t features = static_cast<std::size_t>(plan_.in_h) * plan_.in_w * plan_.in_c;
@@ -263,163 +487,73 @@ void Engine::diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const {
 
 void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace& ws, double* s_out,
                               double* t_out) const {
-  const int C = plan_.in_c;
-  int H = plan_.in_h, W = plan_.in_w;
   const double* x = row_of(i);
   const double* r1 = record(i);
   unsigned self = 0;
   for (int l = 0; l < ws.lanes; ++l)
     if (same_point(i, second(ws.group + l))) self |= 1u << l;
-  int cur = 0;
-  // Σ⁰_aa = x_a·x'_a / C, Θ⁰ = 0.
-  {
-    double* S = ws.s[0];
-    double* T = ws.t[0];
-    const double inv = 1.0 / C;
-    for (int h = 0; h < H; ++h)
-      for (int w = 0; w < W; ++w) {
-        const std::size_t p = static_cast<std::size_t>(h) * W + w;
-        const double* a = x + p * C;
-        const double* b = ws.x + p * C * kL;
-        double* sp = S + at(ws, h, w);
-        double* tp = T + at(ws, h, w);
-#if defined(__AVX512F__)
-        __m512d acc = _mm512_mul_pd(_mm512_set1_pd(a[0]), _mm512_load_pd(b));
-        for (int c = 1; c < C; ++c) acc = _mm512_fmadd_pd(_mm512_set1_pd(a[c]), _mm512_load_pd(b + c * kL), acc);
-        _mm512_store_pd(sp, _mm512_mul_pd(acc, _mm512_set1_pd(inv)));
-        _mm512_store_pd(tp, _mm512_setzero_pd());
-#else
-        for (int l = 0; l < kL; ++l) {
-          double acc = 0;
-          for (int c = 0; c < C; ++c) acc += a[c] * b[c * kL + l];
-          sp[l] = acc * inv;
-          tp[l] = 0.0;
-        }
-#endif
-      }
+  const PairRows pair(plan_, ws, r1, self, wanted);
+  double ss[kL], st[kL];
+  int H = plan_.in_h, W = plan_.in_w;
+  if (ws.rows_route) {
+    RowPipeline(plan_, ws, pair, x).run(ss, st);
+    H = ws.levels.back().h;
+    W = ws.levels.back().w;
+  } else {
+    // Maps route: whole maps, the halo filled before each conv.
+    int cur = 0;
+    for (int h = 0; h < H; ++h) pair.input_row(x, h, ws.s[0] + at(ws, h, 0));
+    for (int h = 0; h < H; ++h) std::fill(ws.t[0] + at(ws, h, 0), ws.t[0] + at(ws, h, W), 0.0);
     note_interior(ws.ring_s[0], H, W);
     note_interior(ws.ring_t[0], H, W);
-  }
-  bool t_zero = true;
-  const std::size_t nops = plan_.spatial.size();
-  for (std::size_t k = 0; k < nops; ++k) {
-    const SpatialOp& op = plan_.spatial[k];
-    double* S = ws.s[cur];
-    double* T = ws.t[cur];
-    if (op.kind == OpKind::Affine) {
-      const Axis& ah = op.ah;
-      const Axis& aw = op.aw;
-      const int Ho = ah.n_out, Wo = aw.n_out, Fh = ah.filter, Fw = aw.filter;
-      const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
-      prepare_halo(ws, S, ws.ring_s[cur], H, W, ah.circular);
-      if (!t_zero) prepare_halo(ws, T, ws.ring_t[cur], H, W, ah.circular);
-      double* So = ws.s[1 - cur];
-      double* To = ws.t[1 - cur];
-      const SpatialOp* act = k + 1 < nops && plan_.spatial[k + 1].kind == OpKind::Activation ? &plan_.spatial[k + 1]
-                                                                                          : nullptr;
-      bool fuse = false;
-#if defined(__AVX512F__)
-      FamilyCoefficients family;
-      fuse = act && relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
-      LaneRow lr{};
-      if (fuse) {
-        lr = lane_row_setup(family, plan_.duals[act->dual], self, wanted);
-        lr.h = ws.hs;
-        lr.g = ws.ht;
-        lr.taps = Fw;
-        lr.t_zero = t_zero;
-        lr.scale = _mm512_set1_pd(scale);
-        lr.b2 = _mm512_set1_pd(b2);
-      }
-#else
-      (void)act;
-#endif
-      const std::size_t row = static_cast<std::size_t>(ws.ld) * kL;
-      const std::size_t n = static_cast<std::size_t>(Wo + Fw - 1) * kL;  // the input columns one output row reads
-      for (int o = 0; o < Ho; ++o) {
-        // H pass: input rows o − before .. o − before + Fh − 1, columns −before .. Wo − before + Fw − 2.
-        column_sums(S + at(ws, o - ah.before, -aw.before), row, Fh, n, ws.hs);
-        if (!t_zero) column_sums(T + at(ws, o - ah.before, -aw.before), row, Fh, n, ws.ht);
-        double* so = So + at(ws, o, 0);
-        double* to = To + at(ws, o, 0);
-#if defined(__AVX512F__)
-        if (fuse) {
-          lr.so = so;
-          lr.to = to;
-          lr.q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * Wo;
-          lr.q2 = ws.q + (static_cast<std::size_t>(act->q_offset) + static_cast<std::size_t>(o) * Wo) * kL;
-          if (Fw == 3) lane_row<true, 3>(lr, Wo);
-          else lane_row<true, 0>(lr, Wo);
-          continue;
-        }
-#endif
-        // W pass and Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ].
-        for (int p = 0; p < Wo; ++p) {
-          const double* hp = ws.hs + static_cast<std::size_t>(p) * kL;
-          const double* gp = ws.ht + static_cast<std::size_t>(p) * kL;
-          double* sp = so + static_cast<std::size_t>(p) * kL;
-          double* tp = to + static_cast<std::size_t>(p) * kL;
-#pragma omp simd
-          for (int l = 0; l < kL; ++l) {
-            double hsum = hp[l], gsum = t_zero ? 0.0 : gp[l];
-            for (int sw = 1; sw < Fw; ++sw) {
-              hsum += hp[sw * kL + l];
-              if (!t_zero) gsum += gp[sw * kL + l];
-            }
-            const double sv = hsum * scale + b2;
-            sp[l] = sv;
-            tp[l] = sv + gsum * scale;
+    bool t_zero = true;
+    const std::size_t nops = plan_.spatial.size();
+    for (std::size_t k = 0; k < nops; ++k) {
+      const SpatialOp& op = plan_.spatial[k];
+      double* S = ws.s[cur];
+      double* T = ws.t[cur];
+      if (op.kind == OpKind::Affine) {
+        const Axis& ah = op.ah;
+        const Axis& aw = op.aw;
+        const int Ho = ah.n_out, Wo = aw.n_out, Fh = ah.filter, Fw = aw.filter;
+        prepare_halo(ws, S, ws.ring_s[cur], H, W, ah.circular);
+        if (!t_zero) prepare_halo(ws, T, ws.ring_t[cur], H, W, ah.circular);
+        const SpatialOp* act = k + 1 < nops && plan_.spatial[k + 1].kind == OpKind::Activation ? &plan_.spatial[k + 1]
+                                                                                            : nullptr;
+        bool fused = false;
+        const std::size_t n = static_cast<std::size_t>(Wo + Fw - 1) * kL;  // the input columns one output row reads
+        for (int o = 0; o < Ho; ++o) {
+          for (int sh = 0; sh < Fh; ++sh) {
+            ws.taps_s[sh] = S + at(ws, o - ah.before + sh, -aw.before);
+            ws.taps_t[sh] = T + at(ws, o - ah.before + sh, -aw.before);
           }
+          column_sums(ws.taps_s.data(), Fh, n, ws.hs);
+          if (!t_zero) column_sums(ws.taps_t.data(), Fh, n, ws.ht);
+          fused = pair.conv_row(op, act, t_zero, o, ws.s[1 - cur] + at(ws, o, 0), ws.t[1 - cur] + at(ws, o, 0));
         }
-      }
-      note_interior(ws.ring_s[1 - cur], Ho, Wo);
-      note_interior(ws.ring_t[1 - cur], Ho, Wo);
-      cur = 1 - cur;
-      H = Ho;
-      W = Wo;
-      t_zero = false;
-      if (fuse) ++k;  // its activation is done
-    } else if (op.kind == OpKind::Activation) {
-      const ActivationDual& dual = plan_.duals[op.dual];
-      const double* q1 = r1 + op.q_offset;
-      const double* q2 = ws.q + static_cast<std::size_t>(op.q_offset) * kL;
-#if defined(__AVX512F__)
-      FamilyCoefficients family;
-      if (relu_family_coefficients(dual.activation(), &family)) {
-        LaneRow lr = lane_row_setup(family, dual, self, wanted);
-        for (int h = 0; h < H; ++h) {
-          lr.h = lr.so = S + at(ws, h, 0);
-          lr.g = lr.to = T + at(ws, h, 0);
-          lr.q1 = q1 + static_cast<std::size_t>(h) * W;
-          lr.q2 = q2 + static_cast<std::size_t>(h) * W * kL;
-          lane_row<false, 1>(lr, W);
-        }
+        note_interior(ws.ring_s[1 - cur], Ho, Wo);
+        note_interior(ws.ring_t[1 - cur], Ho, Wo);
+        cur = 1 - cur;
+        H = Ho;
+        W = Wo;
         t_zero = false;
-        continue;
+        if (fused) ++k;  // its activation is done
+      } else if (op.kind == OpKind::Activation) {
+        for (int h = 0; h < H; ++h) pair.activation_row(op, h, W, S + at(ws, h, 0), T + at(ws, h, 0));
+        t_zero = false;
       }
-#endif
-      for (int h = 0; h < H; ++h)
-        for (int w = 0; w < W; ++w) {
-          const std::size_t p = static_cast<std::size_t>(h) * W + w;
-          double* sp = S + at(ws, h, w);
-          for (int l = 0; l < kL; ++l)
-            if (self >> l & 1u) sp[l] = q1[p];  // a pixel against itself: exactly collinear
-          dual.apply(kL, q1 + p, 0, q2 + p * kL, 1, sp, T + at(ws, h, w));
-        }
-      t_zero = false;
     }
-  }
-  // Flatten: the mean over the pixel diagonal, then the tail per lane.
-  const double* S = ws.s[cur];
-  const double* T = ws.t[cur];
-  double ss[kL] = {}, st[kL] = {};
-  for (int h = 0; h < H; ++h)
-    for (int w = 0; w < W; ++w) {
-      const double* sp = S + at(ws, h, w);
-      const double* tp = T + at(ws, h, w);
+    // Flatten: the sum over the pixel diagonal.
+    for (int l = 0; l < kL; ++l) ss[l] = st[l] = 0.0;
+    for (int h = 0; h < H; ++h)
+      for (int w = 0; w < W; ++w) {
+        const double* sp = ws.s[cur] + at(ws, h, w);
+        const double* tp = ws.t[cur] + at(ws, h, w);
 #pragma omp simd
-      for (int l = 0; l < kL; ++l) ss[l] += sp[l], st[l] += tp[l];
-    }
+        for (int l = 0; l < kL; ++l) ss[l] += sp[l], st[l] += tp[l];
+      }
+  }
+  // The mean over the pixels, then the tail per lane.
   const double m = static_cast<double>(H) * W;
   for (int l = 0; l < kL; ++l)
     if (wanted >> l & 1u) std::tie(s_out[l], t_out[l]) = tail_pair(i, second(ws.group + l), ss[l] / m, st[l] / m);

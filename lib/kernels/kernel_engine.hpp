@@ -17,7 +17,7 @@
 //
 // The engine's methods live in three files by concept: kernel_engine.cpp (validation, memory
 // plan, per-point identities), kernel_vector.cpp (the vector path and its bands) and
-// kernel_pixels.cpp (the pixel-diagonal and pixel-pair paths).
+// kernel_pixels.cpp (the pixel-pair paths), kernel_diagonal.cpp (the pixel-diagonal path).
 #pragma once
 
 #include <chrono>
@@ -62,25 +62,41 @@ struct SliceWorkspace {
 };
 
 // Per-thread scratch of the pixel-diagonal path (kernel_diagonal.cpp): one point x_i against a
-// group of 8 partner points x_j, the partners in the lanes. Every map is pixel-major with the 8
-// lanes innermost ([pixel][8]) and a ring of `halo` pixels around it (zeros, or the wrapped map
-// for circular convs), so a conv window sum is aligned vector adds of neighbouring pixels:
-// pixel (h, w) of a map sits at ((h + halo)·ld + w + halo)·8.
+// group of 8 partner points x_j, the partners in the lanes. Every map row is pixel-major with the
+// 8 lanes innermost ([pixel][8]) and `halo` pixels of zeros on either side, so a conv window sum
+// is aligned vector adds of neighbouring pixels.
+//  * Rows route (no circular conv): the levels — Σ⁰, then the map after each conv and the
+//    activations after it — are produced row by row on demand, each level keeping only the rows
+//    its consumer conv reads (a ring of FH rows), so everything stays in L1.
+//  * Maps route (a circular conv): whole maps with a ring of `halo` pixels around them, zeros or
+//    the wrapped map; pixel (h, w) at ((h + halo)·ld + w + halo)·8.
 struct DiagonalWorkspace {
   static constexpr int kLanes = 8;
-  int halo = 0, ld = 0, rows = 0;
+  struct Level {
+    int conv = -1;                  // the conv op that makes it (−1: Σ⁰ of the inputs)
+    int acts_begin = 0, acts_end = 0;  // the activation ops applied after it, row by row
+    int h = 0, w = 0, cap = 1;      // map size; rows kept (the next conv's FH)
+    int produced = 0;               // rows made so far for the current x_i
+    double* s = nullptr;            // cap rows of Σ and Θ, ld·8 doubles each
+    double* t = nullptr;
+  };
+  int halo = 0, ld = 0, rows = 0, taps = 1;
+  bool rows_route = true;
+  std::vector<Level> levels;
   std::vector<double> store;  // one allocation, 64-byte aligned views below
-  double* s[2] = {nullptr, nullptr};  // Σ of the current and the next map
+  double* s[2] = {nullptr, nullptr};  // maps route: Σ of the current and the next map
   double* t[2] = {nullptr, nullptr};  // Θ
   int ring_s[2][2] = {{-1, -1}, {-1, -1}}, ring_t[2][2] = {{-1, -1}, {-1, -1}};  // map whose zero ring each holds
-  double* hs = nullptr;  // one row of the H pass of Σ and of Θ
+  double* zero = nullptr;  // rows route: a row of zeros (rows above and below a map)
+  double* hs = nullptr;    // one row of the H pass of Σ and of Θ
   double* ht = nullptr;
   double* x = nullptr;  // the group's inputs, [pixel][channel][8]
   double* q = nullptr;  // the group's records (pixel variances), [record entry][8]
+  std::vector<const double*> taps_s, taps_t;  // the rows one output row reads
   Eigen::Index group = -1;  // first partner column j of the group in x and q (−1: none yet)
   int lanes = 0;            // partners in the group (the others are zero images with unit variances)
-  DiagonalWorkspace(int halo_, int h, int w, int channels, int record);
-  static std::size_t doubles(int halo, int h, int w, int channels, int record);
+  explicit DiagonalWorkspace(const Plan& plan);
+  static std::size_t doubles(const Plan& plan);
 };
 
 // Where the pixel-diagonal path writes entry (i, j): (i − r0)·row_step + (j − c0)·col_step, and
@@ -194,7 +210,6 @@ class Engine {
   // Flatten readouts without avgpools: only offset 0 (a == b) of the pixel pairs, which every conv
   // conserves. 8 partners x_j run in the lanes against one x_i, fused conv + dual in registers.
   bool uses_diagonal() const;
-  int diagonal_halo() const;
   DiagonalWorkspace diagonal_workspace() const;
   std::size_t diagonal_workspace_bytes() const;
   // The group of partners j0 .. j0 + lanes − 1 (columns of x2) into ws.x and ws.q.
