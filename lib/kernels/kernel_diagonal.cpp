@@ -90,21 +90,43 @@ struct LaneRow {
   const double* q2;  // the partners' variances along the row, [pixel][8]
   int taps;
   bool t_zero;  // Θ is zero (first conv): Θ' = Σ'
+  const double* rs[3];  // 3×3 convs: the three input rows of Σ and Θ (from column −1), summed in registers
+  const double* rt[3];
   __m512d scale, b2, ab2, d2, cross;
   __mmask8 self, wanted;
   const ActivationDual* dual;
 };
 
-template <int N, bool conv, int kTaps, bool t_zero>
+template <int N, bool conv, int kTaps, bool t_zero, bool direct = false>
 __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) {
   __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {};
   __mmask8 ok[N] = {};
   bool rare = false;
   const int taps = kTaps > 0 ? kTaps : r.taps;
+  if (direct) {  // 3×3: the column sums (a + b) + c of the N + 2 columns, then the window, in registers
+    __m512d cs[N + 2] = {}, ct[N + 2] = {};
+    const std::size_t c0 = static_cast<std::size_t>(p) * kL;
+#pragma GCC unroll 6
+    for (int k = 0; k < N + 2; ++k) {
+      const std::size_t c = c0 + static_cast<std::size_t>(k) * kL;
+      cs[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rs[0] + c), _mm512_load_pd(r.rs[1] + c)),
+                            _mm512_load_pd(r.rs[2] + c));
+      if (!t_zero)
+        ct[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rt[0] + c), _mm512_load_pd(r.rt[1] + c)),
+                              _mm512_load_pd(r.rt[2] + c));
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < N; ++v) {
+      sv[v] = _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(cs[v], cs[v + 1]), cs[v + 2]), r.scale, r.b2);
+      tv[v] = t_zero ? sv[v]
+                     : _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(ct[v], ct[v + 1]), ct[v + 2]), r.scale, sv[v]);
+    }
+  }
 #pragma GCC unroll 4
   for (int v = 0; v < N; ++v) {
     const std::size_t o = static_cast<std::size_t>(p + v) * kL;
-    if (conv) {
+    if (direct) {
+    } else if (conv) {
       const double* h = r.h + o;
       __m512d hsum = _mm512_load_pd(h);
 #pragma GCC unroll 4
@@ -155,22 +177,22 @@ __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) 
 }
 
 // By value: a local copy the row's stores cannot alias, so its constants stay in registers.
-template <bool conv, int kTaps, bool t_zero>
+template <bool conv, int kTaps, bool t_zero, bool direct>
 void lane_row_of(const LaneRow row, int n) {
   int p = 0;
-  for (; p + 4 <= n; p += 4) lane_pixels<4, conv, kTaps, t_zero>(row, p);
+  for (; p + 4 <= n; p += 4) lane_pixels<4, conv, kTaps, t_zero, direct>(row, p);
   switch (n - p) {
-    case 3: lane_pixels<3, conv, kTaps, t_zero>(row, p); break;
-    case 2: lane_pixels<2, conv, kTaps, t_zero>(row, p); break;
-    case 1: lane_pixels<1, conv, kTaps, t_zero>(row, p); break;
+    case 3: lane_pixels<3, conv, kTaps, t_zero, direct>(row, p); break;
+    case 2: lane_pixels<2, conv, kTaps, t_zero, direct>(row, p); break;
+    case 1: lane_pixels<1, conv, kTaps, t_zero, direct>(row, p); break;
     default: break;
   }
 }
 
-template <bool conv, int kTaps>
+template <bool conv, int kTaps, bool direct = false>
 void lane_row(const LaneRow& r, int n) {
-  if (conv && r.t_zero) lane_row_of<conv, kTaps, true>(r, n);
-  else lane_row_of<conv, kTaps, false>(r, n);
+  if (conv && r.t_zero) lane_row_of<conv, kTaps, true, direct>(r, n);
+  else lane_row_of<conv, kTaps, false, direct>(r, n);
 }
 
 LaneRow lane_row_setup(const FamilyCoefficients& f, const ActivationDual& dual, unsigned self, unsigned wanted) {
@@ -185,21 +207,54 @@ LaneRow lane_row_setup(const FamilyCoefficients& f, const ActivationDual& dual, 
 }
 #endif
 
+// hs[k] = Σ_{sh < taps} rows[sh][k] for k < n doubles: the H pass of one output row.
+inline void column_sums(const double* const* rows, int taps, std::size_t n, double* hs) {
+#if defined(__AVX512F__)
+  if (taps == 3) {
+    const double* a = rows[0];
+    const double* b = rows[1];
+    const double* c = rows[2];
+    for (std::size_t k = 0; k < n; k += kL)
+      _mm512_store_pd(hs + k, _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(a + k), _mm512_load_pd(b + k)),
+                                            _mm512_load_pd(c + k)));
+    return;
+  }
+#endif
+  std::copy(rows[0], rows[0] + n, hs);
+  for (int sh = 1; sh < taps; ++sh) {
+    const double* src = rows[sh];
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) hs[k] += src[k];
+  }
+}
+
 // The per-pair constants of one x_i against a group, and the row operations both routes share.
 class PairRows {
  public:
   PairRows(const Plan& plan, DiagonalWorkspace& ws, const double* r1, unsigned self, unsigned wanted)
       : plan_(plan), ws_(ws), r1_(r1), self_(self), wanted_(wanted) {}
 
-  // Output row o of conv `op` (an Wo-pixel row at so/to) from the H-pass rows ws.hs/ws.ht (Θ
-  // zero: t_zero), and the activation `act` after it in the same pass when it is of the ReLU
-  // family (AVX-512); returns whether it did the activation.
+  // Output row o of conv `op` (an Wo-pixel row at so/to) from the input rows it reads,
+  // ws.taps_s/ws.taps_t (from input column −before; Θ zero: t_zero), and the activation `act`
+  // after it in the same pass when it is of the ReLU family (AVX-512); returns whether it did the
+  // activation.
   bool conv_row(const SpatialOp& op, const SpatialOp* act, bool t_zero, int o, double* so, double* to) const {
-    const int Wo = op.aw.n_out, Fw = op.aw.filter;
-    const double scale = op.w2 / (op.ah.filter * Fw), b2 = op.b2;
+    const int Wo = op.aw.n_out, Fw = op.aw.filter, Fh = op.ah.filter;
+    const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
 #if defined(__AVX512F__)
     FamilyCoefficients family;
-    if (act && relu_family_coefficients(plan_.duals[act->dual].activation(), &family)) {
+    const bool fuse = act && relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+    const bool direct = fuse && Fh == 3 && Fw == 3;
+#else
+    const bool direct = false;
+#endif
+    if (!direct) {  // the H pass into one row
+      const std::size_t n = static_cast<std::size_t>(Wo + Fw - 1) * kL;  // the input columns one output row reads
+      column_sums(ws_.taps_s.data(), Fh, n, ws_.hs);
+      if (!t_zero) column_sums(ws_.taps_t.data(), Fh, n, ws_.ht);
+    }
+#if defined(__AVX512F__)
+    if (fuse) {
       LaneRow lr = lane_row_setup(family, plan_.duals[act->dual], self_, wanted_);
       lr.h = ws_.hs;
       lr.g = ws_.ht;
@@ -211,8 +266,14 @@ class PairRows {
       lr.to = to;
       lr.q1 = r1_ + act->q_offset + static_cast<std::size_t>(o) * Wo;
       lr.q2 = ws_.q + (static_cast<std::size_t>(act->q_offset) + static_cast<std::size_t>(o) * Wo) * kL;
-      if (Fw == 3) lane_row<true, 3>(lr, Wo);
-      else lane_row<true, 0>(lr, Wo);
+      if (direct) {
+        for (int k = 0; k < 3; ++k) lr.rs[k] = ws_.taps_s[k], lr.rt[k] = ws_.taps_t[k];
+        lane_row<true, 3, true>(lr, Wo);
+      } else if (Fw == 3) {
+        lane_row<true, 3>(lr, Wo);
+      } else {
+        lane_row<true, 0>(lr, Wo);
+      }
       return true;
     }
 #else
@@ -295,27 +356,6 @@ class PairRows {
   unsigned self_, wanted_;
 };
 
-// hs[k] = Σ_{sh < taps} rows[sh][k] for k < n doubles: the H pass of one output row.
-inline void column_sums(const double* const* rows, int taps, std::size_t n, double* hs) {
-#if defined(__AVX512F__)
-  if (taps == 3) {
-    const double* a = rows[0];
-    const double* b = rows[1];
-    const double* c = rows[2];
-    for (std::size_t k = 0; k < n; k += kL)
-      _mm512_store_pd(hs + k, _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(a + k), _mm512_load_pd(b + k)),
-                                            _mm512_load_pd(c + k)));
-    return;
-  }
-#endif
-  std::copy(rows[0], rows[0] + n, hs);
-  for (int sh = 1; sh < taps; ++sh) {
-    const double* src = rows[sh];
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) hs[k] += src[k];
-  }
-}
-
 // The rows route: level l's row r is made when the next level needs it, from the rows of level
 // l − 1 it reads (rows outside the map read the zero row).
 class RowPipeline {
@@ -361,7 +401,7 @@ class RowPipeline {
     } else {
       const DiagonalWorkspace::Level& in = ws_.levels[static_cast<std::size_t>(l) - 1];
       const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(lv.conv)];
-      const int Fh = op.ah.filter, Fw = op.aw.filter, bh = op.ah.before, bw = op.aw.before;
+      const int Fh = op.ah.filter, bh = op.ah.before, bw = op.aw.before;
       ensure(l - 1, std::min(in.h - 1, r - bh + Fh - 1));
       const bool t_zero = l == 1 && in.acts_begin == in.acts_end;  // Θ⁰ = 0 and no activation on it
       for (int sh = 0; sh < Fh; ++sh) {
@@ -370,9 +410,6 @@ class RowPipeline {
         ws_.taps_s[sh] = inside ? row(in.s, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
         ws_.taps_t[sh] = inside ? row(in.t, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
       }
-      const std::size_t n = static_cast<std::size_t>(lv.w + Fw - 1) * kL;  // the input columns one output row reads
-      column_sums(ws_.taps_s.data(), Fh, n, ws_.hs);
-      if (!t_zero) column_sums(ws_.taps_t.data(), Fh, n, ws_.ht);
       const SpatialOp* next = act < lv.acts_end ? &plan_.spatial[static_cast<std::size_t>(act)] : nullptr;
       if (pair_.conv_row(op, next, t_zero, r, srow, trow)) ++act;
     }
@@ -515,20 +552,17 @@ void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace
       if (op.kind == OpKind::Affine) {
         const Axis& ah = op.ah;
         const Axis& aw = op.aw;
-        const int Ho = ah.n_out, Wo = aw.n_out, Fh = ah.filter, Fw = aw.filter;
+        const int Ho = ah.n_out, Wo = aw.n_out, Fh = ah.filter;
         prepare_halo(ws, S, ws.ring_s[cur], H, W, ah.circular);
         if (!t_zero) prepare_halo(ws, T, ws.ring_t[cur], H, W, ah.circular);
         const SpatialOp* act = k + 1 < nops && plan_.spatial[k + 1].kind == OpKind::Activation ? &plan_.spatial[k + 1]
                                                                                             : nullptr;
         bool fused = false;
-        const std::size_t n = static_cast<std::size_t>(Wo + Fw - 1) * kL;  // the input columns one output row reads
         for (int o = 0; o < Ho; ++o) {
           for (int sh = 0; sh < Fh; ++sh) {
             ws.taps_s[sh] = S + at(ws, o - ah.before + sh, -aw.before);
             ws.taps_t[sh] = T + at(ws, o - ah.before + sh, -aw.before);
           }
-          column_sums(ws.taps_s.data(), Fh, n, ws.hs);
-          if (!t_zero) column_sums(ws.taps_t.data(), Fh, n, ws.ht);
           fused = pair.conv_row(op, act, t_zero, o, ws.s[1 - cur] + at(ws, o, 0), ws.t[1 - cur] + at(ws, o, 0));
         }
         note_interior(ws.ring_s[1 - cur], Ho, Wo);
