@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <tuple>
 
 #if defined(__AVX512F__)
@@ -94,8 +95,18 @@ struct LaneRow {
   const double* rt[3];
   __m512d scale, b2, ab2, d2, cross;
   __mmask8 self, wanted;
+  bool bounded;  // every q1 and q2 in [1e-139, 1e139]: plain_lanes reduces to a finite covariance
   const ActivationDual* dual;
 };
+
+// plain_lanes when q1, q2 ∈ [1e-139, 1e139] (so q1, q2 > 0 and q1·q2 ∈ (1e-280, 1e280)): c finite.
+__attribute__((always_inline)) inline __mmask8 finite_lanes(__m512d c) {
+#if defined(__AVX512DQ__)
+  return static_cast<__mmask8>(~_mm512_fpclass_pd_mask(c, 0x99));  // not NaN, not ±∞
+#else
+  return _mm512_cmp_pd_mask(_mm512_abs_pd(c), _mm512_set1_pd(std::numeric_limits<double>::infinity()), _CMP_LT_OQ);
+#endif
+}
 
 template <int N, bool conv, int kTaps, bool t_zero, bool direct = false>
 __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) {
@@ -148,7 +159,7 @@ __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) 
     a[v] = _mm512_set1_pd(r.q1[p + v]);
     b[v] = _mm512_load_pd(r.q2 + o);
     sv[v] = _mm512_mask_mov_pd(sv[v], r.self, a[v]);  // a pixel against itself: exactly collinear
-    ok[v] = family_simd::plain_lanes(a[v], b[v], sv[v]);
+    ok[v] = r.bounded ? finite_lanes(sv[v]) : family_simd::plain_lanes(a[v], b[v], sv[v]);
     rare |= (r.wanted & ~ok[v]) != 0;
   }
   if (__builtin_expect(rare, 0)) {  // zero variance, extreme magnitudes: the scalar path
@@ -195,8 +206,10 @@ void lane_row(const LaneRow& r, int n) {
   else lane_row_of<conv, kTaps, false, direct>(r, n);
 }
 
-LaneRow lane_row_setup(const FamilyCoefficients& f, const ActivationDual& dual, unsigned self, unsigned wanted) {
+LaneRow lane_row_setup(const FamilyCoefficients& f, const ActivationDual& dual, unsigned self, unsigned wanted,
+                       bool bounded) {
   LaneRow r{};
+  r.bounded = bounded;
   r.ab2 = _mm512_set1_pd(f.ab2);
   r.d2 = _mm512_set1_pd(f.d2);
   r.cross = _mm512_set1_pd(f.cross);
@@ -231,8 +244,8 @@ inline void column_sums(const double* const* rows, int taps, std::size_t n, doub
 // The per-pair constants of one x_i against a group, and the row operations both routes share.
 class PairRows {
  public:
-  PairRows(const Plan& plan, DiagonalWorkspace& ws, const double* r1, unsigned self, unsigned wanted)
-      : plan_(plan), ws_(ws), r1_(r1), self_(self), wanted_(wanted) {}
+  PairRows(const Plan& plan, DiagonalWorkspace& ws, const double* r1, unsigned self, unsigned wanted, bool bounded)
+      : plan_(plan), ws_(ws), r1_(r1), self_(self), wanted_(wanted), bounded_(bounded) {}
 
   // Output row o of conv `op` (an Wo-pixel row at so/to) from the input rows it reads,
   // ws.taps_s/ws.taps_t (from input column −before; Θ zero: t_zero), and the activation `act`
@@ -255,7 +268,7 @@ class PairRows {
     }
 #if defined(__AVX512F__)
     if (fuse) {
-      LaneRow lr = lane_row_setup(family, plan_.duals[act->dual], self_, wanted_);
+      LaneRow lr = lane_row_setup(family, plan_.duals[act->dual], self_, wanted_, bounded_);
       lr.h = ws_.hs;
       lr.g = ws_.ht;
       lr.taps = Fw;
@@ -309,7 +322,7 @@ class PairRows {
 #if defined(__AVX512F__)
     FamilyCoefficients family;
     if (relu_family_coefficients(dual.activation(), &family)) {
-      LaneRow lr = lane_row_setup(family, dual, self_, wanted_);
+      LaneRow lr = lane_row_setup(family, dual, self_, wanted_, bounded_);
       lr.h = lr.so = srow;
       lr.g = lr.to = trow;
       lr.q1 = q1;
@@ -354,7 +367,15 @@ class PairRows {
   DiagonalWorkspace& ws_;
   const double* r1_;
   unsigned self_, wanted_;
+  bool bounded_;
 };
+
+// All pixel variances of a record in [1e-139, 1e139] (see finite_lanes).
+bool bounded_record(const double* q, std::size_t n) {
+  bool ok = true;
+  for (std::size_t k = 0; k < n; ++k) ok &= q[k] >= 1e-139 && q[k] <= 1e139;
+  return ok;
+}
 
 // The rows route: level l's row r is made when the next level needs it, from the rows of level
 // l − 1 it reads (rows outside the map read the zero row).
@@ -520,6 +541,7 @@ void Engine::diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const {
       for (std::size_t e = 0; e < record; ++e) ws.q[e * kL + l] = 1.0;
     }
   }
+  ws.bounded = bounded_record(ws.q, record * kL);
 }
 
 void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace& ws, double* s_out,
@@ -529,7 +551,8 @@ void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace
   unsigned self = 0;
   for (int l = 0; l < ws.lanes; ++l)
     if (same_point(i, second(ws.group + l))) self |= 1u << l;
-  const PairRows pair(plan_, ws, r1, self, wanted);
+  const bool bounded = ws.bounded && bounded_[static_cast<std::size_t>(i)];
+  const PairRows pair(plan_, ws, r1, self, wanted, bounded);
   double ss[kL], st[kL];
   int H = plan_.in_h, W = plan_.in_w;
   if (ws.rows_route) {
@@ -604,6 +627,11 @@ std::size_t Engine::diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Inde
     for (Eigen::Index i0 = r0; i0 < end; i0 += kRowsPerUnit) units.push_back({j0, i0, std::min(end, i0 + kRowsPerUnit)});
     for (Eigen::Index i = r0; i < end; ++i)
       total += static_cast<std::size_t>(symmetric_ ? j0 + lanes - std::max(i, j0) : lanes);
+  }
+  if (bounded_.empty()) {
+    bounded_.resize(static_cast<std::size_t>(point_count()));
+    for (Eigen::Index p = 0; p < point_count(); ++p)
+      bounded_[static_cast<std::size_t>(p)] = bounded_record(record(p), static_cast<std::size_t>(plan_.record));
   }
   std::atomic<std::size_t> done{0};
   auto last_report = std::chrono::steady_clock::now();

@@ -95,6 +95,7 @@ struct DiagonalWorkspace {
   std::vector<const double*> taps_s, taps_t;  // the rows one output row reads
   Eigen::Index group = -1;  // first partner column j of the group in x and q (−1: none yet)
   int lanes = 0;            // partners in the group (the others are zero images with unit variances)
+  bool bounded = false;     // all of the group's variances in [1e-139, 1e139] (kernel_diagonal.cpp)
   explicit DiagonalWorkspace(const Plan& plan);
   static std::size_t doubles(const Plan& plan);
 };
@@ -241,6 +242,7 @@ class Engine {
   std::vector<double> records_;
   std::vector<std::pair<double, double>> self_sums_;  // avgpool plans: each point's own readout sums
   std::vector<Eigen::Index> identity_;  // per point: the first point with the same bits
+  std::vector<unsigned char> bounded_;  // pixel-diagonal path: per point, all variances in [1e-139, 1e139]
 };
 
 }  // namespace emergent::detail
