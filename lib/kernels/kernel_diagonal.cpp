@@ -9,11 +9,14 @@
 // pixel-major with the partners innermost ([pixel][8]) and a ring of zeros (or of the wrapped map,
 // for circular convs) around it, so a window sum is aligned vector adds of neighbouring pixels,
 // q2 (the partners' pixel variances) is one load and q1 one broadcast. A conv followed by a
-// ReLU-family activation runs in one pass per output row: the H pass of the window into one row,
-// then per pixel the W pass, the update and the dual (family_simd::dual_lanes, the arithmetic of
-// ActivationDual::apply) in registers, four pixels at a time. Lanes the vector dual does not take
-// (zero variance, extreme magnitudes) go through ActivationDual::apply one by one; other
-// activations, and builds without AVX-512, take ActivationDual::apply on the 8 lanes of a pixel.
+// ReLU-family activation runs in one pass per output row, four pixels at a time: the window sum
+// (for 3×3 the column sums of the three input rows, in registers; other filters an H pass into
+// one row first), the update and the dual (family_simd::dual_lanes, the arithmetic of
+// ActivationDual::apply) in registers. The levels of the recursion are made row by row (rows
+// route) or, with circular convs, as whole maps (maps route): DiagonalWorkspace. Lanes the
+// vector dual does not take (zero variance, extreme magnitudes) go through ActivationDual::apply
+// one by one; other activations, and builds without AVX-512, take ActivationDual::apply on the 8
+// lanes of a pixel.
 // Each lane's arithmetic is its own, so an entry's bits depend neither on its group, nor on the
 // thread count or the memory cap.
 #include <omp.h>
