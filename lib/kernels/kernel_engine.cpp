@@ -107,6 +107,10 @@ void Engine::plan_memory() {
       per_thread_bytes_ += 4 * d * plan_.coarse_pairs + 2 * d * plan_.slab_doubles + 8 * d * plan_.slab_row;
     }
     block_ = 32;  // pairs per scheduling unit
+    if (uses_diagonal()) {  // kernel_diagonal.cpp: one point against 8 partners, 32 points a unit
+      per_thread_bytes_ = diagonal_workspace_bytes();
+      block_ = 256;
+    }
     // Streamed: one band of Σ and Θ besides the workspaces, at least one row of entries.
     const std::size_t band_row_bytes =
         streamed_ ? 2 * d * static_cast<std::size_t>(n2_) * (keeps_pixels ? Pout * Pout : 1) : 0;

@@ -17,7 +17,7 @@
 //
 // The engine's methods live in three files by concept: kernel_engine.cpp (validation, memory
 // plan, per-point identities), kernel_vector.cpp (the vector path and its bands) and
-// kernel_pixels.cpp (the pixel-diagonal and pixel-pair paths).
+// kernel_pixels.cpp (the pixel-pair paths), kernel_diagonal.cpp (the pixel-diagonal path).
 #pragma once
 
 #include <chrono>
@@ -59,6 +59,55 @@ struct SliceWorkspace {
         ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()), bs(slab), bt(slab),
         bh(slab_row ? 2 * slab_row + 64 : 0), bg(bh.size()), bq1(slab_row),
         bq2(slab_row), bdest(coarse ? slab_row : 0) {}
+};
+
+// Per-thread scratch of the pixel-diagonal path (kernel_diagonal.cpp): one point x_i against a
+// group of 8 partner points x_j, the partners in the lanes. Every map row is pixel-major with the
+// 8 lanes innermost ([pixel][8]) and `halo` pixels of zeros on either side, so a conv window sum
+// is aligned vector adds of neighbouring pixels.
+//  * Rows route (no circular conv): the levels — Σ⁰, then the map after each conv and the
+//    activations after it — are produced row by row on demand, each level keeping only the rows
+//    its consumer conv reads (a ring of FH rows), so everything stays in L1.
+//  * Maps route (a circular conv): whole maps with a ring of `halo` pixels around them, zeros or
+//    the wrapped map; pixel (h, w) at ((h + halo)·ld + w + halo)·8.
+struct DiagonalWorkspace {
+  static constexpr int kLanes = 8;
+  struct Level {
+    int conv = -1;                  // the conv op that makes it (−1: Σ⁰ of the inputs)
+    int acts_begin = 0, acts_end = 0;  // the activation ops applied after it, row by row
+    int h = 0, w = 0, cap = 1;      // map size; rows kept (the next conv's FH)
+    int produced = 0;               // rows made so far for the current x_i
+    double* s = nullptr;            // cap rows of Σ and Θ, ld·8 doubles each
+    double* t = nullptr;
+  };
+  int halo = 0, ld = 0, rows = 0, taps = 1;
+  bool rows_route = true;
+  std::vector<Level> levels;
+  std::vector<double> store;  // one allocation, 64-byte aligned views below
+  double* s[2] = {nullptr, nullptr};  // maps route: Σ of the current and the next map
+  double* t[2] = {nullptr, nullptr};  // Θ
+  int ring_s[2][2] = {{-1, -1}, {-1, -1}}, ring_t[2][2] = {{-1, -1}, {-1, -1}};  // map whose zero ring each holds
+  double* zero = nullptr;  // rows route: a row of zeros (rows above and below a map)
+  double* hs = nullptr;    // one row of the H pass of Σ and of Θ
+  double* ht = nullptr;
+  double* x = nullptr;  // the group's inputs, [pixel][channel][8]
+  double* q = nullptr;  // the group's records (pixel variances), [record entry][8]
+  std::vector<const double*> taps_s, taps_t;  // the rows one output row reads
+  Eigen::Index group = -1;  // first partner column j of the group in x and q (−1: none yet)
+  int lanes = 0;            // partners in the group (the others are zero images with unit variances)
+  bool bounded = false;     // all of the group's variances in [1e-139, 1e139] (kernel_diagonal.cpp)
+  explicit DiagonalWorkspace(const Plan& plan);
+  static std::size_t doubles(const Plan& plan);
+};
+
+// Where the pixel-diagonal path writes entry (i, j): (i − r0)·row_step + (j − c0)·col_step, and
+// when `mirror`, also (j − r0)·row_step + (i − c0)·col_step (a symmetric Gram matrix in memory).
+struct DiagonalOutput {
+  double* nngp = nullptr;
+  double* ntk = nullptr;
+  Eigen::Index r0 = 0, c0 = 0;
+  std::size_t row_step = 1, col_step = 1;
+  bool mirror = false;
 };
 
 // Where a stage's slices start: the two inputs (Σ⁰ = x·x'/C, Θ⁰ = 0) or, after an avgpool,
@@ -158,6 +207,22 @@ class Engine {
                  bool self, double* rec, SliceWorkspace& ws, const double** s_out, const double** t_out) const;
   std::pair<double, double> tail_pair(Eigen::Index p1, Eigen::Index p2, double s, double t) const;
 
+  // --- pixel-diagonal path (kernel_diagonal.cpp) ---------------------------------------------
+  // Flatten readouts without avgpools: only offset 0 (a == b) of the pixel pairs, which every conv
+  // conserves. 8 partners x_j run in the lanes against one x_i, fused conv + dual in registers.
+  bool uses_diagonal() const;
+  DiagonalWorkspace diagonal_workspace() const;
+  std::size_t diagonal_workspace_bytes() const;
+  // The group of partners j0 .. j0 + lanes − 1 (columns of x2) into ws.x and ws.q.
+  void diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const;
+  // Entries (i, j) for the lanes of ws's group: s[l], t[l] for l < ws.lanes; only the lanes in
+  // `wanted` are guaranteed (the others may be skipped by the scalar fix-ups).
+  void diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace& ws, double* s, double* t) const;
+  // Rows [r0, r1) against columns [c0, n2) (symmetric: only j ≥ i), into `out`; progress(done,
+  // total) from the calling thread. Returns the number of scheduling units.
+  std::size_t diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Index c0, const DiagonalOutput& out,
+                             const std::function<void(std::size_t, std::size_t)>& progress);
+
   static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
   static constexpr std::size_t kPixelBands = 64;  // streamed pixel paths: at least this many bands
 
@@ -177,6 +242,7 @@ class Engine {
   std::vector<double> records_;
   std::vector<std::pair<double, double>> self_sums_;  // avgpool plans: each point's own readout sums
   std::vector<Eigen::Index> identity_;  // per point: the first point with the same bits
+  std::vector<unsigned char> bounded_;  // pixel-diagonal path: per point, all variances in [1e-139, 1e139]
 };
 
 }  // namespace emergent::detail

@@ -317,6 +317,11 @@ void Engine::pixel_entry(Eigen::Index i, Eigen::Index j, Workspace& ws, SliceWor
 void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
   const bool spatial = plan_.readout == Readout::None;
   prepare_pixels();
+  if (uses_diagonal()) {  // flatten without avgpools: 8 partners at a time on the pixel diagonal
+    DiagonalOutput out{nngp, ntk, 0, 0, 1, static_cast<std::size_t>(n1_), symmetric_};
+    blocks_ = diagonal_block(0, n1_, 0, out, {});
+    return;
+  }
   // Units of work: up to block_ consecutive j for one i.
   struct Unit { Eigen::Index i, j0, j1; };
   std::vector<Unit> units;

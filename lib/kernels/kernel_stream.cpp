@@ -55,6 +55,11 @@ KernelSummary Engine::stream_pixels(KernelBandSink& sink) {
     const Eigen::Index B = static_cast<Eigen::Index>(
         std::clamp<std::size_t>(entries / (8 * static_cast<std::size_t>(threads_)), 1, block_));
     std::vector<Unit> units;
+    if (uses_diagonal()) {  // flatten without avgpools (kernel_diagonal.cpp): no units for the loop below
+      DiagonalOutput out{nngp.data(), ntk.data(), r0, c0, static_cast<std::size_t>(cols), 1, false};
+      blocks_ += diagonal_block(r0, r0 + rows, c0, out,
+                                [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); });
+    } else
     for (Eigen::Index i = r0; i < r0 + rows; ++i)
       for (Eigen::Index j = symmetric_ ? i : 0; j < n2_; j += B) units.push_back({i, j, std::min(n2_, j + B)});
     blocks_ += units.size();

@@ -990,3 +990,48 @@ TEST_CASE("avgpool on the slices: bitwise the same at any thread count; x agains
   CHECK(test::max_abs(kx.nngp - k1.nngp) <= 1e-14 * test::max_abs(k1.nngp));
   CHECK(streams_in_bands(arch, x.shape));
 }
+
+TEST_CASE("the pixel-diagonal path (8 partners in the lanes) equals the reference recursion to 1e-13, at any thread count and cap") {
+  // Flatten readouts: random conv stacks (filters 1–4, every padding, circular alone or mixed with
+  // the others), group tails (11 and 5 points: not multiples of the 8 lanes), a zero image, a
+  // duplicate image (exactly collinear with its twin), and two activations in a row.
+  std::uint64_t state = 4242;
+  for (int round = 0; round < 16; ++round) {
+    const int H = 2 + round % 5, W = 2 + (round / 2) % 5, C = 1 + round % 3;
+    RowMatrix xs = random_images(11, H, W, C, 1500 + 2 * round).x;
+    xs.row(3).setZero();
+    xs.row(7) = xs.row(2);
+    const Inputs x(xs, ExampleShape::image_hwc(H, W, C)), y = random_images(5, H, W, C, 1501 + 2 * round);
+    int Ho = 0, Wo = 0;
+    std::string body = random_conv_stack(state, H, W, round % 4 == 3, &Ho, &Wo);
+    if (round % 5 == 2) body += "relu ";  // two activations in a row: the second one on its own
+    if (round % 5 == 4) body += "erf ";
+    const std::string spec = body + (round % 2 ? "flatten dense(1)" : "flatten dense(3, b=0.1) relu dense(1)");
+    CAPTURE(spec);
+    const Architecture arch = Architecture::parse(spec);
+    KernelOptions one, two;
+    one.threads = 1;
+    two.threads = 2;
+    const Kernels a = kernels(arch, x, one), b = kernels(arch, x, two);
+    CHECK(a.summary.path == "pixel-diagonal");
+    CHECK(a.nngp == b.nngp);
+    CHECK(a.ntk == b.ntk);
+    CHECK(a.nngp == a.nngp.transpose());
+    CHECK(a.nngp.row(7) == a.nngp.row(2));  // the duplicate: the same entries, its self pair included
+    CHECK(a.nngp(7, 7) == a.nngp(2, 2));
+    check_against_reference(spec, x, y, false);
+    // Cross kernels and bands under a small cap: the in-memory bits.
+    const Kernels cross = kernels(arch, y, x, two);
+    KernelOptions capped;
+    capped.threads = 2;
+    capped.memory_cap_bytes = 1u << 20;
+    MatrixSink sym, rect;
+    stream_kernels(arch, x, nullptr, capped, sym);
+    stream_kernels(arch, y, &x, capped, rect);
+    CHECK(sym.bands > 1);
+    CHECK(max_abs(sym.nngp - a.nngp) == 0.0);
+    CHECK(max_abs(sym.ntk - a.ntk) == 0.0);
+    CHECK(max_abs(rect.nngp - cross.nngp) == 0.0);
+    CHECK(max_abs(rect.ntk - cross.ntk) == 0.0);
+  }
+}

@@ -1,0 +1,687 @@
+// The pixel-diagonal path of the kernel engine: convolutions (any filter and padding) and
+// activations, then flatten, without avgpools. A conv moves both pixels of a pair by the same tap,
+// so offset 0 (a == b) is conserved and the flatten readout (1/P)·Σ_a Σ_aa needs only the P
+// diagonal pairs (Novak et al. 2019 Sec. 3; Arora et al. 2019):
+//   Σ'_aa = W²/(FH·FW)·Σ_taps Σ_{a+s, a+s} + B²,   Θ'_aa = Σ'_aa + W²/(FH·FW)·Σ_taps Θ_{a+s, a+s},
+// then the activation's dual at (q1_a, q2_a, Σ_aa) (docs/conventions.md §2).
+//
+// Eight partner points x_j run in the 8 lanes of a vector against one point x_i: every map is
+// pixel-major with the partners innermost ([pixel][8]) and a ring of zeros (or of the wrapped map,
+// for circular convs) around it, so a window sum is aligned vector adds of neighbouring pixels,
+// q2 (the partners' pixel variances) is one load and q1 one broadcast. A conv followed by a
+// ReLU-family activation runs in one pass per output row, four pixels at a time: the window sum
+// (for 3×3 the column sums of the three input rows, in registers; other filters an H pass into
+// one row first), the update and the dual (family_simd::dual_lanes, the arithmetic of
+// ActivationDual::apply) in registers. The levels of the recursion are made row by row (rows
+// route) or, with circular convs, as whole maps (maps route): DiagonalWorkspace. Lanes the
+// vector dual does not take (zero variance, extreme magnitudes) go through ActivationDual::apply
+// one by one; other activations, and builds without AVX-512, take ActivationDual::apply on the 8
+// lanes of a pixel.
+// Each lane's arithmetic is its own, so an entry's bits depend neither on its group, nor on the
+// thread count or the memory cap.
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <tuple>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "detail/parallel.hpp"
+#include "kernels/kernel_engine.hpp"
+#include "kernels/relu_family_avx512.hpp"
+
+namespace emergent::detail {
+namespace {
+
+constexpr int kL = DiagonalWorkspace::kLanes;
+constexpr Eigen::Index kRowsPerUnit = 32;  // rows x_i per scheduling unit (one group of partners)
+
+inline int wrap(int i, int n) { return ((i % n) + n) % n; }
+
+// The position of pixel (h, w) of a map in a workspace array (in doubles).
+inline std::size_t at(const DiagonalWorkspace& ws, int h, int w) {
+  return (static_cast<std::size_t>(h + ws.halo) * ws.ld + static_cast<std::size_t>(w + ws.halo)) * kL;
+}
+
+// After writing the h × w interior of an array, its ring of zeros is still the ring of a map
+// at least as large; otherwise the write went over it.
+inline void note_interior(int* ring, int h, int w) {
+  if (ring[0] < h || ring[1] < w) ring[0] = ring[1] = -1;
+}
+
+// The halo of an h × w map before a conv reads it: zeros (kept from an earlier fill when `ring`
+// says so) or, for a circular conv, the map wrapped around both axes.
+void prepare_halo(const DiagonalWorkspace& ws, double* a, int* ring, int h, int w, bool circular) {
+  const int B = ws.halo;
+  if (B == 0) return;
+  if (!circular && ring[0] == h && ring[1] == w) return;
+  for (int r = -B; r < h + B; ++r) {
+    const bool inside_row = r >= 0 && r < h;
+    for (int c = -B; c < w + B; ++c) {
+      if (inside_row && c >= 0 && c < w) {
+        c = w - 1;  // skip the interior
+        continue;
+      }
+      double* dst = a + at(ws, r, c);
+      if (circular) {
+        const double* src = a + at(ws, wrap(r, h), wrap(c, w));
+        for (int l = 0; l < kL; ++l) dst[l] = src[l];
+      } else {
+        for (int l = 0; l < kL; ++l) dst[l] = 0.0;
+      }
+    }
+  }
+  ring[0] = circular ? -1 : h;
+  ring[1] = circular ? -1 : w;
+}
+
+#if defined(__AVX512F__)
+// One output row of a conv and the ReLU-family dual after it (conv = true: h/g are the H-pass
+// rows of Σ/Θ, the W pass sums `taps` neighbours), or the dual alone on a row of a map (conv =
+// false: h/g are the row of Σ/Θ itself, updated in place).
+struct LaneRow {
+  const double* h;
+  const double* g;
+  double* so;
+  double* to;
+  const double* q1;  // x_i's variances along the row
+  const double* q2;  // the partners' variances along the row, [pixel][8]
+  int taps;
+  bool t_zero;  // Θ is zero (first conv): Θ' = Σ'
+  const double* rs[3];  // 3×3 convs: the three input rows of Σ and Θ (from column −1), summed in registers
+  const double* rt[3];
+  __m512d scale, b2, ab2, d2, cross;
+  __mmask8 self, wanted;
+  bool bounded;  // every q1 and q2 in [1e-139, 1e139]: plain_lanes reduces to a finite covariance
+  const ActivationDual* dual;
+};
+
+// plain_lanes when q1, q2 ∈ [1e-139, 1e139] (so q1, q2 > 0 and q1·q2 ∈ (1e-280, 1e280)): c finite.
+__attribute__((always_inline)) inline __mmask8 finite_lanes(__m512d c) {
+#if defined(__AVX512DQ__)
+  return static_cast<__mmask8>(~_mm512_fpclass_pd_mask(c, 0x99));  // not NaN, not ±∞
+#else
+  return _mm512_cmp_pd_mask(_mm512_abs_pd(c), _mm512_set1_pd(std::numeric_limits<double>::infinity()), _CMP_LT_OQ);
+#endif
+}
+
+template <int N, bool conv, int kTaps, bool t_zero, bool direct = false>
+__attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) {
+  __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {};
+  __mmask8 ok[N] = {};
+  bool rare = false;
+  const int taps = kTaps > 0 ? kTaps : r.taps;
+  if (direct) {  // 3×3: the column sums (a + b) + c of the N + 2 columns, then the window, in registers
+    __m512d cs[N + 2] = {}, ct[N + 2] = {};
+    const std::size_t c0 = static_cast<std::size_t>(p) * kL;
+#pragma GCC unroll 6
+    for (int k = 0; k < N + 2; ++k) {
+      const std::size_t c = c0 + static_cast<std::size_t>(k) * kL;
+      cs[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rs[0] + c), _mm512_load_pd(r.rs[1] + c)),
+                            _mm512_load_pd(r.rs[2] + c));
+      if (!t_zero)
+        ct[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rt[0] + c), _mm512_load_pd(r.rt[1] + c)),
+                              _mm512_load_pd(r.rt[2] + c));
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < N; ++v) {
+      sv[v] = _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(cs[v], cs[v + 1]), cs[v + 2]), r.scale, r.b2);
+      tv[v] = t_zero ? sv[v]
+                     : _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(ct[v], ct[v + 1]), ct[v + 2]), r.scale, sv[v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+    if (direct) {
+    } else if (conv) {
+      const double* h = r.h + o;
+      __m512d hsum = _mm512_load_pd(h);
+#pragma GCC unroll 4
+      for (int sw = 1; sw < taps; ++sw) hsum = _mm512_add_pd(hsum, _mm512_load_pd(h + sw * kL));
+      sv[v] = _mm512_fmadd_pd(hsum, r.scale, r.b2);
+      if (t_zero) {
+        tv[v] = sv[v];
+      } else {
+        const double* g = r.g + o;
+        __m512d gsum = _mm512_load_pd(g);
+#pragma GCC unroll 4
+        for (int sw = 1; sw < taps; ++sw) gsum = _mm512_add_pd(gsum, _mm512_load_pd(g + sw * kL));
+        tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
+      }
+    } else {
+      sv[v] = _mm512_load_pd(r.h + o);
+      tv[v] = _mm512_load_pd(r.g + o);
+    }
+    a[v] = _mm512_set1_pd(r.q1[p + v]);
+    b[v] = _mm512_load_pd(r.q2 + o);
+    sv[v] = _mm512_mask_mov_pd(sv[v], r.self, a[v]);  // a pixel against itself: exactly collinear
+    ok[v] = r.bounded ? finite_lanes(sv[v]) : family_simd::plain_lanes(a[v], b[v], sv[v]);
+    rare |= (r.wanted & ~ok[v]) != 0;
+  }
+  if (__builtin_expect(rare, 0)) {  // zero variance, extreme magnitudes: the scalar path
+    for (int v = 0; v < N; ++v) {
+      const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+      _mm512_store_pd(r.so + o, sv[v]);
+      _mm512_store_pd(r.to + o, tv[v]);
+      const unsigned fix = r.wanted & ~ok[v];
+      for (int l = 0; l < kL; ++l)
+        if (fix >> l & 1u) r.dual->apply(1, r.q1 + p + v, 0, r.q2 + o + l, 0, r.so + o + l, r.to + o + l);
+      ok[v] |= static_cast<__mmask8>(~r.wanted);  // the lanes nobody reads take the vector result
+    }
+  }
+  family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+    if (rare) {
+      _mm512_mask_store_pd(r.so + o, ok[v], sv[v]);
+      _mm512_mask_store_pd(r.to + o, ok[v], tv[v]);
+    } else {
+      _mm512_store_pd(r.so + o, sv[v]);
+      _mm512_store_pd(r.to + o, tv[v]);
+    }
+  }
+}
+
+// By value: a local copy the row's stores cannot alias, so its constants stay in registers.
+template <bool conv, int kTaps, bool t_zero, bool direct>
+void lane_row_of(const LaneRow row, int n) {
+  int p = 0;
+  for (; p + 4 <= n; p += 4) lane_pixels<4, conv, kTaps, t_zero, direct>(row, p);
+  switch (n - p) {
+    case 3: lane_pixels<3, conv, kTaps, t_zero, direct>(row, p); break;
+    case 2: lane_pixels<2, conv, kTaps, t_zero, direct>(row, p); break;
+    case 1: lane_pixels<1, conv, kTaps, t_zero, direct>(row, p); break;
+    default: break;
+  }
+}
+
+template <bool conv, int kTaps, bool direct = false>
+void lane_row(const LaneRow& r, int n) {
+  if (conv && r.t_zero) lane_row_of<conv, kTaps, true, direct>(r, n);
+  else lane_row_of<conv, kTaps, false, direct>(r, n);
+}
+
+LaneRow lane_row_setup(const FamilyCoefficients& f, const ActivationDual& dual, unsigned self, unsigned wanted,
+                       bool bounded) {
+  LaneRow r{};
+  r.bounded = bounded;
+  r.ab2 = _mm512_set1_pd(f.ab2);
+  r.d2 = _mm512_set1_pd(f.d2);
+  r.cross = _mm512_set1_pd(f.cross);
+  r.self = static_cast<__mmask8>(self);
+  r.wanted = static_cast<__mmask8>(wanted);
+  r.dual = &dual;
+  return r;
+}
+#endif
+
+// hs[k] = Σ_{sh < taps} rows[sh][k] for k < n doubles: the H pass of one output row.
+inline void column_sums(const double* const* rows, int taps, std::size_t n, double* hs) {
+#if defined(__AVX512F__)
+  if (taps == 3) {
+    const double* a = rows[0];
+    const double* b = rows[1];
+    const double* c = rows[2];
+    for (std::size_t k = 0; k < n; k += kL)
+      _mm512_store_pd(hs + k, _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(a + k), _mm512_load_pd(b + k)),
+                                            _mm512_load_pd(c + k)));
+    return;
+  }
+#endif
+  std::copy(rows[0], rows[0] + n, hs);
+  for (int sh = 1; sh < taps; ++sh) {
+    const double* src = rows[sh];
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) hs[k] += src[k];
+  }
+}
+
+// The per-pair constants of one x_i against a group, and the row operations both routes share.
+class PairRows {
+ public:
+  PairRows(const Plan& plan, DiagonalWorkspace& ws, const double* r1, unsigned self, unsigned wanted, bool bounded)
+      : plan_(plan), ws_(ws), r1_(r1), self_(self), wanted_(wanted), bounded_(bounded) {}
+
+  // Output row o of conv `op` (an Wo-pixel row at so/to) from the input rows it reads,
+  // ws.taps_s/ws.taps_t (from input column −before; Θ zero: t_zero), and the activation `act`
+  // after it in the same pass when it is of the ReLU family (AVX-512); returns whether it did the
+  // activation.
+  bool conv_row(const SpatialOp& op, const SpatialOp* act, bool t_zero, int o, double* so, double* to) const {
+    const int Wo = op.aw.n_out, Fw = op.aw.filter, Fh = op.ah.filter;
+    const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
+#if defined(__AVX512F__)
+    FamilyCoefficients family;
+    const bool fuse = act && relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+    const bool direct = fuse && Fh == 3 && Fw == 3;
+#else
+    const bool direct = false;
+#endif
+    if (!direct) {  // the H pass into one row
+      const std::size_t n = static_cast<std::size_t>(Wo + Fw - 1) * kL;  // the input columns one output row reads
+      column_sums(ws_.taps_s.data(), Fh, n, ws_.hs);
+      if (!t_zero) column_sums(ws_.taps_t.data(), Fh, n, ws_.ht);
+    }
+#if defined(__AVX512F__)
+    if (fuse) {
+      LaneRow lr = lane_row_setup(family, plan_.duals[act->dual], self_, wanted_, bounded_);
+      lr.h = ws_.hs;
+      lr.g = ws_.ht;
+      lr.taps = Fw;
+      lr.t_zero = t_zero;
+      lr.scale = _mm512_set1_pd(scale);
+      lr.b2 = _mm512_set1_pd(b2);
+      lr.so = so;
+      lr.to = to;
+      lr.q1 = r1_ + act->q_offset + static_cast<std::size_t>(o) * Wo;
+      lr.q2 = ws_.q + (static_cast<std::size_t>(act->q_offset) + static_cast<std::size_t>(o) * Wo) * kL;
+      if (direct) {
+        for (int k = 0; k < 3; ++k) lr.rs[k] = ws_.taps_s[k], lr.rt[k] = ws_.taps_t[k];
+        lane_row<true, 3, true>(lr, Wo);
+      } else if (Fw == 3) {
+        lane_row<true, 3>(lr, Wo);
+      } else {
+        lane_row<true, 0>(lr, Wo);
+      }
+      return true;
+    }
+#else
+    (void)act;
+    (void)o;
+#endif
+    // W pass and Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ].
+    for (int p = 0; p < Wo; ++p) {
+      const double* hp = ws_.hs + static_cast<std::size_t>(p) * kL;
+      const double* gp = ws_.ht + static_cast<std::size_t>(p) * kL;
+      double* sp = so + static_cast<std::size_t>(p) * kL;
+      double* tp = to + static_cast<std::size_t>(p) * kL;
+#pragma omp simd
+      for (int l = 0; l < kL; ++l) {
+        double hsum = hp[l], gsum = t_zero ? 0.0 : gp[l];
+        for (int sw = 1; sw < Fw; ++sw) {
+          hsum += hp[sw * kL + l];
+          if (!t_zero) gsum += gp[sw * kL + l];
+        }
+        const double sv = hsum * scale + b2;
+        sp[l] = sv;
+        tp[l] = sv + gsum * scale;
+      }
+    }
+    return false;
+  }
+
+  // Activation `op` on row h (W pixels) of its input map, in place.
+  void activation_row(const SpatialOp& op, int h, int W, double* srow, double* trow) const {
+    const ActivationDual& dual = plan_.duals[op.dual];
+    const double* q1 = r1_ + op.q_offset + static_cast<std::size_t>(h) * W;
+    const double* q2 = ws_.q + (static_cast<std::size_t>(op.q_offset) + static_cast<std::size_t>(h) * W) * kL;
+#if defined(__AVX512F__)
+    FamilyCoefficients family;
+    if (relu_family_coefficients(dual.activation(), &family)) {
+      LaneRow lr = lane_row_setup(family, dual, self_, wanted_, bounded_);
+      lr.h = lr.so = srow;
+      lr.g = lr.to = trow;
+      lr.q1 = q1;
+      lr.q2 = q2;
+      lane_row<false, 1>(lr, W);
+      return;
+    }
+#endif
+    for (int w = 0; w < W; ++w) {
+      double* sp = srow + static_cast<std::size_t>(w) * kL;
+      for (int l = 0; l < kL; ++l)
+        if (self_ >> l & 1u) sp[l] = q1[w];  // a pixel against itself: exactly collinear
+      dual.apply(kL, q1 + w, 0, q2 + static_cast<std::size_t>(w) * kL, 1, sp, trow + static_cast<std::size_t>(w) * kL);
+    }
+  }
+
+  // Σ⁰ on row h of the input map: Σ⁰_aa = x_a·x'_a / C.
+  void input_row(const double* x, int h, double* srow) const {
+    const int W = plan_.in_w, C = plan_.in_c;
+    const double inv = 1.0 / C;
+    for (int w = 0; w < W; ++w) {
+      const std::size_t p = static_cast<std::size_t>(h) * W + w;
+      const double* a = x + p * C;
+      const double* b = ws_.x + p * C * kL;
+      double* sp = srow + static_cast<std::size_t>(w) * kL;
+#if defined(__AVX512F__)
+      __m512d acc = _mm512_mul_pd(_mm512_set1_pd(a[0]), _mm512_load_pd(b));
+      for (int c = 1; c < C; ++c) acc = _mm512_fmadd_pd(_mm512_set1_pd(a[c]), _mm512_load_pd(b + c * kL), acc);
+      _mm512_store_pd(sp, C == 1 ? acc : _mm512_mul_pd(acc, _mm512_set1_pd(inv)));
+#else
+      for (int l = 0; l < kL; ++l) {
+        double acc = 0;
+        for (int c = 0; c < C; ++c) acc += a[c] * b[c * kL + l];
+        sp[l] = acc * inv;
+      }
+#endif
+    }
+  }
+
+ private:
+  const Plan& plan_;
+  DiagonalWorkspace& ws_;
+  const double* r1_;
+  unsigned self_, wanted_;
+  bool bounded_;
+};
+
+// All pixel variances of a record in [1e-139, 1e139] (see finite_lanes).
+bool bounded_record(const double* q, std::size_t n) {
+  bool ok = true;
+  for (std::size_t k = 0; k < n; ++k) ok &= q[k] >= 1e-139 && q[k] <= 1e139;
+  return ok;
+}
+
+// The rows route: level l's row r is made when the next level needs it, from the rows of level
+// l − 1 it reads (rows outside the map read the zero row).
+class RowPipeline {
+ public:
+  RowPipeline(const Plan& plan, DiagonalWorkspace& ws, const PairRows& pair, const double* x)
+      : plan_(plan), ws_(ws), pair_(pair), x_(x) {}
+
+  void run(double* ss, double* st) {
+    for (auto& lv : ws_.levels) lv.produced = 0;
+    const int last = static_cast<int>(ws_.levels.size()) - 1;
+    const DiagonalWorkspace::Level& out = ws_.levels.back();
+    for (int l = 0; l < kL; ++l) ss[l] = st[l] = 0.0;
+    for (int r = 0; r < out.h; ++r) {
+      ensure(last, r);
+      const double* srow = row(out.s, out, r);
+      const double* trow = row(out.t, out, r);
+      for (int w = 0; w < out.w; ++w) {
+#pragma omp simd
+        for (int l = 0; l < kL; ++l) ss[l] += srow[w * kL + l], st[l] += trow[w * kL + l];
+      }
+    }
+  }
+
+ private:
+  // Column 0 of row r of a level (its ring slot; halo columns on either side).
+  double* row(double* base, const DiagonalWorkspace::Level& lv, int r) const {
+    return base + (static_cast<std::size_t>(r % lv.cap) * ws_.ld + ws_.halo) * kL;
+  }
+
+  void ensure(int l, int upto) {
+    DiagonalWorkspace::Level& lv = ws_.levels[static_cast<std::size_t>(l)];
+    while (lv.produced <= upto) produce(l, lv.produced++);
+  }
+
+  void produce(int l, int r) {
+    DiagonalWorkspace::Level& lv = ws_.levels[static_cast<std::size_t>(l)];
+    double* srow = row(lv.s, lv, r);
+    double* trow = row(lv.t, lv, r);
+    int act = lv.acts_begin;
+    if (l == 0) {
+      pair_.input_row(x_, r, srow);
+      if (act < lv.acts_end) std::fill(trow, trow + static_cast<std::size_t>(lv.w) * kL, 0.0);  // Θ⁰ = 0
+    } else {
+      const DiagonalWorkspace::Level& in = ws_.levels[static_cast<std::size_t>(l) - 1];
+      const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(lv.conv)];
+      const int Fh = op.ah.filter, bh = op.ah.before, bw = op.aw.before;
+      ensure(l - 1, std::min(in.h - 1, r - bh + Fh - 1));
+      const bool t_zero = l == 1 && in.acts_begin == in.acts_end;  // Θ⁰ = 0 and no activation on it
+      for (int sh = 0; sh < Fh; ++sh) {
+        const int ir = r - bh + sh;
+        const bool inside = ir >= 0 && ir < in.h;
+        ws_.taps_s[sh] = inside ? row(in.s, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
+        ws_.taps_t[sh] = inside ? row(in.t, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
+      }
+      const SpatialOp* next = act < lv.acts_end ? &plan_.spatial[static_cast<std::size_t>(act)] : nullptr;
+      if (pair_.conv_row(op, next, t_zero, r, srow, trow)) ++act;
+    }
+    for (; act < lv.acts_end; ++act)
+      pair_.activation_row(plan_.spatial[static_cast<std::size_t>(act)], r, lv.w, srow, trow);
+  }
+
+  const Plan& plan_;
+  DiagonalWorkspace& ws_;
+  const PairRows& pair_;
+  const double* x_;
+};
+
+}  // namespace
+
+DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
+  for (const auto& op : plan.spatial)
+    if (op.kind == OpKind::Affine) {
+      for (const Axis* a : {&op.ah, &op.aw}) halo = std::max({halo, a->before, a->filter - 1 - a->before});
+      taps = std::max(taps, op.ah.filter);
+      rows_route = rows_route && !op.ah.circular;
+    }
+  ld = plan.in_w + 2 * halo;
+  rows = plan.in_h + 2 * halo;
+  // Levels: Σ⁰ and the activations right on it, then each conv and the activations after it.
+  Level lv;
+  lv.h = plan.in_h;
+  lv.w = plan.in_w;
+  for (int k = 0; k < static_cast<int>(plan.spatial.size()); ++k) {
+    const SpatialOp& op = plan.spatial[static_cast<std::size_t>(k)];
+    if (op.kind == OpKind::Activation) {
+      if (lv.acts_begin == lv.acts_end) lv.acts_begin = k;
+      lv.acts_end = k + 1;
+      continue;
+    }
+    lv.cap = op.ah.filter;
+    levels.push_back(lv);
+    lv = Level{};
+    lv.conv = k;
+    lv.acts_begin = lv.acts_end = k + 1;
+    lv.h = op.ah.n_out;
+    lv.w = op.aw.n_out;
+  }
+  levels.push_back(lv);
+  taps_s.resize(static_cast<std::size_t>(taps));
+  taps_t.resize(static_cast<std::size_t>(taps));
+  store.assign(doubles(plan), 0.0);
+  double* next = store.data();
+  auto carve = [&](std::size_t n) {
+    const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(next);
+    double* view = reinterpret_cast<double*>((p + 63) & ~std::uintptr_t(63));
+    next = view + n;
+    return view;
+  };
+  const std::size_t row = static_cast<std::size_t>(ld) * kL;
+  if (rows_route) {
+    for (auto& l : levels) l.s = carve(static_cast<std::size_t>(l.cap) * row), l.t = carve(static_cast<std::size_t>(l.cap) * row);
+    zero = carve(row);
+  } else {
+    const std::size_t map = static_cast<std::size_t>(rows) * row;
+    for (int k = 0; k < 2; ++k) s[k] = carve(map), t[k] = carve(map);
+  }
+  hs = carve(row);
+  ht = carve(row);
+  x = carve(static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL);
+  q = carve(static_cast<std::size_t>(plan.record) * kL);
+}
+
+std::size_t DiagonalWorkspace::doubles(const Plan& plan) {
+  int halo = 0, convs = 0, cap = 0;
+  bool rows = true;
+  for (const auto& op : plan.spatial)
+    if (op.kind == OpKind::Affine) {
+      for (const Axis* a : {&op.ah, &op.aw}) halo = std::max({halo, a->before, a->filter - 1 - a->before});
+      rows = rows && !op.ah.circular;
+      cap += op.ah.filter;
+      ++convs;
+    }
+  const std::size_t row = static_cast<std::size_t>(plan.in_w + 2 * halo) * kL;
+  const std::size_t maps = rows ? 2 * static_cast<std::size_t>(cap + 1 + 1) * row  // level rings (last: 1 row), zero row
+                                : 4 * static_cast<std::size_t>(plan.in_h + 2 * halo) * row;
+  return maps + 2 * row + static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL +
+         static_cast<std::size_t>(plan.record) * kL + (2 * convs + 8) * 8;  // each view aligned to 64 bytes
+}
+
+bool Engine::uses_diagonal() const {
+  return plan_.pixel_stage && plan_.readout == Readout::Flatten && !plan_.pooled;
+}
+
+DiagonalWorkspace Engine::diagonal_workspace() const { return DiagonalWorkspace(plan_); }
+
+std::size_t Engine::diagonal_workspace_bytes() const { return sizeof(double) * DiagonalWorkspace::doubles(plan_); }
+
+void Engine::diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const {
+  const std::size_t features = static_cast<std::size_t>(plan_.in_h) * plan_.in_w * plan_.in_c;
+  const std::size_t record = static_cast<std::size_t>(plan_.record);
+  ws.group = j0;
+  ws.lanes = static_cast<int>(std::min<Eigen::Index>(kL, n2_ - j0));
+  for (int l = 0; l < kL; ++l) {
+    if (l < ws.lanes) {
+      const Eigen::Index point = second(j0 + l);
+      const double* x = row_of(point);
+      const double* r = this->record(point);
+      for (std::size_t k = 0; k < features; ++k) ws.x[k * kL + l] = x[k];
+      for (std::size_t e = 0; e < record; ++e) ws.q[e * kL + l] = r[e];
+    } else {  // no partner: a zero image with unit variances, finite all the way
+      for (std::size_t k = 0; k < features; ++k) ws.x[k * kL + l] = 0.0;
+      for (std::size_t e = 0; e < record; ++e) ws.q[e * kL + l] = 1.0;
+    }
+  }
+  ws.bounded = bounded_record(ws.q, record * kL);
+}
+
+void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace& ws, double* s_out,
+                              double* t_out) const {
+  const double* x = row_of(i);
+  const double* r1 = record(i);
+  unsigned self = 0;
+  for (int l = 0; l < ws.lanes; ++l)
+    if (same_point(i, second(ws.group + l))) self |= 1u << l;
+  const bool bounded = ws.bounded && bounded_[static_cast<std::size_t>(i)];
+  const PairRows pair(plan_, ws, r1, self, wanted, bounded);
+  double ss[kL], st[kL];
+  int H = plan_.in_h, W = plan_.in_w;
+  if (ws.rows_route) {
+    RowPipeline(plan_, ws, pair, x).run(ss, st);
+    H = ws.levels.back().h;
+    W = ws.levels.back().w;
+  } else {
+    // Maps route: whole maps, the halo filled before each conv.
+    int cur = 0;
+    for (int h = 0; h < H; ++h) pair.input_row(x, h, ws.s[0] + at(ws, h, 0));
+    for (int h = 0; h < H; ++h) std::fill(ws.t[0] + at(ws, h, 0), ws.t[0] + at(ws, h, W), 0.0);
+    note_interior(ws.ring_s[0], H, W);
+    note_interior(ws.ring_t[0], H, W);
+    bool t_zero = true;
+    const std::size_t nops = plan_.spatial.size();
+    for (std::size_t k = 0; k < nops; ++k) {
+      const SpatialOp& op = plan_.spatial[k];
+      double* S = ws.s[cur];
+      double* T = ws.t[cur];
+      if (op.kind == OpKind::Affine) {
+        const Axis& ah = op.ah;
+        const Axis& aw = op.aw;
+        const int Ho = ah.n_out, Wo = aw.n_out, Fh = ah.filter;
+        prepare_halo(ws, S, ws.ring_s[cur], H, W, ah.circular);
+        if (!t_zero) prepare_halo(ws, T, ws.ring_t[cur], H, W, ah.circular);
+        const SpatialOp* act = k + 1 < nops && plan_.spatial[k + 1].kind == OpKind::Activation ? &plan_.spatial[k + 1]
+                                                                                            : nullptr;
+        bool fused = false;
+        for (int o = 0; o < Ho; ++o) {
+          for (int sh = 0; sh < Fh; ++sh) {
+            ws.taps_s[sh] = S + at(ws, o - ah.before + sh, -aw.before);
+            ws.taps_t[sh] = T + at(ws, o - ah.before + sh, -aw.before);
+          }
+          fused = pair.conv_row(op, act, t_zero, o, ws.s[1 - cur] + at(ws, o, 0), ws.t[1 - cur] + at(ws, o, 0));
+        }
+        note_interior(ws.ring_s[1 - cur], Ho, Wo);
+        note_interior(ws.ring_t[1 - cur], Ho, Wo);
+        cur = 1 - cur;
+        H = Ho;
+        W = Wo;
+        t_zero = false;
+        if (fused) ++k;  // its activation is done
+      } else if (op.kind == OpKind::Activation) {
+        for (int h = 0; h < H; ++h) pair.activation_row(op, h, W, S + at(ws, h, 0), T + at(ws, h, 0));
+        t_zero = false;
+      }
+    }
+    // Flatten: the sum over the pixel diagonal.
+    for (int l = 0; l < kL; ++l) ss[l] = st[l] = 0.0;
+    for (int h = 0; h < H; ++h)
+      for (int w = 0; w < W; ++w) {
+        const double* sp = ws.s[cur] + at(ws, h, w);
+        const double* tp = ws.t[cur] + at(ws, h, w);
+#pragma omp simd
+        for (int l = 0; l < kL; ++l) ss[l] += sp[l], st[l] += tp[l];
+      }
+  }
+  // The mean over the pixels, then the tail per lane.
+  const double m = static_cast<double>(H) * W;
+  for (int l = 0; l < kL; ++l)
+    if (wanted >> l & 1u) std::tie(s_out[l], t_out[l]) = tail_pair(i, second(ws.group + l), ss[l] / m, st[l] / m);
+}
+
+std::size_t Engine::diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Index c0, const DiagonalOutput& out,
+                                   const std::function<void(std::size_t, std::size_t)>& progress) {
+  struct Unit { Eigen::Index j0, i0, i1; };
+  std::vector<Unit> units;
+  std::size_t total = 0;
+  for (Eigen::Index j0 = c0; j0 < n2_; j0 += kL) {
+    const Eigen::Index lanes = std::min<Eigen::Index>(kL, n2_ - j0);
+    const Eigen::Index end = symmetric_ ? std::min(r1, j0 + lanes) : r1;  // symmetric: only j ≥ i
+    for (Eigen::Index i0 = r0; i0 < end; i0 += kRowsPerUnit) units.push_back({j0, i0, std::min(end, i0 + kRowsPerUnit)});
+    for (Eigen::Index i = r0; i < end; ++i)
+      total += static_cast<std::size_t>(symmetric_ ? j0 + lanes - std::max(i, j0) : lanes);
+  }
+  if (bounded_.empty()) {
+    bounded_.resize(static_cast<std::size_t>(point_count()));
+    for (Eigen::Index p = 0; p < point_count(); ++p)
+      bounded_[static_cast<std::size_t>(p)] = bounded_record(record(p), static_cast<std::size_t>(plan_.record));
+  }
+  std::atomic<std::size_t> done{0};
+  auto last_report = std::chrono::steady_clock::now();
+  detail::ParallelErrors errors;
+#pragma omp parallel num_threads(threads_)
+  {
+    DiagonalWorkspace ws = diagonal_workspace();
+#pragma omp for schedule(dynamic, 1)
+    for (std::size_t u = 0; u < units.size(); ++u) {
+      errors.run(static_cast<long long>(u), [&] {
+        const Unit& unit = units[u];
+        if (ws.group != unit.j0) diagonal_group(unit.j0, ws);
+        double s[kL], t[kL];
+        std::size_t entries = 0;
+        for (Eigen::Index i = unit.i0; i < unit.i1; ++i) {
+          unsigned wanted = (1u << ws.lanes) - 1;
+          if (symmetric_ && i > unit.j0) wanted &= ~((1u << (i - unit.j0)) - 1);
+          diagonal_entries(i, wanted, ws, s, t);
+          for (int l = 0; l < ws.lanes; ++l) {
+            if (!(wanted >> l & 1u)) continue;
+            const Eigen::Index j = unit.j0 + l;
+            const std::size_t k = static_cast<std::size_t>(i - out.r0) * out.row_step +
+                                  static_cast<std::size_t>(j - out.c0) * out.col_step;
+            out.nngp[k] = s[l];
+            out.ntk[k] = t[l];
+            if (out.mirror && i != j) {
+              const std::size_t mk = static_cast<std::size_t>(j - out.r0) * out.row_step +
+                                     static_cast<std::size_t>(i - out.c0) * out.col_step;
+              out.nngp[mk] = s[l];
+              out.ntk[mk] = t[l];
+            }
+            ++entries;
+          }
+        }
+        done += entries;
+        if (progress && omp_get_thread_num() == 0) {  // progress from the calling thread only
+          const auto now = std::chrono::steady_clock::now();
+          if (now - last_report > std::chrono::milliseconds(250)) {
+            last_report = now;
+            progress(done.load(), total);
+          }
+        }
+      });
+    }
+  }
+  errors.rethrow();
+  return units.size();
+}
+
+}  // namespace emergent::detail
