@@ -182,7 +182,7 @@ __attribute__((always_inline)) inline __mmask8 plain_lanes(__m512d a, __m512d b,
 /// here θ = ψ for c ≥ 0 and π − ψ for c < 0 with ψ = atan2(σ, |ρ|) from angle_fma; then
 /// (Cho & Saul 2009, Eq. 6)
 ///   E[φ'φ'] = [(a²+b²)(π−θ) + 2abθ]/(2π) = K0 + K1·ψ,   E[φφ] = (a−b)²√det/(2π) + c·E[φ'φ'],
-///   (K0, K1) = ((a²+b²)/2, (2ab − a² − b²)/(2π)) for c ≥ 0, (ab, (a² + b² − 2ab)/(2π)) for c < 0,
+///   (K0, K1) = ((a²+b²)/2, −(a−b)²/(2π)) for c ≥ 0,  (ab, (a−b)²/(2π)) for c < 0,
 /// so π − θ is never formed by a subtraction (relu keeps its relative accuracy at θ → π).
 /// Snapped lanes (c² ≥ kCollinearSquared·q1q2): √det = 0 (so ψ = 0: θ = 0 or π exactly) and
 /// c ← copysign(√(q1q2), c), √(q1q2) = q1q2·r.
@@ -191,7 +191,7 @@ __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __
                        __m512d vcross) {
   const __m512d inv = _mm512_set1_pd(kInv2Pi), half = _mm512_set1_pd(0.5);
   const __m512d k0_up = _mm512_mul_pd(vab2, half), k0_down = _mm512_mul_pd(vcross, half);
-  const __m512d k1 = _mm512_mul_pd(_mm512_sub_pd(vcross, vab2), inv), d2 = _mm512_mul_pd(vd2, inv);
+  const __m512d d2 = _mm512_mul_pd(vd2, inv);  // and K1 = −d2 for c ≥ 0 (2ab − a² − b² = −(a − b)²)
   const __m512d sign = _mm512_set1_pd(-0.0);
   __m512d p[N] = {}, det[N] = {}, r[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {};
   __mmask8 over[N] = {}, open[N] = {};
@@ -199,9 +199,9 @@ __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __
     p[v] = _mm512_mul_pd(a[v], b[v]);
     // q1q2 − c²: c² exact inside the fma, plus the rounding error of p (Dekker's TwoProduct).
     det[v] = _mm512_add_pd(_mm512_fnmadd_pd(c[v], c[v], p[v]), _mm512_fmsub_pd(a[v], b[v], p[v]));
-    over[v] = _mm512_cmp_pd_mask(_mm512_mul_pd(c[v], c[v]), _mm512_mul_pd(p[v], _mm512_set1_pd(kCollinearSquared)),
-                                 _CMP_GE_OQ);
-    open[v] = static_cast<__mmask8>(~over[v]);
+    const __m512d cc = _mm512_mul_pd(c[v], c[v]), kp = _mm512_mul_pd(p[v], _mm512_set1_pd(kCollinearSquared));
+    over[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_GE_OQ);
+    open[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_NGE_UQ);  // = ~over, on the compare port
   }
   rsqrt_fma<N, true, false>(p, nullptr, r, nullptr);
   rsqrt_fma<N, false, true>(det, open, nullptr, s);  // s = 0 on snapped lanes
@@ -216,8 +216,8 @@ __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __
   angle_fma<N>(sigma, rho, psi);
   EMERGENT_LANES {
     const __mmask8 down = _mm512_cmp_pd_mask(c[v], _mm512_setzero_pd(), _CMP_LT_OQ);
-    const __m512d t = _mm512_fmadd_pd(k1, _mm512_mask_xor_pd(psi[v], down, psi[v], sign),
-                                      _mm512_mask_blend_pd(down, k0_up, k0_down));
+    const __m512d t = _mm512_fnmadd_pd(d2, _mm512_mask_xor_pd(psi[v], down, psi[v], sign),
+                                       _mm512_mask_blend_pd(down, k0_up, k0_down));
     c[v] = _mm512_fmadd_pd(c[v], t, _mm512_mul_pd(d2, s[v]));
     tk[v] = _mm512_mul_pd(tk[v], t);
   }

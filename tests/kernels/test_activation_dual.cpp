@@ -648,11 +648,17 @@ TEST_CASE("batched ReLU-family duals agree with an extended-precision closed for
     if (act.kind == ActivationKind::Identity) { a = 1; b = 1; }
     std::vector<double> s = c, t(n, 1.25);
     dual.apply(n, q1.data(), 1, q2.data(), 1, s.data(), t.data());
-    double worst_nngp = 0, worst_ntk = 0, worst_ntk_relative = 0;
+    double worst_nngp = 0, worst_ntk = 0, worst_ntk_relative = 0, worst_scalar = 0;
     std::size_t snapped = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const LongRef r = family_long_double(a, b, q1[i], q2[i], c[i]);
-      snapped += c[i] * c[i] >= (1 - 16 * kEps) * (1 - 16 * kEps) * (q1[i] * q2[i]) ? 1 : 0;
+      const bool snap = c[i] * c[i] >= (1 - 16 * kEps) * (1 - 16 * kEps) * (q1[i] * q2[i]);
+      snapped += snap ? 1 : 0;
+      if (!snap) {  // the scalar form (operator(), no snap) on the same closed form
+        const DualValue d = dual(q1[i], q2[i], c[i]);
+        worst_scalar = std::max({worst_scalar, static_cast<double>(std::fabs(d.nngp - r.nngp) / r.nngp_scale),
+                                 static_cast<double>(std::fabs(d.ntk_scale - r.ntk) / r.ntk_scale)});
+      }
       worst_nngp = std::max(worst_nngp, static_cast<double>(std::fabs(s[i] - r.nngp) / r.nngp_scale));
       worst_ntk = std::max(worst_ntk, static_cast<double>(std::fabs(t[i] - 1.25L * r.ntk) / (1.25L * r.ntk_scale)));
       if (a == 0 && r.ntk == 0) CHECK(t[i] == 0.0);  // θ = π exactly (snapped, c < 0)
@@ -663,6 +669,7 @@ TEST_CASE("batched ReLU-family duals agree with an extended-precision closed for
     CHECK(worst_ntk <= 1e-15);
     // relu (a = 0): E[φ'φ'] = (π − θ)/(2π) itself to 1e-15, also at θ → π (no π − θ cancellation).
     CHECK(worst_ntk_relative <= 1e-15);
+    CHECK(worst_scalar <= 1e-15);
     CHECK(snapped > n / 12);
   }
 }
