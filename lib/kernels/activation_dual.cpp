@@ -477,16 +477,25 @@ void family_batch_avx512(std::size_t n, const double* q1, const double* q2, doub
 
 /// How many of the entries fail family_plain() (below), 8 at a time: the lanes
 /// family_simd::plain_lanes() does not take (the same test as the fused rows of the kernel engine).
+/// The common case, none, costs one pass of loads and compares with the failures OR-ed into one
+/// mask; only when some lane fails are they counted.
 template <std::size_t s1, std::size_t s2>
 std::size_t family_special_avx512(std::size_t n, const double* q1, const double* q2, const double* c) {
   const __m512d one = _mm512_set1_pd(1.0);
+  auto lanes = [&](std::size_t i, __mmask8 m) __attribute__((always_inline)) {
+    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_mask_loadu_pd(one, m, q1 + i);
+    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_mask_loadu_pd(one, m, q2 + i);
+    return static_cast<__mmask8>(m & ~detail::family_simd::plain_lanes(a, b, _mm512_maskz_loadu_pd(m, c + i)));
+  };
+  const std::size_t full = n / 8 * 8;
+  __mmask8 any = 0;
+  for (std::size_t i = 0; i < full; i += 8) any |= lanes(i, 0xFF);
+  if (full < n) any |= lanes(full, static_cast<__mmask8>((1u << (n - full)) - 1));
+  if (any == 0) return 0;
   std::size_t count = 0;
   for (std::size_t i = 0; i < n; i += 8) {
     const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
-    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_mask_loadu_pd(one, m, q1 + i);
-    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_mask_loadu_pd(one, m, q2 + i);
-    const __mmask8 ok = detail::family_simd::plain_lanes(a, b, _mm512_maskz_loadu_pd(m, c + i));
-    count += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(m & ~ok) & 0xFFu));
+    count += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(lanes(i, m))));
   }
   return count;
 }
