@@ -43,8 +43,8 @@ constexpr double kInv2Pi = 0.15915494309189533577;
 ///   fourth-order correction each (rsqrt_fma);
 ///   (σ, ρ) = (s·r, c·r) = (sin θ, cos θ) is a unit vector, so θ = atan2(s, c) is a rotation by a
 ///   tabulated angle and an arcsine series (angle_fma), with nothing to divide.
-/// 39 floating-point instructions per vector (67 in all; the previous form, with two Newton
-/// quotients and an atan2 series: 56 of 90), and on AVX-512 the time goes with that count.
+/// 39 floating-point instructions per vector (67 in all); on AVX-512 the time goes with the
+/// floating-point count (docs/benchmarks.md, Kernels).
 ///
 /// Every function works on N independent vectors at once, statement by statement (N ≤ 4): the
 /// chain of one vector is ~100 cycles of latency, so one vector at a time leaves the FMA ports
