@@ -103,21 +103,31 @@ Cov sanitize(double q1, double q2, double c) {
 ///   E[relu(u)relu(v)]  = (√(q1q2) sinθ + (π−θ) c)/(2π),  E[relu(u)relu(−v)] = the same at θ → π−θ, c → −c,
 /// so   E[φ(u)φ(v)]   = [(a−b)² √(q1q2) sinθ + c((a²+b²)(π−θ) + 2abθ)]/(2π),
 /// and  E[φ'(u)φ'(v)] = [(a²+b²)(π−θ) + 2abθ]/(2π)   (orthant probabilities (π−θ)/2π, θ/2π).
-/// θ = atan2(√det, c) keeps full accuracy at θ ≈ 0 (acos would lose half the digits there).
+/// θ = atan2(√det, c) keeps full accuracy at θ ≈ 0 (acos would lose half the digits there);
+/// θ and π − θ both come from ψ = atan2(√det, |c|) (θ = ψ or π − ψ as c ≥ 0 or c < 0), so π − θ
+/// keeps it too at θ ≈ π (relu's E[φ'φ'] = (π − θ)/(2π) there).
 /// Zero variance: u ≡ 0, φ'(0) = (a+b)/2 (see Activation::derivative), which is θ = π/2.
+struct Angles {
+  double theta, co;  // θ and π − θ
+};
+inline Angles angles(const Cov& k, double s) {
+  const double psi = (k.q1 > 0 && k.q2 > 0) ? std::atan2(s, std::fabs(k.c)) : 0.5 * kPi;
+  return k.c < 0 ? Angles{kPi - psi, psi} : Angles{psi, kPi - psi};
+}
+
 inline DualValue relu_family_dual(double a, double b, const Cov& k) {
   const double s = std::sqrt(k.det);
-  const double theta = (k.q1 > 0 && k.q2 > 0) ? std::atan2(s, k.c) : 0.5 * kPi;
+  const Angles g = angles(k, s);
   const double ab2 = a * a + b * b, d = a - b;
-  const double t = ab2 * (kPi - theta) + 2.0 * a * b * theta;
+  const double t = ab2 * g.co + 2.0 * a * b * g.theta;
   return {(d * d * s + k.c * t) * kInv2Pi, t * kInv2Pi};
 }
 
 /// The relu member alone, branch-light (the hot path of deep ReLU kernels).
 inline DualValue relu_dual(const Cov& k) {
   const double s = std::sqrt(k.det);
-  const double theta = (k.q1 > 0 && k.q2 > 0) ? std::atan2(s, k.c) : 0.5 * kPi;
-  return {(s + (kPi - theta) * k.c) * kInv2Pi, (kPi - theta) * kInv2Pi};
+  const double co = angles(k, s).co;
+  return {(s + co * k.c) * kInv2Pi, co * kInv2Pi};
 }
 
 /// erf (Williams 1997, Eq. 11): E[erf(u)erf(v)] = (2/π) asin(2c/√((1+2q1)(1+2q2))).
@@ -426,8 +436,9 @@ void family_batch(std::size_t n, const double* q1, const double* q2, double* nng
     const double root = std::sqrt(over ? p : det);
     c = over ? std::copysign(root, c) : c;
     const double s = over ? 0.0 : root;
-    const double theta = atan2_upper(s, c);
-    const double t = ab2 * (kPi - theta) + cross * theta;
+    // ψ = atan2(s, |c|) ∈ [0, π/2]; θ = ψ or π − ψ as c ≥ 0 or c < 0 (relu_family_dual()).
+    const double psi = atan2_upper(s, std::fabs(c)), rest = kPi - psi;
+    const double t = c < 0 ? ab2 * psi + cross * rest : ab2 * rest + cross * psi;
     nngp[i] = (d2 * s + c * t) * kInv2Pi;
     ntk[i] *= t * kInv2Pi;
   }
@@ -464,23 +475,27 @@ void family_batch_avx512(std::size_t n, const double* q1, const double* q2, doub
   for (; i < n; i += 8) step(std::integral_constant<int, 1>{}, i, n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1));
 }
 
-/// How many of the entries fail family_plain() (below), 8 at a time.
+/// How many of the entries fail family_plain() (below), 8 at a time: the lanes
+/// family_simd::plain_lanes() does not take (the same test as the fused rows of the kernel engine).
+/// The common case, none, costs one pass of loads and compares with the failures OR-ed into one
+/// mask; only when some lane fails are they counted.
 template <std::size_t s1, std::size_t s2>
 std::size_t family_special_avx512(std::size_t n, const double* q1, const double* q2, const double* c) {
-  const __m512d zero = _mm512_setzero_pd(), inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
-  const __m512d lo = _mm512_set1_pd(1e-280), hi = _mm512_set1_pd(1e280), one = _mm512_set1_pd(1.0);
+  const __m512d one = _mm512_set1_pd(1.0);
+  auto lanes = [&](std::size_t i, __mmask8 m) __attribute__((always_inline)) {
+    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_mask_loadu_pd(one, m, q1 + i);
+    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_mask_loadu_pd(one, m, q2 + i);
+    return static_cast<__mmask8>(m & ~detail::family_simd::plain_lanes(a, b, _mm512_maskz_loadu_pd(m, c + i)));
+  };
+  const std::size_t full = n / 8 * 8;
+  __mmask8 any = 0;
+  for (std::size_t i = 0; i < full; i += 8) any |= lanes(i, 0xFF);
+  if (full < n) any |= lanes(full, static_cast<__mmask8>((1u << (n - full)) - 1));
+  if (any == 0) return 0;
   std::size_t count = 0;
   for (std::size_t i = 0; i < n; i += 8) {
     const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
-    const __m512d a = s1 == 0 ? _mm512_set1_pd(q1[0]) : _mm512_mask_loadu_pd(one, m, q1 + i);
-    const __m512d b = s2 == 0 ? _mm512_set1_pd(q2[0]) : _mm512_mask_loadu_pd(one, m, q2 + i);
-    const __m512d x = _mm512_abs_pd(_mm512_maskz_loadu_pd(m, c + i));
-    const __m512d p = _mm512_mul_pd(a, b);
-    __mmask8 ok = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ) & _mm512_cmp_pd_mask(b, zero, _CMP_GT_OQ);
-    ok &= _mm512_cmp_pd_mask(a, inf, _CMP_LT_OQ) & _mm512_cmp_pd_mask(b, inf, _CMP_LT_OQ);
-    ok &= _mm512_cmp_pd_mask(x, inf, _CMP_LT_OQ) & _mm512_cmp_pd_mask(p, lo, _CMP_GT_OQ);
-    ok &= _mm512_cmp_pd_mask(p, hi, _CMP_LT_OQ);
-    count += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(m & ~ok) & 0xFFu));
+    count += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(lanes(i, m))));
   }
   return count;
 }

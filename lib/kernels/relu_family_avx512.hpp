@@ -38,133 +38,188 @@ namespace family_simd {
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kInv2Pi = 0.15915494309189533577;
 
-/// The ReLU-family dual on 8 lanes of AVX-512, with the divider kept out of the loop: √x and
-/// 1/x from the 14-bit estimates vrsqrt14/vrcp14 and two Newton steps each (Goldschmidt's form
-/// for √x; the quotient corrected by its residual), which run on the FMA ports; θ = atan2(s, c)
-/// by a table-centred argument reduction and a short series (atan2_upper_fma).
+/// The ReLU-family dual on 8 lanes of AVX-512 with neither the divider nor a division in atan2:
+///   r = 1/√(q1q2) and s = √det (det = q1q2 − c²) from the 14-bit estimate vrsqrt14 and one
+///   fourth-order correction each (rsqrt_fma);
+///   (σ, ρ) = (s·r, c·r) = (sin θ, cos θ) is a unit vector, so θ = atan2(s, c) is a rotation by a
+///   tabulated angle and an arcsine series (angle_fma), with nothing to divide.
+/// 39 floating-point instructions per vector (67 in all); on AVX-512 the time goes with the
+/// floating-point count (docs/benchmarks.md, Kernels).
 ///
 /// Every function works on N independent vectors at once, statement by statement (N ≤ 4): the
-/// chain of one vector is ~140 cycles of latency for ~100 instructions, so one vector at a time
-/// leaves the two FMA ports mostly idle; interleaved, the core overlaps the chains. Each lane
-/// goes through the same instructions whatever N and its neighbours, so an entry's bits never
-/// depend on its batch. Needs a·b ∈ (1e-280, 1e280) (plain_lanes), so no estimate under- or
-/// overflows and the square root's argument is ≥ 6e-295 (not over: det ≥ 30ε·q1q2; over: q1q2).
+/// chain of one vector is ~100 cycles of latency, so one vector at a time leaves the FMA ports
+/// idle; interleaved, the core overlaps the chains. Each lane goes through the same instructions
+/// whatever N and its neighbours, so an entry's bits never depend on its batch. Needs a·b ∈
+/// (1e-280, 1e280) (plain_lanes), so no estimate under- or overflows and the square roots'
+/// arguments are ≥ 6e-295 (where not snapped, det ≥ 28ε·q1q2).
 #define EMERGENT_LANES _Pragma("GCC unroll 4") for (int v = 0; v < N; ++v)
 
-template <int N>
-__attribute__((always_inline)) inline void sqrt_fma(const __m512d* x, __m512d* g) {
-  __m512d h[N] = {}, r[N] = {};
+/// 1/√x (into inv, if want_inv) and √x (into root, if want_root) for x > 0 normal, on the lanes
+/// of keep (root: 0 on the others; keep = nullptr: all lanes). From y = vrsqrt14(x), with
+/// e = 1 − x·y², |e| < 2⁻¹⁴: 1/√x = y·(1 − e)^(−1/2) = y·(1 + e/2 + 3e²/8 + 5e³/16 + …) cut after
+/// e³ (the rest < 0.28·e⁴ < 4e-18 relative), and √x = (x·y)·(the same factor). Both within ~1 ulp.
+template <int N, bool want_inv, bool want_root>
+__attribute__((always_inline)) inline void rsqrt_fma(const __m512d* x, const __mmask8* keep, __m512d* inv,
+                                                     __m512d* root) {
+  __m512d y[N] = {}, g[N] = {}, e[N] = {}, f[N] = {};
   EMERGENT_LANES {
-    const __m512d y = _mm512_rsqrt14_pd(x[v]);
-    g[v] = _mm512_mul_pd(x[v], y);
-    h[v] = _mm512_mul_pd(_mm512_set1_pd(0.5), y);
+    y[v] = keep ? _mm512_maskz_rsqrt14_pd(keep[v], x[v]) : _mm512_rsqrt14_pd(x[v]);
+    g[v] = _mm512_mul_pd(x[v], y[v]);
   }
-  EMERGENT_LANES r[v] = _mm512_fnmadd_pd(g[v], h[v], _mm512_set1_pd(0.5));
-  EMERGENT_LANES g[v] = _mm512_fmadd_pd(g[v], r[v], g[v]), h[v] = _mm512_fmadd_pd(h[v], r[v], h[v]);
-  EMERGENT_LANES r[v] = _mm512_fnmadd_pd(g[v], h[v], _mm512_set1_pd(0.5));
-  EMERGENT_LANES g[v] = _mm512_fmadd_pd(g[v], r[v], g[v]);
-  // Last correction on the residual x − g² (exact to the rounding of g).
-  EMERGENT_LANES r[v] = _mm512_fnmadd_pd(g[v], g[v], x[v]);
-  EMERGENT_LANES g[v] = _mm512_fmadd_pd(r[v], h[v], g[v]);
+  EMERGENT_LANES e[v] = _mm512_fnmadd_pd(g[v], y[v], _mm512_set1_pd(1.0));
+  EMERGENT_LANES f[v] = _mm512_fmadd_pd(e[v], _mm512_set1_pd(5.0 / 16), _mm512_set1_pd(3.0 / 8));
+  EMERGENT_LANES f[v] = _mm512_fmadd_pd(e[v], f[v], _mm512_set1_pd(0.5));
+  EMERGENT_LANES {
+    if constexpr (want_inv) inv[v] = _mm512_fmadd_pd(_mm512_mul_pd(y[v], e[v]), f[v], y[v]);
+    if constexpr (want_root) {
+      const __m512d t = _mm512_fmadd_pd(_mm512_mul_pd(g[v], e[v]), f[v], g[v]);
+      root[v] = keep ? _mm512_maskz_mov_pd(keep[v], t) : t;
+    }
+  }
 }
 
-template <int N>
-__attribute__((always_inline)) inline void div_fma(const __m512d* n, const __m512d* d, __m512d* q) {
-  const __m512d one = _mm512_set1_pd(1.0);
-  __m512d y[N] = {};
-  EMERGENT_LANES y[v] = _mm512_rcp14_pd(d[v]);
-  EMERGENT_LANES y[v] = _mm512_fmadd_pd(y[v], _mm512_fnmadd_pd(d[v], y[v], one), y[v]);
-  EMERGENT_LANES y[v] = _mm512_fmadd_pd(y[v], _mm512_fnmadd_pd(d[v], y[v], one), y[v]);
-  EMERGENT_LANES q[v] = _mm512_mul_pd(n[v], y[v]);
-  EMERGENT_LANES q[v] = _mm512_fmadd_pd(_mm512_fnmadd_pd(d[v], q[v], n[v]), y[v], q[v]);
-}
+/// Centres of the rotation in angle_fma: ψ_j = π/4 + asin(v_j/√2), v_j = (j − 7)/7, j = 0…14
+/// (rounded to double; ψ_0 = 0 and ψ_14 = π/2 on the nose), with cos ψ_j and sin ψ_j of the
+/// rounded ψ_j, correctly rounded (50-digit evaluation).
+inline constexpr double kCentre[16] = {0.0,
+                                       0.1342607043872596,
+                                       0.2559278276219401,
+                                       0.3694460764473408,
+                                       0.4775110718254567,
+                                       0.5819674231263652,
+                                       0.6842103206138999,
+                                       0.7853981633974483,
+                                       0.8865860061809967,
+                                       0.9888289036685314,
+                                       1.0932852549694398,
+                                       1.201350250347556,
+                                       1.3148684991729565,
+                                       1.436535622407637,
+                                       1.5707963267948966,
+                                       0.0};
+inline constexpr double kCentreCos[16] = {1.0,
+                                          0.991000562429415,
+                                          0.9674288389512522,
+                                          0.9325275098669583,
+                                          0.8881415094326146,
+                                          0.8353828367737614,
+                                          0.7749184144140076,
+                                          0.7071067811865476,
+                                          0.6320612715568646,
+                                          0.5496685510594755,
+                                          0.459570080861186,
+                                          0.3610989384383868,
+                                          0.253143124665538,
+                                          0.13385770528655785,
+                                          6.123233995736766e-17,
+                                          1.0};
+inline constexpr double kCentreSin[16] = {0.0,
+                                          0.13385770528655794,
+                                          0.25314312466553796,
+                                          0.3610989384383869,
+                                          0.45957008086118595,
+                                          0.5496685510594755,
+                                          0.6320612715568646,
+                                          0.7071067811865475,
+                                          0.7749184144140074,
+                                          0.8353828367737612,
+                                          0.8881415094326145,
+                                          0.9325275098669583,
+                                          0.9674288389512522,
+                                          0.991000562429415,
+                                          1.0,
+                                          0.0};
 
-/// atan2(y, x) for y ≥ 0, hi = max(|x|, y) > 0. With r = lo/hi ∈ [0, 1] and the centre
-/// t_k = k/8 nearest to r (k = 0…8, found from the 14-bit reciprocal estimate, so r is within
-/// 1/16 + 2⁻¹⁴ of it): atan r = atan(k/8) + atan z, z = (lo − t_k·hi)/(hi + t_k·lo), |z| ≤ 0.0626,
-/// and 7 terms of atan z = Σ (−1)^j z^{2j+1}/(2j+1) truncate below 1e-18 relative. k = 0 keeps
-/// z = r (θ → 0 keeps its relative accuracy). atan(k/8) comes from a 9-entry table (correctly
-/// rounded doubles) by one permute: 6 instructions for the reduction instead of a cascade of
-/// compares and blends.
+/// ψ = atan2(σ, |ρ|) ∈ [0, π/2] of a unit vector (σ ≥ 0, σ² + ρ² = 1 to a few ulps). Since
+/// σ − |ρ| = √2·sin(ψ − π/4), j = round(7(σ − |ρ|)) + 7 picks the centre ψ_j with |ψ − ψ_j| ≤
+/// 0.0691 (one fma: 1.5·2⁵² + 7 + 7(σ − |ρ|) holds j in its low bits; one vpermt2pd per table).
+/// Rotating by −ψ_j, sin(ψ − ψ_j) = σ·cos ψ_j − |ρ|·sin ψ_j = x, |x| ≤ 0.06905, and
+/// ψ = ψ_j + asin x with asin x = x + x³·R(x²): R is the Taylor series Σ_{n≥1} c_n x^{2n−2},
+/// c_n = (2n)!/(4ⁿ(n!)²(2n+1)), economised on [0, 0.0691²] to degree 4 by interpolation at
+/// the Chebyshev nodes (50-digit arithmetic): relative error 4.6e-19, below the rounding. A
+/// common scale error of (σ, ρ) only scales x, so it changes ψ by (scale − 1)·|ψ − ψ_j|.
+/// ψ → 0 has centre ψ_0 = 0 exactly (x = σ), so small angles keep their relative accuracy.
 template <int N>
-__attribute__((always_inline)) inline void atan2_upper_fma(const __m512d* y, const __m512d* x, __m512d* out) {
-  __m512d lo[N] = {}, hi[N] = {}, t[N] = {}, base[N] = {}, num[N] = {}, den[N] = {}, z[N] = {};
-  __mmask8 steep[N] = {};
-  const __m512d magic = _mm512_set1_pd(6755399441055744.0);  // 1.5·2⁵²: adding it rounds to an integer in the low bits
-  const __m512d table_lo = _mm512_setr_pd(0.0, 0.12435499454676144, 0.24497866312686414, 0.35877067027057225,
-                                          0.4636476090008061, 0.5585993153435624, 0.6435011087932844,
-                                          0.7188299996216245);
-  const __m512d table_hi = _mm512_set1_pd(0.25 * kPi);  // atan(8/8)
+__attribute__((always_inline)) inline void angle_fma(const __m512d* sigma, const __m512d* arho, __m512d* psi) {
+  const __m512d psi_lo = _mm512_loadu_pd(kCentre), psi_hi = _mm512_loadu_pd(kCentre + 8);
+  const __m512d cos_lo = _mm512_loadu_pd(kCentreCos), cos_hi = _mm512_loadu_pd(kCentreCos + 8);
+  const __m512d sin_lo = _mm512_loadu_pd(kCentreSin), sin_hi = _mm512_loadu_pd(kCentreSin + 8);
+  const __m512d magic = _mm512_set1_pd(6755399441055744.0 + 7.0);  // 1.5·2⁵² + 7: rounds to j in the low bits
+  __m512d base[N] = {}, x[N] = {};
   EMERGENT_LANES {
-    const __m512d ax = _mm512_abs_pd(x[v]);
-    steep[v] = _mm512_cmp_pd_mask(ax, y[v], _CMP_LT_OQ);
-    lo[v] = _mm512_min_pd(ax, y[v]), hi[v] = _mm512_max_pd(ax, y[v]);
+    const __m512d w = _mm512_sub_pd(sigma[v], arho[v]);
+    const __m512i j = _mm512_castpd_si512(_mm512_fmadd_pd(w, _mm512_set1_pd(7.0), magic));
+    base[v] = _mm512_permutex2var_pd(psi_lo, j, psi_hi);
+    const __m512d cj = _mm512_permutex2var_pd(cos_lo, j, cos_hi), sj = _mm512_permutex2var_pd(sin_lo, j, sin_hi);
+    x[v] = _mm512_fmsub_pd(sigma[v], cj, _mm512_mul_pd(arho[v], sj));
   }
   EMERGENT_LANES {
-    const __m512d r = _mm512_mul_pd(lo[v], _mm512_rcp14_pd(hi[v]));
-    const __m512d m = _mm512_fmadd_pd(r, _mm512_set1_pd(8.0), magic);  // low bits: k = round(8r)
-    t[v] = _mm512_mul_pd(_mm512_sub_pd(m, magic), _mm512_set1_pd(0.125));
-    base[v] = _mm512_permutex2var_pd(table_lo, _mm512_castpd_si512(m), table_hi);
-  }
-  EMERGENT_LANES num[v] = _mm512_fnmadd_pd(t[v], hi[v], lo[v]), den[v] = _mm512_fmadd_pd(t[v], lo[v], hi[v]);
-  div_fma<N>(num, den, z);
-  EMERGENT_LANES {
-    const __m512d z2 = _mm512_mul_pd(z[v], z[v]);
-    const __m512d x2 = _mm512_mul_pd(z2, z2), x4 = _mm512_mul_pd(x2, x2);
-    auto pair = [&](double c0, double c1) { return _mm512_fmadd_pd(_mm512_set1_pd(c1), z2, _mm512_set1_pd(c0)); };
-    const __m512d e0 = pair(1.0, -1.0 / 3), e1 = pair(1.0 / 5, -1.0 / 7), e2 = pair(1.0 / 9, -1.0 / 11);
-    const __m512d f0 = _mm512_fmadd_pd(e1, x2, e0), f1 = _mm512_fmadd_pd(_mm512_set1_pd(1.0 / 13), x2, e2);
-    const __m512d poly = _mm512_fmadd_pd(f1, x4, f0);
-    out[v] = _mm512_fmadd_pd(z[v], poly, base[v]);
-  }
-  EMERGENT_LANES {
-    const __m512d a = _mm512_mask_sub_pd(out[v], steep[v], _mm512_set1_pd(0.5 * kPi), out[v]);
-    const __mmask8 left = _mm512_cmp_pd_mask(x[v], _mm512_setzero_pd(), _CMP_LT_OQ);
-    out[v] = _mm512_mask_sub_pd(a, left, _mm512_set1_pd(kPi), a);
+    const __m512d u = _mm512_mul_pd(x[v], x[v]);
+    __m512d r = _mm512_fmadd_pd(_mm512_set1_pd(0.022580599810781716), u, _mm512_set1_pd(0.030381071852033998));
+    r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.04464285863220822));
+    r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.07499999999911072));
+    r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.16666666666666674));
+    psi[v] = _mm512_add_pd(base[v], _mm512_fmadd_pd(_mm512_mul_pd(x[v], u), r, x[v]));
   }
 }
 
 /// Lanes whose arguments the vector dual takes as they are: q1, q2 > 0, c finite, q1·q2 ∈
 /// (1e-280, 1e280) (which also makes q1 and q2 finite). The rest need ActivationDual's scalar
-/// path (validation, zero variance, clamping).
+/// path (validation, zero variance, clamping). a > 0 and a·b > 1e-280 give b > 0; a·b < 1e280
+/// excludes infinite a or b; the compares are chained through their masks.
 __attribute__((always_inline)) inline __mmask8 plain_lanes(__m512d a, __m512d b, __m512d c) {
-  const __m512d zero = _mm512_setzero_pd(), inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
   const __m512d p = _mm512_mul_pd(a, b);
-  __mmask8 ok = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ) & _mm512_cmp_pd_mask(b, zero, _CMP_GT_OQ);
-  ok &= _mm512_cmp_pd_mask(_mm512_abs_pd(c), inf, _CMP_LT_OQ) & _mm512_cmp_pd_mask(p, _mm512_set1_pd(1e-280), _CMP_GT_OQ);
-  ok &= _mm512_cmp_pd_mask(p, _mm512_set1_pd(1e280), _CMP_LT_OQ);
-  return ok;
+  __mmask8 ok = _mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_GT_OQ);
+  ok = _mm512_mask_cmp_pd_mask(ok, p, _mm512_set1_pd(1e-280), _CMP_GT_OQ);
+  ok = _mm512_mask_cmp_pd_mask(ok, p, _mm512_set1_pd(1e280), _CMP_LT_OQ);
+  return _mm512_mask_cmp_pd_mask(ok, _mm512_abs_pd(c), _mm512_set1_pd(std::numeric_limits<double>::infinity()),
+                                 _CMP_LT_OQ);
 }
 
 /// The dual on N vectors of plain arguments (q1, q2) = (a, b): c ← E[φ(u)φ(v)] at covariance c,
-/// t ← t·E[φ'(u)φ'(v)]. The arithmetic of relu_family_dual(): the determinant q1q2 − c² with
-/// exact products (fma), the collinear snap, θ = atan2(√det, c).
+/// t ← t·E[φ'(u)φ'(v)]. The arithmetic of relu_family_dual() (activation_dual.cpp): the
+/// determinant det = q1q2 − c² with exact products (fma), the collinear snap, θ = atan2(√det, c),
+/// here θ = ψ for c ≥ 0 and π − ψ for c < 0 with ψ = atan2(σ, |ρ|) from angle_fma; then
+/// (Cho & Saul 2009, Eq. 6)
+///   E[φ'φ'] = [(a²+b²)(π−θ) + 2abθ]/(2π) = K0 + K1·ψ,   E[φφ] = (a−b)²√det/(2π) + c·E[φ'φ'],
+///   (K0, K1) = ((a²+b²)/2, −(a−b)²/(2π)) for c ≥ 0,  (ab, (a−b)²/(2π)) for c < 0,
+/// so π − θ is never formed by a subtraction (relu keeps its relative accuracy at θ → π).
+/// Snapped lanes (c² ≥ kCollinearSquared·q1q2): √det = 0 (so ψ = 0: θ = 0 or π exactly) and
+/// c ← copysign(√(q1q2), c), √(q1q2) = q1q2·r.
 template <int N>
 __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __m512d* b, __m512d* c, __m512d* tk, __m512d vab2, __m512d vd2,
                        __m512d vcross) {
-  const __m512d pi = _mm512_set1_pd(kPi), inv = _mm512_set1_pd(kInv2Pi);
+  const __m512d inv = _mm512_set1_pd(kInv2Pi), half = _mm512_set1_pd(0.5);
+  const __m512d k0_up = _mm512_mul_pd(vab2, half), k0_down = _mm512_mul_pd(vcross, half);
+  const __m512d d2 = _mm512_mul_pd(vd2, inv);  // and K1 = −d2 for c ≥ 0 (2ab − a² − b² = −(a − b)²)
   const __m512d sign = _mm512_set1_pd(-0.0);
-  __m512d arg[N] = {}, root[N] = {}, s[N] = {}, theta[N] = {};
-  __mmask8 over[N] = {};
+  __m512d p[N] = {}, det[N] = {}, r[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {};
+  __mmask8 over[N] = {}, open[N] = {};
   EMERGENT_LANES {
-    const __m512d p = _mm512_mul_pd(a[v], b[v]), cc = _mm512_mul_pd(c[v], c[v]);
-    const __m512d raw = _mm512_add_pd(_mm512_sub_pd(p, cc),
-                                      _mm512_sub_pd(_mm512_fmsub_pd(a[v], b[v], p), _mm512_fmsub_pd(c[v], c[v], cc)));
-    const __m512d det = _mm512_max_pd(raw, _mm512_setzero_pd());
-    over[v] = _mm512_cmp_pd_mask(cc, _mm512_mul_pd(p, _mm512_set1_pd(kCollinearSquared)), _CMP_GE_OQ);
-    arg[v] = _mm512_mask_mov_pd(det, over[v], p);
+    p[v] = _mm512_mul_pd(a[v], b[v]);
+    // q1q2 − c²: c² exact inside the fma, plus the rounding error of p (Dekker's TwoProduct).
+    det[v] = _mm512_add_pd(_mm512_fnmadd_pd(c[v], c[v], p[v]), _mm512_fmsub_pd(a[v], b[v], p[v]));
+    const __m512d cc = _mm512_mul_pd(c[v], c[v]), kp = _mm512_mul_pd(p[v], _mm512_set1_pd(kCollinearSquared));
+    over[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_GE_OQ);
+    open[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_NGE_UQ);  // = ~over, on the compare port
   }
-  sqrt_fma<N>(arg, root);
+  rsqrt_fma<N, true, false>(p, nullptr, r, nullptr);
+  rsqrt_fma<N, false, true>(det, open, nullptr, s);  // s = 0 on snapped lanes
   EMERGENT_LANES {
-    // copysign(root, c) where clamped
-    c[v] = _mm512_mask_mov_pd(c[v], over[v], _mm512_or_pd(root[v], _mm512_and_pd(c[v], sign)));
-    s[v] = _mm512_mask_mov_pd(root[v], over[v], _mm512_setzero_pd());
+    rho[v] = _mm512_andnot_pd(sign, _mm512_mul_pd(c[v], r[v]));
+    sigma[v] = _mm512_mul_pd(s[v], r[v]);
+    // Snapped lanes: c ← copysign(√(q1q2), c) (ternary logic: c's sign bit, the rest of √(q1q2)).
+    c[v] = _mm512_castsi512_pd(_mm512_mask_ternarylogic_epi64(_mm512_castpd_si512(c[v]), over[v],
+                                                                _mm512_castpd_si512(_mm512_mul_pd(p[v], r[v])),
+                                                                _mm512_castpd_si512(sign), 0xE4));
   }
-  atan2_upper_fma<N>(s, c, theta);
+  angle_fma<N>(sigma, rho, psi);
   EMERGENT_LANES {
-    const __m512d t = _mm512_fmadd_pd(vab2, _mm512_sub_pd(pi, theta[v]), _mm512_mul_pd(vcross, theta[v]));
-    c[v] = _mm512_mul_pd(_mm512_fmadd_pd(vd2, s[v], _mm512_mul_pd(c[v], t)), inv);
-    tk[v] = _mm512_mul_pd(tk[v], _mm512_mul_pd(t, inv));
+    const __mmask8 down = _mm512_cmp_pd_mask(c[v], _mm512_setzero_pd(), _CMP_LT_OQ);
+    const __m512d t = _mm512_fnmadd_pd(d2, _mm512_mask_xor_pd(psi[v], down, psi[v], sign),
+                                       _mm512_mask_blend_pd(down, k0_up, k0_down));
+    c[v] = _mm512_fmadd_pd(c[v], t, _mm512_mul_pd(d2, s[v]));
+    tk[v] = _mm512_mul_pd(tk[v], t);
   }
 }
 #undef EMERGENT_LANES

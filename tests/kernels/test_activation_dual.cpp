@@ -579,3 +579,118 @@ TEST_CASE("batched duals: an entry's value does not depend on the rest of its ba
     CHECK_THROWS_AS(dual.apply(n, qbad.data(), 1, q2.data(), 1, sb.data(), tb.data()), std::invalid_argument);
   }
 }
+
+namespace {
+/// Independent evaluation of the ReLU-family closed form (Cho & Saul 2009, Eq. 6; the formula
+/// documented at relu_family_dual() in activation_dual.cpp) in x87 extended precision (64-bit
+/// significand): det = q1q2 − c² from the exact double-double products (fma), then sqrtl and
+/// atan2l, so the reference carries ~1e-19 relative error even for nearly collinear pairs.
+/// Pairs that ActivationDual::apply snaps (c² ≥ (1 − 16ε)²·q1q2 in double, docs/conventions.md
+/// §2) are evaluated exactly collinear: c = ±√(q1q2), θ = 0 or π. Returns (Σ', Θ'/t) and, for
+/// the error measure, the scales (a−b)²√det/(2π) + |c|·τ and τ = [(a²+b²)(π−θ) + |2ab|θ]/(2π):
+/// the sums of the magnitudes of the terms (each output's condition with respect to the terms).
+struct LongRef {
+  long double nngp, ntk, nngp_scale, ntk_scale;
+};
+LongRef family_long_double(double a, double b, double q1, double q2, double c) {
+  constexpr long double pi = 3.141592653589793238462643383279502884L;
+  const double p = q1 * q2, ep = std::fma(q1, q2, -p), cc = c * c, ec = std::fma(c, c, -cc);
+  const double lim = (1 - 16 * kEps) * (1 - 16 * kEps);
+  const bool snap = cc >= lim * p;
+  const long double pl = static_cast<long double>(p) + ep;
+  const long double det = snap ? 0.0L : (static_cast<long double>(p) - cc) + (static_cast<long double>(ep) - ec);
+  const long double cl = snap ? std::copysign(std::sqrt(pl), static_cast<long double>(c)) : c;
+  // θ and π − θ each from an atan2 of its own (π − θ for c < 0 is atan2(√det, −c)), so neither
+  // carries the cancellation of a subtraction from π.
+  const long double s = std::sqrt(det), psi = std::atan2(s, std::fabs(cl));
+  const long double theta = cl < 0 ? pi - psi : psi, co_theta = cl < 0 ? psi : pi - psi;
+  const long double al = a, bl = b, ab2 = al * al + bl * bl, d2 = (al - bl) * (al - bl), cross = 2 * al * bl;
+  const long double t = (ab2 * co_theta + cross * theta) / (2 * pi);
+  const long double tau = (ab2 * co_theta + std::fabs(cross) * theta) / (2 * pi);
+  return {d2 * s / (2 * pi) + cl * t, t, d2 * s / (2 * pi) + std::fabs(cl) * tau, tau};
+}
+}  // namespace
+
+TEST_CASE("batched ReLU-family duals agree with an extended-precision closed form to 1e-15") {
+  // Random (q1, q2, c) over the magnitudes the vector path takes (q1q2 ∈ (1e-278, 1e278)),
+  // with c near 0, negative, anywhere, nearly collinear (1 − |ρ| from 1e-2 down to a few ulps,
+  // both sides of the snap threshold) and at c² = q1q2 or just past it by round-off.
+  const Activation acts[] = {Activation::relu(), Activation::abs(), Activation::leaky_relu(0.1),
+                             Activation::abrelu(-0.4, 1.7), Activation::abrelu(0.3, -1.2), Activation::identity()};
+  emergent::NormalStream rng(2026, 12);
+  const std::size_t n = 6000;
+  std::vector<double> q1(n), q2(n), c(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double u0 = rng.uniform(4 * i), u1 = rng.uniform(4 * i + 1), u2 = rng.uniform(4 * i + 2);
+    const double u3 = rng.uniform(4 * i + 3);
+    // Magnitudes: half of the pairs within a few decades of 1, the rest over the whole range.
+    const double span = i % 2 ? 139.0 : 3.0;
+    q1[i] = std::pow(10.0, span * (2 * u0 - 1));
+    q2[i] = std::pow(10.0, span * (2 * u1 - 1));
+    const double sign = u3 < 0.5 ? -1.0 : 1.0;
+    double rho = 2 * u2 - 1;                                          // anywhere
+    switch (i % 6) {
+      case 1: rho = sign * std::pow(10.0, -20 * u2); break;          // c ≈ 0, both signs
+      case 2: rho = sign * (1 - std::pow(10.0, -2 - 13 * u2)); break;  // nearly collinear
+      case 3: rho = sign * (1 - std::floor(40 * u2) * kEps); break;  // around the snap (16 ulps)
+      case 4: rho = i % 12 == 4 ? 0.0 : sign; break;                  // c = 0 or c² = q1q2 (± round-off)
+      default: break;
+    }
+    c[i] = rho * std::sqrt(q1[i] * q2[i]);
+  }
+  for (const auto& act : acts) {
+    CAPTURE(act.name());
+    const ActivationDual dual(act);
+    double a = act.a, b = act.b;
+    if (act.kind == ActivationKind::Relu) { a = 0; b = 1; }
+    if (act.kind == ActivationKind::Abs) { a = -1; b = 1; }
+    if (act.kind == ActivationKind::LeakyRelu) b = 1;
+    if (act.kind == ActivationKind::Identity) { a = 1; b = 1; }
+    std::vector<double> s = c, t(n, 1.25);
+    dual.apply(n, q1.data(), 1, q2.data(), 1, s.data(), t.data());
+    double worst_nngp = 0, worst_ntk = 0, worst_ntk_relative = 0, worst_scalar = 0;
+    std::size_t snapped = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const LongRef r = family_long_double(a, b, q1[i], q2[i], c[i]);
+      const bool snap = c[i] * c[i] >= (1 - 16 * kEps) * (1 - 16 * kEps) * (q1[i] * q2[i]);
+      snapped += snap ? 1 : 0;
+      if (!snap) {  // the scalar form (operator(), no snap) on the same closed form
+        const DualValue d = dual(q1[i], q2[i], c[i]);
+        worst_scalar = std::max({worst_scalar, static_cast<double>(std::fabs(d.nngp - r.nngp) / r.nngp_scale),
+                                 static_cast<double>(std::fabs(d.ntk_scale - r.ntk) / r.ntk_scale)});
+      }
+      worst_nngp = std::max(worst_nngp, static_cast<double>(std::fabs(s[i] - r.nngp) / r.nngp_scale));
+      worst_ntk = std::max(worst_ntk, static_cast<double>(std::fabs(t[i] - 1.25L * r.ntk) / (1.25L * r.ntk_scale)));
+      if (a == 0 && r.ntk == 0) CHECK(t[i] == 0.0);  // θ = π exactly (snapped, c < 0)
+      else if (a == 0) worst_ntk_relative = std::max(worst_ntk_relative, static_cast<double>(std::fabs(t[i] / (1.25L * r.ntk) - 1)));
+    }
+    MESSAGE(act.name() << ": worst NNGP " << worst_nngp << ", NTK " << worst_ntk << " (relative to the terms)");
+    CHECK(worst_nngp <= 1e-15);
+    CHECK(worst_ntk <= 1e-15);
+    // relu (a = 0): E[φ'φ'] = (π − θ)/(2π) itself to 1e-15, also at θ → π (no π − θ cancellation).
+    CHECK(worst_ntk_relative <= 1e-15);
+    CHECK(worst_scalar <= 1e-15);
+    CHECK(snapped > n / 12);
+  }
+}
+
+TEST_CASE("batched ReLU-family duals: the same bits alone, in a group of four vectors, or in a tail") {
+  // ActivationDual::apply runs four interleaved vectors of 8 where it can and single vectors for
+  // the rest: each entry must come out bit-identical whichever way it went.
+  const ActivationDual dual(Activation::abrelu(-0.4, 1.7));
+  const std::size_t n = 77;  // two groups of 32, then a vector and a partial vector
+  std::vector<double> q1(n), q2(n), c(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    q1[i] = 0.2 + 0.05 * i, q2[i] = 3.0 - 0.03 * i;
+    c[i] = std::cos(1.3 * i) * std::sqrt(q1[i] * q2[i]);
+  }
+  std::vector<double> s = c, t(n, 0.7);
+  dual.apply(n, q1.data(), 1, q2.data(), 1, s.data(), t.data());
+  for (std::size_t i = 0; i < n; ++i) {
+    CAPTURE(i);
+    double si = c[i], ti = 0.7;
+    dual.apply(1, &q1[i], 1, &q2[i], 1, &si, &ti);
+    CHECK(si == s[i]);
+    CHECK(ti == t[i]);
+  }
+}
