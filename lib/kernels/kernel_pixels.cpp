@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -465,7 +466,20 @@ struct FusedRow {
   double* to;
   __m512d scale, b2, ab2, d2, cross;
   const ActivationDual* dual;
+  bool checked = false;  // every (q1, q2) of the row passed plain_rows: the lanes need only Σ' finite
 };
+
+// True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive and
+// finite, and the extreme products inside (1e-280, 1e280) — rounding is monotone, so then every
+// product is. One check per row instead of one per vector; the same lanes take the same path.
+inline bool plain_rows(const double* q1, int n1, const double* q2, int n2) {
+  const double inf = std::numeric_limits<double>::infinity();
+  double lo1 = inf, hi1 = 0, lo2 = inf, hi2 = 0;
+  bool ok = true;
+  for (int i = 0; i < n1; ++i) ok &= q1[i] > 0 && q1[i] < inf, lo1 = std::min(lo1, q1[i]), hi1 = std::max(hi1, q1[i]);
+  for (int i = 0; i < n2; ++i) ok &= q2[i] > 0 && q2[i] < inf, lo2 = std::min(lo2, q2[i]), hi2 = std::max(hi2, q2[i]);
+  return ok && lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280;
+}
 
 template <int N, bool broadcast>
 __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const FusedVector* job) {
@@ -487,7 +501,11 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
     tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
     a[v] = broadcast ? _mm512_set1_pd(job[v].q1[0]) : _mm512_mask_loadu_pd(one, m, job[v].q1);
     b[v] = _mm512_mask_loadu_pd(one, m, job[v].q2);
-    ok[v] = family_simd::plain_lanes(a[v], b[v], sv[v]) & m;
+    // Rows checked beforehand (FusedRow::checked): only Σ' can still be non-finite.
+    ok[v] = (r.checked ? _mm512_cmp_pd_mask(_mm512_abs_pd(sv[v]), _mm512_set1_pd(std::numeric_limits<double>::infinity()),
+                                            _CMP_LT_OQ)
+                       : family_simd::plain_lanes(a[v], b[v], sv[v])) &
+            m;
     rare |= ok[v] != m;
   }
   if (__builtin_expect(rare, 0)) {  // zero variance, non-finite values, extreme magnitudes
@@ -919,13 +937,15 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
       double* srow = S + (static_cast<std::size_t>(h1) * W + w1) * W;
       double* trow = T + (static_cast<std::size_t>(h1) * W + w1) * W;
       const double* yb = Y + static_cast<std::size_t>(h2) * C * 2 * W + (W - 1 - w1);
+      for (int e = 0; e < W; ++e) srow[e] = 0.0, trow[e] = 0.0;
+      for (int c = 0; c < C; ++c) {  // channel by channel: the order of acc += a·b per entry
+        const double ac = a[c];
+        const double* yc = yb + static_cast<std::size_t>(c) * 2 * W;
 #pragma omp simd
-      for (int e = 0; e < W; ++e) {
-        double acc = 0;
-        for (int c = 0; c < C; ++c) acc += a[c] * yb[static_cast<std::size_t>(c) * 2 * W + e];
-        srow[e] = acc * inv;
-        trow[e] = 0.0;
+        for (int e = 0; e < W; ++e) srow[e] += ac * yc[e];
       }
+#pragma omp simd
+      for (int e = 0; e < W; ++e) srow[e] *= inv;
     }
   }
   const int n_ops = static_cast<int>(plan_.spatial.size());
@@ -965,12 +985,12 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
           }
         }
         for (int r = 0; r < before; ++r) {  // the wrap rows
-          std::copy(hs + static_cast<std::size_t>(r - before + W) * W, hs + static_cast<std::size_t>(r - before + W + 1) * W, es + static_cast<std::size_t>(r) * W);
-          std::copy(ht + static_cast<std::size_t>(r - before + W) * W, ht + static_cast<std::size_t>(r - before + W + 1) * W, et + static_cast<std::size_t>(r) * W);
+          copy_row(hs + static_cast<std::size_t>(r - before + W) * W, W, es + static_cast<std::size_t>(r) * W);
+          copy_row(ht + static_cast<std::size_t>(r - before + W) * W, W, et + static_cast<std::size_t>(r) * W);
         }
         for (int r = before + W; r < W + Fw - 1; ++r) {
-          std::copy(hs + static_cast<std::size_t>(r - before - W) * W, hs + static_cast<std::size_t>(r - before - W + 1) * W, es + static_cast<std::size_t>(r) * W);
-          std::copy(ht + static_cast<std::size_t>(r - before - W) * W, ht + static_cast<std::size_t>(r - before - W + 1) * W, et + static_cast<std::size_t>(r) * W);
+          copy_row(hs + static_cast<std::size_t>(r - before - W) * W, W, es + static_cast<std::size_t>(r) * W);
+          copy_row(ht + static_cast<std::size_t>(r - before - W) * W, W, et + static_cast<std::size_t>(r) * W);
         }
         // W pass and Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ]: output column w1 reads ext rows w1 … w1 + Fw − 1.
         double* so = S2 + static_cast<std::size_t>(o) * plane;
@@ -980,7 +1000,9 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
           const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * W;
           const std::size_t a = static_cast<std::size_t>(act->q_offset) / (static_cast<std::size_t>(H) * W);
           const double* q2 = D + (a * H + static_cast<std::size_t>(wrap(o - d, H, true))) * 2 * W + (W - 1);
-          FusedBatch<true> batch(fused_row(es, et, W, scale, b2, plan_.duals[act->dual], family, so, to));
+          FusedRow row = fused_row(es, et, W, scale, b2, plan_.duals[act->dual], family, so, to);
+          row.checked = plain_rows(q1, W, q2 - (W - 1), 2 * W - 1);
+          FusedBatch<true> batch(row);
           for (int w1 = 0; w1 < W; ++w1)
             for (int e = 0; e < W; e += 8)
               batch.add(static_cast<std::size_t>(w1) * W + e, q1 + w1, q2 + e - w1, tail_mask(W - e));
@@ -1201,7 +1223,9 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         if (fuse) {
           const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * W;
           const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * W;
-          FusedBatch<true> batch(fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb));
+          FusedRow row = fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb);
+          row.checked = plain_rows(q1, W, q2, W);
+          FusedBatch<true> batch(row);
           // The W pass at body entry c reads the H-pass row up to index first − before·step + c + 2·step:
           // before each w1, the H pass is brought that far (in chunks the core overlaps with the duals).
           std::size_t done = 0;
