@@ -60,7 +60,7 @@ struct SliceWorkspace {
       : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
         q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()), cs(coarse), ct(coarse),
         ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()), bs(slab), bt(slab),
-        bh(slab_row ? 2 * slab_row + 64 : 0), bg(bh.size()), bq1(slab_row),
+        bh(slab_row ? 3 * slab_row + 128 : 0), bg(bh.size()), bq1(slab_row),
         bq2(slab_row), bdest(coarse ? slab_row : 0) {}
 };
 

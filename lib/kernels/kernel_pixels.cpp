@@ -431,6 +431,42 @@ __attribute__((always_inline)) inline void sum3_rows(const double* __restrict s0
   for (; c < n; ++c) hs[c] = (s0[c] + s1[c]) + s2[c], ht[c] = (t0[c] + t1[c]) + t2[c];
 #endif
 }
+// The H passes of two neighbouring output rows from four input rows r0 < r1 < r2 < r3 (each for
+// Σ and Θ): lo = (r0 + r1) + r2, hi = (r1 + r2) + r3, the sums of sum3_rows; four loads per
+// entry instead of six.
+struct FourRows {
+  const double* s[4];
+  const double* t[4];
+};
+__attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::size_t c0, std::size_t c1,
+                                                     double* __restrict los, double* __restrict lot,
+                                                     double* __restrict his, double* __restrict hit) {
+  const double* __restrict s0 = r.s[0];
+  const double* __restrict s1 = r.s[1];
+  const double* __restrict s2 = r.s[2];
+  const double* __restrict s3 = r.s[3];
+  const double* __restrict t0 = r.t[0];
+  const double* __restrict t1 = r.t[1];
+  const double* __restrict t2 = r.t[2];
+  const double* __restrict t3 = r.t[3];
+  std::size_t c = c0;
+#if defined(__AVX512F__)
+  for (; c < c1; c += 8) {
+    const __mmask8 m = c1 - c >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << (c1 - c)) - 1);
+    const __m512d a1 = _mm512_maskz_loadu_pd(m, s1 + c), a2 = _mm512_maskz_loadu_pd(m, s2 + c);
+    _mm512_mask_storeu_pd(los + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), a1), a2));
+    _mm512_mask_storeu_pd(his + c, m, _mm512_add_pd(_mm512_add_pd(a1, a2), _mm512_maskz_loadu_pd(m, s3 + c)));
+    const __m512d b1 = _mm512_maskz_loadu_pd(m, t1 + c), b2 = _mm512_maskz_loadu_pd(m, t2 + c);
+    _mm512_mask_storeu_pd(lot + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), b1), b2));
+    _mm512_mask_storeu_pd(hit + c, m, _mm512_add_pd(_mm512_add_pd(b1, b2), _mm512_maskz_loadu_pd(m, t3 + c)));
+  }
+#else
+  for (; c < c1; ++c) {
+    los[c] = (s0[c] + s1[c]) + s2[c], his[c] = (s1[c] + s2[c]) + s3[c];
+    lot[c] = (t0[c] + t1[c]) + t2[c], hit[c] = (t1[c] + t2[c]) + t3[c];
+  }
+#endif
+}
 }  // namespace
 
 SliceWorkspace Engine::slice_workspace() const {
@@ -1089,8 +1125,21 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
   double* const S0 = ws.bs.data();
   double* const T0 = ws.bt.data();
-  std::fill(S0, S0 + n, 0.0);
-  std::fill(T0, T0 + n, 0.0);
+  // Zero what Σ⁰ below does not write: the G guard rows and the pads of every row (Θ⁰ = 0
+  // everywhere when the stage starts from the inputs).
+  {
+    const std::size_t guard_rows = static_cast<std::size_t>(G) * R;
+    std::fill(S0, S0 + guard_rows, 0.0);
+    if (src.s) std::fill(T0, T0 + guard_rows, 0.0);
+    else std::fill(T0, T0 + n, 0.0);
+    for (std::size_t row = guard_rows; row < n; row += R)
+      for (double* A : {S0 + row, src.s ? T0 + row : nullptr}) {
+        if (!A) continue;
+        std::fill(A, A + first, 0.0);
+        for (int w1 = 0; w1 < W; ++w1) zero_row(A + first + static_cast<std::size_t>(w1) * L + W, P);
+        std::fill(A + first + body, A + R, 0.0);
+      }
+  }
   int shift = G;  // row h sits at index h − rows.lo + shift
   double* S = S0 + static_cast<std::size_t>(shift) * R;
   double* T = T0 + static_cast<std::size_t>(shift) * R;
@@ -1135,9 +1184,12 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
     }
   }
   // One row of the H pass, with zero guards for the diagonal shifts of the W pass.
-  const std::size_t guard = static_cast<std::size_t>(P + 8);  // ≥ the largest shift; bh holds 2R + 64
+  const std::size_t guard = static_cast<std::size_t>(P + 8);  // ≥ the largest shift; bh holds 3R + 128
   double* hs = ws.bh.data() + guard;
   double* ht = ws.bg.data() + guard;
+  // A second row (two output rows share their H pass: sum3_pair); bh holds 3R + 128.
+  double* hs_next = hs + R + guard;
+  double* ht_next = ht + R + guard;
   std::fill(ws.bh.begin(), ws.bh.end(), 0.0);
   std::fill(ws.bg.begin(), ws.bg.end(), 0.0);
   auto zero_pads = [&](double* row) {  // the pad columns w2 = W … W+P−1 of every w1
@@ -1164,8 +1216,11 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const int next = down ? 0 : G;
       double* const S2 = S0 + static_cast<std::size_t>(next) * R;
       double* const T2 = T0 + static_cast<std::size_t>(next) * R;
+      bool ready = false;  // the next row's H pass is done (pair)
       for (int j = 0; j < rows.hi - rows.lo; ++j) {
         const int o = down ? rows.lo + j : rows.hi - 1 - j;
+        const bool have = ready;  // this row's H pass is in hs_next
+        if (have) std::swap(hs, hs_next), std::swap(ht, ht_next);
         // H pass over the whole slab row (its pads are zero, so the sum's pads are too); three
         // taps (3×3 convs) in one pass, in tap order.
         int nk = 0;
@@ -1203,11 +1258,33 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           }
         };
 #if defined(__AVX512F__)
-        const bool chunked = fuse && Fh == 3;  // the H pass runs in chunks between the fused vectors
+        const bool chunked = fuse && Fh == 3 && !have;  // the H pass runs in chunks between the fused vectors
 #else
         const bool chunked = false;
 #endif
-        if (Fh == 3 && !chunked) hpass3(0, R);
+        // Pair this row with the next when both read three rows, the next's shifted by one: its
+        // H pass comes along with this one's (into hs_next) from four rows.
+        bool pair = false;
+        FourRows four{};
+        if (chunked && nk == 3 && j + 1 < rows.hi - rows.lo) {
+          const int on = down ? o + 1 : o - 1;
+          const int lo_row = down ? o - 1 : o - 2;  // the four rows lo_row … lo_row + 3
+          pair = lo_row >= rows.lo && lo_row + 3 < rows.hi;
+          for (int sh = 0; sh < Fh && pair; ++sh)
+            pair = ah.source[static_cast<std::size_t>(o) * Fh + sh] == (down ? lo_row : lo_row + 1) + sh &&
+                   ah.source[static_cast<std::size_t>(on) * Fh + sh] == (down ? lo_row + 1 : lo_row) + sh;
+          for (int r = 0; r < 4 && pair; ++r) {
+            four.s[r] = S + static_cast<std::size_t>(lo_row + r - rows.lo) * R;
+            four.t[r] = T + static_cast<std::size_t>(lo_row + r - rows.lo) * R;
+          }
+        }
+        auto hpass = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
+          if (!pair) hpass3(c0, c1);
+          else if (down) sum3_pair(four, c0, c1, hs, ht, hs_next, ht_next);
+          else sum3_pair(four, c0, c1, hs_next, ht_next, hs, ht);
+        };
+        ready = pair;
+        if (Fh == 3 && !chunked && !have) hpass3(0, R);
         if (Fh != 3 && nk == 0) {
           std::fill(hs, hs + R, 0.0);
           std::fill(ht, ht + R, 0.0);
@@ -1236,8 +1313,8 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
               // chunk ends rounded up to whole vectors: no masked tail per chunk
               const std::size_t upto =
                   std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
-              if (w1 + 1 == W) hpass3(done, R), done = R;
-              else if (upto > done) hpass3(done, upto), done = upto;
+              if (w1 + 1 == W) hpass(done, R), done = R;
+              else if (upto > done) hpass(done, upto), done = upto;
             }
             for (int w2 = 0; w2 < W; w2 += 8)
               batch.add(static_cast<std::size_t>(w1) * L + w2, q1 + w1, q2 + w2, tail_mask(W - w2));
