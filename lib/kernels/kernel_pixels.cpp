@@ -1283,6 +1283,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           else if (down) sum3_pair(four, c0, c1, hs, ht, hs_next, ht_next);
           else sum3_pair(four, c0, c1, hs_next, ht_next, hs, ht);
         };
+        (void)hpass;  // only the AVX-512 rows are chunked
         ready = pair;
         if (Fh == 3 && !chunked && !have) hpass3(0, R);
         if (Fh != 3 && nk == 0) {
