@@ -508,13 +508,26 @@ struct FusedRow {
 // True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive and
 // finite, and the extreme products inside (1e-280, 1e280) — rounding is monotone, so then every
 // product is. One check per row instead of one per vector; the same lanes take the same path.
+// The extremes of q[0..n) in *lo, *hi; false if some value is not positive and finite (NaN included).
+inline bool positive_extremes(const double* q, int n, double* lo, double* hi) {
+  const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+  const __m512d inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+  __m512d vlo = inf, vhi = zero;
+  __mmask8 good = 0xFF;
+  for (int i = 0; i < n; i += 8) {
+    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
+    const __m512d v = _mm512_mask_loadu_pd(one, m, q + i);  // masked-off lanes 1: harmless
+    good &= _mm512_cmp_pd_mask(v, zero, _CMP_GT_OQ) & _mm512_cmp_pd_mask(v, inf, _CMP_LT_OQ);
+    vlo = _mm512_min_pd(vlo, v), vhi = _mm512_max_pd(vhi, v);
+  }
+  *lo = _mm512_reduce_min_pd(vlo), *hi = _mm512_reduce_max_pd(vhi);
+  return good == 0xFF;
+}
+
 inline bool plain_rows(const double* q1, int n1, const double* q2, int n2) {
-  const double inf = std::numeric_limits<double>::infinity();
-  double lo1 = inf, hi1 = 0, lo2 = inf, hi2 = 0;
-  bool ok = true;
-  for (int i = 0; i < n1; ++i) ok &= q1[i] > 0 && q1[i] < inf, lo1 = std::min(lo1, q1[i]), hi1 = std::max(hi1, q1[i]);
-  for (int i = 0; i < n2; ++i) ok &= q2[i] > 0 && q2[i] < inf, lo2 = std::min(lo2, q2[i]), hi2 = std::max(hi2, q2[i]);
-  return ok && lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280;
+  double lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0;
+  if (!positive_extremes(q1, n1, &lo1, &hi1) || !positive_extremes(q2, n2, &lo2, &hi2)) return false;
+  return lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280;
 }
 
 template <int N, bool broadcast>
