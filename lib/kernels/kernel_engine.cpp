@@ -104,7 +104,8 @@ void Engine::plan_memory() {
       for (const auto& op : plan_.spatial)
         if (op.kind == OpKind::Affine) filter = std::max<std::size_t>({filter, std::size_t(op.ah.filter), std::size_t(op.aw.filter)});
       per_thread_bytes_ = d * (6 * P0 + 2 * (static_cast<std::size_t>(plan_.in_w) + 2 * (filter + 1)));
-      per_thread_bytes_ += 4 * d * plan_.coarse_pairs + 2 * d * plan_.slab_doubles + 8 * d * plan_.slab_row;
+      per_thread_bytes_ += 4 * d * plan_.coarse_pairs + 2 * d * plan_.slab_doubles + 10 * d * plan_.slab_row;
+      per_thread_bytes_ += d * plan_.ring_doubles;
     }
     block_ = 32;  // pairs per scheduling unit
     if (uses_diagonal()) {  // kernel_diagonal.cpp: one point against 8 partners, 32 points a unit

@@ -53,11 +53,14 @@ struct SliceWorkspace {
   // guard entries), the packed variances of one row and the pool's window runs of one row.
   std::vector<double> bs, bt, bh, bg, bq1, bq2;
   std::vector<std::ptrdiff_t> bdest;
+  // Ring blocks (run_ring): Σ and Θ of one row offset (two layers each), the rotated variances
+  // of the second point and the H-pass rows (Plan::ring_doubles).
+  std::vector<double> ring;
   SliceWorkspace(int rows_, int ld_, int pad_, std::size_t coarse = 0, std::size_t slab = 0, std::size_t slab_row = 0)
       : rows(rows_), ld(ld_), pad(pad_), s(std::size_t(rows_) * ld_), t(s.size()), s2(s.size()), t2(s.size()),
         q1(s.size()), q2(s.size()), hs(std::size_t(ld_) + 2 * pad_), ht(hs.size()), cs(coarse), ct(coarse),
         ns(coarse), nt(coarse), dest(coarse ? ld_ : 0), mirror(dest.size()), bs(slab), bt(slab),
-        bh(slab_row ? 2 * slab_row + 64 : 0), bg(bh.size()), bq1(slab_row),
+        bh(slab_row ? 3 * slab_row + 128 : 0), bg(bh.size()), bq1(slab_row),
         bq2(slab_row), bdest(coarse ? slab_row : 0) {}
 };
 
@@ -111,7 +114,9 @@ struct DiagonalOutput {
 };
 
 // Where a stage's slices start: the two inputs (Σ⁰ = x·x'/C, Θ⁰ = 0) or, after an avgpool,
-// Σ and Θ on all pixel pairs of the stage's map, times `scale`.
+// Σ and Θ on all pixel pairs of the stage's map, times `scale`: pair ((h1, w1), (h2, w2)) at
+// ((h1·h + h2)·w + w1)·w + w2, so the pairs of one row pair are one contiguous block (the pool
+// scatter adds whole blocks, the next stage reads them).
 struct SliceSource {
   const double* x = nullptr;
   const double* y = nullptr;
@@ -202,6 +207,17 @@ class Engine {
                                         const double* r1, const double* r2, bool self, bool half, double* rec,
                                         SliceWorkspace& ws, double* full_s, double* full_t, double* next_s,
                                         double* next_t) const;
+  // Circular maps (Plan::Stage::ring): all offsets (d, ·) of one row offset at once; returns Σ
+  // and Θ summed over the block's output pairs and, with full_s/full_t, writes every pair.
+  std::pair<double, double> run_ring(int d, const double* x, const double* r1, const double* D,
+                                     bool self, SliceWorkspace& ws, double* full_s, double* full_t) const;
+  std::size_t acts_in_ring() const {  // spatial activations (each has its reflected variance table)
+    std::size_t n = 0;
+    for (const auto& op : plan_.spatial) n += op.kind == OpKind::Activation ? 1 : 0;
+    return n;
+  }
+  std::pair<double, double> pair_ring(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
+                                      double* full_t) const;
   // One offset slice (d, e) through one stage; returns false if it vanishes.
   bool run_slice(const Plan::Stage& stage, int d, int e, const SliceSource& src, const double* r1, const double* r2,
                  bool self, double* rec, SliceWorkspace& ws, const double** s_out, const double** t_out) const;

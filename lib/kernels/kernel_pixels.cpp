@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -409,13 +410,77 @@ inline void copy_row(const double* src, int n, double* dst) {
 inline void zero_row(double* dst, int n) {
   for (int c = 0; c < n; ++c) dst[c] = 0.0;
 }
+// The 3-tap H pass of Σ and Θ: hs = (s0 + s1) + s2, ht = (t0 + t1) + t2 on n entries. The
+// pointers live in registers (no reload per vector: the compiler cannot prove the rows do not
+// alias the pointer arrays they came from), full zmm vectors and one masked tail.
+__attribute__((always_inline)) inline void sum3_rows(const double* __restrict s0, const double* __restrict s1,
+                                                     const double* __restrict s2, const double* __restrict t0,
+                                                     const double* __restrict t1, const double* __restrict t2,
+                                                     double* __restrict hs, double* __restrict ht, std::size_t n) {
+  std::size_t c = 0;
+#if defined(__AVX512F__)
+  for (; c + 8 <= n; c += 8) {
+    _mm512_storeu_pd(hs + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(s0 + c), _mm512_loadu_pd(s1 + c)),
+                                           _mm512_loadu_pd(s2 + c)));
+    _mm512_storeu_pd(ht + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(t0 + c), _mm512_loadu_pd(t1 + c)),
+                                           _mm512_loadu_pd(t2 + c)));
+  }
+  if (c < n) {
+    const __mmask8 m = static_cast<__mmask8>((1u << (n - c)) - 1);
+    _mm512_mask_storeu_pd(hs + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), _mm512_maskz_loadu_pd(m, s1 + c)),
+                                                   _mm512_maskz_loadu_pd(m, s2 + c)));
+    _mm512_mask_storeu_pd(ht + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), _mm512_maskz_loadu_pd(m, t1 + c)),
+                                                   _mm512_maskz_loadu_pd(m, t2 + c)));
+  }
+#else
+  for (; c < n; ++c) hs[c] = (s0[c] + s1[c]) + s2[c], ht[c] = (t0[c] + t1[c]) + t2[c];
+#endif
+}
+// The H passes of two neighbouring output rows from four input rows r0 < r1 < r2 < r3 (each for
+// Σ and Θ): lo = (r0 + r1) + r2, hi = (r1 + r2) + r3, the sums of sum3_rows; four loads per
+// entry instead of six.
+struct FourRows {
+  const double* s[4];
+  const double* t[4];
+};
+__attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::size_t c0, std::size_t c1,
+                                                     double* __restrict los, double* __restrict lot,
+                                                     double* __restrict his, double* __restrict hit) {
+  const double* __restrict s0 = r.s[0];
+  const double* __restrict s1 = r.s[1];
+  const double* __restrict s2 = r.s[2];
+  const double* __restrict s3 = r.s[3];
+  const double* __restrict t0 = r.t[0];
+  const double* __restrict t1 = r.t[1];
+  const double* __restrict t2 = r.t[2];
+  const double* __restrict t3 = r.t[3];
+  std::size_t c = c0;
+#if defined(__AVX512F__)
+  for (; c < c1; c += 8) {
+    const __mmask8 m = c1 - c >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << (c1 - c)) - 1);
+    const __m512d a1 = _mm512_maskz_loadu_pd(m, s1 + c), a2 = _mm512_maskz_loadu_pd(m, s2 + c);
+    _mm512_mask_storeu_pd(los + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), a1), a2));
+    _mm512_mask_storeu_pd(his + c, m, _mm512_add_pd(_mm512_add_pd(a1, a2), _mm512_maskz_loadu_pd(m, s3 + c)));
+    const __m512d b1 = _mm512_maskz_loadu_pd(m, t1 + c), b2 = _mm512_maskz_loadu_pd(m, t2 + c);
+    _mm512_mask_storeu_pd(lot + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), b1), b2));
+    _mm512_mask_storeu_pd(hit + c, m, _mm512_add_pd(_mm512_add_pd(b1, b2), _mm512_maskz_loadu_pd(m, t3 + c)));
+  }
+#else
+  for (; c < c1; ++c) {
+    los[c] = (s0[c] + s1[c]) + s2[c], his[c] = (s1[c] + s2[c]) + s3[c];
+    lot[c] = (t0[c] + t1[c]) + t2[c], hit[c] = (t1[c] + t2[c]) + t3[c];
+  }
+#endif
+}
 }  // namespace
 
 SliceWorkspace Engine::slice_workspace() const {
   int filter = 1;
   for (const auto& op : plan_.spatial)
     if (op.kind == OpKind::Affine) filter = std::max({filter, op.ah.filter, op.aw.filter});
-  return SliceWorkspace(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs, plan_.slab_doubles, plan_.slab_row);
+  SliceWorkspace ws(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs, plan_.slab_doubles, plan_.slab_row);
+  ws.ring.resize(plan_.ring_doubles);
+  return ws;
 }
 
 #if defined(__AVX512F__)
@@ -442,7 +507,33 @@ struct FusedRow {
   double* to;
   __m512d scale, b2, ab2, d2, cross;
   const ActivationDual* dual;
+  bool checked = false;  // every (q1, q2) of the row passed plain_rows: the lanes need only Σ' finite
 };
+
+// True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive and
+// finite, and the extreme products inside (1e-280, 1e280) — rounding is monotone, so then every
+// product is. One check per row instead of one per vector; the same lanes take the same path.
+// The extremes of q[0..n) in *lo, *hi; false if some value is not positive and finite (NaN included).
+inline bool positive_extremes(const double* q, int n, double* lo, double* hi) {
+  const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+  const __m512d inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+  __m512d vlo = inf, vhi = zero;
+  __mmask8 good = 0xFF;
+  for (int i = 0; i < n; i += 8) {
+    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
+    const __m512d v = _mm512_mask_loadu_pd(one, m, q + i);  // masked-off lanes 1: harmless
+    good &= _mm512_cmp_pd_mask(v, zero, _CMP_GT_OQ) & _mm512_cmp_pd_mask(v, inf, _CMP_LT_OQ);
+    vlo = _mm512_min_pd(vlo, v), vhi = _mm512_max_pd(vhi, v);
+  }
+  *lo = _mm512_reduce_min_pd(vlo), *hi = _mm512_reduce_max_pd(vhi);
+  return good == 0xFF;
+}
+
+inline bool plain_rows(const double* q1, int n1, const double* q2, int n2) {
+  double lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0;
+  if (!positive_extremes(q1, n1, &lo1, &hi1) || !positive_extremes(q2, n2, &lo2, &hi2)) return false;
+  return lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280;
+}
 
 template <int N, bool broadcast>
 __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const FusedVector* job) {
@@ -464,7 +555,11 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
     tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
     a[v] = broadcast ? _mm512_set1_pd(job[v].q1[0]) : _mm512_mask_loadu_pd(one, m, job[v].q1);
     b[v] = _mm512_mask_loadu_pd(one, m, job[v].q2);
-    ok[v] = family_simd::plain_lanes(a[v], b[v], sv[v]) & m;
+    // Rows checked beforehand (FusedRow::checked): only Σ' can still be non-finite.
+    ok[v] = (r.checked ? _mm512_cmp_pd_mask(_mm512_abs_pd(sv[v]), _mm512_set1_pd(std::numeric_limits<double>::infinity()),
+                                            _CMP_LT_OQ)
+                       : family_simd::plain_lanes(a[v], b[v], sv[v])) &
+            m;
     rare |= ok[v] != m;
   }
   if (__builtin_expect(rare, 0)) {  // zero variance, non-finite values, extreme magnitudes
@@ -540,14 +635,12 @@ bool Engine::run_slice(const Plan::Stage& stage, int d, int e, const SliceSource
   const double inv = 1.0 / C;
   int width = cols.hi - cols.lo;
   if (src.s) {  // after an avgpool: the slice of the pooled pixel-pair kernels
-    const std::size_t P = static_cast<std::size_t>(H) * W;
     for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
       const int h2 = wrap(h1 - d, H, circ);
       double* srow = S + (h1 - rows.lo) * width;
       double* trow = T + (h1 - rows.lo) * width;
       for (int w1 = cols.lo; w1 < cols.hi; ++w1) {
-        const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P + static_cast<std::size_t>(h2) * W +
-                              wrap(w1 - e, W, circ);
+        const std::size_t k = ((static_cast<std::size_t>(h1) * H + h2) * W + w1) * W + wrap(w1 - e, W, circ);
         srow[w1 - cols.lo] = src.scale * src.s[k];
         trow[w1 - cols.lo] = src.scale * src.t[k];
       }
@@ -768,6 +861,7 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
                                               double* full_t) const {
   if (plan_.pooled || plan_.stages.front().slab || plan_.readout == Readout::Flatten)
     return pair_stages(p1, p2, ws, full_s, full_t, nullptr);
+  if (plan_.stages.front().ring) return pair_ring(p1, p2, ws, full_s, full_t);
   const bool circ = plan_.circular;
   const int H0 = plan_.in_h, W0 = plan_.in_w, Ho = plan_.out_h, Wo = plan_.out_w;
   const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
@@ -823,6 +917,217 @@ std::pair<double, double> Engine::pair_slices(Eigen::Index p1, Eigen::Index p2, 
   return {sum_s, sum_t};
 }
 
+// --- ring blocks (circular maps) -------------------------------------------------------------
+// With every conv circular there is no boundary: block d holds all pairs ((h1, w1), (h1 − d,
+// w1 − e)) (mod the map) at (h1·W + w1)·W + e, and a conv tap moves a whole row of e (the H pass
+// a plane of W² doubles, the W pass a row of W). Block d of a point with itself is the
+// transpose of block −d, so half of them suffice for gap. The second point's variances at
+// (h2, w1 − e) for e = 0…W−1 are one contiguous run of its reflected row
+// D[h2][j] = q2[h2][(W − 1 − j) mod W], j = e − w1 + W − 1 (built once per pair and activation).
+std::pair<double, double> Engine::pair_ring(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
+                                            double* full_t) const {
+  const int H = plan_.in_h, W = plan_.in_w;
+  const bool self = same_point(p1, p2);
+  const bool half = self && full_s == nullptr;
+  const double* r2 = record(p2);
+  const std::size_t block = static_cast<std::size_t>(H) * W * W;
+  double* D = ws.ring.data() + 4 * block;  // then Y (below), then run_ring's H-pass rows
+  for (const auto& op : plan_.spatial) {
+    if (op.kind != OpKind::Activation) continue;
+    const std::size_t a = static_cast<std::size_t>(op.q_offset) / (static_cast<std::size_t>(H) * W);
+    for (int h2 = 0; h2 < H; ++h2) {
+      const double* q2 = r2 + op.q_offset + static_cast<std::size_t>(h2) * W;
+      double* row = D + (a * H + h2) * 2 * W;
+      for (int j = 0; j < 2 * W - 1; ++j) row[j] = q2[wrap(W - 1 - j, W, true)];
+      row[2 * W - 1] = 1.0;
+    }
+  }
+  {  // the second input reflected the same way, channel-major: Y[h2][c][j] = y[h2][(W − 1 − j) mod W][c]
+    const int C = plan_.in_c;
+    const double* y = row_of(p2);
+    double* Y = D + acts_in_ring() * H * 2 * W;
+    for (int h2 = 0; h2 < H; ++h2)
+      for (int c = 0; c < C; ++c) {
+        double* row = Y + (static_cast<std::size_t>(h2) * C + c) * 2 * W;
+        for (int j = 0; j < 2 * W - 1; ++j)
+          row[j] = y[(static_cast<std::size_t>(h2) * W + wrap(W - 1 - j, W, true)) * C + c];
+        row[2 * W - 1] = 0.0;
+      }
+  }
+  double sum_s = 0, sum_t = 0;
+  for (int d = 0; d < H; ++d) {
+    double weight = 1.0;
+    if (half) {  // block d stands for its mirror −d too
+      const int md = (H - d) % H;
+      if (d > md) continue;
+      weight = d == md ? 1.0 : 2.0;
+    }
+    const auto sums = run_ring(d, row_of(p1), record(p1), D, self, ws, full_s, full_t);
+    sum_s += weight * sums.first;
+    sum_t += weight * sums.second;
+  }
+  return {sum_s, sum_t};
+}
+
+std::pair<double, double> Engine::run_ring(int d, const double* x, const double* r1, const double* D,
+                                           bool self, SliceWorkspace& ws, double* full_s, double* full_t) const {
+  const int H = plan_.in_h, W = plan_.in_w, C = plan_.in_c;
+  const std::size_t plane = static_cast<std::size_t>(W) * W, block = static_cast<std::size_t>(H) * plane;
+  const std::size_t tables = (acts_in_ring() + static_cast<std::size_t>(C)) * H * 2 * W;
+  double* S = ws.ring.data();
+  double* T = S + block;
+  double* S2 = T + block;
+  double* T2 = S2 + block;
+  const double* Y = D + acts_in_ring() * H * 2 * W;  // the reflected second input (pair_ring)
+  double* es = T2 + block + tables;  // the H pass of one output row, extended by the W pass's wrap
+  const std::size_t ext = (plan_.ring_doubles - 16 - 4 * block - tables) / 2;
+  double* et = es + ext;
+  // Σ⁰ = x_a·x'_b / C, Θ⁰ = 0; y at (h2, w1 − e) is the run Y[h2][c][e − w1 + W − 1].
+  const double inv = 1.0 / C;
+  for (int h1 = 0; h1 < H; ++h1) {
+    const int h2 = wrap(h1 - d, H, true);
+    for (int w1 = 0; w1 < W; ++w1) {
+      const double* a = x + (static_cast<std::size_t>(h1) * W + w1) * C;
+      double* srow = S + (static_cast<std::size_t>(h1) * W + w1) * W;
+      double* trow = T + (static_cast<std::size_t>(h1) * W + w1) * W;
+      const double* yb = Y + static_cast<std::size_t>(h2) * C * 2 * W + (W - 1 - w1);
+      for (int e = 0; e < W; ++e) srow[e] = 0.0, trow[e] = 0.0;
+      for (int c = 0; c < C; ++c) {  // channel by channel: the order of acc += a·b per entry
+        const double ac = a[c];
+        const double* yc = yb + static_cast<std::size_t>(c) * 2 * W;
+#pragma omp simd
+        for (int e = 0; e < W; ++e) srow[e] += ac * yc[e];
+      }
+#pragma omp simd
+      for (int e = 0; e < W; ++e) srow[e] *= inv;
+    }
+  }
+  const int n_ops = static_cast<int>(plan_.spatial.size());
+  for (int k = 0; k < n_ops; ++k) {
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
+    if (op.kind == OpKind::Affine) {
+      const Axis& ah = op.ah;
+      const Axis& aw = op.aw;
+      const int Fh = ah.filter, Fw = aw.filter, before = aw.before;
+      const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
+#if defined(__AVX512F__)
+      FamilyCoefficients family;
+      const SpatialOp* act = k + 1 < n_ops ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+      const bool fuse = Fw == 3 && !(self && d == 0) && act && act->kind == OpKind::Activation &&
+                        relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+#endif
+      for (int o = 0; o < H; ++o) {
+        // H pass over the plane of output row o, in tap order; ext row r is plane row r − before (mod W).
+        double* hs = es + static_cast<std::size_t>(before) * W;
+        double* ht = et + static_cast<std::size_t>(before) * W;
+        const double* sr = S + static_cast<std::size_t>(ah.source[static_cast<std::size_t>(o) * Fh]) * plane;
+        const double* tr = T + static_cast<std::size_t>(ah.source[static_cast<std::size_t>(o) * Fh]) * plane;
+        if (Fh == 3) {
+          const double* s1 = S + static_cast<std::size_t>(ah.source[static_cast<std::size_t>(o) * Fh + 1]) * plane;
+          const double* s2 = S + static_cast<std::size_t>(ah.source[static_cast<std::size_t>(o) * Fh + 2]) * plane;
+          const double* t1 = T + static_cast<std::size_t>(ah.source[static_cast<std::size_t>(o) * Fh + 1]) * plane;
+          const double* t2 = T + static_cast<std::size_t>(ah.source[static_cast<std::size_t>(o) * Fh + 2]) * plane;
+          sum3_rows(sr, s1, s2, tr, t1, t2, hs, ht, plane);
+        } else {
+          for (std::size_t j = 0; j < plane; ++j) hs[j] = sr[j], ht[j] = tr[j];
+          for (int sh = 1; sh < Fh; ++sh) {
+            const std::size_t i = static_cast<std::size_t>(ah.source[static_cast<std::size_t>(o) * Fh + sh]);
+            const double* sa = S + i * plane;
+            const double* ta = T + i * plane;
+#pragma omp simd
+            for (std::size_t j = 0; j < plane; ++j) hs[j] += sa[j], ht[j] += ta[j];
+          }
+        }
+        for (int r = 0; r < before; ++r) {  // the wrap rows
+          copy_row(hs + static_cast<std::size_t>(r - before + W) * W, W, es + static_cast<std::size_t>(r) * W);
+          copy_row(ht + static_cast<std::size_t>(r - before + W) * W, W, et + static_cast<std::size_t>(r) * W);
+        }
+        for (int r = before + W; r < W + Fw - 1; ++r) {
+          copy_row(hs + static_cast<std::size_t>(r - before - W) * W, W, es + static_cast<std::size_t>(r) * W);
+          copy_row(ht + static_cast<std::size_t>(r - before - W) * W, W, et + static_cast<std::size_t>(r) * W);
+        }
+        // W pass and Σ' = W²·𝒞[Σ] + B², Θ' = Σ' + W²·𝒞[Θ]: output column w1 reads ext rows w1 … w1 + Fw − 1.
+        double* so = S2 + static_cast<std::size_t>(o) * plane;
+        double* to = T2 + static_cast<std::size_t>(o) * plane;
+#if defined(__AVX512F__)
+        if (fuse) {
+          const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * W;
+          const std::size_t a = static_cast<std::size_t>(act->q_offset) / (static_cast<std::size_t>(H) * W);
+          const double* q2 = D + (a * H + static_cast<std::size_t>(wrap(o - d, H, true))) * 2 * W + (W - 1);
+          FusedRow row = fused_row(es, et, W, scale, b2, plan_.duals[act->dual], family, so, to);
+          row.checked = plain_rows(q1, W, q2 - (W - 1), 2 * W - 1);
+          FusedBatch<true> batch(row);
+          for (int w1 = 0; w1 < W; ++w1)
+            for (int e = 0; e < W; e += 8)
+              batch.add(static_cast<std::size_t>(w1) * W + e, q1 + w1, q2 + e - w1, tail_mask(W - e));
+          batch.finish();
+          continue;
+        }
+#endif
+        for (int w1 = 0; w1 < W; ++w1) {
+          const double* h0 = es + static_cast<std::size_t>(w1) * W;
+          const double* g0 = et + static_cast<std::size_t>(w1) * W;
+          double* sb = so + static_cast<std::size_t>(w1) * W;
+          double* tb = to + static_cast<std::size_t>(w1) * W;
+          if (Fw == 3) {
+#pragma omp simd
+            for (int e = 0; e < W; ++e) {
+              const double sv = ((h0[e] + h0[e + W]) + h0[e + 2 * W]) * scale + b2;
+              sb[e] = sv;
+              tb[e] = sv + ((g0[e] + g0[e + W]) + g0[e + 2 * W]) * scale;
+            }
+          } else {
+            for (int e = 0; e < W; ++e) {
+              double hsum = h0[e], gsum = g0[e];
+              for (int sw = 1; sw < Fw; ++sw) hsum += h0[e + sw * W], gsum += g0[e + sw * W];
+              const double sv = hsum * scale + b2;
+              sb[e] = sv;
+              tb[e] = sv + gsum * scale;
+            }
+          }
+        }
+      }
+#if defined(__AVX512F__)
+      if (fuse) ++k;  // its activation is done
+#endif
+      std::swap(S, S2);
+      std::swap(T, T2);
+    } else {
+      const ActivationDual& dual = plan_.duals[op.dual];
+      const double* q1 = r1 + op.q_offset;
+      const std::size_t a = static_cast<std::size_t>(op.q_offset) / (static_cast<std::size_t>(H) * W);
+      for (int h1 = 0; h1 < H; ++h1) {
+        const double* q2 = D + (a * H + static_cast<std::size_t>(wrap(h1 - d, H, true))) * 2 * W + (W - 1);
+        for (int w1 = 0; w1 < W; ++w1) {
+          double* srow = S + (static_cast<std::size_t>(h1) * W + w1) * W;
+          double* trow = T + (static_cast<std::size_t>(h1) * W + w1) * W;
+          // Pixel a of a point against itself is exactly collinear: its variance, not the product.
+          if (self && d == 0) srow[0] = q1[static_cast<std::size_t>(h1) * W + w1];
+          dual.apply(static_cast<std::size_t>(W), q1 + static_cast<std::size_t>(h1) * W + w1, 0, q2 - w1, 1, srow, trow);
+        }
+      }
+    }
+  }
+  double ss = 0, st = 0;
+#pragma omp simd reduction(+ : ss, st)
+  for (std::size_t j = 0; j < block; ++j) ss += S[j], st += T[j];
+  if (full_s) {
+    const std::size_t m = static_cast<std::size_t>(H) * W;
+    for (int h1 = 0; h1 < H; ++h1) {
+      const int h2 = wrap(h1 - d, H, true);
+      for (int w1 = 0; w1 < W; ++w1)
+        for (int e = 0; e < W; ++e) {
+          const std::size_t at = (static_cast<std::size_t>(h1) * W + w1) * m + static_cast<std::size_t>(h2) * W +
+                                 static_cast<std::size_t>(w1 - e < 0 ? w1 - e + W : w1 - e);
+          const std::size_t from = (static_cast<std::size_t>(h1) * W + w1) * W + e;
+          full_s[at] = S[from];
+          full_t[at] = T[from];
+        }
+    }
+  }
+  return {ss, st};
+}
+
 bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
                       bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const {
   const int H = stage.h, W = stage.w, P = stage.pad, L = W + P, C = plan_.in_c;
@@ -838,14 +1143,26 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
   double* const S0 = ws.bs.data();
   double* const T0 = ws.bt.data();
-  std::fill(S0, S0 + n, 0.0);
-  std::fill(T0, T0 + n, 0.0);
+  // Zero what Σ⁰ below does not write: the G guard rows and the pads of every row (Θ⁰ = 0
+  // everywhere when the stage starts from the inputs).
+  {
+    const std::size_t guard_rows = static_cast<std::size_t>(G) * R;
+    std::fill(S0, S0 + guard_rows, 0.0);
+    if (src.s) std::fill(T0, T0 + guard_rows, 0.0);
+    else std::fill(T0, T0 + n, 0.0);
+    for (std::size_t row = guard_rows; row < n; row += R)
+      for (double* A : {S0 + row, src.s ? T0 + row : nullptr}) {
+        if (!A) continue;
+        std::fill(A, A + first, 0.0);
+        for (int w1 = 0; w1 < W; ++w1) zero_row(A + first + static_cast<std::size_t>(w1) * L + W, P);
+        std::fill(A + first + body, A + R, 0.0);
+      }
+  }
   int shift = G;  // row h sits at index h − rows.lo + shift
   double* S = S0 + static_cast<std::size_t>(shift) * R;
   double* T = T0 + static_cast<std::size_t>(shift) * R;
   // Σ⁰ (or the pooled kernels of the previous stage); Θ⁰ = 0 from the inputs.
   const double inv = 1.0 / C;
-  const std::size_t P0 = static_cast<std::size_t>(H) * W;
   const bool transposed = !src.s && C <= 16 && static_cast<std::size_t>(C) * W <= ws.bq1.size();
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = h1 - d;
@@ -858,7 +1175,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
     for (int w1 = 0; w1 < W; ++w1) {
       double* sr = srow + static_cast<std::size_t>(w1) * L;
       if (src.s) {
-        const std::size_t k = (static_cast<std::size_t>(h1) * W + w1) * P0 + static_cast<std::size_t>(h2) * W;
+        const std::size_t k = ((static_cast<std::size_t>(h1) * H + h2) * W + w1) * W;
         double* tr = trow + static_cast<std::size_t>(w1) * L;
         for (int w2 = 0; w2 < W; ++w2) sr[w2] = src.scale * src.s[k + w2], tr[w2] = src.scale * src.t[k + w2];
       } else if (transposed) {  // y's row h2 channel-major: the w2 loop vectorizes
@@ -885,9 +1202,12 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
     }
   }
   // One row of the H pass, with zero guards for the diagonal shifts of the W pass.
-  const std::size_t guard = static_cast<std::size_t>(P + 8);  // ≥ the largest shift; bh holds 2R + 64
+  const std::size_t guard = static_cast<std::size_t>(P + 8);  // ≥ the largest shift; bh holds 3R + 128
   double* hs = ws.bh.data() + guard;
   double* ht = ws.bg.data() + guard;
+  // A second row (two output rows share their H pass: sum3_pair); bh holds 3R + 128.
+  double* hs_next = hs + R + guard;
+  double* ht_next = ht + R + guard;
   std::fill(ws.bh.begin(), ws.bh.end(), 0.0);
   std::fill(ws.bg.begin(), ws.bg.end(), 0.0);
   auto zero_pads = [&](double* row) {  // the pad columns w2 = W … W+P−1 of every w1
@@ -914,8 +1234,11 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const int next = down ? 0 : G;
       double* const S2 = S0 + static_cast<std::size_t>(next) * R;
       double* const T2 = T0 + static_cast<std::size_t>(next) * R;
+      bool ready = false;  // the next row's H pass is done (pair)
       for (int j = 0; j < rows.hi - rows.lo; ++j) {
         const int o = down ? rows.lo + j : rows.hi - 1 - j;
+        const bool have = ready;  // this row's H pass is in hs_next
+        if (have) std::swap(hs, hs_next), std::swap(ht, ht_next);
         // H pass over the whole slab row (its pads are zero, so the sum's pads are too); three
         // taps (3×3 convs) in one pass, in tap order.
         int nk = 0;
@@ -940,11 +1263,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         // The 3-tap H pass on entries [c0, c1) of the row.
         auto hpass3 = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
           if (nk == 3) {
-#pragma omp simd
-            for (std::size_t c = c0; c < c1; ++c) {
-              hs[c] = (sr3[0][c] + sr3[1][c]) + sr3[2][c];
-              ht[c] = (tr3[0][c] + tr3[1][c]) + tr3[2][c];
-            }
+            sum3_rows(sr3[0] + c0, sr3[1] + c0, sr3[2] + c0, tr3[0] + c0, tr3[1] + c0, tr3[2] + c0, hs + c0, ht + c0, c1 - c0);
           } else if (nk == 2) {
 #pragma omp simd
             for (std::size_t c = c0; c < c1; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
@@ -957,11 +1276,34 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           }
         };
 #if defined(__AVX512F__)
-        const bool chunked = fuse && Fh == 3;  // the H pass runs in chunks between the fused vectors
+        const bool chunked = fuse && Fh == 3 && !have;  // the H pass runs in chunks between the fused vectors
 #else
         const bool chunked = false;
 #endif
-        if (Fh == 3 && !chunked) hpass3(0, R);
+        // Pair this row with the next when both read three rows, the next's shifted by one: its
+        // H pass comes along with this one's (into hs_next) from four rows.
+        bool pair = false;
+        FourRows four{};
+        if (chunked && nk == 3 && j + 1 < rows.hi - rows.lo) {
+          const int on = down ? o + 1 : o - 1;
+          const int lo_row = down ? o - 1 : o - 2;  // the four rows lo_row … lo_row + 3
+          pair = lo_row >= rows.lo && lo_row + 3 < rows.hi;
+          for (int sh = 0; sh < Fh && pair; ++sh)
+            pair = ah.source[static_cast<std::size_t>(o) * Fh + sh] == (down ? lo_row : lo_row + 1) + sh &&
+                   ah.source[static_cast<std::size_t>(on) * Fh + sh] == (down ? lo_row + 1 : lo_row) + sh;
+          for (int r = 0; r < 4 && pair; ++r) {
+            four.s[r] = S + static_cast<std::size_t>(lo_row + r - rows.lo) * R;
+            four.t[r] = T + static_cast<std::size_t>(lo_row + r - rows.lo) * R;
+          }
+        }
+        auto hpass = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
+          if (!pair) hpass3(c0, c1);
+          else if (down) sum3_pair(four, c0, c1, hs, ht, hs_next, ht_next);
+          else sum3_pair(four, c0, c1, hs_next, ht_next, hs, ht);
+        };
+        (void)hpass;  // only the AVX-512 rows are chunked
+        ready = pair;
+        if (Fh == 3 && !chunked && !have) hpass3(0, R);
         if (Fh != 3 && nk == 0) {
           std::fill(hs, hs + R, 0.0);
           std::fill(ht, ht + R, 0.0);
@@ -977,7 +1319,9 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         if (fuse) {
           const double* q1 = r1 + act->q_offset + static_cast<std::size_t>(o) * W;
           const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * W;
-          FusedBatch<true> batch(fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb));
+          FusedRow row = fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb);
+          row.checked = plain_rows(q1, W, q2, W);
+          FusedBatch<true> batch(row);
           // The W pass at body entry c reads the H-pass row up to index first − before·step + c + 2·step:
           // before each w1, the H pass is brought that far (in chunks the core overlaps with the duals).
           std::size_t done = 0;
@@ -985,9 +1329,11 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           for (int w1 = 0; w1 < W; ++w1) {
             if (chunked) {
               const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
-              const std::size_t upto = std::min(R, static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)));
-              if (w1 + 1 == W) hpass3(done, R), done = R;
-              else if (upto > done) hpass3(done, upto), done = upto;
+              // chunk ends rounded up to whole vectors: no masked tail per chunk
+              const std::size_t upto =
+                  std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
+              if (w1 + 1 == W) hpass(done, R), done = R;
+              else if (upto > done) hpass(done, upto), done = upto;
             }
             for (int w2 = 0; w2 < W; w2 += 8)
               batch.add(static_cast<std::size_t>(w1) * L + w2, q1 + w1, q2 + w2, tail_mask(W - w2));
@@ -1075,7 +1421,7 @@ void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int
   const PoolAxis& ph = pool.ph;
   const PoolAxis& pw = pool.pw;
   const int Hf = ws.out_h, Wf = ws.out_w, width = ws.out_cols_hi - ws.out_cols_lo;
-  const std::size_t Wo = static_cast<std::size_t>(pw.n_out), Po = static_cast<std::size_t>(ph.n_out) * Wo;
+  const std::size_t Wo = static_cast<std::size_t>(pw.n_out), Ho = static_cast<std::size_t>(ph.n_out);
   if (ph.single && pw.single) {
     // Windows no wider than the stride (Myrtle's 2×2/2): each fine pixel feeds at most one
     // coarse one, so each column of the slice has one destination, the same in every row.
@@ -1083,21 +1429,21 @@ void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int
     std::ptrdiff_t* dm = ws.mirror.data();
     for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
       const int B1 = pw.owner[w1], B2 = pw.owner[wrap(w1 - e, Wf, circ)];
-      dest[w1 - ws.out_cols_lo] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Po + B2);
-      dm[w1 - ws.out_cols_lo] = static_cast<std::ptrdiff_t>(B2 * Po + B1);
+      dest[w1 - ws.out_cols_lo] = (B1 < 0 || B2 < 0) ? -1 : static_cast<std::ptrdiff_t>(B1 * Wo + B2);
+      dm[w1 - ws.out_cols_lo] = static_cast<std::ptrdiff_t>(B2 * Wo + B1);
     }
     for (int h1 = ws.out_rows_lo; h1 < ws.out_rows_hi; ++h1) {
       const int A1 = ph.owner[h1], A2 = ph.owner[wrap(h1 - d, Hf, circ)];
       if (A1 < 0 || A2 < 0) continue;
       const double* srow = S + (h1 - ws.out_rows_lo) * width;
       const double* trow = T + (h1 - ws.out_rows_lo) * width;
-      double* s = ns + A1 * Wo * Po + A2 * Wo;
-      double* t = nt + A1 * Wo * Po + A2 * Wo;
+      double* s = ns + (A1 * Ho + A2) * Wo * Wo;
+      double* t = nt + (A1 * Ho + A2) * Wo * Wo;
       for (int c = 0; c < width; ++c)
         if (dest[c] >= 0) s[dest[c]] += srow[c], t[dest[c]] += trow[c];
       if (mirror) {
-        double* sm = ns + A2 * Wo * Po + A1 * Wo;
-        double* tm = nt + A2 * Wo * Po + A1 * Wo;
+        double* sm = ns + (A2 * Ho + A1) * Wo * Wo;
+        double* tm = nt + (A2 * Ho + A1) * Wo * Wo;
         for (int c = 0; c < width; ++c)
           if (dest[c] >= 0) sm[dm[c]] += srow[c], tm[dm[c]] += trow[c];
       }
@@ -1111,21 +1457,21 @@ void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int
     for (int ia = ph.first[h1]; ia < ph.first[h1 + 1]; ++ia)
       for (int ib = ph.first[h2]; ib < ph.first[h2 + 1]; ++ib) {
         const std::size_t A1 = ph.coarse[ia], A2 = ph.coarse[ib];
-        double* s = ns + A1 * Wo * Po + A2 * Wo;   // + B1·Po + B2
-        double* t = nt + A1 * Wo * Po + A2 * Wo;
-        double* sm = ns + A2 * Wo * Po + A1 * Wo;  // + B2·Po + B1
-        double* tm = nt + A2 * Wo * Po + A1 * Wo;
+        double* s = ns + (A1 * Ho + A2) * Wo * Wo;   // + B1·Wo + B2
+        double* t = nt + (A1 * Ho + A2) * Wo * Wo;
+        double* sm = ns + (A2 * Ho + A1) * Wo * Wo;  // + B2·Wo + B1
+        double* tm = nt + (A2 * Ho + A1) * Wo * Wo;
         for (int w1 = ws.out_cols_lo; w1 < ws.out_cols_hi; ++w1) {
           const int w2 = wrap(w1 - e, Wf, circ);
           const double v = srow[w1], u = trow[w1];
           for (int jb = pw.first[w1]; jb < pw.first[w1 + 1]; ++jb)
             for (int jc = pw.first[w2]; jc < pw.first[w2 + 1]; ++jc) {
               const std::size_t B1 = pw.coarse[jb], B2 = pw.coarse[jc];
-              s[B1 * Po + B2] += v;
-              t[B1 * Po + B2] += u;
+              s[B1 * Wo + B2] += v;
+              t[B1 * Wo + B2] += u;
               if (mirror) {
-                sm[B2 * Po + B1] += v;
-                tm[B2 * Po + B1] += u;
+                sm[B2 * Wo + B1] += v;
+                tm[B2 * Wo + B1] += u;
               }
             }
         }
@@ -1146,16 +1492,21 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
   const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
   const std::size_t first = static_cast<std::size_t>(P) * L;
   std::ptrdiff_t* dest = ws.bdest.data();
-  std::size_t Wo = 1, Po = 1;
+  std::size_t Wo = 1, Ho = 1;
   if (pool) {  // the fine columns of each coarse one (windows do not overlap): a run [lo, hi)
     Wo = static_cast<std::size_t>(pool->pw.n_out);
-    Po = static_cast<std::size_t>(pool->ph.n_out) * Wo;
+    Ho = static_cast<std::size_t>(pool->ph.n_out);
     for (std::size_t B = 0; B < Wo; ++B) dest[B] = 0, dest[Wo + B] = 0;
     for (int w = W - 1; w >= 0; --w)
       if (pool->pw.owner[w] >= 0) dest[pool->pw.owner[w]] = w;
     for (int w = 0; w < W; ++w)
       if (pool->pw.owner[w] >= 0) dest[Wo + pool->pw.owner[w]] = w + 1;
   }
+  // Every window two adjacent columns, window B2 at dest[0] + 2·B2 (Myrtle's 2×2, stride 2).
+  bool pairs = pool != nullptr && Wo > 0;
+  for (std::size_t B = 0; B < Wo && pairs; ++B)
+    pairs = dest[B] == dest[0] + 2 * static_cast<std::ptrdiff_t>(B) && dest[Wo + B] == dest[B] + 2;
+  (void)pairs;
   const std::size_t m = static_cast<std::size_t>(H) * W;
   double sum_s = 0, sum_t = 0;
   for (int idx = -1; idx <= st.dhi - st.dlo; ++idx) {
@@ -1175,12 +1526,45 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
       if (pool) {
         const int A1 = pool->ph.owner[h1], A2 = pool->ph.owner[h2];
         if (A1 < 0 || A2 < 0) continue;
-        double* sn = next_s + A1 * Wo * Po + A2 * Wo;
-        double* tn = next_t + A1 * Wo * Po + A2 * Wo;
-        double* sm = next_s + A2 * Wo * Po + A1 * Wo;
-        double* tm = next_t + A2 * Wo * Po + A1 * Wo;
+        double* sn = next_s + (A1 * Ho + A2) * Wo * Wo;
+        double* tn = next_t + (A1 * Ho + A2) * Wo * Wo;
+        double* sm = next_s + (A2 * Ho + A1) * Wo * Wo;
+        double* tm = next_t + (A2 * Ho + A1) * Wo * Wo;
         // Each window's entries summed in registers, then added once to its coarse pair (and,
         // for a point with itself, to the mirrored pair).
+#if defined(__AVX512F__)
+        if (pairs) {  // windows of two adjacent columns (2×2, stride 2): 8 coarse columns per pair of vectors
+          const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+          const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+          for (int w1 = 0; w1 < W; ++w1) {
+            const int B1 = pool->pw.owner[w1];
+            if (B1 < 0) continue;
+            const double* sr = srow + static_cast<std::size_t>(w1) * L + dest[0];
+            const double* tr = trow + static_cast<std::size_t>(w1) * L + dest[0];
+            for (std::size_t B2 = 0; B2 < Wo; B2 += 8) {
+              const unsigned nb = static_cast<unsigned>(std::min<std::size_t>(8, Wo - B2));
+              const __mmask8 m0 = nb >= 4 ? __mmask8(0xFF) : __mmask8((1u << (2 * nb)) - 1);
+              const __mmask8 m1 = nb <= 4 ? __mmask8(0) : __mmask8((1u << (2 * nb - 8)) - 1);
+              const __mmask8 mb = __mmask8((1u << nb) - 1);
+              const __m512d s0 = _mm512_maskz_loadu_pd(m0, sr + 2 * B2), s1 = _mm512_maskz_loadu_pd(m1, sr + 2 * B2 + 8);
+              const __m512d t0 = _mm512_maskz_loadu_pd(m0, tr + 2 * B2), t1 = _mm512_maskz_loadu_pd(m1, tr + 2 * B2 + 8);
+              const __m512d as = _mm512_add_pd(_mm512_permutex2var_pd(s0, even, s1), _mm512_permutex2var_pd(s0, odd, s1));
+              const __m512d at = _mm512_add_pd(_mm512_permutex2var_pd(t0, even, t1), _mm512_permutex2var_pd(t0, odd, t1));
+              double* ds = sn + B1 * Wo + B2;
+              double* dt = tn + B1 * Wo + B2;
+              _mm512_mask_storeu_pd(ds, mb, _mm512_add_pd(_mm512_maskz_loadu_pd(mb, ds), as));
+              _mm512_mask_storeu_pd(dt, mb, _mm512_add_pd(_mm512_maskz_loadu_pd(mb, dt), at));
+              if (twice) {
+                alignas(64) double vs[8], vt[8];
+                _mm512_store_pd(vs, as);
+                _mm512_store_pd(vt, at);
+                for (unsigned b = 0; b < nb; ++b) sm[(B2 + b) * Wo + B1] += vs[b], tm[(B2 + b) * Wo + B1] += vt[b];
+              }
+            }
+          }
+          continue;
+        }
+#endif
         for (int w1 = 0; w1 < W; ++w1) {
           const int B1 = pool->pw.owner[w1];
           if (B1 < 0) continue;
@@ -1191,13 +1575,16 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
             if (lo >= hi) continue;
             double as = sr[lo], at = tr[lo];
             for (std::ptrdiff_t w2 = lo + 1; w2 < hi; ++w2) as += sr[w2], at += tr[w2];
-            sn[B1 * Po + B2] += as, tn[B1 * Po + B2] += at;
-            if (twice) sm[B2 * Po + B1] += as, tm[B2 * Po + B1] += at;
+            sn[B1 * Wo + B2] += as, tn[B1 * Wo + B2] += at;
+            if (twice) sm[B2 * Wo + B1] += as, tm[B2 * Wo + B1] += at;
           }
         }
         continue;
       }
-      for (std::size_t c = 0; c < body; ++c) ss += srow[c], stt += trow[c];  // pads are zero
+      double rs = 0, rt = 0;  // pads are zero; 8 lanes of partial sums (a fixed order)
+#pragma omp simd reduction(+ : rs, rt)
+      for (std::size_t c = 0; c < body; ++c) rs += srow[c], rt += trow[c];
+      ss += rs, stt += rt;
       if (full_s)
         for (int w1 = 0; w1 < W; ++w1)
           for (int w2 = 0; w2 < W; ++w2) {

@@ -240,6 +240,18 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
       plan.slab_doubles = std::max(plan.slab_doubles, static_cast<std::size_t>(s.h + s.row_guard) * row);
       plan.slab_row = std::max(plan.slab_row, row);
     }
+    if (plan.circular && plan.stages.size() == 1 && plan.readout != Readout::Flatten &&
+        static_cast<std::size_t>(s.h) * s.w * s.w <= (std::size_t(1) << 15)) {
+      s.ring = true;
+      int filter = 1;
+      std::size_t acts = 0;
+      for (const auto& op : plan.spatial) {
+        if (op.kind == OpKind::Affine) filter = std::max(filter, op.aw.filter);
+        if (op.kind == OpKind::Activation) ++acts;
+      }
+      const std::size_t block = static_cast<std::size_t>(s.h) * s.w * s.w;
+      plan.ring_doubles = 4 * block + (acts + plan.in_c) * s.h * 2 * s.w + 2 * static_cast<std::size_t>(s.w + filter) * s.w + 16;
+    }
     if (k == 0) break;
     // Coarse offset D = A − B needs the fine offsets D·S + s − t, |s − t| < K (the padding
     // shifts both pixels alike); a circular pool wraps them, so then all.

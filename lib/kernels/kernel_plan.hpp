@@ -92,12 +92,18 @@ struct Plan {
     bool slab = false;
     int pad = 1;
     int row_guard = 2;  // spare rows of a slab's in-place conv: 1 + the most rows a conv reads on one side
+    // Ring blocks (kernel_pixels.cpp run_ring): the circular counterpart of a slab, all column
+    // offsets e of one row offset d at once, when every conv is circular, the stage is the only
+    // one and all offsets are needed. Entry (h1, w1, e) of the pair ((h1, w1), (h1 − d, w1 − e))
+    // (both mod the map) sits at (h1·w + w1)·w + e: a conv shifts whole rows of e, no boundary.
+    bool ring = false;
   };
   std::vector<Stage> stages;
   bool pooled = false;          // an avgpool is among the spatial ops
   std::size_t coarse_pairs = 0;  // largest (h·w)² over the stages after the first
   std::size_t slab_doubles = 0;  // largest (h + row_guard)·(w + 2·pad)·(w + pad) over the slab stages
   std::size_t slab_row = 0;      // largest (w + 2·pad)·(w + pad)
+  std::size_t ring_doubles = 0;  // ring blocks: 4·h·w² (Σ, Θ twice) + reflected variances + H-pass rows
   int record = 0;       // doubles per point: pixel variances of every spatial activation, then tail ones
   std::string path;
 };

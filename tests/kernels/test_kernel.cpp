@@ -908,6 +908,36 @@ TEST_CASE("the optimised kernel paths equal a straightforward reference recursio
   }
 }
 
+TEST_CASE("circular stacks (ring blocks) equal the reference recursion to 1e-13 at every map size and filter") {
+  // Maps from one pixel to more than one vector of 8 per row, odd and even filters up to the map,
+  // ReLU-family activations (fused with the conv) and others, gap and pixel-indexed outputs,
+  // x against x (the mirrored half of the blocks) and x against y.
+  std::uint64_t state = 77;
+  auto next = [&](int n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<int>((state >> 33) % static_cast<std::uint64_t>(n));
+  };
+  const int sizes[][2] = {{1, 1}, {1, 5}, {4, 1}, {2, 3}, {5, 5}, {6, 8}, {3, 9}, {7, 11}, {8, 8}, {9, 4}, {4, 16}, {5, 13}};
+  const char* acts[] = {"relu", "abs", "leaky_relu(0.2)", "abrelu(-0.5, 1.3)", "erf", "identity"};
+  int seed = 0;
+  for (const auto& hw : sizes) {
+    const int H = hw[0], W = hw[1], C = 1 + next(3);
+    const Inputs x = random_images(3, H, W, C, 1300 + seed++), y = random_images(2, H, W, C, 1300 + seed++);
+    std::string body;
+    const int layers = 1 + next(3);
+    for (int l = 0; l < layers; ++l) {
+      const int fh = std::min(H, 1 + next(4)), fw = next(2) ? std::min(W, 3) : std::min(W, 1 + next(5));
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "conv(3, %dx%d, padding=circular, w=%.2f, b=%.2f) %s ", fh, fw, 0.8 + 0.1 * next(8),
+                    next(2) ? 0.3 : 0.0, acts[next(6)]);
+      body += buf;
+    }
+    check_against_reference(body + "gap dense(1)", x, y, false);
+    check_against_reference(body + "gap dense(2, b=0.1) relu dense(1)", x, y, false);
+    check_against_reference(body.substr(0, body.size() - 1), x, y, true);
+  }
+}
+
 namespace {
 // A random avgpool on an H × W map: windows 1–3 (odd and even), strides 1–3, every padding,
 // `valid` only where the window fits.
