@@ -41,6 +41,7 @@ lapack_int lapack_size(Index n, const char* what) {
 
 constexpr Index kPanel = 256;  // columns per independent product (fixed: the bits depend on it)
 constexpr Index kReflectorBlock = 128;  // reflectors per block of the back-transformation (fixed too)
+constexpr Index kTrapezoidBlock = 256;  // factor columns per product in the trapezoidal products (fixed too)
 
 }  // namespace
 
@@ -249,15 +250,33 @@ void gemm_abt_rowmajor(Index m, Index n, Index k, double alpha, const double* a,
 }
 
 namespace {
-// Swaps index j < p of the symmetric matrix held in the lower triangle of w whose columns < j
-// are finished factor columns (dpstf2's three swaps: factor rows, the column below p, the strip
-// between j and p).
-void symmetric_swap_lower(MatrixXd& w, Index j, Index p) {
+// Swaps index j < p of the symmetric matrix held in the lower triangle of w, as dpstf2 does, but
+// only within the current block's columns k0 ≤ c < j of the factor rows: the rows of the finished
+// columns c < k0 are interchanged once at the end (apply_deferred_swaps), column by column. The
+// strip between j and p (row p of w) is the one strided access left.
+void symmetric_swap_lower(MatrixXd& w, Index k0, Index j, Index p) {
   const Index n = w.rows();
-  for (Index c = 0; c < j; ++c) std::swap(w(j, c), w(p, c));
+  for (Index c = k0; c < j; ++c) std::swap(w(j, c), w(p, c));
   std::swap(w(j, j), w(p, p));
-  for (Index i = p + 1; i < n; ++i) std::swap(w(i, j), w(i, p));
-  for (Index i = j + 1; i < p; ++i) std::swap(w(i, j), w(p, i));
+  double* cj = w.col(j).data();
+  double* cp = w.col(p).data();
+  for (Index i = p + 1; i < n; ++i) std::swap(cj[i], cp[i]);
+  for (Index i = j + 1; i < p; ++i) std::swap(cj[i], w(p, i));
+}
+
+// The row interchanges of steps ≥ k1 applied to the columns of the block [k0, k1): each column is
+// contiguous, so this is one cached pass per column instead of a strided row swap per step.
+// Pure data movement: the bits do not depend on the columns' order or on `threads`.
+void apply_deferred_swaps(MatrixXd& w, const std::vector<Index>& swap_with, Index rank, Index block, int threads) {
+  const Index blocks = (rank + block - 1) / block;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads) if (rank > block)
+  for (Index c = 0; c < rank; ++c) {
+    const Index k1 = std::min(rank, (c / block + 1) * block);
+    double* col = w.col(c).data();
+    for (Index j = k1; j < rank; ++j)
+      if (swap_with[j] != j) std::swap(col[j], col[swap_with[j]]);
+  }
+  (void)blocks;
 }
 }  // namespace
 
@@ -271,9 +290,14 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
   // picked (largest remaining diagonal), swapped in and computed from the block's earlier columns
   // (dgemv); after the block the trailing matrix gets one rank-kBlock update, split into fixed
   // column panels (one single-threaded dgemm each), so the bits do not depend on `threads`.
+  // Unlike dpstf2/dpstrf, the remaining diagonal is searched in a contiguous copy (not with stride
+  // N + 1) and the finished columns' rows are interchanged once at the end (not per step, with
+  // stride N): those strided passes cost more than the block's arithmetic at N in the thousands.
   constexpr Index kBlock = 64;
   MatrixXd w = a;
+  Eigen::VectorXd diagonal = w.diagonal();  // of the trailing matrix as of the block's start
   Eigen::VectorXd done(n);  // per row, the squares of the current block's factor entries
+  std::vector<Index> swap_with(static_cast<std::size_t>(n));
   Index rank = 0;
   bool stopped = false;
   for (Index k0 = 0; k0 < n && !stopped; k0 += kBlock) {
@@ -282,15 +306,19 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
     done.tail(n - k0).setZero();
     for (Index j = k0; j < k1; ++j) {
       Index best = j;
-      double top = w(j, j) - done(j);
-      for (Index i = j + 1; i < n; ++i)
-        if (w(i, i) - done(i) > top) top = w(i, i) - done(i), best = i;
+      double top = diagonal(j) - done(j);
+      for (Index i = j + 1; i < n; ++i) {
+        const double d = diagonal(i) - done(i);
+        if (d > top) top = d, best = i;
+      }
       if (!(top > tolerance)) {
         stopped = true;
         break;
       }
+      swap_with[static_cast<std::size_t>(j)] = best;
       if (best != j) {
-        symmetric_swap_lower(w, j, best);
+        symmetric_swap_lower(w, k0, j, best);
+        std::swap(diagonal(j), diagonal(best));
         std::swap(done(j), done(best));
         std::swap(out.pivots(j), out.pivots(best));
       }
@@ -319,10 +347,12 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
 #else
       w.block(c0, c0, rows, width).noalias() -= w.block(c0, k0, rows, nb) * w.block(c0, k0, width, nb).transpose();
 #endif
+      for (Index c = c0; c < c0 + width; ++c) diagonal(c) = w(c, c);
     });
     errors.rethrow();
   }
   out.rank = rank;
+  apply_deferred_swaps(w, swap_with, rank, kBlock, thread_count(threads));
   out.factor = w.leftCols(rank).triangularView<Eigen::Lower>();
   return out;
 }
@@ -347,27 +377,55 @@ MatrixXd lower_trapezoidal_product(const MatrixXd& a, const MatrixXd& l) {
                                 std::to_string(a.cols()) + ") and (" + std::to_string(n) + ", " + std::to_string(r) +
                                 ") do not fit");
   if (m == 0 || r == 0) return MatrixXd::Zero(m, r);
-  MatrixXd c = a.leftCols(r);
+  MatrixXd c(m, r);
 #ifdef EMERGENT_USE_LAPACK
   SerialBlas serial;
-  // By column blocks of l: the block's w×w triangle by dtrmm, the rows below it by one dgemm.
-  // OpenBLAS's dtrmm on the whole N×N triangle runs at a fraction of its dgemm rate (9 against
-  // ≈ 40 GFLOP/s per core at N = 4000); the blocks cost w·m·w/2 more flops each. kBlock is
-  // fixed, so the bits do not depend on the caller's threads.
-  constexpr Index kBlock = 256;
+  // By column blocks of l: block [c0, c1) is zero above row c0, so its product is one dgemm over
+  // rows c0..N of l (the block's upper triangle multiplied as the zeros it holds). OpenBLAS's
+  // dtrmm runs at a fraction of its dgemm rate (9 against ≈ 40 GFLOP/s per core at N = 4000); the
+  // zeros cost w·m·w flops per block, w/N of the total. kBlock is fixed, so the bits do not
+  // depend on the caller's threads.
   const int lda = static_cast<int>(m), ldl = static_cast<int>(n);
-  for (Index c0 = 0; c0 < r; c0 += kBlock) {
-    const Index w = std::min(kBlock, r - c0), c1 = c0 + w;
-    cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, lda, static_cast<int>(w), 1.0,
-                l.data() + c0 + c0 * n, ldl, c.data() + c0 * m, lda);
-    if (n > c1)
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, lda, static_cast<int>(w), static_cast<int>(n - c1), 1.0,
-                  a.data() + c1 * m, lda, l.data() + c1 + c0 * n, ldl, 1.0, c.data() + c0 * m, lda);
+  for (Index c0 = 0; c0 < r; c0 += kTrapezoidBlock) {
+    const Index w = std::min(kTrapezoidBlock, r - c0);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, lda, static_cast<int>(w), static_cast<int>(n - c0), 1.0,
+                a.data() + c0 * m, lda, l.data() + c0 + c0 * n, ldl, 0.0, c.data() + c0 * m, lda);
   }
 #else
-  c = c * l.topRows(r).triangularView<Eigen::Lower>();
+  c = a.leftCols(r) * l.topRows(r).triangularView<Eigen::Lower>();
   if (n > r) c.noalias() += a.rightCols(n - r).lazyProduct(l.bottomRows(n - r));  // see add_symmetric_rank2k_lower
 #endif
+  return c;
+}
+
+MatrixXd lower_trapezoidal_transpose_product(const MatrixXd& l, const MatrixXd& b, int threads) {
+  const Index n = l.rows(), r = l.cols(), m = b.cols();
+  if (b.rows() != n || r > n)
+    throw std::invalid_argument("lower_trapezoidal_transpose_product: shapes (" + std::to_string(n) + ", " +
+                                std::to_string(r) + ") and (" + std::to_string(b.rows()) + ", " + std::to_string(m) +
+                                ") do not fit");
+  if (m == 0 || r == 0) return MatrixXd::Zero(r, m);
+  MatrixXd c(r, m);
+  const Index panels = (m + kPanel - 1) / kPanel;
+  ParallelErrors errors;  // cancellation is checked per panel
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+  for (Index p = 0; p < panels; ++p) errors.run(static_cast<long long>(p), [&] {
+    const Index p0 = p * kPanel, pw = std::min(kPanel, m - p0);
+#ifdef EMERGENT_USE_LAPACK
+    SerialBlas serial;
+    // Row block [c0, c1) of lᵀ is zero left of column c0: one dgemm over rows c0..N of l and b.
+    for (Index c0 = 0; c0 < r; c0 += kTrapezoidBlock) {
+      const Index w = std::min(kTrapezoidBlock, r - c0);
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(w), static_cast<int>(pw),
+                  static_cast<int>(n - c0), 1.0, l.data() + c0 + c0 * n, static_cast<int>(n),
+                  b.data() + c0 + p0 * n, static_cast<int>(n), 0.0, c.data() + c0 + p0 * r, static_cast<int>(r));
+    }
+#else
+    c.middleCols(p0, pw) = l.topRows(r).transpose().triangularView<Eigen::Upper>() * b.block(0, p0, r, pw);
+    if (n > r) c.middleCols(p0, pw).noalias() += l.bottomRows(n - r).transpose() * b.block(r, p0, n - r, pw);
+#endif
+  });
+  errors.rethrow();
   return c;
 }
 

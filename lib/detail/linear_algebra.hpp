@@ -69,9 +69,15 @@ PivotedCholesky pivoted_cholesky(const Eigen::MatrixXd& a, double tolerance, int
 Eigen::MatrixXd pivoted_cholesky_remainder(const Eigen::MatrixXd& a, const PivotedCholesky& f, int threads = 1);
 
 // a·l with l N×r lower trapezoidal (zero above its diagonal; N ≥ r): by fixed column blocks of l,
-// dtrmm on each block's triangle plus dgemm on the rows below it, ≈ m·r·(2N − r) flops instead of
-// 2·m·N·r. One thread.
+// one dgemm each over the rows of l from the block's diagonal down, ≈ m·r·(2N − r) flops instead
+// of 2·m·N·r. One thread.
 Eigen::MatrixXd lower_trapezoidal_product(const Eigen::MatrixXd& a, const Eigen::MatrixXd& l);
+
+// lᵀ·b with l N×r lower trapezoidal (zero above its diagonal; N ≥ r) and b N×m: by fixed column
+// panels of b (shared by up to `threads` threads) and fixed row blocks of lᵀ, one dgemm each over
+// the rows from the block's diagonal down; bits independent of `threads`.
+Eigen::MatrixXd lower_trapezoidal_transpose_product(const Eigen::MatrixXd& l, const Eigen::MatrixXd& b,
+                                                    int threads = 1);
 
 // Lower triangle of c += alpha·b·bᵀ (dsyrk, m²·k flops); the upper triangle is not touched. One thread.
 void add_gram_lower(Eigen::MatrixXd& c, const Eigen::MatrixXd& b, double alpha);

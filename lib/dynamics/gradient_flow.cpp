@@ -208,8 +208,9 @@ constexpr double kRemainderMargin = 4.0;
 // K̃ = V_Rᵀ·K·V_R through K's own pivoted Cholesky K[π, π] = L_K·L_Kᵀ (+ a round-off remainder):
 // M = L_Kᵀ·V_R[π, :] is a triangular product and K̃ = MᵀM half a product, N³/3 + N³ + N³ flops
 // instead of 2·N³ + N³, and K̃ is a Gram matrix. A K that is not PSD to round-off (remainder above
-// kRemainderMargin·τ, see above) takes project_symmetric instead. Row panels of V_Rᵀ run in
-// parallel, each one single-threaded call: bits independent of the thread count.
+// kRemainderMargin·τ, see above) takes project_symmetric instead. M is built directly (no
+// transposed copies), by fixed column panels of V_R[π, :], each one single-threaded call per
+// fixed row block: bits independent of the thread count.
 MatrixXd project_nngp(const MatrixXd& k, const MatrixXd& v, int threads) {
   const Index n = k.rows(), r = v.cols();
   const double tolerance = static_cast<double>(n) * std::numeric_limits<double>::epsilon() *
@@ -219,23 +220,18 @@ MatrixXd project_nngp(const MatrixXd& k, const MatrixXd& v, int threads) {
     const MatrixXd s = detail::pivoted_cholesky_remainder(k, f, threads);
     if (s.size() > 0 && s.cwiseAbs().maxCoeff() > kRemainderMargin * tolerance) return project_symmetric(k, v, threads);
   }
-  MatrixXd mt(r, f.rank);  // Mᵀ = V_R[π, :]ᵀ·L_K
+  MatrixXd m;  // M = L_Kᵀ·V_R[π, :], rank × r
   {
-    MatrixXd vt(r, n);
-    for (Index i = 0; i < n; ++i) vt.col(i) = v.row(f.pivots(i)).transpose();
-    constexpr Index kRows = 256;  // fixed: the bits depend on it
-    const Index panels = (r + kRows - 1) / kRows;
-    detail::ParallelErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
-    for (Index q = 0; q < panels; ++q) errors.run(static_cast<long long>(q), [&] {
-      const Index r0 = q * kRows, h = std::min(kRows, r - r0);
-      mt.middleRows(r0, h) = detail::lower_trapezoidal_product(vt.middleRows(r0, h), f.factor);
-    });
-    errors.rethrow();
+    MatrixXd v_pi(n, r);  // rows of V_R in the pivot order, gathered column by column
+    constexpr Index kColumns = 64;
+    const Index pieces = (r + kColumns - 1) / kColumns;
+#pragma omp parallel for schedule(static) num_threads(thread_count(threads)) if (pieces > 1)
+    for (Index q = 0; q < pieces; ++q)
+      for (Index c = q * kColumns; c < std::min(r, (q + 1) * kColumns); ++c)
+        for (Index i = 0; i < n; ++i) v_pi(i, c) = v(f.pivots(i), c);
+    m = detail::lower_trapezoidal_transpose_product(f.factor, v_pi, threads);
   }
-  f.factor.resize(0, 0);  // peak memory: L_K, Mᵀ and M are N×N each
-  const MatrixXd m = mt.transpose();
-  mt.resize(0, 0);
+  f.factor.resize(0, 0);  // peak memory: L_K, V_R[π, :] and M are N×N each
   return detail::symmetric_product(m, m, threads);
 }
 
