@@ -53,10 +53,11 @@ bool uses_lapack() {
 #endif
 }
 
-SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction) {
+namespace {
+SymmetricEigen symmetric_eigen_impl(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction,
+                                    const std::function<void()>& alongside, bool& ran_alongside) {
   SymmetricEigen out;
   const Index n = a.rows();
-  if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
   if (n == 0) return out;
   throw_if_cancelled();
 #ifdef EMERGENT_USE_LAPACK
@@ -90,7 +91,26 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, Tri
     throw_if_cancelled();
     if (info == 0) {
       out.vectors.resize(n, n);
-      info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
+      // dstedc runs on one thread; a second one takes the caller's independent work meanwhile.
+      if (alongside && thread_count(threads) > 1) {
+        ParallelErrors errors;  // (a region nested in another may get one thread: then it runs after)
+#pragma omp parallel num_threads(2)
+        {
+          if (omp_get_thread_num() == 0) {
+            SerialBlas serial_dstedc;
+            info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
+          } else if (omp_get_thread_num() == 1) {
+            ran_alongside = true;
+            errors.run(0, [&] {
+              SerialBlas serial_alongside;
+              alongside();
+            });
+          }
+        }
+        errors.rethrow();
+      } else {
+        info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
+      }
     }
     if (info != 0) {
       out.converged = false;
@@ -159,12 +179,25 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, Tri
 #else
   (void)threads;
   (void)reduction;
+  (void)alongside;
+  (void)ran_alongside;
   Eigen::SelfAdjointEigenSolver<MatrixXd> solver(a, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
   out.converged = solver.info() == Eigen::Success;
   out.values = solver.eigenvalues();
   if (vectors) out.vectors = solver.eigenvectors();
   return out;
 #endif
+}
+}  // namespace
+
+SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction,
+                               const std::function<void()>& alongside) {
+  const Index n = a.rows();
+  if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
+  bool ran_alongside = false;
+  SymmetricEigen out = symmetric_eigen_impl(a, vectors, threads, reduction, alongside, ran_alongside);
+  if (alongside && !ran_alongside) alongside();
+  return out;
 }
 
 MatrixXd product(const MatrixXd& a, bool transpose_a, const MatrixXd& b, bool transpose_b, int threads) {
@@ -264,19 +297,18 @@ void symmetric_swap_lower(MatrixXd& w, Index k0, Index j, Index p) {
   for (Index i = j + 1; i < p; ++i) std::swap(cj[i], w(p, i));
 }
 
-// The row interchanges of steps ≥ k1 applied to the columns of the block [k0, k1): each column is
-// contiguous, so this is one cached pass per column instead of a strided row swap per step.
-// Pure data movement: the bits do not depend on the columns' order or on `threads`.
-void apply_deferred_swaps(MatrixXd& w, const std::vector<Index>& swap_with, Index rank, Index block, int threads) {
-  const Index blocks = (rank + block - 1) / block;
+// The row interchanges of steps ≥ k1 applied to the columns of the block [k0, k1), and the strict
+// upper triangle zeroed: each column is contiguous, so this is one cached pass per column instead
+// of a strided row swap per step. Pure data movement: the bits do not depend on `threads`.
+void finish_factor(MatrixXd& w, const std::vector<Index>& swap_with, Index rank, Index block, int threads) {
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads) if (rank > block)
   for (Index c = 0; c < rank; ++c) {
     const Index k1 = std::min(rank, (c / block + 1) * block);
     double* col = w.col(c).data();
+    std::fill(col, col + c, 0.0);
     for (Index j = k1; j < rank; ++j)
-      if (swap_with[j] != j) std::swap(col[j], col[swap_with[j]]);
+      if (swap_with[static_cast<std::size_t>(j)] != j) std::swap(col[j], col[swap_with[static_cast<std::size_t>(j)]]);
   }
-  (void)blocks;
 }
 }  // namespace
 
@@ -294,7 +326,9 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
   // N + 1) and the finished columns' rows are interchanged once at the end (not per step, with
   // stride N): those strided passes cost more than the block's arithmetic at N in the thousands.
   constexpr Index kBlock = 64;
-  MatrixXd w = a;
+  MatrixXd w(n, n);
+#pragma omp parallel for schedule(static) num_threads(thread_count(threads)) if (n > kBlock)
+  for (Index c = 0; c < n; ++c) std::copy(a.col(c).data(), a.col(c).data() + n, w.col(c).data());
   Eigen::VectorXd diagonal = w.diagonal();  // of the trailing matrix as of the block's start
   Eigen::VectorXd done(n);  // per row, the squares of the current block's factor entries
   std::vector<Index> swap_with(static_cast<std::size_t>(n));
@@ -352,8 +386,9 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
     errors.rethrow();
   }
   out.rank = rank;
-  apply_deferred_swaps(w, swap_with, rank, kBlock, thread_count(threads));
-  out.factor = w.leftCols(rank).triangularView<Eigen::Lower>();
+  finish_factor(w, swap_with, rank, kBlock, thread_count(threads));
+  if (rank == n) out.factor = std::move(w);
+  else out.factor = w.leftCols(rank);
   return out;
 }
 

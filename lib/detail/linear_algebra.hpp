@@ -8,6 +8,8 @@
 // of every result are the same at any thread count.
 #pragma once
 
+#include <functional>
+
 #include <Eigen/Core>
 
 namespace emergent::detail {
@@ -30,8 +32,14 @@ enum class TridiagonalReduction { pieces, lapack };
 // reduction and back-transformation split into fixed pieces, or Eigen's SelfAdjointEigenSolver
 // in the Eigen-only build. `threads` (0: OpenMP default) shares out the pieces; the result does
 // not depend on it. Values only (vectors = false): dsyevd itself, on one thread.
+//
+// `alongside`, when given, is run once on a second thread while the tridiagonal eigensolver
+// (dstedc, single-threaded) runs, when `threads` allows two and vectors are asked; otherwise after
+// the decomposition. It must give the same result on any thread (single-threaded calls only); an
+// exception it throws is rethrown here.
 SymmetricEigen symmetric_eigen(const Eigen::MatrixXd& a, bool vectors = true, int threads = 1,
-                               TridiagonalReduction reduction = TridiagonalReduction::pieces);
+                               TridiagonalReduction reduction = TridiagonalReduction::pieces,
+                               const std::function<void()>& alongside = {});
 
 // op(a)·op(b) with op = transpose where asked, computed over fixed column panels of the result
 // on up to `threads` threads (0: OpenMP default); bits independent of `threads`.
