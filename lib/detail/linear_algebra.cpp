@@ -261,8 +261,19 @@ MatrixXd symmetric_product(const MatrixXd& a, const MatrixXd& b, int threads) {
     c.block(c0, c0, w, w) = 0.5 * (diagonal + diagonal.transpose());
   });
   errors.rethrow();
-  for (Index j = 0; j < n; ++j)
-    for (Index i = j + 1; i < n; ++i) c(i, j) = c(j, i);
+  // Mirror the upper triangle by 64×64 tiles (a column-by-column mirror reads the rows with stride
+  // n, one cache miss per entry); pure copies, so the bits do not depend on `threads`.
+  constexpr Index kTile = 64;
+  const Index tiles = (n + kTile - 1) / kTile;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (tiles > 1)
+  for (Index tj = 0; tj < tiles; ++tj) {
+    const Index j0 = tj * kTile, j1 = std::min(n, j0 + kTile);
+    for (Index i0 = j0; i0 < n; i0 += kTile) {
+      const Index i1 = std::min(n, i0 + kTile);
+      for (Index j = j0; j < j1; ++j)
+        for (Index i = std::max(i0, j + 1); i < i1; ++i) c(i, j) = c(j, i);
+    }
+  }
   return c;
 }
 
@@ -441,25 +452,29 @@ MatrixXd lower_trapezoidal_transpose_product(const MatrixXd& l, const MatrixXd& 
                                 ") do not fit");
   if (m == 0 || r == 0) return MatrixXd::Zero(r, m);
   MatrixXd c(r, m);
+#ifdef EMERGENT_USE_LAPACK
+  // By fixed row blocks of lᵀ: block [c0, c1) is zero left of column c0, so it is one dgemm over
+  // rows c0..N of l and b with all m columns (the longest first: they are handed out in order).
+  const Index blocks = (r + kTrapezoidBlock - 1) / kTrapezoidBlock;
+  ParallelErrors errors;  // cancellation is checked per block
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (blocks > 1)
+  for (Index q = 0; q < blocks; ++q) errors.run(static_cast<long long>(q), [&] {
+    const Index c0 = q * kTrapezoidBlock, w = std::min(kTrapezoidBlock, r - c0);
+    SerialBlas serial;
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(w), static_cast<int>(m),
+                static_cast<int>(n - c0), 1.0, l.data() + c0 + c0 * n, static_cast<int>(n), b.data() + c0,
+                static_cast<int>(n), 0.0, c.data() + c0, static_cast<int>(r));
+  });
+#else
   const Index panels = (m + kPanel - 1) / kPanel;
   ParallelErrors errors;  // cancellation is checked per panel
 #pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
   for (Index p = 0; p < panels; ++p) errors.run(static_cast<long long>(p), [&] {
     const Index p0 = p * kPanel, pw = std::min(kPanel, m - p0);
-#ifdef EMERGENT_USE_LAPACK
-    SerialBlas serial;
-    // Row block [c0, c1) of lᵀ is zero left of column c0: one dgemm over rows c0..N of l and b.
-    for (Index c0 = 0; c0 < r; c0 += kTrapezoidBlock) {
-      const Index w = std::min(kTrapezoidBlock, r - c0);
-      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(w), static_cast<int>(pw),
-                  static_cast<int>(n - c0), 1.0, l.data() + c0 + c0 * n, static_cast<int>(n),
-                  b.data() + c0 + p0 * n, static_cast<int>(n), 0.0, c.data() + c0 + p0 * r, static_cast<int>(r));
-    }
-#else
     c.middleCols(p0, pw) = l.topRows(r).transpose().triangularView<Eigen::Upper>() * b.block(0, p0, r, pw);
     if (n > r) c.middleCols(p0, pw).noalias() += l.bottomRows(n - r).transpose() * b.block(r, p0, n - r, pw);
-#endif
   });
+#endif
   errors.rethrow();
   return c;
 }

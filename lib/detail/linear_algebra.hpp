@@ -81,9 +81,9 @@ Eigen::MatrixXd pivoted_cholesky_remainder(const Eigen::MatrixXd& a, const Pivot
 // of 2·m·N·r. One thread.
 Eigen::MatrixXd lower_trapezoidal_product(const Eigen::MatrixXd& a, const Eigen::MatrixXd& l);
 
-// lᵀ·b with l N×r lower trapezoidal (zero above its diagonal; N ≥ r) and b N×m: by fixed column
-// panels of b (shared by up to `threads` threads) and fixed row blocks of lᵀ, one dgemm each over
-// the rows from the block's diagonal down; bits independent of `threads`.
+// lᵀ·b with l N×r lower trapezoidal (zero above its diagonal; N ≥ r) and b N×m: by fixed row
+// blocks of lᵀ (shared by up to `threads` threads), one dgemm each over the rows of l and b from
+// the block's diagonal down, ≈ m·r·(2N − r) flops; bits independent of `threads`.
 Eigen::MatrixXd lower_trapezoidal_transpose_product(const Eigen::MatrixXd& l, const Eigen::MatrixXd& b,
                                                     int threads = 1);
 
