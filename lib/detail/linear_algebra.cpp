@@ -84,6 +84,34 @@ SymmetricEigen symmetric_eigen_impl(const MatrixXd& a, bool vectors, int threads
     e.head(n - 1) = t.off_diagonal;
     tau.head(n - 1) = t.tau;
   }
+  // V = Q·Z. LAPACK's dormtr applies the reflectors in blocks of 32; applying them in blocks of
+  // kReflectorBlock as H = I − Y·T·Yᵀ (dlarft once per block, then dlarfb on each panel; Schreiber
+  // & Van Loan, SIAM J. Sci. Stat. Comput. 10, 1989) reads each panel of Z a quarter as often.
+  // Blocks and panels are fixed by n; each call is single-threaded. The T factors need only Q, so
+  // with two threads they are formed while dstedc runs.
+  const bool blocked = reduction == TridiagonalReduction::pieces;
+  const Index reflectors = n - 1, blocks = (reflectors + kReflectorBlock - 1) / kReflectorBlock;
+  MatrixXd t_factors(kReflectorBlock, blocked ? kReflectorBlock * blocks : 0);
+  bool failed = false, t_factors_pending = blocked;
+  const auto compute_t_factors = [&](int team) {
+    t_factors_pending = false;
+    for (Index j = 0; j + 1 < n; ++j) qt(j + 1, j) = 1.0;  // Y's unit diagonal (e is saved apart)
+    ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (blocks > 1 && team > 1)
+    for (Index b = 0; b < blocks; ++b) errors.run(static_cast<long long>(b), [&] {
+      const Index k = b * kReflectorBlock, kb = std::min(kReflectorBlock, reflectors - k);
+      SerialBlas serial;
+      const lapack_int info = LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', static_cast<lapack_int>(n - k - 1),
+                                             static_cast<lapack_int>(kb), qt.data() + k * n + k + 1, N, tau.data() + k,
+                                             t_factors.data() + b * kReflectorBlock * kReflectorBlock,
+                                             static_cast<lapack_int>(kReflectorBlock));
+      if (info != 0) {
+#pragma omp atomic write
+        failed = true;
+      }
+    });
+    errors.rethrow();
+  };
   {
     SerialBlas serial;
     if (reduction == TridiagonalReduction::lapack)
@@ -91,19 +119,24 @@ SymmetricEigen symmetric_eigen_impl(const MatrixXd& a, bool vectors, int threads
     throw_if_cancelled();
     if (info == 0) {
       out.vectors.resize(n, n);
-      // dstedc runs on one thread; a second one takes the caller's independent work meanwhile.
-      if (alongside && thread_count(threads) > 1) {
-        ParallelErrors errors;  // (a region nested in another may get one thread: then it runs after)
+      // dstedc runs on one thread; a second one forms the T factors and takes the caller's
+      // independent work meanwhile (a region nested in another may get one thread: then both
+      // run after).
+      if ((alongside || t_factors_pending) && thread_count(threads) > 1) {
+        ParallelErrors errors;
 #pragma omp parallel num_threads(2)
         {
           if (omp_get_thread_num() == 0) {
             SerialBlas serial_dstedc;
             info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
           } else if (omp_get_thread_num() == 1) {
-            ran_alongside = true;
             errors.run(0, [&] {
-              SerialBlas serial_alongside;
-              alongside();
+              SerialBlas serial_second;
+              if (t_factors_pending) compute_t_factors(1);
+              if (alongside) {
+                ran_alongside = true;
+                alongside();
+              }
             });
           }
         }
@@ -119,32 +152,7 @@ SymmetricEigen symmetric_eigen_impl(const MatrixXd& a, bool vectors, int threads
     }
   }
   throw_if_cancelled();  // between the reductions and the back-transformation
-  // V = Q·Z. LAPACK's dormtr applies the reflectors in blocks of 32; applying them in blocks of
-  // kReflectorBlock as H = I − Y·T·Yᵀ (dlarft once per block, then dlarfb on each panel; Schreiber
-  // & Van Loan, SIAM J. Sci. Stat. Comput. 10, 1989) reads each panel of Z a quarter as often.
-  // Blocks and panels are fixed by n; each call is single-threaded.
-  const bool blocked = reduction == TridiagonalReduction::pieces;
-  const Index reflectors = n - 1, blocks = (reflectors + kReflectorBlock - 1) / kReflectorBlock;
-  MatrixXd t_factors(kReflectorBlock, blocked ? kReflectorBlock * blocks : 0);
-  bool failed = false;
-  if (blocked) {
-    for (Index j = 0; j + 1 < n; ++j) qt(j + 1, j) = 1.0;  // Y's unit diagonal (e is saved apart)
-    ParallelErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (blocks > 1)
-    for (Index b = 0; b < blocks; ++b) errors.run(static_cast<long long>(b), [&] {
-      const Index k = b * kReflectorBlock, kb = std::min(kReflectorBlock, reflectors - k);
-      SerialBlas serial;
-      const lapack_int info = LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', static_cast<lapack_int>(n - k - 1),
-                                             static_cast<lapack_int>(kb), qt.data() + k * n + k + 1, N, tau.data() + k,
-                                             t_factors.data() + b * kReflectorBlock * kReflectorBlock,
-                                             static_cast<lapack_int>(kReflectorBlock));
-      if (info != 0) {
-#pragma omp atomic write
-        failed = true;
-      }
-    });
-    errors.rethrow();
-  }
+  if (t_factors_pending) compute_t_factors(thread_count(threads));
   const Index panels = (n + kPanel - 1) / kPanel;
   ParallelErrors errors;  // cancellation is checked per panel
 #pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
