@@ -41,6 +41,7 @@ lapack_int lapack_size(Index n, const char* what) {
 
 constexpr Index kPanel = 256;  // columns per independent product (fixed: the bits depend on it)
 constexpr Index kReflectorBlock = 128;  // reflectors per block of the back-transformation (fixed too)
+constexpr Index kTrapezoidBlock = 256;  // factor columns per product in the trapezoidal products (fixed too)
 
 }  // namespace
 
@@ -52,10 +53,11 @@ bool uses_lapack() {
 #endif
 }
 
-SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction) {
+namespace {
+SymmetricEigen symmetric_eigen_impl(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction,
+                                    const std::function<void()>& alongside, bool& ran_alongside) {
   SymmetricEigen out;
   const Index n = a.rows();
-  if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
   if (n == 0) return out;
   throw_if_cancelled();
 #ifdef EMERGENT_USE_LAPACK
@@ -82,34 +84,20 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, Tri
     e.head(n - 1) = t.off_diagonal;
     tau.head(n - 1) = t.tau;
   }
-  {
-    SerialBlas serial;
-    if (reduction == TridiagonalReduction::lapack)
-      info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
-    throw_if_cancelled();
-    if (info == 0) {
-      out.vectors.resize(n, n);
-      info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
-    }
-    if (info != 0) {
-      out.converged = false;
-      out.vectors.resize(0, 0);
-      return out;
-    }
-  }
-  throw_if_cancelled();  // between the reductions and the back-transformation
   // V = Q·Z. LAPACK's dormtr applies the reflectors in blocks of 32; applying them in blocks of
   // kReflectorBlock as H = I − Y·T·Yᵀ (dlarft once per block, then dlarfb on each panel; Schreiber
   // & Van Loan, SIAM J. Sci. Stat. Comput. 10, 1989) reads each panel of Z a quarter as often.
-  // Blocks and panels are fixed by n; each call is single-threaded.
+  // Blocks and panels are fixed by n; each call is single-threaded. The T factors need only Q, so
+  // with two threads they are formed while dstedc runs.
   const bool blocked = reduction == TridiagonalReduction::pieces;
   const Index reflectors = n - 1, blocks = (reflectors + kReflectorBlock - 1) / kReflectorBlock;
   MatrixXd t_factors(kReflectorBlock, blocked ? kReflectorBlock * blocks : 0);
-  bool failed = false;
-  if (blocked) {
+  bool failed = false, t_factors_pending = blocked;
+  const auto compute_t_factors = [&](int team) {
+    t_factors_pending = false;
     for (Index j = 0; j + 1 < n; ++j) qt(j + 1, j) = 1.0;  // Y's unit diagonal (e is saved apart)
     ParallelErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (blocks > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (blocks > 1 && team > 1)
     for (Index b = 0; b < blocks; ++b) errors.run(static_cast<long long>(b), [&] {
       const Index k = b * kReflectorBlock, kb = std::min(kReflectorBlock, reflectors - k);
       SerialBlas serial;
@@ -123,7 +111,48 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, Tri
       }
     });
     errors.rethrow();
+  };
+  {
+    SerialBlas serial;
+    if (reduction == TridiagonalReduction::lapack)
+      info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', N, qt.data(), N, out.values.data(), e.data(), tau.data());
+    throw_if_cancelled();
+    if (info == 0) {
+      out.vectors.resize(n, n);
+      // dstedc runs on one thread; a second one forms the T factors and takes the caller's
+      // independent work meanwhile (a region nested in another may get one thread: then both
+      // run after).
+      if ((alongside || t_factors_pending) && thread_count(threads) > 1) {
+        ParallelErrors errors;
+#pragma omp parallel num_threads(2)
+        {
+          if (omp_get_thread_num() == 0) {
+            SerialBlas serial_dstedc;
+            info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
+          } else if (omp_get_thread_num() == 1) {
+            errors.run(0, [&] {
+              SerialBlas serial_second;
+              if (t_factors_pending) compute_t_factors(1);
+              if (alongside) {
+                ran_alongside = true;
+                alongside();
+              }
+            });
+          }
+        }
+        errors.rethrow();
+      } else {
+        info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', N, out.values.data(), e.data(), out.vectors.data(), N);
+      }
+    }
+    if (info != 0) {
+      out.converged = false;
+      out.vectors.resize(0, 0);
+      return out;
+    }
   }
+  throw_if_cancelled();  // between the reductions and the back-transformation
+  if (t_factors_pending) compute_t_factors(thread_count(threads));
   const Index panels = (n + kPanel - 1) / kPanel;
   ParallelErrors errors;  // cancellation is checked per panel
 #pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
@@ -158,12 +187,25 @@ SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, Tri
 #else
   (void)threads;
   (void)reduction;
+  (void)alongside;
+  (void)ran_alongside;
   Eigen::SelfAdjointEigenSolver<MatrixXd> solver(a, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
   out.converged = solver.info() == Eigen::Success;
   out.values = solver.eigenvalues();
   if (vectors) out.vectors = solver.eigenvectors();
   return out;
 #endif
+}
+}  // namespace
+
+SymmetricEigen symmetric_eigen(const MatrixXd& a, bool vectors, int threads, TridiagonalReduction reduction,
+                               const std::function<void()>& alongside) {
+  const Index n = a.rows();
+  if (a.cols() != n) throw std::invalid_argument("symmetric_eigen: expected a square matrix");
+  bool ran_alongside = false;
+  SymmetricEigen out = symmetric_eigen_impl(a, vectors, threads, reduction, alongside, ran_alongside);
+  if (alongside && !ran_alongside) alongside();
+  return out;
 }
 
 MatrixXd product(const MatrixXd& a, bool transpose_a, const MatrixXd& b, bool transpose_b, int threads) {
@@ -227,8 +269,19 @@ MatrixXd symmetric_product(const MatrixXd& a, const MatrixXd& b, int threads) {
     c.block(c0, c0, w, w) = 0.5 * (diagonal + diagonal.transpose());
   });
   errors.rethrow();
-  for (Index j = 0; j < n; ++j)
-    for (Index i = j + 1; i < n; ++i) c(i, j) = c(j, i);
+  // Mirror the upper triangle by 64×64 tiles (a column-by-column mirror reads the rows with stride
+  // n, one cache miss per entry); pure copies, so the bits do not depend on `threads`.
+  constexpr Index kTile = 64;
+  const Index tiles = (n + kTile - 1) / kTile;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (tiles > 1)
+  for (Index tj = 0; tj < tiles; ++tj) {
+    const Index j0 = tj * kTile, j1 = std::min(n, j0 + kTile);
+    for (Index i0 = j0; i0 < n; i0 += kTile) {
+      const Index i1 = std::min(n, i0 + kTile);
+      for (Index j = j0; j < j1; ++j)
+        for (Index i = std::max(i0, j + 1); i < i1; ++i) c(i, j) = c(j, i);
+    }
+  }
   return c;
 }
 
@@ -249,15 +302,32 @@ void gemm_abt_rowmajor(Index m, Index n, Index k, double alpha, const double* a,
 }
 
 namespace {
-// Swaps index j < p of the symmetric matrix held in the lower triangle of w whose columns < j
-// are finished factor columns (dpstf2's three swaps: factor rows, the column below p, the strip
-// between j and p).
-void symmetric_swap_lower(MatrixXd& w, Index j, Index p) {
+// Swaps index j < p of the symmetric matrix held in the lower triangle of w, as dpstf2 does, but
+// only within the current block's columns k0 ≤ c < j of the factor rows: the rows of the finished
+// columns c < k0 are interchanged once at the end (apply_deferred_swaps), column by column. The
+// strip between j and p (row p of w) is the one strided access left.
+void symmetric_swap_lower(MatrixXd& w, Index k0, Index j, Index p) {
   const Index n = w.rows();
-  for (Index c = 0; c < j; ++c) std::swap(w(j, c), w(p, c));
+  for (Index c = k0; c < j; ++c) std::swap(w(j, c), w(p, c));
   std::swap(w(j, j), w(p, p));
-  for (Index i = p + 1; i < n; ++i) std::swap(w(i, j), w(i, p));
-  for (Index i = j + 1; i < p; ++i) std::swap(w(i, j), w(p, i));
+  double* cj = w.col(j).data();
+  double* cp = w.col(p).data();
+  for (Index i = p + 1; i < n; ++i) std::swap(cj[i], cp[i]);
+  for (Index i = j + 1; i < p; ++i) std::swap(cj[i], w(p, i));
+}
+
+// The row interchanges of steps ≥ k1 applied to the columns of the block [k0, k1), and the strict
+// upper triangle zeroed: each column is contiguous, so this is one cached pass per column instead
+// of a strided row swap per step. Pure data movement: the bits do not depend on `threads`.
+void finish_factor(MatrixXd& w, const std::vector<Index>& swap_with, Index rank, Index block, int threads) {
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads) if (rank > block)
+  for (Index c = 0; c < rank; ++c) {
+    const Index k1 = std::min(rank, (c / block + 1) * block);
+    double* col = w.col(c).data();
+    std::fill(col, col + c, 0.0);
+    for (Index j = k1; j < rank; ++j)
+      if (swap_with[static_cast<std::size_t>(j)] != j) std::swap(col[j], col[swap_with[static_cast<std::size_t>(j)]]);
+  }
 }
 }  // namespace
 
@@ -271,9 +341,16 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
   // picked (largest remaining diagonal), swapped in and computed from the block's earlier columns
   // (dgemv); after the block the trailing matrix gets one rank-kBlock update, split into fixed
   // column panels (one single-threaded dgemm each), so the bits do not depend on `threads`.
+  // Unlike dpstf2/dpstrf, the remaining diagonal is searched in a contiguous copy (not with stride
+  // N + 1) and the finished columns' rows are interchanged once at the end (not per step, with
+  // stride N): those strided passes cost more than the block's arithmetic at N in the thousands.
   constexpr Index kBlock = 64;
-  MatrixXd w = a;
+  MatrixXd w(n, n);
+#pragma omp parallel for schedule(static) num_threads(thread_count(threads)) if (n > kBlock)
+  for (Index c = 0; c < n; ++c) std::copy(a.col(c).data(), a.col(c).data() + n, w.col(c).data());
+  Eigen::VectorXd diagonal = w.diagonal();  // of the trailing matrix as of the block's start
   Eigen::VectorXd done(n);  // per row, the squares of the current block's factor entries
+  std::vector<Index> swap_with(static_cast<std::size_t>(n));
   Index rank = 0;
   bool stopped = false;
   for (Index k0 = 0; k0 < n && !stopped; k0 += kBlock) {
@@ -282,15 +359,19 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
     done.tail(n - k0).setZero();
     for (Index j = k0; j < k1; ++j) {
       Index best = j;
-      double top = w(j, j) - done(j);
-      for (Index i = j + 1; i < n; ++i)
-        if (w(i, i) - done(i) > top) top = w(i, i) - done(i), best = i;
+      double top = diagonal(j) - done(j);
+      for (Index i = j + 1; i < n; ++i) {
+        const double d = diagonal(i) - done(i);
+        if (d > top) top = d, best = i;
+      }
       if (!(top > tolerance)) {
         stopped = true;
         break;
       }
+      swap_with[static_cast<std::size_t>(j)] = best;
       if (best != j) {
-        symmetric_swap_lower(w, j, best);
+        symmetric_swap_lower(w, k0, j, best);
+        std::swap(diagonal(j), diagonal(best));
         std::swap(done(j), done(best));
         std::swap(out.pivots(j), out.pivots(best));
       }
@@ -319,11 +400,14 @@ PivotedCholesky pivoted_cholesky(const MatrixXd& a, double tolerance, int thread
 #else
       w.block(c0, c0, rows, width).noalias() -= w.block(c0, k0, rows, nb) * w.block(c0, k0, width, nb).transpose();
 #endif
+      for (Index c = c0; c < c0 + width; ++c) diagonal(c) = w(c, c);
     });
     errors.rethrow();
   }
   out.rank = rank;
-  out.factor = w.leftCols(rank).triangularView<Eigen::Lower>();
+  finish_factor(w, swap_with, rank, kBlock, thread_count(threads));
+  if (rank == n) out.factor = std::move(w);
+  else out.factor = w.leftCols(rank);
   return out;
 }
 
@@ -347,27 +431,59 @@ MatrixXd lower_trapezoidal_product(const MatrixXd& a, const MatrixXd& l) {
                                 std::to_string(a.cols()) + ") and (" + std::to_string(n) + ", " + std::to_string(r) +
                                 ") do not fit");
   if (m == 0 || r == 0) return MatrixXd::Zero(m, r);
-  MatrixXd c = a.leftCols(r);
+  MatrixXd c(m, r);
 #ifdef EMERGENT_USE_LAPACK
   SerialBlas serial;
-  // By column blocks of l: the block's w×w triangle by dtrmm, the rows below it by one dgemm.
-  // OpenBLAS's dtrmm on the whole N×N triangle runs at a fraction of its dgemm rate (9 against
-  // ≈ 40 GFLOP/s per core at N = 4000); the blocks cost w·m·w/2 more flops each. kBlock is
-  // fixed, so the bits do not depend on the caller's threads.
-  constexpr Index kBlock = 256;
+  // By column blocks of l: block [c0, c1) is zero above row c0, so its product is one dgemm over
+  // rows c0..N of l (the block's upper triangle multiplied as the zeros it holds). OpenBLAS's
+  // dtrmm runs at a fraction of its dgemm rate (9 against ≈ 40 GFLOP/s per core at N = 4000); the
+  // zeros cost w·m·w flops per block, w/N of the total. kBlock is fixed, so the bits do not
+  // depend on the caller's threads.
   const int lda = static_cast<int>(m), ldl = static_cast<int>(n);
-  for (Index c0 = 0; c0 < r; c0 += kBlock) {
-    const Index w = std::min(kBlock, r - c0), c1 = c0 + w;
-    cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, lda, static_cast<int>(w), 1.0,
-                l.data() + c0 + c0 * n, ldl, c.data() + c0 * m, lda);
-    if (n > c1)
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, lda, static_cast<int>(w), static_cast<int>(n - c1), 1.0,
-                  a.data() + c1 * m, lda, l.data() + c1 + c0 * n, ldl, 1.0, c.data() + c0 * m, lda);
+  for (Index c0 = 0; c0 < r; c0 += kTrapezoidBlock) {
+    const Index w = std::min(kTrapezoidBlock, r - c0);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, lda, static_cast<int>(w), static_cast<int>(n - c0), 1.0,
+                a.data() + c0 * m, lda, l.data() + c0 + c0 * n, ldl, 0.0, c.data() + c0 * m, lda);
   }
 #else
-  c = c * l.topRows(r).triangularView<Eigen::Lower>();
+  c = a.leftCols(r) * l.topRows(r).triangularView<Eigen::Lower>();
   if (n > r) c.noalias() += a.rightCols(n - r).lazyProduct(l.bottomRows(n - r));  // see add_symmetric_rank2k_lower
 #endif
+  return c;
+}
+
+MatrixXd lower_trapezoidal_transpose_product(const MatrixXd& l, const MatrixXd& b, int threads) {
+  const Index n = l.rows(), r = l.cols(), m = b.cols();
+  if (b.rows() != n || r > n)
+    throw std::invalid_argument("lower_trapezoidal_transpose_product: shapes (" + std::to_string(n) + ", " +
+                                std::to_string(r) + ") and (" + std::to_string(b.rows()) + ", " + std::to_string(m) +
+                                ") do not fit");
+  if (m == 0 || r == 0) return MatrixXd::Zero(r, m);
+  MatrixXd c(r, m);
+#ifdef EMERGENT_USE_LAPACK
+  // By fixed row blocks of lᵀ: block [c0, c1) is zero left of column c0, so it is one dgemm over
+  // rows c0..N of l and b with all m columns (the longest first: they are handed out in order).
+  const Index blocks = (r + kTrapezoidBlock - 1) / kTrapezoidBlock;
+  ParallelErrors errors;  // cancellation is checked per block
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (blocks > 1)
+  for (Index q = 0; q < blocks; ++q) errors.run(static_cast<long long>(q), [&] {
+    const Index c0 = q * kTrapezoidBlock, w = std::min(kTrapezoidBlock, r - c0);
+    SerialBlas serial;
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(w), static_cast<int>(m),
+                static_cast<int>(n - c0), 1.0, l.data() + c0 + c0 * n, static_cast<int>(n), b.data() + c0,
+                static_cast<int>(n), 0.0, c.data() + c0, static_cast<int>(r));
+  });
+#else
+  const Index panels = (m + kPanel - 1) / kPanel;
+  ParallelErrors errors;  // cancellation is checked per panel
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
+  for (Index p = 0; p < panels; ++p) errors.run(static_cast<long long>(p), [&] {
+    const Index p0 = p * kPanel, pw = std::min(kPanel, m - p0);
+    c.middleCols(p0, pw) = l.topRows(r).transpose().triangularView<Eigen::Upper>() * b.block(0, p0, r, pw);
+    if (n > r) c.middleCols(p0, pw).noalias() += l.bottomRows(n - r).transpose() * b.block(r, p0, n - r, pw);
+  });
+#endif
+  errors.rethrow();
   return c;
 }
 

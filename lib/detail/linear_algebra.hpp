@@ -8,6 +8,8 @@
 // of every result are the same at any thread count.
 #pragma once
 
+#include <functional>
+
 #include <Eigen/Core>
 
 namespace emergent::detail {
@@ -30,8 +32,14 @@ enum class TridiagonalReduction { pieces, lapack };
 // reduction and back-transformation split into fixed pieces, or Eigen's SelfAdjointEigenSolver
 // in the Eigen-only build. `threads` (0: OpenMP default) shares out the pieces; the result does
 // not depend on it. Values only (vectors = false): dsyevd itself, on one thread.
+//
+// `alongside`, when given, is run once on a second thread while the tridiagonal eigensolver
+// (dstedc, single-threaded) runs, when `threads` allows two and vectors are asked; otherwise after
+// the decomposition. It must give the same result on any thread (single-threaded calls only); an
+// exception it throws is rethrown here.
 SymmetricEigen symmetric_eigen(const Eigen::MatrixXd& a, bool vectors = true, int threads = 1,
-                               TridiagonalReduction reduction = TridiagonalReduction::pieces);
+                               TridiagonalReduction reduction = TridiagonalReduction::pieces,
+                               const std::function<void()>& alongside = {});
 
 // op(a)·op(b) with op = transpose where asked, computed over fixed column panels of the result
 // on up to `threads` threads (0: OpenMP default); bits independent of `threads`.
@@ -69,9 +77,15 @@ PivotedCholesky pivoted_cholesky(const Eigen::MatrixXd& a, double tolerance, int
 Eigen::MatrixXd pivoted_cholesky_remainder(const Eigen::MatrixXd& a, const PivotedCholesky& f, int threads = 1);
 
 // a·l with l N×r lower trapezoidal (zero above its diagonal; N ≥ r): by fixed column blocks of l,
-// dtrmm on each block's triangle plus dgemm on the rows below it, ≈ m·r·(2N − r) flops instead of
-// 2·m·N·r. One thread.
+// one dgemm each over the rows of l from the block's diagonal down, ≈ m·r·(2N − r) flops instead
+// of 2·m·N·r. One thread.
 Eigen::MatrixXd lower_trapezoidal_product(const Eigen::MatrixXd& a, const Eigen::MatrixXd& l);
+
+// lᵀ·b with l N×r lower trapezoidal (zero above its diagonal; N ≥ r) and b N×m: by fixed row
+// blocks of lᵀ (shared by up to `threads` threads), one dgemm each over the rows of l and b from
+// the block's diagonal down, ≈ m·r·(2N − r) flops; bits independent of `threads`.
+Eigen::MatrixXd lower_trapezoidal_transpose_product(const Eigen::MatrixXd& l, const Eigen::MatrixXd& b,
+                                                    int threads = 1);
 
 // Lower triangle of c += alpha·b·bᵀ (dsyrk, m²·k flops); the upper triangle is not touched. One thread.
 void add_gram_lower(Eigen::MatrixXd& c, const Eigen::MatrixXd& b, double alpha);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -94,8 +95,11 @@ struct Spectrum {
   SpectralSummary summary;
 };
 
-Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool regularize) {
-  detail::SymmetricEigen solver = detail::symmetric_eigen(a, true, options.threads);
+// `alongside` (if any) runs during the eigensolver's single-threaded phase (detail::symmetric_eigen).
+Spectrum decompose(const MatrixXd& a, const GradientFlowOptions& options, bool regularize,
+                   const std::function<void()>& alongside = {}) {
+  detail::SymmetricEigen solver =
+      detail::symmetric_eigen(a, true, options.threads, detail::TridiagonalReduction::pieces, alongside);
   if (!solver.converged)
     throw std::runtime_error("gradient flow: the symmetric eigensolver did not converge");
   Spectrum s;
@@ -205,37 +209,46 @@ MatrixXd project_symmetric(const MatrixXd& k, const MatrixXd& v, int threads) {
 // A larger S means K̃ is not PSD (or the factor lost accuracy): then K̃ is used densely.
 constexpr double kRemainderMargin = 4.0;
 
-// K̃ = V_Rᵀ·K·V_R through K's own pivoted Cholesky K[π, π] = L_K·L_Kᵀ (+ a round-off remainder):
-// M = L_Kᵀ·V_R[π, :] is a triangular product and K̃ = MᵀM half a product, N³/3 + N³ + N³ flops
-// instead of 2·N³ + N³, and K̃ is a Gram matrix. A K that is not PSD to round-off (remainder above
-// kRemainderMargin·τ, see above) takes project_symmetric instead. Row panels of V_Rᵀ run in
-// parallel, each one single-threaded call: bits independent of the thread count.
-MatrixXd project_nngp(const MatrixXd& k, const MatrixXd& v, int threads) {
-  const Index n = k.rows(), r = v.cols();
+// K's pivoted Cholesky K[π, π] = L_K·L_Kᵀ (+ a round-off remainder), τ = N·ε·max diag K, and
+// whether it is trusted: a K that is not PSD to round-off (remainder above kRemainderMargin·τ,
+// see above) is not factored but projected densely (project_symmetric).
+struct TrainNngpFactor {
+  detail::PivotedCholesky cholesky;
+  bool trusted = false;
+};
+TrainNngpFactor factor_train_nngp(const MatrixXd& k, int threads) {
+  const Index n = k.rows();
   const double tolerance = static_cast<double>(n) * std::numeric_limits<double>::epsilon() *
                            std::max(k.diagonal().maxCoeff(), 0.0);
-  detail::PivotedCholesky f = detail::pivoted_cholesky(k, tolerance, threads);
+  TrainNngpFactor out;
+  out.cholesky = detail::pivoted_cholesky(k, tolerance, threads);
+  const MatrixXd s = detail::pivoted_cholesky_remainder(k, out.cholesky, threads);
+  out.trusted = s.size() == 0 || s.cwiseAbs().maxCoeff() <= kRemainderMargin * tolerance;
+  if (!out.trusted) out.cholesky = {};
+  return out;
+}
+
+// K̃ = V_Rᵀ·K·V_R through K's own pivoted Cholesky (factor_train_nngp): M = L_Kᵀ·V_R[π, :] is a
+// triangular product and K̃ = MᵀM half a product, N³/3 + N³ + N³ flops instead of 2·N³ + N³, and
+// K̃ is a Gram matrix. An untrusted factor takes project_symmetric instead. M is built directly
+// (no transposed copies), by fixed column panels of V_R[π, :], one single-threaded call per fixed
+// row block: bits independent of the thread count.
+MatrixXd project_nngp(const MatrixXd& k, TrainNngpFactor&& factor, const MatrixXd& v, int threads) {
+  if (!factor.trusted) return project_symmetric(k, v, threads);
+  const Index n = k.rows(), r = v.cols();
+  detail::PivotedCholesky& f = factor.cholesky;
+  MatrixXd m;  // M = L_Kᵀ·V_R[π, :], rank × r
   {
-    const MatrixXd s = detail::pivoted_cholesky_remainder(k, f, threads);
-    if (s.size() > 0 && s.cwiseAbs().maxCoeff() > kRemainderMargin * tolerance) return project_symmetric(k, v, threads);
+    MatrixXd v_pi(n, r);  // rows of V_R in the pivot order, gathered column by column
+    constexpr Index kColumns = 64;
+    const Index pieces = (r + kColumns - 1) / kColumns;
+#pragma omp parallel for schedule(static) num_threads(thread_count(threads)) if (pieces > 1)
+    for (Index q = 0; q < pieces; ++q)
+      for (Index c = q * kColumns; c < std::min(r, (q + 1) * kColumns); ++c)
+        for (Index i = 0; i < n; ++i) v_pi(i, c) = v(f.pivots(i), c);
+    m = detail::lower_trapezoidal_transpose_product(f.factor, v_pi, threads);
   }
-  MatrixXd mt(r, f.rank);  // Mᵀ = V_R[π, :]ᵀ·L_K
-  {
-    MatrixXd vt(r, n);
-    for (Index i = 0; i < n; ++i) vt.col(i) = v.row(f.pivots(i)).transpose();
-    constexpr Index kRows = 256;  // fixed: the bits depend on it
-    const Index panels = (r + kRows - 1) / kRows;
-    detail::ParallelErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count(threads)) if (panels > 1)
-    for (Index q = 0; q < panels; ++q) errors.run(static_cast<long long>(q), [&] {
-      const Index r0 = q * kRows, h = std::min(kRows, r - r0);
-      mt.middleRows(r0, h) = detail::lower_trapezoidal_product(vt.middleRows(r0, h), f.factor);
-    });
-    errors.rethrow();
-  }
-  f.factor.resize(0, 0);  // peak memory: L_K, Mᵀ and M are N×N each
-  const MatrixXd m = mt.transpose();
-  mt.resize(0, 0);
+  f.factor.resize(0, 0);  // peak memory: L_K, V_R[π, :] and M are N×N each
   return detail::symmetric_product(m, m, threads);
 }
 
@@ -312,7 +325,13 @@ GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp
   y_ = y_train;
   scale_ = options.learning_rate / (static_cast<double>(n) * static_cast<double>(y_.cols()));
 
-  Spectrum s = decompose(theta, options, true);
+  // K's factor needs only K: it runs while the eigensolver's tridiagonal stage keeps one thread
+  // busy (on one thread then; its bits do not depend on the thread count).
+  TrainNngpFactor k_factor;
+  std::function<void()> factor_k;
+  if (nngp_.size() != 0)
+    factor_k = [&] { k_factor = factor_train_nngp(nngp_, omp_in_parallel() ? 1 : options_.threads); };
+  Spectrum s = decompose(theta, options, true, factor_k);
   summary_ = s.summary;
   const Index r = s.rank;
   basis_ = s.vectors.rightCols(r);
@@ -322,7 +341,8 @@ GradientFlow::GradientFlow(const MatrixXd& ntk_train_train, const MatrixXd& nngp
   const MatrixXd y_perp = y_ - basis_ * y_proj_;
   y_perp_norm2_ = y_perp.squaredNorm();
   if (nngp_.size() != 0) {
-    NngpFactor f = factor_projected_nngp(project_nngp(nngp_, basis_, options_.threads), options_.threads);
+    NngpFactor f =
+        factor_projected_nngp(project_nngp(nngp_, std::move(k_factor), basis_, options_.threads), options_.threads);
     nngp_factor_ = std::move(f.factor);
     nngp_pivots_ = std::move(f.pivots);
     nngp_dense_ = std::move(f.dense);

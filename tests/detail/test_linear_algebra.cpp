@@ -8,6 +8,7 @@
 
 #include <Eigen/Dense>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -212,4 +213,174 @@ TEST_CASE("symmetric_eigen: A·V = V·Λ, VᵀV = I, values equal LAPACK's dsytr
       CHECK(std::abs(std::abs(e.vectors.col(i).dot(ref.vectors.col(i))) - 1.0) < 1e-9);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pivoted Cholesky and the trapezoidal products
+
+namespace {
+
+using emergent::detail::lower_trapezoidal_product;
+using emergent::detail::lower_trapezoidal_transpose_product;
+using emergent::detail::pivoted_cholesky;
+using emergent::detail::PivotedCholesky;
+
+// A PSD matrix of rank min(n, k) with a spread of scales: G·Gᵀ with G n×k.
+MatrixXd random_psd(Index n, Index k, std::uint64_t seed) {
+  MatrixXd g = emergent::test::normals(n, k, seed);
+  for (Index i = 0; i < n; ++i) g.row(i) *= 1.0 + static_cast<double>(i % 5);
+  return g * g.transpose();
+}
+
+// The textbook outer-product pivoted Cholesky (Higham, Accuracy and Stability of Numerical
+// Algorithms, 2nd ed., Alg. 10.3 with complete pivoting), unblocked, on the whole matrix: the
+// independent reference. Same rule: largest remaining diagonal (first on ties), stop at ≤ tol.
+PivotedCholesky reference_pivoted_cholesky(MatrixXd a, double tol) {
+  const Index n = a.rows();
+  PivotedCholesky out;
+  out.pivots = Eigen::VectorXi::LinSpaced(n, 0, static_cast<int>(n) - 1);
+  Index j = 0;
+  for (; j < n; ++j) {
+    Index p = j;
+    for (Index i = j + 1; i < n; ++i)
+      if (a(i, i) > a(p, p)) p = i;
+    if (!(a(p, p) > tol)) break;
+    a.row(j).swap(a.row(p));
+    a.col(j).swap(a.col(p));
+    std::swap(out.pivots(j), out.pivots(p));
+    a(j, j) = std::sqrt(a(j, j));
+    a.col(j).tail(n - j - 1) /= a(j, j);
+    a.row(j).tail(n - j - 1).setZero();
+    a.bottomRightCorner(n - j - 1, n - j - 1).noalias() -=
+        a.col(j).tail(n - j - 1) * a.col(j).tail(n - j - 1).transpose();
+  }
+  out.rank = j;
+  out.factor = a.leftCols(j).triangularView<Eigen::Lower>();
+  return out;
+}
+
+MatrixXd permuted(const MatrixXd& a, const Eigen::VectorXi& pi) {
+  MatrixXd out(a.rows(), a.cols());
+  for (Index j = 0; j < a.cols(); ++j)
+    for (Index i = 0; i < a.rows(); ++i) out(i, j) = a(pi(i), pi(j));
+  return out;
+}
+
+// Around the factorization's 64-column blocks and the 256-column panels.
+std::vector<Index> cholesky_sizes() { return {1, 2, 3, 63, 64, 65, 129, 257, 300}; }
+
+}  // namespace
+
+TEST_CASE("pivoted_cholesky: a[π, π] = L·Lᵀ, complete-pivoting bounds, equal to the textbook algorithm") {
+  for (const Index n : cholesky_sizes()) {
+    CAPTURE(n);
+    const MatrixXd a = random_psd(n, n + 3, 41 + static_cast<std::uint64_t>(n));
+    const double top = a.diagonal().maxCoeff(), tol = static_cast<double>(n) * kEps * top;
+    const PivotedCholesky f = pivoted_cholesky(a, tol, 2);
+    REQUIRE(f.rank == n);
+    REQUIRE(f.factor.rows() == n);
+    REQUIRE(f.factor.cols() == n);
+    CHECK(f.factor.triangularView<Eigen::StrictlyUpper>().toDenseMatrix().cwiseAbs().maxCoeff() == 0.0);
+    std::vector<int> seen(static_cast<std::size_t>(n), 0);
+    for (Index i = 0; i < n; ++i) ++seen[static_cast<std::size_t>(f.pivots(i))];
+    CHECK(std::count(seen.begin(), seen.end(), 1) == n);  // a permutation
+    CHECK((permuted(a, f.pivots) - f.factor * f.factor.transpose()).cwiseAbs().maxCoeff() < 10.0 * n * kEps * top);
+    for (Index j = 0; j < n; ++j) {  // L(j,j) nonincreasing, |L(i,j)| ≤ L(j,j) (Higham Lemma 10.12)
+      if (j + 1 < n) CHECK(f.factor(j + 1, j + 1) <= f.factor(j, j) * (1.0 + 1e-12));
+      CHECK(f.factor.col(j).tail(n - j).cwiseAbs().maxCoeff() <= f.factor(j, j) * (1.0 + 1e-12));
+    }
+    const PivotedCholesky ref = reference_pivoted_cholesky(a, tol);
+    REQUIRE(ref.rank == n);
+    CHECK(f.pivots == ref.pivots);
+    CHECK((f.factor - ref.factor).cwiseAbs().maxCoeff() < 1e-12 * std::sqrt(top));
+  }
+}
+
+TEST_CASE("pivoted_cholesky: rank-deficient and zero matrices stop at the tolerance") {
+  for (const Index n : {Index(5), Index(70), Index(300)}) {
+    for (const Index k : {Index(1), Index(3), n / 2 + 1}) {
+      CAPTURE(n);
+      CAPTURE(k);
+      const MatrixXd a = random_psd(n, k, 7 + static_cast<std::uint64_t>(n + k));
+      const double top = a.diagonal().maxCoeff(), tol = static_cast<double>(n) * kEps * top;
+      const PivotedCholesky f = pivoted_cholesky(a, tol, 2);
+      CHECK(f.rank == std::min(n, k));
+      REQUIRE(f.factor.cols() == f.rank);
+      const MatrixXd s = emergent::detail::pivoted_cholesky_remainder(a, f, 2);
+      CHECK(s.rows() == n - f.rank);
+      if (s.size() > 0) CHECK(s.cwiseAbs().maxCoeff() <= 4.0 * tol);  // round-off only (Higham Thm. 10.14)
+      CHECK((permuted(a, f.pivots).leftCols(f.rank) - f.factor * f.factor.topRows(f.rank).transpose())
+                .cwiseAbs()
+                .maxCoeff() < 10.0 * n * kEps * top);
+      const PivotedCholesky ref = reference_pivoted_cholesky(a, tol);
+      CHECK(ref.rank == f.rank);
+    }
+  }
+  const PivotedCholesky z = pivoted_cholesky(MatrixXd::Zero(90, 90), 0.0, 2);
+  CHECK(z.rank == 0);
+  CHECK(z.factor.cols() == 0);
+  CHECK(pivoted_cholesky(MatrixXd(0, 0), 0.0, 2).rank == 0);
+  CHECK_THROWS_AS(pivoted_cholesky(MatrixXd::Zero(3, 4), 0.0, 2), std::invalid_argument);
+}
+
+TEST_CASE("pivoted_cholesky: bit-identical at 1, 2 and 3 threads, full rank and rank-deficient") {
+  for (const Index k : {Index(700), Index(260)}) {
+    CAPTURE(k);
+    const MatrixXd a = random_psd(700, k, 99);
+    const double tol = 700.0 * kEps * a.diagonal().maxCoeff();
+    const PivotedCholesky f1 = pivoted_cholesky(a, tol, 1), f2 = pivoted_cholesky(a, tol, 2),
+                          f3 = pivoted_cholesky(a, tol, 3);
+    CHECK(f1.rank == std::min<Index>(700, k));
+    CHECK(f1.rank == f2.rank);
+    CHECK(f1.rank == f3.rank);
+    CHECK(f1.pivots == f2.pivots);
+    CHECK(f1.pivots == f3.pivots);
+    CHECK(same_bits(f1.factor, f2.factor));
+    CHECK(same_bits(f1.factor, f3.factor));
+  }
+}
+
+TEST_CASE("trapezoidal products: a·l and lᵀ·b equal the dense products, bits independent of threads") {
+  for (const Index n : {Index(1), Index(200), Index(257), Index(600)}) {
+    for (const Index r : {n, (n + 1) / 2}) {
+      CAPTURE(n);
+      CAPTURE(r);
+      const MatrixXd l = emergent::test::normals(n, r, 5 + static_cast<std::uint64_t>(n)).triangularView<Eigen::Lower>();
+      const MatrixXd a = emergent::test::normals(37, n, 6), b = emergent::test::normals(n, 300, 8);
+      const MatrixXd al = a.lazyProduct(l), ltb = l.transpose().lazyProduct(b);  // plain sums, Eigen only
+      const double scale = std::sqrt(static_cast<double>(n));
+      CHECK((lower_trapezoidal_product(a, l) - al).cwiseAbs().maxCoeff() < 1e-13 * scale * 10.0);
+      const MatrixXd t1 = lower_trapezoidal_transpose_product(l, b, 1);
+      CHECK((t1 - ltb).cwiseAbs().maxCoeff() < 1e-13 * scale * 10.0);
+      CHECK(same_bits(t1, lower_trapezoidal_transpose_product(l, b, 2)));
+      CHECK(same_bits(t1, lower_trapezoidal_transpose_product(l, b, 3)));
+    }
+  }
+  CHECK_THROWS_AS(lower_trapezoidal_transpose_product(MatrixXd::Zero(4, 5), MatrixXd::Zero(4, 2)), std::invalid_argument);
+  CHECK_THROWS_AS(lower_trapezoidal_transpose_product(MatrixXd::Zero(4, 3), MatrixXd::Zero(5, 2)), std::invalid_argument);
+  CHECK(lower_trapezoidal_transpose_product(MatrixXd::Zero(4, 3), MatrixXd::Zero(4, 0)).cols() == 0);
+}
+
+TEST_CASE("symmetric_eigen: the alongside task runs exactly once and changes nothing; its exception comes back") {
+  const MatrixXd a = random_symmetric(300, 12);
+  const SymmetricEigen plain = symmetric_eigen(a, true, 2);
+  for (const int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    int runs = 0;
+    MatrixXd product_alongside;
+    const SymmetricEigen e = symmetric_eigen(a, true, threads, TridiagonalReduction::pieces, [&] {
+      ++runs;
+      product_alongside = a * a;  // work of the caller's that does not touch the decomposition
+    });
+    CHECK(runs == 1);
+    CHECK((product_alongside - a * a).cwiseAbs().maxCoeff() == 0.0);
+    CHECK(same_bits(e.values, plain.values));
+    CHECK(same_bits(e.vectors, plain.vectors));
+    CHECK_THROWS_AS(symmetric_eigen(a, true, threads, TridiagonalReduction::pieces,
+                                    [] { throw std::invalid_argument("alongside"); }),
+                    std::invalid_argument);
+  }
+  int runs = 0;
+  (void)symmetric_eigen(MatrixXd(0, 0), true, 2, TridiagonalReduction::pieces, [&] { ++runs; });
+  CHECK(runs == 1);
 }
