@@ -472,7 +472,7 @@ void descend_panel(double* W, Eigen::Index J, Eigen::Index K, const double* g, c
   alignas(64) double block[kRows * 32];
   // h[:, panel] packed contiguous (its rows, 8·K bytes apart, would evict each other from L1
   // when K·8 is a multiple of 4 KB); read by every row tile of the update
-  thread_local std::vector<double> packed;
+  thread_local std::vector<double, Eigen::aligned_allocator<double>> packed;  // rows on cache lines
   packed.resize(static_cast<std::size_t>(n) * 32);
   double* hp = packed.data();
   for (Eigen::Index e = 0; e < n; ++e)
