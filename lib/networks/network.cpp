@@ -398,9 +398,20 @@ enum class TileStore { kScaled, kPartial, kAddScaled };
 /// Rows [0, rows) (rows ≤ R) and 8·NV columns of Σ_k A(r, k)·B(k, ·), A(r, k) = a[r·a_rs + k·a_cs]
 /// read as broadcasts, B row-major (ldb). With `resume` the sum starts from C's partial sums, so
 /// a sum split over consecutive k-ranges adds its terms in the same order as one call.
+/// Forward epilogue (kScaled only, `row_add` or `act` non-null): C(r, ·) = alpha·Σ + row_add[r]
+/// (two roundings, as a separate bias pass gives), and act(r, ·) = φ(C(r, ·)) for the
+/// piecewise-linear φ(x) = x < 0 ? slope_neg·x : slope_pos·x, so that a dense layer followed by
+/// such an activation writes its transposed output and its activation in one pass.
+struct TileEpilogue {
+  const double* row_add = nullptr;
+  double* act = nullptr;
+  double slope_neg = 0.0, slope_pos = 1.0;
+};
+
 template <int NV, int R>
 void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
-              Eigen::Index ldb, int rows, bool resume, TileStore store, double alpha, double* c, Eigen::Index ldc) {
+              Eigen::Index ldb, int rows, bool resume, TileStore store, double alpha, double* c, Eigen::Index ldc,
+              const TileEpilogue* epilogue = nullptr) {
   Lanes acc[R][NV];
   const double* ar[R];
   for (int r = 0; r < R; ++r) {
@@ -417,6 +428,24 @@ void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Inde
     }
   }
   const Lanes al = splat_lanes(alpha);
+  if (epilogue != nullptr) {
+    const Lanes an = splat_lanes(epilogue->slope_neg), ap = splat_lanes(epilogue->slope_pos);
+    for (int r = 0; r < rows; ++r)
+      for (int v = 0; v < NV; ++v) {
+        Lanes z = al * acc[r][v];
+        if (epilogue->row_add != nullptr) {
+#if defined(__AVX512F__)
+          asm("" : "+v"(z));  // keep alpha·Σ rounded before the addend (no fused multiply-add)
+#else
+          asm("" : "+m"(z));
+#endif
+          z += splat_lanes(epilogue->row_add[r]);
+        }
+        store_lanes(c + r * ldc + 8 * v, z);
+        if (epilogue->act != nullptr) store_lanes(epilogue->act + r * ldc + 8 * v, z < 0.0 ? an * z : ap * z);
+      }
+    return;
+  }
   for (int r = 0; r < rows; ++r) {
     double* o = c + r * ldc;
     for (int v = 0; v < NV; ++v)
@@ -432,7 +461,7 @@ void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Inde
 /// cache). Fixed tiles either way: the bits depend on the shapes only.
 void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index M, Eigen::Index K,
                      const double* b, Eigen::Index ldb, Eigen::Index N, double alpha, bool accumulate, double* c,
-                     Eigen::Index ldc, bool rows_outer) {
+                     Eigen::Index ldc, bool rows_outer, const TileEpilogue* epilogue = nullptr) {
   // One row tile height for the whole product (6 rows × 32 columns = 24 accumulators), the
   // narrower last column block with the same rows.
   constexpr int R = 6;
@@ -440,11 +469,19 @@ void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eige
   auto block = [&](Eigen::Index row0, int rows, Eigen::Index j0) {
     const double* ar = a + row0 * a_rs;
     double* cr = c + row0 * ldc + j0;
+    TileEpilogue tile;
+    const TileEpilogue* ep = nullptr;
+    if (epilogue != nullptr) {
+      tile = *epilogue;
+      if (tile.row_add != nullptr) tile.row_add += row0;
+      if (tile.act != nullptr) tile.act += row0 * ldc + j0;
+      ep = &tile;
+    }
     switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
-      case 1: sum_tile<1, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
-      case 2: sum_tile<2, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
-      case 3: sum_tile<3, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
-      default: sum_tile<4, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc); break;
+      case 1: sum_tile<1, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc, ep); break;
+      case 2: sum_tile<2, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc, ep); break;
+      case 3: sum_tile<3, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc, ep); break;
+      default: sum_tile<4, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc, ep); break;
     }
   };
   const Eigen::Index row_tiles = (M + R - 1) / R, col_blocks = (N + 31) / 32;
@@ -472,7 +509,7 @@ void descend_panel(double* W, Eigen::Index J, Eigen::Index K, const double* g, c
   alignas(64) double block[kRows * 32];
   // h[:, panel] packed contiguous (its rows, 8·K bytes apart, would evict each other from L1
   // when K·8 is a multiple of 4 KB); read by every row tile of the update
-  thread_local std::vector<double> packed;
+  thread_local std::vector<double, Eigen::aligned_allocator<double>> packed;  // rows on cache lines
   packed.resize(static_cast<std::size_t>(n) * 32);
   double* hp = packed.data();
   for (Eigen::Index e = 0; e < n; ++e)
@@ -725,6 +762,10 @@ struct Network::Tape {
   /// transposing (none: -1)
   RowMatrix act_t;
   std::ptrdiff_t out_t_of = -1, act_t_of = -1;
+  /// φ(zᵀ) written by a dense product's epilogue for the activation right after it, which takes
+  /// it into act_t (acts[act_t_next_of]ᵀ; none: -1)
+  RowMatrix act_t_next;
+  std::ptrdiff_t act_t_next_of = -1;
   Eigen::RowVectorXd bias_row;
   std::vector<RowMatrix> shortcut_g;  ///< backward: gradients waiting at open residual blocks
 };
@@ -790,7 +831,7 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
   const auto& layers = architecture_.layers();
   const std::size_t L = layers.size();
   t.n = n;
-  t.out_t_of = t.act_t_of = -1;
+  t.out_t_of = t.act_t_of = t.act_t_next_of = -1;
   t.acts.resize(L + 1);
   t.patches.resize(L);
   t.acts[0] = ConstRowMap(x, n, shapes_.shapes[0].size());
@@ -813,13 +854,25 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
           const bool have_t = t.act_t_of == static_cast<std::ptrdiff_t>(l);
           if (!have_t) transpose_to(in, t.in_t);
           t.out_t.resize(n_out, n);
+          // zᵀ = scale·W·hᵀ, row j + b·β_j, and a piecewise-linear activation after it, in the
+          // product's epilogue (the same operations as separate passes, one pass fewer each)
+          TileEpilogue epilogue;
+          if (block.bias_size > 0) {
+            t.bias_row = layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out);
+            epilogue.row_add = t.bias_row.data();
+          }
+          const bool fuse_act = l + 1 < L && layers[l + 1].kind == LayerKind::Activation &&
+                                piecewise_linear(layers[l + 1].activation, epilogue.slope_neg, epilogue.slope_pos);
+          if (fuse_act) {
+            t.act_t_next.resize(n_out, n);
+            epilogue.act = t.act_t_next.data();
+          }
+          const bool use_epilogue = epilogue.row_add != nullptr || epilogue.act != nullptr;
           strided_product(W.data(), n_in, 1, n_out, n_in, (have_t ? t.act_t : t.in_t).data(), n, n, scale, false,
-                          t.out_t.data(), n, true);
-          if (block.bias_size > 0)  // row j of zᵀ += b·β_j
-            t.out_t.colwise() +=
-                (layer.b_std * Eigen::Map<const Eigen::RowVectorXd>(parameters_.data() + block.bias_offset, n_out)).transpose();
+                          t.out_t.data(), n, true, use_epilogue ? &epilogue : nullptr);
           transpose_to(t.out_t, out);
           t.out_t_of = static_cast<std::ptrdiff_t>(l + 1);
+          t.act_t_next_of = fuse_act ? static_cast<std::ptrdiff_t>(l + 2) : -1;
           break;
         }
 #endif
@@ -871,7 +924,10 @@ void Network::run_forward(const double* x, Eigen::Index n, Tape& t) const {
       }
       case LayerKind::Activation:
         apply_activation(layer.activation, in.data(), out.data(), in.size());
-        if (t.out_t_of == static_cast<std::ptrdiff_t>(l)) {  // φ of the transposed input: the output transposed
+        if (t.act_t_next_of == static_cast<std::ptrdiff_t>(l + 1)) {  // φ(zᵀ) came with the product
+          t.act_t.swap(t.act_t_next);
+          t.act_t_of = static_cast<std::ptrdiff_t>(l + 1);
+        } else if (t.out_t_of == static_cast<std::ptrdiff_t>(l)) {  // φ of the transposed input: the output transposed
           t.act_t.resize(t.out_t.rows(), t.out_t.cols());
           apply_activation(layer.activation, t.out_t.data(), t.act_t.data(), t.out_t.size());
           t.act_t_of = static_cast<std::ptrdiff_t>(l + 1);

@@ -181,6 +181,43 @@ TEST_CASE("batches and widths that are multiples of 8 (the unpacked dense produc
   CHECK(r.max_error < 1e-6);
 }
 
+TEST_CASE("a dense product's epilogue (bias, piecewise-linear activation) equals the layer evaluated by its definition") {
+  // 16 examples take the register-blocked product whose epilogue adds the bias and applies a
+  // following piecewise-linear φ; the hidden activations are checked against loops over the
+  // parameters, and the whole network against one example at a time (Eigen's path).
+  for (const std::string act : {"relu", "abs", "identity", "leaky_relu(0.2)", "abrelu(-0.3, 1.7)", "tanh"})
+    for (const std::string bias : {"", ", b=0.3"}) {
+      const std::string spec = "dense(24, w=1.3" + bias + ") " + act + " dense(16" + bias + ") " + act + " dense(3)";
+      CAPTURE(spec);
+      const Architecture arch = Architecture::parse(spec);
+      const Network net(arch, ExampleShape::vector(16), 41);
+      const Inputs x = random_inputs(ExampleShape::vector(16), 16, 42);
+      const RowMatrix f = net.forward(x);
+      double worst = 0;
+      for (Eigen::Index e = 0; e < 16; ++e) {
+        const RowMatrix one = net.forward(x.rows({e}));
+        worst = std::max(worst, (one.row(0) - f.row(e)).cwiseAbs().maxCoeff());
+      }
+      CHECK(worst <= 1e-13 * (1.0 + f.cwiseAbs().maxCoeff()));
+      // The first hidden layer by its definition: φ(b·β + w/√d·W·x).
+      const Network first(Architecture::parse("dense(24, w=1.3" + bias + ") " + act), ExampleShape::vector(16), 41);
+      REQUIRE(first.parameters().size() == net.blocks()[1].weight_offset);
+      const RowMatrix h = first.forward(x);
+      const Activation phi = arch.layers()[1].activation;
+      const double* W = first.parameters().data();
+      const double b_std = bias.empty() ? 0.0 : 0.3;
+      double err = 0;
+      for (Eigen::Index e = 0; e < 16; ++e)
+        for (int o = 0; o < 24; ++o) {
+          double sum = 0;
+          for (int k = 0; k < 16; ++k) sum += W[o * 16 + k] * x.x(e, k);
+          const double beta = bias.empty() ? 0.0 : W[first.blocks()[0].bias_offset + o];
+          err = std::max(err, std::abs(h(e, o) - phi.value(b_std * beta + 1.3 / 4.0 * sum)));
+        }
+      CHECK(err <= 1e-14 * (1.0 + h.cwiseAbs().maxCoeff()));
+    }
+}
+
 TEST_CASE("the one-pass dense descent step equals the gradient step over several steps, on blocked shapes") {
   // Fan-ins that are multiples of 8 take the fused step: input gradient and weight update in one
   // pass over W, in 128-row × 32-column blocks. 296 outputs need three row blocks (the last

@@ -3,7 +3,6 @@
 // any thread count.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
 namespace emergent {
@@ -29,28 +28,13 @@ class NormalStream {
     return (static_cast<double>(r >> 11) + 0.5) * 0x1.0p-53;
   }
 
-  /// Standard normal number i (Box–Muller on the pair of uniforms 2⌊i/2⌋, 2⌊i/2⌋+1).
-  double normal(std::uint64_t i) const {
-    const std::uint64_t pair = i >> 1;
-    const double r = std::sqrt(-2.0 * std::log(uniform(2 * pair)));
-    const double angle = 6.283185307179586476925 * uniform(2 * pair + 1);
-    return (i & 1) ? r * std::sin(angle) : r * std::cos(angle);
-  }
+  /// Standard normal number i: Box–Muller on the pair of uniforms 2⌊i/2⌋ (radius
+  /// r = √(−2 ln u)) and 2⌊i/2⌋+1 (angle 2πu); even i is r·cos, odd i is r·sin. ln, cos and sin
+  /// are the library's own (≤ 2 ulp), evaluated eight pairs at a time (docs/conventions.md §4).
+  double normal(std::uint64_t i) const;
 
-  /// Fill out[0..n) with draws first, first+1, ...
-  /// Bit-identical to calling normal() n times, with one logarithm per pair instead of two.
-  void fill(double* out, std::uint64_t n, std::uint64_t first = 0) const {
-    std::uint64_t j = 0;
-    if (n > 0 && (first & 1)) out[j++] = normal(first);  // odd start: second half of a pair
-    for (; j + 1 < n; j += 2) {
-      const std::uint64_t pair = (first + j) >> 1;
-      const double r = std::sqrt(-2.0 * std::log(uniform(2 * pair)));
-      const double angle = 6.283185307179586476925 * uniform(2 * pair + 1);
-      out[j] = r * std::cos(angle);
-      out[j + 1] = r * std::sin(angle);
-    }
-    if (j < n) out[j] = normal(first + j);
-  }
+  /// Fill out[0..n) with draws first, first+1, ...: bit-identical to calling normal() n times.
+  void fill(double* out, std::uint64_t n, std::uint64_t first = 0) const;
 
  private:
   std::uint64_t key_;
