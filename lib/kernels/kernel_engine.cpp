@@ -80,7 +80,8 @@ void Engine::plan_memory() {
     const std::size_t padded = static_cast<std::size_t>(padded_rows(n1_) + (symmetric_ ? 0 : padded_rows(n2_)));
     fixed_bytes_ += padded * reduced_features() * d;
     block_ = kTile;
-    per_thread_bytes_ = 3 * kTile * kTile * d;
+    // Σ and Θ of one tile, and the second points' variances per layer.
+    per_thread_bytes_ = (2 * kTile + plan_.tail.size()) * static_cast<std::size_t>(tile_ld()) * d;
     // Streamed: one band of Σ and Θ (kTile rows at least) besides the tiles.
     const std::size_t band_row_bytes = streamed_ ? 2 * d * static_cast<std::size_t>(n2_) : 0;
     const std::size_t smallest = per_thread_bytes_ + kTile * band_row_bytes;

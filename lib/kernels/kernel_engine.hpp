@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <algorithm>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -110,11 +111,14 @@ class Engine {
   std::size_t reduced_features() const;
   RowMatrix reduce(const Inputs& in) const;
   void tail_tile(double* s, double* t, std::size_t rows, std::size_t cols, std::size_t ld, const Eigen::Index* p1,
-                 const Eigen::Index* p2) const;
+                 const Eigen::Index* p2, double d) const;
   static Eigen::Index padded_rows(Eigen::Index n);
   RowMatrix padded_reduced(const Inputs& in) const;
   void prepare_vector();
-  std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const;
+  std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index j0, double* s, double* t) const;
+  std::vector<Eigen::Index> tile_columns(Eigen::Index bi) const;  // first columns of row block bi's tiles
+  // Leading dimension of the per-thread tile buffers: no wider than the padded columns.
+  Eigen::Index tile_ld() const { return std::min<Eigen::Index>(kTileCols, padded_rows(n2_)); }
   void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
   /// use(i0, j0, r, c, s, t): a finished tile, rows i0.. and columns j0.. of extent r × c, in s / t.
   using VectorTileUse = std::function<void(Eigen::Index, Eigen::Index, Eigen::Index, Eigen::Index, RowMatrix&, RowMatrix&)>;
@@ -158,7 +162,10 @@ class Engine {
                  bool self, double* rec, SliceWorkspace& ws, const double** s_out, const double** t_out) const;
   std::pair<double, double> tail_pair(Eigen::Index p1, Eigen::Index p2, double s, double t) const;
 
-  static constexpr std::size_t kTile = 64;  // Σ⁰ GEMM tile edge: fixed, it sets the arithmetic
+  // Σ⁰ GEMM tiles: kTile rows (bands start on this grid) by up to kTileCols columns on a fixed
+  // grid; the shapes depend on the sizes alone, so they fix every entry's arithmetic.
+  static constexpr std::size_t kTile = 64;
+  static constexpr std::size_t kTileCols = 1024;
   static constexpr std::size_t kPixelBands = 64;  // streamed pixel paths: at least this many bands
 
   const Inputs& x1_;
