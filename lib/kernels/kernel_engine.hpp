@@ -122,10 +122,14 @@ class Engine {
   void run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk);
   /// use(i0, j0, r, c, s, t): a finished tile, rows i0.. and columns j0.. of extent r × c, in s / t.
   using VectorTileUse = std::function<void(Eigen::Index, Eigen::Index, Eigen::Index, Eigen::Index, RowMatrix&, RowMatrix&)>;
+  /// rows_final(e): rows r0 .. e − 1 are done (every tile of their row blocks, and of the row
+  /// blocks above them in the band, has been used); from the calling thread.
   void for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const VectorTileUse& use,
-                            const std::function<void(std::size_t, std::size_t)>& progress);
+                            const std::function<void(std::size_t, std::size_t)>& progress,
+                            const std::function<void(Eigen::Index)>& rows_final = {});
   void vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
-                         const std::function<void(std::size_t, std::size_t)>& progress);
+                         const std::function<void(std::size_t, std::size_t)>& progress,
+                         const std::function<void(Eigen::Index)>& rows_final = {});
 
   // --- pixel paths (kernel_pixels.cpp) ---------------------------------------------------------
   double spatial_diagonal(const double* x, double* rec, std::vector<double>& a, std::vector<double>& b,

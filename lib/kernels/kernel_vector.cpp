@@ -90,9 +90,15 @@ Eigen::Index Engine::padded_rows(Eigen::Index n) {
 // Reduced inputs with zero rows up to whole tiles: every Σ⁰ tile is then one GEMM of the same
 // kTile × kTile × d shape, so an entry's bits do not depend on where the tiles or bands end.
 RowMatrix Engine::padded_reduced(const Inputs& in) const {
-  RowMatrix r = reduce(in);
-  const Eigen::Index n = r.rows();
-  r.conservativeResize(padded_rows(n), r.cols());
+  const Eigen::Index n = in.count();
+  if (plan_.reduce_gap) {
+    RowMatrix r = reduce(in);
+    r.conservativeResize(padded_rows(n), r.cols());
+    r.bottomRows(r.rows() - n).setZero();
+    return r;
+  }
+  RowMatrix r(padded_rows(n), in.x.cols());  // one copy of the inputs, not two
+  r.topRows(n) = in.x;
   r.bottomRows(r.rows() - n).setZero();
   return r;
 }
@@ -144,7 +150,8 @@ std::vector<Eigen::Index> Engine::tile_columns(Eigen::Index bi) const {
 // one loop of run_vector, vector_tiles_into and the buffered bands of stream_vector: they differ
 // only in where a finished tile goes.
 void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const VectorTileUse& use,
-                                  const std::function<void(std::size_t, std::size_t)>& progress) {
+                                  const std::function<void(std::size_t, std::size_t)>& progress,
+                                  const std::function<void(Eigen::Index)>& rows_final) {
   const Eigen::Index T = static_cast<Eigen::Index>(kTile), W = static_cast<Eigen::Index>(kTileCols);
   const Eigen::Index ld = tile_ld();
   std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
@@ -155,6 +162,13 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
       total += static_cast<std::size_t>(std::min(T, n1_ - bi * T) * std::min(W, n2_ - j0));
     }
   blocks_ += tiles.size();
+  // Tiles still to finish per row block of the band: the row blocks whose count (and that of
+  // every block above them) reached 0 are final, since a symmetric tile's mirror image lands in
+  // rows below its own.
+  const Eigen::Index first_block = r0 / T, row_blocks = (r0 + rows + T - 1) / T - first_block;
+  std::vector<std::atomic<int>> pending(static_cast<std::size_t>(row_blocks));
+  for (const auto& tile : tiles) pending[static_cast<std::size_t>(tile.first - first_block)].fetch_add(1);
+  Eigen::Index final_blocks = 0;
   std::atomic<std::size_t> done{0};
   auto last_report = std::chrono::steady_clock::now();
   detail::ParallelErrors errors;
@@ -167,7 +181,15 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
         const auto [bi, j0] = tiles[k];
         const auto [r, c] = vector_tile(bi, j0, s.data(), t.data());
         use(bi * T, j0, r, c, s, t);
+        pending[static_cast<std::size_t>(bi - first_block)].fetch_sub(1, std::memory_order_release);
         done += static_cast<std::size_t>(r * c);
+        if (rows_final && omp_get_thread_num() == 0) {
+          const Eigen::Index before = final_blocks;
+          while (final_blocks < row_blocks &&
+                 pending[static_cast<std::size_t>(final_blocks)].load(std::memory_order_acquire) == 0)
+            ++final_blocks;
+          if (final_blocks > before) rows_final(std::min(r0 + rows, (first_block + final_blocks) * T));
+        }
         if (progress && omp_get_thread_num() == 0) {  // progress from the calling thread only
           const auto now = std::chrono::steady_clock::now();
           if (now - last_report > std::chrono::milliseconds(250)) {
@@ -187,7 +209,8 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
 // symmetric) and, symmetric, the strip below it (rows r0 + rows.., columns r0..r0 + rows) are
 // then complete. `check`: a non-finite entry throws (nothing of the band is trusted).
 void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
-                               const std::function<void(std::size_t, std::size_t)>& progress) {
+                               const std::function<void(std::size_t, std::size_t)>& progress,
+                               const std::function<void(Eigen::Index)>& rows_final) {
   const std::size_t ld = static_cast<std::size_t>(n2_);
   const Eigen::Index W = tile_ld();
   for_each_vector_tile(r0, rows, [&](Eigen::Index ti, Eigen::Index tj, Eigen::Index r, Eigen::Index c,
@@ -217,7 +240,7 @@ void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp,
           for (Eigen::Index x = 0; x < r; ++x) to[x] = (*tile)(x, y);
         }
     }
-  }, progress);
+  }, progress, rows_final);
 }
 
 void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
@@ -254,7 +277,8 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
       if (!sink.wanted(band)) continue;
       const Eigen::Index r0 = band * band_rows, rows = std::min(band_rows, n1_ - r0);
       vector_tiles_into(r0, rows, direct.nngp, direct.ntk, true,
-                        [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); });
+                        [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); },
+                        [&](Eigen::Index rows_end) { sink.rows_final(band, rows_end); });
       KernelBand out;
       out.index = band;
       out.row_begin = r0;

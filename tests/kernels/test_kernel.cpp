@@ -442,6 +442,7 @@ namespace {
 struct DirectSink : emergent::KernelBandSink {
   std::vector<double> nngp, ntk;
   Eigen::Index n1 = 0, n2 = 0, bands = 0, band_rows = 0, in_place = 0, incomplete = 0;
+  Eigen::Index final_calls = 0, final_rows = 0, not_final = 0;  // rows_final: calls, last rows_end, rows not done
   bool symmetric = false, offer = true;
   void begin(Eigen::Index a, Eigen::Index b, bool sym, Eigen::Index rows) override {
     n1 = a, n2 = b, symmetric = sym, band_rows = rows;
@@ -454,6 +455,14 @@ struct DirectSink : emergent::KernelBandSink {
     m.nngp = nngp.data();
     m.ntk = ntk.data();
     return m;
+  }
+  // Rows announced final must be complete in every column already, in increasing order.
+  void rows_final(Eigen::Index, Eigen::Index rows_end) override {
+    ++final_calls;
+    if (rows_end <= final_rows) ++not_final;
+    for (Eigen::Index i = final_rows; i < rows_end; ++i)
+      for (Eigen::Index j = 0; j < n2; ++j) not_final += std::isnan(nngp[i * n2 + j]) || std::isnan(ntk[i * n2 + j]);
+    final_rows = rows_end;
   }
   void write(const emergent::KernelBand& b) override {
     ++bands;
@@ -563,11 +572,14 @@ TEST_CASE("stream_kernels: wide tiles (several per row block) give the same bits
       DirectSink direct;
       stream_kernels(arch, x, nullptr, o, direct);
       CHECK(direct.incomplete == 0);
+      CHECK(direct.final_calls > 0);
+      CHECK(direct.not_final == 0);
       CHECK(max_abs(direct.matrix(direct.nngp) - ref.nngp) == 0.0);
       CHECK(max_abs(direct.matrix(direct.ntk) - ref.ntk) == 0.0);
       DirectSink rect;
       stream_kernels(arch, z, &x, o, rect);
       CHECK(rect.incomplete == 0);
+      CHECK(rect.not_final == 0);
       CHECK(max_abs(rect.matrix(rect.nngp) - cross.nngp) == 0.0);
       CHECK(max_abs(rect.matrix(rect.ntk) - cross.ntk) == 0.0);
     }
