@@ -3,8 +3,10 @@
 #include "kernels/kernel_engine.hpp"
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <sstream>
 #include <unordered_map>
@@ -39,11 +41,21 @@ Engine::Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, con
   identify_points();
 }
 
+void prefer_huge_pages(void* data, std::size_t bytes) {
+  constexpr std::uintptr_t kHuge = std::uintptr_t(2) << 20;
+  if (bytes < 4 * kHuge) return;
+  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 Kernels Engine::run_gram() {
   const auto start = std::chrono::steady_clock::now();
   Kernels k;
   k.nngp.resize(n1_, n2_);
   k.ntk.resize(n1_, n2_);
+  prefer_huge_pages(k.nngp.data(), static_cast<std::size_t>(k.nngp.size()) * sizeof(double));
+  prefer_huge_pages(k.ntk.data(), static_cast<std::size_t>(k.ntk.size()) * sizeof(double));
   if (plan_.pixel_stage) run_pixels(k.nngp.data(), k.ntk.data(), 1);
   else run_vector(k.nngp, k.ntk);
   k.summary = summary(start);
