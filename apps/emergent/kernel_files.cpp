@@ -329,47 +329,6 @@ KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) 
   return m;
 }
 
-void KernelFileWriter::rows_final(Index band, Index rows_end) {
-  (void)band;
-  if (outputs_.empty() || !outputs_.front().map) return;
-  {
-    std::lock_guard<std::mutex> lock(writeback_mutex_);
-    writeback_target_ = std::max(writeback_target_, entry_offset(rows_end, 0));
-  }
-  if (!writeback_.joinable()) writeback_ = std::thread([this] { writeback_loop(); });
-  writeback_wake_.notify_one();
-}
-
-void KernelFileWriter::writeback_loop() {
-  // Whole pages only (the page holding the boundary also holds rows still being written), in
-  // pieces of at least 8 MB.
-  constexpr std::size_t kPiece = std::size_t(8) << 20;
-  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  std::size_t started = 0;
-  std::unique_lock<std::mutex> lock(writeback_mutex_);
-  while (true) {
-    writeback_wake_.wait(lock, [&] { return writeback_stop_ || writeback_target_ / page * page >= started + kPiece; });
-    if (writeback_stop_) return;
-    const std::size_t end = writeback_target_ / page * page;
-    lock.unlock();
-    for (const Output& out : outputs_)  // only a hint: an error shows again in finish()'s fsync
-      (void)::sync_file_range(out.fd, static_cast<off_t>(started), static_cast<off_t>(end - started),
-                              SYNC_FILE_RANGE_WRITE);
-    started = end;
-    lock.lock();
-  }
-}
-
-void KernelFileWriter::stop_writeback() {
-  if (!writeback_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(writeback_mutex_);
-    writeback_stop_ = true;
-  }
-  writeback_wake_.notify_one();
-  writeback_.join();
-}
-
 void KernelFileWriter::unmap() {
   for (Output& out : outputs_)
     if (out.map) {
@@ -489,7 +448,6 @@ void KernelFileWriter::finish() {
   if (done_count_ != bands_)
     throw std::runtime_error("kernel: " + std::to_string(bands_ - done_count_) + " band(s) missing from '" +
                              record_path_ + "'");
-  stop_writeback();
   // Each file synced, closed and renamed on its own thread: the disk writes both at once, and
   // renaming over an existing output frees that file's blocks (≈ 30 ms per 72 MB here), both at
   // once too. A failure is reported after all threads are done.
@@ -519,7 +477,6 @@ void KernelFileWriter::finish() {
 }
 
 KernelFileWriter::~KernelFileWriter() {
-  stop_writeback();
   unmap();
   for (Output& out : outputs_)
     if (out.fd >= 0) ::close(out.fd);

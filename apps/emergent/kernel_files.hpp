@@ -3,11 +3,8 @@
 // working set and not the output, and an interrupted run can resume.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,9 +43,6 @@ class KernelFileWriter : public KernelBandSink {
   /// interruption before finish() only loses it), so it is neither checksummed nor synced twice.
   KernelOutputMatrices direct_output(const KernelBandLayout& layout) override;
   void write(const KernelBand& band) override;
-  /// Mapped outputs: starts the disk writes of the finished rows (sync_file_range), so that
-  /// finish()'s fsync waits only for the rows finished last.
-  void rows_final(Eigen::Index band, Eigen::Index rows_end) override;
   void progress(Eigen::Index band, std::size_t done, std::size_t total) override;
 
   /// The file shape: (N1, N2) or (N1, N2, H, W, H, W).
@@ -99,15 +93,6 @@ class KernelFileWriter : public KernelBandSink {
   Eigen::Index computed_ = 0;  // bands computed in this run (recorded or pending)
   std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded  // no progress line for runs shorter than this
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
-  // Mapped outputs: a thread that starts the disk writes of finished rows (sync_file_range may
-  // wait for the disk's queue; the compute threads never do).
-  void writeback_loop();
-  void stop_writeback();
-  std::thread writeback_;
-  std::mutex writeback_mutex_;
-  std::condition_variable writeback_wake_;
-  std::size_t writeback_target_ = 0;  // bytes from the files' start that are final
-  bool writeback_stop_ = false;
 };
 
 /// FNV-1a-style hash chained from `h`: whole 8-byte words one step each (multiply by the FNV prime,

@@ -98,7 +98,6 @@ RowMatrix Engine::padded_reduced(const Inputs& in) const {
     return r;
   }
   RowMatrix r(padded_rows(n), in.x.cols());  // one copy of the inputs, not two
-  prefer_huge_pages(r.data(), static_cast<std::size_t>(r.size()) * sizeof(double));  // read by every tile
   r.topRows(n) = in.x;
   r.bottomRows(r.rows() - n).setZero();
   return r;
