@@ -448,12 +448,29 @@ void KernelFileWriter::finish() {
   if (done_count_ != bands_)
     throw std::runtime_error("kernel: " + std::to_string(bands_ - done_count_) + " band(s) missing from '" +
                              record_path_ + "'");
-  for (Output& out : outputs_) {
-    if (::fsync(out.fd) != 0) io_error("fsync failed", out.partial);
+  // Each file synced, closed and renamed on its own thread: the disk writes both at once, and
+  // renaming over an existing output frees that file's blocks (≈ 30 ms per 72 MB here), both at
+  // once too. A failure is reported after all threads are done.
+  std::vector<std::pair<std::string, int>> errors(outputs_.size());  // what failed, errno
+  auto finish_one = [&](std::size_t k) {
+    Output& out = outputs_[k];
+    if (::fsync(out.fd) != 0) errors[k] = {"fsync failed", errno};
     ::close(out.fd);
     out.fd = -1;
-    if (std::rename(out.partial.c_str(), out.path.c_str()) != 0) io_error("cannot rename to '" + out.path + "'", out.partial);
+    if (errors[k].first.empty() && std::rename(out.partial.c_str(), out.path.c_str()) != 0)
+      errors[k] = {"cannot rename to '" + out.path + "'", errno};
+  };
+  {
+    std::vector<std::thread> others;
+    for (std::size_t k = 1; k < outputs_.size(); ++k) others.emplace_back(finish_one, k);
+    finish_one(0);
+    for (std::thread& t : others) t.join();
   }
+  for (std::size_t k = 0; k < outputs_.size(); ++k)
+    if (!errors[k].first.empty()) {
+      errno = errors[k].second;
+      io_error(errors[k].first, outputs_[k].partial);
+    }
   ::close(record_fd_);
   record_fd_ = -1;
   std::remove(record_path_.c_str());

@@ -397,7 +397,11 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name, bool allow_n
   const std::size_t data_offset = h.data_offset;
   out.data.resize(count);
   const unsigned char* p = u + data_offset;
-  for (std::size_t i = 0; i < count; ++i) out.data[i] = convert(p + i * dtype.itemsize, dtype.scalar);
+  if (dtype.scalar == Scalar::F8 && std::endian::native == std::endian::little) {  // the bytes are the doubles
+    if (count > 0) std::memcpy(out.data.data(), p, count * sizeof(double));
+  } else {
+    for (std::size_t i = 0; i < count; ++i) out.data[i] = convert(p + i * dtype.itemsize, dtype.scalar);
+  }
   if (!allow_nonfinite) check_finite_values(out.data.data(), 0, count, out.shape, name);
   return out;
 }
@@ -407,10 +411,23 @@ NpyArray read_npy(const std::string& path, bool allow_nonfinite) {
   if (std::filesystem::is_directory(path, ec)) throw NpyError(path + ": is a directory; expected a .npy file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw NpyError(path + ": cannot open for reading (" + std::strerror(errno) + ")");
-  std::ostringstream buf;
-  buf << in.rdbuf();
+  // One read of the file's size when it is known (no growing buffer and its copies), then
+  // whatever follows (a file that grew, or a pipe without a size).
+  std::string bytes;
+  std::error_code size_error;
+  const auto size = std::filesystem::file_size(path, size_error);
+  if (!size_error && size > 0) {
+    bytes.resize(static_cast<std::size_t>(size));
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    bytes.resize(static_cast<std::size_t>(in.gcount()));
+    in.clear(in.rdstate() & ~std::ios::failbit & ~std::ios::eofbit);
+  }
+  std::ostringstream rest;
+  if (in.peek() != std::ifstream::traits_type::eof()) {
+    rest << in.rdbuf();
+    bytes += std::move(rest).str();
+  }
   if (in.bad()) throw NpyError(path + ": read error");
-  const std::string bytes = std::move(buf).str();
   return parse_npy(bytes, path, allow_nonfinite);
 }
 

@@ -3,8 +3,10 @@
 #include "kernels/kernel_engine.hpp"
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <sstream>
 #include <unordered_map>
@@ -39,11 +41,21 @@ Engine::Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, con
   identify_points();
 }
 
+void prefer_huge_pages(void* data, std::size_t bytes) {
+  constexpr std::uintptr_t kHuge = std::uintptr_t(2) << 20;
+  if (bytes < 4 * kHuge) return;
+  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 Kernels Engine::run_gram() {
   const auto start = std::chrono::steady_clock::now();
   Kernels k;
   k.nngp.resize(n1_, n2_);
   k.ntk.resize(n1_, n2_);
+  prefer_huge_pages(k.nngp.data(), static_cast<std::size_t>(k.nngp.size()) * sizeof(double));
+  prefer_huge_pages(k.ntk.data(), static_cast<std::size_t>(k.ntk.size()) * sizeof(double));
   if (plan_.pixel_stage) run_pixels(k.nngp.data(), k.ntk.data(), 1);
   else run_vector(k.nngp, k.ntk);
   k.summary = summary(start);
@@ -80,7 +92,8 @@ void Engine::plan_memory() {
     const std::size_t padded = static_cast<std::size_t>(padded_rows(n1_) + (symmetric_ ? 0 : padded_rows(n2_)));
     fixed_bytes_ += padded * reduced_features() * d;
     block_ = kTile;
-    per_thread_bytes_ = 3 * kTile * kTile * d;
+    // Σ and Θ of one tile, and the second points' variances per layer.
+    per_thread_bytes_ = (2 * kTile + plan_.tail.size()) * static_cast<std::size_t>(tile_ld()) * d;
     // Streamed: one band of Σ and Θ (kTile rows at least) besides the tiles.
     const std::size_t band_row_bytes = streamed_ ? 2 * d * static_cast<std::size_t>(n2_) : 0;
     const std::size_t smallest = per_thread_bytes_ + kTile * band_row_bytes;

@@ -74,7 +74,10 @@ void check_kernel_arguments(const Architecture& arch, const Inputs& x1, const In
     if (in->x.cols() != in->shape.size())
       throw std::invalid_argument("inputs: expected " + std::to_string(in->shape.size()) + " columns for shape " +
                                   in->shape.to_string() + ", got " + std::to_string(in->x.cols()));
-    if (!in->x.allFinite()) throw std::invalid_argument("inputs: expected finite values, got NaN or Inf");
+    // v·0 is 0 for every finite v and NaN for ±Inf and NaN: one vectorised sum instead of
+    // Eigen's allFinite, which ran at ~13 ns per entry (30 ms on 3000 × 784 inputs).
+    if (!((in->x.array() * 0.0).sum() == 0.0))
+      throw std::invalid_argument("inputs: expected finite values, got NaN or Inf");
   }
   if (arch.expects_images() != x1.shape.image)
     throw SpecError(std::string("spec: the architecture expects ") +

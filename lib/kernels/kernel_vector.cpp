@@ -33,42 +33,50 @@ RowMatrix Engine::reduce(const Inputs& in) const {
   return r / P;
 }
 
-// Scalar recursion over a tile: s holds Σ⁰ on entry, t is set to 0; both hold the output on exit.
+// Scalar recursion over a tile: s holds the GEMM's x·x' on entry (divided by `d` here), t is set
+// to 0; both hold the output on exit. Row by row through every layer, so a row (cols ≤
+// kTileCols doubles of each) stays in L1 from Σ⁰ to the readout; every entry sees the same
+// operations in the same order as a layer-by-layer pass over the tile would apply.
 void Engine::tail_tile(double* s, double* t, std::size_t rows, std::size_t cols, std::size_t ld, const Eigen::Index* p1,
-               const Eigen::Index* p2) const {
-  for (std::size_t r = 0; r < rows; ++r) std::fill(t + r * ld, t + r * ld + cols, 0.0);
+               const Eigen::Index* p2, double d) const {
   // When every point of the tile is its own identity (no bitwise duplicates), a point meets
   // itself only where the ids agree, at c = p1[r] − p2[0] (a tile's ids are consecutive): no
   // compare per entry, which took three quarters of this function.
   bool unique = true;
   for (std::size_t r = 0; r < rows; ++r) unique &= identity_[static_cast<std::size_t>(p1[r])] == p1[r];
   for (std::size_t c = 0; c < cols; ++c) unique &= identity_[static_cast<std::size_t>(p2[c])] == p2[c];
-  for (const auto& op : plan_.tail) {
-    if (op.kind == OpKind::Affine) {
-      for (std::size_t r = 0; r < rows; ++r)
+  // The second points' variances, per activation layer (no allocation per tile once grown).
+  thread_local std::vector<double> q2;
+  q2.resize(plan_.tail.size() * cols);
+  for (std::size_t k = 0; k < plan_.tail.size(); ++k)
+    if (plan_.tail[k].kind != OpKind::Affine)
+      for (std::size_t c = 0; c < cols; ++c) q2[k * cols + c] = record(p2[c])[plan_.tail[k].q_offset];
+  for (std::size_t r = 0; r < rows; ++r) {
+    double* sr = s + r * ld;
+    double* tr = t + r * ld;
+    for (std::size_t c = 0; c < cols; ++c) sr[c] /= d;
+    std::fill(tr, tr + cols, 0.0);
+    for (std::size_t k = 0; k < plan_.tail.size(); ++k) {
+      const auto& op = plan_.tail[k];
+      if (op.kind == OpKind::Affine) {
         for (std::size_t c = 0; c < cols; ++c) {
-          const double sv = op.w2 * s[r * ld + c] + op.b2;
-          s[r * ld + c] = sv;
-          t[r * ld + c] = sv + op.w2 * t[r * ld + c];
+          const double sv = op.w2 * sr[c] + op.b2;
+          sr[c] = sv;
+          tr[c] = sv + op.w2 * tr[c];
         }
-    } else {
-      const ActivationDual& dual = plan_.duals[op.dual];
-      thread_local std::vector<double> q2;  // no allocation per tile and layer once grown
-      q2.resize(cols);
-      for (std::size_t c = 0; c < cols; ++c) q2[c] = record(p2[c])[op.q_offset];
-      for (std::size_t r = 0; r < rows; ++r) {
-        const double q1 = record(p1[r])[op.q_offset];
-        // A point paired with itself is exactly collinear: use its variance, not the
-        // GEMM's covariance, which may differ in the last bit and would cost √ε in θ.
-        if (unique) {
-          const Eigen::Index c = p1[r] - p2[0];
-          if (c >= 0 && static_cast<std::size_t>(c) < cols && p2[c] == p1[r]) s[r * ld + static_cast<std::size_t>(c)] = q1;
-        } else {
-          for (std::size_t c = 0; c < cols; ++c)
-            if (same_point(p1[r], p2[c])) s[r * ld + c] = q1;
-        }
-        dual.apply(cols, &q1, 0, q2.data(), 1, s + r * ld, t + r * ld);
+        continue;
       }
+      const double q1 = record(p1[r])[op.q_offset];
+      // A point paired with itself is exactly collinear: use its variance, not the
+      // GEMM's covariance, which may differ in the last bit and would cost √ε in θ.
+      if (unique) {
+        const Eigen::Index c = p1[r] - p2[0];
+        if (c >= 0 && static_cast<std::size_t>(c) < cols && p2[c] == p1[r]) sr[static_cast<std::size_t>(c)] = q1;
+      } else {
+        for (std::size_t c = 0; c < cols; ++c)
+          if (same_point(p1[r], p2[c])) sr[c] = q1;
+      }
+      plan_.duals[op.dual].apply(cols, &q1, 0, q2.data() + k * cols, 1, sr, tr);
     }
   }
 }
@@ -82,9 +90,15 @@ Eigen::Index Engine::padded_rows(Eigen::Index n) {
 // Reduced inputs with zero rows up to whole tiles: every Σ⁰ tile is then one GEMM of the same
 // kTile × kTile × d shape, so an entry's bits do not depend on where the tiles or bands end.
 RowMatrix Engine::padded_reduced(const Inputs& in) const {
-  RowMatrix r = reduce(in);
-  const Eigen::Index n = r.rows();
-  r.conservativeResize(padded_rows(n), r.cols());
+  const Eigen::Index n = in.count();
+  if (plan_.reduce_gap) {
+    RowMatrix r = reduce(in);
+    r.conservativeResize(padded_rows(n), r.cols());
+    r.bottomRows(r.rows() - n).setZero();
+    return r;
+  }
+  RowMatrix r(padded_rows(n), in.x.cols());  // one copy of the inputs, not two
+  r.topRows(n) = in.x;
   r.bottomRows(r.rows() - n).setZero();
   return r;
 }
@@ -105,52 +119,77 @@ void Engine::prepare_vector() {
   for (Eigen::Index j = 0; j < n2_; ++j) ids2_[j] = second(j);
 }
 
-// Tile (bi, bj): Σ and Θ of rows bi·kTile.. of x1 against rows bj·kTile.. of x2, row-major in
-// s and t (leading dimension kTile); returns the tile's true extent.
-std::pair<Eigen::Index, Eigen::Index> Engine::vector_tile(Eigen::Index bi, Eigen::Index bj, double* s, double* t) const {
-  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+// Tile (bi, j0): Σ and Θ of rows bi·kTile.. of x1 against rows j0.. of x2 (j0 on the tile grid,
+// at most kTileCols), row-major in s and t (leading dimension tile_ld()); returns the
+// tile's true extent.
+std::pair<Eigen::Index, Eigen::Index> Engine::vector_tile(Eigen::Index bi, Eigen::Index j0, double* s, double* t) const {
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile), W = static_cast<Eigen::Index>(kTileCols);
   const RowMatrix& bb = symmetric_ ? a_ : b_;
-  const Eigen::Index i0 = bi * T, j0 = bj * T, k = a_.cols();
-  const Eigen::Index r = std::min(T, n1_ - i0), c = std::min(T, n2_ - j0);
-  detail::gemm_abt_rowmajor(T, T, k, 1.0, a_.data() + i0 * k, k, bb.data() + j0 * k, k, s, T);
-  const double d = static_cast<double>(k);
-  for (Eigen::Index x = 0; x < r; ++x)
-    for (Eigen::Index y = 0; y < c; ++y) s[x * T + y] /= d;
-  tail_tile(s, t, static_cast<std::size_t>(r), static_cast<std::size_t>(c), kTile, ids1_.data() + i0,
-            ids2_.data() + j0);
+  const Eigen::Index i0 = bi * T, k = a_.cols(), ld = tile_ld();
+  const Eigen::Index width = std::min(W, bb.rows() - j0);  // a multiple of kTile: bb is padded
+  const Eigen::Index r = std::min(T, n1_ - i0), c = std::min(width, n2_ - j0);
+  detail::gemm_abt_rowmajor(T, width, k, 1.0, a_.data() + i0 * k, k, bb.data() + j0 * k, k, s, ld);
+  tail_tile(s, t, static_cast<std::size_t>(r), static_cast<std::size_t>(c), static_cast<std::size_t>(ld), ids1_.data() + i0,
+            ids2_.data() + j0, static_cast<double>(k));
   return {r, c};
 }
 
-// The tiles (bi, bj) covering rows [r0, r0 + rows) (bj ≥ bi for a symmetric kernel), computed in
-// parallel into per-thread kTile × kTile buffers and handed to `use` with their extent (r, c);
+// The tiles of row block bi: kTile rows by up to kTileCols columns, from column bi·kTile
+// (symmetric: the upper part) or 0 on; a function of the sizes alone, never of the bands, the
+// cap or the thread count, so each entry's arithmetic is fixed.
+std::vector<Eigen::Index> Engine::tile_columns(Eigen::Index bi) const {
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile), W = static_cast<Eigen::Index>(kTileCols);
+  std::vector<Eigen::Index> starts;
+  for (Eigen::Index j0 = symmetric_ ? bi * T : 0; j0 < n2_; j0 += W) starts.push_back(j0);
+  return starts;
+}
+
+// The tiles covering rows [r0, r0 + rows) (tile_columns), computed in
+// parallel into per-thread kTile × kTileCols buffers and handed to `use` with their extent (r, c);
 // `progress(done, total)` from the calling thread, entries counted by the tiles' extents. The
 // one loop of run_vector, vector_tiles_into and the buffered bands of stream_vector: they differ
 // only in where a finished tile goes.
 void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const VectorTileUse& use,
-                                  const std::function<void(std::size_t, std::size_t)>& progress) {
-  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
-  const Eigen::Index nb2 = (n2_ + T - 1) / T;
+                                  const std::function<void(std::size_t, std::size_t)>& progress,
+                                  const std::function<void(Eigen::Index)>& rows_final) {
+  const Eigen::Index T = static_cast<Eigen::Index>(kTile), W = static_cast<Eigen::Index>(kTileCols);
+  const Eigen::Index ld = tile_ld();
   std::vector<std::pair<Eigen::Index, Eigen::Index>> tiles;
   std::size_t total = 0;
   for (Eigen::Index bi = r0 / T; bi * T < r0 + rows; ++bi)
-    for (Eigen::Index bj = symmetric_ ? bi : 0; bj < nb2; ++bj) {
-      tiles.emplace_back(bi, bj);
-      total += static_cast<std::size_t>(std::min(T, n1_ - bi * T) * std::min(T, n2_ - bj * T));
+    for (const Eigen::Index j0 : tile_columns(bi)) {
+      tiles.emplace_back(bi, j0);
+      total += static_cast<std::size_t>(std::min(T, n1_ - bi * T) * std::min(W, n2_ - j0));
     }
   blocks_ += tiles.size();
+  // Tiles still to finish per row block of the band: the row blocks whose count (and that of
+  // every block above them) reached 0 are final, since a symmetric tile's mirror image lands in
+  // rows below its own.
+  const Eigen::Index first_block = r0 / T, row_blocks = (r0 + rows + T - 1) / T - first_block;
+  std::vector<std::atomic<int>> pending(static_cast<std::size_t>(row_blocks));
+  for (const auto& tile : tiles) pending[static_cast<std::size_t>(tile.first - first_block)].fetch_add(1);
+  Eigen::Index final_blocks = 0;
   std::atomic<std::size_t> done{0};
   auto last_report = std::chrono::steady_clock::now();
   detail::ParallelErrors errors;
 #pragma omp parallel num_threads(threads_)
   {
-    RowMatrix s(T, T), t(T, T);
+    RowMatrix s(T, ld), t(T, ld);
 #pragma omp for schedule(dynamic, 1)
     for (std::size_t k = 0; k < tiles.size(); ++k) {
       errors.run(static_cast<long long>(k), [&] {
-        const auto [bi, bj] = tiles[k];
-        const auto [r, c] = vector_tile(bi, bj, s.data(), t.data());
-        use(bi * T, bj * T, r, c, s, t);
+        const auto [bi, j0] = tiles[k];
+        const auto [r, c] = vector_tile(bi, j0, s.data(), t.data());
+        use(bi * T, j0, r, c, s, t);
+        pending[static_cast<std::size_t>(bi - first_block)].fetch_sub(1, std::memory_order_release);
         done += static_cast<std::size_t>(r * c);
+        if (rows_final && omp_get_thread_num() == 0) {
+          const Eigen::Index before = final_blocks;
+          while (final_blocks < row_blocks &&
+                 pending[static_cast<std::size_t>(final_blocks)].load(std::memory_order_acquire) == 0)
+            ++final_blocks;
+          if (final_blocks > before) rows_final(std::min(r0 + rows, (first_block + final_blocks) * T));
+        }
         if (progress && omp_get_thread_num() == 0) {  // progress from the calling thread only
           const auto now = std::chrono::steady_clock::now();
           if (now - last_report > std::chrono::milliseconds(250)) {
@@ -170,13 +209,17 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
 // symmetric) and, symmetric, the strip below it (rows r0 + rows.., columns r0..r0 + rows) are
 // then complete. `check`: a non-finite entry throws (nothing of the band is trusted).
 void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp, double* ntk, bool check,
-                               const std::function<void(std::size_t, std::size_t)>& progress) {
+                               const std::function<void(std::size_t, std::size_t)>& progress,
+                               const std::function<void(Eigen::Index)>& rows_final) {
   const std::size_t ld = static_cast<std::size_t>(n2_);
-  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+  const Eigen::Index W = tile_ld();
   for_each_vector_tile(r0, rows, [&](Eigen::Index ti, Eigen::Index tj, Eigen::Index r, Eigen::Index c,
                                      RowMatrix& s, RowMatrix& t) {
     const std::size_t i0 = static_cast<std::size_t>(ti), j0 = static_cast<std::size_t>(tj);
-    if (symmetric_ && i0 == j0)  // the lower triangle mirrors the upper one
+    // A symmetric tile starting on the diagonal: the lower triangle of its first kTile columns
+    // mirrors the upper one; the mirror images below go to columns from kTile on.
+    const Eigen::Index mirror_from = symmetric_ && i0 == j0 ? std::min<Eigen::Index>(r, c) : 0;
+    if (mirror_from > 0)
       for (Eigen::Index x = 0; x < r; ++x)
         for (Eigen::Index y = 0; y < x; ++y) s(x, y) = s(y, x), t(x, y) = t(y, x);
     if (check) {
@@ -190,14 +233,14 @@ void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp,
     }
     for (const auto& [tile, out] : {std::pair<const RowMatrix*, double*>{&s, nngp}, {&t, ntk}}) {
       if (!out) continue;
-      for (Eigen::Index x = 0; x < r; ++x) std::copy_n(tile->data() + x * T, c, out + (i0 + x) * ld + j0);
-      if (symmetric_ && i0 != j0)  // the mirror tile
-        for (Eigen::Index y = 0; y < c; ++y) {
+      for (Eigen::Index x = 0; x < r; ++x) std::copy_n(tile->data() + x * W, c, out + (i0 + x) * ld + j0);
+      if (symmetric_)  // the mirror tile
+        for (Eigen::Index y = mirror_from; y < c; ++y) {
           double* to = out + (j0 + y) * ld + i0;
           for (Eigen::Index x = 0; x < r; ++x) to[x] = (*tile)(x, y);
         }
     }
-  }, progress);
+  }, progress, rows_final);
 }
 
 void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
@@ -219,7 +262,7 @@ void Engine::run_vector(Eigen::MatrixXd& nngp, Eigen::MatrixXd& ntk) {
 KernelSummary Engine::stream_vector(KernelBandSink& sink) {
   const auto start = std::chrono::steady_clock::now();
   prepare_vector();
-  const Eigen::Index T = static_cast<Eigen::Index>(kTile);
+  const Eigen::Index W = tile_ld();
   const Eigen::Index band_rows = static_cast<Eigen::Index>(band_rows_);
   const Eigen::Index bands = (n1_ + band_rows - 1) / band_rows;
   KernelBandLayout layout;
@@ -234,7 +277,8 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
       if (!sink.wanted(band)) continue;
       const Eigen::Index r0 = band * band_rows, rows = std::min(band_rows, n1_ - r0);
       vector_tiles_into(r0, rows, direct.nngp, direct.ntk, true,
-                        [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); });
+                        [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); },
+                        [&](Eigen::Index rows_end) { sink.rows_final(band, rows_end); });
       KernelBand out;
       out.index = band;
       out.row_begin = r0;
@@ -257,8 +301,8 @@ KernelSummary Engine::stream_vector(KernelBandSink& sink) {
                                        RowMatrix& s, RowMatrix& t) {
       const Eigen::Index i = ti - r0, j = tj - c0;
       for (Eigen::Index x = 0; x < r; ++x) {
-        std::copy_n(s.data() + x * T, c, nngp.data() + (i + x) * cols + j);
-        std::copy_n(t.data() + x * T, c, ntk.data() + (i + x) * cols + j);
+        std::copy_n(s.data() + x * W, c, nngp.data() + (i + x) * cols + j);
+        std::copy_n(t.data() + x * W, c, ntk.data() + (i + x) * cols + j);
       }
     }, [&](std::size_t done, std::size_t total) { sink.progress(band, done, total); });
     if (symmetric_)  // the band's part left of the diagonal mirrors its upper part, as run_vector does

@@ -442,6 +442,7 @@ namespace {
 struct DirectSink : emergent::KernelBandSink {
   std::vector<double> nngp, ntk;
   Eigen::Index n1 = 0, n2 = 0, bands = 0, band_rows = 0, in_place = 0, incomplete = 0;
+  Eigen::Index final_calls = 0, final_rows = 0, not_final = 0;  // rows_final: calls, last rows_end, rows not done
   bool symmetric = false, offer = true;
   void begin(Eigen::Index a, Eigen::Index b, bool sym, Eigen::Index rows) override {
     n1 = a, n2 = b, symmetric = sym, band_rows = rows;
@@ -454,6 +455,14 @@ struct DirectSink : emergent::KernelBandSink {
     m.nngp = nngp.data();
     m.ntk = ntk.data();
     return m;
+  }
+  // Rows announced final must be complete in every column already, in increasing order.
+  void rows_final(Eigen::Index, Eigen::Index rows_end) override {
+    ++final_calls;
+    if (rows_end <= final_rows) ++not_final;
+    for (Eigen::Index i = final_rows; i < rows_end; ++i)
+      for (Eigen::Index j = 0; j < n2; ++j) not_final += std::isnan(nngp[i * n2 + j]) || std::isnan(ntk[i * n2 + j]);
+    final_rows = rows_end;
   }
   void write(const emergent::KernelBand& b) override {
     ++bands;
@@ -526,6 +535,70 @@ TEST_CASE("stream_kernels: bands written in place equal the in-memory kernels bi
   stream_kernels(arch, x, nullptr, whole, buffered);
   CHECK(buffered.bands == 1);
   CHECK(buffered.in_place == 0);
+}
+
+TEST_CASE("stream_kernels: wide tiles (several per row block) give the same bits for every band layout, cap and thread count") {
+  // 64-row tiles up to 1024 columns wide: 1300 columns need two or three tiles per row block, and
+  // bands of 64, 192 and 320 rows start inside tiles' column ranges differently.
+  const auto x = random_vectors(1300, 6, 131), z = random_vectors(200, 6, 132);
+  const auto arch = Architecture::parse("dense(8, b=0.1) relu dense(8) relu dense(1)");
+  KernelOptions one, two;
+  one.threads = 1;
+  two.threads = 2;
+  const Kernels ref = kernels(arch, x, one), cross = kernels(arch, z, x, one);
+  const Kernels ref2 = kernels(arch, x, two);
+  CHECK(max_abs(ref2.nngp - ref.nngp) == 0.0);
+  CHECK(max_abs(ref2.ntk - ref.ntk) == 0.0);
+  CHECK(max_abs(ref.ntk - ref.ntk.transpose()) == 0.0);
+  // The mathematics, not only the bookkeeping: the symmetric Gram and the cross kernel of x
+  // against itself agree to round-off, and K(z, x) = K(x, z)ᵀ.
+  const Kernels self_cross = kernels(arch, x, x, two);
+  CHECK(rel_diff(self_cross.nngp, ref.nngp) < 1e-14);
+  CHECK(rel_diff(self_cross.ntk, ref.ntk) < 1e-14);
+  CHECK(rel_diff(kernels(arch, x, z, two).ntk.transpose(), cross.ntk) < 1e-13);
+  for (const std::size_t band_rows : {std::size_t(64), std::size_t(192), std::size_t(320)})
+    for (const int threads : {1, 2}) {
+      CAPTURE(band_rows);
+      CAPTURE(threads);
+      KernelOptions o;
+      o.threads = threads;
+      o.band_rows = band_rows;
+      o.memory_cap_bytes = 64u << 20;
+      MatrixSink buffered;
+      stream_kernels(arch, x, nullptr, o, buffered);
+      CHECK(buffered.band_rows == static_cast<Eigen::Index>(band_rows));
+      CHECK(max_abs(buffered.nngp - ref.nngp) == 0.0);
+      CHECK(max_abs(buffered.ntk - ref.ntk) == 0.0);
+      DirectSink direct;
+      stream_kernels(arch, x, nullptr, o, direct);
+      CHECK(direct.incomplete == 0);
+      CHECK(direct.final_calls > 0);
+      CHECK(direct.not_final == 0);
+      CHECK(max_abs(direct.matrix(direct.nngp) - ref.nngp) == 0.0);
+      CHECK(max_abs(direct.matrix(direct.ntk) - ref.ntk) == 0.0);
+      DirectSink rect;
+      stream_kernels(arch, z, &x, o, rect);
+      CHECK(rect.incomplete == 0);
+      CHECK(rect.not_final == 0);
+      CHECK(max_abs(rect.matrix(rect.nngp) - cross.nngp) == 0.0);
+      CHECK(max_abs(rect.matrix(rect.ntk) - cross.ntk) == 0.0);
+    }
+  // Caps that choose the bands themselves (and take threads away), in place and buffered.
+  for (const std::size_t cap : {std::size_t(3) << 20, std::size_t(6) << 20}) {
+    CAPTURE(cap);
+    KernelOptions o;
+    o.threads = 2;
+    o.memory_cap_bytes = cap;
+    MatrixSink buffered;
+    const KernelSummary s = stream_kernels(arch, x, nullptr, o, buffered);
+    CHECK(buffered.bands > 1);
+    CHECK(s.estimated_peak_bytes <= cap);
+    CHECK(max_abs(buffered.ntk - ref.ntk) == 0.0);
+    DirectSink direct;
+    stream_kernels(arch, x, nullptr, o, direct);
+    CHECK(max_abs(direct.matrix(direct.ntk) - ref.ntk) == 0.0);
+    CHECK(max_abs(direct.matrix(direct.nngp) - ref.nngp) == 0.0);
+  }
 }
 
 namespace {
