@@ -12,12 +12,12 @@
 //                        (Novak et al. 2019 Eq. 7; Garriga-Alonso et al. 2019).
 // The conv window sum is separable: one pass along H, one along W, O(FH+FW) per entry.
 // Every Gram entry is computed by one thread from its inputs alone, and the input Gram Σ⁰ of the
-// vector path in fixed kTile × kTile GEMM tiles of zero-padded inputs (one single-threaded BLAS
-// call each), so results depend neither on the thread count nor on the memory cap.
+// vector path in GEMM tiles of zero-padded inputs on a grid fixed by the sizes alone (kTile rows by
+// up to kTileCols columns, one single-threaded BLAS call each), so results depend neither on the thread count nor on the memory cap.
 //
-// The engine's methods live in three files by concept: kernel_engine.cpp (validation, memory
-// plan, per-point identities), kernel_vector.cpp (the vector path and its bands) and
-// kernel_pixels.cpp (the pixel-pair paths), kernel_diagonal.cpp (the pixel-diagonal path).
+// The engine's methods live in four files by concept: kernel_engine.cpp (validation, memory
+// plan, per-point identities), kernel_vector.cpp (the vector path and its bands),
+// kernel_pixels.cpp (the pixel-pair paths) and kernel_diagonal.cpp (the pixel-diagonal path).
 #pragma once
 
 #include <chrono>
