@@ -637,7 +637,7 @@ std::size_t Engine::diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Inde
       bounded_[static_cast<std::size_t>(p)] = bounded_record(record(p), static_cast<std::size_t>(plan_.record));
   }
   std::atomic<std::size_t> done{0};
-  auto last_report = std::chrono::steady_clock::now();
+  ProgressThrottle throttle;
   detail::ParallelErrors errors;
 #pragma omp parallel num_threads(threads_)
   {
@@ -670,13 +670,7 @@ std::size_t Engine::diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Inde
           }
         }
         done += entries;
-        if (progress && omp_get_thread_num() == 0) {  // progress from the calling thread only
-          const auto now = std::chrono::steady_clock::now();
-          if (now - last_report > std::chrono::milliseconds(250)) {
-            last_report = now;
-            progress(done.load(), total);
-          }
-        }
+        if (progress && throttle.due()) progress(done.load(), total);
       });
     }
   }

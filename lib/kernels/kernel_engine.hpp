@@ -27,10 +27,28 @@
 #include <utility>
 #include <vector>
 
+#include <omp.h>
+
 #include "emergent/kernels/kernel.hpp"
 #include "kernels/kernel_plan.hpp"
 
 namespace emergent::detail {
+
+// Progress of a parallel loop, reported from the calling thread (OpenMP thread 0) at most every
+// 250 ms, so a callback never runs concurrently with itself and never floods stderr.
+class ProgressThrottle {
+ public:
+  bool due() {
+    if (omp_get_thread_num() != 0) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ <= std::chrono::milliseconds(250)) return false;
+    last_ = now;
+    return true;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
 
 // Per-thread scratch for one pixel-pair computation.
 struct Workspace {

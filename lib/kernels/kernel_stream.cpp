@@ -64,7 +64,7 @@ KernelSummary Engine::stream_pixels(KernelBandSink& sink) {
       for (Eigen::Index j = symmetric_ ? i : 0; j < n2_; j += B) units.push_back({i, j, std::min(n2_, j + B)});
     blocks_ += units.size();
     std::atomic<std::size_t> done{0};
-    auto last_report = std::chrono::steady_clock::now();
+    ProgressThrottle throttle;
     detail::ParallelErrors errors;
 #pragma omp parallel num_threads(threads_)
     {
@@ -79,13 +79,7 @@ KernelSummary Engine::stream_pixels(KernelBandSink& sink) {
             pixel_entry(i, j, ws, sw, nngp.data() + at, ntk.data() + at);
           }
           done += static_cast<std::size_t>(units[u].j1 - units[u].j0);
-          if (omp_get_thread_num() == 0) {  // progress from the calling thread only
-            const auto now = std::chrono::steady_clock::now();
-            if (now - last_report > std::chrono::milliseconds(250)) {
-              last_report = now;
-              sink.progress(band, done.load(), entries);
-            }
-          }
+          if (throttle.due()) sink.progress(band, done.load(), entries);
         });
       }
     }

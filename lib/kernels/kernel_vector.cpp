@@ -170,7 +170,7 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
   for (const auto& tile : tiles) pending[static_cast<std::size_t>(tile.first - first_block)].fetch_add(1);
   Eigen::Index final_blocks = 0;
   std::atomic<std::size_t> done{0};
-  auto last_report = std::chrono::steady_clock::now();
+  ProgressThrottle throttle;
   detail::ParallelErrors errors;
 #pragma omp parallel num_threads(threads_)
   {
@@ -190,13 +190,7 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
             ++final_blocks;
           if (final_blocks > before) rows_final(std::min(r0 + rows, (first_block + final_blocks) * T));
         }
-        if (progress && omp_get_thread_num() == 0) {  // progress from the calling thread only
-          const auto now = std::chrono::steady_clock::now();
-          if (now - last_report > std::chrono::milliseconds(250)) {
-            last_report = now;
-            progress(done.load(), total);
-          }
-        }
+        if (progress && throttle.due()) progress(done.load(), total);
       });
     }
   }
