@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "emergent/kernels/activation_dual.hpp"
@@ -158,6 +159,18 @@ std::vector<Case> grid(double qmax) {
   return out;
 }
 
+// The slopes (a, b) of a ReLU-family activation φ = a·min(x,0) + b·max(x,0), written out per kind
+// for the tests' independent closed forms.
+std::pair<double, double> family_slopes(const Activation& act) {
+  switch (act.kind) {
+    case ActivationKind::Relu: return {0.0, 1.0};
+    case ActivationKind::Abs: return {-1.0, 1.0};
+    case ActivationKind::LeakyRelu: return {act.a, 1.0};
+    case ActivationKind::Identity: return {1.0, 1.0};
+    default: return {act.a, act.b};
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -288,10 +301,7 @@ TEST_CASE("ReLU-family closed forms agree with a 1-D adaptive integral of the co
   for (const auto& act : acts) {
     CAPTURE(act.name());
     const ActivationDual dual(act);
-    double a = act.a, b = act.b;
-    if (act.kind == ActivationKind::Relu) { a = 0; b = 1; }
-    if (act.kind == ActivationKind::Abs) { a = -1; b = 1; }
-    if (act.kind == ActivationKind::LeakyRelu) b = 1;
+    const auto [a, b] = family_slopes(act);
     for (const auto& k : grid(100.0)) {
       const double c = k.rho * std::sqrt(k.q1 * k.q2);
       CAPTURE(k.q1); CAPTURE(k.q2); CAPTURE(k.rho);
@@ -641,11 +651,7 @@ TEST_CASE("batched ReLU-family duals agree with an extended-precision closed for
   for (const auto& act : acts) {
     CAPTURE(act.name());
     const ActivationDual dual(act);
-    double a = act.a, b = act.b;
-    if (act.kind == ActivationKind::Relu) { a = 0; b = 1; }
-    if (act.kind == ActivationKind::Abs) { a = -1; b = 1; }
-    if (act.kind == ActivationKind::LeakyRelu) b = 1;
-    if (act.kind == ActivationKind::Identity) { a = 1; b = 1; }
+    const auto [a, b] = family_slopes(act);
     std::vector<double> s = c, t(n, 1.25);
     dual.apply(n, q1.data(), 1, q2.data(), 1, s.data(), t.data());
     double worst_nngp = 0, worst_ntk = 0, worst_ntk_relative = 0, worst_scalar = 0;
