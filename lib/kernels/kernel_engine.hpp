@@ -12,8 +12,8 @@
 //                        (Novak et al. 2019 Eq. 7; Garriga-Alonso et al. 2019).
 // The conv window sum is separable: one pass along H, one along W, O(FH+FW) per entry.
 // Every Gram entry is computed by one thread from its inputs alone, and the input Gram Σ⁰ of the
-// vector path in GEMM tiles of zero-padded inputs on a grid fixed by the sizes alone (kTile rows by
-// up to kTileCols columns, one single-threaded BLAS call each), so results depend neither on the thread count nor on the memory cap.
+// vector path in GEMM tiles whose every entry is one fused multiply-add chain in a fixed k order
+// (lib/detail/packed_gram.hpp), so results depend neither on the thread count nor on the memory cap.
 //
 // The engine's methods live in four files by concept: kernel_engine.cpp (validation, memory
 // plan, per-point identities), kernel_vector.cpp (the vector path and its bands),
@@ -30,6 +30,7 @@
 #include <omp.h>
 
 #include "emergent/kernels/kernel.hpp"
+#include "detail/packed_gram.hpp"
 #include "kernels/kernel_plan.hpp"
 
 namespace emergent::detail {
@@ -191,7 +192,7 @@ class Engine {
   void tail_tile(double* s, double* t, std::size_t rows, std::size_t cols, std::size_t ld, const Eigen::Index* p1,
                  const Eigen::Index* p2, double d) const;
   static Eigen::Index padded_rows(Eigen::Index n);
-  RowMatrix padded_reduced(const Inputs& in) const;
+  PackedRows packed_reduced(const Inputs& in, std::vector<double>& squared_norms) const;
   void prepare_vector();
   std::pair<Eigen::Index, Eigen::Index> vector_tile(Eigen::Index bi, Eigen::Index j0, double* s, double* t) const;
   std::vector<Eigen::Index> tile_columns(Eigen::Index bi) const;  // first columns of row block bi's tiles
@@ -282,7 +283,7 @@ class Engine {
   const Inputs& x2_;
   bool symmetric_;
   bool streamed_ = false;
-  RowMatrix a_, b_;  // padded reduced inputs (vector path)
+  PackedRows a_, b_;  // reduced inputs packed for the Σ⁰ tiles (vector path)
   std::vector<Eigen::Index> ids1_, ids2_;
   std::size_t band_rows_ = 0;  // streamed: rows per band (fixed by the sizes and the cap)
   std::size_t requested_band_rows_ = 0;  // streamed: KernelOptions::band_rows (0: the engine's choice)

@@ -1,5 +1,5 @@
 // The vector path of the kernel engine (MLPs, and CNN specs that start with flatten/gap):
-// Σ⁰ = x·x'/d from one fixed-shape GEMM per kTile × kTile tile, then the scalar recursion of
+// Σ⁰ = x·x'/d from packed Gram tiles (lib/detail/packed_gram.hpp), then the scalar recursion of
 // docs/conventions.md §2 per entry (Lee et al. 2018 Eq. 4, Jacot et al. 2018 Thm. 1).
 #include "kernels/kernel_engine.hpp"
 
@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "detail/linear_algebra.hpp"
+#include "detail/packed_gram.hpp"
 #include "detail/parallel.hpp"
 
 namespace emergent::detail {
@@ -87,30 +87,24 @@ Eigen::Index Engine::padded_rows(Eigen::Index n) {
   return (n + t - 1) / t * t;
 }
 
-// Reduced inputs with zero rows up to whole tiles: every Σ⁰ tile is then one GEMM of the same
-// kTile × kTile × d shape, so an entry's bits do not depend on where the tiles or bands end.
-RowMatrix Engine::padded_reduced(const Inputs& in) const {
-  const Eigen::Index n = in.count();
-  if (plan_.reduce_gap) {
-    RowMatrix r = reduce(in);
-    r.conservativeResize(padded_rows(n), r.cols());
-    r.bottomRows(r.rows() - n).setZero();
-    return r;
-  }
-  RowMatrix r(padded_rows(n), in.x.cols());  // one copy of the inputs, not two
-  r.topRows(n) = in.x;
-  r.bottomRows(r.rows() - n).setZero();
-  return r;
+// The reduced inputs packed for the Σ⁰ tiles (lib/detail/packed_gram.hpp), and each row's
+// squared norm (its Σ⁰(x, x)·d, from which the records start).
+PackedRows Engine::packed_reduced(const Inputs& in, std::vector<double>& squared_norms) const {
+  const RowMatrix reduced = plan_.reduce_gap ? reduce(in) : RowMatrix();
+  const RowMatrix& x = plan_.reduce_gap ? reduced : in.x;  // vectors, or flatten: no copy
+  squared_norms.resize(static_cast<std::size_t>(x.rows()));
+  for (Eigen::Index i = 0; i < x.rows(); ++i) squared_norms[static_cast<std::size_t>(i)] = x.row(i).squaredNorm();
+  return PackedRows(x.data(), x.rows(), x.cols(), x.cols(), threads_);
 }
 
 void Engine::prepare_vector() {
-  a_ = padded_reduced(x1_);
-  if (!symmetric_) b_ = padded_reduced(x2_);
-  const RowMatrix& bb = symmetric_ ? a_ : b_;
+  std::vector<double> norms1, norms2;
+  a_ = packed_reduced(x1_, norms1);
+  if (!symmetric_) b_ = packed_reduced(x2_, norms2);
   const double d = static_cast<double>(a_.cols());
   records_.assign(static_cast<std::size_t>(point_count()) * plan_.record, 0.0);
   for (Eigen::Index i = 0; i < point_count(); ++i) {
-    const double q = (i < n1_ ? a_.row(i).squaredNorm() : bb.row(i - n1_).squaredNorm()) / d;
+    const double q = (i < n1_ ? norms1[static_cast<std::size_t>(i)] : norms2[static_cast<std::size_t>(i - n1_)]) / d;
     tail_diagonal(q, records_.data() + static_cast<std::size_t>(i) * plan_.record);
   }
   ids1_.resize(static_cast<std::size_t>(n1_));
@@ -124,11 +118,10 @@ void Engine::prepare_vector() {
 // tile's true extent.
 std::pair<Eigen::Index, Eigen::Index> Engine::vector_tile(Eigen::Index bi, Eigen::Index j0, double* s, double* t) const {
   const Eigen::Index T = static_cast<Eigen::Index>(kTile), W = static_cast<Eigen::Index>(kTileCols);
-  const RowMatrix& bb = symmetric_ ? a_ : b_;
+  const PackedRows& bb = symmetric_ ? a_ : b_;
   const Eigen::Index i0 = bi * T, k = a_.cols(), ld = tile_ld();
-  const Eigen::Index width = std::min(W, bb.rows() - j0);  // a multiple of kTile: bb is padded
-  const Eigen::Index r = std::min(T, n1_ - i0), c = std::min(width, n2_ - j0);
-  detail::gemm_abt_rowmajor(T, width, k, 1.0, a_.data() + i0 * k, k, bb.data() + j0 * k, k, s, ld);
+  const Eigen::Index r = std::min(T, n1_ - i0), c = std::min(W, n2_ - j0);
+  packed_gram_tile(a_, i0, r, bb, j0, c, s, ld);
   tail_tile(s, t, static_cast<std::size_t>(r), static_cast<std::size_t>(c), static_cast<std::size_t>(ld), ids1_.data() + i0,
             ids2_.data() + j0, static_cast<double>(k));
   return {r, c};
