@@ -648,6 +648,48 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
 }
 }  // namespace
 
+TEST_CASE("the vector path's Σ⁰ is one fma chain per entry in feature order: the same bits whatever the tiles, bands and threads") {
+  // One dense layer with w = 1, b = 0: K = Θ = Σ⁰ = (x·z)/d exactly as the chain
+  // c ← fma(x_k, z_k, c) over k = 0 … d − 1 rounds it (lib/detail/packed_gram.hpp). d = 13 is not a
+  // multiple of the 8-wide panels; 1300 × 203 needs partial tiles and micro-panels in both directions.
+  const int d = 13;
+  const auto x = random_vectors(1300, d, 141), z = random_vectors(203, d, 142);
+  const auto arch = Architecture::parse("dense(1, w=1, b=0)");
+  const auto chain = [&](const Inputs& a, Eigen::Index i, const Inputs& b, Eigen::Index j) {
+    double c = 0;
+    for (int k = 0; k < d; ++k) c = std::fma(a.x(i, k), b.x(j, k), c);
+    return c / d;
+  };
+  for (const int threads : {1, 2}) {
+    CAPTURE(threads);
+    KernelOptions o;
+    o.threads = threads;
+    const Kernels cross = kernels(arch, z, x, o), gram = kernels(arch, x, o);
+    bool cross_ok = true, gram_ok = true;
+    for (Eigen::Index i = 0; i < z.count(); ++i)
+      for (Eigen::Index j = 0; j < x.count(); ++j) cross_ok &= cross.nngp(i, j) == chain(z, i, x, j) && cross.ntk(i, j) == cross.nngp(i, j);
+    for (Eigen::Index i = 0; i < x.count(); ++i)
+      for (Eigen::Index j = 0; j < x.count(); ++j) gram_ok &= gram.nngp(i, j) == chain(x, i, x, j);
+    CHECK(cross_ok);
+    CHECK(gram_ok);
+    // Bands of 64 and 192 rows and a cap that takes a thread away: the same bits.
+    for (const std::size_t band_rows : {std::size_t(64), std::size_t(192)}) {
+      o.band_rows = band_rows;
+      MatrixSink bands;
+      stream_kernels(arch, x, &z, o, bands);
+      CHECK(max_abs(bands.nngp - cross.nngp.transpose()) == 0.0);
+    }
+  }
+  // With ReLU layers the Gram of x and the cross kernel of x against itself agree bitwise now
+  // that Σ⁰(x_i, x_j) and Σ⁰(x_j, x_i) are the same chain.
+  const auto relu = Architecture::parse("dense(8, b=0.1) relu dense(8) relu dense(1)");
+  KernelOptions two;
+  two.threads = 2;
+  const Kernels g = kernels(relu, x, two), c = kernels(relu, x, x, two);
+  CHECK(max_abs(g.nngp - c.nngp) == 0.0);
+  CHECK(max_abs(g.ntk - c.ntk) == 0.0);
+}
+
 TEST_CASE("stream_kernels on the pixel paths: every band layout, cap and thread count gives the in-memory bits") {
   const auto x = random_images(23, 5, 6, 2, 97), z = random_images(9, 5, 6, 2, 98);
   // pixel-diagonal (flatten), pixel-pairs (gap, with and without an activation after it), and
