@@ -276,7 +276,7 @@ class Engine {
   // Σ⁰ GEMM tiles: kTile rows (bands start on this grid) by up to kTileCols columns on a fixed
   // grid; the shapes depend on the sizes alone, so they fix every entry's arithmetic.
   static constexpr std::size_t kTile = 64;
-  static constexpr std::size_t kTileCols = 1024;
+  static constexpr std::size_t kTileCols = 384;  // 16 micro-panels of packed_gram_tile
   static constexpr std::size_t kPixelBands = 64;  // streamed pixel paths: at least this many bands
 
   const Inputs& x1_;

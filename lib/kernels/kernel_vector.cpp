@@ -221,10 +221,17 @@ void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp,
     for (const auto& [tile, out] : {std::pair<const RowMatrix*, double*>{&s, nngp}, {&t, ntk}}) {
       if (!out) continue;
       for (Eigen::Index x = 0; x < r; ++x) std::copy_n(tile->data() + x * W, c, out + (i0 + x) * ld + j0);
-      if (symmetric_)  // the mirror tile
-        for (Eigen::Index y = mirror_from; y < c; ++y) {
-          double* to = out + (j0 + y) * ld + i0;
-          for (Eigen::Index x = 0; x < r; ++x) to[x] = (*tile)(x, y);
+      if (symmetric_)  // the mirror tile, in 8 × 8 blocks: a column of the tile is W doubles apart
+        for (Eigen::Index y = mirror_from; y < c; y += 8) {
+          const Eigen::Index yl = std::min<Eigen::Index>(8, c - y);
+          for (Eigen::Index x0 = 0; x0 < r; x0 += 8) {
+            const Eigen::Index xl = std::min<Eigen::Index>(8, r - x0);
+            const double* from = tile->data() + x0 * W + y;
+            for (Eigen::Index l = 0; l < yl; ++l) {
+              double* to = out + (j0 + static_cast<std::size_t>(y + l)) * ld + i0 + static_cast<std::size_t>(x0);
+              for (Eigen::Index m = 0; m < xl; ++m) to[m] = from[m * W + l];
+            }
+          }
         }
     }
   }, progress, rows_final);
