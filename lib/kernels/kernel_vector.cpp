@@ -54,9 +54,21 @@ void Engine::tail_tile(double* s, double* t, std::size_t rows, std::size_t cols,
   for (std::size_t r = 0; r < rows; ++r) {
     double* sr = s + r * ld;
     double* tr = t + r * ld;
-    for (std::size_t c = 0; c < cols; ++c) sr[c] /= d;
-    std::fill(tr, tr + cols, 0.0);
-    for (std::size_t k = 0; k < plan_.tail.size(); ++k) {
+    std::size_t first = 0;
+    if (!plan_.tail.empty() && plan_.tail[0].kind == OpKind::Affine) {
+      // Σ⁰ = s/d, Θ⁰ = 0 and the first affine layer in one pass (the same operations per entry).
+      const auto& op = plan_.tail[0];
+      for (std::size_t c = 0; c < cols; ++c) {
+        const double sv = op.w2 * (sr[c] / d) + op.b2;
+        sr[c] = sv;
+        tr[c] = sv + op.w2 * 0.0;
+      }
+      first = 1;
+    } else {
+      for (std::size_t c = 0; c < cols; ++c) sr[c] /= d;
+      std::fill(tr, tr + cols, 0.0);
+    }
+    for (std::size_t k = first; k < plan_.tail.size(); ++k) {
       const auto& op = plan_.tail[k];
       if (op.kind == OpKind::Affine) {
         for (std::size_t c = 0; c < cols; ++c) {
