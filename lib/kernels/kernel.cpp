@@ -10,9 +10,9 @@
 //  * "pixel-pairs"     — convolutions followed by gap, or no readout: all P² pixel pairs
 //                        (Novak et al. 2019 Eq. 7; Garriga-Alonso et al. 2019).
 // The conv window sum is separable: one pass along H, one along W, O(FH+FW) per entry.
-// Every Gram entry is computed by one thread from its inputs alone, and the input Gram Σ⁰ of the
-// vector path in fixed kTile × kTile GEMM tiles of zero-padded inputs (one single-threaded BLAS
-// call each), so results depend neither on the thread count nor on the memory cap.
+// Every Gram entry is computed by one thread from its inputs alone, and each entry of the input
+// Gram Σ⁰ of the vector path is one fused multiply-add chain in feature order
+// (lib/detail/packed_gram.hpp), so results depend neither on the thread count nor on the memory cap.
 //
 // This file holds the public entry points, the magnitude checks and the rescaling of
 // homogeneous networks; the engine itself is lib/kernels/kernel_engine.hpp.
