@@ -65,18 +65,66 @@ inline void micro_kernel(const double* __restrict a, const double* const* b, Ind
 
 #else
 
-// The same sums with std::fma, entry by entry in the same k order.
+// The same sums with std::fma, entry by entry in the same k order: the same bits. Portable builds
+// (no -march=native) get versions for AVX-512 and AVX2 + FMA machines chosen at load time, where
+// std::fma is one instruction and the lane loop vectorizes; elsewhere it is libm's fma.
+#if defined(__GNUC__)
+#define EMERGENT_INLINE inline __attribute__((always_inline))  // into each clone, for its target
+#else
+#define EMERGENT_INLINE inline
+#endif
+
 template <int NV>
-inline void micro_kernel(const double* a, const double* const* b, Index kc, double* c, Index ldc, bool first) {
+EMERGENT_INLINE void micro_kernel_lanes(const double* a, const double* const* b, Index kc, double* c, Index ldc, bool first) {
   double acc[8][8 * NV];
   for (int r = 0; r < 8; ++r)
     for (int j = 0; j < 8 * NV; ++j) acc[r][j] = first ? 0.0 : c[r * ldc + j];
   for (Index k = 0; k < kc; ++k)
-    for (int r = 0; r < 8; ++r)
+    for (int r = 0; r < 8; ++r) {
+      const double ar = a[8 * k + r];
       for (int v = 0; v < NV; ++v)
-        for (int l = 0; l < 8; ++l) acc[r][8 * v + l] = std::fma(a[8 * k + r], b[v][8 * k + l], acc[r][8 * v + l]);
+        for (int l = 0; l < 8; ++l) acc[r][8 * v + l] = std::fma(ar, b[v][8 * k + l], acc[r][8 * v + l]);
+    }
   for (int r = 0; r < 8; ++r)
     for (int j = 0; j < 8 * NV; ++j) c[r * ldc + j] = acc[r][j];
+}
+
+void micro_kernel_plain(int nv, const double* a, const double* const* b, Index kc, double* c, Index ldc, bool first) {
+  if (nv == 3) micro_kernel_lanes<3>(a, b, kc, c, ldc, first);
+  else if (nv == 2) micro_kernel_lanes<2>(a, b, kc, c, ldc, first);
+  else micro_kernel_lanes<1>(a, b, kc, c, ldc, first);
+}
+
+using MicroKernel = void (*)(int, const double*, const double* const*, Index, double*, Index, bool);
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,fma"))) void micro_kernel_avx512(int nv, const double* a, const double* const* b,
+                                                                 Index kc, double* c, Index ldc, bool first) {
+  if (nv == 3) micro_kernel_lanes<3>(a, b, kc, c, ldc, first);
+  else if (nv == 2) micro_kernel_lanes<2>(a, b, kc, c, ldc, first);
+  else micro_kernel_lanes<1>(a, b, kc, c, ldc, first);
+}
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2(int nv, const double* a, const double* const* b, Index kc,
+                                                            double* c, Index ldc, bool first) {
+  if (nv == 3) micro_kernel_lanes<3>(a, b, kc, c, ldc, first);
+  else if (nv == 2) micro_kernel_lanes<2>(a, b, kc, c, ldc, first);
+  else micro_kernel_lanes<1>(a, b, kc, c, ldc, first);
+}
+MicroKernel pick_micro_kernel() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return micro_kernel_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return micro_kernel_avx2;
+  return micro_kernel_plain;
+}
+#else
+MicroKernel pick_micro_kernel() { return micro_kernel_plain; }
+#endif
+
+const MicroKernel micro_kernel_any = pick_micro_kernel();
+
+template <int NV>
+inline void micro_kernel(const double* a, const double* const* b, Index kc, double* c, Index ldc, bool first) {
+  micro_kernel_any(NV, a, b, kc, c, ldc, first);
 }
 
 #endif
