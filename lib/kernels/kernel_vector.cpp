@@ -5,10 +5,15 @@
 
 #include <omp.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -202,6 +207,62 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
   errors.rethrow();
 }
 
+namespace {
+
+// The outputs' rows are written once and not read again here: whole aligned 64-byte lines are
+// stored around the cache (no read for ownership of lines about to be overwritten, no eviction
+// of the tiles in L2); written_lines_fence() orders them before the tile is reported done.
+#if defined(__AVX512F__)
+inline void write_line(double* to, __m512d v) {
+  if (reinterpret_cast<std::uintptr_t>(to) % 64 == 0) _mm512_stream_pd(to, v);
+  else _mm512_storeu_pd(to, v);
+}
+#endif
+
+void write_row(double* to, const double* from, Eigen::Index n) {
+#if defined(__AVX512F__)
+  Eigen::Index k = 0;
+  for (; k < n && reinterpret_cast<std::uintptr_t>(to + k) % 64 != 0; ++k) to[k] = from[k];
+  for (; k + 8 <= n; k += 8) _mm512_stream_pd(to + k, _mm512_loadu_pd(from + k));
+  for (; k < n; ++k) to[k] = from[k];
+#else
+  std::copy_n(from, n, to);
+#endif
+}
+
+// to[l·ld + m] = from[m·ld_from + l] for l, m < 8.
+void write_transposed_8x8(double* to, std::size_t ld, const double* from, std::size_t ld_from) {
+#if defined(__AVX512F__)
+  __m512d r[8], t[8];
+  for (int m = 0; m < 8; ++m) r[m] = _mm512_loadu_pd(from + m * ld_from);
+  for (int m = 0; m < 8; m += 2) {
+    t[m] = _mm512_unpacklo_pd(r[m], r[m + 1]);      // columns 0 2 4 6 of rows m, m + 1
+    t[m + 1] = _mm512_unpackhi_pd(r[m], r[m + 1]);  // columns 1 3 5 7
+  }
+  for (int odd = 0; odd < 2; ++odd) {
+    const __m512d lo01 = _mm512_shuffle_f64x2(t[odd], t[2 + odd], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512d hi01 = _mm512_shuffle_f64x2(t[odd], t[2 + odd], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512d lo45 = _mm512_shuffle_f64x2(t[4 + odd], t[6 + odd], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512d hi45 = _mm512_shuffle_f64x2(t[4 + odd], t[6 + odd], _MM_SHUFFLE(3, 1, 3, 1));
+    write_line(to + static_cast<std::size_t>(0 + odd) * ld, _mm512_shuffle_f64x2(lo01, lo45, _MM_SHUFFLE(2, 0, 2, 0)));
+    write_line(to + static_cast<std::size_t>(4 + odd) * ld, _mm512_shuffle_f64x2(lo01, lo45, _MM_SHUFFLE(3, 1, 3, 1)));
+    write_line(to + static_cast<std::size_t>(2 + odd) * ld, _mm512_shuffle_f64x2(hi01, hi45, _MM_SHUFFLE(2, 0, 2, 0)));
+    write_line(to + static_cast<std::size_t>(6 + odd) * ld, _mm512_shuffle_f64x2(hi01, hi45, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+#else
+  for (std::size_t l = 0; l < 8; ++l)
+    for (std::size_t m = 0; m < 8; ++m) to[l * ld + m] = from[m * ld_from + l];
+#endif
+}
+
+void written_lines_fence() {
+#if defined(__AVX512F__)
+  _mm_sfence();
+#endif
+}
+
+}  // namespace
+
 // Tiles of rows [r0, r0 + rows) straight into row-major n1 × n2 matrices (leading dimension
 // n2; either may be null): each tile, and for a symmetric kernel also its mirror image below the
 // diagonal, written while it is in cache. The band's rows from column r0 on (all columns if not
@@ -232,20 +293,24 @@ void Engine::vector_tiles_into(Eigen::Index r0, Eigen::Index rows, double* nngp,
     }
     for (const auto& [tile, out] : {std::pair<const RowMatrix*, double*>{&s, nngp}, {&t, ntk}}) {
       if (!out) continue;
-      for (Eigen::Index x = 0; x < r; ++x) std::copy_n(tile->data() + x * W, c, out + (i0 + x) * ld + j0);
+      for (Eigen::Index x = 0; x < r; ++x) write_row(out + (i0 + x) * ld + j0, tile->data() + x * W, c);
       if (symmetric_)  // the mirror tile, in 8 × 8 blocks: a column of the tile is W doubles apart
         for (Eigen::Index y = mirror_from; y < c; y += 8) {
           const Eigen::Index yl = std::min<Eigen::Index>(8, c - y);
           for (Eigen::Index x0 = 0; x0 < r; x0 += 8) {
             const Eigen::Index xl = std::min<Eigen::Index>(8, r - x0);
             const double* from = tile->data() + x0 * W + y;
-            for (Eigen::Index l = 0; l < yl; ++l) {
-              double* to = out + (j0 + static_cast<std::size_t>(y + l)) * ld + i0 + static_cast<std::size_t>(x0);
-              for (Eigen::Index m = 0; m < xl; ++m) to[m] = from[m * W + l];
+            double* to = out + (j0 + static_cast<std::size_t>(y)) * ld + i0 + static_cast<std::size_t>(x0);
+            if (xl == 8 && yl == 8) {
+              write_transposed_8x8(to, ld, from, static_cast<std::size_t>(W));
+              continue;
             }
+            for (Eigen::Index l = 0; l < yl; ++l)
+              for (Eigen::Index m = 0; m < xl; ++m) to[static_cast<std::size_t>(l) * ld + m] = from[m * W + l];
           }
         }
     }
+    written_lines_fence();
   }, progress, rows_final);
 }
 
