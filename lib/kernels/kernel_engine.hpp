@@ -273,8 +273,8 @@ class Engine {
                              const std::function<void(std::size_t, std::size_t)>& progress);
 
 
-  // Σ⁰ GEMM tiles: kTile rows (bands start on this grid) by up to kTileCols columns on a fixed
-  // grid; the shapes depend on the sizes alone, so they fix every entry's arithmetic.
+  // Σ⁰ GEMM tiles: kTile rows (bands start on this grid) by up to kTileCols columns on a grid
+  // fixed by the sizes; an entry's arithmetic does not depend on the tiles (packed_gram.hpp).
   static constexpr std::size_t kTile = 64;
   static constexpr std::size_t kTileCols = 384;  // 16 micro-panels of packed_gram_tile
   static constexpr std::size_t kPixelBands = 64;  // streamed pixel paths: at least this many bands

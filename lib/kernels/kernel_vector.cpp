@@ -146,7 +146,7 @@ std::pair<Eigen::Index, Eigen::Index> Engine::vector_tile(Eigen::Index bi, Eigen
 
 // The tiles of row block bi: kTile rows by up to kTileCols columns, from column bi·kTile
 // (symmetric: the upper part) or 0 on; a function of the sizes alone, never of the bands, the
-// cap or the thread count, so each entry's arithmetic is fixed.
+// cap or the thread count (an entry's bits would not depend on it anyway: packed_gram.hpp).
 std::vector<Eigen::Index> Engine::tile_columns(Eigen::Index bi) const {
   const Eigen::Index T = static_cast<Eigen::Index>(kTile), W = static_cast<Eigen::Index>(kTileCols);
   std::vector<Eigen::Index> starts;

@@ -538,7 +538,7 @@ TEST_CASE("stream_kernels: bands written in place equal the in-memory kernels bi
 }
 
 TEST_CASE("stream_kernels: wide tiles (several per row block) give the same bits for every band layout, cap and thread count") {
-  // 64-row tiles up to 1024 columns wide: 1300 columns need two or three tiles per row block, and
+  // 64-row tiles up to 384 columns wide: 1300 columns need up to four tiles per row block, and
   // bands of 64, 192 and 320 rows start inside tiles' column ranges differently.
   const auto x = random_vectors(1300, 6, 131), z = random_vectors(200, 6, 132);
   const auto arch = Architecture::parse("dense(8, b=0.1) relu dense(8) relu dense(1)");
