@@ -604,12 +604,34 @@ void transpose_to(const RowMatrix& src, RowMatrix& dst) {
   transpose_into(src.data(), src.rows(), src.cols(), dst.data());
 }
 
+/// φ' of a piecewise-linear activation (slope_neg below 0, slope_pos above, at_zero at the kink)
+/// evaluated at `pre`, to be multiplied into the gradient that leaves a dense layer's backward
+/// step (the activation's backward pass, done while that gradient is still in L1).
+struct SlopeEpilogue {
+  const double* pre = nullptr;  ///< the activation's input, transposed (K × n)
+  double slope_neg = 0.0, slope_pos = 1.0, at_zero = 0.0;
+};
+
+/// g[i] *= φ'(pre[i]) for i < size (size a multiple of 8), by lane selects (the signs of relu's
+/// inputs are random: a branch per entry mispredicts half the time).
+inline void multiply_slopes(const double* pre, double* g, Eigen::Index size, double slope_neg, double slope_pos,
+                            double at_zero) {
+  const Lanes va = splat_lanes(slope_neg), vb = splat_lanes(slope_pos), v0 = splat_lanes(at_zero);
+  const Lanes zero = splat_lanes(0.0);
+  for (Eigen::Index i = 0; i < size; i += 8) {
+    const Lanes x = load_lanes(pre + i);
+    const Lanes d = x > zero ? vb : (x < zero ? va : v0);
+    store_lanes(g + i, load_lanes(g + i) * d);
+  }
+}
+
 /// Columns [k0, k0 + 8·NV) of a dense layer's descent step with the activations transposed (see
 /// descend_dense_transposed): the same blocks, tiles and sums as descend_panel, reading g from
 /// gᵀ and h from hᵀ, and leaving the panel of dh transposed.
 template <int NV>
 void descend_panel_transposed(double* W, Eigen::Index J, Eigen::Index K, const double* gt, const double* ht,
-                              Eigen::Index n, Eigen::Index k0, double scale, double alpha, double* dht) {
+                              Eigen::Index n, Eigen::Index k0, double scale, double alpha, double* dht,
+                              const SlopeEpilogue* slopes) {
   // A 64 × 32 block of W (16 KB): with h's panel and dh's partial sums (16 KB each for n = 64)
   // the tiles' operands stay in L1's 48 KB (128-row blocks measured 2–5 % slower)
   constexpr Eigen::Index kRows = 64;
@@ -652,19 +674,24 @@ void descend_panel_transposed(double* W, Eigen::Index J, Eigen::Index K, const d
   }
   for (Eigen::Index e = 0; e < n; e += 8)
     for (int v = 0; v < NV; ++v) transpose8x8(dp + e * 32 + 8 * v, 32, dht + (k0 + 8 * v) * n + e, n);
+  if (slopes != nullptr)
+    multiply_slopes(slopes->pre + k0 * n, dht + k0 * n, 8 * NV * n, slopes->slope_neg, slopes->slope_pos,
+                    slopes->at_zero);
 }
 
 /// descend_dense with the layer's activations and gradients stored transposed, examples along
 /// the rows' contiguous axis: gt = gᵀ (J × n), ht = hᵀ (K × n), dht = dhᵀ (K × n), with n and K
-/// multiples of 8. Every entry is summed in the order descend_dense uses (same bits).
+/// multiples of 8. Every entry is summed in the order descend_dense uses (same bits). With
+/// `slopes`, dhᵀ leaves multiplied by φ'(pre), panel by panel.
 void descend_dense_transposed(double* W, Eigen::Index J, Eigen::Index K, const double* gt, const double* ht,
-                              Eigen::Index n, double scale, double alpha, double* dht) {
+                              Eigen::Index n, double scale, double alpha, double* dht,
+                              const SlopeEpilogue* slopes = nullptr) {
   for (Eigen::Index k0 = 0; k0 < K; k0 += 32) {
     switch (std::min<Eigen::Index>(4, (K - k0) / 8)) {
-      case 1: descend_panel_transposed<1>(W, J, K, gt, ht, n, k0, scale, alpha, dht); break;
-      case 2: descend_panel_transposed<2>(W, J, K, gt, ht, n, k0, scale, alpha, dht); break;
-      case 3: descend_panel_transposed<3>(W, J, K, gt, ht, n, k0, scale, alpha, dht); break;
-      default: descend_panel_transposed<4>(W, J, K, gt, ht, n, k0, scale, alpha, dht); break;
+      case 1: descend_panel_transposed<1>(W, J, K, gt, ht, n, k0, scale, alpha, dht, slopes); break;
+      case 2: descend_panel_transposed<2>(W, J, K, gt, ht, n, k0, scale, alpha, dht, slopes); break;
+      case 3: descend_panel_transposed<3>(W, J, K, gt, ht, n, k0, scale, alpha, dht, slopes); break;
+      default: descend_panel_transposed<4>(W, J, K, gt, ht, n, k0, scale, alpha, dht, slopes); break;
     }
   }
 }
@@ -711,14 +738,8 @@ void multiply_derivative(const Activation& act, const double* pre, double* g, Ei
     const double at_zero = act.derivative(0.0);  // the kink convention lives in activation.cpp
     Eigen::Index i = 0;
 #ifdef EMERGENT_DIRECT_CONV
-    // eight at a time by lane selects (the signs of relu's inputs are random: a branch per
-    // entry mispredicts half the time)
-    const Lanes va = splat_lanes(a), vb = splat_lanes(b), v0 = splat_lanes(at_zero), zero = splat_lanes(0.0);
-    for (; i + 8 <= size; i += 8) {
-      const Lanes x = load_lanes(pre + i);
-      const Lanes d = x > zero ? vb : (x < zero ? va : v0);
-      store_lanes(g + i, load_lanes(g + i) * d);
-    }
+    i = size - size % 8;
+    multiply_slopes(pre, g, i, a, b, at_zero);
 #endif
     for (; i < size; ++i) {
       const double x = pre[i];
@@ -1333,11 +1354,12 @@ void Network::run_backward_transposed(Tape& t, const double* cotangent, double* 
   transpose_into(cotangent, n, shapes_.shapes[L].size(), g);
   auto input_t = [&](std::size_t i) -> const double* { return i == 0 ? t.in_t.data() : t.acts[i].data(); };
   std::size_t b = blocks_.size();
+  std::ptrdiff_t done = -1;  // an activation layer whose backward pass a dense layer's step did
   for (std::size_t l = L; l-- > first_affine_;) {
     const Layer& layer = layers[l];
     const Eigen::Index in_size = shapes_.shapes[l].size(), out_size = shapes_.shapes[l + 1].size();
     if (layer.kind == LayerKind::Activation) {
-      multiply_derivative(layer.activation, input_t(l), g, out_size * n);
+      if (done != static_cast<std::ptrdiff_t>(l)) multiply_derivative(layer.activation, input_t(l), g, out_size * n);
       continue;
     }
     const ParameterBlock& block = blocks_[--b];
@@ -1346,7 +1368,16 @@ void Network::run_backward_transposed(Tape& t, const double* cotangent, double* 
     const bool need_input_grad = l > first_affine_, descend = descent != 0.0;
     double* W = out + block.weight_offset;
     if (K % 8 == 0 && need_input_grad && descend) {  // input gradient and update in one pass over W
-      descend_dense_transposed(W, J, K, g, input_t(l), n, scale, -descent * scale, g_next);
+      // a piecewise-linear activation before this layer: its φ' goes into dhᵀ panel by panel
+      SlopeEpilogue slopes;
+      const bool fuse_act = layers[l - 1].kind == LayerKind::Activation &&
+                            piecewise_linear(layers[l - 1].activation, slopes.slope_neg, slopes.slope_pos);
+      if (fuse_act) {
+        slopes.pre = input_t(l - 1);
+        slopes.at_zero = layers[l - 1].activation.derivative(0.0);
+        done = static_cast<std::ptrdiff_t>(l - 1);
+      }
+      descend_dense_transposed(W, J, K, g, input_t(l), n, scale, -descent * scale, g_next, fuse_act ? &slopes : nullptr);
     } else {
       if (need_input_grad)  // dhᵀ = scale·Wᵀ·gᵀ, before the weights change when descending
         strided_product(parameters_.data() + block.weight_offset, 1, K, K, J, g, n, n, scale, false, g_next, n, true);
