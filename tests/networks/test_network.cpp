@@ -220,8 +220,9 @@ TEST_CASE("a dense product's epilogue (bias, piecewise-linear activation) equals
 
 TEST_CASE("the one-pass dense descent step equals the gradient step over several steps, on blocked shapes") {
   // Fan-ins that are multiples of 8 take the fused step: input gradient and weight update in one
-  // pass over W, in 128-row × 32-column blocks. 296 outputs need three row blocks (the last
-  // ragged) and 296 or 40 inputs a narrower last column panel; 13 examples a ragged row tile.
+  // pass over W, in 128-row × 32-column blocks (64-row blocks on the transposed activations of
+  // 16 and 64 examples). 296 outputs need three or five row blocks (the last ragged) and 296 or
+  // 40 inputs a narrower last column panel; 13 examples a ragged row tile.
   const Architecture arch = Architecture::parse("dense(40, b=0.2) relu dense(296, b=0.1) relu dense(72) tanh dense(2)");
   for (Eigen::Index n : {Eigen::Index(13), Eigen::Index(16), Eigen::Index(64)}) {
     CAPTURE(n);
@@ -249,6 +250,42 @@ TEST_CASE("the one-pass dense descent step equals the gradient step over several
         CHECK(moved.block(j0, k0, std::min<Eigen::Index>(128, 296 - j0), std::min<Eigen::Index>(32, 40 - k0))
                   .cwiseAbs()
                   .maxCoeff() > 0.0);
+  }
+}
+
+TEST_CASE("dense chains on batches that are multiples of 8 (transposed activations) agree with the row layout") {
+  // A batch of 16 keeps every activation transposed through the step; 13 and 3 examples take the
+  // row layout. f is per example and the vjp and the descent step add over examples, so the batch
+  // of 16 must equal its two parts (fan-ins 16, 24, 32, 40 take the one-pass step; 12 the
+  // separate products and Eigen's weight gradient).
+  for (const std::string spec : {"dense(24, b=0.3) relu dense(32, b=0.1) abs dense(40) tanh dense(3, b=0.2)",
+                                 "dense(40, b=0.2) gelu dense(12) relu dense(2)"}) {
+    CAPTURE(spec);
+    const Architecture arch = Architecture::parse(spec);
+    const Network net(arch, ExampleShape::vector(16), 51);
+    const Inputs x = random_inputs(ExampleShape::vector(16), 16, 52);
+    std::vector<Eigen::Index> head(13), tail(3);
+    for (Eigen::Index e = 0; e < 16; ++e) (e < 13 ? head[e] : tail[e - 13]) = e;
+    const Inputs xh = x.rows(head), xt = x.rows(tail);
+    const RowMatrix c = gaussian(16, net.output_shape().size(), 53);
+    const RowMatrix ch = c.topRows(13), ct = c.bottomRows(3);
+    const RowMatrix f = net.forward(x), fh = net.forward(xh), ft = net.forward(xt);
+    const double fscale = 1.0 + f.cwiseAbs().maxCoeff();
+    CHECK((f.topRows(13) - fh).cwiseAbs().maxCoeff() <= 1e-13 * fscale);
+    CHECK((f.bottomRows(3) - ft).cwiseAbs().maxCoeff() <= 1e-13 * fscale);
+    const Eigen::VectorXd g = net.vjp(x, c), parts = net.vjp(xh, ch) + net.vjp(xt, ct);
+    const double gscale = parts.cwiseAbs().maxCoeff();
+    REQUIRE(gscale > 0.0);
+    CHECK((g - parts).cwiseAbs().maxCoeff() <= 1e-13 * gscale);
+    // the fused descent step on the linear loss Σ⟨c, f⟩ is θ − η·vjp(x, c)
+    Network stepped = net;
+    const double eta = 0.4;
+    stepped.descent_step(x, eta, [&](const RowMatrix& out, RowMatrix& cot) {
+      cot = c;
+      return c.cwiseProduct(out).sum();
+    });
+    const Eigen::VectorXd expected = net.parameters() - eta * parts;
+    CHECK((stepped.parameters() - expected).cwiseAbs().maxCoeff() <= 1e-13 * expected.cwiseAbs().maxCoeff());
   }
 }
 

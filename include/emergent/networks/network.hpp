@@ -98,6 +98,9 @@ class Network {
   void check_targets(const Inputs& x, const RowMatrix& targets, const char* where) const;
   void run_forward(const double* x, Eigen::Index n, Tape& tape) const;
   void run_backward(Tape& tape, const double* cotangent, double* out, double descent) const;
+  bool transposed_chain(Eigen::Index n) const;
+  void run_forward_transposed(Tape& tape) const;
+  void run_backward_transposed(Tape& tape, const double* cotangent, double* out, double descent) const;
   friend Eigen::MatrixXd empirical_ntk(const Network&, const Inputs&, const Inputs&);
 
   Architecture architecture_;
