@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <tuple>
@@ -190,6 +191,125 @@ __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) 
   }
 }
 
+// One output row of a 3×3 conv and the ReLU-family activation after it, written divided by μ
+// (Level::scaled): the window sums of lane_pixels<direct>, then dual_lanes_rinv with 1/√(q1q2) =
+// (1/√q1)·(1/√q2) from the per-point 1/√q of the records. The row's vector constants (W²/9·λ_in,
+// B², κ + π, κ) travel as arguments, in registers.
+struct ScaledRow {
+  const double* rs[3];  // the three input rows of Σ/λ_in and Θ/λ_in, from column −1
+  const double* rt[3];
+  double* so;
+  double* to;
+  const double* q1;  // x_i's variances along the row and their 1/√q
+  const double* r1;
+  const double* q2;  // the partners', [pixel][8]
+  const double* r2;
+  __mmask8 self, wanted;
+  bool bounded;  // every q1 and q2 in [1e-139, 1e139]
+  bool quick;    // bounded and no partner is x_i itself: the vectors may skip the lane checks
+  double inv_mu;
+  const ActivationDual* dual;
+};
+
+template <int N, bool t_zero>
+__attribute__((always_inline)) inline void scaled_inputs(const ScaledRow& r, int p, __m512d scale, __m512d b2,
+                                                         __m512d* sv, __m512d* tv, __m512d* a, __m512d* b,
+                                                         __m512d* rr) {
+  __m512d cs[N + 2] = {}, ct[N + 2] = {};
+  const std::size_t c0 = static_cast<std::size_t>(p) * kL;
+#pragma GCC unroll 6
+  for (int k = 0; k < N + 2; ++k) {
+    const std::size_t c = c0 + static_cast<std::size_t>(k) * kL;
+    cs[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rs[0] + c), _mm512_load_pd(r.rs[1] + c)),
+                          _mm512_load_pd(r.rs[2] + c));
+    if (!t_zero)
+      ct[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rt[0] + c), _mm512_load_pd(r.rt[1] + c)),
+                            _mm512_load_pd(r.rt[2] + c));
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+    sv[v] = _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(cs[v], cs[v + 1]), cs[v + 2]), scale, b2);
+    tv[v] = t_zero ? sv[v] : _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(ct[v], ct[v + 1]), ct[v + 2]), scale, sv[v]);
+    a[v] = _mm512_set1_pd(r.q1[p + v]);
+    b[v] = _mm512_load_pd(r.q2 + o);
+    rr[v] = _mm512_mul_pd(_mm512_set1_pd(r.r1[p + v]), _mm512_load_pd(r.r2 + o));
+  }
+}
+
+// The vectors dual_lanes_rinv<N, false> handed back (a snapped or special lane among them), and
+// every vector of a row that may not skip the checks: the lane checks of lane_pixels, then the
+// exact dual (the same bits on the open lanes). Recomputes its inputs, so the common path keeps
+// them in registers.
+template <int N, bool t_zero>
+__attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, __m512d scale, __m512d b2, __m512d kappa_up,
+                                           __m512d kappa_down) {
+  __m512d sv[N] = {}, tv[N] = {}, a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
+  scaled_inputs<N, t_zero>(r, p, scale, b2, sv, tv, a, b, rr);
+  __mmask8 ok[N] = {};
+  bool rare = false;
+  for (int v = 0; v < N; ++v) {
+    sv[v] = _mm512_mask_mov_pd(sv[v], r.self, a[v]);  // a pixel against itself: exactly collinear
+    ok[v] = r.bounded ? finite_lanes(sv[v]) : family_simd::plain_lanes(a[v], b[v], sv[v]);
+    rare |= (r.wanted & ~ok[v]) != 0;
+  }
+  if (rare) {  // zero variance, extreme magnitudes: the scalar path, then divided by μ like the rest
+    for (int v = 0; v < N; ++v) {
+      const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+      _mm512_store_pd(r.so + o, sv[v]);
+      _mm512_store_pd(r.to + o, tv[v]);
+      const unsigned fix = r.wanted & ~ok[v];
+      for (int l = 0; l < kL; ++l)
+        if (fix >> l & 1u) {
+          r.dual->apply(1, r.q1 + p + v, 0, r.q2 + o + l, 0, r.so + o + l, r.to + o + l);
+          r.so[o + l] *= r.inv_mu;
+          r.to[o + l] *= r.inv_mu;
+        }
+      ok[v] |= static_cast<__mmask8>(~r.wanted);
+    }
+  }
+  family_simd::dual_lanes_rinv<N, true>(a, b, rr, sv, tv, co, to, kappa_up, kappa_down);
+  for (int v = 0; v < N; ++v) {
+    const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+    _mm512_mask_store_pd(r.so + o, ok[v], co[v]);
+    _mm512_mask_store_pd(r.to + o, ok[v], to[v]);
+  }
+}
+
+template <int N, bool t_zero>
+__attribute__((always_inline)) inline void scaled_pixels(const ScaledRow& r, int p, __m512d scale, __m512d b2,
+                                                         __m512d kappa_up, __m512d kappa_down) {
+  __m512d sv[N] = {}, tv[N] = {}, a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
+  scaled_inputs<N, t_zero>(r, p, scale, b2, sv, tv, a, b, rr);
+  if (__builtin_expect(family_simd::dual_lanes_rinv<N, false>(a, b, rr, sv, tv, co, to, kappa_up, kappa_down), 1)) {
+#pragma GCC unroll 4
+    for (int v = 0; v < N; ++v) {
+      const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+      _mm512_store_pd(r.so + o, co[v]);
+      _mm512_store_pd(r.to + o, to[v]);
+    }
+    return;
+  }
+  scaled_rare<N, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
+}
+
+template <bool t_zero>
+void scaled_row(const ScaledRow& r, int n, __m512d scale, __m512d b2, __m512d kappa_up, __m512d kappa_down) {
+  int p = 0;
+  if (r.quick) {
+    for (; p + 4 <= n; p += 4) scaled_pixels<4, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
+    switch (n - p) {
+      case 3: scaled_pixels<3, t_zero>(r, p, scale, b2, kappa_up, kappa_down); break;
+      case 2: scaled_pixels<2, t_zero>(r, p, scale, b2, kappa_up, kappa_down); break;
+      case 1: scaled_pixels<1, t_zero>(r, p, scale, b2, kappa_up, kappa_down); break;
+      default: break;
+    }
+  } else {
+    for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
+    for (; p < n; ++p) scaled_rare<1, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
+  }
+}
+
 // By value: a local copy the row's stores cannot alias, so its constants stay in registers.
 template <bool conv, int kTaps, bool t_zero, bool direct>
 void lane_row_of(const LaneRow row, int n) {
@@ -247,22 +367,48 @@ inline void column_sums(const double* const* rows, int taps, std::size_t n, doub
 // The per-pair constants of one x_i against a group, and the row operations both routes share.
 class PairRows {
  public:
-  PairRows(const Plan& plan, DiagonalWorkspace& ws, const double* r1, unsigned self, unsigned wanted, bool bounded)
-      : plan_(plan), ws_(ws), r1_(r1), self_(self), wanted_(wanted), bounded_(bounded) {}
+  PairRows(const Plan& plan, DiagonalWorkspace& ws, const double* r1, const double* rinv1, unsigned self,
+           unsigned wanted, bool bounded)
+      : plan_(plan), ws_(ws), r1_(r1), rinv1_(rinv1), self_(self), wanted_(wanted), bounded_(bounded) {}
 
   // Output row o of conv `op` (an Wo-pixel row at so/to) from the input rows it reads,
-  // ws.taps_s/ws.taps_t (from input column −before; Θ zero: t_zero), and the activation `act`
-  // after it in the same pass when it is of the ReLU family (AVX-512); returns whether it did the
-  // activation.
-  bool conv_row(const SpatialOp& op, const SpatialOp* act, bool t_zero, int o, double* so, double* to) const {
+  // ws.taps_s/ws.taps_t (from input column −before; Θ zero: t_zero; the rows hold Σ/λ_in and
+  // Θ/λ_in), and the activation `act` after it in the same pass when it is of the ReLU family
+  // (AVX-512); returns whether it did the activation. scaled: a 3×3 conv whose rows are written
+  // divided by μ (Level::scaled, lane_pixels_rinv).
+  bool conv_row(const SpatialOp& op, const SpatialOp* act, bool t_zero, int o, double* so, double* to,
+                double lambda_in = 1.0, const DiagonalWorkspace::Level* scaled = nullptr) const {
     const int Wo = op.aw.n_out, Fw = op.aw.filter, Fh = op.ah.filter;
-    const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
+    const double scale = op.w2 / (Fh * Fw) * lambda_in, b2 = op.b2;
 #if defined(__AVX512F__)
+    if (scaled) {
+      ScaledRow r;
+      for (int k = 0; k < 3; ++k) r.rs[k] = ws_.taps_s[k], r.rt[k] = ws_.taps_t[k];
+      r.so = so;
+      r.to = to;
+      const std::size_t q0 = static_cast<std::size_t>(act->q_offset) + static_cast<std::size_t>(o) * Wo;
+      r.q1 = r1_ + q0;
+      r.r1 = rinv1_ + q0;
+      r.q2 = ws_.q + q0 * kL;
+      r.r2 = ws_.rq + q0 * kL;
+      r.self = static_cast<__mmask8>(self_);
+      r.wanted = static_cast<__mmask8>(wanted_);
+      r.bounded = bounded_;
+      r.quick = bounded_ && self_ == 0;
+      r.inv_mu = scaled->inv_mu;
+      r.dual = &plan_.duals[act->dual];
+      const __m512d vs = _mm512_set1_pd(scale), vb = _mm512_set1_pd(b2);
+      const __m512d ku = _mm512_set1_pd(scaled->kappa + family_simd::kPi), kd = _mm512_set1_pd(scaled->kappa);
+      if (t_zero) scaled_row<true>(r, Wo, vs, vb, ku, kd);
+      else scaled_row<false>(r, Wo, vs, vb, ku, kd);
+      return true;
+    }
     FamilyCoefficients family;
     const bool fuse = act && relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
     const bool direct = fuse && Fh == 3 && Fw == 3;
 #else
     const bool direct = false;
+    (void)scaled;
 #endif
     if (!direct) {  // the H pass into one row
       const std::size_t n = static_cast<std::size_t>(Wo + Fw - 1) * kL;  // the input columns one output row reads
@@ -369,6 +515,7 @@ class PairRows {
   const Plan& plan_;
   DiagonalWorkspace& ws_;
   const double* r1_;
+  const double* rinv1_;
   unsigned self_, wanted_;
   bool bounded_;
 };
@@ -401,6 +548,8 @@ class RowPipeline {
         for (int l = 0; l < kL; ++l) ss[l] += srow[w * kL + l], st[l] += trow[w * kL + l];
       }
     }
+    if (out.scaled)
+      for (int l = 0; l < kL; ++l) ss[l] *= out.lambda, st[l] *= out.lambda;
   }
 
  private:
@@ -435,7 +584,7 @@ class RowPipeline {
         ws_.taps_t[sh] = inside ? row(in.t, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
       }
       const SpatialOp* next = act < lv.acts_end ? &plan_.spatial[static_cast<std::size_t>(act)] : nullptr;
-      if (pair_.conv_row(op, next, t_zero, r, srow, trow)) ++act;
+      if (pair_.conv_row(op, next, t_zero, r, srow, trow, in.lambda, lv.scaled ? &lv : nullptr)) ++act;
     }
     for (; act < lv.acts_end; ++act)
       pair_.activation_row(plan_.spatial[static_cast<std::size_t>(act)], r, lv.w, srow, trow);
@@ -478,6 +627,25 @@ DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
     lv.w = op.aw.n_out;
   }
   levels.push_back(lv);
+#if defined(__AVX512F__)
+  // Rows divided by μ: a 3×3 conv and one ReLU-family activation with a ≠ b, fused
+  // (lane_pixels_rinv); the next conv or the readout multiplies by λ = μ.
+  for (Level& l : levels) {
+    if (!rows_route || l.conv < 0 || l.acts_end != l.acts_begin + 1) continue;
+    const SpatialOp& op = plan.spatial[static_cast<std::size_t>(l.conv)];
+    FamilyCoefficients family;
+    if (op.ah.filter != 3 || op.aw.filter != 3 ||
+        !relu_family_coefficients(plan.duals[plan.spatial[static_cast<std::size_t>(l.acts_begin)].dual].activation(),
+                                  &family) ||
+        !(family.d2 > 0))
+      continue;
+    const family_simd::ScaledFamily sf = family_simd::scaled_family(family.d2, family.cross);
+    l.scaled = true;
+    l.lambda = sf.mu;
+    l.inv_mu = 1.0 / sf.mu;
+    l.kappa = sf.kappa;
+  }
+#endif
   taps_s.resize(static_cast<std::size_t>(taps));
   taps_t.resize(static_cast<std::size_t>(taps));
   store.assign(doubles(plan), 0.0);
@@ -500,6 +668,7 @@ DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
   ht = carve(row);
   x = carve(static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL);
   q = carve(static_cast<std::size_t>(plan.record) * kL);
+  rq = carve(static_cast<std::size_t>(plan.record) * kL);
 }
 
 std::size_t DiagonalWorkspace::doubles(const Plan& plan) {
@@ -516,7 +685,7 @@ std::size_t DiagonalWorkspace::doubles(const Plan& plan) {
   const std::size_t maps = rows ? 2 * static_cast<std::size_t>(cap + 1 + 1) * row  // level rings (last: 1 row), zero row
                                 : 4 * static_cast<std::size_t>(plan.in_h + 2 * halo) * row;
   return maps + 2 * row + static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL +
-         static_cast<std::size_t>(plan.record) * kL + (2 * convs + 8) * 8;  // each view aligned to 64 bytes
+         2 * static_cast<std::size_t>(plan.record) * kL + (2 * convs + 9) * 8;  // each view aligned to 64 bytes
 }
 
 bool Engine::uses_diagonal() const {
@@ -537,11 +706,12 @@ void Engine::diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const {
       const Eigen::Index point = second(j0 + l);
       const double* x = row_of(point);
       const double* r = this->record(point);
+      const double* ri = rinv_.data() + static_cast<std::size_t>(point) * record;
       for (std::size_t k = 0; k < features; ++k) ws.x[k * kL + l] = x[k];
-      for (std::size_t e = 0; e < record; ++e) ws.q[e * kL + l] = r[e];
+      for (std::size_t e = 0; e < record; ++e) ws.q[e * kL + l] = r[e], ws.rq[e * kL + l] = ri[e];
     } else {  // no partner: a zero image with unit variances, finite all the way
       for (std::size_t k = 0; k < features; ++k) ws.x[k * kL + l] = 0.0;
-      for (std::size_t e = 0; e < record; ++e) ws.q[e * kL + l] = 1.0;
+      for (std::size_t e = 0; e < record; ++e) ws.q[e * kL + l] = ws.rq[e * kL + l] = 1.0;
     }
   }
   ws.bounded = bounded_record(ws.q, record * kL);
@@ -555,7 +725,8 @@ void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace
   for (int l = 0; l < ws.lanes; ++l)
     if (same_point(i, second(ws.group + l))) self |= 1u << l;
   const bool bounded = ws.bounded && bounded_[static_cast<std::size_t>(i)];
-  const PairRows pair(plan_, ws, r1, self, wanted, bounded);
+  const PairRows pair(plan_, ws, r1, rinv_.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(plan_.record),
+                      self, wanted, bounded);
   double ss[kL], st[kL];
   int H = plan_.in_h, W = plan_.in_w;
   if (ws.rows_route) {
@@ -632,9 +803,15 @@ std::size_t Engine::diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Inde
       total += static_cast<std::size_t>(symmetric_ ? j0 + lanes - std::max(i, j0) : lanes);
   }
   if (bounded_.empty()) {
+    const std::size_t record = static_cast<std::size_t>(plan_.record);
     bounded_.resize(static_cast<std::size_t>(point_count()));
-    for (Eigen::Index p = 0; p < point_count(); ++p)
-      bounded_[static_cast<std::size_t>(p)] = bounded_record(record(p), static_cast<std::size_t>(plan_.record));
+    rinv_.resize(static_cast<std::size_t>(point_count()) * record);
+    for (Eigen::Index p = 0; p < point_count(); ++p) {
+      const double* q = this->record(p);
+      bounded_[static_cast<std::size_t>(p)] = bounded_record(q, record);
+      double* r = rinv_.data() + static_cast<std::size_t>(p) * record;
+      for (std::size_t e = 0; e < record; ++e) r[e] = 1.0 / std::sqrt(q[e]);  // inf or NaN where q ≤ 0: plain_lanes refuses those
+    }
   }
   std::atomic<std::size_t> done{0};
   ProgressThrottle throttle;

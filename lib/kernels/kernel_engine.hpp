@@ -101,6 +101,9 @@ struct DiagonalWorkspace {
     int produced = 0;               // rows made so far for the current x_i
     double* s = nullptr;            // cap rows of Σ and Θ, ld·8 doubles each
     double* t = nullptr;
+    bool scaled = false;            // rows hold Σ/λ and Θ/λ (a 3×3 conv + one ReLU-family activation)
+    double lambda = 1.0;            // λ: what the consumer (next conv, readout) multiplies the rows by
+    double inv_mu = 1.0, kappa = 0.0;  // scaled: 1/λ and κ of dual_lanes_rinv
   };
   int halo = 0, ld = 0, rows = 0, taps = 1;
   bool rows_route = true;
@@ -114,6 +117,7 @@ struct DiagonalWorkspace {
   double* ht = nullptr;
   double* x = nullptr;  // the group's inputs, [pixel][channel][8]
   double* q = nullptr;  // the group's records (pixel variances), [record entry][8]
+  double* rq = nullptr; // 1/√q of the group's records, [record entry][8]
   std::vector<const double*> taps_s, taps_t;  // the rows one output row reads
   Eigen::Index group = -1;  // first partner column j of the group in x and q (−1: none yet)
   int lanes = 0;            // partners in the group (the others are zero images with unit variances)
@@ -295,6 +299,7 @@ class Engine {
   std::vector<std::pair<double, double>> self_sums_;  // avgpool plans: each point's own readout sums
   std::vector<Eigen::Index> identity_;  // per point: the first point with the same bits
   std::vector<unsigned char> bounded_;  // pixel-diagonal path: per point, all variances in [1e-139, 1e139]
+  std::vector<double> rinv_;            // pixel-diagonal path: 1/√q of every record entry, per point
 };
 
 }  // namespace emergent::detail

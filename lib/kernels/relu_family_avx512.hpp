@@ -222,6 +222,77 @@ __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __
     tk[v] = _mm512_mul_pd(tk[v], t);
   }
 }
+
+/// Constants of dual_lanes_rinv for a family member with a ≠ b: μ = (a − b)²/(2π), and
+/// κ = π·2ab/(a − b)², so that E[φ'φ'] = μ·(κ + τ) with τ = π − θ.
+struct ScaledFamily {
+  double mu = 1.0, kappa = 0.0;
+};
+inline ScaledFamily scaled_family(double d2, double cross) { return {d2 * kInv2Pi, kPi * cross / d2}; }
+
+/// σ below which dual_lanes_rinv<N, false> hands the vectors back: 2⁻²² (σ² = 256ε), far above
+/// the snap (σ² ≈ 32ε), so every lane it keeps is unsnapped whatever the rounding of σ.
+inline constexpr double kOpenSigma = 1.0 / 4194304.0;
+
+/// The dual of dual_lanes divided by μ (docs/conventions.md §2, Cho & Saul 2009, Eq. 6):
+///   tk_out = tk·(κ + τ) = tk·E[φ'φ']/μ,   c_out = √det + c·(κ + τ) = E[φφ]/μ,
+/// for the callers that fold μ into the linear map after it (the next conv, the readout). τ
+/// comes without a subtraction: ψ = atan2(σ, |ρ|) from angle_fma, τ = π − ψ for c ≥ 0, ψ for
+/// c < 0, so κ + τ = (κ + π) − ψ or κ + ψ (one masked add), and relu (κ = 0) keeps its
+/// relative accuracy at θ → π.
+/// rinv = 1/√(q1q2) comes from the caller, as the product of per-pixel 1/√q: no square root of
+/// q1q2 here. √det = √(q1q2 − c²) (exact products, as in dual_lanes) from rsqrt_fma.
+/// exact = false: no snap test; returns false, writing nothing, when some lane has σ < kOpenSigma,
+/// √det not a number (snapped, c not finite) included; the caller then calls exact = true, whose
+/// lanes with σ ≥ kOpenSigma get the same bits. exact = true: the collinear snap of dual_lanes
+/// (c² ≥ kCollinearSquared·q1q2: √det = 0, c ← copysign(q1q2·rinv, c)). Arguments as for
+/// dual_lanes (plain_lanes); the lanes of one vector never mix.
+template <int N, bool exact>
+__attribute__((always_inline)) inline bool dual_lanes_rinv(const __m512d* a, const __m512d* b, const __m512d* rinv,
+                                                           const __m512d* c, const __m512d* tk, __m512d* c_out,
+                                                           __m512d* tk_out, __m512d kappa_up, __m512d kappa_down) {
+  const __m512d sign = _mm512_set1_pd(-0.0);
+  __m512d p[N] = {}, det[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {}, cs[N] = {};
+  __mmask8 over[N] = {}, open[N] = {};
+  EMERGENT_LANES {
+    p[v] = _mm512_mul_pd(a[v], b[v]);
+    det[v] = _mm512_add_pd(_mm512_fnmadd_pd(c[v], c[v], p[v]), _mm512_fmsub_pd(a[v], b[v], p[v]));
+  }
+  if constexpr (exact) {
+    EMERGENT_LANES {
+      const __m512d cc = _mm512_mul_pd(c[v], c[v]), kp = _mm512_mul_pd(p[v], _mm512_set1_pd(kCollinearSquared));
+      over[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_GE_OQ);
+      open[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_NGE_UQ);
+    }
+    rsqrt_fma<N, false, true>(det, open, nullptr, s);
+  } else {
+    rsqrt_fma<N, false, true>(det, nullptr, nullptr, s);
+  }
+  EMERGENT_LANES sigma[v] = _mm512_mul_pd(s[v], rinv[v]);
+  if constexpr (!exact) {
+    // One chained compare per vector: lane l survives only if it is open in every vector.
+    __mmask8 ok = 0xFF;
+    EMERGENT_LANES ok = _mm512_mask_cmp_pd_mask(ok, sigma[v], _mm512_set1_pd(kOpenSigma), _CMP_GE_OQ);
+    if (ok != 0xFF) return false;
+  }
+  EMERGENT_LANES {
+    rho[v] = _mm512_andnot_pd(sign, _mm512_mul_pd(c[v], rinv[v]));
+    if constexpr (exact)
+      cs[v] = _mm512_castsi512_pd(_mm512_mask_ternarylogic_epi64(_mm512_castpd_si512(c[v]), over[v],
+                                                                   _mm512_castpd_si512(_mm512_mul_pd(p[v], rinv[v])),
+                                                                   _mm512_castpd_si512(sign), 0xE4));
+    else
+      cs[v] = c[v];
+  }
+  angle_fma<N>(sigma, rho, psi);
+  EMERGENT_LANES {
+    const __mmask8 down = _mm512_cmp_pd_mask(cs[v], _mm512_setzero_pd(), _CMP_LT_OQ);
+    const __m512d tau = _mm512_mask_add_pd(_mm512_sub_pd(kappa_up, psi[v]), down, psi[v], kappa_down);
+    c_out[v] = _mm512_fmadd_pd(cs[v], tau, s[v]);
+    tk_out[v] = _mm512_mul_pd(tk[v], tau);
+  }
+  return true;
+}
 #undef EMERGENT_LANES
 }  // namespace family_simd
 #pragma GCC diagnostic pop
