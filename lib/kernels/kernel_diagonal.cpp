@@ -211,41 +211,63 @@ struct ScaledRow {
   const ActivationDual* dual;
 };
 
+// The column sums (a + b) + c of the three input rows at input column k − 1 (rows from column −1).
+__attribute__((always_inline)) inline __m512d column_sum(const double* const* rows, int k) {
+  const std::size_t c = static_cast<std::size_t>(k) * kL;
+  return _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(rows[0] + c), _mm512_load_pd(rows[1] + c)),
+                       _mm512_load_pd(rows[2] + c));
+}
+
+// Σ' and Θ' of pixels p … p + N − 1 from the column sums cs/ct[0 … N + 1] of input columns
+// p − 1 … p + N, and the per-pixel inputs of the dual. Neighbouring pixels share the sum of their
+// two common columns, P = cs[2m + 1] + cs[2m + 2]: pixel p + 2m gets cs[2m] + P, pixel p + 2m + 1
+// gets P + cs[2m + 3] (a pixel's grouping depends only on its place in the row).
 template <int N, bool t_zero>
 __attribute__((always_inline)) inline void scaled_inputs(const ScaledRow& r, int p, __m512d scale, __m512d b2,
-                                                         __m512d* sv, __m512d* tv, __m512d* a, __m512d* b,
-                                                         __m512d* rr) {
-  __m512d cs[N + 2] = {}, ct[N + 2] = {};
-  const std::size_t c0 = static_cast<std::size_t>(p) * kL;
-#pragma GCC unroll 6
-  for (int k = 0; k < N + 2; ++k) {
-    const std::size_t c = c0 + static_cast<std::size_t>(k) * kL;
-    cs[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rs[0] + c), _mm512_load_pd(r.rs[1] + c)),
-                          _mm512_load_pd(r.rs[2] + c));
-    if (!t_zero)
-      ct[k] = _mm512_add_pd(_mm512_add_pd(_mm512_load_pd(r.rt[0] + c), _mm512_load_pd(r.rt[1] + c)),
-                            _mm512_load_pd(r.rt[2] + c));
+                                                         const __m512d* cs, const __m512d* ct, __m512d* sv,
+                                                         __m512d* tv, __m512d* a, __m512d* b, __m512d* rr) {
+#pragma GCC unroll 2
+  for (int m = 0; 2 * m < N; ++m) {
+    const __m512d ps = _mm512_add_pd(cs[2 * m + 1], cs[2 * m + 2]);
+    sv[2 * m] = _mm512_fmadd_pd(_mm512_add_pd(cs[2 * m], ps), scale, b2);
+    if (2 * m + 1 < N) sv[2 * m + 1] = _mm512_fmadd_pd(_mm512_add_pd(ps, cs[2 * m + 3]), scale, b2);
+    if (t_zero) {
+      tv[2 * m] = sv[2 * m];
+      if (2 * m + 1 < N) tv[2 * m + 1] = sv[2 * m + 1];
+    } else {
+      const __m512d pt = _mm512_add_pd(ct[2 * m + 1], ct[2 * m + 2]);
+      tv[2 * m] = _mm512_fmadd_pd(_mm512_add_pd(ct[2 * m], pt), scale, sv[2 * m]);
+      if (2 * m + 1 < N) tv[2 * m + 1] = _mm512_fmadd_pd(_mm512_add_pd(pt, ct[2 * m + 3]), scale, sv[2 * m + 1]);
+    }
   }
 #pragma GCC unroll 4
   for (int v = 0; v < N; ++v) {
     const std::size_t o = static_cast<std::size_t>(p + v) * kL;
-    sv[v] = _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(cs[v], cs[v + 1]), cs[v + 2]), scale, b2);
-    tv[v] = t_zero ? sv[v] : _mm512_fmadd_pd(_mm512_add_pd(_mm512_add_pd(ct[v], ct[v + 1]), ct[v + 2]), scale, sv[v]);
     a[v] = _mm512_set1_pd(r.q1[p + v]);
     b[v] = _mm512_load_pd(r.q2 + o);
     rr[v] = _mm512_mul_pd(_mm512_set1_pd(r.r1[p + v]), _mm512_load_pd(r.r2 + o));
   }
 }
 
-// The vectors dual_lanes_rinv<N, false> handed back (a snapped or special lane among them), and
+// The constants of a scaled row, in registers: W²/9·λ_in, B², κ + π, κ, and κ + π − ψ_j.
+struct ScaledConstants {
+  __m512d scale, b2, kappa_up, kappa_down;
+  family_simd::UpTable up;
+};
+
+// Vectors that dual_lanes_rinv<N, false> handed back (a snapped or special lane among them), and
 // every vector of a row that may not skip the checks: the lane checks of lane_pixels, then the
-// exact dual (the same bits on the open lanes). Recomputes its inputs, so the common path keeps
-// them in registers.
-template <int N, bool t_zero>
-__attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, __m512d scale, __m512d b2, __m512d kappa_up,
-                                           __m512d kappa_down) {
+// exact dual (the same bits on the open lanes). Recomputes its inputs from the rows, so the
+// common path keeps them in registers.
+template <int N, bool t_zero, bool nonneg>
+__attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, const ScaledConstants& k) {
+  __m512d cs[N + 2] = {}, ct[N + 2] = {};
+  for (int m = 0; m < N + 2; ++m) {
+    cs[m] = column_sum(r.rs, p + m);
+    if (!t_zero) ct[m] = column_sum(r.rt, p + m);
+  }
   __m512d sv[N] = {}, tv[N] = {}, a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
-  scaled_inputs<N, t_zero>(r, p, scale, b2, sv, tv, a, b, rr);
+  scaled_inputs<N, t_zero>(r, p, k.scale, k.b2, cs, ct, sv, tv, a, b, rr);
   __mmask8 ok[N] = {};
   bool rare = false;
   for (int v = 0; v < N; ++v) {
@@ -268,7 +290,7 @@ __attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, __m512d sc
       ok[v] |= static_cast<__mmask8>(~r.wanted);
     }
   }
-  family_simd::dual_lanes_rinv<N, true>(a, b, rr, sv, tv, co, to, kappa_up, kappa_down);
+  family_simd::dual_lanes_rinv<N, true, nonneg>(a, b, rr, sv, tv, co, to, k.kappa_up, k.kappa_down, k.up);
   for (int v = 0; v < N; ++v) {
     const std::size_t o = static_cast<std::size_t>(p + v) * kL;
     _mm512_mask_store_pd(r.so + o, ok[v], co[v]);
@@ -276,12 +298,26 @@ __attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, __m512d sc
   }
 }
 
-template <int N, bool t_zero>
-__attribute__((always_inline)) inline void scaled_pixels(const ScaledRow& r, int p, __m512d scale, __m512d b2,
-                                                         __m512d kappa_up, __m512d kappa_down) {
+// N pixels from p; cs/ct[0, 1] hold the column sums of input columns p − 1 and p on entry and of
+// p + N − 1 and p + N on return (carried from one group to the next).
+template <int N, bool t_zero, bool nonneg>
+__attribute__((always_inline)) inline void scaled_pixels(const ScaledRow& r, int p, const ScaledConstants& k,
+                                                         __m512d* carry_s, __m512d* carry_t) {
+  __m512d cs[N + 2] = {}, ct[N + 2] = {};
+  cs[0] = carry_s[0], cs[1] = carry_s[1];
+  if (!t_zero) ct[0] = carry_t[0], ct[1] = carry_t[1];
+#pragma GCC unroll 4
+  for (int m = 2; m < N + 2; ++m) {
+    cs[m] = column_sum(r.rs, p + m);
+    if (!t_zero) ct[m] = column_sum(r.rt, p + m);
+  }
+  carry_s[0] = cs[N], carry_s[1] = cs[N + 1];
+  if (!t_zero) carry_t[0] = ct[N], carry_t[1] = ct[N + 1];
   __m512d sv[N] = {}, tv[N] = {}, a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
-  scaled_inputs<N, t_zero>(r, p, scale, b2, sv, tv, a, b, rr);
-  if (__builtin_expect(family_simd::dual_lanes_rinv<N, false>(a, b, rr, sv, tv, co, to, kappa_up, kappa_down), 1)) {
+  scaled_inputs<N, t_zero>(r, p, k.scale, k.b2, cs, ct, sv, tv, a, b, rr);
+  if (__builtin_expect(
+          family_simd::dual_lanes_rinv<N, false, nonneg>(a, b, rr, sv, tv, co, to, k.kappa_up, k.kappa_down, k.up),
+          1)) {
 #pragma GCC unroll 4
     for (int v = 0; v < N; ++v) {
       const std::size_t o = static_cast<std::size_t>(p + v) * kL;
@@ -290,23 +326,32 @@ __attribute__((always_inline)) inline void scaled_pixels(const ScaledRow& r, int
     }
     return;
   }
-  scaled_rare<N, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
+  scaled_rare<N, t_zero, nonneg>(r, p, k);
 }
 
-template <bool t_zero>
-void scaled_row(const ScaledRow& r, int n, __m512d scale, __m512d b2, __m512d kappa_up, __m512d kappa_down) {
+// nonneg: the covariances come from a ReLU-family activation (Σ ≥ 0 but for rare exceptions).
+template <bool t_zero, bool nonneg>
+void scaled_row(const ScaledRow& r, int n, const ScaledConstants& constants) {
+  const ScaledConstants k = constants;  // a local copy: the row's stores cannot alias it
   int p = 0;
   if (r.quick) {
-    for (; p + 4 <= n; p += 4) scaled_pixels<4, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
+    __m512d carry_s[2] = {column_sum(r.rs, 0), column_sum(r.rs, 1)}, carry_t[2] = {};
+    if (!t_zero) carry_t[0] = column_sum(r.rt, 0), carry_t[1] = column_sum(r.rt, 1);
+    for (; p + 4 <= n; p += 4) scaled_pixels<4, t_zero, nonneg>(r, p, k, carry_s, carry_t);
     switch (n - p) {
-      case 3: scaled_pixels<3, t_zero>(r, p, scale, b2, kappa_up, kappa_down); break;
-      case 2: scaled_pixels<2, t_zero>(r, p, scale, b2, kappa_up, kappa_down); break;
-      case 1: scaled_pixels<1, t_zero>(r, p, scale, b2, kappa_up, kappa_down); break;
+      case 3: scaled_pixels<3, t_zero, nonneg>(r, p, k, carry_s, carry_t); break;
+      case 2: scaled_pixels<2, t_zero, nonneg>(r, p, k, carry_s, carry_t); break;
+      case 1: scaled_pixels<1, t_zero, nonneg>(r, p, k, carry_s, carry_t); break;
       default: break;
     }
-  } else {
-    for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
-    for (; p < n; ++p) scaled_rare<1, t_zero>(r, p, scale, b2, kappa_up, kappa_down);
+  } else {  // the same groups of pixels as above, so the same sums
+    for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero, nonneg>(r, p, k);
+    switch (n - p) {
+      case 3: scaled_rare<3, t_zero, nonneg>(r, p, k); break;
+      case 2: scaled_rare<2, t_zero, nonneg>(r, p, k); break;
+      case 1: scaled_rare<1, t_zero, nonneg>(r, p, k); break;
+      default: break;
+    }
   }
 }
 
@@ -397,10 +442,12 @@ class PairRows {
       r.quick = bounded_ && self_ == 0;
       r.inv_mu = scaled->inv_mu;
       r.dual = &plan_.duals[act->dual];
-      const __m512d vs = _mm512_set1_pd(scale), vb = _mm512_set1_pd(b2);
-      const __m512d ku = _mm512_set1_pd(scaled->kappa + family_simd::kPi), kd = _mm512_set1_pd(scaled->kappa);
-      if (t_zero) scaled_row<true>(r, Wo, vs, vb, ku, kd);
-      else scaled_row<false>(r, Wo, vs, vb, ku, kd);
+      const ScaledConstants k{_mm512_set1_pd(scale), _mm512_set1_pd(b2), _mm512_set1_pd(scaled->kappa + family_simd::kPi),
+                              _mm512_set1_pd(scaled->kappa), family_simd::up_table(scaled->kappa)};
+      // After the first conv (Θ ≠ 0) the covariances come from an activation of the family:
+      // nonneg. The first conv's come from the inputs and take either sign.
+      if (t_zero) scaled_row<true, false>(r, Wo, k);
+      else scaled_row<false, true>(r, Wo, k);
       return true;
     }
     FamilyCoefficients family;
@@ -492,23 +539,37 @@ class PairRows {
   void input_row(const double* x, int h, double* srow) const {
     const int W = plan_.in_w, C = plan_.in_c;
     const double inv = 1.0 / C;
+#if defined(__AVX512F__)
+    // Locals: the vector stores may alias any member (__m512d is may_alias).
+    const double* a = x + static_cast<std::size_t>(h) * W * C;
+    const double* b = ws_.x + static_cast<std::size_t>(h) * W * C * kL;
+    if (C == 1) {
+      for (int w = 0; w < W; ++w)
+        _mm512_store_pd(srow + static_cast<std::size_t>(w) * kL,
+                        _mm512_mul_pd(_mm512_set1_pd(a[w]), _mm512_load_pd(b + static_cast<std::size_t>(w) * kL)));
+      return;
+    }
+    const __m512d vinv = _mm512_set1_pd(inv);
+    for (int w = 0; w < W; ++w) {
+      const double* aw = a + static_cast<std::size_t>(w) * C;
+      const double* bw = b + static_cast<std::size_t>(w) * C * kL;
+      __m512d acc = _mm512_mul_pd(_mm512_set1_pd(aw[0]), _mm512_load_pd(bw));
+      for (int c = 1; c < C; ++c) acc = _mm512_fmadd_pd(_mm512_set1_pd(aw[c]), _mm512_load_pd(bw + c * kL), acc);
+      _mm512_store_pd(srow + static_cast<std::size_t>(w) * kL, _mm512_mul_pd(acc, vinv));
+    }
+#else
     for (int w = 0; w < W; ++w) {
       const std::size_t p = static_cast<std::size_t>(h) * W + w;
       const double* a = x + p * C;
       const double* b = ws_.x + p * C * kL;
       double* sp = srow + static_cast<std::size_t>(w) * kL;
-#if defined(__AVX512F__)
-      __m512d acc = _mm512_mul_pd(_mm512_set1_pd(a[0]), _mm512_load_pd(b));
-      for (int c = 1; c < C; ++c) acc = _mm512_fmadd_pd(_mm512_set1_pd(a[c]), _mm512_load_pd(b + c * kL), acc);
-      _mm512_store_pd(sp, C == 1 ? acc : _mm512_mul_pd(acc, _mm512_set1_pd(inv)));
-#else
       for (int l = 0; l < kL; ++l) {
         double acc = 0;
         for (int c = 0; c < C; ++c) acc += a[c] * b[c * kL + l];
         sp[l] = acc * inv;
       }
-#endif
     }
+#endif
   }
 
  private:
@@ -538,6 +599,28 @@ class RowPipeline {
     for (auto& lv : ws_.levels) lv.produced = 0;
     const int last = static_cast<int>(ws_.levels.size()) - 1;
     const DiagonalWorkspace::Level& out = ws_.levels.back();
+#if defined(__AVX512F__)
+    // Two accumulators each (the adds' latency), in a fixed order: the same bits for every x_i.
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, t0 = s0, t1 = s0;
+    for (int r = 0; r < out.h; ++r) {
+      ensure(last, r);
+      const double* srow = row(out.s, out, r);
+      const double* trow = row(out.t, out, r);
+      int w = 0;
+      for (; w + 2 <= out.w; w += 2) {
+        s0 = _mm512_add_pd(s0, _mm512_load_pd(srow + w * kL));
+        s1 = _mm512_add_pd(s1, _mm512_load_pd(srow + (w + 1) * kL));
+        t0 = _mm512_add_pd(t0, _mm512_load_pd(trow + w * kL));
+        t1 = _mm512_add_pd(t1, _mm512_load_pd(trow + (w + 1) * kL));
+      }
+      if (w < out.w) {
+        s0 = _mm512_add_pd(s0, _mm512_load_pd(srow + w * kL));
+        t0 = _mm512_add_pd(t0, _mm512_load_pd(trow + w * kL));
+      }
+    }
+    _mm512_storeu_pd(ss, _mm512_add_pd(s0, s1));
+    _mm512_storeu_pd(st, _mm512_add_pd(t0, t1));
+#else
     for (int l = 0; l < kL; ++l) ss[l] = st[l] = 0.0;
     for (int r = 0; r < out.h; ++r) {
       ensure(last, r);
@@ -548,6 +631,7 @@ class RowPipeline {
         for (int l = 0; l < kL; ++l) ss[l] += srow[w * kL + l], st[l] += trow[w * kL + l];
       }
     }
+#endif
     if (out.scaled)
       for (int l = 0; l < kL; ++l) ss[l] *= out.lambda, st[l] *= out.lambda;
   }

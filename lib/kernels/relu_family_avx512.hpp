@@ -234,25 +234,38 @@ inline ScaledFamily scaled_family(double d2, double cross) { return {d2 * kInv2P
 /// the snap (σ² ≈ 32ε), so every lane it keeps is unsnapped whatever the rounding of σ.
 inline constexpr double kOpenSigma = 1.0 / 4194304.0;
 
+/// κ + τ at the centres of angle_fma for c ≥ 0 (τ = π − ψ_j), for dual_lanes_rinv<…, true>.
+struct UpTable {
+  __m512d lo, hi;
+};
+inline UpTable up_table(double kappa) {
+  const __m512d up = _mm512_set1_pd(kappa + kPi);
+  return {_mm512_sub_pd(up, _mm512_loadu_pd(kCentre)), _mm512_sub_pd(up, _mm512_loadu_pd(kCentre + 8))};
+}
+
 /// The dual of dual_lanes divided by μ (docs/conventions.md §2, Cho & Saul 2009, Eq. 6):
 ///   tk_out = tk·(κ + τ) = tk·E[φ'φ']/μ,   c_out = √det + c·(κ + τ) = E[φφ]/μ,
 /// for the callers that fold μ into the linear map after it (the next conv, the readout). τ
-/// comes without a subtraction: ψ = atan2(σ, |ρ|) from angle_fma, τ = π − ψ for c ≥ 0, ψ for
-/// c < 0, so κ + τ = (κ + π) − ψ or κ + ψ (one masked add), and relu (κ = 0) keeps its
-/// relative accuracy at θ → π.
+/// comes without a subtraction of nearly equal terms: with ψ = atan2(σ, |ρ|) as in angle_fma,
+/// τ = π − ψ for c ≥ 0 and ψ for c < 0, so κ + τ = (κ + π) − ψ or κ + ψ, and relu (κ = 0)
+/// keeps its relative accuracy at θ → π.
 /// rinv = 1/√(q1q2) comes from the caller, as the product of per-pixel 1/√q: no square root of
 /// q1q2 here. √det = √(q1q2 − c²) (exact products, as in dual_lanes) from rsqrt_fma.
-/// exact = false: no snap test; returns false, writing nothing, when some lane has σ < kOpenSigma,
-/// √det not a number (snapped, c not finite) included; the caller then calls exact = true, whose
-/// lanes with σ ≥ kOpenSigma get the same bits. exact = true: the collinear snap of dual_lanes
-/// (c² ≥ kCollinearSquared·q1q2: √det = 0, c ← copysign(q1q2·rinv, c)). Arguments as for
-/// dual_lanes (plain_lanes); the lanes of one vector never mix.
-template <int N, bool exact>
+/// exact = false: no snap test; returns false, writing nothing, when some lane has σ < kOpenSigma
+/// (√det not a number: snapped, c not finite, included), or c < 0 when nonneg; the caller then
+/// calls exact = true, which gives those lanes' neighbours the same bits. exact = true: the
+/// collinear snap of dual_lanes (c² ≥ kCollinearSquared·q1q2: √det = 0, c ← copysign(q1q2·rinv,
+/// c)). nonneg (for covariances that are ≥ 0 but for rare exceptions, e.g. after a relu): the
+/// lanes with c ≥ 0 take κ + τ = (κ + π − ψ_j) − asin x from `up` (up_table), one add fewer,
+/// and no sign work in the common path. Arguments as for dual_lanes (plain_lanes); the lanes of
+/// one vector never mix.
+template <int N, bool exact, bool nonneg = false>
 __attribute__((always_inline)) inline bool dual_lanes_rinv(const __m512d* a, const __m512d* b, const __m512d* rinv,
                                                            const __m512d* c, const __m512d* tk, __m512d* c_out,
-                                                           __m512d* tk_out, __m512d kappa_up, __m512d kappa_down) {
+                                                           __m512d* tk_out, __m512d kappa_up, __m512d kappa_down,
+                                                           UpTable up = {}) {
   const __m512d sign = _mm512_set1_pd(-0.0);
-  __m512d p[N] = {}, det[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {}, cs[N] = {};
+  __m512d p[N] = {}, det[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, cs[N] = {}, tau[N] = {};
   __mmask8 over[N] = {}, open[N] = {};
   EMERGENT_LANES {
     p[v] = _mm512_mul_pd(a[v], b[v]);
@@ -270,13 +283,17 @@ __attribute__((always_inline)) inline bool dual_lanes_rinv(const __m512d* a, con
   }
   EMERGENT_LANES sigma[v] = _mm512_mul_pd(s[v], rinv[v]);
   if constexpr (!exact) {
-    // One chained compare per vector: lane l survives only if it is open in every vector.
+    // Chained compares: lane l survives only if it passes in every vector.
     __mmask8 ok = 0xFF;
-    EMERGENT_LANES ok = _mm512_mask_cmp_pd_mask(ok, sigma[v], _mm512_set1_pd(kOpenSigma), _CMP_GE_OQ);
+    EMERGENT_LANES {
+      ok = _mm512_mask_cmp_pd_mask(ok, sigma[v], _mm512_set1_pd(kOpenSigma), _CMP_GE_OQ);
+      if constexpr (nonneg) ok = _mm512_mask_cmp_pd_mask(ok, c[v], _mm512_setzero_pd(), _CMP_GE_OQ);
+    }
     if (ok != 0xFF) return false;
   }
   EMERGENT_LANES {
-    rho[v] = _mm512_andnot_pd(sign, _mm512_mul_pd(c[v], rinv[v]));
+    const __m512d cr = _mm512_mul_pd(c[v], rinv[v]);
+    rho[v] = nonneg && !exact ? cr : _mm512_andnot_pd(sign, cr);  // c ≥ 0 here unless exact
     if constexpr (exact)
       cs[v] = _mm512_castsi512_pd(_mm512_mask_ternarylogic_epi64(_mm512_castpd_si512(c[v]), over[v],
                                                                    _mm512_castpd_si512(_mm512_mul_pd(p[v], rinv[v])),
@@ -284,12 +301,45 @@ __attribute__((always_inline)) inline bool dual_lanes_rinv(const __m512d* a, con
     else
       cs[v] = c[v];
   }
-  angle_fma<N>(sigma, rho, psi);
+  if constexpr (nonneg) {
+    // angle_fma's reduction with κ + π − ψ_j in place of ψ_j (c ≥ 0 lanes).
+    const __m512d cos_lo = _mm512_loadu_pd(kCentreCos), cos_hi = _mm512_loadu_pd(kCentreCos + 8);
+    const __m512d sin_lo = _mm512_loadu_pd(kCentreSin), sin_hi = _mm512_loadu_pd(kCentreSin + 8);
+    const __m512d magic = _mm512_set1_pd(6755399441055744.0 + 7.0);
+    __m512d base[N] = {}, x[N] = {}, centre[N] = {};
+    EMERGENT_LANES {
+      const __m512d w = _mm512_sub_pd(sigma[v], rho[v]);
+      const __m512i j = _mm512_castpd_si512(_mm512_fmadd_pd(w, _mm512_set1_pd(7.0), magic));
+      base[v] = _mm512_permutex2var_pd(up.lo, j, up.hi);
+      const __m512d cj = _mm512_permutex2var_pd(cos_lo, j, cos_hi), sj = _mm512_permutex2var_pd(sin_lo, j, sin_hi);
+      x[v] = _mm512_fmsub_pd(sigma[v], cj, _mm512_mul_pd(rho[v], sj));
+      if constexpr (exact) centre[v] = _mm512_permutex2var_pd(_mm512_loadu_pd(kCentre), j, _mm512_loadu_pd(kCentre + 8));
+    }
+    EMERGENT_LANES {
+      const __m512d u = _mm512_mul_pd(x[v], x[v]);
+      __m512d r = _mm512_fmadd_pd(_mm512_set1_pd(0.022580599810781716), u, _mm512_set1_pd(0.030381071852033998));
+      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.04464285863220822));
+      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.07499999999911072));
+      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.16666666666666674));
+      const __m512d xu = _mm512_mul_pd(x[v], u);
+      tau[v] = _mm512_fnmadd_pd(xu, r, _mm512_sub_pd(base[v], x[v]));
+      if constexpr (exact) {  // c < 0: κ + ψ, ψ = ψ_j + asin x as in angle_fma
+        const __mmask8 down = _mm512_cmp_pd_mask(cs[v], _mm512_setzero_pd(), _CMP_LT_OQ);
+        const __m512d psi = _mm512_add_pd(centre[v], _mm512_fmadd_pd(xu, r, x[v]));
+        tau[v] = _mm512_mask_add_pd(tau[v], down, psi, kappa_down);
+      }
+    }
+  } else {
+    __m512d psi[N] = {};
+    angle_fma<N>(sigma, rho, psi);
+    EMERGENT_LANES {
+      const __mmask8 down = _mm512_cmp_pd_mask(cs[v], _mm512_setzero_pd(), _CMP_LT_OQ);
+      tau[v] = _mm512_mask_add_pd(_mm512_sub_pd(kappa_up, psi[v]), down, psi[v], kappa_down);
+    }
+  }
   EMERGENT_LANES {
-    const __mmask8 down = _mm512_cmp_pd_mask(cs[v], _mm512_setzero_pd(), _CMP_LT_OQ);
-    const __m512d tau = _mm512_mask_add_pd(_mm512_sub_pd(kappa_up, psi[v]), down, psi[v], kappa_down);
-    c_out[v] = _mm512_fmadd_pd(cs[v], tau, s[v]);
-    tk_out[v] = _mm512_mul_pd(tk[v], tau);
+    c_out[v] = _mm512_fmadd_pd(cs[v], tau[v], s[v]);
+    tk_out[v] = _mm512_mul_pd(tk[v], tau[v]);
   }
   return true;
 }
