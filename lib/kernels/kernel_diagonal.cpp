@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <tuple>
 
@@ -198,6 +199,8 @@ __attribute__((always_inline)) inline void lane_pixels(const LaneRow& r, int p) 
 struct ScaledRow {
   const double* rs[3];  // the three input rows of Σ/λ_in and Θ/λ_in, from column −1
   const double* rt[3];
+  const double* xs[3];  // products: the three input rows of x_i and of the group, from column −1
+  const double* xg[3];
   double* so;
   double* to;
   const double* q1;  // x_i's variances along the row and their 1/√q
@@ -218,14 +221,28 @@ __attribute__((always_inline)) inline __m512d column_sum(const double* const* ro
                        _mm512_load_pd(rows[2] + c));
 }
 
+// The same of Σ⁰ = x_a·x'_a (one channel), from the inputs: x₀x'₀ + x₁x'₁ + x₂x'₂ by two fmas.
+__attribute__((always_inline)) inline __m512d product_sum(const double* const* xs, const double* const* xg, int k) {
+  const std::size_t c = static_cast<std::size_t>(k) * kL;
+  __m512d acc = _mm512_mul_pd(_mm512_set1_pd(xs[0][k]), _mm512_load_pd(xg[0] + c));
+  acc = _mm512_fmadd_pd(_mm512_set1_pd(xs[1][k]), _mm512_load_pd(xg[1] + c), acc);
+  return _mm512_fmadd_pd(_mm512_set1_pd(xs[2][k]), _mm512_load_pd(xg[2] + c), acc);
+}
+
+// Column k of the row's Σ input: from the inputs (products) or from the Σ rows.
+template <bool products>
+__attribute__((always_inline)) inline __m512d sigma_column(const ScaledRow& r, int k) {
+  if constexpr (products) return product_sum(r.xs, r.xg, k);
+  else return column_sum(r.rs, k);
+}
+
 // Σ' and Θ' of pixels p … p + N − 1 from the column sums cs/ct[0 … N + 1] of input columns
 // p − 1 … p + N, and the per-pixel inputs of the dual. Neighbouring pixels share the sum of their
 // two common columns, P = cs[2m + 1] + cs[2m + 2]: pixel p + 2m gets cs[2m] + P, pixel p + 2m + 1
 // gets P + cs[2m + 3] (a pixel's grouping depends only on its place in the row).
 template <int N, bool t_zero>
-__attribute__((always_inline)) inline void scaled_inputs(const ScaledRow& r, int p, __m512d scale, __m512d b2,
-                                                         const __m512d* cs, const __m512d* ct, __m512d* sv,
-                                                         __m512d* tv, __m512d* a, __m512d* b, __m512d* rr) {
+__attribute__((always_inline)) inline void window_sums(__m512d scale, __m512d b2, const __m512d* cs, const __m512d* ct,
+                                                       __m512d* sv, __m512d* tv) {
 #pragma GCC unroll 2
   for (int m = 0; 2 * m < N; ++m) {
     const __m512d ps = _mm512_add_pd(cs[2 * m + 1], cs[2 * m + 2]);
@@ -240,6 +257,11 @@ __attribute__((always_inline)) inline void scaled_inputs(const ScaledRow& r, int
       if (2 * m + 1 < N) tv[2 * m + 1] = _mm512_fmadd_pd(_mm512_add_pd(pt, ct[2 * m + 3]), scale, sv[2 * m + 1]);
     }
   }
+}
+
+// The per-pixel inputs of the dual: q1 (broadcast), q2 and 1/√(q1q2) = (1/√q1)·(1/√q2).
+template <int N>
+__attribute__((always_inline)) inline void dual_inputs(const ScaledRow& r, int p, __m512d* a, __m512d* b, __m512d* rr) {
 #pragma GCC unroll 4
   for (int v = 0; v < N; ++v) {
     const std::size_t o = static_cast<std::size_t>(p + v) * kL;
@@ -259,15 +281,16 @@ struct ScaledConstants {
 // every vector of a row that may not skip the checks: the lane checks of lane_pixels, then the
 // exact dual (the same bits on the open lanes). Recomputes its inputs from the rows, so the
 // common path keeps them in registers.
-template <int N, bool t_zero, bool nonneg>
+template <int N, bool t_zero, bool nonneg, bool products>
 __attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, const ScaledConstants& k) {
   __m512d cs[N + 2] = {}, ct[N + 2] = {};
   for (int m = 0; m < N + 2; ++m) {
-    cs[m] = column_sum(r.rs, p + m);
+    cs[m] = sigma_column<products>(r, p + m);
     if (!t_zero) ct[m] = column_sum(r.rt, p + m);
   }
   __m512d sv[N] = {}, tv[N] = {}, a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
-  scaled_inputs<N, t_zero>(r, p, k.scale, k.b2, cs, ct, sv, tv, a, b, rr);
+  window_sums<N, t_zero>(k.scale, k.b2, cs, ct, sv, tv);
+  dual_inputs<N>(r, p, a, b, rr);
   __mmask8 ok[N] = {};
   bool rare = false;
   for (int v = 0; v < N; ++v) {
@@ -298,23 +321,31 @@ __attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, const Scal
   }
 }
 
-// N pixels from p; cs/ct[0, 1] hold the column sums of input columns p − 1 and p on entry and of
-// p + N − 1 and p + N on return (carried from one group to the next).
-template <int N, bool t_zero, bool nonneg>
-__attribute__((always_inline)) inline void scaled_pixels(const ScaledRow& r, int p, const ScaledConstants& k,
-                                                         __m512d* carry_s, __m512d* carry_t) {
+// Σ' and Θ' of the N pixels from p; carry_s/t hold the column sums of input columns p − 1 and p
+// on entry and of p + N − 1 and p + N on return (carried from one group to the next).
+template <int N, bool t_zero, bool products>
+__attribute__((always_inline)) inline void scaled_windows(const ScaledRow& r, int p, const ScaledConstants& k,
+                                                          __m512d* carry_s, __m512d* carry_t, __m512d* sv,
+                                                          __m512d* tv) {
   __m512d cs[N + 2] = {}, ct[N + 2] = {};
   cs[0] = carry_s[0], cs[1] = carry_s[1];
   if (!t_zero) ct[0] = carry_t[0], ct[1] = carry_t[1];
 #pragma GCC unroll 4
   for (int m = 2; m < N + 2; ++m) {
-    cs[m] = column_sum(r.rs, p + m);
+    cs[m] = sigma_column<products>(r, p + m);
     if (!t_zero) ct[m] = column_sum(r.rt, p + m);
   }
   carry_s[0] = cs[N], carry_s[1] = cs[N + 1];
   if (!t_zero) carry_t[0] = ct[N], carry_t[1] = ct[N + 1];
-  __m512d sv[N] = {}, tv[N] = {}, a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
-  scaled_inputs<N, t_zero>(r, p, k.scale, k.b2, cs, ct, sv, tv, a, b, rr);
+  window_sums<N, t_zero>(k.scale, k.b2, cs, ct, sv, tv);
+}
+
+// The dual of the N pixels from p, their Σ' and Θ' in sv/tv, into the output rows.
+template <int N, bool t_zero, bool nonneg, bool products>
+__attribute__((always_inline)) inline void scaled_duals(const ScaledRow& r, int p, const ScaledConstants& k,
+                                                        const __m512d* sv, const __m512d* tv) {
+  __m512d a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
+  dual_inputs<N>(r, p, a, b, rr);
   if (__builtin_expect(
           family_simd::dual_lanes_rinv<N, false, nonneg>(a, b, rr, sv, tv, co, to, k.kappa_up, k.kappa_down, k.up),
           1)) {
@@ -326,30 +357,53 @@ __attribute__((always_inline)) inline void scaled_pixels(const ScaledRow& r, int
     }
     return;
   }
-  scaled_rare<N, t_zero, nonneg>(r, p, k);
+  scaled_rare<N, t_zero, nonneg, products>(r, p, k);
 }
 
 // nonneg: the covariances come from a ReLU-family activation (Σ ≥ 0 but for rare exceptions).
-template <bool t_zero, bool nonneg>
+// Software-pipelined: the window sums of the next four pixels are made beside the duals of the
+// current four, so the dual's long dependency chain does not wait for them.
+template <bool t_zero, bool nonneg, bool products = false>
 void scaled_row(const ScaledRow& r, int n, const ScaledConstants& constants) {
+  static_assert(t_zero || !products, "Σ⁰ from the inputs comes with Θ⁰ = 0");
   const ScaledConstants k = constants;  // a local copy: the row's stores cannot alias it
   int p = 0;
   if (r.quick) {
-    __m512d carry_s[2] = {column_sum(r.rs, 0), column_sum(r.rs, 1)}, carry_t[2] = {};
+    __m512d carry_s[2] = {sigma_column<products>(r, 0), sigma_column<products>(r, 1)}, carry_t[2] = {};
     if (!t_zero) carry_t[0] = column_sum(r.rt, 0), carry_t[1] = column_sum(r.rt, 1);
-    for (; p + 4 <= n; p += 4) scaled_pixels<4, t_zero, nonneg>(r, p, k, carry_s, carry_t);
+    __m512d sv[4] = {}, tv[4] = {};
+    if (n >= 4) scaled_windows<4, t_zero, products>(r, 0, k, carry_s, carry_t, sv, tv);
+    for (; p + 8 <= n; p += 4) {
+      __m512d nsv[4] = {}, ntv[4] = {};
+      scaled_windows<4, t_zero, products>(r, p + 4, k, carry_s, carry_t, nsv, ntv);
+      scaled_duals<4, t_zero, nonneg, products>(r, p, k, sv, tv);
+      for (int v = 0; v < 4; ++v) sv[v] = nsv[v], tv[v] = ntv[v];
+    }
+    if (p + 4 <= n) {
+      scaled_duals<4, t_zero, nonneg, products>(r, p, k, sv, tv);
+      p += 4;
+    }
     switch (n - p) {
-      case 3: scaled_pixels<3, t_zero, nonneg>(r, p, k, carry_s, carry_t); break;
-      case 2: scaled_pixels<2, t_zero, nonneg>(r, p, k, carry_s, carry_t); break;
-      case 1: scaled_pixels<1, t_zero, nonneg>(r, p, k, carry_s, carry_t); break;
+      case 3:
+        scaled_windows<3, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
+        scaled_duals<3, t_zero, nonneg, products>(r, p, k, sv, tv);
+        break;
+      case 2:
+        scaled_windows<2, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
+        scaled_duals<2, t_zero, nonneg, products>(r, p, k, sv, tv);
+        break;
+      case 1:
+        scaled_windows<1, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
+        scaled_duals<1, t_zero, nonneg, products>(r, p, k, sv, tv);
+        break;
       default: break;
     }
   } else {  // the same groups of pixels as above, so the same sums
-    for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero, nonneg>(r, p, k);
+    for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero, nonneg, products>(r, p, k);
     switch (n - p) {
-      case 3: scaled_rare<3, t_zero, nonneg>(r, p, k); break;
-      case 2: scaled_rare<2, t_zero, nonneg>(r, p, k); break;
-      case 1: scaled_rare<1, t_zero, nonneg>(r, p, k); break;
+      case 3: scaled_rare<3, t_zero, nonneg, products>(r, p, k); break;
+      case 2: scaled_rare<2, t_zero, nonneg, products>(r, p, k); break;
+      case 1: scaled_rare<1, t_zero, nonneg, products>(r, p, k); break;
       default: break;
     }
   }
@@ -446,8 +500,19 @@ class PairRows {
                               _mm512_set1_pd(scaled->kappa), family_simd::up_table(scaled->kappa)};
       // After the first conv (Θ ≠ 0) the covariances come from an activation of the family:
       // nonneg. The first conv's come from the inputs and take either sign.
-      if (t_zero) scaled_row<true, false>(r, Wo, k);
-      else scaled_row<false, true>(r, Wo, k);
+      if (t_zero && ws_.products) {
+        for (int sh = 0; sh < 3; ++sh) {
+          const std::size_t row0 = static_cast<std::size_t>(o - op.ah.before + sh + ws_.halo) * ws_.xld +
+                                   static_cast<std::size_t>(ws_.halo - op.aw.before);
+          r.xs[sh] = ws_.xi + row0;
+          r.xg[sh] = ws_.xp + row0 * kL;
+        }
+        scaled_row<true, false, true>(r, Wo, k);
+      } else if (t_zero) {
+        scaled_row<true, false>(r, Wo, k);
+      } else {
+        scaled_row<false, true>(r, Wo, k);
+      }
       return true;
     }
     FamilyCoefficients family;
@@ -509,6 +574,28 @@ class PairRows {
     }
     return false;
   }
+
+#if defined(__AVX512F__)
+  // The fields of a scaled row of level `lv` (conv `op`, activation `act`) that do not change
+  // from row to row (the row pointers are those of row 0), and its vector constants.
+  void scaled_level(const DiagonalWorkspace::Level& lv, const DiagonalWorkspace::Level& in, const SpatialOp& op,
+                    const SpatialOp& act, ScaledRow* r, ScaledConstants* k) const {
+    const std::size_t q0 = static_cast<std::size_t>(act.q_offset);
+    r->q1 = r1_ + q0;
+    r->r1 = rinv1_ + q0;
+    r->q2 = ws_.q + q0 * kL;
+    r->r2 = ws_.rq + q0 * kL;
+    r->self = static_cast<__mmask8>(self_);
+    r->wanted = static_cast<__mmask8>(wanted_);
+    r->bounded = bounded_;
+    r->quick = bounded_ && self_ == 0;
+    r->inv_mu = lv.inv_mu;
+    r->dual = &plan_.duals[act.dual];
+    *k = ScaledConstants{_mm512_set1_pd(op.w2 / (op.ah.filter * op.aw.filter) * in.lambda), _mm512_set1_pd(op.b2),
+                         _mm512_set1_pd(lv.kappa + family_simd::kPi), _mm512_set1_pd(lv.kappa),
+                         family_simd::up_table(lv.kappa)};
+  }
+#endif
 
   // Activation `op` on row h (W pixels) of its input map, in place.
   void activation_row(const SpatialOp& op, int h, int W, double* srow, double* trow) const {
@@ -593,37 +680,47 @@ bool bounded_record(const double* q, std::size_t n) {
 class RowPipeline {
  public:
   RowPipeline(const Plan& plan, DiagonalWorkspace& ws, const PairRows& pair, const double* x)
-      : plan_(plan), ws_(ws), pair_(pair), x_(x) {}
+      : plan_(plan), ws_(ws), pair_(pair), x_(x) {
+#if defined(__AVX512F__)
+    for (std::size_t l = 1; l < ws_.levels.size() && l < kScaledLevels; ++l) {
+      const DiagonalWorkspace::Level& lv = ws_.levels[l];
+      if (!lv.scaled) continue;
+      pair_.scaled_level(lv, ws_.levels[l - 1], plan_.spatial[static_cast<std::size_t>(lv.conv)],
+                         plan_.spatial[static_cast<std::size_t>(lv.acts_begin)], &scaled_[l], &constants_[l]);
+    }
+#endif
+  }
 
   void run(double* ss, double* st) {
-    for (auto& lv : ws_.levels) lv.produced = 0;
     const int last = static_cast<int>(ws_.levels.size()) - 1;
     const DiagonalWorkspace::Level& out = ws_.levels.back();
 #if defined(__AVX512F__)
-    // Two accumulators each (the adds' latency), in a fixed order: the same bits for every x_i.
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0, t0 = s0, t1 = s0;
-    for (int r = 0; r < out.h; ++r) {
-      ensure(last, r);
+    // Four accumulators each (the adds' latency), in a fixed order: the same bits for every x_i.
+    __m512d s4[4], t4[4];
+    for (int k = 0; k < 4; ++k) s4[k] = t4[k] = _mm512_setzero_pd();
+    for (const auto& [l, r] : ws_.steps) {
+      produce(l, r);
+      if (l != last) continue;
       const double* srow = row(out.s, out, r);
       const double* trow = row(out.t, out, r);
       int w = 0;
-      for (; w + 2 <= out.w; w += 2) {
-        s0 = _mm512_add_pd(s0, _mm512_load_pd(srow + w * kL));
-        s1 = _mm512_add_pd(s1, _mm512_load_pd(srow + (w + 1) * kL));
-        t0 = _mm512_add_pd(t0, _mm512_load_pd(trow + w * kL));
-        t1 = _mm512_add_pd(t1, _mm512_load_pd(trow + (w + 1) * kL));
-      }
-      if (w < out.w) {
-        s0 = _mm512_add_pd(s0, _mm512_load_pd(srow + w * kL));
-        t0 = _mm512_add_pd(t0, _mm512_load_pd(trow + w * kL));
+      for (; w + 4 <= out.w; w += 4)
+        for (int k = 0; k < 4; ++k) {
+          s4[k] = _mm512_add_pd(s4[k], _mm512_load_pd(srow + (w + k) * kL));
+          t4[k] = _mm512_add_pd(t4[k], _mm512_load_pd(trow + (w + k) * kL));
+        }
+      for (int k = 0; w < out.w; ++w, ++k) {
+        s4[k] = _mm512_add_pd(s4[k], _mm512_load_pd(srow + w * kL));
+        t4[k] = _mm512_add_pd(t4[k], _mm512_load_pd(trow + w * kL));
       }
     }
-    _mm512_storeu_pd(ss, _mm512_add_pd(s0, s1));
-    _mm512_storeu_pd(st, _mm512_add_pd(t0, t1));
+    _mm512_storeu_pd(ss, _mm512_add_pd(_mm512_add_pd(s4[0], s4[1]), _mm512_add_pd(s4[2], s4[3])));
+    _mm512_storeu_pd(st, _mm512_add_pd(_mm512_add_pd(t4[0], t4[1]), _mm512_add_pd(t4[2], t4[3])));
 #else
     for (int l = 0; l < kL; ++l) ss[l] = st[l] = 0.0;
-    for (int r = 0; r < out.h; ++r) {
-      ensure(last, r);
+    for (const auto& [l, r] : ws_.steps) {
+      produce(l, r);
+      if (l != last) continue;
       const double* srow = row(out.s, out, r);
       const double* trow = row(out.t, out, r);
       for (int w = 0; w < out.w; ++w) {
@@ -639,16 +736,56 @@ class RowPipeline {
  private:
   // Column 0 of row r of a level (its ring slot; halo columns on either side).
   double* row(double* base, const DiagonalWorkspace::Level& lv, int r) const {
-    return base + (static_cast<std::size_t>(r % lv.cap) * ws_.ld + ws_.halo) * kL;
+    // The usual ring sizes by constant divisors (a division by a variable costs ~25 cycles).
+    const int slot = lv.cap == 3 ? r % 3 : lv.cap == 1 ? 0 : lv.cap == 2 ? r & 1 : r % lv.cap;
+    return base + (static_cast<std::size_t>(slot) * ws_.ld + ws_.halo) * kL;
   }
 
-  void ensure(int l, int upto) {
-    DiagonalWorkspace::Level& lv = ws_.levels[static_cast<std::size_t>(l)];
-    while (lv.produced <= upto) produce(l, lv.produced++);
+#if defined(__AVX512F__)
+  // Row r of a scaled level: the 3×3 conv and its activation (scaled_row) from the fields made
+  // once per pair.
+  void produce_scaled(int l, int r, const DiagonalWorkspace::Level& lv) {
+    const DiagonalWorkspace::Level& in = ws_.levels[static_cast<std::size_t>(l) - 1];
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(lv.conv)];
+    const int bh = op.ah.before, bw = op.aw.before;
+    ScaledRow row_fields = scaled_[static_cast<std::size_t>(l)];
+    const std::size_t shift = static_cast<std::size_t>(r) * static_cast<std::size_t>(lv.w);
+    row_fields.q1 += shift;
+    row_fields.r1 += shift;
+    row_fields.q2 += shift * kL;
+    row_fields.r2 += shift * kL;
+    row_fields.so = row(lv.s, lv, r);
+    row_fields.to = row(lv.t, lv, r);
+    const ScaledConstants& k = constants_[static_cast<std::size_t>(l)];
+    if (l == 1 && ws_.products) {
+      for (int sh = 0; sh < 3; ++sh) {
+        const std::size_t row0 = static_cast<std::size_t>(r - bh + sh + ws_.halo) * ws_.xld +
+                                 static_cast<std::size_t>(ws_.halo - bw);
+        row_fields.xs[sh] = ws_.xi + row0;
+        row_fields.xg[sh] = ws_.xp + row0 * kL;
+      }
+      scaled_row<true, false, true>(row_fields, lv.w, k);
+      return;
+    }
+    for (int sh = 0; sh < 3; ++sh) {
+      const int ir = r - bh + sh;
+      const bool inside = ir >= 0 && ir < in.h;
+      row_fields.rs[sh] = inside ? row(in.s, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
+      row_fields.rt[sh] = inside ? row(in.t, in, ir) - static_cast<std::size_t>(bw) * kL : ws_.zero;
+    }
+    if (l == 1 && in.acts_begin == in.acts_end) scaled_row<true, false>(row_fields, lv.w, k);  // Θ⁰ = 0
+    else scaled_row<false, true>(row_fields, lv.w, k);
   }
+#endif
 
   void produce(int l, int r) {
     DiagonalWorkspace::Level& lv = ws_.levels[static_cast<std::size_t>(l)];
+#if defined(__AVX512F__)
+    if (lv.scaled && static_cast<std::size_t>(l) < kScaledLevels) {
+      produce_scaled(l, r, lv);
+      return;
+    }
+#endif
     double* srow = row(lv.s, lv, r);
     double* trow = row(lv.t, lv, r);
     int act = lv.acts_begin;
@@ -659,7 +796,6 @@ class RowPipeline {
       const DiagonalWorkspace::Level& in = ws_.levels[static_cast<std::size_t>(l) - 1];
       const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(lv.conv)];
       const int Fh = op.ah.filter, bh = op.ah.before, bw = op.aw.before;
-      ensure(l - 1, std::min(in.h - 1, r - bh + Fh - 1));
       const bool t_zero = l == 1 && in.acts_begin == in.acts_end;  // Θ⁰ = 0 and no activation on it
       for (int sh = 0; sh < Fh; ++sh) {
         const int ir = r - bh + sh;
@@ -678,6 +814,11 @@ class RowPipeline {
   DiagonalWorkspace& ws_;
   const PairRows& pair_;
   const double* x_;
+#if defined(__AVX512F__)
+  static constexpr std::size_t kScaledLevels = 16;  // deeper levels take conv_row's scaled branch
+  ScaledRow scaled_[kScaledLevels] = {};
+  ScaledConstants constants_[kScaledLevels] = {};
+#endif
 };
 
 }  // namespace
@@ -730,6 +871,24 @@ DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
     l.kappa = sf.kappa;
   }
 #endif
+  products = rows_route && plan.in_c == 1 && levels.size() > 1 && levels[1].scaled &&
+             levels[0].acts_begin == levels[0].acts_end;
+  xld = plan.in_w + 2 * halo;
+  // The order in which the rows route makes the rows (level l's row r needs the rows of level
+  // l − 1 that its conv reads; Σ⁰ rows are not made when the first conv reads the inputs).
+  std::vector<int> made(levels.size(), 0);
+  std::function<void(int, int)> make = [&](int l, int upto) {
+    while (made[static_cast<std::size_t>(l)] <= upto) {
+      const int r = made[static_cast<std::size_t>(l)]++;
+      if (l > 0 && !(products && l == 1)) {
+        const SpatialOp& op = plan.spatial[static_cast<std::size_t>(levels[static_cast<std::size_t>(l)].conv)];
+        make(l - 1, std::min(levels[static_cast<std::size_t>(l) - 1].h - 1, r - op.ah.before + op.ah.filter - 1));
+      }
+      steps.emplace_back(l, r);
+    }
+  };
+  if (rows_route)
+    for (int r = 0; r < levels.back().h; ++r) make(static_cast<int>(levels.size()) - 1, r);
   taps_s.resize(static_cast<std::size_t>(taps));
   taps_t.resize(static_cast<std::size_t>(taps));
   store.assign(doubles(plan), 0.0);
@@ -753,6 +912,9 @@ DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
   x = carve(static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL);
   q = carve(static_cast<std::size_t>(plan.record) * kL);
   rq = carve(static_cast<std::size_t>(plan.record) * kL);
+  const std::size_t padded = static_cast<std::size_t>(plan.in_h + 2 * halo) * static_cast<std::size_t>(xld);
+  xp = carve(padded * kL);  // zero halo from store's zeros; the interiors are written per group / point
+  xi = carve(padded);
 }
 
 std::size_t DiagonalWorkspace::doubles(const Plan& plan) {
@@ -769,7 +931,9 @@ std::size_t DiagonalWorkspace::doubles(const Plan& plan) {
   const std::size_t maps = rows ? 2 * static_cast<std::size_t>(cap + 1 + 1) * row  // level rings (last: 1 row), zero row
                                 : 4 * static_cast<std::size_t>(plan.in_h + 2 * halo) * row;
   return maps + 2 * row + static_cast<std::size_t>(plan.in_h) * plan.in_w * plan.in_c * kL +
-         2 * static_cast<std::size_t>(plan.record) * kL + (2 * convs + 9) * 8;  // each view aligned to 64 bytes
+         2 * static_cast<std::size_t>(plan.record) * kL +
+         static_cast<std::size_t>(plan.in_h + 2 * halo) * static_cast<std::size_t>(plan.in_w + 2 * halo) * (kL + 1) +
+         (2 * convs + 11) * 8;  // each view aligned to 64 bytes
 }
 
 bool Engine::uses_diagonal() const {
@@ -799,6 +963,10 @@ void Engine::diagonal_group(Eigen::Index j0, DiagonalWorkspace& ws) const {
     }
   }
   ws.bounded = bounded_record(ws.q, record * kL);
+  if (ws.products)  // the inputs again, with the zero halo around them
+    for (int h = 0; h < plan_.in_h; ++h)
+      std::copy(ws.x + static_cast<std::size_t>(h) * plan_.in_w * kL, ws.x + static_cast<std::size_t>(h + 1) * plan_.in_w * kL,
+                ws.xp + (static_cast<std::size_t>(h + ws.halo) * ws.xld + ws.halo) * kL);
 }
 
 void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace& ws, double* s_out,
@@ -814,6 +982,10 @@ void Engine::diagonal_entries(Eigen::Index i, unsigned wanted, DiagonalWorkspace
   double ss[kL], st[kL];
   int H = plan_.in_h, W = plan_.in_w;
   if (ws.rows_route) {
+    if (ws.products)
+      for (int h = 0; h < H; ++h)
+        std::copy(x + static_cast<std::size_t>(h) * W, x + static_cast<std::size_t>(h + 1) * W,
+                  ws.xi + static_cast<std::size_t>(h + ws.halo) * ws.xld + ws.halo);
     RowPipeline(plan_, ws, pair, x).run(ss, st);
     H = ws.levels.back().h;
     W = ws.levels.back().w;

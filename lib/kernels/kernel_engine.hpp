@@ -88,7 +88,7 @@ struct SliceWorkspace {
 // 8 lanes innermost ([pixel][8]) and `halo` pixels of zeros on either side, so a conv window sum
 // is aligned vector adds of neighbouring pixels.
 //  * Rows route (no circular conv): the levels — Σ⁰, then the map after each conv and the
-//    activations after it — are produced row by row on demand, each level keeping only the rows
+//    activations after it — are made row by row in a fixed order (steps), each level keeping only the rows
 //    its consumer conv reads (a ring of FH rows), so everything stays in L1.
 //  * Maps route (a circular conv): whole maps with a ring of `halo` pixels around them, zeros or
 //    the wrapped map; pixel (h, w) at ((h + halo)·ld + w + halo)·8.
@@ -98,7 +98,6 @@ struct DiagonalWorkspace {
     int conv = -1;                  // the conv op that makes it (−1: Σ⁰ of the inputs)
     int acts_begin = 0, acts_end = 0;  // the activation ops applied after it, row by row
     int h = 0, w = 0, cap = 1;      // map size; rows kept (the next conv's FH)
-    int produced = 0;               // rows made so far for the current x_i
     double* s = nullptr;            // cap rows of Σ and Θ, ld·8 doubles each
     double* t = nullptr;
     bool scaled = false;            // rows hold Σ/λ and Θ/λ (a 3×3 conv + one ReLU-family activation)
@@ -108,6 +107,13 @@ struct DiagonalWorkspace {
   int halo = 0, ld = 0, rows = 0, taps = 1;
   bool rows_route = true;
   std::vector<Level> levels;
+  std::vector<std::pair<int, int>> steps;  // rows route: (level, row) in the order they are made
+  // Rows route, one input channel, the first conv scaled (3×3 + one ReLU-family activation, no
+  // activation on Σ⁰): its column sums are made from the inputs, x_a·x'_a, without Σ⁰ rows.
+  bool products = false;
+  int xld = 0;           // products: the columns of a row of xp and xi (in_w + 2·halo)
+  double* xp = nullptr;  // products: the group's inputs with a zero halo, [row][column][8]
+  double* xi = nullptr;  // products: x_i's inputs with a zero halo, [row][column]
   std::vector<double> store;  // one allocation, 64-byte aligned views below
   double* s[2] = {nullptr, nullptr};  // maps route: Σ of the current and the next map
   double* t[2] = {nullptr, nullptr};  // Θ
