@@ -209,7 +209,7 @@ struct ScaledRow {
   const double* r2;
   __mmask8 self, wanted;
   bool bounded;  // every q1 and q2 in [1e-139, 1e139]
-  bool quick;    // bounded and no partner is x_i itself: the vectors may skip the lane checks
+  bool quick;    // bounded: the vectors may skip the lane checks
   double inv_mu;
   const ActivationDual* dual;
 };
@@ -341,14 +341,14 @@ __attribute__((always_inline)) inline void scaled_windows(const ScaledRow& r, in
 }
 
 // The dual of the N pixels from p, their Σ' and Θ' in sv/tv, into the output rows.
-template <int N, bool t_zero, bool nonneg, bool products>
+template <int N, bool t_zero, bool nonneg, bool products, bool with_self>
 __attribute__((always_inline)) inline void scaled_duals(const ScaledRow& r, int p, const ScaledConstants& k,
                                                         const __m512d* sv, const __m512d* tv) {
   __m512d a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
   dual_inputs<N>(r, p, a, b, rr);
-  if (__builtin_expect(
-          family_simd::dual_lanes_rinv<N, false, nonneg>(a, b, rr, sv, tv, co, to, k.kappa_up, k.kappa_down, k.up),
-          1)) {
+  if (__builtin_expect(family_simd::dual_lanes_rinv<N, false, nonneg, with_self>(a, b, rr, sv, tv, co, to, k.kappa_up,
+                                                                                  k.kappa_down, k.up, r.self),
+                       1)) {
 #pragma GCC unroll 4
     for (int v = 0; v < N; ++v) {
       const std::size_t o = static_cast<std::size_t>(p + v) * kL;
@@ -363,8 +363,12 @@ __attribute__((always_inline)) inline void scaled_duals(const ScaledRow& r, int 
 // nonneg: the covariances come from a ReLU-family activation (Σ ≥ 0 but for rare exceptions).
 // Software-pipelined: the window sums of the next four pixels are made beside the duals of the
 // current four, so the dual's long dependency chain does not wait for them.
-template <bool t_zero, bool nonneg, bool products = false>
-void scaled_row(const ScaledRow& r, int n, const ScaledConstants& constants) {
+// Software-pipelined: the window sums of the next four pixels are made beside the duals of the
+// current four, so the dual's long dependency chain does not wait for them. (A third stage, the
+// dual's second half of the previous four beside the first half of the current ones, was
+// slower: the carried state spills.)
+template <bool t_zero, bool nonneg, bool products, bool with_self>
+void scaled_row_of(const ScaledRow& r, int n, const ScaledConstants& constants) {
   static_assert(t_zero || !products, "Σ⁰ from the inputs comes with Θ⁰ = 0");
   const ScaledConstants k = constants;  // a local copy: the row's stores cannot alias it
   int p = 0;
@@ -376,29 +380,29 @@ void scaled_row(const ScaledRow& r, int n, const ScaledConstants& constants) {
     for (; p + 8 <= n; p += 4) {
       __m512d nsv[4] = {}, ntv[4] = {};
       scaled_windows<4, t_zero, products>(r, p + 4, k, carry_s, carry_t, nsv, ntv);
-      scaled_duals<4, t_zero, nonneg, products>(r, p, k, sv, tv);
+      scaled_duals<4, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
       for (int v = 0; v < 4; ++v) sv[v] = nsv[v], tv[v] = ntv[v];
     }
     if (p + 4 <= n) {
-      scaled_duals<4, t_zero, nonneg, products>(r, p, k, sv, tv);
+      scaled_duals<4, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
       p += 4;
     }
     switch (n - p) {
       case 3:
         scaled_windows<3, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
-        scaled_duals<3, t_zero, nonneg, products>(r, p, k, sv, tv);
+        scaled_duals<3, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
         break;
       case 2:
         scaled_windows<2, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
-        scaled_duals<2, t_zero, nonneg, products>(r, p, k, sv, tv);
+        scaled_duals<2, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
         break;
       case 1:
         scaled_windows<1, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
-        scaled_duals<1, t_zero, nonneg, products>(r, p, k, sv, tv);
+        scaled_duals<1, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
         break;
       default: break;
     }
-  } else {  // the same groups of pixels as above, so the same sums
+  } else {  // unbounded variances: the same groups of pixels as above, so the same sums
     for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero, nonneg, products>(r, p, k);
     switch (n - p) {
       case 3: scaled_rare<3, t_zero, nonneg, products>(r, p, k); break;
@@ -407,6 +411,13 @@ void scaled_row(const ScaledRow& r, int n, const ScaledConstants& constants) {
       default: break;
     }
   }
+}
+
+// x_i among the partners (its lanes get the snapped self value in the common path) or not.
+template <bool t_zero, bool nonneg, bool products = false>
+void scaled_row(const ScaledRow& r, int n, const ScaledConstants& k) {
+  if (r.self) scaled_row_of<t_zero, nonneg, products, true>(r, n, k);
+  else scaled_row_of<t_zero, nonneg, products, false>(r, n, k);
 }
 
 // By value: a local copy the row's stores cannot alias, so its constants stay in registers.
@@ -493,7 +504,7 @@ class PairRows {
       r.self = static_cast<__mmask8>(self_);
       r.wanted = static_cast<__mmask8>(wanted_);
       r.bounded = bounded_;
-      r.quick = bounded_ && self_ == 0;
+      r.quick = bounded_;
       r.inv_mu = scaled->inv_mu;
       r.dual = &plan_.duals[act->dual];
       const ScaledConstants k{_mm512_set1_pd(scale), _mm512_set1_pd(b2), _mm512_set1_pd(scaled->kappa + family_simd::kPi),
@@ -588,7 +599,7 @@ class PairRows {
     r->self = static_cast<__mmask8>(self_);
     r->wanted = static_cast<__mmask8>(wanted_);
     r->bounded = bounded_;
-    r->quick = bounded_ && self_ == 0;
+    r->quick = bounded_;
     r->inv_mu = lv.inv_mu;
     r->dual = &plan_.duals[act.dual];
     *k = ScaledConstants{_mm512_set1_pd(op.w2 / (op.ah.filter * op.aw.filter) * in.lambda), _mm512_set1_pd(op.b2),
@@ -815,9 +826,9 @@ class RowPipeline {
   const PairRows& pair_;
   const double* x_;
 #if defined(__AVX512F__)
-  static constexpr std::size_t kScaledLevels = 16;  // deeper levels take conv_row's scaled branch
-  ScaledRow scaled_[kScaledLevels] = {};
-  ScaledConstants constants_[kScaledLevels] = {};
+  static constexpr std::size_t kScaledLevels = 8;  // deeper levels take conv_row's scaled branch
+  ScaledRow scaled_[kScaledLevels];                 // set for the scaled levels only
+  ScaledConstants constants_[kScaledLevels];
 #endif
 };
 
