@@ -1073,6 +1073,7 @@ std::size_t Engine::diagonal_block(Eigen::Index r0, Eigen::Index r1, Eigen::Inde
     const std::size_t record = static_cast<std::size_t>(plan_.record);
     bounded_.resize(static_cast<std::size_t>(point_count()));
     rinv_.resize(static_cast<std::size_t>(point_count()) * record);
+#pragma omp parallel for num_threads(threads_) schedule(static)
     for (Eigen::Index p = 0; p < point_count(); ++p) {
       const double* q = this->record(p);
       bounded_[static_cast<std::size_t>(p)] = bounded_record(q, record);
