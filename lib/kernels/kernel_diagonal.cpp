@@ -17,6 +17,12 @@
 // vector dual does not take (zero variance, extreme magnitudes) go through ActivationDual::apply
 // one by one; other activations, and builds without AVX-512, take ActivationDual::apply on the 8
 // lanes of a pixel.
+// Scaled rows (rows route, a 3×3 conv and one ReLU-family activation with a ≠ b): the rows hold
+// Σ/μ and Θ/μ, μ = (a − b)²/(2π), folded into the next conv's W²/9 and the readout, and the dual
+// is family_simd::dual_lanes_rinv with 1/√(q1q2) = (1/√q1)·(1/√q2) from the per-point 1/√q of
+// the records (Engine::rinv_): no square root of q1q2 and no snap test on the common path, the
+// c ≥ 0 form after the first conv, the first conv's window sums from the inputs (one channel),
+// and the window sums of the next four pixels beside the duals of the current four.
 // Each lane's arithmetic is its own, so an entry's bits depend neither on its group, nor on the
 // thread count or the memory cap.
 #include <omp.h>
@@ -485,7 +491,7 @@ class PairRows {
   // ws.taps_s/ws.taps_t (from input column −before; Θ zero: t_zero; the rows hold Σ/λ_in and
   // Θ/λ_in), and the activation `act` after it in the same pass when it is of the ReLU family
   // (AVX-512); returns whether it did the activation. scaled: a 3×3 conv whose rows are written
-  // divided by μ (Level::scaled, lane_pixels_rinv).
+  // divided by μ (Level::scaled, scaled_row).
   bool conv_row(const SpatialOp& op, const SpatialOp* act, bool t_zero, int o, double* so, double* to,
                 double lambda_in = 1.0, const DiagonalWorkspace::Level* scaled = nullptr) const {
     const int Wo = op.aw.n_out, Fw = op.aw.filter, Fh = op.ah.filter;
@@ -865,7 +871,7 @@ DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
   levels.push_back(lv);
 #if defined(__AVX512F__)
   // Rows divided by μ: a 3×3 conv and one ReLU-family activation with a ≠ b, fused
-  // (lane_pixels_rinv); the next conv or the readout multiplies by λ = μ.
+  // (scaled_row); the next conv or the readout multiplies by λ = μ.
   for (Level& l : levels) {
     if (!rows_route || l.conv < 0 || l.acts_end != l.acts_begin + 1) continue;
     const SpatialOp& op = plan.spatial[static_cast<std::size_t>(l.conv)];
