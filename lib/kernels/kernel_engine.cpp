@@ -123,6 +123,7 @@ void Engine::plan_memory() {
     block_ = 32;  // pairs per scheduling unit
     if (uses_diagonal()) {  // kernel_diagonal.cpp: one point against 8 partners, 32 points a unit
       per_thread_bytes_ = diagonal_workspace_bytes();
+      fixed_bytes_ += points * plan_.record * d;  // 1/√q of the records (rinv_)
       block_ = 256;
     }
     // Streamed: one band of Σ and Θ besides the workspaces, at least one row of entries.

@@ -89,7 +89,7 @@ struct SliceWorkspace {
 // 8 lanes innermost ([pixel][8]) and `halo` pixels of zeros on either side, so a conv window sum
 // is aligned vector adds of neighbouring pixels.
 //  * Rows route (no circular conv): the levels — Σ⁰, then the map after each conv and the
-//    activations after it — are produced row by row on demand, each level keeping only the rows
+//    activations after it — are made row by row in a fixed order (steps), each level keeping only the rows
 //    its consumer conv reads (a ring of FH rows), so everything stays in L1.
 //  * Maps route (a circular conv): whole maps with a ring of `halo` pixels around them, zeros or
 //    the wrapped map; pixel (h, w) at ((h + halo)·ld + w + halo)·8.
@@ -99,13 +99,22 @@ struct DiagonalWorkspace {
     int conv = -1;                  // the conv op that makes it (−1: Σ⁰ of the inputs)
     int acts_begin = 0, acts_end = 0;  // the activation ops applied after it, row by row
     int h = 0, w = 0, cap = 1;      // map size; rows kept (the next conv's FH)
-    int produced = 0;               // rows made so far for the current x_i
     double* s = nullptr;            // cap rows of Σ and Θ, ld·8 doubles each
     double* t = nullptr;
+    bool scaled = false;            // rows hold Σ/λ and Θ/λ (a 3×3 conv + one ReLU-family activation)
+    double lambda = 1.0;            // λ: what the consumer (next conv, readout) multiplies the rows by
+    double inv_mu = 1.0, kappa = 0.0;  // scaled: 1/λ and κ of dual_lanes_rinv
   };
   int halo = 0, ld = 0, rows = 0, taps = 1;
   bool rows_route = true;
   std::vector<Level> levels;
+  std::vector<std::pair<int, int>> steps;  // rows route: (level, row) in the order they are made
+  // Rows route, one input channel, the first conv scaled (3×3 + one ReLU-family activation, no
+  // activation on Σ⁰): its column sums are made from the inputs, x_a·x'_a, without Σ⁰ rows.
+  bool products = false;
+  int xld = 0;           // products: the columns of a row of xp and xi (in_w + 2·halo)
+  double* xp = nullptr;  // products: the group's inputs with a zero halo, [row][column][8]
+  double* xi = nullptr;  // products: x_i's inputs with a zero halo, [row][column]
   std::vector<double> store;  // one allocation, 64-byte aligned views below
   double* s[2] = {nullptr, nullptr};  // maps route: Σ of the current and the next map
   double* t[2] = {nullptr, nullptr};  // Θ
@@ -115,6 +124,7 @@ struct DiagonalWorkspace {
   double* ht = nullptr;
   double* x = nullptr;  // the group's inputs, [pixel][channel][8]
   double* q = nullptr;  // the group's records (pixel variances), [record entry][8]
+  double* rq = nullptr; // 1/√q of the group's records, [record entry][8]
   std::vector<const double*> taps_s, taps_t;  // the rows one output row reads
   Eigen::Index group = -1;  // first partner column j of the group in x and q (−1: none yet)
   int lanes = 0;            // partners in the group (the others are zero images with unit variances)
@@ -296,6 +306,7 @@ class Engine {
   std::vector<std::pair<double, double>> self_sums_;  // avgpool plans: each point's own readout sums
   std::vector<Eigen::Index> identity_;  // per point: the first point with the same bits
   std::vector<unsigned char> bounded_;  // pixel-diagonal path: per point, all variances in [1e-139, 1e139]
+  std::vector<double> rinv_;            // pixel-diagonal path: 1/√q of every record entry, per point
 };
 
 }  // namespace emergent::detail

@@ -222,6 +222,161 @@ __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __
     tk[v] = _mm512_mul_pd(tk[v], t);
   }
 }
+
+/// Constants of dual_lanes_rinv for a family member with a ≠ b: μ = (a − b)²/(2π), and
+/// κ = π·2ab/(a − b)², so that E[φ'φ'] = μ·(κ + τ) with τ = π − θ.
+struct ScaledFamily {
+  double mu = 1.0, kappa = 0.0;
+};
+inline ScaledFamily scaled_family(double d2, double cross) { return {d2 * kInv2Pi, kPi * cross / d2}; }
+
+/// σ below which dual_lanes_rinv<N, false> hands the vectors back: 2⁻²² (σ² = 256ε), far above
+/// the snap (σ² ≈ 32ε), so every lane it keeps is unsnapped whatever the rounding of σ.
+inline constexpr double kOpenSigma = 1.0 / 4194304.0;
+
+/// κ + τ at the centres of angle_fma for c ≥ 0 (τ = π − ψ_j), for dual_lanes_rinv<…, true>.
+struct UpTable {
+  __m512d lo, hi;
+};
+inline UpTable up_table(double kappa) {
+  const __m512d up = _mm512_set1_pd(kappa + kPi);
+  return {_mm512_sub_pd(up, _mm512_loadu_pd(kCentre)), _mm512_sub_pd(up, _mm512_loadu_pd(kCentre + 8))};
+}
+
+/// The dual of dual_lanes divided by μ (docs/conventions.md §2, Cho & Saul 2009, Eq. 6):
+///   tk_out = tk·(κ + τ) = tk·E[φ'φ']/μ,   c_out = √det + c·(κ + τ) = E[φφ]/μ,
+/// for the callers that fold μ into the linear map after it (the next conv, the readout). τ
+/// comes without a subtraction of nearly equal terms: with ψ = atan2(σ, |ρ|) as in angle_fma,
+/// τ = π − ψ for c ≥ 0 and ψ for c < 0, so κ + τ = (κ + π) − ψ or κ + ψ, and relu (κ = 0)
+/// keeps its relative accuracy at θ → π.
+/// rinv = 1/√(q1q2) comes from the caller, as the product of per-pixel 1/√q: no square root of
+/// q1q2 here. √det = √(q1q2 − c²) (exact products, as in dual_lanes) from rsqrt_fma.
+/// exact = false: no snap test; returns false, writing nothing, when some lane has σ < kOpenSigma
+/// (√det not a number: snapped, c not finite, included), or c < 0 when nonneg; the caller then
+/// calls exact = true, which gives those lanes' neighbours the same bits. exact = true: the
+/// collinear snap of dual_lanes (c² ≥ kCollinearSquared·q1q2: √det = 0, c ← copysign(q1q2·rinv,
+/// c)). nonneg (for covariances that are ≥ 0 but for rare exceptions, e.g. after a relu): the
+/// lanes with c ≥ 0 take κ + τ = (κ + π − ψ_j) − asin x from `up` (up_table), one add fewer,
+/// and no sign work in the common path. with_self (exact = false): the lanes of `self` are a
+/// point against itself (c = q1 = q2 in the exact path); they skip the test and get the exact
+/// path's snapped value, c_out = (q1q2·rinv)·(κ + π), tk_out = tk·(κ + π), bit for bit.
+/// Arguments as for dual_lanes (plain_lanes); the lanes of one vector never mix.
+/// What dual_rinv_open hands to dual_rinv_close: √det, (σ, |ρ|), c (snapped where exact) and,
+/// with_self, q1q2·rinv.
+template <int N>
+struct RinvState {
+  __m512d s[N], sigma[N], rho[N], cs[N], pr[N];
+};
+
+/// The first half of dual_lanes_rinv: √det, σ, ρ and (exact = false) the test; returns false
+/// where dual_lanes_rinv would. Callers may run the second half (dual_rinv_close) of one group of
+/// vectors beside the first half of the next: the two chains overlap.
+template <int N, bool exact, bool nonneg = false, bool with_self = false>
+__attribute__((always_inline)) inline bool dual_rinv_open(const __m512d* a, const __m512d* b, const __m512d* rinv,
+                                                          const __m512d* c, RinvState<N>& st, __mmask8 self = 0) {
+  const __m512d sign = _mm512_set1_pd(-0.0);
+  __m512d p[N] = {}, det[N] = {};
+  __mmask8 over[N] = {}, open[N] = {};
+  EMERGENT_LANES {
+    p[v] = _mm512_mul_pd(a[v], b[v]);
+    det[v] = _mm512_add_pd(_mm512_fnmadd_pd(c[v], c[v], p[v]), _mm512_fmsub_pd(a[v], b[v], p[v]));
+  }
+  if constexpr (exact) {
+    EMERGENT_LANES {
+      const __m512d cc = _mm512_mul_pd(c[v], c[v]), kp = _mm512_mul_pd(p[v], _mm512_set1_pd(kCollinearSquared));
+      over[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_GE_OQ);
+      open[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_NGE_UQ);
+    }
+    rsqrt_fma<N, false, true>(det, open, nullptr, st.s);
+  } else {
+    rsqrt_fma<N, false, true>(det, nullptr, nullptr, st.s);
+  }
+  EMERGENT_LANES st.sigma[v] = _mm512_mul_pd(st.s[v], rinv[v]);
+  if constexpr (!exact) {
+    // Chained compares: lane l survives only if it passes in every vector.
+    __mmask8 ok = with_self ? static_cast<__mmask8>(~self) : __mmask8(0xFF);
+    EMERGENT_LANES {
+      ok = _mm512_mask_cmp_pd_mask(ok, st.sigma[v], _mm512_set1_pd(kOpenSigma), _CMP_GE_OQ);
+      if constexpr (nonneg) ok = _mm512_mask_cmp_pd_mask(ok, c[v], _mm512_setzero_pd(), _CMP_GE_OQ);
+    }
+    if (static_cast<__mmask8>(ok | (with_self ? self : 0)) != 0xFF) return false;
+  }
+  EMERGENT_LANES {
+    const __m512d cr = _mm512_mul_pd(c[v], rinv[v]);
+    st.rho[v] = nonneg && !exact ? cr : _mm512_andnot_pd(sign, cr);  // c ≥ 0 here unless exact
+    if constexpr (exact || with_self) st.pr[v] = _mm512_mul_pd(p[v], rinv[v]);
+    if constexpr (exact)
+      st.cs[v] = _mm512_castsi512_pd(_mm512_mask_ternarylogic_epi64(
+          _mm512_castpd_si512(c[v]), over[v], _mm512_castpd_si512(st.pr[v]), _mm512_castpd_si512(sign), 0xE4));
+    else
+      st.cs[v] = c[v];
+  }
+  return true;
+}
+
+/// The second half of dual_lanes_rinv: the angle, κ + τ and the outputs.
+template <int N, bool exact, bool nonneg = false, bool with_self = false>
+__attribute__((always_inline)) inline void dual_rinv_close(const RinvState<N>& st, const __m512d* tk, __m512d* c_out,
+                                                           __m512d* tk_out, __m512d kappa_up, __m512d kappa_down,
+                                                           UpTable up = {}, __mmask8 self = 0) {
+  __m512d tau[N] = {};
+  if constexpr (nonneg) {
+    // angle_fma's reduction with κ + π − ψ_j in place of ψ_j (c ≥ 0 lanes).
+    const __m512d cos_lo = _mm512_loadu_pd(kCentreCos), cos_hi = _mm512_loadu_pd(kCentreCos + 8);
+    const __m512d sin_lo = _mm512_loadu_pd(kCentreSin), sin_hi = _mm512_loadu_pd(kCentreSin + 8);
+    const __m512d magic = _mm512_set1_pd(6755399441055744.0 + 7.0);
+    __m512d base[N] = {}, x[N] = {}, centre[N] = {};
+    EMERGENT_LANES {
+      const __m512d w = _mm512_sub_pd(st.sigma[v], st.rho[v]);
+      const __m512i j = _mm512_castpd_si512(_mm512_fmadd_pd(w, _mm512_set1_pd(7.0), magic));
+      base[v] = _mm512_permutex2var_pd(up.lo, j, up.hi);
+      const __m512d cj = _mm512_permutex2var_pd(cos_lo, j, cos_hi), sj = _mm512_permutex2var_pd(sin_lo, j, sin_hi);
+      x[v] = _mm512_fmsub_pd(st.sigma[v], cj, _mm512_mul_pd(st.rho[v], sj));
+      if constexpr (exact) centre[v] = _mm512_permutex2var_pd(_mm512_loadu_pd(kCentre), j, _mm512_loadu_pd(kCentre + 8));
+    }
+    EMERGENT_LANES {
+      const __m512d u = _mm512_mul_pd(x[v], x[v]);
+      __m512d r = _mm512_fmadd_pd(_mm512_set1_pd(0.022580599810781716), u, _mm512_set1_pd(0.030381071852033998));
+      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.04464285863220822));
+      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.07499999999911072));
+      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.16666666666666674));
+      const __m512d xu = _mm512_mul_pd(x[v], u);
+      tau[v] = _mm512_fnmadd_pd(xu, r, _mm512_sub_pd(base[v], x[v]));
+      if constexpr (exact) {  // c < 0: κ + ψ, ψ = ψ_j + asin x as in angle_fma
+        const __mmask8 down = _mm512_cmp_pd_mask(st.cs[v], _mm512_setzero_pd(), _CMP_LT_OQ);
+        const __m512d psi = _mm512_add_pd(centre[v], _mm512_fmadd_pd(xu, r, x[v]));
+        tau[v] = _mm512_mask_add_pd(tau[v], down, psi, kappa_down);
+      }
+    }
+  } else {
+    __m512d psi[N] = {};
+    angle_fma<N>(st.sigma, st.rho, psi);
+    EMERGENT_LANES {
+      const __mmask8 down = _mm512_cmp_pd_mask(st.cs[v], _mm512_setzero_pd(), _CMP_LT_OQ);
+      tau[v] = _mm512_mask_add_pd(_mm512_sub_pd(kappa_up, psi[v]), down, psi[v], kappa_down);
+    }
+  }
+  EMERGENT_LANES {
+    c_out[v] = _mm512_fmadd_pd(st.cs[v], tau[v], st.s[v]);
+    tk_out[v] = _mm512_mul_pd(tk[v], tau[v]);
+    if constexpr (with_self && !exact) {
+      c_out[v] = _mm512_mask_mul_pd(c_out[v], self, st.pr[v], kappa_up);
+      tk_out[v] = _mm512_mask_mul_pd(tk_out[v], self, tk[v], kappa_up);
+    }
+  }
+}
+
+/// dual_rinv_open, then dual_rinv_close.
+template <int N, bool exact, bool nonneg = false, bool with_self = false>
+__attribute__((always_inline)) inline bool dual_lanes_rinv(const __m512d* a, const __m512d* b, const __m512d* rinv,
+                                                           const __m512d* c, const __m512d* tk, __m512d* c_out,
+                                                           __m512d* tk_out, __m512d kappa_up, __m512d kappa_down,
+                                                           UpTable up = {}, __mmask8 self = 0) {
+  RinvState<N> st;
+  if (!dual_rinv_open<N, exact, nonneg, with_self>(a, b, rinv, c, st, self)) return false;
+  dual_rinv_close<N, exact, nonneg, with_self>(st, tk, c_out, tk_out, kappa_up, kappa_down, up, self);
+  return true;
+}
 #undef EMERGENT_LANES
 }  // namespace family_simd
 #pragma GCC diagnostic pop

@@ -1180,3 +1180,48 @@ TEST_CASE("the pixel-diagonal path (8 partners in the lanes) equals the referenc
     CHECK(max_abs(rect.ntk - cross.ntk) == 0.0);
   }
 }
+
+TEST_CASE("pixel diagonal, 3x3 convs with one ReLU-family activation each (rows divided by mu, first conv from the inputs): the reference recursion to 1e-13, the same bits at any thread count and cap") {
+  // One input channel: the first conv's window sums come from the inputs themselves; after it
+  // the rows hold Σ/μ and Θ/μ and the c ≥ 0 form of the dual runs. A zero image (unbounded
+  // variances: the checked path), a duplicate (x against itself in the common path), negative
+  // covariances after abs/leaky slopes, biases and `valid` convs.
+  const char* bodies[] = {
+      "conv(4, 3x3, w=1.3, b=0.2) relu conv(4, 3x3) relu conv(4, 3x3, w=0.9) relu ",
+      "conv(4, 3x3) abs conv(4, 3x3, padding=valid, b=0.3) leaky_relu(0.1) conv(4, 3x3) abrelu(-0.4, 1.7) ",
+      "conv(4, 3x3, padding=valid) abrelu(0.3, -1.2) conv(4, 3x3, w=1.1) relu ",
+      "conv(4, 3x3, b=0.5) relu conv(4, 2x2) relu conv(4, 3x3) erf ",  // a scaled level feeding an unscaled one
+  };
+  int seed = 0;
+  for (const char* body : bodies) {
+    for (const int hw : {5, 9}) {
+      RowMatrix xs = random_images(13, hw, hw + 2, 1, 1700 + seed).x;
+      xs.row(4).setZero();
+      xs.row(9) = xs.row(1);
+      const Inputs x(xs, ExampleShape::image_hwc(hw, hw + 2, 1)), y = random_images(6, hw, hw + 2, 1, 1701 + seed);
+      seed += 2;
+      const std::string spec = std::string(body) + "flatten dense(1, w=1.2, b=0.1)";
+      CAPTURE(spec);
+      const Architecture arch = Architecture::parse(spec);
+      KernelOptions one, two;
+      one.threads = 1;
+      two.threads = 2;
+      const Kernels a = kernels(arch, x, one), b = kernels(arch, x, two);
+      CHECK(a.summary.path == "pixel-diagonal");
+      CHECK(a.nngp == b.nngp);
+      CHECK(a.ntk == b.ntk);
+      CHECK(a.ntk.row(9) == a.ntk.row(1));
+      CHECK(a.ntk(9, 9) == a.ntk(1, 1));
+      CHECK(a.nngp.allFinite());
+      CHECK(a.ntk.allFinite());
+      check_against_reference(spec, x, y, false);
+      KernelOptions capped;
+      capped.threads = 2;
+      capped.memory_cap_bytes = 1u << 20;
+      MatrixSink sym;
+      stream_kernels(arch, x, nullptr, capped, sym);
+      CHECK(max_abs(sym.ntk - a.ntk) == 0.0);
+      CHECK(max_abs(sym.nngp - a.nngp) == 0.0);
+    }
+  }
+}
