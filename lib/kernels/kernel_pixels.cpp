@@ -508,11 +508,16 @@ struct FusedRow {
   __m512d scale, b2, ab2, d2, cross;
   const ActivationDual* dual;
   bool checked = false;  // every (q1, q2) of the row passed plain_rows: the lanes need only Σ' finite
+  // Rooted rows (FusedBatch<…, true>): 1/√q of each q1[i], q2[j] sits at q1 + roots, q2 + roots,
+  // and the dual takes r = (1/√q1)(1/√q2) (dual_lanes_r) instead of a root per pair.
+  std::ptrdiff_t roots = 0;
 };
 
-// True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive and
-// finite, and the extreme products inside (1e-280, 1e280) — rounding is monotone, so then every
-// product is. One check per row instead of one per vector; the same lanes take the same path.
+// True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive,
+// normal and finite, and the extreme products inside (1e-280, 1e280) — rounding is monotone, so
+// then every product is. One check per row instead of one per vector; the same lanes take the
+// same path. (Normal, so that the per-pixel inverse roots of rooted rows exist: vrsqrt14 takes a
+// subnormal as zero.)
 // The extremes of q[0..n) in *lo, *hi; false if some value is not positive and finite (NaN included).
 inline bool positive_extremes(const double* q, int n, double* lo, double* hi) {
   const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
@@ -532,13 +537,26 @@ inline bool positive_extremes(const double* q, int n, double* lo, double* hi) {
 inline bool plain_rows(const double* q1, int n1, const double* q2, int n2) {
   double lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0;
   if (!positive_extremes(q1, n1, &lo1, &hi1) || !positive_extremes(q2, n2, &lo2, &hi2)) return false;
-  return lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280;
+  return lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280 && lo1 >= std::numeric_limits<double>::min() &&
+         lo2 >= std::numeric_limits<double>::min();
 }
 
-template <int N, bool broadcast>
+// The rooted copy of a row of n variances (FusedRow::roots): q at out[0, n), 1/√q at out[roots, roots + n),
+// for rows that passed plain_rows.
+inline void rooted_row(const double* q, int n, double* out, std::ptrdiff_t roots) {
+  const __m512d one = _mm512_set1_pd(1.0);
+  for (int i = 0; i < n; i += 8) {
+    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
+    const __m512d v = _mm512_mask_loadu_pd(one, m, q + i);
+    _mm512_mask_storeu_pd(out + i, m, v);
+    _mm512_mask_storeu_pd(out + roots + i, m, family_simd::inverse_root(v));
+  }
+}
+
+template <int N, bool broadcast, bool rooted>
 __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const FusedVector* job) {
   const __m512d one = _mm512_set1_pd(1.0);
-  __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {};
+  __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {}, root[N] = {};
   __mmask8 ok[N] = {};
   bool rare = false;
   const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
@@ -555,6 +573,9 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
     tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
     a[v] = broadcast ? _mm512_set1_pd(job[v].q1[0]) : _mm512_mask_loadu_pd(one, m, job[v].q1);
     b[v] = _mm512_mask_loadu_pd(one, m, job[v].q2);
+    if constexpr (rooted)
+      root[v] = _mm512_mul_pd(broadcast ? _mm512_set1_pd(job[v].q1[r.roots]) : _mm512_mask_loadu_pd(one, m, job[v].q1 + r.roots),
+                              _mm512_mask_loadu_pd(one, m, job[v].q2 + r.roots));
     // Rows checked beforehand (FusedRow::checked): only Σ' can still be non-finite.
     ok[v] = (r.checked ? _mm512_cmp_pd_mask(_mm512_abs_pd(sv[v]), _mm512_set1_pd(std::numeric_limits<double>::infinity()),
                                             _CMP_LT_OQ)
@@ -574,7 +595,8 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
           r.dual->apply(1, job[v].q1 + (broadcast ? 0 : l), 0, job[v].q2 + l, 0, so + l, to + l);
     }
   }
-  family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
+  if constexpr (rooted) family_simd::dual_lanes_r<N>(a, b, root, sv, tv, r.ab2, r.d2, r.cross);
+  else family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
 #pragma GCC unroll 4
   for (int v = 0; v < N; ++v) {
     _mm512_mask_storeu_pd(r.so + job[v].c, ok[v], sv[v]);
@@ -583,19 +605,19 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
 }
 
 // Collects the vectors of a row and runs them four at a time.
-template <bool broadcast>
+template <bool broadcast, bool rooted = false>
 class FusedBatch {
   static constexpr int kGroup = 4;  // measured: 4 beats 2 (fewer stalls) despite some spills
  public:
   explicit FusedBatch(const FusedRow& row) : row_(row) {}
   __attribute__((always_inline)) void add(std::size_t c, const double* q1, const double* q2, __mmask8 mask) {
     job_[n_++] = {c, q1, q2, mask};
-    if (n_ == kGroup) fused_vectors<kGroup, broadcast>(row_, job_), n_ = 0;
+    if (n_ == kGroup) fused_vectors<kGroup, broadcast, rooted>(row_, job_), n_ = 0;
   }
   void finish() {
-    if (n_ == 3) fused_vectors<3, broadcast>(row_, job_);
-    else if (n_ == 2) fused_vectors<2, broadcast>(row_, job_);
-    else if (n_ == 1) fused_vectors<1, broadcast>(row_, job_);
+    if (n_ == 3) fused_vectors<3, broadcast, rooted>(row_, job_);
+    else if (n_ == 2) fused_vectors<2, broadcast, rooted>(row_, job_);
+    else if (n_ == 1) fused_vectors<1, broadcast, rooted>(row_, job_);
     n_ = 0;
   }
 
@@ -1321,24 +1343,42 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * W;
           FusedRow row = fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb);
           row.checked = plain_rows(q1, W, q2, W);
-          FusedBatch<true> batch(row);
+          // Rooted rows: copies of q1, q2 and their inverse roots in the spare end of bh / bg,
+          // past the H-pass rows and their zero guards (3·guard + 2R doubles).
+          const std::size_t spare = (3 * guard + 2 * R + 7) & ~std::size_t(7);
+          const std::ptrdiff_t roots = (W + 7) & ~7;
+          const bool rooted = row.checked && spare + 2 * static_cast<std::size_t>(roots) <= ws.bh.size();
           // The W pass at body entry c reads the H-pass row up to index first − before·step + c + 2·step:
           // before each w1, the H pass is brought that far (in chunks the core overlaps with the duals).
-          std::size_t done = 0;
-          const std::ptrdiff_t reach = static_cast<std::ptrdiff_t>(first) + (2 - aw.before) * step + W;
-          for (int w1 = 0; w1 < W; ++w1) {
-            if (chunked) {
-              const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
-              // chunk ends rounded up to whole vectors: no masked tail per chunk
-              const std::size_t upto =
-                  std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
-              if (w1 + 1 == W) hpass(done, R), done = R;
-              else if (upto > done) hpass(done, upto), done = upto;
+          auto sweep = [&](auto& batch, const double* qa, const double* qb) __attribute__((always_inline)) {
+            std::size_t done = 0;
+            const std::ptrdiff_t reach = static_cast<std::ptrdiff_t>(first) + (2 - aw.before) * step + W;
+            for (int w1 = 0; w1 < W; ++w1) {
+              if (chunked) {
+                const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
+                // chunk ends rounded up to whole vectors: no masked tail per chunk
+                const std::size_t upto =
+                    std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
+                if (w1 + 1 == W) hpass(done, R), done = R;
+                else if (upto > done) hpass(done, upto), done = upto;
+              }
+              for (int w2 = 0; w2 < W; w2 += 8)
+                batch.add(static_cast<std::size_t>(w1) * L + w2, qa + w1, qb + w2, tail_mask(W - w2));
             }
-            for (int w2 = 0; w2 < W; w2 += 8)
-              batch.add(static_cast<std::size_t>(w1) * L + w2, q1 + w1, q2 + w2, tail_mask(W - w2));
+            batch.finish();
+          };
+          if (rooted) {
+            double* qa = ws.bh.data() + spare;
+            double* qb = ws.bg.data() + spare;
+            rooted_row(q1, W, qa, roots);
+            rooted_row(q2, W, qb, roots);
+            row.roots = roots;
+            FusedBatch<true, true> batch(row);
+            sweep(batch, qa, qb);
+          } else {
+            FusedBatch<true> batch(row);
+            sweep(batch, q1, q2);
           }
-          batch.finish();
           continue;  // the pads of so / to stay zero
         }
 #endif
