@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -553,8 +554,25 @@ inline void rooted_row(const double* q, int n, double* out, std::ptrdiff_t roots
   }
 }
 
-template <int N, bool broadcast, bool rooted>
-__attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const FusedVector* job) {
+// The vectors of `lines` consecutive slab lines w1 … (V vectors of 8 w2 each, the last one
+// masked to the row's W): a group of 4 described by its first line alone, so that the unrolled
+// group keeps its addresses in registers (FusedBatch's queue lives in memory).
+template <int V>
+struct LineJobs {
+  std::size_t base;  // entry offset of line w1 in the row
+  std::size_t L;     // entries per line
+  const double* q1;  // q1 of line w1 (broadcast along the line)
+  const double* q2;  // q2 of the row
+  __mmask8 tail;     // the last vector of a line
+  __attribute__((always_inline)) FusedVector operator[](int v) const {
+    const int l = v / V, j = v % V;
+    return {base + static_cast<std::size_t>(l) * L + static_cast<std::size_t>(8 * j), q1 + l, q2 + 8 * j,
+            j == V - 1 ? tail : __mmask8(0xFF)};
+  }
+};
+
+template <int N, bool broadcast, bool rooted, class Jobs = const FusedVector*>
+__attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const Jobs& job) {
   const __m512d one = _mm512_set1_pd(1.0);
   __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {}, root[N] = {};
   __mmask8 ok[N] = {};
@@ -1350,22 +1368,43 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           const bool rooted = row.checked && spare + 2 * static_cast<std::size_t>(roots) <= ws.bh.size();
           // The W pass at body entry c reads the H-pass row up to index first − before·step + c + 2·step:
           // before each w1, the H pass is brought that far (in chunks the core overlaps with the duals).
+          std::size_t done = 0;
+          const std::ptrdiff_t reach = static_cast<std::ptrdiff_t>(first) + (2 - aw.before) * step + W;
+          auto bring = [&](int w1) __attribute__((always_inline)) {  // the H pass far enough for line w1
+            if (!chunked) return;
+            const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
+            // chunk ends rounded up to whole vectors: no masked tail per chunk
+            const std::size_t upto =
+                std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
+            if (w1 + 1 == W) hpass(done, R), done = R;
+            else if (upto > done) hpass(done, upto), done = upto;
+          };
           auto sweep = [&](auto& batch, const double* qa, const double* qb) __attribute__((always_inline)) {
-            std::size_t done = 0;
-            const std::ptrdiff_t reach = static_cast<std::ptrdiff_t>(first) + (2 - aw.before) * step + W;
             for (int w1 = 0; w1 < W; ++w1) {
-              if (chunked) {
-                const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
-                // chunk ends rounded up to whole vectors: no masked tail per chunk
-                const std::size_t upto =
-                    std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
-                if (w1 + 1 == W) hpass(done, R), done = R;
-                else if (upto > done) hpass(done, upto), done = upto;
-              }
+              bring(w1);
               for (int w2 = 0; w2 < W; w2 += 8)
                 batch.add(static_cast<std::size_t>(w1) * L + w2, qa + w1, qb + w2, tail_mask(W - w2));
             }
             batch.finish();
+          };
+          // Lines of 1, 2 or 4 vectors (W ≤ 8, ≤ 16, 25…32) in groups of 4 vectors over 4, 2 or
+          // 1 lines: the same vectors in the same groups as FusedBatch, without its queue.
+          const int V = (W + 7) / 8;
+          const bool lines = (V == 4 || (V == 2 && W % 2 == 0) || (V == 1 && W % 4 == 0));
+          auto sweep_lines = [&](auto rooted_tag, const double* qa, const double* qb) __attribute__((always_inline)) {
+            constexpr bool kRooted = decltype(rooted_tag)::value;
+            const __mmask8 tail = tail_mask(W - 8 * (V - 1));
+            auto run = [&](auto v_tag) __attribute__((always_inline)) {
+              constexpr int kV = decltype(v_tag)::value, kLines = 4 / kV;
+              for (int w1 = 0; w1 < W; w1 += kLines) {
+                bring(w1 + kLines - 1);
+                const LineJobs<kV> jobs{static_cast<std::size_t>(w1) * L, static_cast<std::size_t>(L), qa + w1, qb, tail};
+                fused_vectors<4, true, kRooted>(row, jobs);
+              }
+            };
+            if (V == 4) run(std::integral_constant<int, 4>{});
+            else if (V == 2) run(std::integral_constant<int, 2>{});
+            else run(std::integral_constant<int, 1>{});
           };
           if (rooted) {
             double* qa = ws.bh.data() + spare;
@@ -1373,8 +1412,14 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
             rooted_row(q1, W, qa, roots);
             rooted_row(q2, W, qb, roots);
             row.roots = roots;
-            FusedBatch<true, true> batch(row);
-            sweep(batch, qa, qb);
+            if (lines) {
+              sweep_lines(std::true_type{}, qa, qb);
+            } else {
+              FusedBatch<true, true> batch(row);
+              sweep(batch, qa, qb);
+            }
+          } else if (lines) {
+            sweep_lines(std::false_type{}, q1, q2);
           } else {
             FusedBatch<true> batch(row);
             sweep(batch, q1, q2);
