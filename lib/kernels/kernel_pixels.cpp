@@ -571,6 +571,28 @@ struct LineJobs {
   }
 };
 
+template <bool broadcast, class Jobs>
+__attribute__((noinline)) void rare_lanes(const FusedRow& r, Jobs job, unsigned ok, int n) {
+  const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
+  for (int v = 0; v < n; ++v) {
+    const __mmask8 m = job[v].mask & ~static_cast<__mmask8>(ok >> (8 * v));
+    if (!m) continue;
+    const double* h = r.h0 + job[v].c;
+    const double* g = r.g0 + job[v].c;
+    const __m512d hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)),
+                                       _mm512_maskz_loadu_pd(m, h + s2));
+    const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
+                                       _mm512_maskz_loadu_pd(m, g + s2));
+    const __m512d sv = _mm512_fmadd_pd(hsum, r.scale, r.b2);
+    double* so = r.so + job[v].c;
+    double* to = r.to + job[v].c;
+    _mm512_mask_storeu_pd(so, m, sv);
+    _mm512_mask_storeu_pd(to, m, _mm512_fmadd_pd(gsum, r.scale, sv));
+    for (int l = 0; l < 8; ++l)
+      if (m >> l & 1u) r.dual->apply(1, job[v].q1 + (broadcast ? 0 : l), 0, job[v].q2 + l, 0, so + l, to + l);
+  }
+}
+
 template <int N, bool broadcast, bool rooted, class Jobs = const FusedVector*>
 __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const Jobs& job) {
   const __m512d one = _mm512_set1_pd(1.0);
@@ -601,24 +623,20 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
             m;
     rare |= ok[v] != m;
   }
-  if (__builtin_expect(rare, 0)) {  // zero variance, non-finite values, extreme magnitudes
-    for (int v = 0; v < N; ++v) {
-      const __mmask8 m = job[v].mask;
-      double* so = r.so + job[v].c;
-      double* to = r.to + job[v].c;
-      _mm512_mask_storeu_pd(so, m, sv[v]);
-      _mm512_mask_storeu_pd(to, m, tv[v]);
-      for (int l = 0; l < 8; ++l)
-        if ((m & ~ok[v]) >> l & 1u)
-          r.dual->apply(1, job[v].q1 + (broadcast ? 0 : l), 0, job[v].q2 + l, 0, so + l, to + l);
-    }
-  }
   if constexpr (rooted) family_simd::dual_lanes_r<N>(a, b, root, sv, tv, r.ab2, r.d2, r.cross);
   else family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
 #pragma GCC unroll 4
   for (int v = 0; v < N; ++v) {
     _mm512_mask_storeu_pd(r.so + job[v].c, ok[v], sv[v]);
     _mm512_mask_storeu_pd(r.to + job[v].c, ok[v], tv[v]);
+  }
+  // Zero variance, non-finite values, extreme magnitudes: the other lanes' window sums once more
+  // (the same arithmetic; the H-pass rows are not the output rows), then ActivationDual::apply.
+  // After the dual rather than before, so the window sums need not stay live across it.
+  if (__builtin_expect(rare, 0)) {
+    unsigned bits = 0;
+    for (int v = 0; v < N; ++v) bits |= static_cast<unsigned>(ok[v]) << (8 * v);
+    rare_lanes<broadcast>(r, job, bits, N);
   }
 }
 
