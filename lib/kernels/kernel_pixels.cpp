@@ -414,6 +414,7 @@ inline void zero_row(double* dst, int n) {
 // The 3-tap H pass of Σ and Θ: hs = (s0 + s1) + s2, ht = (t0 + t1) + t2 on n entries. The
 // pointers live in registers (no reload per vector: the compiler cannot prove the rows do not
 // alias the pointer arrays they came from), full zmm vectors and one masked tail.
+template <bool with_t = true>  // false: Σ only, as sum3_pair
 __attribute__((always_inline)) inline void sum3_rows(const double* __restrict s0, const double* __restrict s1,
                                                      const double* __restrict s2, const double* __restrict t0,
                                                      const double* __restrict t1, const double* __restrict t2,
@@ -423,18 +424,21 @@ __attribute__((always_inline)) inline void sum3_rows(const double* __restrict s0
   for (; c + 8 <= n; c += 8) {
     _mm512_storeu_pd(hs + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(s0 + c), _mm512_loadu_pd(s1 + c)),
                                            _mm512_loadu_pd(s2 + c)));
-    _mm512_storeu_pd(ht + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(t0 + c), _mm512_loadu_pd(t1 + c)),
+    if constexpr (with_t) _mm512_storeu_pd(ht + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(t0 + c), _mm512_loadu_pd(t1 + c)),
                                            _mm512_loadu_pd(t2 + c)));
   }
   if (c < n) {
     const __mmask8 m = static_cast<__mmask8>((1u << (n - c)) - 1);
     _mm512_mask_storeu_pd(hs + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), _mm512_maskz_loadu_pd(m, s1 + c)),
                                                    _mm512_maskz_loadu_pd(m, s2 + c)));
-    _mm512_mask_storeu_pd(ht + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), _mm512_maskz_loadu_pd(m, t1 + c)),
+    if constexpr (with_t) _mm512_mask_storeu_pd(ht + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), _mm512_maskz_loadu_pd(m, t1 + c)),
                                                    _mm512_maskz_loadu_pd(m, t2 + c)));
   }
 #else
-  for (; c < n; ++c) hs[c] = (s0[c] + s1[c]) + s2[c], ht[c] = (t0[c] + t1[c]) + t2[c];
+  for (; c < n; ++c) {
+    hs[c] = (s0[c] + s1[c]) + s2[c];
+    if constexpr (with_t) ht[c] = (t0[c] + t1[c]) + t2[c];
+  }
 #endif
 }
 // The H passes of two neighbouring output rows from four input rows r0 < r1 < r2 < r3 (each for
@@ -444,6 +448,8 @@ struct FourRows {
   const double* s[4];
   const double* t[4];
 };
+// with_t = false: Σ only (Θ is zero: the first conv of a stage from the inputs).
+template <bool with_t = true>
 __attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::size_t c0, std::size_t c1,
                                                      double* __restrict los, double* __restrict lot,
                                                      double* __restrict his, double* __restrict hit) {
@@ -462,6 +468,7 @@ __attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::siz
     const __m512d a1 = _mm512_maskz_loadu_pd(m, s1 + c), a2 = _mm512_maskz_loadu_pd(m, s2 + c);
     _mm512_mask_storeu_pd(los + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), a1), a2));
     _mm512_mask_storeu_pd(his + c, m, _mm512_add_pd(_mm512_add_pd(a1, a2), _mm512_maskz_loadu_pd(m, s3 + c)));
+    if constexpr (!with_t) continue;
     const __m512d b1 = _mm512_maskz_loadu_pd(m, t1 + c), b2 = _mm512_maskz_loadu_pd(m, t2 + c);
     _mm512_mask_storeu_pd(lot + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), b1), b2));
     _mm512_mask_storeu_pd(hit + c, m, _mm512_add_pd(_mm512_add_pd(b1, b2), _mm512_maskz_loadu_pd(m, t3 + c)));
@@ -469,7 +476,7 @@ __attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::siz
 #else
   for (; c < c1; ++c) {
     los[c] = (s0[c] + s1[c]) + s2[c], his[c] = (s1[c] + s2[c]) + s3[c];
-    lot[c] = (t0[c] + t1[c]) + t2[c], hit[c] = (t1[c] + t2[c]) + t3[c];
+    if constexpr (with_t) lot[c] = (t0[c] + t1[c]) + t2[c], hit[c] = (t1[c] + t2[c]) + t3[c];
   }
 #endif
 }
@@ -512,6 +519,7 @@ struct FusedRow {
   // Rooted rows (FusedBatch<…, true>): 1/√q of each q1[i], q2[j] sits at q1 + roots, q2 + roots,
   // and the dual takes r = (1/√q1)(1/√q2) (dual_lanes_r) instead of a root per pair.
   std::ptrdiff_t roots = 0;
+  bool zero_theta = false;  // Θ = 0 on the conv's input (the g rows are not computed): Θ' = Σ'
 };
 
 // True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive,
@@ -581,8 +589,9 @@ __attribute__((noinline)) void rare_lanes(const FusedRow& r, Jobs job, unsigned 
     const double* g = r.g0 + job[v].c;
     const __m512d hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)),
                                        _mm512_maskz_loadu_pd(m, h + s2));
-    const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
-                                       _mm512_maskz_loadu_pd(m, g + s2));
+    const __m512d gsum = r.zero_theta ? _mm512_setzero_pd()
+                                      : _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
+                                                      _mm512_maskz_loadu_pd(m, g + s2));
     const __m512d sv = _mm512_fmadd_pd(hsum, r.scale, r.b2);
     double* so = r.so + job[v].c;
     double* to = r.to + job[v].c;
@@ -593,7 +602,7 @@ __attribute__((noinline)) void rare_lanes(const FusedRow& r, Jobs job, unsigned 
   }
 }
 
-template <int N, bool broadcast, bool rooted, class Jobs = const FusedVector*>
+template <int N, bool broadcast, bool rooted, bool zero_t = false, class Jobs = const FusedVector*>
 __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const Jobs& job) {
   const __m512d one = _mm512_set1_pd(1.0);
   __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {}, root[N] = {};
@@ -607,10 +616,14 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
     const double* g = r.g0 + job[v].c;
     const __m512d hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)),
                                        _mm512_maskz_loadu_pd(m, h + s2));
-    const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
-                                       _mm512_maskz_loadu_pd(m, g + s2));
     sv[v] = _mm512_fmadd_pd(hsum, r.scale, r.b2);
-    tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
+    if constexpr (zero_t) {
+      tv[v] = _mm512_fmadd_pd(_mm512_setzero_pd(), r.scale, sv[v]);  // as a zero window sum: Σ' (and +0 for −0)
+    } else {
+      const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
+                                         _mm512_maskz_loadu_pd(m, g + s2));
+      tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
+    }
     a[v] = broadcast ? _mm512_set1_pd(job[v].q1[0]) : _mm512_mask_loadu_pd(one, m, job[v].q1);
     b[v] = _mm512_mask_loadu_pd(one, m, job[v].q2);
     if constexpr (rooted)
@@ -641,19 +654,19 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
 }
 
 // Collects the vectors of a row and runs them four at a time.
-template <bool broadcast, bool rooted = false>
+template <bool broadcast, bool rooted = false, bool zero_t = false>
 class FusedBatch {
   static constexpr int kGroup = 4;  // measured: 4 beats 2 (fewer stalls) despite some spills
  public:
   explicit FusedBatch(const FusedRow& row) : row_(row) {}
   __attribute__((always_inline)) void add(std::size_t c, const double* q1, const double* q2, __mmask8 mask) {
     job_[n_++] = {c, q1, q2, mask};
-    if (n_ == kGroup) fused_vectors<kGroup, broadcast, rooted>(row_, job_), n_ = 0;
+    if (n_ == kGroup) fused_vectors<kGroup, broadcast, rooted, zero_t>(row_, job_), n_ = 0;
   }
   void finish() {
-    if (n_ == 3) fused_vectors<3, broadcast, rooted>(row_, job_);
-    else if (n_ == 2) fused_vectors<2, broadcast, rooted>(row_, job_);
-    else if (n_ == 1) fused_vectors<1, broadcast, rooted>(row_, job_);
+    if (n_ == 3) fused_vectors<3, broadcast, rooted, zero_t>(row_, job_);
+    else if (n_ == 2) fused_vectors<2, broadcast, rooted, zero_t>(row_, job_);
+    else if (n_ == 1) fused_vectors<1, broadcast, rooted, zero_t>(row_, job_);
     n_ = 0;
   }
 
@@ -1271,7 +1284,8 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   auto zero_pads = [&](double* row) {  // the pad columns w2 = W … W+P−1 of every w1
     for (int w1 = 0; w1 < W; ++w1) zero_row(row + first + static_cast<std::size_t>(w1) * L + W, P);
   };
-  for (int k = stage.begin; k < stage.end; ++k) {
+  bool theta0 = !src.s;  // Θ = 0 (from the inputs, before the first op)
+  for (int k = stage.begin; k < stage.end; ++k, theta0 = false) {
     const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
     if (op.kind == OpKind::Affine) {
       const Axis& ah = op.ah;
@@ -1287,6 +1301,11 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
       const bool fuse = Fw == 3 && !(self && d == 0) && act && act->kind == OpKind::Activation &&
                         relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+      // A fused first conv from the inputs skips Θ altogether (its window sums are zero): the
+      // H pass and the fused rows work on Σ alone, and Θ' = Σ' as the zero sums give it.
+      const bool skip_t = theta0 && fuse;
+#else
+      const bool skip_t = false;
 #endif
       const bool down = shift == G;  // ascending rows, written G lower
       const int next = down ? 0 : G;
@@ -1321,16 +1340,21 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         // The 3-tap H pass on entries [c0, c1) of the row.
         auto hpass3 = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
           if (nk == 3) {
-            sum3_rows(sr3[0] + c0, sr3[1] + c0, sr3[2] + c0, tr3[0] + c0, tr3[1] + c0, tr3[2] + c0, hs + c0, ht + c0, c1 - c0);
+            if (skip_t) sum3_rows<false>(sr3[0] + c0, sr3[1] + c0, sr3[2] + c0, nullptr, nullptr, nullptr, hs + c0, nullptr, c1 - c0);
+            else sum3_rows(sr3[0] + c0, sr3[1] + c0, sr3[2] + c0, tr3[0] + c0, tr3[1] + c0, tr3[2] + c0, hs + c0, ht + c0, c1 - c0);
           } else if (nk == 2) {
 #pragma omp simd
-            for (std::size_t c = c0; c < c1; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
+            for (std::size_t c = c0; c < c1; ++c) hs[c] = sr3[0][c] + sr3[1][c];
+            if (!skip_t) {
+#pragma omp simd
+              for (std::size_t c = c0; c < c1; ++c) ht[c] = tr3[0][c] + tr3[1][c];
+            }
           } else if (nk == 1) {
             copy_row(sr3[0] + c0, static_cast<int>(c1 - c0), hs + c0);
-            copy_row(tr3[0] + c0, static_cast<int>(c1 - c0), ht + c0);
+            if (!skip_t) copy_row(tr3[0] + c0, static_cast<int>(c1 - c0), ht + c0);
           } else {
             std::fill(hs + c0, hs + c1, 0.0);
-            std::fill(ht + c0, ht + c1, 0.0);
+            if (!skip_t) std::fill(ht + c0, ht + c1, 0.0);
           }
         };
 #if defined(__AVX512F__)
@@ -1356,6 +1380,8 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         }
         auto hpass = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
           if (!pair) hpass3(c0, c1);
+          else if (skip_t) down ? sum3_pair<false>(four, c0, c1, hs, ht, hs_next, ht_next)
+                                : sum3_pair<false>(four, c0, c1, hs_next, ht_next, hs, ht);
           else if (down) sum3_pair(four, c0, c1, hs, ht, hs_next, ht_next);
           else sum3_pair(four, c0, c1, hs_next, ht_next, hs, ht);
         };
@@ -1409,38 +1435,42 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           // 1 lines: the same vectors in the same groups as FusedBatch, without its queue.
           const int V = (W + 7) / 8;
           const bool lines = (V == 4 || (V == 2 && W % 2 == 0) || (V == 1 && W % 4 == 0));
-          auto sweep_lines = [&](auto rooted_tag, const double* qa, const double* qb) __attribute__((always_inline)) {
-            constexpr bool kRooted = decltype(rooted_tag)::value;
+          auto sweep_lines = [&](auto rooted_tag, auto zero_tag, const double* qa, const double* qb) __attribute__((always_inline)) {
+            constexpr bool kRooted = decltype(rooted_tag)::value, kZero = decltype(zero_tag)::value;
             const __mmask8 tail = tail_mask(W - 8 * (V - 1));
             auto run = [&](auto v_tag) __attribute__((always_inline)) {
               constexpr int kV = decltype(v_tag)::value, kLines = 4 / kV;
               for (int w1 = 0; w1 < W; w1 += kLines) {
                 bring(w1 + kLines - 1);
                 const LineJobs<kV> jobs{static_cast<std::size_t>(w1) * L, static_cast<std::size_t>(L), qa + w1, qb, tail};
-                fused_vectors<4, true, kRooted>(row, jobs);
+                fused_vectors<4, true, kRooted, kZero>(row, jobs);
               }
             };
             if (V == 4) run(std::integral_constant<int, 4>{});
             else if (V == 2) run(std::integral_constant<int, 2>{});
             else run(std::integral_constant<int, 1>{});
           };
+          auto go = [&](auto rooted_tag, auto zero_tag, const double* qa, const double* qb) __attribute__((always_inline)) {
+            if (lines) {
+              sweep_lines(rooted_tag, zero_tag, qa, qb);
+            } else {
+              FusedBatch<true, decltype(rooted_tag)::value, decltype(zero_tag)::value> batch(row);
+              sweep(batch, qa, qb);
+            }
+          };
+          row.zero_theta = skip_t;
           if (rooted) {
             double* qa = ws.bh.data() + spare;
             double* qb = ws.bg.data() + spare;
             rooted_row(q1, W, qa, roots);
             rooted_row(q2, W, qb, roots);
             row.roots = roots;
-            if (lines) {
-              sweep_lines(std::true_type{}, qa, qb);
-            } else {
-              FusedBatch<true, true> batch(row);
-              sweep(batch, qa, qb);
-            }
-          } else if (lines) {
-            sweep_lines(std::false_type{}, q1, q2);
+            if (skip_t) go(std::true_type{}, std::true_type{}, qa, qb);
+            else go(std::true_type{}, std::false_type{}, qa, qb);
+          } else if (skip_t) {
+            go(std::false_type{}, std::true_type{}, q1, q2);
           } else {
-            FusedBatch<true> batch(row);
-            sweep(batch, q1, q2);
+            go(std::false_type{}, std::false_type{}, q1, q2);
           }
           continue;  // the pads of so / to stay zero
         }
