@@ -1214,15 +1214,32 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
   double* const S0 = ws.bs.data();
   double* const T0 = ws.bt.data();
+  // A 3×3 conv whose ReLU-family activation runs in the same pass (FusedBatch): each output
+  // entry goes from the window sum through the dual in registers. Not for offset 0 of a point
+  // with itself (its diagonal takes the variances and writes the records first).
+  auto fusable = [&](int k, FamilyCoefficients* family) {
+#if defined(__AVX512F__)
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
+    const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+    return op.kind == OpKind::Affine && op.aw.filter == 3 && !(self && d == 0) && act &&
+           act->kind == OpKind::Activation && relu_family_coefficients(plan_.duals[act->dual].activation(), family);
+#else
+    (void)k, (void)family;
+    return false;
+#endif
+  };
   // Zero what Σ⁰ below does not write: the G guard rows and the pads of every row (Θ⁰ = 0
-  // everywhere when the stage starts from the inputs).
+  // everywhere when the stage starts from the inputs, unless a fused first conv skips Θ⁰: then
+  // it writes every body entry of Θ' and only the pads need zeros).
   {
+    FamilyCoefficients unused;
+    const bool theta_read = !src.s && !fusable(stage.begin, &unused);
     const std::size_t guard_rows = static_cast<std::size_t>(G) * R;
     std::fill(S0, S0 + guard_rows, 0.0);
-    if (src.s) std::fill(T0, T0 + guard_rows, 0.0);
+    if (!theta_read) std::fill(T0, T0 + guard_rows, 0.0);
     else std::fill(T0, T0 + n, 0.0);
     for (std::size_t row = guard_rows; row < n; row += R)
-      for (double* A : {S0 + row, src.s ? T0 + row : nullptr}) {
+      for (double* A : {S0 + row, !theta_read ? T0 + row : nullptr}) {
         if (!A) continue;
         std::fill(A, A + first, 0.0);
         for (int w1 = 0; w1 < W; ++w1) zero_row(A + first + static_cast<std::size_t>(w1) * L + W, P);
@@ -1294,13 +1311,9 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
       const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
 #if defined(__AVX512F__)
-      // A ReLU-family activation right after the conv runs in the same pass (FusedBatch): each
-      // output entry goes from the window sum through the dual in registers. Not for offset 0 of
-      // a point with itself (its diagonal takes the variances and writes the records first).
       FamilyCoefficients family;
       const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
-      const bool fuse = Fw == 3 && !(self && d == 0) && act && act->kind == OpKind::Activation &&
-                        relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+      const bool fuse = fusable(k, &family);
       // A fused first conv from the inputs skips Θ altogether (its window sums are zero): the
       // H pass and the fused rows work on Σ alone, and Θ' = Σ' as the zero sums give it.
       const bool skip_t = theta0 && fuse;
