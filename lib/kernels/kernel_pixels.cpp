@@ -1272,12 +1272,23 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
 #if defined(__AVX512F__)
         // The sums in registers, 8 w2 at a time: acc = fma(a_c, y_c, acc) channel by channel from
         // 0, then × 1/C: the arithmetic of the loops below (their += contracts to the same fma).
-        for (int w2 = 0; w2 < W; w2 += 8) {
-          const __mmask8 m = W - w2 >= 8 ? __mmask8(0xFF) : __mmask8((1u << (W - w2)) - 1);
-          __m512d acc = _mm512_setzero_pd();
-          for (int c = 0; c < C; ++c)
-            acc = _mm512_fmadd_pd(_mm512_set1_pd(a[c]), _mm512_maskz_loadu_pd(m, yt + static_cast<std::size_t>(c) * W + w2), acc);
-          _mm512_mask_storeu_pd(sr + w2, m, _mm512_mul_pd(acc, _mm512_set1_pd(inv)));
+        for (int w0 = 0; w0 < W; w0 += 32) {  // 4 vectors at a time (one broadcast of a_c for them)
+          __m512d acc[4];
+          __mmask8 m[4];
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) {
+            const int left = W - w0 - 8 * v;
+            m[v] = left >= 8 ? __mmask8(0xFF) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
+            acc[v] = _mm512_setzero_pd();
+          }
+          for (int c = 0; c < C; ++c) {
+            const __m512d ac = _mm512_set1_pd(a[c]);
+            const double* yc = yt + static_cast<std::size_t>(c) * W + w0;
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v) acc[v] = _mm512_fmadd_pd(ac, _mm512_maskz_loadu_pd(m[v], yc + 8 * v), acc[v]);
+          }
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) _mm512_mask_storeu_pd(sr + w0 + 8 * v, m[v], _mm512_mul_pd(acc[v], _mm512_set1_pd(inv)));
         }
         continue;
 #endif
