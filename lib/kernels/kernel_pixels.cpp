@@ -1319,8 +1319,10 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   // A second row (two output rows share their H pass: sum3_pair); bh holds 3R + 128.
   double* hs_next = hs + R + guard;
   double* ht_next = ht + R + guard;
-  std::fill(ws.bh.begin(), ws.bh.end(), 0.0);
-  std::fill(ws.bg.begin(), ws.bg.end(), 0.0);
+  // Every H pass writes its whole row [0, R) before the W pass reads it; only the zero guards
+  // around the two rows (which the diagonal shifts reach) need clearing.
+  for (std::vector<double>* h : {&ws.bh, &ws.bg})
+    for (std::size_t at : {std::size_t(0), guard + R, 2 * guard + 2 * R}) std::fill(h->data() + at, h->data() + at + guard, 0.0);
   auto zero_pads = [&](double* row) {  // the pad columns w2 = W … W+P−1 of every w1
     for (int w1 = 0; w1 < W; ++w1) zero_row(row + first + static_cast<std::size_t>(w1) * L + W, P);
   };
