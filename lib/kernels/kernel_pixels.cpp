@@ -411,6 +411,41 @@ inline void copy_row(const double* src, int n, double* dst) {
 inline void zero_row(double* dst, int n) {
   for (int c = 0; c < n; ++c) dst[c] = 0.0;
 }
+// out[j] = (Σ_c a[c]·y[c·ystride + j]) / C for j < n: Σ⁰ along a row of partners from a
+// channel-major row of y. The sum goes channel by channel from 0 in fma (what `acc += a·y`
+// contracts to), then × 1/C; 4 vectors per broadcast of a[c], in registers.
+inline void sigma0_row(const double* a, const double* y, std::size_t ystride, int C, int n, double inv, double* out) {
+#if defined(__AVX512F__)
+  for (int w0 = 0; w0 < n; w0 += 32) {
+    __m512d acc[4];
+    __mmask8 m[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      const int left = n - w0 - 8 * v;
+      m[v] = left >= 8 ? __mmask8(0xFF) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
+      acc[v] = _mm512_setzero_pd();
+    }
+    for (int c = 0; c < C; ++c) {
+      const __m512d ac = _mm512_set1_pd(a[c]);
+      const double* yc = y + static_cast<std::size_t>(c) * ystride + w0;
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[v] = _mm512_fmadd_pd(ac, _mm512_maskz_loadu_pd(m[v], yc + 8 * v), acc[v]);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) _mm512_mask_storeu_pd(out + w0 + 8 * v, m[v], _mm512_mul_pd(acc[v], _mm512_set1_pd(inv)));
+  }
+#else
+  for (int j = 0; j < n; ++j) out[j] = 0.0;
+  for (int c = 0; c < C; ++c) {
+    const double ac = a[c];
+    const double* yc = y + static_cast<std::size_t>(c) * ystride;
+#pragma omp simd
+    for (int j = 0; j < n; ++j) out[j] += ac * yc[j];
+  }
+#pragma omp simd
+  for (int j = 0; j < n; ++j) out[j] *= inv;
+#endif
+}
 // The 3-tap H pass of Σ and Θ: hs = (s0 + s1) + s2, ht = (t0 + t1) + t2 on n entries. The
 // pointers live in registers (no reload per vector: the compiler cannot prove the rows do not
 // alias the pointer arrays they came from), full zmm vectors and one masked tail.
@@ -1062,15 +1097,8 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
       double* srow = S + (static_cast<std::size_t>(h1) * W + w1) * W;
       double* trow = T + (static_cast<std::size_t>(h1) * W + w1) * W;
       const double* yb = Y + static_cast<std::size_t>(h2) * C * 2 * W + (W - 1 - w1);
-      for (int e = 0; e < W; ++e) srow[e] = 0.0, trow[e] = 0.0;
-      for (int c = 0; c < C; ++c) {  // channel by channel: the order of acc += a·b per entry
-        const double ac = a[c];
-        const double* yc = yb + static_cast<std::size_t>(c) * 2 * W;
-#pragma omp simd
-        for (int e = 0; e < W; ++e) srow[e] += ac * yc[e];
-      }
-#pragma omp simd
-      for (int e = 0; e < W; ++e) srow[e] *= inv;
+      zero_row(trow, W);
+      sigma0_row(a, yb, static_cast<std::size_t>(2) * W, C, W, inv, srow);
     }
   }
   const int n_ops = static_cast<int>(plan_.spatial.size());
@@ -1269,38 +1297,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       } else if (transposed) {  // y's row h2 channel-major: the w2 loop vectorizes
         const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
         const double* yt = ws.bq1.data();
-#if defined(__AVX512F__)
-        // The sums in registers, 8 w2 at a time: acc = fma(a_c, y_c, acc) channel by channel from
-        // 0, then × 1/C: the arithmetic of the loops below (their += contracts to the same fma).
-        for (int w0 = 0; w0 < W; w0 += 32) {  // 4 vectors at a time (one broadcast of a_c for them)
-          __m512d acc[4];
-          __mmask8 m[4];
-#pragma GCC unroll 4
-          for (int v = 0; v < 4; ++v) {
-            const int left = W - w0 - 8 * v;
-            m[v] = left >= 8 ? __mmask8(0xFF) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
-            acc[v] = _mm512_setzero_pd();
-          }
-          for (int c = 0; c < C; ++c) {
-            const __m512d ac = _mm512_set1_pd(a[c]);
-            const double* yc = yt + static_cast<std::size_t>(c) * W + w0;
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; ++v) acc[v] = _mm512_fmadd_pd(ac, _mm512_maskz_loadu_pd(m[v], yc + 8 * v), acc[v]);
-          }
-#pragma GCC unroll 4
-          for (int v = 0; v < 4; ++v) _mm512_mask_storeu_pd(sr + w0 + 8 * v, m[v], _mm512_mul_pd(acc[v], _mm512_set1_pd(inv)));
-        }
-        continue;
-#endif
-        for (int w2 = 0; w2 < W; ++w2) sr[w2] = 0.0;  // channel by channel, in the order of the loop below
-        for (int c = 0; c < C; ++c) {
-          const double ac = a[c];
-          const double* yc = yt + static_cast<std::size_t>(c) * W;
-#pragma omp simd
-          for (int w2 = 0; w2 < W; ++w2) sr[w2] += ac * yc[w2];
-        }
-#pragma omp simd
-        for (int w2 = 0; w2 < W; ++w2) sr[w2] *= inv;
+        sigma0_row(a, yt, static_cast<std::size_t>(W), C, W, inv, sr);
       } else {
         const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
         for (int w2 = 0; w2 < W; ++w2) {
