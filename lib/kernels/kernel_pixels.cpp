@@ -605,11 +605,12 @@ struct LineJobs {
   std::size_t base;  // entry offset of line w1 in the row
   std::size_t L;     // entries per line
   const double* q1;  // q1 of line w1 (broadcast along the line)
-  const double* q2;  // q2 of the row
+  const double* q2;  // q2 of line w1
   __mmask8 tail;     // the last vector of a line
+  std::ptrdiff_t q2_line = 0;  // q2 moves by this per line (slabs 0; ring blocks −1: q2 at e − w1)
   __attribute__((always_inline)) FusedVector operator[](int v) const {
     const int l = v / V, j = v % V;
-    return {base + static_cast<std::size_t>(l) * L + static_cast<std::size_t>(8 * j), q1 + l, q2 + 8 * j,
+    return {base + static_cast<std::size_t>(l) * L + static_cast<std::size_t>(8 * j), q1 + l, q2 + l * q2_line + 8 * j,
             j == V - 1 ? tail : __mmask8(0xFF)};
   }
 };
@@ -1155,11 +1156,30 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
           const double* q2 = D + (a * H + static_cast<std::size_t>(wrap(o - d, H, true))) * 2 * W + (W - 1);
           FusedRow row = fused_row(es, et, W, scale, b2, plan_.duals[act->dual], family, so, to);
           row.checked = plain_rows(q1, W, q2 - (W - 1), 2 * W - 1);
-          FusedBatch<true> batch(row);
-          for (int w1 = 0; w1 < W; ++w1)
-            for (int e = 0; e < W; e += 8)
-              batch.add(static_cast<std::size_t>(w1) * W + e, q1 + w1, q2 + e - w1, tail_mask(W - e));
-          batch.finish();
+          // Lines of 1, 2 or 4 vectors in groups of 4 straight from the line index (LineJobs, as
+          // on the slabs): the same groups as FusedBatch's.
+          const int V = (W + 7) / 8;
+          auto run = [&](auto v_tag) __attribute__((always_inline)) {
+            constexpr int kV = decltype(v_tag)::value, kLines = 4 / kV;
+            const __mmask8 tail = tail_mask(W - 8 * (kV - 1));
+            for (int w1 = 0; w1 < W; w1 += kLines) {
+              const LineJobs<kV> jobs{static_cast<std::size_t>(w1) * W, static_cast<std::size_t>(W), q1 + w1, q2 - w1, tail, -1};
+              fused_vectors<4, true, false>(row, jobs);
+            }
+          };
+          if (V == 4) {
+            run(std::integral_constant<int, 4>{});
+          } else if (V == 2 && W % 2 == 0) {
+            run(std::integral_constant<int, 2>{});
+          } else if (V == 1 && W % 4 == 0) {
+            run(std::integral_constant<int, 1>{});
+          } else {
+            FusedBatch<true> batch(row);
+            for (int w1 = 0; w1 < W; ++w1)
+              for (int e = 0; e < W; e += 8)
+                batch.add(static_cast<std::size_t>(w1) * W + e, q1 + w1, q2 + e - w1, tail_mask(W - e));
+            batch.finish();
+          }
           continue;
         }
 #endif
