@@ -498,16 +498,18 @@ __attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::siz
   const double* __restrict t3 = r.t[3];
   std::size_t c = c0;
 #if defined(__AVX512F__)
-  for (; c < c1; c += 8) {
-    const __mmask8 m = c1 - c >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << (c1 - c)) - 1);
+  auto step = [&](__mmask8 m) __attribute__((always_inline)) {
     const __m512d a1 = _mm512_maskz_loadu_pd(m, s1 + c), a2 = _mm512_maskz_loadu_pd(m, s2 + c);
     _mm512_mask_storeu_pd(los + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), a1), a2));
     _mm512_mask_storeu_pd(his + c, m, _mm512_add_pd(_mm512_add_pd(a1, a2), _mm512_maskz_loadu_pd(m, s3 + c)));
-    if constexpr (!with_t) continue;
-    const __m512d b1 = _mm512_maskz_loadu_pd(m, t1 + c), b2 = _mm512_maskz_loadu_pd(m, t2 + c);
-    _mm512_mask_storeu_pd(lot + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), b1), b2));
-    _mm512_mask_storeu_pd(hit + c, m, _mm512_add_pd(_mm512_add_pd(b1, b2), _mm512_maskz_loadu_pd(m, t3 + c)));
-  }
+    if constexpr (with_t) {
+      const __m512d b1 = _mm512_maskz_loadu_pd(m, t1 + c), b2 = _mm512_maskz_loadu_pd(m, t2 + c);
+      _mm512_mask_storeu_pd(lot + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), b1), b2));
+      _mm512_mask_storeu_pd(hit + c, m, _mm512_add_pd(_mm512_add_pd(b1, b2), _mm512_maskz_loadu_pd(m, t3 + c)));
+    }
+  };
+  for (; c + 8 <= c1; c += 8) step(__mmask8(0xFF));  // whole vectors: no mask arithmetic per vector
+  if (c < c1) step(static_cast<__mmask8>((1u << (c1 - c)) - 1));
 #else
   for (; c < c1; ++c) {
     los[c] = (s0[c] + s1[c]) + s2[c], his[c] = (s1[c] + s2[c]) + s3[c];
