@@ -1363,6 +1363,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const bool skip_t = theta0 && fuse;
 #else
       const bool skip_t = false;
+      (void)theta0;
 #endif
       const bool down = shift == G;  // ascending rows, written G lower
       const int next = down ? 0 : G;
