@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -410,9 +411,45 @@ inline void copy_row(const double* src, int n, double* dst) {
 inline void zero_row(double* dst, int n) {
   for (int c = 0; c < n; ++c) dst[c] = 0.0;
 }
+// out[j] = (Σ_c a[c]·y[c·ystride + j]) / C for j < n: Σ⁰ along a row of partners from a
+// channel-major row of y. The sum goes channel by channel from 0 in fma (what `acc += a·y`
+// contracts to), then × 1/C; 4 vectors per broadcast of a[c], in registers.
+inline void sigma0_row(const double* a, const double* y, std::size_t ystride, int C, int n, double inv, double* out) {
+#if defined(__AVX512F__)
+  for (int w0 = 0; w0 < n; w0 += 32) {
+    __m512d acc[4];
+    __mmask8 m[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      const int left = n - w0 - 8 * v;
+      m[v] = left >= 8 ? __mmask8(0xFF) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
+      acc[v] = _mm512_setzero_pd();
+    }
+    for (int c = 0; c < C; ++c) {
+      const __m512d ac = _mm512_set1_pd(a[c]);
+      const double* yc = y + static_cast<std::size_t>(c) * ystride + w0;
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[v] = _mm512_fmadd_pd(ac, _mm512_maskz_loadu_pd(m[v], yc + 8 * v), acc[v]);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) _mm512_mask_storeu_pd(out + w0 + 8 * v, m[v], _mm512_mul_pd(acc[v], _mm512_set1_pd(inv)));
+  }
+#else
+  for (int j = 0; j < n; ++j) out[j] = 0.0;
+  for (int c = 0; c < C; ++c) {
+    const double ac = a[c];
+    const double* yc = y + static_cast<std::size_t>(c) * ystride;
+#pragma omp simd
+    for (int j = 0; j < n; ++j) out[j] += ac * yc[j];
+  }
+#pragma omp simd
+  for (int j = 0; j < n; ++j) out[j] *= inv;
+#endif
+}
 // The 3-tap H pass of Σ and Θ: hs = (s0 + s1) + s2, ht = (t0 + t1) + t2 on n entries. The
 // pointers live in registers (no reload per vector: the compiler cannot prove the rows do not
 // alias the pointer arrays they came from), full zmm vectors and one masked tail.
+template <bool with_t = true>  // false: Σ only, as sum3_pair
 __attribute__((always_inline)) inline void sum3_rows(const double* __restrict s0, const double* __restrict s1,
                                                      const double* __restrict s2, const double* __restrict t0,
                                                      const double* __restrict t1, const double* __restrict t2,
@@ -422,18 +459,21 @@ __attribute__((always_inline)) inline void sum3_rows(const double* __restrict s0
   for (; c + 8 <= n; c += 8) {
     _mm512_storeu_pd(hs + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(s0 + c), _mm512_loadu_pd(s1 + c)),
                                            _mm512_loadu_pd(s2 + c)));
-    _mm512_storeu_pd(ht + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(t0 + c), _mm512_loadu_pd(t1 + c)),
+    if constexpr (with_t) _mm512_storeu_pd(ht + c, _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(t0 + c), _mm512_loadu_pd(t1 + c)),
                                            _mm512_loadu_pd(t2 + c)));
   }
   if (c < n) {
     const __mmask8 m = static_cast<__mmask8>((1u << (n - c)) - 1);
     _mm512_mask_storeu_pd(hs + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), _mm512_maskz_loadu_pd(m, s1 + c)),
                                                    _mm512_maskz_loadu_pd(m, s2 + c)));
-    _mm512_mask_storeu_pd(ht + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), _mm512_maskz_loadu_pd(m, t1 + c)),
+    if constexpr (with_t) _mm512_mask_storeu_pd(ht + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), _mm512_maskz_loadu_pd(m, t1 + c)),
                                                    _mm512_maskz_loadu_pd(m, t2 + c)));
   }
 #else
-  for (; c < n; ++c) hs[c] = (s0[c] + s1[c]) + s2[c], ht[c] = (t0[c] + t1[c]) + t2[c];
+  for (; c < n; ++c) {
+    hs[c] = (s0[c] + s1[c]) + s2[c];
+    if constexpr (with_t) ht[c] = (t0[c] + t1[c]) + t2[c];
+  }
 #endif
 }
 // The H passes of two neighbouring output rows from four input rows r0 < r1 < r2 < r3 (each for
@@ -443,6 +483,8 @@ struct FourRows {
   const double* s[4];
   const double* t[4];
 };
+// with_t = false: Σ only (Θ is zero: the first conv of a stage from the inputs).
+template <bool with_t = true>
 __attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::size_t c0, std::size_t c1,
                                                      double* __restrict los, double* __restrict lot,
                                                      double* __restrict his, double* __restrict hit) {
@@ -456,19 +498,22 @@ __attribute__((always_inline)) inline void sum3_pair(const FourRows& r, std::siz
   const double* __restrict t3 = r.t[3];
   std::size_t c = c0;
 #if defined(__AVX512F__)
-  for (; c < c1; c += 8) {
-    const __mmask8 m = c1 - c >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << (c1 - c)) - 1);
+  auto step = [&](__mmask8 m) __attribute__((always_inline)) {
     const __m512d a1 = _mm512_maskz_loadu_pd(m, s1 + c), a2 = _mm512_maskz_loadu_pd(m, s2 + c);
     _mm512_mask_storeu_pd(los + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, s0 + c), a1), a2));
     _mm512_mask_storeu_pd(his + c, m, _mm512_add_pd(_mm512_add_pd(a1, a2), _mm512_maskz_loadu_pd(m, s3 + c)));
-    const __m512d b1 = _mm512_maskz_loadu_pd(m, t1 + c), b2 = _mm512_maskz_loadu_pd(m, t2 + c);
-    _mm512_mask_storeu_pd(lot + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), b1), b2));
-    _mm512_mask_storeu_pd(hit + c, m, _mm512_add_pd(_mm512_add_pd(b1, b2), _mm512_maskz_loadu_pd(m, t3 + c)));
-  }
+    if constexpr (with_t) {
+      const __m512d b1 = _mm512_maskz_loadu_pd(m, t1 + c), b2 = _mm512_maskz_loadu_pd(m, t2 + c);
+      _mm512_mask_storeu_pd(lot + c, m, _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, t0 + c), b1), b2));
+      _mm512_mask_storeu_pd(hit + c, m, _mm512_add_pd(_mm512_add_pd(b1, b2), _mm512_maskz_loadu_pd(m, t3 + c)));
+    }
+  };
+  for (; c + 8 <= c1; c += 8) step(__mmask8(0xFF));  // whole vectors: no mask arithmetic per vector
+  if (c < c1) step(static_cast<__mmask8>((1u << (c1 - c)) - 1));
 #else
   for (; c < c1; ++c) {
     los[c] = (s0[c] + s1[c]) + s2[c], his[c] = (s1[c] + s2[c]) + s3[c];
-    lot[c] = (t0[c] + t1[c]) + t2[c], hit[c] = (t1[c] + t2[c]) + t3[c];
+    if constexpr (with_t) lot[c] = (t0[c] + t1[c]) + t2[c], hit[c] = (t1[c] + t2[c]) + t3[c];
   }
 #endif
 }
@@ -508,11 +553,17 @@ struct FusedRow {
   __m512d scale, b2, ab2, d2, cross;
   const ActivationDual* dual;
   bool checked = false;  // every (q1, q2) of the row passed plain_rows: the lanes need only Σ' finite
+  // Rooted rows (FusedBatch<…, true>): 1/√q of each q1[i], q2[j] sits at q1 + roots, q2 + roots,
+  // and the dual takes r = (1/√q1)(1/√q2) (dual_lanes_r) instead of a root per pair.
+  std::ptrdiff_t roots = 0;
+  bool zero_theta = false;  // Θ = 0 on the conv's input (the g rows are not computed): Θ' = Σ'
 };
 
-// True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive and
-// finite, and the extreme products inside (1e-280, 1e280) — rounding is monotone, so then every
-// product is. One check per row instead of one per vector; the same lanes take the same path.
+// True when every pair q1[i], q2[j] passes family_simd::plain_lanes whatever Σ': all positive,
+// normal and finite, and the extreme products inside (1e-280, 1e280) — rounding is monotone, so
+// then every product is. One check per row instead of one per vector; the same lanes take the
+// same path. (Normal, so that the per-pixel inverse roots of rooted rows exist: vrsqrt14 takes a
+// subnormal as zero.)
 // The extremes of q[0..n) in *lo, *hi; false if some value is not positive and finite (NaN included).
 inline bool positive_extremes(const double* q, int n, double* lo, double* hi) {
   const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
@@ -532,13 +583,67 @@ inline bool positive_extremes(const double* q, int n, double* lo, double* hi) {
 inline bool plain_rows(const double* q1, int n1, const double* q2, int n2) {
   double lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0;
   if (!positive_extremes(q1, n1, &lo1, &hi1) || !positive_extremes(q2, n2, &lo2, &hi2)) return false;
-  return lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280;
+  return lo1 * lo2 > 1e-280 && hi1 * hi2 < 1e280 && lo1 >= std::numeric_limits<double>::min() &&
+         lo2 >= std::numeric_limits<double>::min();
 }
 
-template <int N, bool broadcast>
-__attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const FusedVector* job) {
+// The rooted copy of a row of n variances (FusedRow::roots): q at out[0, n), 1/√q at out[roots, roots + n),
+// for rows that passed plain_rows.
+inline void rooted_row(const double* q, int n, double* out, std::ptrdiff_t roots) {
   const __m512d one = _mm512_set1_pd(1.0);
-  __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {};
+  for (int i = 0; i < n; i += 8) {
+    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
+    const __m512d v = _mm512_mask_loadu_pd(one, m, q + i);
+    _mm512_mask_storeu_pd(out + i, m, v);
+    _mm512_mask_storeu_pd(out + roots + i, m, family_simd::inverse_root(v));
+  }
+}
+
+// The vectors of `lines` consecutive slab lines w1 … (V vectors of 8 w2 each, the last one
+// masked to the row's W): a group of 4 described by its first line alone, so that the unrolled
+// group keeps its addresses in registers (FusedBatch's queue lives in memory).
+template <int V>
+struct LineJobs {
+  std::size_t base;  // entry offset of line w1 in the row
+  std::size_t L;     // entries per line
+  const double* q1;  // q1 of line w1 (broadcast along the line)
+  const double* q2;  // q2 of line w1
+  __mmask8 tail;     // the last vector of a line
+  std::ptrdiff_t q2_line = 0;  // q2 moves by this per line (slabs 0; ring blocks −1: q2 at e − w1)
+  __attribute__((always_inline)) FusedVector operator[](int v) const {
+    const int l = v / V, j = v % V;
+    return {base + static_cast<std::size_t>(l) * L + static_cast<std::size_t>(8 * j), q1 + l, q2 + l * q2_line + 8 * j,
+            j == V - 1 ? tail : __mmask8(0xFF)};
+  }
+};
+
+template <bool broadcast, class Jobs>
+__attribute__((noinline)) void rare_lanes(const FusedRow& r, Jobs job, unsigned ok, int n) {
+  const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
+  for (int v = 0; v < n; ++v) {
+    const __mmask8 m = job[v].mask & ~static_cast<__mmask8>(ok >> (8 * v));
+    if (!m) continue;
+    const double* h = r.h0 + job[v].c;
+    const double* g = r.g0 + job[v].c;
+    const __m512d hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)),
+                                       _mm512_maskz_loadu_pd(m, h + s2));
+    const __m512d gsum = r.zero_theta ? _mm512_setzero_pd()
+                                      : _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
+                                                      _mm512_maskz_loadu_pd(m, g + s2));
+    const __m512d sv = _mm512_fmadd_pd(hsum, r.scale, r.b2);
+    double* so = r.so + job[v].c;
+    double* to = r.to + job[v].c;
+    _mm512_mask_storeu_pd(so, m, sv);
+    _mm512_mask_storeu_pd(to, m, _mm512_fmadd_pd(gsum, r.scale, sv));
+    for (int l = 0; l < 8; ++l)
+      if (m >> l & 1u) r.dual->apply(1, job[v].q1 + (broadcast ? 0 : l), 0, job[v].q2 + l, 0, so + l, to + l);
+  }
+}
+
+template <int N, bool broadcast, bool rooted, bool zero_t = false, class Jobs = const FusedVector*>
+__attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, const Jobs& job) {
+  const __m512d one = _mm512_set1_pd(1.0);
+  __m512d a[N] = {}, b[N] = {}, sv[N] = {}, tv[N] = {}, root[N] = {};
   __mmask8 ok[N] = {};
   bool rare = false;
   const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
@@ -549,12 +654,19 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
     const double* g = r.g0 + job[v].c;
     const __m512d hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)),
                                        _mm512_maskz_loadu_pd(m, h + s2));
-    const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
-                                       _mm512_maskz_loadu_pd(m, g + s2));
     sv[v] = _mm512_fmadd_pd(hsum, r.scale, r.b2);
-    tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
+    if constexpr (zero_t) {
+      tv[v] = _mm512_fmadd_pd(_mm512_setzero_pd(), r.scale, sv[v]);  // as a zero window sum: Σ' (and +0 for −0)
+    } else {
+      const __m512d gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)),
+                                         _mm512_maskz_loadu_pd(m, g + s2));
+      tv[v] = _mm512_fmadd_pd(gsum, r.scale, sv[v]);
+    }
     a[v] = broadcast ? _mm512_set1_pd(job[v].q1[0]) : _mm512_mask_loadu_pd(one, m, job[v].q1);
     b[v] = _mm512_mask_loadu_pd(one, m, job[v].q2);
+    if constexpr (rooted)
+      root[v] = _mm512_mul_pd(broadcast ? _mm512_set1_pd(job[v].q1[r.roots]) : _mm512_mask_loadu_pd(one, m, job[v].q1 + r.roots),
+                              _mm512_mask_loadu_pd(one, m, job[v].q2 + r.roots));
     // Rows checked beforehand (FusedRow::checked): only Σ' can still be non-finite.
     ok[v] = (r.checked ? _mm512_cmp_pd_mask(_mm512_abs_pd(sv[v]), _mm512_set1_pd(std::numeric_limits<double>::infinity()),
                                             _CMP_LT_OQ)
@@ -562,40 +674,37 @@ __attribute__((always_inline)) inline void fused_vectors(const FusedRow& r, cons
             m;
     rare |= ok[v] != m;
   }
-  if (__builtin_expect(rare, 0)) {  // zero variance, non-finite values, extreme magnitudes
-    for (int v = 0; v < N; ++v) {
-      const __mmask8 m = job[v].mask;
-      double* so = r.so + job[v].c;
-      double* to = r.to + job[v].c;
-      _mm512_mask_storeu_pd(so, m, sv[v]);
-      _mm512_mask_storeu_pd(to, m, tv[v]);
-      for (int l = 0; l < 8; ++l)
-        if ((m & ~ok[v]) >> l & 1u)
-          r.dual->apply(1, job[v].q1 + (broadcast ? 0 : l), 0, job[v].q2 + l, 0, so + l, to + l);
-    }
-  }
-  family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
+  if constexpr (rooted) family_simd::dual_lanes_r<N>(a, b, root, sv, tv, r.ab2, r.d2, r.cross);
+  else family_simd::dual_lanes<N>(a, b, sv, tv, r.ab2, r.d2, r.cross);
 #pragma GCC unroll 4
   for (int v = 0; v < N; ++v) {
     _mm512_mask_storeu_pd(r.so + job[v].c, ok[v], sv[v]);
     _mm512_mask_storeu_pd(r.to + job[v].c, ok[v], tv[v]);
   }
+  // Zero variance, non-finite values, extreme magnitudes: the other lanes' window sums once more
+  // (the same arithmetic; the H-pass rows are not the output rows), then ActivationDual::apply.
+  // After the dual rather than before, so the window sums need not stay live across it.
+  if (__builtin_expect(rare, 0)) {
+    unsigned bits = 0;
+    for (int v = 0; v < N; ++v) bits |= static_cast<unsigned>(ok[v]) << (8 * v);
+    rare_lanes<broadcast>(r, job, bits, N);
+  }
 }
 
 // Collects the vectors of a row and runs them four at a time.
-template <bool broadcast>
+template <bool broadcast, bool rooted = false, bool zero_t = false>
 class FusedBatch {
   static constexpr int kGroup = 4;  // measured: 4 beats 2 (fewer stalls) despite some spills
  public:
   explicit FusedBatch(const FusedRow& row) : row_(row) {}
   __attribute__((always_inline)) void add(std::size_t c, const double* q1, const double* q2, __mmask8 mask) {
     job_[n_++] = {c, q1, q2, mask};
-    if (n_ == kGroup) fused_vectors<kGroup, broadcast>(row_, job_), n_ = 0;
+    if (n_ == kGroup) fused_vectors<kGroup, broadcast, rooted, zero_t>(row_, job_), n_ = 0;
   }
   void finish() {
-    if (n_ == 3) fused_vectors<3, broadcast>(row_, job_);
-    else if (n_ == 2) fused_vectors<2, broadcast>(row_, job_);
-    else if (n_ == 1) fused_vectors<1, broadcast>(row_, job_);
+    if (n_ == 3) fused_vectors<3, broadcast, rooted, zero_t>(row_, job_);
+    else if (n_ == 2) fused_vectors<2, broadcast, rooted, zero_t>(row_, job_);
+    else if (n_ == 1) fused_vectors<1, broadcast, rooted, zero_t>(row_, job_);
     n_ = 0;
   }
 
@@ -991,15 +1100,8 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
       double* srow = S + (static_cast<std::size_t>(h1) * W + w1) * W;
       double* trow = T + (static_cast<std::size_t>(h1) * W + w1) * W;
       const double* yb = Y + static_cast<std::size_t>(h2) * C * 2 * W + (W - 1 - w1);
-      for (int e = 0; e < W; ++e) srow[e] = 0.0, trow[e] = 0.0;
-      for (int c = 0; c < C; ++c) {  // channel by channel: the order of acc += a·b per entry
-        const double ac = a[c];
-        const double* yc = yb + static_cast<std::size_t>(c) * 2 * W;
-#pragma omp simd
-        for (int e = 0; e < W; ++e) srow[e] += ac * yc[e];
-      }
-#pragma omp simd
-      for (int e = 0; e < W; ++e) srow[e] *= inv;
+      zero_row(trow, W);
+      sigma0_row(a, yb, static_cast<std::size_t>(2) * W, C, W, inv, srow);
     }
   }
   const int n_ops = static_cast<int>(plan_.spatial.size());
@@ -1056,11 +1158,30 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
           const double* q2 = D + (a * H + static_cast<std::size_t>(wrap(o - d, H, true))) * 2 * W + (W - 1);
           FusedRow row = fused_row(es, et, W, scale, b2, plan_.duals[act->dual], family, so, to);
           row.checked = plain_rows(q1, W, q2 - (W - 1), 2 * W - 1);
-          FusedBatch<true> batch(row);
-          for (int w1 = 0; w1 < W; ++w1)
-            for (int e = 0; e < W; e += 8)
-              batch.add(static_cast<std::size_t>(w1) * W + e, q1 + w1, q2 + e - w1, tail_mask(W - e));
-          batch.finish();
+          // Lines of 1, 2 or 4 vectors in groups of 4 straight from the line index (LineJobs, as
+          // on the slabs): the same groups as FusedBatch's.
+          const int V = (W + 7) / 8;
+          auto run = [&](auto v_tag) __attribute__((always_inline)) {
+            constexpr int kV = decltype(v_tag)::value, kLines = 4 / kV;
+            const __mmask8 tail = tail_mask(W - 8 * (kV - 1));
+            for (int w1 = 0; w1 < W; w1 += kLines) {
+              const LineJobs<kV> jobs{static_cast<std::size_t>(w1) * W, static_cast<std::size_t>(W), q1 + w1, q2 - w1, tail, -1};
+              fused_vectors<4, true, false>(row, jobs);
+            }
+          };
+          if (V == 4) {
+            run(std::integral_constant<int, 4>{});
+          } else if (V == 2 && W % 2 == 0) {
+            run(std::integral_constant<int, 2>{});
+          } else if (V == 1 && W % 4 == 0) {
+            run(std::integral_constant<int, 1>{});
+          } else {
+            FusedBatch<true> batch(row);
+            for (int w1 = 0; w1 < W; ++w1)
+              for (int e = 0; e < W; e += 8)
+                batch.add(static_cast<std::size_t>(w1) * W + e, q1 + w1, q2 + e - w1, tail_mask(W - e));
+            batch.finish();
+          }
           continue;
         }
 #endif
@@ -1143,15 +1264,32 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
   double* const S0 = ws.bs.data();
   double* const T0 = ws.bt.data();
+  // A 3×3 conv whose ReLU-family activation runs in the same pass (FusedBatch): each output
+  // entry goes from the window sum through the dual in registers. Not for offset 0 of a point
+  // with itself (its diagonal takes the variances and writes the records first).
+  auto fusable = [&](int k, FamilyCoefficients* family) {
+#if defined(__AVX512F__)
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
+    const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+    return op.kind == OpKind::Affine && op.aw.filter == 3 && !(self && d == 0) && act &&
+           act->kind == OpKind::Activation && relu_family_coefficients(plan_.duals[act->dual].activation(), family);
+#else
+    (void)k, (void)family;
+    return false;
+#endif
+  };
   // Zero what Σ⁰ below does not write: the G guard rows and the pads of every row (Θ⁰ = 0
-  // everywhere when the stage starts from the inputs).
+  // everywhere when the stage starts from the inputs, unless a fused first conv skips Θ⁰: then
+  // it writes every body entry of Θ' and only the pads need zeros).
   {
+    FamilyCoefficients unused;
+    const bool theta_read = !src.s && !fusable(stage.begin, &unused);
     const std::size_t guard_rows = static_cast<std::size_t>(G) * R;
     std::fill(S0, S0 + guard_rows, 0.0);
-    if (src.s) std::fill(T0, T0 + guard_rows, 0.0);
+    if (!theta_read) std::fill(T0, T0 + guard_rows, 0.0);
     else std::fill(T0, T0 + n, 0.0);
     for (std::size_t row = guard_rows; row < n; row += R)
-      for (double* A : {S0 + row, src.s ? T0 + row : nullptr}) {
+      for (double* A : {S0 + row, !theta_read ? T0 + row : nullptr}) {
         if (!A) continue;
         std::fill(A, A + first, 0.0);
         for (int w1 = 0; w1 < W; ++w1) zero_row(A + first + static_cast<std::size_t>(w1) * L + W, P);
@@ -1181,15 +1319,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       } else if (transposed) {  // y's row h2 channel-major: the w2 loop vectorizes
         const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
         const double* yt = ws.bq1.data();
-        for (int w2 = 0; w2 < W; ++w2) sr[w2] = 0.0;  // channel by channel, in the order of the loop below
-        for (int c = 0; c < C; ++c) {
-          const double ac = a[c];
-          const double* yc = yt + static_cast<std::size_t>(c) * W;
-#pragma omp simd
-          for (int w2 = 0; w2 < W; ++w2) sr[w2] += ac * yc[w2];
-        }
-#pragma omp simd
-        for (int w2 = 0; w2 < W; ++w2) sr[w2] *= inv;
+        sigma0_row(a, yt, static_cast<std::size_t>(W), C, W, inv, sr);
       } else {
         const double* a = src.x + (static_cast<std::size_t>(h1) * W + w1) * C;
         for (int w2 = 0; w2 < W; ++w2) {
@@ -1208,12 +1338,15 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
   // A second row (two output rows share their H pass: sum3_pair); bh holds 3R + 128.
   double* hs_next = hs + R + guard;
   double* ht_next = ht + R + guard;
-  std::fill(ws.bh.begin(), ws.bh.end(), 0.0);
-  std::fill(ws.bg.begin(), ws.bg.end(), 0.0);
+  // Every H pass writes its whole row [0, R) before the W pass reads it; only the zero guards
+  // around the two rows (which the diagonal shifts reach) need clearing.
+  for (std::vector<double>* h : {&ws.bh, &ws.bg})
+    for (std::size_t at : {std::size_t(0), guard + R, 2 * guard + 2 * R}) std::fill(h->data() + at, h->data() + at + guard, 0.0);
   auto zero_pads = [&](double* row) {  // the pad columns w2 = W … W+P−1 of every w1
     for (int w1 = 0; w1 < W; ++w1) zero_row(row + first + static_cast<std::size_t>(w1) * L + W, P);
   };
-  for (int k = stage.begin; k < stage.end; ++k) {
+  bool theta0 = !src.s;  // Θ = 0 (from the inputs, before the first op)
+  for (int k = stage.begin; k < stage.end; ++k, theta0 = false) {
     const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
     if (op.kind == OpKind::Affine) {
       const Axis& ah = op.ah;
@@ -1222,13 +1355,15 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
       const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
 #if defined(__AVX512F__)
-      // A ReLU-family activation right after the conv runs in the same pass (FusedBatch): each
-      // output entry goes from the window sum through the dual in registers. Not for offset 0 of
-      // a point with itself (its diagonal takes the variances and writes the records first).
       FamilyCoefficients family;
       const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
-      const bool fuse = Fw == 3 && !(self && d == 0) && act && act->kind == OpKind::Activation &&
-                        relu_family_coefficients(plan_.duals[act->dual].activation(), &family);
+      const bool fuse = fusable(k, &family);
+      // A fused first conv from the inputs skips Θ altogether (its window sums are zero): the
+      // H pass and the fused rows work on Σ alone, and Θ' = Σ' as the zero sums give it.
+      const bool skip_t = theta0 && fuse;
+#else
+      const bool skip_t = false;
+      (void)theta0;
 #endif
       const bool down = shift == G;  // ascending rows, written G lower
       const int next = down ? 0 : G;
@@ -1263,16 +1398,21 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         // The 3-tap H pass on entries [c0, c1) of the row.
         auto hpass3 = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
           if (nk == 3) {
-            sum3_rows(sr3[0] + c0, sr3[1] + c0, sr3[2] + c0, tr3[0] + c0, tr3[1] + c0, tr3[2] + c0, hs + c0, ht + c0, c1 - c0);
+            if (skip_t) sum3_rows<false>(sr3[0] + c0, sr3[1] + c0, sr3[2] + c0, nullptr, nullptr, nullptr, hs + c0, nullptr, c1 - c0);
+            else sum3_rows(sr3[0] + c0, sr3[1] + c0, sr3[2] + c0, tr3[0] + c0, tr3[1] + c0, tr3[2] + c0, hs + c0, ht + c0, c1 - c0);
           } else if (nk == 2) {
 #pragma omp simd
-            for (std::size_t c = c0; c < c1; ++c) hs[c] = sr3[0][c] + sr3[1][c], ht[c] = tr3[0][c] + tr3[1][c];
+            for (std::size_t c = c0; c < c1; ++c) hs[c] = sr3[0][c] + sr3[1][c];
+            if (!skip_t) {
+#pragma omp simd
+              for (std::size_t c = c0; c < c1; ++c) ht[c] = tr3[0][c] + tr3[1][c];
+            }
           } else if (nk == 1) {
             copy_row(sr3[0] + c0, static_cast<int>(c1 - c0), hs + c0);
-            copy_row(tr3[0] + c0, static_cast<int>(c1 - c0), ht + c0);
+            if (!skip_t) copy_row(tr3[0] + c0, static_cast<int>(c1 - c0), ht + c0);
           } else {
             std::fill(hs + c0, hs + c1, 0.0);
-            std::fill(ht + c0, ht + c1, 0.0);
+            if (!skip_t) std::fill(ht + c0, ht + c1, 0.0);
           }
         };
 #if defined(__AVX512F__)
@@ -1298,6 +1438,8 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
         }
         auto hpass = [&](std::size_t c0, std::size_t c1) __attribute__((always_inline)) {
           if (!pair) hpass3(c0, c1);
+          else if (skip_t) down ? sum3_pair<false>(four, c0, c1, hs, ht, hs_next, ht_next)
+                                : sum3_pair<false>(four, c0, c1, hs_next, ht_next, hs, ht);
           else if (down) sum3_pair(four, c0, c1, hs, ht, hs_next, ht_next);
           else sum3_pair(four, c0, c1, hs_next, ht_next, hs, ht);
         };
@@ -1321,24 +1463,73 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
           const double* q2 = r2 + act->q_offset + static_cast<std::size_t>(o - d) * W;
           FusedRow row = fused_row(h0, g0, step, scale, b2, plan_.duals[act->dual], family, sb, tb);
           row.checked = plain_rows(q1, W, q2, W);
-          FusedBatch<true> batch(row);
+          // Rooted rows: copies of q1, q2 and their inverse roots in the spare end of bh / bg,
+          // past the H-pass rows and their zero guards (3·guard + 2R doubles).
+          const std::size_t spare = (3 * guard + 2 * R + 7) & ~std::size_t(7);
+          const std::ptrdiff_t roots = (W + 7) & ~7;
+          const bool rooted = row.checked && spare + 2 * static_cast<std::size_t>(roots) <= ws.bh.size();
           // The W pass at body entry c reads the H-pass row up to index first − before·step + c + 2·step:
           // before each w1, the H pass is brought that far (in chunks the core overlaps with the duals).
           std::size_t done = 0;
           const std::ptrdiff_t reach = static_cast<std::ptrdiff_t>(first) + (2 - aw.before) * step + W;
-          for (int w1 = 0; w1 < W; ++w1) {
-            if (chunked) {
-              const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
-              // chunk ends rounded up to whole vectors: no masked tail per chunk
-              const std::size_t upto =
-                  std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
-              if (w1 + 1 == W) hpass(done, R), done = R;
-              else if (upto > done) hpass(done, upto), done = upto;
+          auto bring = [&](int w1) __attribute__((always_inline)) {  // the H pass far enough for line w1
+            if (!chunked) return;
+            const std::ptrdiff_t want = reach + static_cast<std::ptrdiff_t>(w1 + 1) * L;
+            // chunk ends rounded up to whole vectors: no masked tail per chunk
+            const std::size_t upto =
+                std::min(R, (static_cast<std::size_t>(std::max<std::ptrdiff_t>(want, 0)) + 7) & ~std::size_t(7));
+            if (w1 + 1 == W) hpass(done, R), done = R;
+            else if (upto > done) hpass(done, upto), done = upto;
+          };
+          auto sweep = [&](auto& batch, const double* qa, const double* qb) __attribute__((always_inline)) {
+            for (int w1 = 0; w1 < W; ++w1) {
+              bring(w1);
+              for (int w2 = 0; w2 < W; w2 += 8)
+                batch.add(static_cast<std::size_t>(w1) * L + w2, qa + w1, qb + w2, tail_mask(W - w2));
             }
-            for (int w2 = 0; w2 < W; w2 += 8)
-              batch.add(static_cast<std::size_t>(w1) * L + w2, q1 + w1, q2 + w2, tail_mask(W - w2));
+            batch.finish();
+          };
+          // Lines of 1, 2 or 4 vectors (W ≤ 8, ≤ 16, 25…32) in groups of 4 vectors over 4, 2 or
+          // 1 lines: the same vectors in the same groups as FusedBatch, without its queue.
+          const int V = (W + 7) / 8;
+          const bool lines = (V == 4 || (V == 2 && W % 2 == 0) || (V == 1 && W % 4 == 0));
+          auto sweep_lines = [&](auto rooted_tag, auto zero_tag, const double* qa, const double* qb) __attribute__((always_inline)) {
+            constexpr bool kRooted = decltype(rooted_tag)::value, kZero = decltype(zero_tag)::value;
+            const __mmask8 tail = tail_mask(W - 8 * (V - 1));
+            auto run = [&](auto v_tag) __attribute__((always_inline)) {
+              constexpr int kV = decltype(v_tag)::value, kLines = 4 / kV;
+              for (int w1 = 0; w1 < W; w1 += kLines) {
+                bring(w1 + kLines - 1);
+                const LineJobs<kV> jobs{static_cast<std::size_t>(w1) * L, static_cast<std::size_t>(L), qa + w1, qb, tail};
+                fused_vectors<4, true, kRooted, kZero>(row, jobs);
+              }
+            };
+            if (V == 4) run(std::integral_constant<int, 4>{});
+            else if (V == 2) run(std::integral_constant<int, 2>{});
+            else run(std::integral_constant<int, 1>{});
+          };
+          auto go = [&](auto rooted_tag, auto zero_tag, const double* qa, const double* qb) __attribute__((always_inline)) {
+            if (lines) {
+              sweep_lines(rooted_tag, zero_tag, qa, qb);
+            } else {
+              FusedBatch<true, decltype(rooted_tag)::value, decltype(zero_tag)::value> batch(row);
+              sweep(batch, qa, qb);
+            }
+          };
+          row.zero_theta = skip_t;
+          if (rooted) {
+            double* qa = ws.bh.data() + spare;
+            double* qb = ws.bg.data() + spare;
+            rooted_row(q1, W, qa, roots);
+            rooted_row(q2, W, qb, roots);
+            row.roots = roots;
+            if (skip_t) go(std::true_type{}, std::true_type{}, qa, qb);
+            else go(std::true_type{}, std::false_type{}, qa, qb);
+          } else if (skip_t) {
+            go(std::false_type{}, std::true_type{}, q1, q2);
+          } else {
+            go(std::false_type{}, std::false_type{}, q1, q2);
           }
-          batch.finish();
           continue;  // the pads of so / to stay zero
         }
 #endif

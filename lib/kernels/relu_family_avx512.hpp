@@ -377,6 +377,52 @@ __attribute__((always_inline)) inline bool dual_lanes_rinv(const __m512d* a, con
   dual_rinv_close<N, exact, nonneg, with_self>(st, tk, c_out, tk_out, kappa_up, kappa_down, up, self);
   return true;
 }
+
+/// 1/√q on the lanes of q (positive normal values, as plain_lanes' rows give them): the inverse
+/// root of rsqrt_fma, ~1 ulp. A caller that keeps r1 = 1/√q1 and r2 = 1/√q2 per pixel gives
+/// dual_lanes_r their product instead of the root of every pair's q1·q2.
+__attribute__((always_inline)) inline __m512d inverse_root(__m512d q) {
+  __m512d r;
+  rsqrt_fma<1, true, false>(&q, nullptr, &r, nullptr);
+  return r;
+}
+
+/// dual_lanes with r = 1/√(q1q2) given (e.g. as r1·r2 of per-pixel inverse roots, within ~2.5 ulp
+/// instead of ~1): the same arithmetic after r, one square root fewer per vector. The snapped
+/// lanes' √(q1q2) is q1q2·r as there. Needs what dual_lanes needs, and r > 0 finite.
+template <int N>
+__attribute__((always_inline)) inline void dual_lanes_r(const __m512d* a, const __m512d* b, const __m512d* r, __m512d* c,
+                                                        __m512d* tk, __m512d vab2, __m512d vd2, __m512d vcross) {
+  const __m512d inv = _mm512_set1_pd(kInv2Pi), half = _mm512_set1_pd(0.5);
+  const __m512d k0_up = _mm512_mul_pd(vab2, half), k0_down = _mm512_mul_pd(vcross, half);
+  const __m512d d2 = _mm512_mul_pd(vd2, inv);
+  const __m512d sign = _mm512_set1_pd(-0.0);
+  __m512d p[N] = {}, det[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {};
+  __mmask8 over[N] = {}, open[N] = {};
+  EMERGENT_LANES {
+    p[v] = _mm512_mul_pd(a[v], b[v]);
+    det[v] = _mm512_add_pd(_mm512_fnmadd_pd(c[v], c[v], p[v]), _mm512_fmsub_pd(a[v], b[v], p[v]));
+    const __m512d cc = _mm512_mul_pd(c[v], c[v]), kp = _mm512_mul_pd(p[v], _mm512_set1_pd(kCollinearSquared));
+    over[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_GE_OQ);
+    open[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_NGE_UQ);
+  }
+  rsqrt_fma<N, false, true>(det, open, nullptr, s);
+  EMERGENT_LANES {
+    rho[v] = _mm512_andnot_pd(sign, _mm512_mul_pd(c[v], r[v]));
+    sigma[v] = _mm512_mul_pd(s[v], r[v]);
+    c[v] = _mm512_castsi512_pd(_mm512_mask_ternarylogic_epi64(_mm512_castpd_si512(c[v]), over[v],
+                                                                _mm512_castpd_si512(_mm512_mul_pd(p[v], r[v])),
+                                                                _mm512_castpd_si512(sign), 0xE4));
+  }
+  angle_fma<N>(sigma, rho, psi);
+  EMERGENT_LANES {
+    const __mmask8 down = _mm512_cmp_pd_mask(c[v], _mm512_setzero_pd(), _CMP_LT_OQ);
+    const __m512d t = _mm512_fnmadd_pd(d2, _mm512_mask_xor_pd(psi[v], down, psi[v], sign),
+                                       _mm512_mask_blend_pd(down, k0_up, k0_down));
+    c[v] = _mm512_fmadd_pd(c[v], t, _mm512_mul_pd(d2, s[v]));
+    tk[v] = _mm512_mul_pd(tk[v], t);
+  }
+}
 #undef EMERGENT_LANES
 }  // namespace family_simd
 #pragma GCC diagnostic pop
