@@ -38,6 +38,7 @@ struct KernelArgs {
   int quadrature_order = 0;
   bool quiet = false;
   bool resume = false;
+  bool sync = false;
 };
 
 // Everything a resumed run must share with the interrupted one.
@@ -86,7 +87,9 @@ void run_kernel(const KernelArgs& a) {
     // Band by band into the files (MLPs and CNNs, Gram or pixel-indexed): the memory cap bounds
     // the working set, not the output.
     KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet,
-                           a.threads > 0 ? a.threads : omp_get_max_threads());
+                           a.threads > 0 ? a.threads : omp_get_max_threads(), a.sync);
+    // Vector inputs give (N1, N2) Gram matrices: the files can be made ready while the engine plans.
+    if (!x1.shape.image) files.expect_gram(x1.count(), x2 ? x2->count() : x1.count());
     summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, files);
     files.finish();
     out_shape = files.shape();
@@ -157,6 +160,10 @@ void add_kernel_command(CLI::App& app) {
   cmd->add_flag("--resume", args->resume,
                 "Continue an interrupted run: keep the bands recorded in <first output>.resume (checked against "
                 "their checksums), compute the rest");
+  cmd->add_flag("--sync", args->sync,
+                "fsync the outputs before renaming them into place, so that they survive a power loss or an OS "
+                "crash right after the command (without it they are complete for every reader at once and "
+                "reach the disk by the system's write-back, as numpy.save's do)");
   cmd->callback([args] { run_kernel(*args); });
 }
 

@@ -29,6 +29,12 @@ namespace {
 
 using Eigen::Index;
 
+// Mapped outputs only up to this size in all. Mapped pages dirtied faster than the disk takes
+// them are throttled and written back in fault order: measured here, N = 20 000 (2 × 3.2 GB) in
+// one mapped band took 220 s wall against 28 s for positioned writes of 64-row bands; 3000²
+// (2 × 72 MB) gains from the mapping.
+constexpr std::size_t kMaxMappedBytes = std::size_t(1) << 30;
+
 #ifdef MADV_POPULATE_WRITE
 constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
 #else
@@ -62,8 +68,8 @@ std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h) {
 }
 
 KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress,
-                                   int threads)
-    : key_(key), resume_(resume), progress_(progress), threads_(std::max(1, threads)) {
+                                   int threads, bool sync)
+    : key_(key), resume_(resume), progress_(progress), threads_(std::max(1, threads)), sync_(sync) {
   if (!nngp.empty()) outputs_.push_back({nngp, nngp + ".partial", -1, true});
   if (!ntk.empty()) outputs_.push_back({ntk, ntk + ".partial", -1, false});
   record_path_ = outputs_.front().path + ".resume";
@@ -130,12 +136,46 @@ void KernelFileWriter::start(const KernelBandLayout& l) {
   entries_total_ = 0;
   for (Index b = 0; b < bands_; ++b) entries_total_ += band_entries(layout(b), symmetric_);
   namespace fs = std::filesystem;
+  if (early_) {
+    early_ = false;
+    if (n1_ == early_n1_ && n2_ == early_n2_ && entry_ == 1) {  // the files expect_gram made: only the record is missing
+      started_ = true;
+      if (resume_ && progress_) std::cerr << "kernel: --resume: no record '" << record_path_ << "', starting afresh\n";
+      create_record();
+      start_ = last_sync_ = now_seconds();
+      return;
+    }
+    stop_prefault();
+    unmap();
+    for (Output& out : outputs_) {
+      ::close(out.fd);
+      out.fd = -1;
+    }
+  }
+  started_ = true;
   if (resume_ && fs::exists(record_path_)) open_resumed();
   else {
     if (resume_ && progress_) std::cerr << "kernel: --resume: no record '" << record_path_ << "', starting afresh\n";
     open_fresh();
   }
   start_ = last_sync_ = now_seconds();
+}
+
+void KernelFileWriter::expect_gram(Index n1, Index n2) {
+  if (early_ || started_ || n1 <= 0 || n2 <= 0) return;
+  if (resume_ && std::filesystem::exists(record_path_)) return;  // start() verifies the record first
+  n1_ = early_n1_ = n1;
+  n2_ = early_n2_ = n2;
+  height_ = width_ = 0;
+  entry_ = 1;
+  header_bytes_ = encode_npy_header(shape()).size();
+  const std::size_t size = entry_offset(n1_, 0);
+  if (header_bytes_ % sizeof(double) != 0 || size * outputs_.size() > kMaxMappedBytes) return;
+  early_ = true;
+  create_partials();
+  if (!map_outputs(size)) return;  // start() and write() use positioned writes then
+  // One thread now (the caller is reading and planning); direct_output adds the others.
+  prefault_thread_ = std::thread([p = prefault_.get()] { p->run(); });
 }
 
 namespace {
@@ -151,6 +191,11 @@ std::string record_header(std::uint64_t key, const std::vector<std::size_t>& sha
 }  // namespace
 
 void KernelFileWriter::open_fresh() {
+  create_partials();
+  create_record();
+}
+
+void KernelFileWriter::create_partials() {
   const std::string header = encode_npy_header(shape());
   const std::size_t size = entry_offset(n1_, 0);
   for (Output& out : outputs_) {
@@ -159,6 +204,9 @@ void KernelFileWriter::open_fresh() {
     pwrite_all(out.fd, header.data(), header.size(), 0, out.partial);
     if (::ftruncate(out.fd, static_cast<off_t>(size)) != 0) io_error("cannot extend to " + std::to_string(size) + " bytes", out.partial);
   }
+}
+
+void KernelFileWriter::create_record() {
   record_fd_ = ::open(record_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (record_fd_ < 0) io_error("cannot open for writing", record_path_);
   const std::string line = record_header(key_, shape(), symmetric_, band_rows_, outputs_.size());
@@ -287,55 +335,80 @@ bool KernelFileWriter::wanted(Index band) { return !done_[static_cast<std::size_
 
 KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) {
   KernelOutputMatrices m;
-  // One band only: the mapped pages then hold exactly the band the memory plan counted.
-  if (l.entry_size() != 1 || bands_ != 1 || done_[0] || header_bytes_ % sizeof(double) != 0) return m;
   const std::size_t size = entry_offset(n1_, 0);
-  // Small outputs only. Mapped pages dirtied faster than the disk takes them are throttled and
-  // written back in fault order: measured here, N = 20 000 (2 × 3.2 GB) in one mapped band took
-  // 220 s wall against 28 s for positioned writes of 64-row bands; 3000² (2 × 72 MB) gains from
-  // the mapping. Above 1 GiB in all, positioned writes.
-  constexpr std::size_t kMaxMappedBytes = std::size_t(1) << 30;
-  if (size * outputs_.size() > kMaxMappedBytes) return m;
-  for (Output& out : outputs_) {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, out.fd, 0);
-    if (p == MAP_FAILED) {  // not mappable (some file systems): positioned writes instead
-      unmap();
-      return m;
-    }
-    out.map = p;
-    out.map_bytes = size;
-    double* data = reinterpret_cast<double*>(static_cast<char*>(p) + header_bytes_);
-    (out.nngp ? m.nngp : m.ntk) = data;
-  }
-  // Fault the pages in up front, in bulk (MADV_POPULATE_WRITE, Linux 5.14): measured here
-  // 0.62-0.69 CPU s for the whole 3000² command against 0.76-0.82 with one trap per 4 KiB page
-  // from the compute threads. Pieces on up to `threads_` threads. It also reserves the disk
-  // blocks: if it fails (a full disk, an older kernel), positioned writes are used instead, so
-  // a full disk is an error message and never a SIGBUS on a mapped page.
-  constexpr std::size_t kPiece = std::size_t(8) << 20;
-  std::vector<std::pair<char*, std::size_t>> pieces;
-  for (const Output& out : outputs_)
-    for (std::size_t at = 0; at < size; at += kPiece)
-      pieces.emplace_back(static_cast<char*>(out.map) + at, std::min(kPiece, size - at));
-  std::atomic<std::size_t> next{0};
-  std::atomic<bool> failed{false};
-  auto populate = [&] {
-    for (std::size_t k; !failed && (k = next++) < pieces.size();)
-      if (::madvise(pieces[k].first, pieces[k].second, kPopulateWrite) != 0) failed = true;
-  };
-  std::vector<std::thread> helpers;
-  for (int t = 1; t < threads_; ++t) helpers.emplace_back(populate);
-  populate();
-  for (std::thread& h : helpers) h.join();
-  if (failed) {
+  // One band only: the mapped pages then hold exactly the band the memory plan counted.
+  if (l.entry_size() != 1 || bands_ != 1 || done_[0] || header_bytes_ % sizeof(double) != 0 ||
+      size * outputs_.size() > kMaxMappedBytes) {
+    stop_prefault();
     unmap();
-    return KernelOutputMatrices{};
+    return m;
+  }
+  if (!outputs_.front().map && !map_outputs(size)) return m;
+  if (!populate()) {
+    unmap();
+    return m;
+  }
+  for (Output& out : outputs_) {
+    double* data = reinterpret_cast<double*>(static_cast<char*>(out.map) + header_bytes_);
+    (out.nngp ? m.nngp : m.ntk) = data;
   }
   m.direct = true;
   return m;
 }
 
+// The whole of each partial file, mapped shared, its blocks allocated first (fallocate): a full
+// disk is an error here, never a SIGBUS on a mapped page later, and no delayed allocation is left
+// for the rename to flush (ext4 writes a file renamed over another out at the rename: measured
+// 90-140 ms in the command for the two 72 MB outputs, against 25-50 ms with the blocks allocated).
+// No MADV_HUGEPAGE: 2 MiB page-cache folios faulted in faster on average (15 against 21 ms of CPU
+// per 72 MB) but one time in twenty took 100 ms more on this VM.
+bool KernelFileWriter::map_outputs(std::size_t size) {
+  constexpr std::size_t kPiece = std::size_t(8) << 20;
+  prefault_ = std::make_unique<Prefault>();
+  for (Output& out : outputs_) {
+    if (::fallocate(out.fd, 0, 0, static_cast<off_t>(size)) != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+      unmap();
+      return false;
+    }
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, out.fd, 0);
+    if (p == MAP_FAILED) {  // not mappable (some file systems): positioned writes instead
+      unmap();
+      return false;
+    }
+    out.map = p;
+    out.map_bytes = size;
+    for (std::size_t at = 0; at < size; at += kPiece)
+      prefault_->pieces.emplace_back(static_cast<char*>(p) + at, std::min(kPiece, size - at));
+  }
+  return true;
+}
+
+// Fault the pages in up front, in bulk (MADV_POPULATE_WRITE, Linux 5.14): measured here
+// 0.62-0.69 CPU s for the whole 3000² command against 0.76-0.82 with one trap per page from the
+// compute threads. If it fails (no memory, an older kernel), positioned writes are used instead.
+void KernelFileWriter::Prefault::run() {
+  for (std::size_t k; !failed && (k = next++) < pieces.size();)
+    if (::madvise(pieces[k].first, pieces[k].second, kPopulateWrite) != 0) failed = true;
+}
+
+// The pieces left by expect_gram's thread, on up to `threads_` threads in all.
+bool KernelFileWriter::populate() {
+  if (!prefault_) return false;
+  const int running = prefault_thread_.joinable() ? 1 : 0;
+  std::vector<std::thread> helpers;
+  for (int t = 1 + running; t < threads_; ++t) helpers.emplace_back([p = prefault_.get()] { p->run(); });
+  prefault_->run();
+  for (std::thread& h : helpers) h.join();
+  stop_prefault();
+  return !prefault_->failed;
+}
+
+void KernelFileWriter::stop_prefault() {
+  if (prefault_thread_.joinable()) prefault_thread_.join();
+}
+
 void KernelFileWriter::unmap() {
+  stop_prefault();
   for (Output& out : outputs_)
     if (out.map) {
       ::munmap(out.map, out.map_bytes);
@@ -356,7 +429,6 @@ void KernelFileWriter::write(const KernelBand& b) {
     ++computed_;
     entries_done_ += band_entries(b, symmetric_);
     if (last) {  // finish() follows: nothing to record
-      flush_records();
       done_[static_cast<std::size_t>(b.index)] = 1;
       ++done_count_;
     } else {
@@ -368,6 +440,7 @@ void KernelFileWriter::write(const KernelBand& b) {
     report(entries_done_, last);
     return;
   }
+  if (outputs_.front().map) unmap();  // mapped by expect_gram, but the engine writes bands
   const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols) * b.entry_size;
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isfinite(b.nngp[i]) || !std::isfinite(b.ntk[i]))
@@ -383,10 +456,11 @@ void KernelFileWriter::write(const KernelBand& b) {
   pending_.push_back({b.index, line + "\n"});
   ++computed_;
   entries_done_ += band_entries(b, symmetric_);
-  // Syncing costs milliseconds per band on a busy disk: records are flushed at most once a second
-  // (and at the end), so an interruption loses at most a second of finished bands.
+  // Syncing costs milliseconds per band on a busy disk: records are flushed at most once a second,
+  // so an interruption loses at most a second of finished bands. The last ones need no record:
+  // finish() follows.
   const bool last = done_count_ + static_cast<Index>(pending_.size()) == bands_;
-  if (last || now_seconds() - last_sync_ >= 1.0) flush_records();
+  if (!last && now_seconds() - last_sync_ >= 1.0) flush_records();
   report(entries_done_, last);
 }
 
@@ -449,19 +523,31 @@ void KernelFileWriter::report(std::size_t entries_now, bool final_line) {
 }
 
 void KernelFileWriter::finish() {
-  flush_records();
-  unmap();  // the mapped pages stay in the page cache; fsync below writes them
+  // The bands not recorded yet are complete in the files: the renames below make them the
+  // outputs, so they need no record (an interruption before the renames recomputes them).
+  for (const auto& [band, line] : pending_) {
+    done_[static_cast<std::size_t>(band)] = 1;
+    ++done_count_;
+  }
+  pending_.clear();
   if (done_count_ != bands_)
     throw std::runtime_error("kernel: " + std::to_string(bands_ - done_count_) + " band(s) missing from '" +
                              record_path_ + "'");
-  // Each file synced, closed and renamed on its own thread: the disk writes both at once, and
-  // renaming over an existing output frees that file's blocks (≈ 30 ms per 72 MB here), both at
-  // once too. A failure is reported after all threads are done.
+  stop_prefault();
+  // Each file unmapped, closed and renamed on its own thread: renaming over an existing output
+  // frees that file's blocks (≈ 5-30 ms per 72 MB here), both at once. No fsync unless asked
+  // for (sync_): the rename alone already makes a complete file appear atomically for every
+  // reader; the fsync (≈ 50-115 ms per 72 MB file here) adds only durability against a power
+  // loss. A failure is reported after all threads are done.
   std::vector<std::pair<std::string, int>> errors(outputs_.size());  // what failed, errno
   auto finish_one = [&](std::size_t k) {
     Output& out = outputs_[k];
-    if (::fsync(out.fd) != 0) errors[k] = {"fsync failed", errno};
-    ::close(out.fd);
+    if (out.map) {
+      ::munmap(out.map, out.map_bytes);  // the pages stay in the page cache
+      out.map = nullptr;
+    }
+    if (sync_ && ::fsync(out.fd) != 0) errors[k] = {"fsync failed", errno};
+    if (::close(out.fd) != 0 && errors[k].first.empty()) errors[k] = {"close failed", errno};
     out.fd = -1;
     if (errors[k].first.empty() && std::rename(out.partial.c_str(), out.path.c_str()) != 0)
       errors[k] = {"cannot rename to '" + out.path + "'", errno};
@@ -485,7 +571,11 @@ void KernelFileWriter::finish() {
 KernelFileWriter::~KernelFileWriter() {
   unmap();
   for (Output& out : outputs_)
-    if (out.fd >= 0) ::close(out.fd);
+    if (out.fd >= 0) {
+      ::close(out.fd);
+      // Files made by expect_gram for a run that failed before it started hold nothing.
+      if (early_) std::remove(out.partial.c_str());
+    }
   if (record_fd_ >= 0) ::close(record_fd_);
 }
 

@@ -3,8 +3,11 @@
 // working set and not the output, and an interrupted run can resume.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -14,7 +17,9 @@ namespace emergent::cli {
 
 /// Writes the bands of stream_kernels into `<path>.partial` files and records every finished band
 /// with the checksums of its bytes in a sidecar `<first path>.resume`; finish() renames the
-/// partial files to their final names and removes the record.
+/// partial files to their final names and removes the record. A file under its final name is
+/// complete for every reader from the rename on (the rename is atomic); whether it is also on
+/// the disk then (durable against a power loss) is the `sync` option's choice.
 ///
 /// Progress goes to stderr once a run has taken more than a few seconds: the entries done, their
 /// rate and the ETA, redrawn in place on a terminal, a line every 10 s otherwise.
@@ -29,10 +34,20 @@ class KernelFileWriter : public KernelBandSink {
   /// `nngp` / `ntk`: output paths, either may be empty (not wanted). `key` identifies the
   /// computation (architecture, inputs, options): a resume must match it.
   /// `threads`: at most this many threads fault the mapped pages of a one-band output in.
-  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress, int threads = 1);
+  /// `sync`: each output is fsync'ed before its rename, so that after a power loss or an OS
+  /// crash the final names hold complete files or none of this run. Without it (the default, as
+  /// numpy.save) the kernel writes the pages back on its own schedule, after the command.
+  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress, int threads = 1,
+                   bool sync = false);
   ~KernelFileWriter() override;
   KernelFileWriter(const KernelFileWriter&) = delete;
   KernelFileWriter& operator=(const KernelFileWriter&) = delete;
+
+  /// A hint before the computation is planned: the outputs will be `n1` × `n2` Gram matrices.
+  /// If they qualify for in-place writing (direct_output; not with a record to resume), the
+  /// partial files are created and mapped now and their pages faulted in on a background
+  /// thread while the caller plans. start() still takes the layout the engine chose.
+  void expect_gram(Eigen::Index n1, Eigen::Index n2);
 
   void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override;
   /// Gram matrices (N1, N2) and pixel-indexed kernels (N1, N2, H, W, H, W) alike.
@@ -62,7 +77,19 @@ class KernelFileWriter : public KernelBandSink {
     void* map = nullptr;  // direct_output(): the whole file, mapped shared
     std::size_t map_bytes = 0;
   };
+  // Pieces of the mapped outputs still to fault in, taken by whichever thread is free.
+  struct Prefault {
+    std::vector<std::pair<char*, std::size_t>> pieces;
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
+    void run();
+  };
+  bool map_outputs(std::size_t size);
+  bool populate();
+  void stop_prefault();
   void unmap();
+  void create_partials();
+  void create_record();
   void open_fresh();
   void open_resumed();
   std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
@@ -93,6 +120,12 @@ class KernelFileWriter : public KernelBandSink {
   Eigen::Index computed_ = 0;  // bands computed in this run (recorded or pending)
   std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded  // no progress line for runs shorter than this
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
+  bool sync_ = false;
+  bool early_ = false;    // partial files created by expect_gram, start() not run yet
+  Eigen::Index early_n1_ = 0, early_n2_ = 0;
+  bool started_ = false;  // start() ran: the partial files and the record belong to a run
+  std::unique_ptr<Prefault> prefault_;
+  std::thread prefault_thread_;
 };
 
 /// FNV-1a-style hash chained from `h`: whole 8-byte words one step each (multiply by the FNV prime,
