@@ -52,65 +52,12 @@ std::string duration_text(double s) {
 
 }  // namespace
 
-std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h) {
-  // A word per step: the byte-wise loop ran at ~1.4 ns per byte, a quarter of a second per
-  // 3000² pair of outputs. Each step is a bijection of h, so one changed word always shows.
-  const unsigned char* p = static_cast<const unsigned char*>(data);
-  std::size_t i = 0;
-  for (; i + 8 <= bytes; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, sizeof w);
-    h = (h ^ w) * 0x100000001B3ULL;
-    h ^= h >> 32;
-  }
-  for (; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001B3ULL;
-  return h;
-}
-
 KernelFileWriter::KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress,
                                    int threads, bool sync)
-    : key_(key), resume_(resume), progress_(progress), threads_(std::max(1, threads)), sync_(sync) {
-  if (!nngp.empty()) outputs_.push_back({nngp, nngp + ".partial", -1, true});
-  if (!ntk.empty()) outputs_.push_back({ntk, ntk + ".partial", -1, false});
-  record_path_ = outputs_.front().path + ".resume";
+    : KernelBandFiles(nngp, ntk, key), resume_(resume), progress_(progress), threads_(std::max(1, threads)),
+      sync_(sync) {
   if (const char* v = std::getenv("EMERGENT_KERNEL_ABORT_AFTER_BANDS")) abort_after_ = std::atoi(v);
   if (const char* v = std::getenv("EMERGENT_PROGRESS_AFTER_SECONDS")) quiet_seconds_ = std::atof(v);  // test hook
-}
-
-KernelBand KernelFileWriter::layout(Index band) const {
-  KernelBand b;
-  b.index = band;
-  b.row_begin = band * band_rows_;
-  b.rows = std::min(band_rows_, n1_ - b.row_begin);
-  b.col_begin = symmetric_ ? b.row_begin : 0;
-  b.cols = n2_ - b.col_begin;
-  b.entry_size = entry_;
-  return b;
-}
-
-namespace {
-// (i, j) entries a band computes: its rectangle, or for a symmetric kernel its upper-triangle part.
-std::size_t band_entries(const KernelBand& b, bool symmetric) {
-  if (!symmetric) return static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols);
-  std::size_t n = 0;
-  for (Index i = 0; i < b.rows; ++i) n += static_cast<std::size_t>(b.cols - i);
-  return n;
-}
-}  // namespace
-
-std::vector<std::size_t> KernelFileWriter::shape() const {
-  std::vector<std::size_t> s = {static_cast<std::size_t>(n1_), static_cast<std::size_t>(n2_)};
-  if (height_ > 0)
-    for (int k = 0; k < 2; ++k) {
-      s.push_back(static_cast<std::size_t>(height_));
-      s.push_back(static_cast<std::size_t>(width_));
-    }
-  return s;
-}
-
-std::size_t KernelFileWriter::entry_offset(Index i, Index j) const {
-  return header_bytes_ + sizeof(double) * entry_ * (static_cast<std::size_t>(n2_) * static_cast<std::size_t>(i) +
-                                                    static_cast<std::size_t>(j));
 }
 
 void KernelFileWriter::begin(Index n1, Index n2, bool symmetric, Index band_rows) {
@@ -123,18 +70,9 @@ void KernelFileWriter::begin(Index n1, Index n2, bool symmetric, Index band_rows
 }
 
 void KernelFileWriter::start(const KernelBandLayout& l) {
-  n1_ = l.n1;
-  n2_ = l.n2;
-  symmetric_ = l.symmetric;
-  band_rows_ = l.band_rows;
-  height_ = l.height;
-  width_ = l.width;
-  entry_ = l.entry_size();
-  bands_ = l.bands();
-  done_.assign(static_cast<std::size_t>(bands_), 0);
-  header_bytes_ = encode_npy_header(shape()).size();
+  set_layout(l);
   entries_total_ = 0;
-  for (Index b = 0; b < bands_; ++b) entries_total_ += band_entries(layout(b), symmetric_);
+  for (Index b = 0; b < bands_; ++b) entries_total_ += band_entries(band_layout(b), symmetric_);
   namespace fs = std::filesystem;
   if (early_) {
     early_ = false;
@@ -164,12 +102,14 @@ void KernelFileWriter::start(const KernelBandLayout& l) {
 void KernelFileWriter::expect_gram(Index n1, Index n2) {
   if (early_ || started_ || n1 <= 0 || n2 <= 0) return;
   if (resume_ && std::filesystem::exists(record_path_)) return;  // start() verifies the record first
-  n1_ = early_n1_ = n1;
-  n2_ = early_n2_ = n2;
-  height_ = width_ = 0;
-  entry_ = 1;
-  header_bytes_ = encode_npy_header(shape()).size();
-  const std::size_t size = entry_offset(n1_, 0);
+  early_n1_ = n1;
+  early_n2_ = n2;
+  KernelBandLayout l;  // the one-band layout; start() sets the engine's
+  l.n1 = n1;
+  l.n2 = n2;
+  l.band_rows = n1;
+  set_layout(l);
+  const std::size_t size = file_bytes();
   if (header_bytes_ % sizeof(double) != 0 || size * outputs_.size() > kMaxMappedBytes) return;
   early_ = true;
   create_partials();
@@ -178,38 +118,15 @@ void KernelFileWriter::expect_gram(Index n1, Index n2) {
   prefault_thread_ = std::thread([p = prefault_.get()] { p->run(); });
 }
 
-namespace {
-std::string record_header(std::uint64_t key, const std::vector<std::size_t>& shape, bool symmetric, Index band_rows,
-                          std::size_t outputs) {
-  std::ostringstream os;
-  os << "emergent-kernel-resume 2 key=" << hex(key) << " shape=";
-  for (std::size_t k = 0; k < shape.size(); ++k) os << (k ? "x" : "") << shape[k];
-  os << " symmetric=" << symmetric
-     << " band_rows=" << band_rows << " outputs=" << outputs << "\n";
-  return os.str();
-}
-}  // namespace
-
 void KernelFileWriter::open_fresh() {
   create_partials();
   create_record();
 }
 
-void KernelFileWriter::create_partials() {
-  const std::string header = encode_npy_header(shape());
-  const std::size_t size = entry_offset(n1_, 0);
-  for (Output& out : outputs_) {
-    out.fd = ::open(out.partial.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out.fd < 0) io_error("cannot open for writing", out.partial);
-    pwrite_all(out.fd, header.data(), header.size(), 0, out.partial);
-    if (::ftruncate(out.fd, static_cast<off_t>(size)) != 0) io_error("cannot extend to " + std::to_string(size) + " bytes", out.partial);
-  }
-}
-
 void KernelFileWriter::create_record() {
   record_fd_ = ::open(record_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (record_fd_ < 0) io_error("cannot open for writing", record_path_);
-  const std::string line = record_header(key_, shape(), symmetric_, band_rows_, outputs_.size());
+  const std::string line = record_header();
   pwrite_all(record_fd_, line.data(), line.size(), 0, record_path_);
   if (::lseek(record_fd_, static_cast<off_t>(line.size()), SEEK_SET) < 0) io_error("cannot seek", record_path_);
   if (::fsync(record_fd_) != 0) io_error("fsync failed", record_path_);
@@ -217,57 +134,23 @@ void KernelFileWriter::create_record() {
 
 void KernelFileWriter::open_resumed() {
   std::ifstream in(record_path_, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string expected = record_header(key_, shape(), symmetric_, band_rows_, outputs_.size());
-  if (text.compare(0, expected.size(), expected) != 0) {
-    const std::string first = text.substr(0, text.find('\n'));
-    throw std::invalid_argument("--resume: '" + record_path_ + "' records a different computation ('" + first +
-                                "', expected '" + expected.substr(0, expected.size() - 1) +
-                                "'): resume with the same --arch, inputs, outputs, --memory-cap and --threads, "
-                                "or run without --resume");
-  }
-  const std::size_t size = entry_offset(n1_, 0);
-  const std::string header = encode_npy_header(shape());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check_record_header(text, "resume with the same --arch, inputs, outputs, --memory-cap and --threads, or run without "
+                            "--resume");
   for (Output& out : outputs_) {
     out.fd = ::open(out.partial.c_str(), O_RDWR | O_CLOEXEC);
     if (out.fd < 0) io_error("--resume: cannot open the partial output", out.partial);
-    struct stat st {};
-    if (::fstat(out.fd, &st) != 0) io_error("cannot stat", out.partial);
-    if (static_cast<std::size_t>(st.st_size) != size)
-      throw std::invalid_argument("--resume: '" + out.partial + "' has " + std::to_string(st.st_size) + " bytes, expected " +
-                               std::to_string(size) + ": the partial output is truncated or corrupted; run without --resume");
-    std::string got(header.size(), '\0');
-    if (!pread_all(out.fd, got.data(), got.size(), 0, out.partial) || got != header)
-      throw std::invalid_argument("--resume: '" + out.partial + "' does not start with the expected .npy header: "
-                               "the partial output is corrupted; run without --resume");
+    check_partial(out);
   }
-  // Complete lines only: a record cut short by the interruption does not count.
-  std::size_t pos = expected.size(), good = pos;
-  while (true) {
-    const std::size_t end = text.find('\n', pos);
-    if (end == std::string::npos) break;
-    std::istringstream line(text.substr(pos, end - pos));
-    std::string word;
-    long long band = -1;
-    line >> word >> band;
-    if (word != "band" || band < 0 || band >= bands_) break;
-    const KernelBand b = layout(band);
-    for (const Output& out : outputs_) {
-      std::string sum;
-      line >> sum;
-      if (sum != hex(checksum_band(out, b)))
-        throw std::invalid_argument("--resume: band " + std::to_string(band) + " of '" + out.partial +
-                                 "' does not match its recorded checksum: the partial output is corrupted; "
-                                 "run without --resume");
-    }
+  const std::size_t good = parse_record(text, [&](std::size_t, Index band, const std::vector<std::string>& sums) {
+    for (std::size_t o = 0; o < outputs_.size(); ++o) verify_band(outputs_[o], band, sums[o]);
     if (!done_[band]) {
       done_[band] = 1;
       ++done_count_;
       ++resumed_;
-      entries_resumed_ += band_entries(b, symmetric_);
+      entries_resumed_ += band_entries(band_layout(band), symmetric_);
     }
-    pos = good = end + 1;
-  }
+  });
   record_fd_ = ::open(record_path_.c_str(), O_WRONLY | O_CLOEXEC);
   if (record_fd_ < 0) io_error("cannot open for writing", record_path_);
   if (::ftruncate(record_fd_, static_cast<off_t>(good)) != 0) io_error("cannot truncate", record_path_);
@@ -277,65 +160,11 @@ void KernelFileWriter::open_resumed() {
               << "', computing the rest\n";
 }
 
-// The bytes of a band in the order they are checksummed: its rows (columns col_begin..), then for a
-// symmetric kernel the mirrored strip below it (rows after the band, the band's columns), each
-// mirrored entry with its two pixel indices swapped (K(x_j, x_i)_ab = K(x_i, x_j)_ba).
-std::uint64_t KernelFileWriter::write_band(Output& out, const KernelBand& b, const double* data) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  const std::size_t d = sizeof(double), e = entry_;
-  const std::size_t row = static_cast<std::size_t>(b.cols) * e;  // doubles per band row
-  if (b.col_begin == 0) {
-    pwrite_all(out.fd, data, d * row * b.rows, entry_offset(b.row_begin, 0), out.partial);
-    h = fnv1a(data, d * row * b.rows, h);
-  } else {
-    for (Index i = 0; i < b.rows; ++i) {
-      pwrite_all(out.fd, data + i * row, d * row, entry_offset(b.row_begin + i, b.col_begin), out.partial);
-      h = fnv1a(data + i * row, d * row, h);
-    }
-  }
-  if (symmetric_) {
-    const std::size_t m = static_cast<std::size_t>(height_) * static_cast<std::size_t>(width_);
-    std::vector<double> strip(static_cast<std::size_t>(b.rows) * e);
-    for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
-      for (Index i = 0; i < b.rows; ++i) {
-        const double* from = data + i * row + static_cast<std::size_t>(r - b.col_begin) * e;
-        double* to = strip.data() + i * e;
-        if (e == 1) *to = *from;
-        else
-          for (std::size_t a = 0; a < m; ++a)
-            for (std::size_t c = 0; c < m; ++c) to[c * m + a] = from[a * m + c];
-      }
-      pwrite_all(out.fd, strip.data(), d * strip.size(), entry_offset(r, b.row_begin), out.partial);
-      h = fnv1a(strip.data(), d * strip.size(), h);
-    }
-  }
-  return h;
-}
-
-std::uint64_t KernelFileWriter::checksum_band(const Output& out, const KernelBand& b) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  const std::size_t d = sizeof(double);
-  std::vector<double> buffer(static_cast<std::size_t>(b.cols) * entry_);
-  for (Index i = 0; i < b.rows; ++i) {
-    if (!pread_all(out.fd, buffer.data(), d * buffer.size(), entry_offset(b.row_begin + i, b.col_begin), out.partial))
-      return ~h;
-    h = fnv1a(buffer.data(), d * buffer.size(), h);
-  }
-  if (symmetric_) {
-    buffer.resize(static_cast<std::size_t>(b.rows) * entry_);
-    for (Index r = b.row_begin + b.rows; r < n1_; ++r) {
-      if (!pread_all(out.fd, buffer.data(), d * buffer.size(), entry_offset(r, b.row_begin), out.partial)) return ~h;
-      h = fnv1a(buffer.data(), d * buffer.size(), h);
-    }
-  }
-  return h;
-}
-
 bool KernelFileWriter::wanted(Index band) { return !done_[static_cast<std::size_t>(band)]; }
 
 KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) {
   KernelOutputMatrices m;
-  const std::size_t size = entry_offset(n1_, 0);
+  const std::size_t size = file_bytes();
   // One band only: the mapped pages then hold exactly the band the memory plan counted.
   if (l.entry_size() != 1 || bands_ != 1 || done_[0] || header_bytes_ % sizeof(double) != 0 ||
       size * outputs_.size() > kMaxMappedBytes) {
@@ -441,11 +270,7 @@ void KernelFileWriter::write(const KernelBand& b) {
     return;
   }
   if (outputs_.front().map) unmap();  // mapped by expect_gram, but the engine writes bands
-  const std::size_t n = static_cast<std::size_t>(b.rows) * static_cast<std::size_t>(b.cols) * b.entry_size;
-  for (std::size_t i = 0; i < n; ++i)
-    if (!std::isfinite(b.nngp[i]) || !std::isfinite(b.ntk[i]))
-      throw std::runtime_error("kernel: a non-finite value in rows " + std::to_string(b.row_begin) + ".." +
-                               std::to_string(b.row_begin + b.rows - 1) + " (numerical failure; nothing trusted)");
+  check_band_finite(b);
   std::string line = "band " + std::to_string(b.index);
   for (Output& out : outputs_) line += " " + hex(write_band(out, b, out.nngp ? b.nngp : b.ntk));
   if (abort_after_ >= 0 && computed_ == abort_after_) {  // test hook: the earlier bands recorded, this one not
@@ -484,7 +309,7 @@ void KernelFileWriter::flush_records() {
 }
 
 void KernelFileWriter::progress(Index band, std::size_t done, std::size_t total) {
-  const std::size_t in_band = band_entries(layout(band), symmetric_);
+  const std::size_t in_band = band_entries(band_layout(band), symmetric_);
   // The engine counts its tiles' extents; scale to the band's own entry count.
   const std::size_t part = total > 0 ? static_cast<std::size_t>(static_cast<double>(done) / total * in_band) : 0;
   report(entries_done_ + std::min(part, in_band), false);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "emergent/kernels/kernel.hpp"
+#include "kernel_band_files.hpp"
 
 namespace emergent::cli {
 
@@ -29,7 +30,7 @@ namespace emergent::cli {
 /// most the bands of the last second and the band in flight. With `resume`, recorded
 /// bands are read back and their checksums compared before they are trusted (a corrupted or
 /// truncated partial file is an error), and only the missing bands are computed.
-class KernelFileWriter : public KernelBandSink {
+class KernelFileWriter : public KernelBandSink, private KernelBandFiles {
  public:
   /// `nngp` / `ntk`: output paths, either may be empty (not wanted). `key` identifies the
   /// computation (architecture, inputs, options): a resume must match it.
@@ -61,7 +62,7 @@ class KernelFileWriter : public KernelBandSink {
   void progress(Eigen::Index band, std::size_t done, std::size_t total) override;
 
   /// The file shape: (N1, N2) or (N1, N2, H, W, H, W).
-  std::vector<std::size_t> shape() const;
+  std::vector<std::size_t> shape() const { return file_shape(); }
 
   /// All bands present: move the files into place. Throws if a band is missing.
   void finish();
@@ -70,13 +71,6 @@ class KernelFileWriter : public KernelBandSink {
   Eigen::Index bands_resumed() const { return resumed_; }
 
  private:
-  struct Output {
-    std::string path, partial;
-    int fd = -1;
-    bool nngp = true;  // which of the two kernels goes here
-    void* map = nullptr;  // direct_output(): the whole file, mapped shared
-    std::size_t map_bytes = 0;
-  };
   // Pieces of the mapped outputs still to fault in, taken by whichever thread is free.
   struct Prefault {
     std::vector<std::pair<char*, std::size_t>> pieces;
@@ -88,37 +82,24 @@ class KernelFileWriter : public KernelBandSink {
   bool populate();
   void stop_prefault();
   void unmap();
-  void create_partials();
   void create_record();
   void open_fresh();
   void open_resumed();
-  std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
-  std::uint64_t checksum_band(const Output& out, const KernelBand& band);
-  KernelBand layout(Eigen::Index band) const;
-  std::size_t entry_offset(Eigen::Index i, Eigen::Index j) const;  // byte offset of entry (i, j)
   void report(std::size_t entries_now, bool final_line);
   void flush_records();
 
-  std::vector<Output> outputs_;
-  std::string record_path_;
-  std::uint64_t key_;
   bool resume_, progress_;
   int threads_ = 1;
-  Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, done_count_ = 0, resumed_ = 0;
-  bool symmetric_ = false;
-  int height_ = 0, width_ = 0;
-  std::size_t entry_ = 1;  // doubles per (i, j) entry
-  std::size_t header_bytes_ = 0;
+  Eigen::Index done_count_ = 0, resumed_ = 0;
   std::size_t entries_total_ = 0, entries_done_ = 0, entries_resumed_ = 0;  // (i, j) entries to compute
-  std::vector<char> done_;
   int record_fd_ = -1;
   double start_ = 0;
   double last_print_ = -1e9;  // no line yet
   bool printed_ = false;
-  double quiet_seconds_ = 3.0;
+  double quiet_seconds_ = 3.0;  // no progress line for runs shorter than this
   double last_sync_ = 0;
   Eigen::Index computed_ = 0;  // bands computed in this run (recorded or pending)
-  std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded  // no progress line for runs shorter than this
+  std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
   bool sync_ = false;
   bool early_ = false;    // partial files created by expect_gram, start() not run yet
@@ -127,10 +108,5 @@ class KernelFileWriter : public KernelBandSink {
   std::unique_ptr<Prefault> prefault_;
   std::thread prefault_thread_;
 };
-
-/// FNV-1a-style hash chained from `h`: whole 8-byte words one step each (multiply by the FNV prime,
-/// then fold the high half down), a trailing part byte by byte. Chaining calls whose sizes are
-/// multiples of 8 gives the hash of the concatenation.
-std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 0xcbf29ce484222325ULL);
 
 }  // namespace emergent::cli
