@@ -54,6 +54,18 @@ std::uint64_t computation_key(const KernelArgs& a, const Architecture& arch, con
   return h;
 }
 
+// The number of examples of an (N, d) .npy file, 0 if it is not a readable one.
+Eigen::Index vector_rows(const std::string& path) {
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::is_regular_file(path, ec)) return 0;
+  try {
+    const MappedNpy file(path);
+    return file.shape().size() == 2 ? static_cast<Eigen::Index>(file.shape()[0]) : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 void run_kernel(const KernelArgs& a) {
   const auto start = std::chrono::steady_clock::now();
   if (a.nngp.empty() && a.ntk.empty())
@@ -66,6 +78,21 @@ void run_kernel(const KernelArgs& a) {
   const KernelOptions options = kernel_options(a.memory_cap, a.threads, a.quadrature_order);
 
   const Architecture arch = Architecture::parse(a.arch);
+  // Vector inputs give (N1, N2) Gram matrices: the output files can be made ready (created,
+  // mapped, their pages faulted in on a background thread) while the inputs are read and the
+  // engine plans. The sizes come from the .npy headers; a file that is not a readable (N, d)
+  // array is left to load_inputs to report.
+  std::optional<KernelFileWriter> files;
+  auto writer = [&] {
+    files.emplace(a.nngp, a.ntk, 0, a.resume, !a.quiet, a.threads > 0 ? a.threads : omp_get_max_threads(), a.sync);
+  };
+  if (!mpi::active() && !arch.expects_images()) {
+    const Eigen::Index n1 = vector_rows(a.x1), n2 = a.x2.empty() ? n1 : vector_rows(a.x2);
+    if (n1 > 0 && n2 > 0) {
+      writer();
+      files->expect_gram(n1, n2);
+    }
+  }
   const Inputs x1 = load_inputs("--x1", a.x1);
   arch.shapes(x1.shape);  // throws SpecError naming the layer that does not fit
   std::optional<Inputs> x2;
@@ -79,6 +106,7 @@ void run_kernel(const KernelArgs& a) {
 
   KernelSummary summary;
   std::vector<std::size_t> out_shape;
+  if (!streams_in_bands(arch, x1.shape)) files.reset();  // computed in memory: the early files go
   if (mpi::active()) {
     // mpirun: the ranks share the bands of one pair of files (distributed/mpi.hpp).
     summary = mpi::kernel_files(arch, x1, x2 ? &*x2 : nullptr, options, a.nngp, a.ntk,
@@ -86,13 +114,11 @@ void run_kernel(const KernelArgs& a) {
   } else if (streams_in_bands(arch, x1.shape)) {
     // Band by band into the files (MLPs and CNNs, Gram or pixel-indexed): the memory cap bounds
     // the working set, not the output.
-    KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet,
-                           a.threads > 0 ? a.threads : omp_get_max_threads(), a.sync);
-    // Vector inputs give (N1, N2) Gram matrices: the files can be made ready while the engine plans.
-    if (!x1.shape.image) files.expect_gram(x1.count(), x2 ? x2->count() : x1.count());
-    summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, files);
-    files.finish();
-    out_shape = files.shape();
+    if (!files) writer();
+    files->set_key(computation_key(a, arch, x1, x2 ? &*x2 : nullptr));
+    summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, *files);
+    files->finish();
+    out_shape = files->shape();
   } else if (!arch.has_readout() && arch.expects_images()) {
     // A CNN without flatten/gap: the kernel keeps its pixel indices, (N1, N2, H, W, H, W).
     const SpatialKernels k = x2 ? spatial_kernels(arch, x1, *x2, options) : spatial_kernels(arch, x1, options);

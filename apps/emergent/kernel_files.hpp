@@ -44,6 +44,9 @@ class KernelFileWriter : public KernelBandSink, private KernelBandFiles {
   KernelFileWriter(const KernelFileWriter&) = delete;
   KernelFileWriter& operator=(const KernelFileWriter&) = delete;
 
+  /// The computation's key, when it is known only after the constructor (before start()).
+  void set_key(std::uint64_t key) { key_ = key; }
+
   /// A hint before the computation is planned: the outputs will be `n1` × `n2` Gram matrices.
   /// If they qualify for in-place writing (direct_output; not with a record to resume), the
   /// partial files are created and mapped now and their pages faulted in on a background
