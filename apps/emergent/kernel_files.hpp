@@ -50,7 +50,8 @@ class KernelFileWriter : public KernelBandSink, private KernelBandFiles {
   /// A hint before the computation is planned: the outputs will be `n1` × `n2` Gram matrices.
   /// If they qualify for in-place writing (direct_output; not with a record to resume), the
   /// partial files are created and mapped now and their pages faulted in on a background
-  /// thread while the caller plans. start() still takes the layout the engine chose.
+  /// thread while the caller reads the inputs and plans. start() still takes the layout the
+  /// engine chose; a writer destroyed before start() (a refused run) removes the files it made.
   void expect_gram(Eigen::Index n1, Eigen::Index n2);
 
   void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override;
