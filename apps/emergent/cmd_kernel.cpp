@@ -41,9 +41,20 @@ struct KernelArgs {
   bool sync = false;
 };
 
-// Everything a resumed run must share with the interrupted one.
+#ifndef EMERGENT_VERSION
+#define EMERGENT_VERSION "0.1.0"
+#endif
+
+// The kernels' arithmetic: bumped whenever a change in lib/kernels changes the rounding of an
+// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order), so that a run is never
+// resumed by a binary whose bands would differ in their last bits from the recorded ones.
+constexpr int kKernelArithmetic = 2;
+
+// Everything a resumed run must share with the interrupted one, the binary's arithmetic included.
 std::uint64_t computation_key(const KernelArgs& a, const Architecture& arch, const Inputs& x1, const Inputs* x2) {
-  const std::string text = arch.to_string() + "|q=" + std::to_string(a.quadrature_order) + "|" + a.nngp + "|" + a.ntk;
+  const std::string text = std::string("emergent ") + EMERGENT_VERSION + " arithmetic " +
+                           std::to_string(kKernelArithmetic) + "|" + arch.to_string() + "|q=" +
+                           std::to_string(a.quadrature_order) + "|" + a.nngp + "|" + a.ntk;
   std::uint64_t h = fnv1a(text.data(), text.size());
   for (const Inputs* in : {&x1, x2}) {
     if (!in) continue;

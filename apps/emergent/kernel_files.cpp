@@ -135,8 +135,8 @@ void KernelFileWriter::create_record() {
 void KernelFileWriter::open_resumed() {
   std::ifstream in(record_path_, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  check_record_header(text, "resume with the same --arch, inputs, outputs, --memory-cap and --threads, or run without "
-                            "--resume");
+  check_record_header(text, "resume with the same --arch, inputs, outputs, --memory-cap and --threads (and an emergent "
+                            "build of the same kernel arithmetic), or run without --resume");
   for (Output& out : outputs_) {
     out.fd = ::open(out.partial.c_str(), O_RDWR | O_CLOEXEC);
     if (out.fd < 0) io_error("--resume: cannot open the partial output", out.partial);

@@ -74,7 +74,8 @@ void SharedKernelFiles::create_fresh() {
 // size-th recorded band; a record line that is cut short or malformed ends the record there.
 std::size_t SharedKernelFiles::read_record(bool report) {
   const std::string text = slurp(record_path_);
-  check_record_header(text, "resume with the same --arch, inputs, outputs and --memory-cap, or run without --resume");
+  check_record_header(text, "resume with the same --arch, inputs, outputs and --memory-cap (and an emergent build of the "
+                            "same kernel arithmetic), or run without --resume");
   for (const Output& out : outputs_) check_partial(out);
   const std::size_t good = parse_record(text, [&](std::size_t line, Index band, const std::vector<std::string>& sums) {
     if (static_cast<int>(line % static_cast<std::size_t>(size_)) == rank_)
