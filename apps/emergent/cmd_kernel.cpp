@@ -38,11 +38,23 @@ struct KernelArgs {
   int quadrature_order = 0;
   bool quiet = false;
   bool resume = false;
+  bool sync = false;
 };
 
-// Everything a resumed run must share with the interrupted one.
+#ifndef EMERGENT_VERSION
+#define EMERGENT_VERSION "0.1.0"
+#endif
+
+// The kernels' arithmetic: bumped whenever a change in lib/kernels changes the rounding of an
+// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order), so that a run is never
+// resumed by a binary whose bands would differ in their last bits from the recorded ones.
+constexpr int kKernelArithmetic = 2;
+
+// Everything a resumed run must share with the interrupted one, the binary's arithmetic included.
 std::uint64_t computation_key(const KernelArgs& a, const Architecture& arch, const Inputs& x1, const Inputs* x2) {
-  const std::string text = arch.to_string() + "|q=" + std::to_string(a.quadrature_order) + "|" + a.nngp + "|" + a.ntk;
+  const std::string text = std::string("emergent ") + EMERGENT_VERSION + " arithmetic " +
+                           std::to_string(kKernelArithmetic) + "|" + arch.to_string() + "|q=" +
+                           std::to_string(a.quadrature_order) + "|" + a.nngp + "|" + a.ntk;
   std::uint64_t h = fnv1a(text.data(), text.size());
   for (const Inputs* in : {&x1, x2}) {
     if (!in) continue;
@@ -51,6 +63,18 @@ std::uint64_t computation_key(const KernelArgs& a, const Architecture& arch, con
     h = fnv1a(in->x.data(), sizeof(double) * static_cast<std::size_t>(in->x.size()), h);
   }
   return h;
+}
+
+// The number of examples of an (N, d) .npy file, 0 if it is not a readable one.
+Eigen::Index vector_rows(const std::string& path) {
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::is_regular_file(path, ec)) return 0;
+  try {
+    const MappedNpy file(path);
+    return file.shape().size() == 2 ? static_cast<Eigen::Index>(file.shape()[0]) : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
 }
 
 void run_kernel(const KernelArgs& a) {
@@ -65,6 +89,21 @@ void run_kernel(const KernelArgs& a) {
   const KernelOptions options = kernel_options(a.memory_cap, a.threads, a.quadrature_order);
 
   const Architecture arch = Architecture::parse(a.arch);
+  // Vector inputs give (N1, N2) Gram matrices: the output files can be made ready (created,
+  // mapped, their pages faulted in on a background thread) while the inputs are read and the
+  // engine plans. The sizes come from the .npy headers; a file that is not a readable (N, d)
+  // array is left to load_inputs to report.
+  std::optional<KernelFileWriter> files;
+  auto writer = [&] {
+    files.emplace(a.nngp, a.ntk, 0, a.resume, !a.quiet, a.threads > 0 ? a.threads : omp_get_max_threads(), a.sync);
+  };
+  if (!mpi::active() && !arch.expects_images()) {
+    const Eigen::Index n1 = vector_rows(a.x1), n2 = a.x2.empty() ? n1 : vector_rows(a.x2);
+    if (n1 > 0 && n2 > 0) {
+      writer();
+      files->expect_gram(n1, n2);
+    }
+  }
   const Inputs x1 = load_inputs("--x1", a.x1);
   arch.shapes(x1.shape);  // throws SpecError naming the layer that does not fit
   std::optional<Inputs> x2;
@@ -78,6 +117,7 @@ void run_kernel(const KernelArgs& a) {
 
   KernelSummary summary;
   std::vector<std::size_t> out_shape;
+  if (!streams_in_bands(arch, x1.shape)) files.reset();  // computed in memory: the early files go
   if (mpi::active()) {
     // mpirun: the ranks share the bands of one pair of files (distributed/mpi.hpp).
     summary = mpi::kernel_files(arch, x1, x2 ? &*x2 : nullptr, options, a.nngp, a.ntk,
@@ -85,11 +125,11 @@ void run_kernel(const KernelArgs& a) {
   } else if (streams_in_bands(arch, x1.shape)) {
     // Band by band into the files (MLPs and CNNs, Gram or pixel-indexed): the memory cap bounds
     // the working set, not the output.
-    KernelFileWriter files(a.nngp, a.ntk, computation_key(a, arch, x1, x2 ? &*x2 : nullptr), a.resume, !a.quiet,
-                           a.threads > 0 ? a.threads : omp_get_max_threads());
-    summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, files);
-    files.finish();
-    out_shape = files.shape();
+    if (!files) writer();
+    files->set_key(computation_key(a, arch, x1, x2 ? &*x2 : nullptr));
+    summary = stream_kernels(arch, x1, x2 ? &*x2 : nullptr, options, *files);
+    files->finish();
+    out_shape = files->shape();
   } else if (!arch.has_readout() && arch.expects_images()) {
     // A CNN without flatten/gap: the kernel keeps its pixel indices, (N1, N2, H, W, H, W).
     const SpatialKernels k = x2 ? spatial_kernels(arch, x1, *x2, options) : spatial_kernels(arch, x1, options);
@@ -157,6 +197,10 @@ void add_kernel_command(CLI::App& app) {
   cmd->add_flag("--resume", args->resume,
                 "Continue an interrupted run: keep the bands recorded in <first output>.resume (checked against "
                 "their checksums), compute the rest");
+  cmd->add_flag("--sync", args->sync,
+                "fsync the outputs before renaming them into place, so that they survive a power loss or an OS "
+                "crash right after the command (without it they are complete for every reader at once and "
+                "reach the disk by the system's write-back, as numpy.save's do)");
   cmd->callback([args] { run_kernel(*args); });
 }
 

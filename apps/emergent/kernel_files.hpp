@@ -3,18 +3,24 @@
 // working set and not the output, and an interrupted run can resume.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "emergent/kernels/kernel.hpp"
+#include "kernel_band_files.hpp"
 
 namespace emergent::cli {
 
 /// Writes the bands of stream_kernels into `<path>.partial` files and records every finished band
 /// with the checksums of its bytes in a sidecar `<first path>.resume`; finish() renames the
-/// partial files to their final names and removes the record.
+/// partial files to their final names and removes the record. A file under its final name is
+/// complete for every reader from the rename on (the rename is atomic); whether it is also on
+/// the disk then (durable against a power loss) is the `sync` option's choice.
 ///
 /// Progress goes to stderr once a run has taken more than a few seconds: the entries done, their
 /// rate and the ETA, redrawn in place on a terminal, a line every 10 s otherwise.
@@ -24,15 +30,29 @@ namespace emergent::cli {
 /// most the bands of the last second and the band in flight. With `resume`, recorded
 /// bands are read back and their checksums compared before they are trusted (a corrupted or
 /// truncated partial file is an error), and only the missing bands are computed.
-class KernelFileWriter : public KernelBandSink {
+class KernelFileWriter : public KernelBandSink, private KernelBandFiles {
  public:
   /// `nngp` / `ntk`: output paths, either may be empty (not wanted). `key` identifies the
   /// computation (architecture, inputs, options): a resume must match it.
   /// `threads`: at most this many threads fault the mapped pages of a one-band output in.
-  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress, int threads = 1);
+  /// `sync`: each output is fsync'ed before its rename, so that after a power loss or an OS
+  /// crash the final names hold complete files or none of this run. Without it (the default, as
+  /// numpy.save) the kernel writes the pages back on its own schedule, after the command.
+  KernelFileWriter(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress, int threads = 1,
+                   bool sync = false);
   ~KernelFileWriter() override;
   KernelFileWriter(const KernelFileWriter&) = delete;
   KernelFileWriter& operator=(const KernelFileWriter&) = delete;
+
+  /// The computation's key, when it is known only after the constructor (before start()).
+  void set_key(std::uint64_t key) { key_ = key; }
+
+  /// A hint before the computation is planned: the outputs will be `n1` × `n2` Gram matrices.
+  /// If they qualify for in-place writing (direct_output; not with a record to resume), the
+  /// partial files are created and mapped now and their pages faulted in on a background
+  /// thread while the caller reads the inputs and plans. start() still takes the layout the
+  /// engine chose; a writer destroyed before start() (a refused run) removes the files it made.
+  void expect_gram(Eigen::Index n1, Eigen::Index n2);
 
   void begin(Eigen::Index n1, Eigen::Index n2, bool symmetric, Eigen::Index band_rows) override;
   /// Gram matrices (N1, N2) and pixel-indexed kernels (N1, N2, H, W, H, W) alike.
@@ -46,7 +66,7 @@ class KernelFileWriter : public KernelBandSink {
   void progress(Eigen::Index band, std::size_t done, std::size_t total) override;
 
   /// The file shape: (N1, N2) or (N1, N2, H, W, H, W).
-  std::vector<std::size_t> shape() const;
+  std::vector<std::size_t> shape() const { return file_shape(); }
 
   /// All bands present: move the files into place. Throws if a band is missing.
   void finish();
@@ -55,49 +75,42 @@ class KernelFileWriter : public KernelBandSink {
   Eigen::Index bands_resumed() const { return resumed_; }
 
  private:
-  struct Output {
-    std::string path, partial;
-    int fd = -1;
-    bool nngp = true;  // which of the two kernels goes here
-    void* map = nullptr;  // direct_output(): the whole file, mapped shared
-    std::size_t map_bytes = 0;
+  // Pieces of the mapped outputs still to fault in, taken by whichever thread is free.
+  struct Prefault {
+    std::vector<std::pair<char*, std::size_t>> pieces;
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
+    void run();
   };
+  bool map_outputs(std::size_t size);
+  bool populate();
+  void stop_prefault();
   void unmap();
+  void create_record();
   void open_fresh();
   void open_resumed();
-  std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
-  std::uint64_t checksum_band(const Output& out, const KernelBand& band);
-  KernelBand layout(Eigen::Index band) const;
-  std::size_t entry_offset(Eigen::Index i, Eigen::Index j) const;  // byte offset of entry (i, j)
   void report(std::size_t entries_now, bool final_line);
   void flush_records();
 
-  std::vector<Output> outputs_;
-  std::string record_path_;
-  std::uint64_t key_;
   bool resume_, progress_;
   int threads_ = 1;
-  Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, done_count_ = 0, resumed_ = 0;
-  bool symmetric_ = false;
-  int height_ = 0, width_ = 0;
-  std::size_t entry_ = 1;  // doubles per (i, j) entry
-  std::size_t header_bytes_ = 0;
+  Eigen::Index done_count_ = 0, resumed_ = 0;
   std::size_t entries_total_ = 0, entries_done_ = 0, entries_resumed_ = 0;  // (i, j) entries to compute
-  std::vector<char> done_;
   int record_fd_ = -1;
   double start_ = 0;
   double last_print_ = -1e9;  // no line yet
   bool printed_ = false;
-  double quiet_seconds_ = 3.0;
+  double quiet_seconds_ = 3.0;  // no progress line for runs shorter than this
   double last_sync_ = 0;
   Eigen::Index computed_ = 0;  // bands computed in this run (recorded or pending)
-  std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded  // no progress line for runs shorter than this
+  std::vector<std::pair<Eigen::Index, std::string>> pending_;  // written, not yet synced and recorded
   int abort_after_ = -1;  // test hook: EMERGENT_KERNEL_ABORT_AFTER_BANDS
+  bool sync_ = false;
+  bool early_ = false;    // partial files created by expect_gram, start() not run yet
+  Eigen::Index early_n1_ = 0, early_n2_ = 0;
+  bool started_ = false;  // start() ran: the partial files and the record belong to a run
+  std::unique_ptr<Prefault> prefault_;
+  std::thread prefault_thread_;
 };
-
-/// FNV-1a-style hash chained from `h`: whole 8-byte words one step each (multiply by the FNV prime,
-/// then fold the high half down), a trailing part byte by byte. Chaining calls whose sizes are
-/// multiples of 8 gives the hash of the concatenation.
-std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 0xcbf29ce484222325ULL);
 
 }  // namespace emergent::cli

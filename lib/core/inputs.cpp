@@ -54,31 +54,35 @@ Inputs Inputs::rows(const std::vector<Eigen::Index>& which) const {
   return Inputs(std::move(out), shape);
 }
 
-Inputs make_inputs(const std::vector<std::size_t>& shape, std::vector<double> data, const std::string& what) {
+ExampleShape example_shape(const std::vector<std::size_t>& shape, const std::string& what) {
   const std::string s = shape_string(shape);
   if (shape.size() != 2 && shape.size() != 4)
     throw std::invalid_argument(what + ": array of shape " + s + " has rank " + std::to_string(shape.size()) +
                                 "; expected (N, d) vectors or (N, H, W, C) images");
-  std::size_t total = 1;
-  for (std::size_t i = 0; i < shape.size(); ++i) {
+  for (std::size_t i = 1; i < shape.size(); ++i)
     // Each example dimension must fit an int (ExampleShape) and be positive.
-    if (i > 0 && (shape[i] == 0 || shape[i] > static_cast<std::size_t>(std::numeric_limits<int>::max())))
+    if (shape[i] == 0 || shape[i] > static_cast<std::size_t>(std::numeric_limits<int>::max()))
       throw std::invalid_argument(what + ": array of shape " + s + " has a per-example dimension " +
                                   std::to_string(shape[i]) + "; expected 1 .. " +
                                   std::to_string(std::numeric_limits<int>::max()));
-    total *= shape[i];
-  }
   if (shape[0] > static_cast<std::size_t>(std::numeric_limits<Eigen::Index>::max()))
     throw std::invalid_argument(what + ": array of shape " + s + " has too many examples");
-  if (data.size() != total)
-    throw std::invalid_argument(what + ": shape " + s + " needs " + std::to_string(total) + " numbers but " +
-                                std::to_string(data.size()) + " were given");
   const ExampleShape es = shape.size() == 2
                               ? ExampleShape::vector(static_cast<int>(shape[1]))
                               : ExampleShape::image_hwc(static_cast<int>(shape[1]), static_cast<int>(shape[2]),
                                                         static_cast<int>(shape[3]));
   if (static_cast<std::size_t>(es.height) * es.width * es.channels > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw std::invalid_argument(what + ": examples of shape " + es.to_string() + " are too large");
+  return es;
+}
+
+Inputs make_inputs(const std::vector<std::size_t>& shape, std::vector<double> data, const std::string& what) {
+  const ExampleShape es = example_shape(shape, what);
+  std::size_t total = 1;
+  for (const std::size_t dim : shape) total *= dim;
+  if (data.size() != total)
+    throw std::invalid_argument(what + ": shape " + shape_string(shape) + " needs " + std::to_string(total) +
+                                " numbers but " + std::to_string(data.size()) + " were given");
   const auto n = static_cast<Eigen::Index>(shape[0]);
   RowMatrix x = Eigen::Map<const RowMatrix>(data.data(), n, es.size());
   return Inputs(std::move(x), es);

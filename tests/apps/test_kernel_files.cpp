@@ -184,6 +184,32 @@ TEST_CASE("kernel --resume: a run killed after some bands resumes to the uninter
   CHECK(!fs::exists(path("one_K.npy.resume")));
 }
 
+TEST_CASE("kernel --sync: the same bytes; a run refused before its first band leaves no files behind") {
+  const std::string x = write_inputs("S.npy", 700, 12, 0.4);
+  REQUIRE(run(kernel_args(x, "plain", "-q")).code == 0);
+  const Run synced = run(kernel_args(x, "synced", "--sync -q"));
+  CAPTURE(synced.err);
+  REQUIRE(synced.code == 0);
+  CHECK(slurp(path("synced_K.npy")) == slurp(path("plain_K.npy")));
+  CHECK(slurp(path("synced_T.npy")) == slurp(path("plain_T.npy")));
+  // Over an existing output: replaced whole, the same bytes again.
+  REQUIRE(run(kernel_args(x, "plain", "-q")).code == 0);
+  CHECK(slurp(path("plain_T.npy")) == slurp(path("synced_T.npy")));
+  for (const char* f : {"plain_K.npy.partial", "plain_T.npy.partial", "plain_K.npy.resume"}) CHECK(!fs::exists(path(f)));
+  // The partial files are made before the engine has checked the inputs (so that their pages are
+  // faulted in meanwhile): inputs it refuses (the covariance overflows float64) leave none.
+  std::vector<double> big(40 * 4, 1e160);
+  emergent::write_npy(path("big.npy"), {40, 4}, big.data());
+  const Run refused = run(kernel_args(path("big.npy"), "big", ""));
+  CAPTURE(refused.err);
+  CHECK(refused.code == 2);
+  CHECK(contains(refused.err, "overflow"));
+  for (const char* f : {"big_K.npy", "big_T.npy", "big_K.npy.partial", "big_T.npy.partial", "big_K.npy.resume"}) {
+    CAPTURE(f);
+    CHECK(!fs::exists(path(f)));
+  }
+}
+
 TEST_CASE("predict: the same bytes at --threads 1 and 2") {
   const std::string x = write_inputs("P_x.npy", 700, 8, 0.4), z = write_inputs("P_z.npy", 50, 8, 1.3);
   std::vector<double> y(700);

@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "emergent/kernels/kernel.hpp"
+#include "kernel_band_files.hpp"
 
 namespace emergent::cli {
 
-class SharedKernelFiles : public KernelBandSink {
+class SharedKernelFiles : public KernelBandSink, private KernelBandFiles {
  public:
   /// As KernelFileWriter; collective over `comm` (begin() and finish() on every rank).
   SharedKernelFiles(std::string nngp, std::string ntk, std::uint64_t key, bool resume, bool progress, MPI_Comm comm);
@@ -39,33 +40,16 @@ class SharedKernelFiles : public KernelBandSink {
   Eigen::Index bands_total() const { return bands_; }
   Eigen::Index bands_resumed() const { return resumed_; }
   /// The file shape: (N1, N2) or (N1, N2, H, W, H, W).
-  std::vector<std::size_t> shape() const;
+  std::vector<std::size_t> shape() const { return file_shape(); }
 
  private:
-  struct Output {
-    std::string path, partial;
-    int fd = -1;
-    bool nngp = true;
-  };
   void create_fresh();                      // rank 0
-  std::size_t read_record(bool truncate);   // every rank: parse, verify its share; returns good bytes
-  std::uint64_t write_band(Output& out, const KernelBand& band, const double* data);
-  std::uint64_t checksum_band(const Output& out, const KernelBand& band);
-  KernelBand layout(Eigen::Index band) const;
-  std::size_t entry_offset(Eigen::Index i, Eigen::Index j) const;  // byte offset of entry (i, j)
+  std::size_t read_record(bool report);     // every rank: parse, verify its share; returns good bytes
 
-  std::vector<Output> outputs_;
-  std::string record_path_;
-  std::uint64_t key_;
   bool resume_, progress_;
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
-  Eigen::Index n1_ = 0, n2_ = 0, band_rows_ = 0, bands_ = 0, written_ = 0, resumed_ = 0;
-  bool symmetric_ = false;
-  int height_ = 0, width_ = 0;  // pixel-indexed: the output map
-  std::size_t entry_ = 1;       // doubles per (i, j) entry
-  std::size_t header_bytes_ = 0;
-  std::vector<char> done_;
+  Eigen::Index written_ = 0, resumed_ = 0;
   int record_fd_ = -1;
   double start_ = 0, last_print_ = 0;
   bool fail_ = false;     // test hook: EMERGENT_MPI_TEST_FAIL_RANK (this rank throws at its first band)

@@ -47,6 +47,11 @@ struct Inputs {
 /// A shape as NumPy prints it: "(3, 4)", "(5,)", "()". Used in every shape message.
 std::string shape_string(const std::vector<std::size_t>& shape);
 
+/// The example shape of a NumPy-style array shape: (N, d) gives vectors, (N, H, W, C) images.
+/// Throws std::invalid_argument naming `what` if the rank is not 2 or 4, a per-example dimension
+/// is 0 or too large, or N does not fit an Eigen::Index.
+ExampleShape example_shape(const std::vector<std::size_t>& shape, const std::string& what = "inputs");
+
 /// Build inputs from a NumPy-style shape: (N, d) gives vectors, (N, H, W, C) images.
 /// Throws std::invalid_argument naming `what` if the rank is not 2 or 4 or the data size is off.
 Inputs make_inputs(const std::vector<std::size_t>& shape, std::vector<double> data,
