@@ -176,24 +176,17 @@ __attribute__((always_inline)) inline __mmask8 plain_lanes(__m512d a, __m512d b,
                                  _CMP_LT_OQ);
 }
 
-/// The dual on N vectors of plain arguments (q1, q2) = (a, b): c ← E[φ(u)φ(v)] at covariance c,
-/// t ← t·E[φ'(u)φ'(v)]. The arithmetic of relu_family_dual() (activation_dual.cpp): the
-/// determinant det = q1q2 − c² with exact products (fma), the collinear snap, θ = atan2(√det, c),
-/// here θ = ψ for c ≥ 0 and π − ψ for c < 0 with ψ = atan2(σ, |ρ|) from angle_fma; then
-/// (Cho & Saul 2009, Eq. 6)
-///   E[φ'φ'] = [(a²+b²)(π−θ) + 2abθ]/(2π) = K0 + K1·ψ,   E[φφ] = (a−b)²√det/(2π) + c·E[φ'φ'],
-///   (K0, K1) = ((a²+b²)/2, −(a−b)²/(2π)) for c ≥ 0,  (ab, (a−b)²/(2π)) for c < 0,
-/// so π − θ is never formed by a subtraction (relu keeps its relative accuracy at θ → π).
-/// Snapped lanes (c² ≥ kCollinearSquared·q1q2): √det = 0 (so ψ = 0: θ = 0 or π exactly) and
-/// c ← copysign(√(q1q2), c), √(q1q2) = q1q2·r.
+/// dual_lanes (below) with r = 1/√(q1q2) given, e.g. as r1·r2 of per-pixel inverse roots (within
+/// ~2.5 ulp instead of ~1): one square root fewer per vector. dual_lanes is this function after
+/// its own r. Needs what dual_lanes needs, and r > 0 finite.
 template <int N>
-__attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __m512d* b, __m512d* c, __m512d* tk, __m512d vab2, __m512d vd2,
-                       __m512d vcross) {
+__attribute__((always_inline)) inline void dual_lanes_r(const __m512d* a, const __m512d* b, const __m512d* r, __m512d* c,
+                                                        __m512d* tk, __m512d vab2, __m512d vd2, __m512d vcross) {
   const __m512d inv = _mm512_set1_pd(kInv2Pi), half = _mm512_set1_pd(0.5);
   const __m512d k0_up = _mm512_mul_pd(vab2, half), k0_down = _mm512_mul_pd(vcross, half);
   const __m512d d2 = _mm512_mul_pd(vd2, inv);  // and K1 = −d2 for c ≥ 0 (2ab − a² − b² = −(a − b)²)
   const __m512d sign = _mm512_set1_pd(-0.0);
-  __m512d p[N] = {}, det[N] = {}, r[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {};
+  __m512d p[N] = {}, det[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {};
   __mmask8 over[N] = {}, open[N] = {};
   EMERGENT_LANES {
     p[v] = _mm512_mul_pd(a[v], b[v]);
@@ -203,7 +196,6 @@ __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __
     over[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_GE_OQ);
     open[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_NGE_UQ);  // = ~over, on the compare port
   }
-  rsqrt_fma<N, true, false>(p, nullptr, r, nullptr);
   rsqrt_fma<N, false, true>(det, open, nullptr, s);  // s = 0 on snapped lanes
   EMERGENT_LANES {
     rho[v] = _mm512_andnot_pd(sign, _mm512_mul_pd(c[v], r[v]));
@@ -221,6 +213,25 @@ __attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __
     c[v] = _mm512_fmadd_pd(c[v], t, _mm512_mul_pd(d2, s[v]));
     tk[v] = _mm512_mul_pd(tk[v], t);
   }
+}
+
+/// The dual on N vectors of plain arguments (q1, q2) = (a, b): c ← E[φ(u)φ(v)] at covariance c,
+/// t ← t·E[φ'(u)φ'(v)]. The arithmetic of relu_family_dual() (activation_dual.cpp): the
+/// determinant det = q1q2 − c² with exact products (fma), the collinear snap, θ = atan2(√det, c),
+/// here θ = ψ for c ≥ 0 and π − ψ for c < 0 with ψ = atan2(σ, |ρ|) from angle_fma; then
+/// (Cho & Saul 2009, Eq. 6)
+///   E[φ'φ'] = [(a²+b²)(π−θ) + 2abθ]/(2π) = K0 + K1·ψ,   E[φφ] = (a−b)²√det/(2π) + c·E[φ'φ'],
+///   (K0, K1) = ((a²+b²)/2, −(a−b)²/(2π)) for c ≥ 0,  (ab, (a−b)²/(2π)) for c < 0,
+/// so π − θ is never formed by a subtraction (relu keeps its relative accuracy at θ → π).
+/// Snapped lanes (c² ≥ kCollinearSquared·q1q2): √det = 0 (so ψ = 0: θ = 0 or π exactly) and
+/// c ← copysign(√(q1q2), c), √(q1q2) = q1q2·r.
+template <int N>
+__attribute__((always_inline)) inline void dual_lanes(const __m512d* a, const __m512d* b, __m512d* c, __m512d* tk, __m512d vab2, __m512d vd2,
+                       __m512d vcross) {
+  __m512d p[N] = {}, r[N] = {};
+  EMERGENT_LANES p[v] = _mm512_mul_pd(a[v], b[v]);
+  rsqrt_fma<N, true, false>(p, nullptr, r, nullptr);
+  dual_lanes_r<N>(a, b, r, c, tk, vab2, vd2, vcross);
 }
 
 /// Constants of dual_lanes_rinv for a family member with a ≠ b: μ = (a − b)²/(2π), and
@@ -387,42 +398,6 @@ __attribute__((always_inline)) inline __m512d inverse_root(__m512d q) {
   return r;
 }
 
-/// dual_lanes with r = 1/√(q1q2) given (e.g. as r1·r2 of per-pixel inverse roots, within ~2.5 ulp
-/// instead of ~1): the same arithmetic after r, one square root fewer per vector. The snapped
-/// lanes' √(q1q2) is q1q2·r as there. Needs what dual_lanes needs, and r > 0 finite.
-template <int N>
-__attribute__((always_inline)) inline void dual_lanes_r(const __m512d* a, const __m512d* b, const __m512d* r, __m512d* c,
-                                                        __m512d* tk, __m512d vab2, __m512d vd2, __m512d vcross) {
-  const __m512d inv = _mm512_set1_pd(kInv2Pi), half = _mm512_set1_pd(0.5);
-  const __m512d k0_up = _mm512_mul_pd(vab2, half), k0_down = _mm512_mul_pd(vcross, half);
-  const __m512d d2 = _mm512_mul_pd(vd2, inv);
-  const __m512d sign = _mm512_set1_pd(-0.0);
-  __m512d p[N] = {}, det[N] = {}, s[N] = {}, sigma[N] = {}, rho[N] = {}, psi[N] = {};
-  __mmask8 over[N] = {}, open[N] = {};
-  EMERGENT_LANES {
-    p[v] = _mm512_mul_pd(a[v], b[v]);
-    det[v] = _mm512_add_pd(_mm512_fnmadd_pd(c[v], c[v], p[v]), _mm512_fmsub_pd(a[v], b[v], p[v]));
-    const __m512d cc = _mm512_mul_pd(c[v], c[v]), kp = _mm512_mul_pd(p[v], _mm512_set1_pd(kCollinearSquared));
-    over[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_GE_OQ);
-    open[v] = _mm512_cmp_pd_mask(cc, kp, _CMP_NGE_UQ);
-  }
-  rsqrt_fma<N, false, true>(det, open, nullptr, s);
-  EMERGENT_LANES {
-    rho[v] = _mm512_andnot_pd(sign, _mm512_mul_pd(c[v], r[v]));
-    sigma[v] = _mm512_mul_pd(s[v], r[v]);
-    c[v] = _mm512_castsi512_pd(_mm512_mask_ternarylogic_epi64(_mm512_castpd_si512(c[v]), over[v],
-                                                                _mm512_castpd_si512(_mm512_mul_pd(p[v], r[v])),
-                                                                _mm512_castpd_si512(sign), 0xE4));
-  }
-  angle_fma<N>(sigma, rho, psi);
-  EMERGENT_LANES {
-    const __mmask8 down = _mm512_cmp_pd_mask(c[v], _mm512_setzero_pd(), _CMP_LT_OQ);
-    const __m512d t = _mm512_fnmadd_pd(d2, _mm512_mask_xor_pd(psi[v], down, psi[v], sign),
-                                       _mm512_mask_blend_pd(down, k0_up, k0_down));
-    c[v] = _mm512_fmadd_pd(c[v], t, _mm512_mul_pd(d2, s[v]));
-    tk[v] = _mm512_mul_pd(tk[v], t);
-  }
-}
 #undef EMERGENT_LANES
 }  // namespace family_simd
 #pragma GCC diagnostic pop
