@@ -130,6 +130,15 @@ inline constexpr double kCentreSin[16] = {0.0,
                                           1.0,
                                           0.0};
 
+/// R(u) of asin x = x + x³·R(x²) on |x| ≤ 0.0691 (u = x²): the degree-4 economised Taylor
+/// series of angle_fma's reduction (below), the one copy of its coefficients.
+__attribute__((always_inline)) inline __m512d asin_tail(__m512d u) {
+  __m512d r = _mm512_fmadd_pd(_mm512_set1_pd(0.022580599810781716), u, _mm512_set1_pd(0.030381071852033998));
+  r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.04464285863220822));
+  r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.07499999999911072));
+  return _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.16666666666666674));
+}
+
 /// ψ = atan2(σ, |ρ|) ∈ [0, π/2] of a unit vector (σ ≥ 0, σ² + ρ² = 1 to a few ulps). Since
 /// σ − |ρ| = √2·sin(ψ − π/4), j = round(7(σ − |ρ|)) + 7 picks the centre ψ_j with |ψ − ψ_j| ≤
 /// 0.0691 (one fma: 1.5·2⁵² + 7 + 7(σ − |ρ|) holds j in its low bits; one vpermt2pd per table).
@@ -155,10 +164,7 @@ __attribute__((always_inline)) inline void angle_fma(const __m512d* sigma, const
   }
   EMERGENT_LANES {
     const __m512d u = _mm512_mul_pd(x[v], x[v]);
-    __m512d r = _mm512_fmadd_pd(_mm512_set1_pd(0.022580599810781716), u, _mm512_set1_pd(0.030381071852033998));
-    r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.04464285863220822));
-    r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.07499999999911072));
-    r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.16666666666666674));
+    const __m512d r = asin_tail(u);
     psi[v] = _mm512_add_pd(base[v], _mm512_fmadd_pd(_mm512_mul_pd(x[v], u), r, x[v]));
   }
 }
@@ -347,10 +353,7 @@ __attribute__((always_inline)) inline void dual_rinv_close(const RinvState<N>& s
     }
     EMERGENT_LANES {
       const __m512d u = _mm512_mul_pd(x[v], x[v]);
-      __m512d r = _mm512_fmadd_pd(_mm512_set1_pd(0.022580599810781716), u, _mm512_set1_pd(0.030381071852033998));
-      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.04464285863220822));
-      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.07499999999911072));
-      r = _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.16666666666666674));
+      const __m512d r = asin_tail(u);
       const __m512d xu = _mm512_mul_pd(x[v], u);
       tau[v] = _mm512_fnmadd_pd(xu, r, _mm512_sub_pd(base[v], x[v]));
       if constexpr (exact) {  // c < 0: κ + ψ, ψ = ψ_j + asin x as in angle_fma
