@@ -212,7 +212,8 @@ class Engine {
   /// use(i0, j0, r, c, s, t): a finished tile, rows i0.. and columns j0.. of extent r × c, in s / t.
   using VectorTileUse = std::function<void(Eigen::Index, Eigen::Index, Eigen::Index, Eigen::Index, RowMatrix&, RowMatrix&)>;
   /// rows_final(e): rows r0 .. e − 1 are done (every tile of their row blocks, and of the row
-  /// blocks above them in the band, has been used); from the calling thread.
+  /// blocks above them in the band, has been used); from the calling thread, in increasing e,
+  /// the last call with e = r0 + rows.
   void for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const VectorTileUse& use,
                             const std::function<void(std::size_t, std::size_t)>& progress,
                             const std::function<void(Eigen::Index)>& rows_final = {});

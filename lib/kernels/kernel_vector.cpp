@@ -205,6 +205,9 @@ void Engine::for_each_vector_tile(Eigen::Index r0, Eigen::Index rows, const Vect
     }
   }
   errors.rethrow();
+  // Thread 0 only announces the blocks it saw finished; those another thread finished last are
+  // announced here, so every row of the band is reported final before the band is written.
+  if (rows_final && final_blocks < row_blocks) rows_final(r0 + rows);
 }
 
 namespace {

@@ -48,6 +48,19 @@ void check_symmetric_psd(const Eigen::MatrixXd& k) {
   CHECK(es.eigenvalues().minCoeff() >= -1e-12 * es.eigenvalues().cwiseAbs().maxCoeff());
 }
 
+// kernels(arch, x) at 1 and at 2 threads: checks that both give the same bits (the determinism
+// contract) and returns the 1-thread result.
+Kernels kernels_at_one_and_two_threads(const Architecture& arch, const Inputs& x) {
+  KernelOptions one, two;
+  one.threads = 1;
+  two.threads = 2;
+  Kernels a = kernels(arch, x, one);
+  const Kernels b = kernels(arch, x, two);
+  CHECK(a.nngp == b.nngp);
+  CHECK(a.ntk == b.ntk);
+  return a;
+}
+
 const char* kSpecs[] = {
     "dense(64, w=1.5, b=0.1) relu dense(64, w=1.5, b=0.1) relu dense(1)",
     "dense(8) erf dense(8, w=2) gelu dense(3, b=0.5)",
@@ -573,6 +586,7 @@ TEST_CASE("stream_kernels: wide tiles (several per row block) give the same bits
       stream_kernels(arch, x, nullptr, o, direct);
       CHECK(direct.incomplete == 0);
       CHECK(direct.final_calls > 0);
+      CHECK(direct.final_rows == x.count());  // every row announced final, whichever thread ended last
       CHECK(direct.not_final == 0);
       CHECK(max_abs(direct.matrix(direct.nngp) - ref.nngp) == 0.0);
       CHECK(max_abs(direct.matrix(direct.ntk) - ref.ntk) == 0.0);
@@ -1122,14 +1136,11 @@ TEST_CASE("avgpool on the slices: bitwise the same at any thread count; x agains
       "conv(2, 3x3, b=0.2) relu avgpool(2x2, stride=2) conv(2, 3x3) erf avgpool(3x3, stride=2, padding=same) "
       "gap dense(2) relu dense(1)");
   const Inputs x = random_images(7, 9, 8, 2, 91);
-  KernelOptions one, two;
-  one.threads = 1;
-  two.threads = 2;
-  const Kernels k1 = kernels(arch, x, one), k2 = kernels(arch, x, two);
-  CHECK(k1.nngp == k2.nngp);
-  CHECK(k1.ntk == k2.ntk);
+  const Kernels k1 = kernels_at_one_and_two_threads(arch, x);
   CHECK(k1.nngp == k1.nngp.transpose());
   CHECK(k1.summary.path == "pixel-pairs");
+  KernelOptions two;
+  two.threads = 2;
   const Kernels kx = kernels(arch, x, x, two);  // same points, not symmetric: the same self sums
   CHECK(kx.nngp.diagonal() == k1.nngp.diagonal());
   CHECK(test::max_abs(kx.nngp - k1.nngp) <= 1e-14 * test::max_abs(k1.nngp));
@@ -1154,18 +1165,15 @@ TEST_CASE("the pixel-diagonal path (8 partners in the lanes) equals the referenc
     const std::string spec = body + (round % 2 ? "flatten dense(1)" : "flatten dense(3, b=0.1) relu dense(1)");
     CAPTURE(spec);
     const Architecture arch = Architecture::parse(spec);
-    KernelOptions one, two;
-    one.threads = 1;
-    two.threads = 2;
-    const Kernels a = kernels(arch, x, one), b = kernels(arch, x, two);
+    const Kernels a = kernels_at_one_and_two_threads(arch, x);
     CHECK(a.summary.path == "pixel-diagonal");
-    CHECK(a.nngp == b.nngp);
-    CHECK(a.ntk == b.ntk);
     CHECK(a.nngp == a.nngp.transpose());
     CHECK(a.nngp.row(7) == a.nngp.row(2));  // the duplicate: the same entries, its self pair included
     CHECK(a.nngp(7, 7) == a.nngp(2, 2));
     check_against_reference(spec, x, y, false);
     // Cross kernels and bands under a small cap: the in-memory bits.
+    KernelOptions two;
+    two.threads = 2;
     const Kernels cross = kernels(arch, y, x, two);
     KernelOptions capped;
     capped.threads = 2;
@@ -1203,13 +1211,8 @@ TEST_CASE("pixel diagonal, 3x3 convs with one ReLU-family activation each (rows 
       const std::string spec = std::string(body) + "flatten dense(1, w=1.2, b=0.1)";
       CAPTURE(spec);
       const Architecture arch = Architecture::parse(spec);
-      KernelOptions one, two;
-      one.threads = 1;
-      two.threads = 2;
-      const Kernels a = kernels(arch, x, one), b = kernels(arch, x, two);
+      const Kernels a = kernels_at_one_and_two_threads(arch, x);
       CHECK(a.summary.path == "pixel-diagonal");
-      CHECK(a.nngp == b.nngp);
-      CHECK(a.ntk == b.ntk);
       CHECK(a.ntk.row(9) == a.ntk.row(1));
       CHECK(a.ntk(9, 9) == a.ntk(1, 1));
       CHECK(a.nngp.allFinite());

@@ -151,7 +151,8 @@ class KernelBandSink {
   /// Bands written in place only (direct_output): while band `band` is computed, its rows
   /// row_begin .. rows_end − 1 are final in every column of both matrices and will not be
   /// written again (the rows above the band were final before it). Called from the calling
-  /// thread, in increasing rows_end, before write(); e.g. to start writing those rows to disk.
+  /// thread, in increasing rows_end, the last call with the band's end, before write(); e.g. to
+  /// start writing those rows to disk.
   virtual void rows_final(Eigen::Index band, Eigen::Index rows_end) { (void)band, (void)rows_end; }
   /// While band `band` is computed: `done` of its `total` entries are finished. Called from one
   /// thread (the calling one) only, between write() calls, a few times a second at most; for
