@@ -239,16 +239,20 @@ class Engine {
   std::pair<double, double> pair_slices(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
                                         double* full_t) const;
   // The same with avgpools, stage by stage (Plan::stages). With `rec` (a point with itself), the
-  // offset-0 slice of every stage, run first, writes the pixel variances of its activations there.
+  // offset-0 slice of every stage, run first, writes the pixel variances of its activations there;
+  // `records_only` then runs only the offsets those need (Plan::Stage::rec_*) and the sums it
+  // returns are not the Gram diagonal.
   std::pair<double, double> pair_stages(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
-                                        double* full_t, double* rec) const;
+                                        double* full_t, double* rec, bool records_only = false) const;
   // All offsets (d, ·) of one stage at once (Plan::Stage::slab); returns false if it vanishes.
   // Entry (h1, w1, w2) of the pair ((h1, w1), (h1 − d, w2)) sits at
   // (h1 − lo)·R + (w1 + pad)·L + w2 with L = w + pad, R = (w + 2·pad)·L; the pads are zero.
   bool run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
                 bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const;
-  std::pair<double, double> stage_slabs(const Plan::Stage& st, const SpatialOp* pool, const SliceSource& src,
-                                        const double* r1, const double* r2, bool self, bool half, double* rec,
+  // Row offsets d ∈ [dlo, dhi] (offset 0 first) of one slab stage.
+  std::pair<double, double> stage_slabs(const Plan::Stage& st, int dlo, int dhi, const SpatialOp* pool,
+                                        const SliceSource& src, const double* r1, const double* r2, bool self,
+                                        bool half, double* rec,
                                         SliceWorkspace& ws, double* full_s, double* full_t, double* next_s,
                                         double* next_t) const;
   // Circular maps (Plan::Stage::ring): all offsets (d, ·) of one row offset at once; returns Σ

@@ -125,6 +125,19 @@ void Engine::compute_records() {
     self_sums_.assign(static_cast<std::size_t>(n), {0.0, 0.0});
     const double m = static_cast<double>(plan_.out_h) * plan_.out_w;
     const double count = plan_.readout == Readout::Flatten ? m : m * m;
+    // The whole run (all offsets the output needs) only where its sums are read: the Gram
+    // diagonal (a symmetric Gram, or a point of x1 that also occurs in x2) and a tail activation's
+    // own variance; elsewhere the offsets the pixel variances need (Plan::Stage::rec_*): for
+    // Myrtle's 32×32 stage 4 row offsets of 32.
+    const bool tail_activation = std::any_of(plan_.tail.begin(), plan_.tail.end(),
+                                             [](const VectorOp& op) { return op.kind == OpKind::Activation; });
+    std::vector<char> whole(static_cast<std::size_t>(n), symmetric_ || (tail_activation && plan_.readout != Readout::None));
+    if (!symmetric_) {  // x1_i's own sums are the entry (i, j) when x2_j is the same point
+      std::vector<char> in_x2(static_cast<std::size_t>(n), 0);
+      for (Eigen::Index j = n1_; j < n; ++j) in_x2[static_cast<std::size_t>(identity_[static_cast<std::size_t>(j)])] = 1;
+      for (Eigen::Index i = 0; i < n1_; ++i)
+        if (in_x2[static_cast<std::size_t>(identity_[static_cast<std::size_t>(i)])]) whole[static_cast<std::size_t>(i)] = 1;
+    }
 #pragma omp parallel num_threads(threads_)
     {
       SliceWorkspace sw = slice_workspace();
@@ -132,6 +145,10 @@ void Engine::compute_records() {
       for (Eigen::Index i = 0; i < n; ++i) {
         errors.run(static_cast<long long>(i), [&] {
           double* rec = records_.data() + static_cast<std::size_t>(i) * plan_.record;
+          if (!whole[static_cast<std::size_t>(i)]) {
+            pair_stages(i, i, sw, nullptr, nullptr, rec, true);
+            return;
+          }
           const auto sums = pair_stages(i, i, sw, nullptr, nullptr, rec);
           self_sums_[static_cast<std::size_t>(i)] = sums;
           if (plan_.readout != Readout::None) tail_diagonal(sums.first / count, rec);
@@ -1675,8 +1692,9 @@ void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int
 // One slab stage of pair_stages: every row offset d (0 first; for a point with itself d ≥ 0, the
 // mirror −d being the transpose), each slab then pooled into the next stage, or summed (gap),
 // or written out (no readout).
-std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const SpatialOp* pool, const SliceSource& src,
-                                              const double* r1, const double* r2, bool self, bool half, double* rec,
+std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, int dlo, int dhi, const SpatialOp* pool,
+                                              const SliceSource& src, const double* r1, const double* r2, bool self,
+                                              bool half, double* rec,
                                               SliceWorkspace& ws, double* full_s, double* full_t, double* next_s,
                                               double* next_t) const {
   const int H = st.h, W = st.w, P = st.pad, L = W + P;
@@ -1700,8 +1718,8 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
   (void)pairs;
   const std::size_t m = static_cast<std::size_t>(H) * W;
   double sum_s = 0, sum_t = 0;
-  for (int idx = -1; idx <= st.dhi - st.dlo; ++idx) {
-    const int d = idx < 0 ? 0 : st.dlo + idx;
+  for (int idx = -1; idx <= dhi - dlo; ++idx) {
+    const int d = idx < 0 ? 0 : dlo + idx;
     if (idx >= 0 && d == 0) continue;
     if (half && d < 0) continue;
     const bool twice = half && d != 0;
@@ -1792,7 +1810,7 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, const Spati
 }
 
 std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, SliceWorkspace& ws, double* full_s,
-                                              double* full_t, double* rec) const {
+                                              double* full_t, double* rec, bool records_only) const {
   const bool circ = plan_.circular;
   const int Ho = plan_.out_h, Wo = plan_.out_w;
   const std::size_t m = static_cast<std::size_t>(Ho) * Wo;
@@ -1811,6 +1829,12 @@ std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, 
     const Plan::Stage& st = plan_.stages[k];
     const bool last = k + 1 == plan_.stages.size();
     const SpatialOp* pool = last ? nullptr : &plan_.spatial[static_cast<std::size_t>(st.end)];
+    // The offsets this run needs: what the output needs, or (records_only) what the later pixel
+    // variances need; no pool into a stage that then needs nothing.
+    const int dlo = records_only ? st.rec_dlo : st.dlo, dhi = records_only ? st.rec_dhi : st.dhi;
+    const int elo = records_only ? st.rec_elo : st.elo, ehi = records_only ? st.rec_ehi : st.ehi;
+    if (dlo > dhi) break;
+    if (records_only && pool && plan_.stages[k + 1].rec_dlo > plan_.stages[k + 1].rec_dhi) pool = nullptr;
     if (pool) {
       const std::size_t n = static_cast<std::size_t>(pool->ph.n_out) * pool->pw.n_out;
       std::fill(next_s, next_s + n * n, 0.0);
@@ -1823,17 +1847,17 @@ std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, 
     }
     const bool half = self && !full;
     if (st.slab) {
-      const auto sums = stage_slabs(st, pool, src, r1, r2, self, half, rec, ws, full ? full_s : nullptr,
+      const auto sums = stage_slabs(st, dlo, dhi, pool, src, r1, r2, self, half, rec, ws, full ? full_s : nullptr,
                                     full ? full_t : nullptr, next_s, next_t);
       sum_s += sums.first;
       sum_t += sums.second;
     } else
     // Offset 0 first (it records the variances the other slices' activations read), then the rest.
-    for (int idx = -1; idx < (st.dhi - st.dlo + 1) * (st.ehi - st.elo + 1); ++idx) {
+    for (int idx = -1; idx < (dhi - dlo + 1) * (ehi - elo + 1); ++idx) {
       int d = 0, e = 0;
       if (idx >= 0) {
-        d = st.dlo + idx / (st.ehi - st.elo + 1);
-        e = st.elo + idx % (st.ehi - st.elo + 1);
+        d = dlo + idx / (ehi - elo + 1);
+        e = elo + idx % (ehi - elo + 1);
         if (d == 0 && e == 0) continue;
       }
       double weight = 1.0;

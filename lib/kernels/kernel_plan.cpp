@@ -263,6 +263,29 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
     dlo = s.dlo * pool.ph.stride - (pool.ph.window - 1), dhi = s.dhi * pool.ph.stride + (pool.ph.window - 1);
     elo = s.elo * pool.pw.stride - (pool.pw.window - 1), ehi = s.ehi * pool.pw.stride + (pool.pw.window - 1);
   }
+  // The offsets of a records-only run with itself (Plan::Stage::rec_*): an activation in stage k
+  // reads the variances of its pixels, offset 0 of stage k; offset 0 of stage k is fed by the
+  // fine offsets |d| < K of the pool before it, and so on backwards (the same rule as above).
+  // Circular pools or maps wrap offsets: there the run keeps every offset the output needs.
+  bool none = true, wrapped = plan.circular;
+  int rlo = 0, rhi = -1, clo = 0, chi = -1;  // the current stage's output offsets (empty if none)
+  for (int k = static_cast<int>(plan.stages.size()) - 1; k >= 0; --k) {
+    Plan::Stage& s = plan.stages[static_cast<std::size_t>(k)];
+    bool act = false;
+    for (int j = s.begin; j < s.end; ++j) act = act || plan.spatial[static_cast<std::size_t>(j)].kind == OpKind::Activation;
+    if (act && none) rlo = rhi = clo = chi = 0, none = false;
+    else if (act) rlo = std::min(rlo, 0), rhi = std::max(rhi, 0), clo = std::min(clo, 0), chi = std::max(chi, 0);
+    if (wrapped && !none) rlo = s.dlo, rhi = s.dhi, clo = s.elo, chi = s.ehi;
+    if (!none) {
+      s.rec_dlo = std::max(rlo, -(s.h - 1)), s.rec_dhi = std::min(rhi, s.h - 1);
+      s.rec_elo = std::max(clo, -(s.w - 1)), s.rec_ehi = std::min(chi, s.w - 1);
+    }
+    if (k == 0 || none) continue;
+    const SpatialOp& pool = plan.spatial[static_cast<std::size_t>(s.begin - 1)];
+    wrapped = wrapped || pool.ph.circular || pool.pw.circular;
+    rlo = s.rec_dlo * pool.ph.stride - (pool.ph.window - 1), rhi = s.rec_dhi * pool.ph.stride + (pool.ph.window - 1);
+    clo = s.rec_elo * pool.pw.stride - (pool.pw.window - 1), chi = s.rec_ehi * pool.pw.stride + (pool.pw.window - 1);
+  }
   return plan;
 }
 

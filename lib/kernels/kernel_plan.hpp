@@ -97,6 +97,10 @@ struct Plan {
     // one and all offsets are needed. Entry (h1, w1, e) of the pair ((h1, w1), (h1 − d, w1 − e))
     // (both mod the map) sits at (h1·w + w1)·w + e: a conv shifts whole rows of e, no boundary.
     bool ring = false;
+    // A point's run with itself for its records alone (Engine::compute_records, when its Gram
+    // diagonal is not wanted): the offsets whose pairs the later pixel variances average, from
+    // the activations backwards; lo > hi if the run ends before this stage.
+    int rec_dlo = 0, rec_dhi = -1, rec_elo = 0, rec_ehi = -1;
   };
   std::vector<Stage> stages;
   bool pooled = false;          // an avgpool is among the spatial ops

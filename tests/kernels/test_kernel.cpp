@@ -1147,6 +1147,50 @@ TEST_CASE("avgpool on the slices: bitwise the same at any thread count; x agains
   CHECK(streams_in_bands(arch, x.shape));
 }
 
+TEST_CASE("avgpool: a point's records-only run with itself gives the records of its whole run (x1 x x2 = the block of the Gram of both, bitwise)") {
+  // Against x2 a point's run with itself only needs the offsets its later pixel variances
+  // average (a 2x2 pool: |d| <= 3 on a 16x16 map before two pools, |d| <= 1 before one), not
+  // the Gram diagonal's; the symmetric Gram of x1 and x2 together runs every point whole. The
+  // entries use the records alone, so the two agree bit for bit wherever they share an entry.
+  const std::string c = "conv(2, 3x3, w=1.4, b=0.1) relu ", p = "avgpool(2x2, stride=2) ";
+  const Inputs x = random_images(3, 16, 12, 2, 141), y = random_images(2, 16, 12, 2, 142);
+  Inputs both(Eigen::MatrixXd(5, x.x.cols()), x.shape);
+  both.x << x.x, y.x;
+  for (const std::string& spec : {c + c + p + c + p + c + p + "flatten dense(1)",
+                                 c + p + c + "avgpool(3x3, stride=2, padding=same) " + c + "gap dense(2)",
+                                 c + p + "conv(2, 2x2, padding=valid) erf " + p + "flatten dense(3, b=0.2)",
+                                 c + p + c + p + c}) {
+    CAPTURE(spec);
+    const Architecture arch = Architecture::parse(spec);
+    const bool spatial = spec.find("dense") == std::string::npos;
+    for (int threads : {1, 2}) {
+      KernelOptions options;
+      options.threads = threads;
+      if (spatial) {
+        const SpatialKernels cross = spatial_kernels(arch, x, y, options), whole = spatial_kernels(arch, both, options);
+        const std::size_t m = cross.nngp.size() / 6;
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 2; ++j)
+            for (std::size_t k = 0; k < m; ++k) {
+              CHECK(cross.nngp[(i * 2 + j) * m + k] == whole.nngp[(i * 5 + 3 + j) * m + k]);
+              CHECK(cross.ntk[(i * 2 + j) * m + k] == whole.ntk[(i * 5 + 3 + j) * m + k]);
+            }
+        continue;
+      }
+      const Kernels cross = kernels(arch, x, y, options), whole = kernels(arch, both, options);
+      CHECK(cross.nngp == whole.nngp.block(0, 3, 3, 2));
+      CHECK(cross.ntk == whole.ntk.block(0, 3, 3, 2));
+      // x2 sharing a point with x1: that point's own sums are an entry, so its run is whole.
+      Inputs y2 = y;
+      y2.x.row(1) = x.x.row(2);
+      const Kernels shared = kernels(arch, x, y2, options);
+      CHECK(shared.nngp(2, 1) == whole.nngp(2, 2));
+      CHECK(shared.ntk(2, 1) == whole.ntk(2, 2));
+      CHECK(shared.nngp.col(0) == whole.nngp.block(0, 3, 3, 1));
+    }
+  }
+}
+
 TEST_CASE("the pixel-diagonal path (8 partners in the lanes) equals the reference recursion to 1e-13, at any thread count and cap") {
   // Flatten readouts: random conv stacks (filters 1–4, every padding, circular alone or mixed with
   // the others), group tails (11 and 5 points: not multiples of the 8 lanes), a zero image, a
