@@ -73,6 +73,7 @@ struct SliceWorkspace {
   // guard entries), the packed variances of one row and the pool's window runs of one row.
   std::vector<double> bs, bt, bh, bg, bq1, bq2;
   std::vector<std::ptrdiff_t> bdest;
+  std::size_t slab_pads = 0;  // the row length R for which every row of bs and bt has zero pads
   // Ring blocks (run_ring): Σ and Θ of one row offset (two layers each), the rotated variances
   // of the second point and the H-pass rows (Plan::ring_doubles).
   std::vector<double> ring;
@@ -249,6 +250,8 @@ class Engine {
   // (h1 − lo)·R + (w1 + pad)·L + w2 with L = w + pad, R = (w + 2·pad)·L; the pads are zero.
   bool run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
                 bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const;
+  // The inputs of slab d into ws.bs / ws.bt (Σ⁰ or the pooled kernels), and the zeros run_slab reads.
+  void slab_inputs(const Plan::Stage& stage, int d, const SliceSource& src, bool theta_read, SliceWorkspace& ws) const;
   // Row offsets d ∈ [dlo, dhi] (offset 0 first) of one slab stage.
   std::pair<double, double> stage_slabs(const Plan::Stage& st, int dlo, int dhi, const SpatialOp* pool,
                                         const SliceSource& src, const double* r1, const double* r2, bool self,
