@@ -1689,6 +1689,69 @@ void pool_slice(const double* S, const double* T, SliceWorkspace& ws, int d, int
 
 }  // namespace
 
+#if defined(__AVX512F__)
+namespace {
+// The 2×2 stride-2 pool of one slab d (no mirror): row h1's line w1 at S + (h1 − lo)·R + w1·L,
+// partner w2 at + dest0 + w2 − … (window B2 = columns dest0 + 2·B2, + 1). Each coarse entry is
+// loaded once per pair of rows of one window and gets its four lines' column-pair sums
+// (rows in order, lines in order within a row): the same additions in the same order as the
+// line-by-line scatter, so the same bits.
+void pool_slab_pairs(const double* S, const double* T, std::size_t R, int L, int lo, int hi, int d,
+                     const SpatialOp& pool, std::ptrdiff_t dest0, double* next_s, double* next_t) {
+  const std::size_t Wo = static_cast<std::size_t>(pool.pw.n_out), Ho = static_cast<std::size_t>(pool.ph.n_out);
+  const std::vector<int>& oh = pool.ph.owner;
+  const std::vector<int>& ow = pool.pw.owner;
+  const int W = static_cast<int>(ow.size());
+  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+  // The fine lines of each coarse column B1, in order (one or two: a window cut by the map edge).
+  int lines[64][2], nlines[64];
+  for (std::size_t B = 0; B < Wo; ++B) nlines[B] = 0;
+  for (int w1 = 0; w1 < W; ++w1)
+    if (ow[static_cast<std::size_t>(w1)] >= 0) {
+      const int B = ow[static_cast<std::size_t>(w1)];
+      lines[B][nlines[B]++] = w1;
+    }
+  for (int h1 = lo; h1 < hi;) {
+    const int A1 = oh[static_cast<std::size_t>(h1)], A2 = oh[static_cast<std::size_t>(h1 - d)];
+    if (A1 < 0 || A2 < 0) {
+      ++h1;
+      continue;
+    }
+    const bool two = h1 + 1 < hi && oh[static_cast<std::size_t>(h1 + 1)] == A1 && oh[static_cast<std::size_t>(h1 + 1 - d)] == A2;
+    const int nrows = two ? 2 : 1;
+    double* sn = next_s + (A1 * Ho + A2) * Wo * Wo;
+    double* tn = next_t + (A1 * Ho + A2) * Wo * Wo;
+    const std::size_t r0 = static_cast<std::size_t>(h1 - lo) * R;
+    for (std::size_t B1 = 0; B1 < Wo; ++B1) {
+      const int nl = nlines[B1];
+      for (std::size_t B2 = 0; B2 < Wo; B2 += 8) {
+        const unsigned nb = static_cast<unsigned>(std::min<std::size_t>(8, Wo - B2));
+        const __mmask8 m0 = nb >= 4 ? __mmask8(0xFF) : __mmask8((1u << (2 * nb)) - 1);
+        const __mmask8 m1 = nb <= 4 ? __mmask8(0) : __mmask8((1u << (2 * nb - 8)) - 1);
+        const __mmask8 mb = __mmask8((1u << nb) - 1);
+        double* ds = sn + B1 * Wo + B2;
+        double* dt = tn + B1 * Wo + B2;
+        __m512d as = _mm512_maskz_loadu_pd(mb, ds), at = _mm512_maskz_loadu_pd(mb, dt);
+        for (int r = 0; r < nrows; ++r)
+          for (int l = 0; l < nl; ++l) {
+            const std::size_t at0 = r0 + static_cast<std::size_t>(r) * R + static_cast<std::size_t>(lines[B1][l]) * L +
+                                    static_cast<std::size_t>(dest0) + 2 * B2;
+            const __m512d s0 = _mm512_maskz_loadu_pd(m0, S + at0), s1 = _mm512_maskz_loadu_pd(m1, S + at0 + 8);
+            const __m512d t0 = _mm512_maskz_loadu_pd(m0, T + at0), t1 = _mm512_maskz_loadu_pd(m1, T + at0 + 8);
+            as = _mm512_add_pd(as, _mm512_add_pd(_mm512_permutex2var_pd(s0, even, s1), _mm512_permutex2var_pd(s0, odd, s1)));
+            at = _mm512_add_pd(at, _mm512_add_pd(_mm512_permutex2var_pd(t0, even, t1), _mm512_permutex2var_pd(t0, odd, t1)));
+          }
+        _mm512_mask_storeu_pd(ds, mb, as);
+        _mm512_mask_storeu_pd(dt, mb, at);
+      }
+    }
+    h1 += nrows;
+  }
+}
+}  // namespace
+#endif
+
 // One slab stage of pair_stages: every row offset d (0 first; for a point with itself d ≥ 0, the
 // mirror −d being the transpose), each slab then pooled into the next stage, or summed (gap),
 // or written out (no readout).
@@ -1727,6 +1790,12 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, int dlo, in
     double* T = nullptr;
     if (!run_slab(st, d, src, r1, r2, self, rec, ws, &S, &T)) continue;
     const Range rows = slice_range(H, d, false);
+#if defined(__AVX512F__)
+    if (pool && pairs && !twice && Wo <= 64) {  // Myrtle's 2×2 windows, each coarse entry summed in registers
+      pool_slab_pairs(S + first, T + first, R, L, rows.lo, rows.hi, d, *pool, dest[0], next_s, next_t);
+      continue;
+    }
+#endif
     double ss = 0, stt = 0;
     for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
       const int h2 = h1 - d;
