@@ -463,6 +463,54 @@ inline void sigma0_row(const double* a, const double* y, std::size_t ystride, in
   for (int j = 0; j < n; ++j) out[j] *= inv;
 #endif
 }
+#if defined(__AVX512F__)
+inline __mmask8 tail_mask_of(int left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
+// Σ⁰ of one slab row: out[w1·L + w2] = (Σ_c x[w1·C + c]·y[c·W + w2]) / C for w1, w2 < W, with
+// y's row (channel-major, NC channels, V vectors) held in registers; per line NC broadcasts,
+// NC·V fma and V stores, no loads of y. The same fma chain from 0 and × 1/C as sigma0_row.
+template <int NC, int V>
+inline void sigma0_lines_nv(const double* x, const double* y, int W, int L, double inv, double* out) {
+  const __mmask8 tail = tail_mask_of(W - 8 * (V - 1));
+  __m512d yv[NC][V];
+  for (int c = 0; c < NC; ++c)
+    for (int v = 0; v < V; ++v)
+      yv[c][v] = v + 1 < V ? _mm512_loadu_pd(y + static_cast<std::size_t>(c) * W + 8 * v)
+                           : _mm512_maskz_loadu_pd(tail, y + static_cast<std::size_t>(c) * W + 8 * v);
+  const __m512d vinv = _mm512_set1_pd(inv);
+  for (int w1 = 0; w1 < W; ++w1, x += NC, out += L) {
+    __m512d acc[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_pd();
+#pragma GCC unroll 4
+    for (int c = 0; c < NC; ++c) {
+      const __m512d a = _mm512_set1_pd(x[c]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_pd(a, yv[c][v], acc[v]);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v + 1 < V; ++v) _mm512_storeu_pd(out + 8 * v, _mm512_mul_pd(acc[v], vinv));
+    _mm512_mask_storeu_pd(out + 8 * (V - 1), tail, _mm512_mul_pd(acc[V - 1], vinv));
+  }
+}
+template <int NC>
+inline void sigma0_lines_n(const double* x, const double* y, int W, int L, double inv, double* out) {
+  switch ((W + 7) / 8) {
+    case 1: return sigma0_lines_nv<NC, 1>(x, y, W, L, inv, out);
+    case 2: return sigma0_lines_nv<NC, 2>(x, y, W, L, inv, out);
+    case 3: return sigma0_lines_nv<NC, 3>(x, y, W, L, inv, out);
+    default: return sigma0_lines_nv<NC, 4>(x, y, W, L, inv, out);
+  }
+}
+// 1 ≤ C ≤ 4 channels, 1 ≤ W ≤ 32 partners (x: W pixels of C channels; y: C rows of W).
+inline void sigma0_lines(const double* x, const double* y, int C, int W, int L, double inv, double* out) {
+  switch (C) {
+    case 1: return sigma0_lines_n<1>(x, y, W, L, inv, out);
+    case 2: return sigma0_lines_n<2>(x, y, W, L, inv, out);
+    case 3: return sigma0_lines_n<3>(x, y, W, L, inv, out);
+    default: return sigma0_lines_n<4>(x, y, W, L, inv, out);
+  }
+}
+#endif
 // The 3-tap H pass of Σ and Θ: hs = (s0 + s1) + s2, ht = (t0 + t1) + t2 on n entries. The
 // pointers live in registers (no reload per vector: the compiler cannot prove the rows do not
 // alias the pointer arrays they came from), full zmm vectors and one masked tail.
@@ -1266,59 +1314,42 @@ std::pair<double, double> Engine::run_ring(int d, const double* x, const double*
   return {ss, st};
 }
 
-bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
-                      bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const {
+// The inputs of slab d (run_slab): Σ⁰ of the two points, or the pooled kernels of the previous
+// stage, in rows G … G + rows − 1 of ws.bs (Σ) and ws.bt (Θ), and zeros wherever run_slab reads
+// what no layer writes — the pads (the P lines before and after each row's W lines and the P
+// columns after each line) and, with `theta_read` (a first conv that sums Θ⁰ = 0), Θ's body.
+// Nothing in run_slab writes a pad (the rows keep them zero), so they are zeroed only when
+// the row layout R changes (ws.slab_pads), not per slab.
+void Engine::slab_inputs(const Plan::Stage& stage, int d, const SliceSource& src, bool theta_read,
+                         SliceWorkspace& ws) const {
   const int H = stage.h, W = stage.w, P = stage.pad, L = W + P, C = plan_.in_c;
   const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
   const std::size_t first = static_cast<std::size_t>(P) * L;  // (w1 = 0, w2 = 0)
   const Range rows = slice_range(H, d, false);
-  if (rows.empty()) return false;
-  // Σ and Θ each in one array of the slab's rows plus G guard rows, updated in place: a conv
-  // writes output row o over input row o − G (rows in ascending order; then the rows sit G lower)
-  // or o + G (descending; back up): G is more than the conv reads on either side, so that row is
-  // read by no later output. Half the footprint of a second array, so a 32×32 slab stays in L2.
   const int G = stage.row_guard;
   const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
   double* const S0 = ws.bs.data();
   double* const T0 = ws.bt.data();
-  // A 3×3 conv whose ReLU-family activation runs in the same pass (FusedBatch): each output
-  // entry goes from the window sum through the dual in registers. Not for offset 0 of a point
-  // with itself (its diagonal takes the variances and writes the records first).
-  auto fusable = [&](int k, FamilyCoefficients* family) {
-#if defined(__AVX512F__)
-    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
-    const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
-    return op.kind == OpKind::Affine && op.aw.filter == 3 && !(self && d == 0) && act &&
-           act->kind == OpKind::Activation && relu_family_coefficients(plan_.duals[act->dual].activation(), family);
-#else
-    (void)k, (void)family;
-    return false;
-#endif
-  };
-  // Zero what Σ⁰ below does not write: the G guard rows and the pads of every row (Θ⁰ = 0
-  // everywhere when the stage starts from the inputs, unless a fused first conv skips Θ⁰: then
-  // it writes every body entry of Θ' and only the pads need zeros).
-  {
-    FamilyCoefficients unused;
-    const bool theta_read = !src.s && !fusable(stage.begin, &unused);
-    const std::size_t guard_rows = static_cast<std::size_t>(G) * R;
-    std::fill(S0, S0 + guard_rows, 0.0);
-    if (!theta_read) std::fill(T0, T0 + guard_rows, 0.0);
-    else std::fill(T0, T0 + n, 0.0);
-    for (std::size_t row = guard_rows; row < n; row += R)
-      for (double* A : {S0 + row, !theta_read ? T0 + row : nullptr}) {
-        if (!A) continue;
+  if (ws.slab_pads != R) {
+    for (double* A0 : {S0, T0})
+      for (std::size_t row = 0; row + R <= ws.bs.size(); row += R) {
+        double* A = A0 + row;
         std::fill(A, A + first, 0.0);
         for (int w1 = 0; w1 < W; ++w1) zero_row(A + first + static_cast<std::size_t>(w1) * L + W, P);
         std::fill(A + first + body, A + R, 0.0);
       }
+    ws.slab_pads = R;
   }
-  int shift = G;  // row h sits at index h − rows.lo + shift
-  double* S = S0 + static_cast<std::size_t>(shift) * R;
-  double* T = T0 + static_cast<std::size_t>(shift) * R;
+  if (theta_read) std::fill(T0, T0 + n, 0.0);
+  double* S = S0 + static_cast<std::size_t>(G) * R;
+  double* T = T0 + static_cast<std::size_t>(G) * R;
   // Σ⁰ (or the pooled kernels of the previous stage); Θ⁰ = 0 from the inputs.
   const double inv = 1.0 / C;
   const bool transposed = !src.s && C <= 16 && static_cast<std::size_t>(C) * W <= ws.bq1.size();
+#if defined(__AVX512F__)
+  // Up to 4 channels and 4 vectors of partners: y's row in registers (sigma0_lines).
+  const bool held = transposed && C <= 4 && W <= 32;
+#endif
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = h1 - d;
     double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
@@ -1327,6 +1358,12 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       for (int w2 = 0; w2 < W; ++w2)
         for (int c = 0; c < C; ++c)
           ws.bq1[static_cast<std::size_t>(c) * W + w2] = src.y[(static_cast<std::size_t>(h2) * W + w2) * C + c];
+#if defined(__AVX512F__)
+    if (held) {
+      sigma0_lines(src.x + static_cast<std::size_t>(h1) * W * C, ws.bq1.data(), C, W, L, inv, srow);
+      continue;
+    }
+#endif
     for (int w1 = 0; w1 < W; ++w1) {
       double* sr = srow + static_cast<std::size_t>(w1) * L;
       if (src.s) {
@@ -1348,6 +1385,43 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       }
     }
   }
+}
+
+bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, const double* r1, const double* r2,
+                      bool self, double* rec, SliceWorkspace& ws, double** s_out, double** t_out) const {
+  const int H = stage.h, W = stage.w, P = stage.pad, L = W + P;
+  const std::size_t R = static_cast<std::size_t>(W + 2 * P) * L, body = static_cast<std::size_t>(W) * L;
+  const std::size_t first = static_cast<std::size_t>(P) * L;  // (w1 = 0, w2 = 0)
+  const Range rows = slice_range(H, d, false);
+  if (rows.empty()) return false;
+  // Σ and Θ each in one array of the slab's rows plus G guard rows, updated in place: a conv
+  // writes output row o over input row o − G (rows in ascending order; then the rows sit G lower)
+  // or o + G (descending; back up): G is more than the conv reads on either side, so that row is
+  // read by no later output. Half the footprint of a second array, so a 32×32 slab stays in L2.
+  const int G = stage.row_guard;
+  double* const S0 = ws.bs.data();
+  double* const T0 = ws.bt.data();
+  // A 3×3 conv whose ReLU-family activation runs in the same pass (FusedBatch): each output
+  // entry goes from the window sum through the dual in registers. Not for offset 0 of a point
+  // with itself (its diagonal takes the variances and writes the records first).
+  auto fusable = [&](int k, FamilyCoefficients* family) {
+#if defined(__AVX512F__)
+    const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
+    const SpatialOp* act = k + 1 < stage.end ? &plan_.spatial[static_cast<std::size_t>(k) + 1] : nullptr;
+    return op.kind == OpKind::Affine && op.aw.filter == 3 && !(self && d == 0) && act &&
+           act->kind == OpKind::Activation && relu_family_coefficients(plan_.duals[act->dual].activation(), family);
+#else
+    (void)k, (void)family;
+    return false;
+#endif
+  };
+  {
+    FamilyCoefficients unused;
+    slab_inputs(stage, d, src, !src.s && !fusable(stage.begin, &unused), ws);
+  }
+  int shift = G;  // row h sits at index h − rows.lo + shift
+  double* S = S0 + static_cast<std::size_t>(shift) * R;
+  double* T = T0 + static_cast<std::size_t>(shift) * R;
   // One row of the H pass, with zero guards for the diagonal shifts of the W pass.
   const std::size_t guard = static_cast<std::size_t>(P + 8);  // ≥ the largest shift; bh holds 3R + 128
   double* hs = ws.bh.data() + guard;
