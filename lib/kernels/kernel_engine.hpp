@@ -73,7 +73,7 @@ struct SliceWorkspace {
   // guard entries), the packed variances of one row and the pool's window runs of one row.
   std::vector<double> bs, bt, bh, bg, bq1, bq2;
   std::vector<std::ptrdiff_t> bdest;
-  std::size_t slab_pads = 0;  // the row length R for which every row of bs and bt has zero pads
+  std::size_t slab_pads = 0, slab_pad_rows = 0;  // rows [0, slab_pad_rows) of bs and bt have zero pads for rows of R = slab_pads
   // Ring blocks (run_ring): Σ and Θ of one row offset (two layers each), the rotated variances
   // of the second point and the H-pass rows (Plan::ring_doubles).
   std::vector<double> ring;

@@ -1330,15 +1330,18 @@ void Engine::slab_inputs(const Plan::Stage& stage, int d, const SliceSource& src
   const std::size_t n = static_cast<std::size_t>(rows.hi - rows.lo + G) * R;
   double* const S0 = ws.bs.data();
   double* const T0 = ws.bt.data();
-  if (ws.slab_pads != R) {
+  // The stage's rows (at most h + G) of this layout; more of them if a taller stage comes later.
+  const std::size_t want = static_cast<std::size_t>(H + G);
+  if (ws.slab_pads != R) ws.slab_pads = R, ws.slab_pad_rows = 0;
+  if (ws.slab_pad_rows < want) {
     for (double* A0 : {S0, T0})
-      for (std::size_t row = 0; row + R <= ws.bs.size(); row += R) {
-        double* A = A0 + row;
+      for (std::size_t row = ws.slab_pad_rows; row < want; ++row) {
+        double* A = A0 + row * R;
         std::fill(A, A + first, 0.0);
         for (int w1 = 0; w1 < W; ++w1) zero_row(A + first + static_cast<std::size_t>(w1) * L + W, P);
         std::fill(A + first + body, A + R, 0.0);
       }
-    ws.slab_pads = R;
+    ws.slab_pad_rows = want;
   }
   if (theta_read) std::fill(T0, T0 + n, 0.0);
   double* S = S0 + static_cast<std::size_t>(G) * R;
