@@ -341,10 +341,14 @@ void Engine::run_pixels(double* nngp, double* ntk, std::size_t stride) {
     blocks_ = diagonal_block(0, n1_, 0, out, {});
     return;
   }
-  // Units of work: up to block_ consecutive j for one i.
+  // Units of work: up to block_ consecutive j for one i, and 32 or more units per thread (as in
+  // stream_pixels), so the threads end within a few entries of each other.
   struct Unit { Eigen::Index i, j0, j1; };
   std::vector<Unit> units;
-  const Eigen::Index B = static_cast<Eigen::Index>(block_);
+  std::size_t entries = 0;
+  for (Eigen::Index i = 0; i < n1_; ++i) entries += static_cast<std::size_t>(n2_ - (symmetric_ ? i : 0));
+  const Eigen::Index B = static_cast<Eigen::Index>(
+      std::clamp<std::size_t>(entries / (32 * static_cast<std::size_t>(threads_)), 1, block_));
   for (Eigen::Index i = 0; i < n1_; ++i)
     for (Eigen::Index j = symmetric_ ? i : 0; j < n2_; j += B) units.push_back({i, j, std::min(n2_, j + B)});
   blocks_ = units.size();

@@ -49,11 +49,12 @@ KernelSummary Engine::stream_pixels(KernelBandSink& sink) {
     nngp.assign(static_cast<std::size_t>(rows * cols) * entry, 0.0);
     ntk.assign(nngp.size(), 0.0);
     // Units of consecutive j for one i, small enough that every thread has work even in a
-    // one-row band (the units do not change any entry's arithmetic).
+    // one-row band, and 32 or more per thread, so the threads end within a few entries of each
+    // other (the units do not change any entry's arithmetic).
     std::size_t entries = 0;
     for (Eigen::Index i = r0; i < r0 + rows; ++i) entries += static_cast<std::size_t>(n2_ - (symmetric_ ? i : 0));
     const Eigen::Index B = static_cast<Eigen::Index>(
-        std::clamp<std::size_t>(entries / (8 * static_cast<std::size_t>(threads_)), 1, block_));
+        std::clamp<std::size_t>(entries / (32 * static_cast<std::size_t>(threads_)), 1, block_));
     std::vector<Unit> units;
     if (uses_diagonal()) {  // flatten without avgpools (kernel_diagonal.cpp): no units for the loop below
       DiagonalOutput out{nngp.data(), ntk.data(), r0, c0, static_cast<std::size_t>(cols), 1, false};
