@@ -1370,6 +1370,20 @@ void Engine::slab_inputs(const Plan::Stage& stage, int d, const SliceSource& src
       sigma0_lines(src.x + static_cast<std::size_t>(h1) * W * C, ws.bq1.data(), C, W, L, inv, srow);
       continue;
     }
+    if (src.s) {  // the pooled kernels of the previous stage, scaled (explicit vectors: the rows may alias for all the compiler knows)
+      const __m512d scale = _mm512_set1_pd(src.scale);
+      for (int w1 = 0; w1 < W; ++w1) {
+        const std::size_t k = ((static_cast<std::size_t>(h1) * H + h2) * W + w1) * W;
+        double* sr = srow + static_cast<std::size_t>(w1) * L;
+        double* tr = trow + static_cast<std::size_t>(w1) * L;
+        for (int w2 = 0; w2 < W; w2 += 8) {
+          const __mmask8 m = tail_mask_of(W - w2);
+          _mm512_mask_storeu_pd(sr + w2, m, _mm512_mul_pd(scale, _mm512_maskz_loadu_pd(m, src.s + k + w2)));
+          _mm512_mask_storeu_pd(tr + w2, m, _mm512_mul_pd(scale, _mm512_maskz_loadu_pd(m, src.t + k + w2)));
+        }
+      }
+      continue;
+    }
 #endif
     for (int w1 = 0; w1 < W; ++w1) {
       double* sr = srow + static_cast<std::size_t>(w1) * L;
