@@ -119,6 +119,7 @@ void Engine::plan_memory() {
       per_thread_bytes_ = d * (6 * P0 + 2 * (static_cast<std::size_t>(plan_.in_w) + 2 * (filter + 1)));
       per_thread_bytes_ += 4 * d * plan_.coarse_pairs + 2 * d * plan_.slab_doubles + 10 * d * plan_.slab_row;
       per_thread_bytes_ += d * plan_.ring_doubles;
+      if (!plan_.stages.empty() && plan_.stages.front().slab && plan_.in_c <= 4) per_thread_bytes_ += d * P0 * plan_.in_c;  // SliceWorkspace::yt
     }
     block_ = 32;  // pairs per scheduling unit
     if (uses_diagonal()) {  // kernel_diagonal.cpp: one point against 8 partners, 32 points a unit

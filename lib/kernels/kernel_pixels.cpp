@@ -594,6 +594,8 @@ SliceWorkspace Engine::slice_workspace() const {
     if (op.kind == OpKind::Affine) filter = std::max({filter, op.ah.filter, op.aw.filter});
   SliceWorkspace ws(plan_.in_h, plan_.in_w, filter + 1, plan_.coarse_pairs, plan_.slab_doubles, plan_.slab_row);
   ws.ring.resize(plan_.ring_doubles);
+  if (!plan_.stages.empty() && plan_.stages.front().slab && plan_.in_c <= 4)
+    ws.yt.resize(static_cast<std::size_t>(plan_.in_h) * plan_.in_w * plan_.in_c);
   return ws;
 }
 
@@ -1355,21 +1357,31 @@ void Engine::slab_inputs(const Plan::Stage& stage, int d, const SliceSource& src
   const bool transposed = !src.s && C <= 16 && static_cast<std::size_t>(C) * W <= ws.bq1.size();
 #if defined(__AVX512F__)
   // Up to 4 channels and 4 vectors of partners: y's row in registers (sigma0_lines).
-  const bool held = transposed && C <= 4 && W <= 32;
+  const bool held = transposed && C <= 4 && W <= 32 && ws.yt.size() == static_cast<std::size_t>(H) * W * C;
+  if (held && ws.yt_of != src.y) {
+    for (int h = 0; h < H; ++h)
+      for (int c = 0; c < C; ++c)
+        for (int w = 0; w < W; ++w)
+          ws.yt[(static_cast<std::size_t>(h) * C + c) * W + w] = src.y[(static_cast<std::size_t>(h) * W + w) * C + c];
+    ws.yt_of = src.y;
+  }
 #endif
   for (int h1 = rows.lo; h1 < rows.hi; ++h1) {
     const int h2 = h1 - d;
     double* srow = S + static_cast<std::size_t>(h1 - rows.lo) * R + first;
     double* trow = T + static_cast<std::size_t>(h1 - rows.lo) * R + first;
+#if defined(__AVX512F__)
+    if (held) {  // y's rows channel-major once per point (ws.yt), not per slab row
+      sigma0_lines(src.x + static_cast<std::size_t>(h1) * W * C, ws.yt.data() + static_cast<std::size_t>(h2) * C * W, C,
+                   W, L, inv, srow);
+      continue;
+    }
+#endif
     if (transposed)
       for (int w2 = 0; w2 < W; ++w2)
         for (int c = 0; c < C; ++c)
           ws.bq1[static_cast<std::size_t>(c) * W + w2] = src.y[(static_cast<std::size_t>(h2) * W + w2) * C + c];
 #if defined(__AVX512F__)
-    if (held) {
-      sigma0_lines(src.x + static_cast<std::size_t>(h1) * W * C, ws.bq1.data(), C, W, L, inv, srow);
-      continue;
-    }
     if (src.s) {  // the pooled kernels of the previous stage, scaled (explicit vectors: the rows may alias for all the compiler knows)
       const __m512d scale = _mm512_set1_pd(src.scale);
       for (int w1 = 0; w1 < W; ++w1) {
