@@ -73,6 +73,7 @@ struct SliceWorkspace {
   // guard entries), the packed variances of one row and the pool's window runs of one row.
   std::vector<double> bs, bt, bh, bg, bq1, bq2;
   std::vector<std::ptrdiff_t> bdest;
+  std::vector<char> fresh;  // per coarse block: not yet visited by the pool of this stage (stage_slabs)
   std::vector<double> yt;  // the second point's inputs channel-major per row ([h][c][w]) for Σ⁰ (slab_inputs)
   const double* yt_of = nullptr;  // the inputs yt holds
   std::size_t slab_pads = 0, slab_pad_rows = 0;  // rows [0, slab_pad_rows) of bs and bt have zero pads for rows of R = slab_pads

@@ -1803,8 +1803,10 @@ namespace {
 // loaded once per pair of rows of one window and gets its four lines' column-pair sums
 // (rows in order, lines in order within a row): the same additions in the same order as the
 // line-by-line scatter, so the same bits.
+// With `fresh` (one flag per coarse block (A1, A2)), a block still flagged starts from zero
+// instead of being loaded, and loses its flag.
 void pool_slab_pairs(const double* S, const double* T, std::size_t R, int L, int lo, int hi, int d,
-                     const SpatialOp& pool, std::ptrdiff_t dest0, double* next_s, double* next_t) {
+                     const SpatialOp& pool, std::ptrdiff_t dest0, char* fresh, double* next_s, double* next_t) {
   const std::size_t Wo = static_cast<std::size_t>(pool.pw.n_out), Ho = static_cast<std::size_t>(pool.ph.n_out);
   const std::vector<int>& oh = pool.ph.owner;
   const std::vector<int>& ow = pool.pw.owner;
@@ -1830,6 +1832,8 @@ void pool_slab_pairs(const double* S, const double* T, std::size_t R, int L, int
     double* sn = next_s + (A1 * Ho + A2) * Wo * Wo;
     double* tn = next_t + (A1 * Ho + A2) * Wo * Wo;
     const std::size_t r0 = static_cast<std::size_t>(h1 - lo) * R;
+    const bool zero = fresh && fresh[A1 * Ho + A2];
+    if (zero) fresh[A1 * Ho + A2] = 0;
     for (std::size_t B1 = 0; B1 < Wo; ++B1) {
       const int nl = nlines[B1];
       for (std::size_t B2 = 0; B2 < Wo; B2 += 8) {
@@ -1839,7 +1843,8 @@ void pool_slab_pairs(const double* S, const double* T, std::size_t R, int L, int
         const __mmask8 mb = __mmask8((1u << nb) - 1);
         double* ds = sn + B1 * Wo + B2;
         double* dt = tn + B1 * Wo + B2;
-        __m512d as = _mm512_maskz_loadu_pd(mb, ds), at = _mm512_maskz_loadu_pd(mb, dt);
+        __m512d as = zero ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mb, ds);
+        __m512d at = zero ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mb, dt);
         for (int r = 0; r < nrows; ++r)
           for (int l = 0; l < nl; ++l) {
             const std::size_t at0 = r0 + static_cast<std::size_t>(r) * R + static_cast<std::size_t>(lines[B1][l]) * L +
@@ -1885,7 +1890,24 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, int dlo, in
   bool pairs = pool != nullptr && Wo > 0;
   for (std::size_t B = 0; B < Wo && pairs; ++B)
     pairs = dest[B] == dest[0] + 2 * static_cast<std::ptrdiff_t>(B) && dest[Wo + B] == dest[B] + 2;
-  (void)pairs;
+  // The coarse arrays start at zero. When every slab goes through pool_slab_pairs (no mirror),
+  // a coarse block starts from zero in registers at its first visit instead (ws.fresh; the same
+  // bits: 0 + x = x), and only blocks no slab visited are zeroed at the end: no memset of
+  // 2·(h·w/4)² doubles that the slabs' rows have evicted by the time a block is reached.
+#if defined(__AVX512F__)
+  const bool lazy = pairs && !half && Wo <= 64;
+#else
+  const bool lazy = false;
+#endif
+  if (pool) {
+    const std::size_t cn = Ho * Wo;
+    if (lazy) {
+      ws.fresh.assign(Ho * Ho, 1);
+    } else {
+      std::fill(next_s, next_s + cn * cn, 0.0);
+      std::fill(next_t, next_t + cn * cn, 0.0);
+    }
+  }
   const std::size_t m = static_cast<std::size_t>(H) * W;
   double sum_s = 0, sum_t = 0;
   for (int idx = -1; idx <= dhi - dlo; ++idx) {
@@ -1899,7 +1921,8 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, int dlo, in
     const Range rows = slice_range(H, d, false);
 #if defined(__AVX512F__)
     if (pool && pairs && !twice && Wo <= 64) {  // Myrtle's 2×2 windows, each coarse entry summed in registers
-      pool_slab_pairs(S + first, T + first, R, L, rows.lo, rows.hi, d, *pool, dest[0], next_s, next_t);
+      pool_slab_pairs(S + first, T + first, R, L, rows.lo, rows.hi, d, *pool, dest[0], lazy ? ws.fresh.data() : nullptr,
+                      next_s, next_t);
       continue;
     }
 #endif
@@ -1982,6 +2005,12 @@ std::pair<double, double> Engine::stage_slabs(const Plan::Stage& st, int dlo, in
     sum_s += weight * ss;
     sum_t += weight * stt;
   }
+  if (pool && lazy)
+    for (std::size_t b = 0; b < Ho * Ho; ++b)
+      if (ws.fresh[b]) {
+        std::fill(next_s + b * Wo * Wo, next_s + (b + 1) * Wo * Wo, 0.0);
+        std::fill(next_t + b * Wo * Wo, next_t + (b + 1) * Wo * Wo, 0.0);
+      }
   return {sum_s, sum_t};
 }
 
@@ -2011,7 +2040,7 @@ std::pair<double, double> Engine::pair_stages(Eigen::Index p1, Eigen::Index p2, 
     const int elo = records_only ? st.rec_elo : st.elo, ehi = records_only ? st.rec_ehi : st.ehi;
     if (dlo > dhi) break;
     if (records_only && pool && plan_.stages[k + 1].rec_dlo > plan_.stages[k + 1].rec_dhi) pool = nullptr;
-    if (pool) {
+    if (pool && !st.slab) {  // stage_slabs zeroes its own
       const std::size_t n = static_cast<std::size_t>(pool->ph.n_out) * pool->pw.n_out;
       std::fill(next_s, next_s + n * n, 0.0);
       std::fill(next_t, next_t + n * n, 0.0);
