@@ -13,7 +13,7 @@ namespace {
 
 struct Mark {
   const char* name;
-  long long wall, cpu;
+  long long wall, cpu, thread_cpu;
 };
 
 long long read_clock(clockid_t id) noexcept {
@@ -30,8 +30,10 @@ struct PhaseLog {
     if (!enabled) return;
     const int n = std::min(count.load(), 32);
     std::fprintf(stderr, "phases");
-    for (int k = 0; k < n; ++k) std::fprintf(stderr, " %s=%lld/%lld", marks[k].name, marks[k].wall, marks[k].cpu);
-    std::fprintf(stderr, " exit=%lld/%lld\n", read_clock(CLOCK_MONOTONIC), read_clock(CLOCK_PROCESS_CPUTIME_ID));
+    for (int k = 0; k < n; ++k)
+      std::fprintf(stderr, " %s=%lld/%lld/%lld", marks[k].name, marks[k].wall, marks[k].cpu, marks[k].thread_cpu);
+    std::fprintf(stderr, " exit=%lld/%lld/%lld\n", read_clock(CLOCK_MONOTONIC), read_clock(CLOCK_PROCESS_CPUTIME_ID),
+                 read_clock(CLOCK_THREAD_CPUTIME_ID));
   }
 };
 
@@ -46,7 +48,8 @@ void phase_mark(const char* name) noexcept {
   PhaseLog& l = log();
   if (!l.enabled) return;
   const int k = l.count++;
-  if (k < 32) l.marks[k] = {name, read_clock(CLOCK_MONOTONIC), read_clock(CLOCK_PROCESS_CPUTIME_ID)};
+  if (k < 32)
+    l.marks[k] = {name, read_clock(CLOCK_MONOTONIC), read_clock(CLOCK_PROCESS_CPUTIME_ID), read_clock(CLOCK_THREAD_CPUTIME_ID)};
 }
 
 }  // namespace emergent::cli
