@@ -194,11 +194,10 @@ KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) 
 // disk is an error here, never a SIGBUS on a mapped page later, and no delayed allocation is left
 // for the rename to flush (ext4 writes a file renamed over another out at the rename: measured
 // 90-140 ms in the command for the two 72 MB outputs, against 25-50 ms with the blocks allocated).
-// MADV_HUGEPAGE: ext4 then caches the file in 2 MiB folios (Linux 6.18 here), 512 times fewer
-// page-cache and LRU operations: populating the two 72 MB outputs took 58 instead of 72 ms of
-// CPU in the command (read + plan + fault-in, medians of 10 alternating runs, 2026-12-02). The
-// sporadic 100-400 ms of system time seen in some runs came with and without it (other processes
-// on the same page cache), so they do not argue against it.
+// No MADV_HUGEPAGE: with it ext4 caches the files in 2 MiB folios (Linux 6.18 here), and the
+// median populate took less CPU (58 against 72 ms for read + plan + fault-in, 10 alternating
+// runs), but the system time of the command went up to 0.14-0.55 s in 6 of 8 runs against
+// 0.04-0.09 s (one 0.26) without (2026-12-02 02:12, loaded machine; the sixth session saw the same).
 bool KernelFileWriter::map_outputs(std::size_t size) {
   constexpr std::size_t kPiece = std::size_t(8) << 20;
   prefault_ = std::make_unique<Prefault>();
@@ -214,7 +213,6 @@ bool KernelFileWriter::map_outputs(std::size_t size) {
     }
     out.map = p;
     out.map_bytes = size;
-    (void)::madvise(p, size, MADV_HUGEPAGE);  // advice only: 2 MiB page-cache folios where the kernel has them
     for (std::size_t at = 0; at < size; at += kPiece)
       prefault_->pieces.emplace_back(static_cast<char*>(p) + at, std::min(kPiece, size - at));
   }
