@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "emergent/data/npy.hpp"
+#include "support/phase_log.hpp"
 #include "support/positioned_io.hpp"
 
 namespace emergent::cli {
@@ -70,6 +71,7 @@ void KernelFileWriter::begin(Index n1, Index n2, bool symmetric, Index band_rows
 }
 
 void KernelFileWriter::start(const KernelBandLayout& l) {
+  phase_mark("planned");
   set_layout(l);
   entries_total_ = 0;
   for (Index b = 0; b < bands_; ++b) entries_total_ += band_entries(band_layout(b), symmetric_);
@@ -129,7 +131,9 @@ void KernelFileWriter::create_record() {
   const std::string line = record_header();
   pwrite_all(record_fd_, line.data(), line.size(), 0, record_path_);
   if (::lseek(record_fd_, static_cast<off_t>(line.size()), SEEK_SET) < 0) io_error("cannot seek", record_path_);
-  if (::fsync(record_fd_) != 0) io_error("fsync failed", record_path_);
+  // Not synced here: a record without bands resumes nothing, so losing it to a crash only makes
+  // --resume start afresh, as it would anyway; the first flush_records syncs the header with its
+  // bands. (The fsync waited for a journal commit: 0.7 ms on an idle disk, more on a busy one.)
 }
 
 void KernelFileWriter::open_resumed() {
@@ -182,6 +186,7 @@ KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) 
     (out.nngp ? m.nngp : m.ntk) = data;
   }
   m.direct = true;
+  phase_mark("faulted");
   return m;
 }
 
@@ -189,8 +194,10 @@ KernelOutputMatrices KernelFileWriter::direct_output(const KernelBandLayout& l) 
 // disk is an error here, never a SIGBUS on a mapped page later, and no delayed allocation is left
 // for the rename to flush (ext4 writes a file renamed over another out at the rename: measured
 // 90-140 ms in the command for the two 72 MB outputs, against 25-50 ms with the blocks allocated).
-// No MADV_HUGEPAGE: 2 MiB page-cache folios faulted in faster on average (15 against 21 ms of CPU
-// per 72 MB) but one time in twenty took 100 ms more on this VM.
+// No MADV_HUGEPAGE: with it ext4 caches the files in 2 MiB folios (Linux 6.18 here), and the
+// median populate took less CPU (58 against 72 ms for read + plan + fault-in, 10 alternating
+// runs), but the system time of the command went up to 0.14-0.55 s in 6 of 8 runs against
+// 0.04-0.09 s (one 0.26) without (2026-12-02 02:12, loaded machine; the sixth session saw the same).
 bool KernelFileWriter::map_outputs(std::size_t size) {
   constexpr std::size_t kPiece = std::size_t(8) << 20;
   prefault_ = std::make_unique<Prefault>();
@@ -258,6 +265,7 @@ void KernelFileWriter::write(const KernelBand& b) {
     ++computed_;
     entries_done_ += band_entries(b, symmetric_);
     if (last) {  // finish() follows: nothing to record
+      phase_mark("computed");
       done_[static_cast<std::size_t>(b.index)] = 1;
       ++done_count_;
     } else {

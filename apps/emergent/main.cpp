@@ -12,6 +12,7 @@
 #include "emergent/core/errors.hpp"
 #include "distributed/mpi.hpp"
 #include "support/io.hpp"
+#include "support/phase_log.hpp"
 
 #ifndef EMERGENT_VERSION
 #define EMERGENT_VERSION "0.1.0"
@@ -53,6 +54,7 @@ int report(const CLI::App& app, std::string message, int code, bool usage_hint) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  emergent::cli::phase_mark("main");
   emergent::cli::mpi::Session mpi(argc, argv);
   if (mpi.refused() >= 0) return mpi.refused();
   CLI::App app{

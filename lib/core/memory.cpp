@@ -3,10 +3,12 @@
 // the peak RSS actually used, and human-readable sizes in and out (binary units: K = 1024).
 #include "emergent/core/memory.hpp"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -52,6 +54,14 @@ std::size_t peak_rss_bytes() {
   if (getrusage(RUSAGE_SELF, &usage) == 0 && usage.ru_maxrss > 0)
     return static_cast<std::size_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
   return proc_kib_field("/proc/self/status", "VmHWM");
+}
+
+void prefer_huge_pages(void* data, std::size_t bytes) {
+  constexpr std::uintptr_t kHuge = std::uintptr_t(2) << 20;
+  if (bytes < 4 * kHuge) return;
+  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
 std::string format_bytes(std::size_t bytes) {

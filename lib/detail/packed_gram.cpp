@@ -1,6 +1,8 @@
 // The packed Gram product of lib/detail/packed_gram.hpp.
 #include "detail/packed_gram.hpp"
 
+#include "emergent/core/memory.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -141,6 +143,7 @@ PackedRows::PackedRows(const double* x, Index rows, Index cols, Index ld, int th
   const std::size_t size = (bytes(rows, cols) + 63) / 64 * 64;  // aligned_alloc wants a multiple
   data_.reset(static_cast<double*>(std::aligned_alloc(64, size)));
   if (!data_) throw std::bad_alloc();
+  prefer_huge_pages(data_.get(), size);  // written once, right below: 2 MiB faults
   const Index panels = this->panels();
 #pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
   for (Index p = 0; p < panels; ++p) {

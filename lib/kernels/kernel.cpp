@@ -67,8 +67,9 @@ namespace {
 // The diagonal recursion of docs/conventions.md §2 is run on the largest per-entry variance
 // max x² of the inputs: affine layers average over their window (conv) or features (dense), so
 // this bounds every point's variance from above and costs O(layers). Without it the overflow
-// surfaces as an ActivationDual error deep inside a parallel region, naming no layer.
-void check_magnitudes(const Architecture& arch, const Inputs& x1, const Inputs* x2, int quadrature_order) {
+// surfaces as an ActivationDual error deep inside a parallel region, naming no layer. Returns
+// max |x| (for homogeneous_exponent: one pass over the inputs instead of two).
+double check_magnitudes(const Architecture& arch, const Inputs& x1, const Inputs* x2, int quadrature_order) {
   double max_abs = 0;
   for (const Inputs* in : {&x1, x2})
     if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
@@ -102,6 +103,7 @@ void check_magnitudes(const Architecture& arch, const Inputs& x1, const Inputs* 
       q = next;
     }
   }
+  return max_abs;
 }
 
 Inputs scaled(const Inputs& in, int e) { return Inputs(RowMatrix(in.x.array() * std::ldexp(1.0, -e)), in.shape); }
@@ -117,8 +119,8 @@ Kernels rescaled(Kernels r, int e) {
 // Layers the fast paths do not handle (avgpool, layernorm, residual blocks) take the general path.
 Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2, const KernelOptions& options) {
   if (uses_general_path(arch)) return general_kernels(arch, x1, &x2, options);
-  check_magnitudes(arch, x1, &x2, options.quadrature_order);
-  if (const int e = detail::homogeneous_exponent(arch, x1, &x2)) {
+  const double max_abs = check_magnitudes(arch, x1, &x2, options.quadrature_order);
+  if (const int e = detail::homogeneous_exponent(arch, x1, &x2, max_abs)) {
     const Inputs a = scaled(x1, e), b = scaled(x2, e);
     return rescaled(kernels(arch, a, b, options), e);
   }
@@ -127,8 +129,8 @@ Kernels kernels(const Architecture& arch, const Inputs& x1, const Inputs& x2, co
 
 Kernels kernels(const Architecture& arch, const Inputs& x, const KernelOptions& options) {
   if (uses_general_path(arch)) return general_kernels(arch, x, nullptr, options);
-  check_magnitudes(arch, x, nullptr, options.quadrature_order);
-  if (const int e = detail::homogeneous_exponent(arch, x, nullptr)) return rescaled(kernels(arch, scaled(x, e), options), e);
+  const double max_abs = check_magnitudes(arch, x, nullptr, options.quadrature_order);
+  if (const int e = detail::homogeneous_exponent(arch, x, nullptr, max_abs)) return rescaled(kernels(arch, scaled(x, e), options), e);
   return Engine(arch, x, nullptr, options, false).run_gram();
 }
 
@@ -167,7 +169,7 @@ KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const I
   if (!streams_in_bands(arch, x1.shape))
     throw std::invalid_argument("stream_kernels: the architecture '" + arch.to_string() +
                                 "' is not computed in bands; use kernels or spatial_kernels");
-  check_magnitudes(arch, x1, x2, options.quadrature_order);
+  const double max_abs = check_magnitudes(arch, x1, x2, options.quadrature_order);
   const Plan plan = make_plan(arch, x1.shape, options.quadrature_order);
   const bool keeps_pixels = plan.pixel_stage && plan.readout == Readout::None;
   auto run = [&](const Inputs& a, const Inputs* b, KernelBandSink& out) {
@@ -175,7 +177,7 @@ KernelSummary stream_kernels(const Architecture& arch, const Inputs& x1, const I
     return plan.pixel_stage ? engine.stream_pixels(out) : engine.stream_vector(out);
   };
   // Gram matrices are rescaled as kernels() rescales them; spatial_kernels() does not rescale.
-  if (const int e = keeps_pixels ? 0 : detail::homogeneous_exponent(arch, x1, x2)) {
+  if (const int e = keeps_pixels ? 0 : detail::homogeneous_exponent(arch, x1, x2, max_abs)) {
     const Inputs a = scaled(x1, e);
     const Inputs b = x2 ? scaled(*x2, e) : Inputs();
     RescalingSink rescaling(sink, e);

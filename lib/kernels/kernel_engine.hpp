@@ -159,12 +159,6 @@ struct SliceSource {
   double scale = 1;
 };
 
-// Large untouched buffers: asks for transparent huge pages on their 2 MiB-aligned part, so that
-// the first writes fault 2 MiB at a time instead of 4 KiB and strided reads and the mirror
-// writes miss the TLB less (faulting a 3000² MLP Gram's two results took ≈ 6 % of its CPU).
-// Only advice: nothing changes where THP is off.
-void prefer_huge_pages(void* data, std::size_t bytes);
-
 class Engine {
  public:
   Engine(const Architecture& arch, const Inputs& x1, const Inputs* x2, const KernelOptions& options, bool spatial,

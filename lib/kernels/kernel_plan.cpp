@@ -297,7 +297,7 @@ Plan make_plan(const Architecture& arch, const ExampleShape& in, int quadrature_
 // and the kernels scaled back, so 1e-100 inputs do not underflow inside the dual's q1·q2 and give
 // the scale-1 answer times c² (docs/robustness.md). Returns the exponent e of the factor 2^e by
 // which the inputs are divided, or 0 when the rescaling does not apply or is not needed.
-int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2) {
+int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2, double max_abs) {
   for (const auto& layer : arch.layers()) {
     if (layer.kind == LayerKind::LayerNorm) return 0;  // ε makes Σ/√((ε+Σ_aa)(ε+Σ_bb)) not homogeneous
     if (layer.affine() && layer.b_std != 0.0) return 0;
@@ -308,9 +308,11 @@ int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Input
         return 0;
     }
   }
-  double max_abs = 0;
-  for (const Inputs* in : {&x1, x2})
-    if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
+  if (max_abs < 0) {
+    max_abs = 0;
+    for (const Inputs* in : {&x1, x2})
+      if (in && in->x.size() > 0) max_abs = std::max(max_abs, in->x.cwiseAbs().maxCoeff());
+  }
   if (!(max_abs > 0) || !std::isfinite(max_abs)) return 0;
   const int e = std::ilogb(max_abs);
   return (e < -16 || e > 16) ? e : 0;

@@ -122,6 +122,7 @@ void check_kernel_arguments(const Architecture& arch, const Inputs& x1, const In
 // The exponent e of the power of two 2^e by which inputs far from scale 1 are divided before a
 // kernel of a positively homogeneous network (bias-free, ReLU family, no layer norm) — every path
 // uses it; 0 when the rescaling does not apply or is not needed.
-int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2);
+// `max_abs`: max |x| over x1 and x2 if the caller has it already (check_magnitudes), else < 0.
+int homogeneous_exponent(const Architecture& arch, const Inputs& x1, const Inputs* x2, double max_abs = -1);
 
 }  // namespace emergent::detail

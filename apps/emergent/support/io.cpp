@@ -25,10 +25,12 @@ Inputs load_inputs(const std::string& option, const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_regular_file(path, ec)) {
     // From the page cache straight into the inputs' matrix: one copy, no file-sized buffers to
-    // zero, fill and free (for 3000 × 784 inputs ≈ 35 ms less than read_npy + make_inputs).
+    // zero, fill and free (for 3000 × 784 inputs ≈ 35 ms less than read_npy + make_inputs), into
+    // huge pages (4.8 instead of 8.8 ms for those 18.8 MB).
     const MappedNpy file(path);
     const ExampleShape shape = example_shape(file.shape(), what);
     RowMatrix x(static_cast<Eigen::Index>(file.shape()[0]), static_cast<Eigen::Index>(shape.size()));
+    prefer_huge_pages(x.data(), sizeof(double) * static_cast<std::size_t>(x.size()));
     file.read(0, file.size(), x.data());
     return Inputs(std::move(x), shape);
   }

@@ -15,6 +15,13 @@ std::size_t default_memory_cap_bytes();
 /// Peak resident set size of this process so far, in bytes (0 if unknown).
 std::size_t peak_rss_bytes();
 
+/// Advice for a large buffer not touched yet: transparent huge pages on its 2 MiB-aligned part,
+/// so that its first writes fault 2 MiB at a time instead of 4 KiB (a page fault costs about a
+/// microsecond here: 18.8 MB of inputs copied into 4 KiB pages took 8.8 ms, into huge pages 4.8)
+/// and strided reads miss the TLB less. Only advice: nothing changes where THP is off; buffers
+/// under 8 MiB are left alone.
+void prefer_huge_pages(void* data, std::size_t bytes);
+
 /// "1.50 GiB", "312 MiB", "4.0 KiB" ...
 std::string format_bytes(std::size_t bytes);
 
