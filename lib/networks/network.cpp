@@ -1804,28 +1804,37 @@ namespace detail {
 PanelTraining::PanelTraining(Network& net, Eigen::Index batch) : net_(net), batch_(batch) {
   panels_.assign(net_.blocks_.size(), nullptr);
   if (!net_.transposed_chain(batch_)) return;
-  const auto& layers = net_.architecture_.layers();
   std::vector<Eigen::Index> offsets(net_.blocks_.size(), -1);
   Eigen::Index total = 0;
   for (std::size_t b = 0; b < net_.blocks_.size(); ++b) {
     const Network::ParameterBlock& block = net_.blocks_[b];
     const auto l = static_cast<std::size_t>(block.layer);
-    const Eigen::Index J = layers[l].width, K = net_.shapes_.shapes[l].size();
-    // the layers that take the one-pass step (run_backward_transposed); a single output row is
-    // its own panel layout
-    if (l > net_.first_affine_ && K % 8 == 0 && J > 1) {
+    const Eigen::Index K = net_.shapes_.shapes[l].size();
+    // the layers that take the one-pass step (run_backward_transposed)
+    if (l > net_.first_affine_ && K % 8 == 0) {
       offsets[b] = total;
       total += block.weight_size;
     }
   }
   if (total == 0) return;
+  // the last buffer of this thread's previous PanelTraining (an ensemble's next member): no
+  // fresh pages to fault in and clear per member
+  storage_.swap(spare_storage());
   storage_.resize(static_cast<std::size_t>(total));
   for (std::size_t b = 0; b < offsets.size(); ++b)
     if (offsets[b] >= 0) panels_[b] = storage_.data() + offsets[b];
   pack();
 }
 
-PanelTraining::~PanelTraining() { sync(); }
+PanelTraining::~PanelTraining() {
+  sync();
+  if (storage_.capacity() > spare_storage().capacity()) storage_.swap(spare_storage());
+}
+
+std::vector<double, Eigen::aligned_allocator<double>>& PanelTraining::spare_storage() {
+  thread_local std::vector<double, Eigen::aligned_allocator<double>> spare;
+  return spare;
+}
 
 void PanelTraining::pack() {
   const auto& layers = net_.architecture_.layers();

@@ -22,8 +22,7 @@ class PanelTraining {
  public:
   /// Packs the layers that take the one-pass descent step on batches of `batch` examples
   /// (dense/activation chains, batch a multiple of 8, fan-ins multiples of 8, not the first
-  /// affine layer, more than one output). Nothing to pack: active() is false and the steps are
-  /// the network's own.
+  /// affine layer). Nothing to pack: active() is false and the steps are the network's own.
   PanelTraining(Network& net, Eigen::Index batch);
   ~PanelTraining();
   PanelTraining(const PanelTraining&) = delete;
@@ -41,6 +40,7 @@ class PanelTraining {
 
  private:
   void pack();
+  static std::vector<double, Eigen::aligned_allocator<double>>& spare_storage();
 
   Network& net_;
   Eigen::Index batch_;
