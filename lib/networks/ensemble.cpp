@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
 
 #include "emergent/networks/network.hpp"
+#include "networks/panel_training.hpp"
 #include "emergent/core/memory.hpp"
 #include "emergent/core/random.hpp"
 #include "detail/enum_names.hpp"
@@ -164,12 +166,20 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   const bool full_batch = options.batch_size == 0 || options.batch_size == train_x.count();
 
+  // test_x bit for bit train_x: a checkpoint's training loss comes from the test predictions
+  const bool test_is_train =
+      test_x.count() == train_x.count() && test_x.x.size() == train_x.x.size() &&
+      std::memcmp(test_x.x.data(), train_x.x.data(), sizeof(double) * static_cast<std::size_t>(train_x.x.size())) == 0;
+
   detail::ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int m = 0; m < options.members; ++m) {
     errors.run(static_cast<long long>(m), [&] {
       const std::uint64_t seed = member_seed(options.seed, m);
       Network net(architecture, train_x.shape, seed);
+      // the steps run on a panel-major copy of the large dense weights (same bits); the network's
+      // parameters() are brought up to date before every evaluation
+      detail::PanelTraining panels(net, full_batch ? train_x.count() : options.batch_size);
       const NormalStream batch_rng(seed, 0xBA7C4ULL);
       std::vector<Eigen::Index> order(static_cast<std::size_t>(train_x.count()));
       std::iota(order.begin(), order.end(), Eigen::Index{0});
@@ -177,12 +187,12 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
       std::uint64_t draws = 0;
       // One gradient-descent step on (x, y), fused into the backward pass; returns the loss before it.
       auto step_on = [&](const Inputs& x, const RowMatrix& y) {
-        if (options.loss == TrainingLoss::MeanSquaredError) return net.mse_descent_step(x, y, options.learning_rate);
-        return net.descent_step(x, options.learning_rate,
-                                [&](const RowMatrix& f, RowMatrix& cotangent) { return cross_entropy(f, y, &cotangent); });
+        if (options.loss == TrainingLoss::MeanSquaredError) return panels.mse_descent_step(x, y, options.learning_rate);
+        return panels.descent_step(x, options.learning_rate, [&](const RowMatrix& f, RowMatrix& cotangent) {
+          return cross_entropy(f, y, &cotangent);
+        });
       };
-      auto loss_at = [&](const Inputs& x, const RowMatrix& y) {
-        const RowMatrix f = net.forward(x);
+      auto loss_of = [&](const RowMatrix& f, const RowMatrix& y) {
         return options.loss == TrainingLoss::MeanSquaredError ? mse(f, y) : cross_entropy(f, y, nullptr);
       };
       std::size_t next_checkpoint = 0;
@@ -190,8 +200,10 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
         throw_if_cancelled();  // the token of the caller, made current here by ParallelErrors
         const bool record = next_checkpoint < options.checkpoints.size() && options.checkpoints[next_checkpoint] == step;
         const bool update = step < options.steps;
+        RowMatrix f;
         if (record) {  // predictions and full training loss before this step's update
-          const RowMatrix f = net.forward(test_x);
+          panels.sync();
+          f = net.forward(test_x);
           const std::size_t base = (static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint) *
                                    static_cast<std::size_t>(result.test_points) * k;
           std::copy(f.data(), f.data() + f.size(), result.predictions.begin() + static_cast<std::ptrdiff_t>(base));
@@ -199,8 +211,8 @@ EnsembleResult train_ensemble(const Architecture& architecture, const Inputs& tr
         double full_loss = 0;
         if (update && full_batch) {
           full_loss = step_on(train_x, train_y);
-        } else if (record) {
-          full_loss = loss_at(train_x, train_y);
+        } else if (record) {  // f(train_x) is f(test_x) when the test points are the training points
+          full_loss = loss_of(test_is_train ? f : net.forward(train_x), train_y);
         }
         if (record) {
           result.train_loss[static_cast<std::size_t>(m) * result.checkpoints + next_checkpoint] = full_loss;

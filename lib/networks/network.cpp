@@ -17,8 +17,13 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "emergent/core/random.hpp"
 #include "detail/lanes.hpp"
+#include "networks/panel_training.hpp"
 
 namespace emergent {
 
@@ -144,6 +149,30 @@ void col2im(const RowMatrix& dpatches, Eigen::Index n, const ConvGeometry& g, do
         }
       }
     }
+  }
+}
+
+// The panel-major layout of a dense layer's weights W (J × K, K a multiple of 8) that
+// PanelTraining keeps while it trains (lib/networks/panel_training.hpp): the columns in panels of
+// 32 (the last one K mod 32 wide if that is not 0), each panel's J rows of w entries contiguous,
+// the panel of column k0 at offset J·k0:  W(j, k) = P[J·k0 + j·w + (k − k0)],  k0 = 32·⌊k/32⌋.
+// A panel (128 KB for J = 512) is one sequential stream for the hardware prefetchers, where the
+// same columns of the row-major W are J segments of 256 bytes on J different pages.
+inline Eigen::Index panel_width(Eigen::Index K, Eigen::Index k0) { return std::min<Eigen::Index>(32, K - k0); }
+
+void pack_panels(const double* W, Eigen::Index J, Eigen::Index K, double* P) {
+  for (Eigen::Index k0 = 0; k0 < K; k0 += 32) {
+    const Eigen::Index w = panel_width(K, k0);
+    double* p = P + J * k0;
+    for (Eigen::Index j = 0; j < J; ++j) std::memcpy(p + j * w, W + j * K + k0, sizeof(double) * static_cast<std::size_t>(w));
+  }
+}
+
+void unpack_panels(const double* P, Eigen::Index J, Eigen::Index K, double* W) {
+  for (Eigen::Index k0 = 0; k0 < K; k0 += 32) {
+    const Eigen::Index w = panel_width(K, k0);
+    const double* p = P + J * k0;
+    for (Eigen::Index j = 0; j < J; ++j) std::memcpy(W + j * K + k0, p + j * w, sizeof(double) * static_cast<std::size_t>(w));
   }
 }
 
@@ -696,6 +725,185 @@ void descend_dense_transposed(double* W, Eigen::Index J, Eigen::Index K, const d
   }
 }
 
+/// Rows [row0, row0 + rows) and 8·NV columns of alpha·W·B for W in panels (above) and B (K × ·,
+/// row stride ldb): sum_tile's sums, k in increasing order through the panels (the same bits as
+/// sum_tile on the row-major W), and its store and forward epilogue.
+template <int NV, int R>
+void panel_tile(const double* P, Eigen::Index J, Eigen::Index K, Eigen::Index row0, int rows, const double* b,
+                Eigen::Index ldb, double alpha, double* c, Eigen::Index ldc, const TileEpilogue* epilogue) {
+  Lanes acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = Lanes{};
+  for (Eigen::Index k0 = 0; k0 < K; k0 += 32) {
+    const Eigen::Index w = panel_width(K, k0);
+    const double* ar[R];
+    for (int r = 0; r < R; ++r) ar[r] = P + J * k0 + (row0 + (r < rows ? r : 0)) * w;
+    for (Eigen::Index k = 0; k < w; ++k, b += ldb) {
+      Lanes bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = load_lanes(b + 8 * v);
+      for (int r = 0; r < R; ++r) {
+        const Lanes av = splat_lanes(ar[r][k]);
+        for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+      }
+    }
+  }
+  const Lanes al = splat_lanes(alpha);
+  if (epilogue == nullptr) {
+    for (int r = 0; r < rows; ++r)
+      for (int v = 0; v < NV; ++v) store_lanes(c + r * ldc + 8 * v, al * acc[r][v]);
+    return;
+  }
+  const Lanes an = splat_lanes(epilogue->slope_neg), ap = splat_lanes(epilogue->slope_pos);
+  for (int r = 0; r < rows; ++r)
+    for (int v = 0; v < NV; ++v) {  // sum_tile's forward epilogue
+      Lanes z = al * acc[r][v];
+      if (epilogue->row_add != nullptr) {
+#if defined(__AVX512F__)
+        asm("" : "+v"(z));
+#else
+        asm("" : "+m"(z));
+#endif
+        z += splat_lanes(epilogue->row_add[r]);
+      }
+      store_lanes(c + r * ldc + 8 * v, z);
+      if (epilogue->act != nullptr) store_lanes(epilogue->act + r * ldc + 8 * v, z < 0.0 ? an * z : ap * z);
+    }
+}
+
+/// C (J × N, row stride N) = alpha·W·B with W (J × K) in panels and B (K × N) row-major, N a
+/// multiple of 8: strided_product(W, K, 1, J, K, B, N, N, alpha, false, C, N, true, epilogue)
+/// with W read from its panels, the same tiles and bits.
+void panel_product(const double* P, Eigen::Index J, Eigen::Index K, const double* b, Eigen::Index N, double alpha,
+                   double* c, const TileEpilogue* epilogue) {
+  constexpr int R = 6;
+  for (Eigen::Index row0 = 0; row0 < J; row0 += R) {
+    const int rows = static_cast<int>(std::min<Eigen::Index>(R, J - row0));
+    for (Eigen::Index j0 = 0; j0 < N; j0 += 32) {
+      double* cr = c + row0 * N + j0;
+      TileEpilogue tile;
+      const TileEpilogue* ep = nullptr;
+      if (epilogue != nullptr) {
+        tile = *epilogue;
+        if (tile.row_add != nullptr) tile.row_add += row0;
+        if (tile.act != nullptr) tile.act += row0 * N + j0;
+        ep = &tile;
+      }
+      switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
+        case 1: panel_tile<1, R>(P, J, K, row0, rows, b + j0, N, alpha, cr, N, ep); break;
+        case 2: panel_tile<2, R>(P, J, K, row0, rows, b + j0, N, alpha, cr, N, ep); break;
+        case 3: panel_tile<3, R>(P, J, K, row0, rows, b + j0, N, alpha, cr, N, ep); break;
+        default: panel_tile<4, R>(P, J, K, row0, rows, b + j0, N, alpha, cr, N, ep); break;
+      }
+    }
+  }
+}
+
+/// sum_tile over the examples: rows [kk, kk + h) of dhᵀ for one panel, all 8·NV-example column
+/// blocks of [e0, e0 + …) as one call each (h ≤ 6).
+template <int R>
+void panel_dh_rows(const double* Pp, Eigen::Index J, Eigen::Index w, Eigen::Index kk, int h, const double* gt,
+                   Eigen::Index n, double scale, double* dht) {
+  for (Eigen::Index e0 = 0; e0 < n; e0 += 32) {
+    const double* a = Pp + kk;
+    double* c = dht + kk * n + e0;
+    switch (std::min<Eigen::Index>(4, (n - e0) / 8)) {
+      case 1: sum_tile<1, R>(a, 1, w, J, gt + e0, n, h, false, TileStore::kScaled, scale, c, n); break;
+      case 2: sum_tile<2, R>(a, 1, w, J, gt + e0, n, h, false, TileStore::kScaled, scale, c, n); break;
+      case 3: sum_tile<3, R>(a, 1, w, J, gt + e0, n, h, false, TileStore::kScaled, scale, c, n); break;
+      default: sum_tile<4, R>(a, 1, w, J, gt + e0, n, h, false, TileStore::kScaled, scale, c, n); break;
+    }
+  }
+}
+
+/// W's rows [0, rows) (rows ≤ R, row stride ldw) += alpha·Σ_e gᵀ(j, e)·h(e, ·) over the n
+/// examples in order, for 8·NV columns (h packed with rows of 32): sum_tile's update tile, ending
+/// in one fused multiply-add per entry, W + alpha·Σ rounded once, as the row-major step's
+/// (contracted) update does.
+template <int NV, int R>
+void update_tile(const double* gt, Eigen::Index n, const double* hp, int rows, double alpha, double* w,
+                 Eigen::Index ldw) {
+  Lanes acc[R][NV];
+  const double* ar[R];
+  for (int r = 0; r < R; ++r) {
+    ar[r] = gt + (r < rows ? r : 0) * n;
+    for (int v = 0; v < NV; ++v) acc[r][v] = Lanes{};
+  }
+  for (Eigen::Index e = 0; e < n; ++e, hp += 32) {
+    Lanes bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load_lanes(hp + 8 * v);
+    for (int r = 0; r < R; ++r) {
+      const Lanes av = splat_lanes(ar[r][e]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+  for (int r = 0; r < rows; ++r)
+    for (int v = 0; v < NV; ++v) {
+      double* o = w + r * ldw + 8 * v;
+#if defined(__AVX512F__)
+      _mm512_storeu_pd(o, _mm512_fmadd_pd(_mm512_set1_pd(alpha), (__m512d)acc[r][v], _mm512_loadu_pd(o)));
+#else
+      for (int i = 0; i < 8; ++i) o[i] = std::fma(alpha, acc[r][v][i], o[i]);
+#endif
+    }
+}
+
+/// One panel (columns [k0, k0 + 8·NV)) of descend_dense_panels: first the panel's rows of
+/// dhᵀ = scale·Wᵀ·gᵀ, each entry one sum over all J outputs in increasing order held in registers
+/// (the examples along the vectors, the panel's entries as broadcasts: no partial sums, no
+/// transposes), from the weights before the step; then W[:, panel] += alpha·gᵀ·h[:, panel] in
+/// place, while the next panel is prefetched into L2 (`next`, `next_w` wide; null for none).
+template <int NV>
+void descend_panel_major(double* Pp, Eigen::Index J, const double* gt, const double* ht, Eigen::Index n,
+                         double scale, double alpha, double* dht, const double* next, Eigen::Index next_w,
+                         const double* pre, const SlopeEpilogue* slopes) {
+  constexpr int R = 6;
+  constexpr Eigen::Index w = 8 * NV;
+  for (Eigen::Index kk = 0, h; kk < w; kk += h) {
+    h = tile_height(w - kk);
+    if (h == R)
+      panel_dh_rows<R>(Pp, J, w, kk, R, gt, n, scale, dht);
+    else
+      panel_dh_rows<4>(Pp, J, w, kk, static_cast<int>(h), gt, n, scale, dht);
+  }
+  if (slopes != nullptr) multiply_slopes(pre, dht, w * n, slopes->slope_neg, slopes->slope_pos, slopes->at_zero);
+  // h[:, panel] (n × 8·NV, from 8·NV rows of hᵀ), on 64-byte aligned rows
+  thread_local std::vector<double, Eigen::aligned_allocator<double>> scratch;
+  scratch.resize(static_cast<std::size_t>(n) * 32);
+  double* hp = scratch.data();
+  for (Eigen::Index e = 0; e < n; e += 8)
+    for (int v = 0; v < NV; ++v) transpose8x8(ht + 8 * v * n + e, n, hp + e * 32 + 8 * v, 32);
+  for (Eigen::Index j = 0, h; j < J; j += h) {
+    h = tile_height(J - j);
+    if (next != nullptr)
+      for (Eigen::Index i = j * next_w; i < (j + h) * next_w; i += 8) __builtin_prefetch(next + i, 0, 2);
+    if (h == R)
+      update_tile<NV, R>(gt + j * n, n, hp, R, alpha, Pp + j * w, w);
+    else
+      update_tile<NV, 4>(gt + j * n, n, hp, static_cast<int>(h), alpha, Pp + j * w, w);
+  }
+}
+
+/// descend_dense_transposed with W in panels (above): the same sums in the same order, so the
+/// same bits for dhᵀ and W, without copying W's blocks through L1 (a panel is read in place and
+/// streamed from L2) and with dhᵀ's entries summed in registers over all J outputs.
+void descend_dense_panels(double* P, Eigen::Index J, Eigen::Index K, const double* gt, const double* ht,
+                          Eigen::Index n, double scale, double alpha, double* dht,
+                          const SlopeEpilogue* slopes = nullptr) {
+  for (Eigen::Index k0 = 0; k0 < K; k0 += 32) {
+    const Eigen::Index w = panel_width(K, k0);
+    const double* next = k0 + 32 < K ? P + J * (k0 + 32) : nullptr;
+    const Eigen::Index next_w = next != nullptr ? panel_width(K, k0 + 32) : 0;
+    const double* pre = slopes != nullptr ? slopes->pre + k0 * n : nullptr;
+    double* Pp = P + J * k0;
+    switch (w / 8) {
+      case 1: descend_panel_major<1>(Pp, J, gt, ht + k0 * n, n, scale, alpha, dht + k0 * n, next, next_w, pre, slopes); break;
+      case 2: descend_panel_major<2>(Pp, J, gt, ht + k0 * n, n, scale, alpha, dht + k0 * n, next, next_w, pre, slopes); break;
+      case 3: descend_panel_major<3>(Pp, J, gt, ht + k0 * n, n, scale, alpha, dht + k0 * n, next, next_w, pre, slopes); break;
+      default: descend_panel_major<4>(Pp, J, gt, ht + k0 * n, n, scale, alpha, dht + k0 * n, next, next_w, pre, slopes); break;
+    }
+  }
+}
+
 /// sums[j] = Σ_e a[j·n + e] for the J rows of a (J × n, n a multiple of 8): eight lanes summed
 /// over the examples in order (lane i takes e ≡ i mod 8), then by sum_lanes' fixed tree.
 void row_sums(const double* a, Eigen::Index J, Eigen::Index n, double* sums) {
@@ -884,6 +1092,9 @@ struct Network::Tape {
   bool transposed = false;
   RowMatrix h_rows;  ///< a transposed activation back in rows, for weight gradients outside the fused step
   std::vector<double, Eigen::aligned_allocator<double>> grad_store;  ///< two transposed gradients, never reallocated per step
+  /// Per parameter block, that layer's weights in panels (PanelTraining) instead of in the
+  /// parameter vector, or null; none: null. Only transposed chains' one-pass layers have them.
+  double* const* panels = nullptr;
 };
 
 Network::Network(Architecture architecture, ExampleShape input, std::uint64_t seed)
@@ -1331,8 +1542,13 @@ void Network::run_forward_transposed(Tape& t) const {
       done = static_cast<std::ptrdiff_t>(l + 1);
     }
     const bool use_epilogue = epilogue.row_add != nullptr || epilogue.act != nullptr;
-    strided_product(parameters_.data() + block.weight_offset, in_size, 1, out_size, in_size, input_t(l).data(), n, n,
-                    scale, false, out_t.data(), n, true, use_epilogue ? &epilogue : nullptr);
+    const double* panels = t.panels != nullptr ? t.panels[b - 1] : nullptr;
+    if (panels != nullptr)
+      panel_product(panels, out_size, in_size, input_t(l).data(), n, scale, out_t.data(),
+                    use_epilogue ? &epilogue : nullptr);
+    else
+      strided_product(parameters_.data() + block.weight_offset, in_size, 1, out_size, in_size, input_t(l).data(), n,
+                      n, scale, false, out_t.data(), n, true, use_epilogue ? &epilogue : nullptr);
   }
   transpose_to(t.out_t, t.acts[L]);
 }
@@ -1377,8 +1593,15 @@ void Network::run_backward_transposed(Tape& t, const double* cotangent, double* 
         slopes.at_zero = layers[l - 1].activation.derivative(0.0);
         done = static_cast<std::ptrdiff_t>(l - 1);
       }
-      descend_dense_transposed(W, J, K, g, input_t(l), n, scale, -descent * scale, g_next, fuse_act ? &slopes : nullptr);
+      if (t.panels != nullptr && t.panels[b] != nullptr)
+        descend_dense_panels(t.panels[b], J, K, g, input_t(l), n, scale, -descent * scale, g_next,
+                             fuse_act ? &slopes : nullptr);
+      else
+        descend_dense_transposed(W, J, K, g, input_t(l), n, scale, -descent * scale, g_next,
+                                 fuse_act ? &slopes : nullptr);
     } else {
+      if (t.panels != nullptr && t.panels[b] != nullptr)  // PanelTraining packs one-pass layers only
+        throw std::logic_error("Network: a layer in panels outside the one-pass descent step");
       if (need_input_grad)  // dhᵀ = scale·Wᵀ·gᵀ, before the weights change when descending
         strided_product(parameters_.data() + block.weight_offset, 1, K, K, J, g, n, n, scale, false, g_next, n, true);
       // the weight gradient scale·gᵀ·h (W −= η· of it when descending) needs h in rows
@@ -1488,13 +1711,25 @@ double Network::mse_loss_gradient(const Inputs& x, const RowMatrix& targets, Eig
 }
 
 double Network::descent_step(const Inputs& x, double learning_rate, const LossFunction& loss, RowMatrix* outputs) {
+  return descend(x, learning_rate, loss, outputs, nullptr);
+}
+
+double Network::descend(const Inputs& x, double learning_rate, const LossFunction& loss, RowMatrix* outputs,
+                        double* const* panels) {
   check_inputs(x, "Network::descent_step");
   if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) {
     throw std::invalid_argument("Network::descent_step: argument 'learning_rate' = " + std::to_string(learning_rate) +
                                 ", expected a finite number > 0");
   }
+  if (panels != nullptr && !transposed_chain(x.count()))  // the row layout reads the parameter vector
+    throw std::logic_error("Network: weights in panels on a batch that is not a transposed chain");
   thread_local Tape tape;
   thread_local RowMatrix cotangent;
+  struct Unset {  // the tape outlives this call (and may see an exception from `loss`)
+    Tape& t;
+    ~Unset() { t.panels = nullptr; }
+  } unset{tape};
+  tape.panels = panels;
   run_forward(x.x.data(), x.count(), tape);
   if (outputs != nullptr) *outputs = tape.acts.back();
   const double value = loss(tape.acts.back(), cotangent);
@@ -1563,5 +1798,84 @@ Eigen::MatrixXd empirical_ntk(const Network& net, const Inputs& x1, const Inputs
   if (same) theta = (0.5 * (theta + theta.transpose())).eval();  // exact symmetry
   return theta;
 }
+
+namespace detail {
+
+PanelTraining::PanelTraining(Network& net, Eigen::Index batch) : net_(net), batch_(batch) {
+  panels_.assign(net_.blocks_.size(), nullptr);
+  if (!net_.transposed_chain(batch_)) return;
+  std::vector<Eigen::Index> offsets(net_.blocks_.size(), -1);
+  Eigen::Index total = 0;
+  for (std::size_t b = 0; b < net_.blocks_.size(); ++b) {
+    const Network::ParameterBlock& block = net_.blocks_[b];
+    const auto l = static_cast<std::size_t>(block.layer);
+    const Eigen::Index K = net_.shapes_.shapes[l].size();
+    // the layers that take the one-pass step (run_backward_transposed)
+    if (l > net_.first_affine_ && K % 8 == 0) {
+      offsets[b] = total;
+      total += block.weight_size;
+    }
+  }
+  if (total == 0) return;
+  // the last buffer of this thread's previous PanelTraining (an ensemble's next member): no
+  // fresh pages to fault in and clear per member
+  storage_.swap(spare_storage());
+  storage_.resize(static_cast<std::size_t>(total));
+  for (std::size_t b = 0; b < offsets.size(); ++b)
+    if (offsets[b] >= 0) panels_[b] = storage_.data() + offsets[b];
+  pack();
+}
+
+PanelTraining::~PanelTraining() {
+  sync();
+  if (storage_.capacity() > spare_storage().capacity()) storage_.swap(spare_storage());
+}
+
+std::vector<double, Eigen::aligned_allocator<double>>& PanelTraining::spare_storage() {
+  thread_local std::vector<double, Eigen::aligned_allocator<double>> spare;
+  return spare;
+}
+
+void PanelTraining::pack() {
+  const auto& layers = net_.architecture_.layers();
+  for (std::size_t b = 0; b < panels_.size(); ++b) {
+    if (panels_[b] == nullptr) continue;
+    const Network::ParameterBlock& block = net_.blocks_[b];
+    const auto l = static_cast<std::size_t>(block.layer);
+    pack_panels(net_.parameters_.data() + block.weight_offset, layers[l].width, net_.shapes_.shapes[l].size(),
+                panels_[b]);
+  }
+  synced_ = true;
+}
+
+void PanelTraining::sync() {
+  if (synced_) return;
+  const auto& layers = net_.architecture_.layers();
+  for (std::size_t b = 0; b < panels_.size(); ++b) {
+    if (panels_[b] == nullptr) continue;
+    const Network::ParameterBlock& block = net_.blocks_[b];
+    const auto l = static_cast<std::size_t>(block.layer);
+    unpack_panels(panels_[b], layers[l].width, net_.shapes_.shapes[l].size(),
+                  net_.parameters_.data() + block.weight_offset);
+  }
+  synced_ = true;
+}
+
+double PanelTraining::descent_step(const Inputs& x, double learning_rate, const Network::LossFunction& loss) {
+  if (!active()) return net_.descent_step(x, learning_rate, loss);
+  if (x.count() != batch_)
+    throw std::invalid_argument("PanelTraining: argument 'x' has " + std::to_string(x.count()) +
+                                " examples, expected the " + std::to_string(batch_) + " it was built for");
+  synced_ = false;
+  return net_.descend(x, learning_rate, loss, nullptr, panels_.data());
+}
+
+double PanelTraining::mse_descent_step(const Inputs& x, const RowMatrix& targets, double learning_rate) {
+  net_.check_targets(x, targets, "Network::mse_descent_step");
+  return descent_step(x, learning_rate,
+                      [&](const RowMatrix& f, RowMatrix& cotangent) { return mse_cotangent(f, targets, cotangent); });
+}
+
+}  // namespace detail
 
 }  // namespace emergent

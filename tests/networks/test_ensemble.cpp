@@ -5,6 +5,7 @@
 
 #include "support/enum_names.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <emergent/networks/ensemble.hpp>
 #include <emergent/networks/network.hpp>
@@ -103,6 +104,93 @@ TEST_CASE("the one-pass dense descent step gives the same bits at 1 and 2 thread
   CHECK(a.predictions == b.predictions);
   CHECK(a.train_loss == b.train_loss);
   CHECK(a.train_loss[1] < a.train_loss[0]);
+}
+
+TEST_CASE("training on weights in panels equals the network's own descent steps, bit for bit") {
+  // train_ensemble steps dense chains on a private panel-major copy of the weights of every layer
+  // after the first with a fan-in that is a multiple of 8 (lib/networks/panel_training.hpp), with
+  // the sums of Network::mse_descent_step in the same order. Fan-ins 40 and 296 leave a last
+  // panel of 8 columns, 296 and 136 outputs ragged row tiles, 24 and 40 examples a last column
+  // block of 8 examples; relu's slopes are fused into the step, tanh's are not. Test points other
+  // than the training points, and the training points themselves (the checkpoint loss then comes
+  // from the test predictions).
+  const auto arch = Architecture::parse("dense(40, b=0.2) relu dense(296, b=0.1) relu dense(136) tanh dense(1, b=0.3)");
+  for (Eigen::Index n : {Eigen::Index(24), Eigen::Index(40)}) {
+    for (bool same : {false, true}) {
+      CAPTURE(n);
+      CAPTURE(same);
+      const Inputs train = vectors(n, 16, 71);
+      const RowMatrix y = normals(n, 1, 72);
+      const Inputs test = same ? train : vectors(12, 16, 73);
+      TrainingOptions opt;
+      opt.members = 2;
+      opt.steps = 4;
+      opt.learning_rate = 0.4;
+      opt.checkpoints = {0, 3, 4};
+      opt.threads = 2;
+      const auto r = train_ensemble(arch, train, y, test, opt);
+      for (int m = 0; m < opt.members; ++m) {
+        Network net(arch, train.shape, member_seed(opt.seed, m));
+        std::size_t c = 0;
+        for (int step = 0; step <= opt.steps; ++step) {
+          const bool record = c < opt.checkpoints.size() && opt.checkpoints[c] == step;
+          double loss = 0;
+          if (record) {
+            const RowMatrix f = net.forward(test);
+            const std::size_t base = (static_cast<std::size_t>(m) * opt.checkpoints.size() + c) * f.size();
+            CHECK(std::equal(f.data(), f.data() + f.size(), r.predictions.begin() + static_cast<std::ptrdiff_t>(base)));
+          }
+          if (step < opt.steps) {
+            loss = net.mse_descent_step(train, y, opt.learning_rate);
+          } else {
+            const RowMatrix f = net.forward(train);
+            loss = 0.5 * (f - y).squaredNorm() / static_cast<double>(f.size());
+          }
+          if (record) {
+            const double got = r.train_loss[static_cast<std::size_t>(m) * opt.checkpoints.size() + c];
+            CHECK(std::abs(got - loss) <= 1e-15 * loss);
+            ++c;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("softmax cross-entropy training on weights in panels is gradient descent on that loss") {
+  // The panels' descent_step with a loss given as a function: θ ← θ − η·vjp(x, ∂L/∂f) with
+  // ∂L/∂f_i = (softmax(f_i) − y_i)/N, from the network's public vjp.
+  const auto arch = Architecture::parse("dense(24, b=0.1) relu dense(48, b=0.1) relu dense(3)");
+  const Eigen::Index n = 16;
+  const Inputs train = vectors(n, 5, 81);
+  RowMatrix y = RowMatrix::Zero(n, 3);
+  for (Eigen::Index i = 0; i < n; ++i) y(i, i % 3) = 1.0;
+  TrainingOptions opt;
+  opt.members = 1;
+  opt.steps = 3;
+  opt.learning_rate = 0.5;
+  opt.checkpoints = {3};
+  opt.threads = 1;
+  opt.loss = TrainingLoss::SoftmaxCrossEntropy;
+  const auto r = train_ensemble(arch, train, y, train, opt);
+  Network net(arch, train.shape, member_seed(opt.seed, 0));
+  for (int step = 0; step < opt.steps; ++step) {
+    const RowMatrix f = net.forward(train);
+    RowMatrix c(n, 3);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const Eigen::RowVectorXd e = (f.row(i).array() - f.row(i).maxCoeff()).exp();
+      c.row(i) = (e / e.sum() - y.row(i)) / static_cast<double>(n);
+    }
+    net.parameters() -= opt.learning_rate * net.vjp(train, c);
+  }
+  const RowMatrix f = net.forward(train);
+  double scale = 0, diff = 0;
+  for (Eigen::Index i = 0; i < f.size(); ++i) {
+    scale = std::max(scale, std::abs(f.data()[i]));
+    diff = std::max(diff, std::abs(f.data()[i] - r.predictions[static_cast<std::size_t>(i)]));
+  }
+  REQUIRE(scale > 0.0);
+  CHECK(diff <= 1e-13 * scale);
 }
 
 TEST_CASE("training lowers the loss: MSE full batch, minibatch SGD, softmax cross-entropy") {

@@ -23,6 +23,10 @@
 
 namespace emergent {
 
+namespace detail {
+class PanelTraining;
+}
+
 class Network {
  public:
   /// Where one affine layer keeps its parameters inside parameters().
@@ -101,7 +105,12 @@ class Network {
   bool transposed_chain(Eigen::Index n) const;
   void run_forward_transposed(Tape& tape) const;
   void run_backward_transposed(Tape& tape, const double* cotangent, double* out, double descent) const;
+  /// descent_step with the weights of some layers in panels (per parameter block, or null):
+  /// detail::PanelTraining's step.
+  double descend(const Inputs& x, double learning_rate, const LossFunction& loss, RowMatrix* outputs,
+                 double* const* panels);
   friend Eigen::MatrixXd empirical_ntk(const Network&, const Inputs&, const Inputs&);
+  friend class detail::PanelTraining;
 
   Architecture architecture_;
   ExampleShape input_;
