@@ -46,9 +46,10 @@ struct KernelArgs {
 #endif
 
 // The kernels' arithmetic: bumped whenever a change in lib/kernels changes the rounding of an
-// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order), so that a run is never
-// resumed by a binary whose bands would differ in their last bits from the recorded ones.
-constexpr int kKernelArithmetic = 2;
+// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order; 3: the pixel diagonal's
+// scaled dual takes asin x as x·Q(x²)), so that a run is never resumed by a binary whose bands
+// would differ in their last bits from the recorded ones.
+constexpr int kKernelArithmetic = 3;
 
 // Everything a resumed run must share with the interrupted one, the binary's arithmetic included.
 std::uint64_t computation_key(const KernelArgs& a, const Architecture& arch, const Inputs& x1, const Inputs* x2) {
