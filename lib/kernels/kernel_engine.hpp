@@ -144,6 +144,9 @@ struct DiagonalWorkspace {
   int lanes = 0;            // partners in the group (the others are zero images with unit variances)
   bool bounded = false;     // all of the group's variances in [1e-139, 1e139] (kernel_diagonal.cpp)
   explicit DiagonalWorkspace(const Plan& plan);
+  DiagonalWorkspace(const DiagonalWorkspace&) = delete;  // the views above point into `store`
+  DiagonalWorkspace& operator=(const DiagonalWorkspace&) = delete;
+  DiagonalWorkspace(DiagonalWorkspace&&) = default;  // a moved vector keeps its buffer
   static std::size_t doubles(const Plan& plan);
 };
 
