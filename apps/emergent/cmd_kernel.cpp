@@ -48,9 +48,10 @@ struct KernelArgs {
 #endif
 
 // The kernels' arithmetic: bumped whenever a change in lib/kernels changes the rounding of an
-// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order), so that a run is never
-// resumed by a binary whose bands would differ in their last bits from the recorded ones.
-constexpr int kKernelArithmetic = 2;
+// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order; 3: the pixel diagonal's
+// scaled dual takes asin x as x·Q(x²)), so that a run is never resumed by a binary whose bands
+// would differ in their last bits from the recorded ones.
+constexpr int kKernelArithmetic = 3;
 
 // A 64-bit digest of the inputs' bytes for the resume key: fnv1a's word step on four interleaved
 // chains, folded at the end. One chain is a serial multiply per word (4.5 ms on 3000 × 784

@@ -209,6 +209,8 @@ struct ScaledRow {
   const double* xg[3];
   double* so;
   double* to;
+  double* acc;  // a row of the last level: the readout's sums (4 vectors of Σ, then 4 of Θ), added to in
+                // place of so/to (dual_lanes_rinv's accumulate); nullptr otherwise
   const double* q1;  // x_i's variances along the row and their 1/√q
   const double* r1;
   const double* q2;  // the partners', [pixel][8]
@@ -287,7 +289,7 @@ struct ScaledConstants {
 // every vector of a row that may not skip the checks: the lane checks of lane_pixels, then the
 // exact dual (the same bits on the open lanes). Recomputes its inputs from the rows, so the
 // common path keeps them in registers.
-template <int N, bool t_zero, bool nonneg, bool products>
+template <int N, bool t_zero, bool nonneg, bool products, bool sum>
 __attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, const ScaledConstants& k) {
   __m512d cs[N + 2] = {}, ct[N + 2] = {};
   for (int m = 0; m < N + 2; ++m) {
@@ -319,11 +321,31 @@ __attribute__((noinline)) void scaled_rare(const ScaledRow& r, int p, const Scal
       ok[v] |= static_cast<__mmask8>(~r.wanted);
     }
   }
-  family_simd::dual_lanes_rinv<N, true, nonneg>(a, b, rr, sv, tv, co, to, k.kappa_up, k.kappa_down, k.up);
-  for (int v = 0; v < N; ++v) {
-    const std::size_t o = static_cast<std::size_t>(p + v) * kL;
-    _mm512_mask_store_pd(r.so + o, ok[v], co[v]);
-    _mm512_mask_store_pd(r.to + o, ok[v], to[v]);
+  if constexpr (sum) {
+    // The lanes the vector dual takes are summed as the common path sums them; the ones
+    // ActivationDual::apply made add their outputs.
+    for (int v = 0; v < N; ++v) co[v] = _mm512_load_pd(r.acc + v * kL), to[v] = _mm512_load_pd(r.acc + (4 + v) * kL);
+    __m512d cs_sum[N] = {}, ts_sum[N] = {};
+    for (int v = 0; v < N; ++v) cs_sum[v] = co[v], ts_sum[v] = to[v];
+    family_simd::dual_lanes_rinv<N, true, nonneg, false, true>(a, b, rr, sv, tv, cs_sum, ts_sum, k.kappa_up,
+                                                               k.kappa_down, k.up);
+    for (int v = 0; v < N; ++v) {
+      const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+      const __mmask8 fixed = static_cast<__mmask8>(~ok[v]);
+      if (fixed) {
+        cs_sum[v] = _mm512_mask_add_pd(cs_sum[v], fixed, co[v], _mm512_load_pd(r.so + o));
+        ts_sum[v] = _mm512_mask_add_pd(ts_sum[v], fixed, to[v], _mm512_load_pd(r.to + o));
+      }
+      _mm512_store_pd(r.acc + v * kL, cs_sum[v]);
+      _mm512_store_pd(r.acc + (4 + v) * kL, ts_sum[v]);
+    }
+  } else {
+    family_simd::dual_lanes_rinv<N, true, nonneg>(a, b, rr, sv, tv, co, to, k.kappa_up, k.kappa_down, k.up);
+    for (int v = 0; v < N; ++v) {
+      const std::size_t o = static_cast<std::size_t>(p + v) * kL;
+      _mm512_mask_store_pd(r.so + o, ok[v], co[v]);
+      _mm512_mask_store_pd(r.to + o, ok[v], to[v]);
+    }
   }
 }
 
@@ -347,11 +369,27 @@ __attribute__((always_inline)) inline void scaled_windows(const ScaledRow& r, in
 }
 
 // The dual of the N pixels from p, their Σ' and Θ' in sv/tv, into the output rows.
-template <int N, bool t_zero, bool nonneg, bool products, bool with_self>
+template <int N, bool t_zero, bool nonneg, bool products, bool with_self, bool sum>
 __attribute__((always_inline)) inline void scaled_duals(const ScaledRow& r, int p, const ScaledConstants& k,
                                                         const __m512d* sv, const __m512d* tv) {
   __m512d a[N] = {}, b[N] = {}, rr[N] = {}, co[N] = {}, to[N] = {};
   dual_inputs<N>(r, p, a, b, rr);
+  if constexpr (sum) {  // the last level: added to the readout's sums, not stored
+#pragma GCC unroll 4
+    for (int v = 0; v < N; ++v) co[v] = _mm512_load_pd(r.acc + v * kL), to[v] = _mm512_load_pd(r.acc + (4 + v) * kL);
+    if (__builtin_expect(family_simd::dual_lanes_rinv<N, false, nonneg, with_self, true>(
+                             a, b, rr, sv, tv, co, to, k.kappa_up, k.kappa_down, k.up, r.self),
+                         1)) {
+#pragma GCC unroll 4
+      for (int v = 0; v < N; ++v) {
+        _mm512_store_pd(r.acc + v * kL, co[v]);
+        _mm512_store_pd(r.acc + (4 + v) * kL, to[v]);
+      }
+      return;
+    }
+    scaled_rare<N, t_zero, nonneg, products, true>(r, p, k);
+    return;
+  }
   if (__builtin_expect(family_simd::dual_lanes_rinv<N, false, nonneg, with_self>(a, b, rr, sv, tv, co, to, k.kappa_up,
                                                                                   k.kappa_down, k.up, r.self),
                        1)) {
@@ -363,7 +401,7 @@ __attribute__((always_inline)) inline void scaled_duals(const ScaledRow& r, int 
     }
     return;
   }
-  scaled_rare<N, t_zero, nonneg, products>(r, p, k);
+  scaled_rare<N, t_zero, nonneg, products, false>(r, p, k);
 }
 
 // nonneg: the covariances come from a ReLU-family activation (Σ ≥ 0 but for rare exceptions).
@@ -373,7 +411,7 @@ __attribute__((always_inline)) inline void scaled_duals(const ScaledRow& r, int 
 // current four, so the dual's long dependency chain does not wait for them. (A third stage, the
 // dual's second half of the previous four beside the first half of the current ones, was
 // slower: the carried state spills.)
-template <bool t_zero, bool nonneg, bool products, bool with_self>
+template <bool t_zero, bool nonneg, bool products, bool with_self, bool sum>
 void scaled_row_of(const ScaledRow& r, int n, const ScaledConstants& constants) {
   static_assert(t_zero || !products, "Σ⁰ from the inputs comes with Θ⁰ = 0");
   const ScaledConstants k = constants;  // a local copy: the row's stores cannot alias it
@@ -386,34 +424,34 @@ void scaled_row_of(const ScaledRow& r, int n, const ScaledConstants& constants) 
     for (; p + 8 <= n; p += 4) {
       __m512d nsv[4] = {}, ntv[4] = {};
       scaled_windows<4, t_zero, products>(r, p + 4, k, carry_s, carry_t, nsv, ntv);
-      scaled_duals<4, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
+      scaled_duals<4, t_zero, nonneg, products, with_self, sum>(r, p, k, sv, tv);
       for (int v = 0; v < 4; ++v) sv[v] = nsv[v], tv[v] = ntv[v];
     }
     if (p + 4 <= n) {
-      scaled_duals<4, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
+      scaled_duals<4, t_zero, nonneg, products, with_self, sum>(r, p, k, sv, tv);
       p += 4;
     }
     switch (n - p) {
       case 3:
         scaled_windows<3, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
-        scaled_duals<3, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
+        scaled_duals<3, t_zero, nonneg, products, with_self, sum>(r, p, k, sv, tv);
         break;
       case 2:
         scaled_windows<2, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
-        scaled_duals<2, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
+        scaled_duals<2, t_zero, nonneg, products, with_self, sum>(r, p, k, sv, tv);
         break;
       case 1:
         scaled_windows<1, t_zero, products>(r, p, k, carry_s, carry_t, sv, tv);
-        scaled_duals<1, t_zero, nonneg, products, with_self>(r, p, k, sv, tv);
+        scaled_duals<1, t_zero, nonneg, products, with_self, sum>(r, p, k, sv, tv);
         break;
       default: break;
     }
   } else {  // unbounded variances: the same groups of pixels as above, so the same sums
-    for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero, nonneg, products>(r, p, k);
+    for (; p + 4 <= n; p += 4) scaled_rare<4, t_zero, nonneg, products, sum>(r, p, k);
     switch (n - p) {
-      case 3: scaled_rare<3, t_zero, nonneg, products>(r, p, k); break;
-      case 2: scaled_rare<2, t_zero, nonneg, products>(r, p, k); break;
-      case 1: scaled_rare<1, t_zero, nonneg, products>(r, p, k); break;
+      case 3: scaled_rare<3, t_zero, nonneg, products, sum>(r, p, k); break;
+      case 2: scaled_rare<2, t_zero, nonneg, products, sum>(r, p, k); break;
+      case 1: scaled_rare<1, t_zero, nonneg, products, sum>(r, p, k); break;
       default: break;
     }
   }
@@ -422,8 +460,13 @@ void scaled_row_of(const ScaledRow& r, int n, const ScaledConstants& constants) 
 // x_i among the partners (its lanes get the snapped self value in the common path) or not.
 template <bool t_zero, bool nonneg, bool products = false>
 void scaled_row(const ScaledRow& r, int n, const ScaledConstants& k) {
-  if (r.self) scaled_row_of<t_zero, nonneg, products, true>(r, n, k);
-  else scaled_row_of<t_zero, nonneg, products, false>(r, n, k);
+  if (r.acc) {
+    if (r.self) scaled_row_of<t_zero, nonneg, products, true, true>(r, n, k);
+    else scaled_row_of<t_zero, nonneg, products, false, true>(r, n, k);
+  } else {
+    if (r.self) scaled_row_of<t_zero, nonneg, products, true, false>(r, n, k);
+    else scaled_row_of<t_zero, nonneg, products, false, false>(r, n, k);
+  }
 }
 
 // By value: a local copy the row's stores cannot alias, so its constants stay in registers.
@@ -502,6 +545,7 @@ class PairRows {
       for (int k = 0; k < 3; ++k) r.rs[k] = ws_.taps_s[k], r.rt[k] = ws_.taps_t[k];
       r.so = so;
       r.to = to;
+      r.acc = nullptr;
       const std::size_t q0 = static_cast<std::size_t>(act->q_offset) + static_cast<std::size_t>(o) * Wo;
       r.q1 = r1_ + q0;
       r.r1 = rinv1_ + q0;
@@ -704,6 +748,8 @@ class RowPipeline {
       if (!lv.scaled) continue;
       pair_.scaled_level(lv, ws_.levels[l - 1], plan_.spatial[static_cast<std::size_t>(lv.conv)],
                          plan_.spatial[static_cast<std::size_t>(lv.acts_begin)], &scaled_[l], &constants_[l]);
+      scaled_[l].acc = l + 1 == ws_.levels.size() ? acc_ : nullptr;  // the last level: summed as it is made
+      summed_ = summed_ || scaled_[l].acc;
     }
 #endif
   }
@@ -712,27 +758,18 @@ class RowPipeline {
     const int last = static_cast<int>(ws_.levels.size()) - 1;
     const DiagonalWorkspace::Level& out = ws_.levels.back();
 #if defined(__AVX512F__)
+    if (!ws_.scaled_steps.empty()) {
+      run_steps(ss, st);
+      return;
+    }
     // Four accumulators each (the adds' latency), in a fixed order: the same bits for every x_i.
-    __m512d s4[4], t4[4];
-    for (int k = 0; k < 4; ++k) s4[k] = t4[k] = _mm512_setzero_pd();
+    std::fill(acc_, acc_ + 8 * kL, 0.0);
     for (const auto& [l, r] : ws_.steps) {
       produce(l, r);
-      if (l != last) continue;
-      const double* srow = row(out.s, out, r);
-      const double* trow = row(out.t, out, r);
-      int w = 0;
-      for (; w + 4 <= out.w; w += 4)
-        for (int k = 0; k < 4; ++k) {
-          s4[k] = _mm512_add_pd(s4[k], _mm512_load_pd(srow + (w + k) * kL));
-          t4[k] = _mm512_add_pd(t4[k], _mm512_load_pd(trow + (w + k) * kL));
-        }
-      for (int k = 0; w < out.w; ++w, ++k) {
-        s4[k] = _mm512_add_pd(s4[k], _mm512_load_pd(srow + w * kL));
-        t4[k] = _mm512_add_pd(t4[k], _mm512_load_pd(trow + w * kL));
-      }
+      if (l != last || summed_) continue;
+      readout(row(out.s, out, r), row(out.t, out, r), out.w);
     }
-    _mm512_storeu_pd(ss, _mm512_add_pd(_mm512_add_pd(s4[0], s4[1]), _mm512_add_pd(s4[2], s4[3])));
-    _mm512_storeu_pd(st, _mm512_add_pd(_mm512_add_pd(t4[0], t4[1]), _mm512_add_pd(t4[2], t4[3])));
+    sums(ss, st);
 #else
     for (int l = 0; l < kL; ++l) ss[l] = st[l] = 0.0;
     for (const auto& [l, r] : ws_.steps) {
@@ -795,6 +832,69 @@ class RowPipeline {
   }
 #endif
 
+#if defined(__AVX512F__)
+  // run() from the steps made once (DiagonalWorkspace::scaled_steps): the same rows, row fields
+  // and readout as produce()/produce_scaled, without finding them again for every x_i.
+  void run_steps(double* ss, double* st) {
+    std::fill(acc_, acc_ + 8 * kL, 0.0);
+    const std::size_t count = ws_.scaled_steps.size();
+    for (std::size_t i = 0; i < count; ++i) {
+      const DiagonalWorkspace::ScaledStep& step = ws_.scaled_steps[i];
+      if (step.kind < 0) {
+        produce(ws_.steps[i].first, ws_.steps[i].second);
+      } else {
+        ScaledRow r = scaled_[static_cast<std::size_t>(step.level)];
+        r.q1 += step.q0;
+        r.r1 += step.q0;
+        r.q2 += step.q0 * kL;
+        r.r2 += step.q0 * kL;
+        r.so = step.so;
+        r.to = step.to;
+        const ScaledConstants& k = constants_[static_cast<std::size_t>(step.level)];
+        if (step.kind == 1) {
+          for (int sh = 0; sh < 3; ++sh) r.xs[sh] = step.in_s[sh], r.xg[sh] = step.in_t[sh];
+          scaled_row<true, false, true>(r, step.n, k);
+        } else {
+          for (int sh = 0; sh < 3; ++sh) r.rs[sh] = step.in_s[sh], r.rt[sh] = step.in_t[sh];
+          if (step.kind == 2) scaled_row<true, false>(r, step.n, k);
+          else scaled_row<false, true>(r, step.n, k);
+        }
+      }
+      if (step.last && !summed_) readout(step.so, step.to, step.n);
+    }
+    sums(ss, st);
+    const DiagonalWorkspace::Level& out = ws_.levels.back();
+    if (out.scaled)
+      for (int l = 0; l < kL; ++l) ss[l] *= out.lambda, st[l] *= out.lambda;
+  }
+
+  // The readout of one last-level row into acc_: four sums per output, pixel w into sum w mod 4
+  // (the order the summed rows add their groups of four in).
+  void readout(const double* srow, const double* trow, int w_count) {
+    __m512d s4[4], t4[4];
+    for (int k = 0; k < 4; ++k) s4[k] = _mm512_load_pd(acc_ + k * kL), t4[k] = _mm512_load_pd(acc_ + (4 + k) * kL);
+    int w = 0;
+    for (; w + 4 <= w_count; w += 4)
+      for (int k = 0; k < 4; ++k) {
+        s4[k] = _mm512_add_pd(s4[k], _mm512_load_pd(srow + (w + k) * kL));
+        t4[k] = _mm512_add_pd(t4[k], _mm512_load_pd(trow + (w + k) * kL));
+      }
+    for (int k = 0; w < w_count; ++w, ++k) {
+      s4[k] = _mm512_add_pd(s4[k], _mm512_load_pd(srow + w * kL));
+      t4[k] = _mm512_add_pd(t4[k], _mm512_load_pd(trow + w * kL));
+    }
+    for (int k = 0; k < 4; ++k) _mm512_store_pd(acc_ + k * kL, s4[k]), _mm512_store_pd(acc_ + (4 + k) * kL, t4[k]);
+  }
+
+  // The readout's totals, (a0 + a1) + (a2 + a3) per output, in a fixed order.
+  void sums(double* ss, double* st) const {
+    __m512d s4[4], t4[4];
+    for (int k = 0; k < 4; ++k) s4[k] = _mm512_load_pd(acc_ + k * kL), t4[k] = _mm512_load_pd(acc_ + (4 + k) * kL);
+    _mm512_storeu_pd(ss, _mm512_add_pd(_mm512_add_pd(s4[0], s4[1]), _mm512_add_pd(s4[2], s4[3])));
+    _mm512_storeu_pd(st, _mm512_add_pd(_mm512_add_pd(t4[0], t4[1]), _mm512_add_pd(t4[2], t4[3])));
+  }
+#endif
+
   void produce(int l, int r) {
     DiagonalWorkspace::Level& lv = ws_.levels[static_cast<std::size_t>(l)];
 #if defined(__AVX512F__)
@@ -835,6 +935,8 @@ class RowPipeline {
   static constexpr std::size_t kScaledLevels = 8;  // deeper levels take conv_row's scaled branch
   ScaledRow scaled_[kScaledLevels];                 // set for the scaled levels only
   ScaledConstants constants_[kScaledLevels];
+  alignas(64) double acc_[8 * kL];  // the readout's sums (RowPipeline::readout, ScaledRow::acc)
+  bool summed_ = false;             // the last level's rows add themselves to acc_ as they are made
 #endif
 };
 
@@ -932,6 +1034,48 @@ DiagonalWorkspace::DiagonalWorkspace(const Plan& plan) {
   const std::size_t padded = static_cast<std::size_t>(plan.in_h + 2 * halo) * static_cast<std::size_t>(xld);
   xp = carve(padded * kL);  // zero halo from store's zeros; the interiors are written per group / point
   xi = carve(padded);
+#if defined(__AVX512F__)
+  // The steps with their rows (RowPipeline::run_steps), when some level is scaled and all are
+  // below RowPipeline's kScaledLevels (deeper ones take conv_row's scaled branch).
+  bool any = false;
+  for (std::size_t l = 1; l < levels.size(); ++l) any = any || levels[l].scaled;
+  if (rows_route && any && levels.size() <= 8) {
+    const int last = static_cast<int>(levels.size()) - 1;
+    auto slot_row = [&](const Level& lv, int r) {
+      return (static_cast<std::size_t>(r % lv.cap) * ld + static_cast<std::size_t>(halo)) * kL;
+    };
+    for (const auto& [l, r] : steps) {
+      const Level& lv = levels[static_cast<std::size_t>(l)];
+      ScaledStep st{};
+      st.level = l;
+      st.n = lv.w;
+      st.last = l == last;
+      st.so = lv.s + slot_row(lv, r);
+      st.to = lv.t + slot_row(lv, r);
+      st.kind = -1;
+      if (l > 0 && lv.scaled) {
+        const Level& in = levels[static_cast<std::size_t>(l) - 1];
+        const SpatialOp& op = plan.spatial[static_cast<std::size_t>(lv.conv)];
+        const int bh = op.ah.before, bw = op.aw.before;
+        st.q0 = static_cast<std::size_t>(r) * static_cast<std::size_t>(lv.w);
+        st.kind = l == 1 && products ? 1 : l == 1 && in.acts_begin == in.acts_end ? 2 : 0;  // as produce_scaled
+        for (int sh = 0; sh < 3; ++sh) {
+          if (st.kind == 1) {
+            const std::size_t row0 = static_cast<std::size_t>(r - bh + sh + halo) * xld + static_cast<std::size_t>(halo - bw);
+            st.in_s[sh] = xi + row0;
+            st.in_t[sh] = xp + row0 * kL;
+          } else {
+            const int ir = r - bh + sh;
+            const bool inside = ir >= 0 && ir < in.h;
+            st.in_s[sh] = inside ? in.s + slot_row(in, ir) - static_cast<std::size_t>(bw) * kL : zero;
+            st.in_t[sh] = inside ? in.t + slot_row(in, ir) - static_cast<std::size_t>(bw) * kL : zero;
+          }
+        }
+      }
+      scaled_steps.push_back(st);
+    }
+  }
+#endif
 }
 
 std::size_t DiagonalWorkspace::doubles(const Plan& plan) {

@@ -113,6 +113,20 @@ struct DiagonalWorkspace {
   bool rows_route = true;
   std::vector<Level> levels;
   std::vector<std::pair<int, int>> steps;  // rows route: (level, row) in the order they are made
+  // The steps again with what their rows read and write, made once (kernel_diagonal.cpp,
+  // RowPipeline::run_steps; empty without AVX-512 or on the maps route). Pointers into `store`:
+  // the workspace is moved, never copied.
+  struct ScaledStep {
+    const double* in_s[3];  // the three input rows of Σ/λ and Θ/λ from column −1 (kind 1: of x_i and of the group)
+    const double* in_t[3];
+    double* so;             // the output row (column 0)
+    double* to;
+    std::size_t q0;         // the row's first pixel in the level's part of a record
+    int level, n;           // level and row width
+    int kind;               // 0: a scaled level's row (Θ, covariances ≥ 0), 1: from the inputs (products), 2: from Σ⁰ rows (Θ⁰ = 0), −1: not scaled
+    bool last;              // a row of the last level (the readout sums it)
+  };
+  std::vector<ScaledStep> scaled_steps;
   // Rows route, one input channel, the first conv scaled (3×3 + one ReLU-family activation, no
   // activation on Σ⁰): its column sums are made from the inputs, x_a·x'_a, without Σ⁰ rows.
   bool products = false;
@@ -134,6 +148,9 @@ struct DiagonalWorkspace {
   int lanes = 0;            // partners in the group (the others are zero images with unit variances)
   bool bounded = false;     // all of the group's variances in [1e-139, 1e139] (kernel_diagonal.cpp)
   explicit DiagonalWorkspace(const Plan& plan);
+  DiagonalWorkspace(const DiagonalWorkspace&) = delete;  // the views above point into `store`
+  DiagonalWorkspace& operator=(const DiagonalWorkspace&) = delete;
+  DiagonalWorkspace(DiagonalWorkspace&&) = default;  // a moved vector keeps its buffer
   static std::size_t doubles(const Plan& plan);
 };
 

@@ -4,6 +4,7 @@
 // the path's layout independence rests.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -187,5 +188,55 @@ TEST_CASE("the scaled dual: the common half gives the exact half's bits, x again
   MESSAGE(compared << " lanes compared");
   CHECK(compared > 20000);
   CHECK(differ == 0);
+}
+
+TEST_CASE("angle_q: atan2 of a unit vector to an ulp, small angles relative, beside angle_fma") {
+  // ψ = ψ_j + x·Q(x²) (asin_factor) against atan2l of the same (σ, |ρ|) in long double, over
+  // ψ ∈ [0, π/2] with angles down to 1e-300 (ψ_0 = 0: relative accuracy); and within 2 ulp of
+  // angle_fma's ψ_j + (x + x³R(x²)), the same reduction rounded once more.
+  emergent::NormalStream rng(91, 5);
+  double worst = 0, worst_small = 0, worst_vs_fma = 0;
+  std::size_t small = 0;
+  for (std::uint64_t it = 0; it < 3000; ++it) {
+    alignas(64) double sg[8], rh[8], qa[8], fa[8];
+    for (int l = 0; l < 8; ++l) {
+      const std::uint64_t k = 2 * (8 * it + static_cast<std::uint64_t>(l));
+      // Half the lanes uniform in angle, half log-uniform down to 1e-300 (σ tiny) or near π/2.
+      const double u = rng.uniform(k), v = rng.uniform(k + 1);
+      const double psi = l < 4 ? u * (kPiL / 2) : l < 6 ? std::pow(10.0, -300 * v) : kPiL / 2 - std::pow(10.0, -16 * v);
+      sg[l] = std::sin(psi);
+      rh[l] = std::cos(psi);
+    }
+    const __m512d sv[1] = {_mm512_load_pd(sg)}, rv[1] = {_mm512_load_pd(rh)};
+    __m512d pq[1], pf[1];
+    family_simd::angle_q<1>(sv, rv, pq);
+    family_simd::angle_fma<1>(sv, rv, pf);
+    _mm512_store_pd(qa, pq[0]);
+    _mm512_store_pd(fa, pf[0]);
+    for (int l = 0; l < 8; ++l) {
+      const long double want = std::atan2(static_cast<long double>(sg[l]), static_cast<long double>(rh[l]));
+      const double rel = static_cast<double>(std::fabs((qa[l] - want) / want));
+      worst = std::max(worst, rel);
+      if (want < 1e-3L) worst_small = std::max(worst_small, rel), ++small;
+      worst_vs_fma = std::max(worst_vs_fma, std::fabs(qa[l] - fa[l]) / std::fabs(fa[l]));
+    }
+  }
+  MESSAGE("angle_q: worst relative " << worst << " (small angles " << worst_small << ", " << small
+                                      << " lanes), vs angle_fma " << worst_vs_fma);
+  CHECK(small > 3000);
+  CHECK(worst <= 2.5 * kEps);
+  CHECK(worst_small <= 1.5 * kEps);
+  CHECK(worst_vs_fma <= 2 * kEps);
+  // asin_factor: asin x = x·Q(x²) on |x| ≤ 0.0691 against asinl.
+  double worst_asin = 0;
+  for (int k = 0; k <= 2000; ++k) {
+    const double x = 0.0691 * (k - 1000) / 1000.0 + (k == 1000 ? 1e-200 : 0.0);
+    alignas(64) double q[8];
+    _mm512_store_pd(q, family_simd::asin_factor(_mm512_set1_pd(x * x)));
+    const long double want = std::asin(static_cast<long double>(x));
+    worst_asin = std::max(worst_asin, static_cast<double>(std::fabs((x * q[0] - want) / want)));
+  }
+  MESSAGE("asin_factor: worst relative " << worst_asin);
+  CHECK(worst_asin <= 1.5 * kEps);
 }
 #endif
