@@ -46,9 +46,10 @@ struct KernelArgs {
 #endif
 
 // The kernels' arithmetic: bumped whenever a change in lib/kernels changes the rounding of an
-// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order), so that a run is never
+// entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order; 3: pixel-pair rows of
+// 25-32 pixels stored divided by μ before a conv), so that a run is never
 // resumed by a binary whose bands would differ in their last bits from the recorded ones.
-constexpr int kKernelArithmetic = 2;
+constexpr int kKernelArithmetic = 3;
 
 // Everything a resumed run must share with the interrupted one, the binary's arithmetic included.
 std::uint64_t computation_key(const KernelArgs& a, const Architecture& arch, const Inputs& x1, const Inputs* x2) {
