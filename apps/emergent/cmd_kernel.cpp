@@ -49,7 +49,8 @@ struct KernelArgs {
 
 // The kernels' arithmetic: bumped whenever a change in lib/kernels changes the rounding of an
 // entry (2: the packed Σ⁰ GEMM, one fma chain per entry in feature order; 3: the pixel diagonal's
-// scaled dual takes asin x as x·Q(x²)), so that a run is never resumed by a binary whose bands
+// scaled dual takes asin x as x·Q(x²), and pixel-pair rows of 25-32 pixels are stored divided by μ
+// before a conv), so that a run is never resumed by a binary whose bands
 // would differ in their last bits from the recorded ones.
 constexpr int kKernelArithmetic = 3;
 

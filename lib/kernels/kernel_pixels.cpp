@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <type_traits>
 
@@ -659,14 +660,15 @@ inline bool plain_rows(const double* q1, int n1, const double* q2, int n2) {
 }
 
 // The rooted copy of a row of n variances (FusedRow::roots): q at out[0, n), 1/√q at out[roots, roots + n),
-// for rows that passed plain_rows.
+// for rows that passed plain_rows; both padded with 1 to whole vectors (roots ≥ n rounded up to 8),
+// so that the open rows load whole vectors.
 inline void rooted_row(const double* q, int n, double* out, std::ptrdiff_t roots) {
   const __m512d one = _mm512_set1_pd(1.0);
   for (int i = 0; i < n; i += 8) {
     const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
     const __m512d v = _mm512_mask_loadu_pd(one, m, q + i);
-    _mm512_mask_storeu_pd(out + i, m, v);
-    _mm512_mask_storeu_pd(out + roots + i, m, family_simd::inverse_root(v));
+    _mm512_storeu_pd(out + i, v);
+    _mm512_storeu_pd(out + roots + i, family_simd::inverse_root(v));
   }
 }
 
@@ -687,6 +689,120 @@ struct LineJobs {
             j == V - 1 ? tail : __mmask8(0xFF)};
   }
 };
+
+// The fused rows of checked, rooted slab lines with the scaled dual of flat rows
+// (family_simd::dual_rinv_open / dual_rinv_close, docs/conventions.md §2): no per-lane argument
+// test, one test per group of 4 vectors (σ ≥ kOpenSigma on every lane, and c ≥ 0 where the
+// layer's input is a relu-like output: nonneg), and the outputs divided by μ = (a − b)²/(2π) when
+// the next op is a conv that multiplies μ back into its scale (scaled), or times μ·(1/μ) = the
+// dual's own values otherwise. A group that fails the test runs through open_fallback: the exact
+// (snapping) path, which gives the passing lanes the same bits, and ActivationDual::apply for the
+// lanes whose Σ' is not finite.
+struct OpenRow {
+  const double* h0;
+  const double* g0;
+  std::ptrdiff_t step;
+  double* so;
+  double* to;
+  std::ptrdiff_t roots;  // 1/√q of qa[i], qb[j] at qa + roots, qb + roots (rooted_row)
+  __m512d scale, b2, kappa_up, kappa_down, mu;
+  family_simd::UpTable up;
+  double mu_s, inv_mu_s;
+  const ActivationDual* dual;
+  bool zero_theta;
+};
+
+// Σ' and Θ' of vector job on its lanes m (0 elsewhere: Σ' = 0 with q = 1 keeps the dual's
+// arguments plain).
+template <bool zero_t, class Job>
+__attribute__((always_inline)) inline __m512d open_sigma(const OpenRow& r, const Job& job, __mmask8 m) {
+  const double* h = r.h0 + job.c;
+  const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
+  __m512d hsum;
+  if (m == 0xFF) hsum = _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(h), _mm512_loadu_pd(h + s1)), _mm512_loadu_pd(h + s2));
+  else hsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, h), _mm512_maskz_loadu_pd(m, h + s1)), _mm512_maskz_loadu_pd(m, h + s2));
+  return _mm512_maskz_fmadd_pd(m, hsum, r.scale, r.b2);
+}
+template <bool zero_t, class Job>
+__attribute__((always_inline)) inline __m512d open_theta(const OpenRow& r, const Job& job, __mmask8 m, __m512d sv) {
+  if constexpr (zero_t) {
+    return _mm512_fmadd_pd(_mm512_setzero_pd(), r.scale, sv);  // as a zero window sum: Σ' (and +0 for −0)
+  } else {
+    const double* g = r.g0 + job.c;
+    const std::ptrdiff_t s1 = r.step, s2 = 2 * r.step;
+    __m512d gsum;
+    if (m == 0xFF) gsum = _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(g), _mm512_loadu_pd(g + s1)), _mm512_loadu_pd(g + s2));
+    else gsum = _mm512_add_pd(_mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_maskz_loadu_pd(m, g + s1)), _mm512_maskz_loadu_pd(m, g + s2));
+    return _mm512_fmadd_pd(gsum, r.scale, sv);
+  }
+}
+
+template <bool zero_t, bool nonneg, bool scaled, class Jobs>
+__attribute__((noinline)) void open_fallback(const OpenRow& r, Jobs job) {
+  constexpr int N = 4;
+  __m512d a[N], b[N], rinv[N], sv[N], tv[N], c_out[N], tk_out[N];
+  __mmask8 ok[N];
+  for (int v = 0; v < N; ++v) {
+    const __mmask8 m = job[v].mask;
+    sv[v] = open_sigma<zero_t>(r, job[v], m);
+    tv[v] = open_theta<zero_t>(r, job[v], m, sv[v]);
+    a[v] = _mm512_set1_pd(job[v].q1[0]);
+    b[v] = _mm512_loadu_pd(job[v].q2);
+    rinv[v] = _mm512_mul_pd(_mm512_set1_pd(job[v].q1[r.roots]), _mm512_loadu_pd(job[v].q2 + r.roots));
+    ok[v] = _mm512_cmp_pd_mask(_mm512_abs_pd(sv[v]), _mm512_set1_pd(std::numeric_limits<double>::infinity()), _CMP_LT_OQ) & m;
+  }
+  family_simd::dual_lanes_rinv<N, true, nonneg>(a, b, rinv, sv, tv, c_out, tk_out, r.kappa_up, r.kappa_down, r.up);
+  for (int v = 0; v < N; ++v) {
+    if constexpr (!scaled) c_out[v] = _mm512_mul_pd(c_out[v], r.mu), tk_out[v] = _mm512_mul_pd(tk_out[v], r.mu);
+    _mm512_mask_storeu_pd(r.so + job[v].c, ok[v], c_out[v]);
+    _mm512_mask_storeu_pd(r.to + job[v].c, ok[v], tk_out[v]);
+    const __mmask8 rare = job[v].mask & ~ok[v];
+    if (!rare) continue;
+    alignas(64) double s[8], t[8];
+    _mm512_store_pd(s, sv[v]);
+    _mm512_store_pd(t, tv[v]);
+    for (int l = 0; l < 8; ++l) {
+      if (!(rare >> l & 1u)) continue;
+      r.dual->apply(1, job[v].q1, 0, job[v].q2 + l, 0, s + l, t + l);
+      const double f = scaled ? r.inv_mu_s : 1.0;
+      r.so[job[v].c + l] = s[l] * f;
+      r.to[job[v].c + l] = t[l] * f;
+    }
+  }
+}
+
+template <bool zero_t, bool nonneg, bool scaled, class Jobs>
+__attribute__((always_inline)) inline void open_vectors(const OpenRow& r, const Jobs& job) {
+  constexpr int N = 4;
+  __m512d a[N], b[N], rinv[N], sv[N];
+  family_simd::RinvState<N> st;
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    sv[v] = open_sigma<zero_t>(r, job[v], job[v].mask);
+    a[v] = _mm512_set1_pd(job[v].q1[0]);
+    b[v] = _mm512_loadu_pd(job[v].q2);
+    rinv[v] = _mm512_mul_pd(_mm512_set1_pd(job[v].q1[r.roots]), _mm512_loadu_pd(job[v].q2 + r.roots));
+  }
+  if (__builtin_expect(!family_simd::dual_rinv_open<N, false, nonneg>(a, b, rinv, sv, st), 0)) {
+    open_fallback<zero_t, nonneg, scaled>(r, job);
+    return;
+  }
+  __m512d tv[N], c_out[N], tk_out[N];
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) tv[v] = open_theta<zero_t>(r, job[v], job[v].mask, sv[v]);
+  family_simd::dual_rinv_close<N, false, nonneg>(st, tv, c_out, tk_out, r.kappa_up, r.kappa_down, r.up);
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) {
+    if constexpr (!scaled) c_out[v] = _mm512_mul_pd(c_out[v], r.mu), tk_out[v] = _mm512_mul_pd(tk_out[v], r.mu);
+    if (job[v].mask == 0xFF) {
+      _mm512_storeu_pd(r.so + job[v].c, c_out[v]);
+      _mm512_storeu_pd(r.to + job[v].c, tk_out[v]);
+    } else {
+      _mm512_mask_storeu_pd(r.so + job[v].c, job[v].mask, c_out[v]);
+      _mm512_mask_storeu_pd(r.to + job[v].c, job[v].mask, tk_out[v]);
+    }
+  }
+}
 
 template <bool broadcast, class Jobs>
 __attribute__((noinline)) void rare_lanes(const FusedRow& r, Jobs job, unsigned ok, int n) {
@@ -1470,13 +1586,19 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
     for (int w1 = 0; w1 < W; ++w1) zero_row(row + first + static_cast<std::size_t>(w1) * L + W, P);
   };
   bool theta0 = !src.s;  // Θ = 0 (from the inputs, before the first op)
+  // Open rows (open_vectors): the μ by which the last fused activation divided Σ and Θ (the next
+  // conv multiplies it back), and whether that activation's outputs are ≥ 0 (relu-like: a·b = 0).
+  double carry_mu = 1.0;
+  bool carry_nonneg = false;
   for (int k = stage.begin; k < stage.end; ++k, theta0 = false) {
     const SpatialOp& op = plan_.spatial[static_cast<std::size_t>(k)];
     if (op.kind == OpKind::Affine) {
       const Axis& ah = op.ah;
       const Axis& aw = op.aw;
       const int Fh = ah.filter, Fw = aw.filter;
-      const double scale = op.w2 / (Fh * Fw), b2 = op.b2;
+      const double scale = op.w2 / (Fh * Fw) * carry_mu, b2 = op.b2;
+      const bool input_nonneg = carry_nonneg && b2 >= 0.0;
+      carry_mu = 1.0, carry_nonneg = false;
       const std::ptrdiff_t step = L + 1;  // both pixels move by the same tap: a diagonal shift
 #if defined(__AVX512F__)
       FamilyCoefficients family;
@@ -1485,6 +1607,17 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       // A fused first conv from the inputs skips Θ altogether (its window sums are zero): the
       // H pass and the fused rows work on Σ alone, and Θ' = Σ' as the zero sums give it.
       const bool skip_t = theta0 && fuse;
+      // Open rows (open_vectors) for the checked, rooted lines of a family member with a ≠ b; with
+      // scaled outputs (Σ, Θ / μ) when the op after the activation is a conv of this stage. Every
+      // row of a scaled layer is stored divided by μ (the rows the open path does not take too).
+      const int V = (W + 7) / 8;
+      const bool lines = (V == 4 || (V == 2 && W % 2 == 0) || (V == 1 && W % 4 == 0));
+      const family_simd::ScaledFamily sf =
+          fuse && family.d2 > 0.0 ? family_simd::scaled_family(family.d2, family.cross) : family_simd::ScaledFamily{};
+      const bool open_layer = fuse && V == 4 && family.d2 > 0.0 && std::isnormal(sf.mu) && std::isfinite(sf.kappa) &&
+                              std::isnormal(1.0 / sf.mu);
+      const bool scaled = open_layer && k + 2 < stage.end &&
+                          plan_.spatial[static_cast<std::size_t>(k) + 2].kind == OpKind::Affine;
 #else
       const bool skip_t = false;
       (void)theta0;
@@ -1614,9 +1747,7 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
             batch.finish();
           };
           // Lines of 1, 2 or 4 vectors (W ≤ 8, ≤ 16, 25…32) in groups of 4 vectors over 4, 2 or
-          // 1 lines: the same vectors in the same groups as FusedBatch, without its queue.
-          const int V = (W + 7) / 8;
-          const bool lines = (V == 4 || (V == 2 && W % 2 == 0) || (V == 1 && W % 4 == 0));
+          // 1 lines (V, lines above): the same vectors in the same groups as FusedBatch, without its queue.
           auto sweep_lines = [&](auto rooted_tag, auto zero_tag, const double* qa, const double* qb) __attribute__((always_inline)) {
             constexpr bool kRooted = decltype(rooted_tag)::value, kZero = decltype(zero_tag)::value;
             const __mmask8 tail = tail_mask(W - 8 * (V - 1));
@@ -1641,6 +1772,42 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
             }
           };
           row.zero_theta = skip_t;
+          if (rooted && open_layer) {
+            double* qa = ws.bh.data() + spare;
+            double* qb = ws.bg.data() + spare;
+            rooted_row(q1, W, qa, roots);
+            rooted_row(q2, W, qb, roots);
+            OpenRow orow{h0, g0, step, sb, tb, roots, _mm512_set1_pd(scale), _mm512_set1_pd(b2),
+                         _mm512_set1_pd(sf.kappa + family_simd::kPi), _mm512_set1_pd(sf.kappa), _mm512_set1_pd(sf.mu),
+                         family_simd::up_table(sf.kappa), sf.mu, 1.0 / sf.mu, &plan_.duals[act->dual], skip_t};
+            auto open_lines = [&](auto zero_tag, auto nonneg_tag, auto scaled_tag) __attribute__((always_inline)) {
+              constexpr bool kZero = decltype(zero_tag)::value, kNonneg = decltype(nonneg_tag)::value,
+                             kScaled = decltype(scaled_tag)::value;
+              const __mmask8 tail = tail_mask(W - 8 * (V - 1));
+              auto run = [&](auto v_tag) __attribute__((always_inline)) {
+                constexpr int kV = decltype(v_tag)::value, kLines = 4 / kV;
+                for (int w1 = 0; w1 < W; w1 += kLines) {
+                  bring(w1 + kLines - 1);
+                  const LineJobs<kV> jobs{static_cast<std::size_t>(w1) * L, static_cast<std::size_t>(L), qa + w1, qb, tail};
+                  open_vectors<kZero, kNonneg, kScaled>(orow, jobs);
+                }
+              };
+              run(std::integral_constant<int, 4>{});  // open_layer: V = 4
+            };
+            using T1 = std::true_type;
+            using F0 = std::false_type;
+            if (skip_t) {  // the first conv from the inputs: c of either sign
+              if (scaled) open_lines(T1{}, F0{}, T1{});
+              else open_lines(T1{}, F0{}, F0{});
+            } else if (input_nonneg) {
+              if (scaled) open_lines(F0{}, T1{}, T1{});
+              else open_lines(F0{}, T1{}, F0{});
+            } else {
+              if (scaled) open_lines(F0{}, F0{}, T1{});
+              else open_lines(F0{}, F0{}, F0{});
+            }
+            continue;
+          }
           if (rooted) {
             double* qa = ws.bh.data() + spare;
             double* qb = ws.bg.data() + spare;
@@ -1653,6 +1820,14 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
             go(std::false_type{}, std::true_type{}, q1, q2);
           } else {
             go(std::false_type{}, std::false_type{}, q1, q2);
+          }
+          if (scaled) {  // a row the open path did not take, in a scaled layer
+            const double inv_mu = 1.0 / sf.mu;
+            for (int w1 = 0; w1 < W; ++w1)
+              for (int w2 = 0; w2 < W; ++w2) {
+                const std::size_t c = static_cast<std::size_t>(w1) * L + w2;
+                sb[c] *= inv_mu, tb[c] *= inv_mu;
+              }
           }
           continue;  // the pads of so / to stay zero
         }
@@ -1686,6 +1861,10 @@ bool Engine::run_slab(const Plan::Stage& stage, int d, const SliceSource& src, c
       }
 #if defined(__AVX512F__)
       if (fuse) ++k;  // its activation is done
+      if (scaled) carry_mu = sf.mu;
+      carry_nonneg = fuse && family.cross == 0.0;  // a·b = 0: φ has one sign, so E[φφ] ≥ 0
+#else
+      (void)input_nonneg;
 #endif
       S = S2, T = T2, shift = next;
     } else {

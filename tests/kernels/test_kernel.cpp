@@ -1272,3 +1272,41 @@ TEST_CASE("pixel diagonal, 3x3 convs with one ReLU-family activation each (rows 
     }
   }
 }
+
+TEST_CASE("pixel pairs, rows of 25-32 pixels (open rows: one test per group, rows divided by mu before a conv): the reference recursion to 1e-13, the same bits at any thread count") {
+  // Slab rows of 4 vectors take the open form of the scaled dual: Σ and Θ are stored divided by μ
+  // when a conv follows (which multiplies μ back into its scale), the test is one per group of 4
+  // vectors, and a group that fails it (a duplicate image: exactly collinear pixel pairs at offset
+  // 0) runs the exact path. An image blank on its left part (zero variances: rows the open path
+  // does not take, in a scaled layer), negative covariances (abs, leaky slopes, the first conv from the inputs), a
+  // fused layer feeding a conv that is not fused (erf after it) and tail vectors of 1-8 lanes.
+  const char* bodies[] = {
+      "conv(3, 3x3, w=1.3) relu conv(3, 3x3, b=0.2) relu conv(3, 3x3, w=0.9) relu ",
+      "conv(3, 3x3) abs conv(3, 3x3, b=0.3) leaky_relu(0.1) conv(3, 3x3) abrelu(-0.4, 1.7) ",
+      "conv(3, 3x3, b=0.5) relu conv(3, 3x3) erf conv(3, 3x3) relu ",
+  };
+  int seed = 0;
+  for (const char* body : bodies) {
+    for (const int w : {25, 28, 32}) {
+      const int h = 3 + seed % 2;
+      RowMatrix xs = random_images(4, h, w, 2, 2300 + seed).x;
+      for (int hh = 0; hh < h; ++hh)  // image 2 blank left of column 12: rows with zero and positive variances
+        for (int k = 0; k < 2 * 12; ++k) xs(2, hh * w * 2 + k) = 0.0;
+      xs.row(3) = xs.row(0);
+      const Inputs x(xs, ExampleShape::image_hwc(h, w, 2)), y = random_images(2, h, w, 2, 2301 + seed);
+      seed += 2;
+      for (const char* readout : {"gap dense(1)", "gap dense(2, b=0.1) relu dense(1)"}) {
+        const std::string spec = std::string(body) + readout;
+        CAPTURE(spec);
+        const Architecture arch = Architecture::parse(spec);
+        const Kernels a = kernels_at_one_and_two_threads(arch, x);
+        // Image 3 is image 0: its pair with 0 (the exact path on collinear pixels) is 0's self pair.
+        CHECK(std::abs(a.nngp(3, 0) - a.nngp(0, 0)) <= 1e-13 * std::abs(a.nngp(0, 0)));
+        CHECK(std::abs(a.ntk(3, 0) - a.ntk(0, 0)) <= 1e-13 * std::abs(a.ntk(0, 0)));
+        CHECK(a.nngp.allFinite());
+        CHECK(a.ntk.allFinite());
+        check_against_reference(spec, x, y, false);
+      }
+    }
+  }
+}
