@@ -139,6 +139,24 @@ __attribute__((always_inline)) inline __m512d asin_tail(__m512d u) {
   return _mm512_fmadd_pd(r, u, _mm512_set1_pd(0.16666666666666674));
 }
 
+/// The reduction of angle_fma and angle_q: the centre ψ_j nearest ψ (j from w = σ − |ρ| by a
+/// rounding add) and x = sin(ψ − ψ_j) = σ·cos ψ_j − |ρ|·sin ψ_j, so that ψ = ψ_j + asin x.
+template <int N>
+__attribute__((always_inline)) inline void angle_reduction(const __m512d* sigma, const __m512d* arho, __m512d* base,
+                                                           __m512d* x) {
+  const __m512d psi_lo = _mm512_loadu_pd(kCentre), psi_hi = _mm512_loadu_pd(kCentre + 8);
+  const __m512d cos_lo = _mm512_loadu_pd(kCentreCos), cos_hi = _mm512_loadu_pd(kCentreCos + 8);
+  const __m512d sin_lo = _mm512_loadu_pd(kCentreSin), sin_hi = _mm512_loadu_pd(kCentreSin + 8);
+  const __m512d magic = _mm512_set1_pd(6755399441055744.0 + 7.0);  // 1.5·2⁵² + 7: rounds to j in the low bits
+  EMERGENT_LANES {
+    const __m512d w = _mm512_sub_pd(sigma[v], arho[v]);
+    const __m512i j = _mm512_castpd_si512(_mm512_fmadd_pd(w, _mm512_set1_pd(7.0), magic));
+    base[v] = _mm512_permutex2var_pd(psi_lo, j, psi_hi);
+    const __m512d cj = _mm512_permutex2var_pd(cos_lo, j, cos_hi), sj = _mm512_permutex2var_pd(sin_lo, j, sin_hi);
+    x[v] = _mm512_fmsub_pd(sigma[v], cj, _mm512_mul_pd(arho[v], sj));
+  }
+}
+
 /// ψ = atan2(σ, |ρ|) ∈ [0, π/2] of a unit vector (σ ≥ 0, σ² + ρ² = 1 to a few ulps). Since
 /// σ − |ρ| = √2·sin(ψ − π/4), j = round(7(σ − |ρ|)) + 7 picks the centre ψ_j with |ψ − ψ_j| ≤
 /// 0.0691 (one fma: 1.5·2⁵² + 7 + 7(σ − |ρ|) holds j in its low bits; one vpermt2pd per table).
@@ -150,18 +168,8 @@ __attribute__((always_inline)) inline __m512d asin_tail(__m512d u) {
 /// ψ → 0 has centre ψ_0 = 0 exactly (x = σ), so small angles keep their relative accuracy.
 template <int N>
 __attribute__((always_inline)) inline void angle_fma(const __m512d* sigma, const __m512d* arho, __m512d* psi) {
-  const __m512d psi_lo = _mm512_loadu_pd(kCentre), psi_hi = _mm512_loadu_pd(kCentre + 8);
-  const __m512d cos_lo = _mm512_loadu_pd(kCentreCos), cos_hi = _mm512_loadu_pd(kCentreCos + 8);
-  const __m512d sin_lo = _mm512_loadu_pd(kCentreSin), sin_hi = _mm512_loadu_pd(kCentreSin + 8);
-  const __m512d magic = _mm512_set1_pd(6755399441055744.0 + 7.0);  // 1.5·2⁵² + 7: rounds to j in the low bits
   __m512d base[N] = {}, x[N] = {};
-  EMERGENT_LANES {
-    const __m512d w = _mm512_sub_pd(sigma[v], arho[v]);
-    const __m512i j = _mm512_castpd_si512(_mm512_fmadd_pd(w, _mm512_set1_pd(7.0), magic));
-    base[v] = _mm512_permutex2var_pd(psi_lo, j, psi_hi);
-    const __m512d cj = _mm512_permutex2var_pd(cos_lo, j, cos_hi), sj = _mm512_permutex2var_pd(sin_lo, j, sin_hi);
-    x[v] = _mm512_fmsub_pd(sigma[v], cj, _mm512_mul_pd(arho[v], sj));
-  }
+  angle_reduction<N>(sigma, arho, base, x);
   EMERGENT_LANES {
     const __m512d u = _mm512_mul_pd(x[v], x[v]);
     const __m512d r = asin_tail(u);
@@ -180,18 +188,8 @@ __attribute__((always_inline)) inline __m512d asin_factor(__m512d u) {
 /// instruction fewer per vector; ψ_0 = 0 keeps small angles relative-accurate (ψ = x·Q).
 template <int N>
 __attribute__((always_inline)) inline void angle_q(const __m512d* sigma, const __m512d* arho, __m512d* psi) {
-  const __m512d psi_lo = _mm512_loadu_pd(kCentre), psi_hi = _mm512_loadu_pd(kCentre + 8);
-  const __m512d cos_lo = _mm512_loadu_pd(kCentreCos), cos_hi = _mm512_loadu_pd(kCentreCos + 8);
-  const __m512d sin_lo = _mm512_loadu_pd(kCentreSin), sin_hi = _mm512_loadu_pd(kCentreSin + 8);
-  const __m512d magic = _mm512_set1_pd(6755399441055744.0 + 7.0);
   __m512d base[N] = {}, x[N] = {};
-  EMERGENT_LANES {
-    const __m512d w = _mm512_sub_pd(sigma[v], arho[v]);
-    const __m512i j = _mm512_castpd_si512(_mm512_fmadd_pd(w, _mm512_set1_pd(7.0), magic));
-    base[v] = _mm512_permutex2var_pd(psi_lo, j, psi_hi);
-    const __m512d cj = _mm512_permutex2var_pd(cos_lo, j, cos_hi), sj = _mm512_permutex2var_pd(sin_lo, j, sin_hi);
-    x[v] = _mm512_fmsub_pd(sigma[v], cj, _mm512_mul_pd(arho[v], sj));
-  }
+  angle_reduction<N>(sigma, arho, base, x);
   EMERGENT_LANES psi[v] = _mm512_fmadd_pd(x[v], asin_factor(_mm512_mul_pd(x[v], x[v])), base[v]);
 }
 

@@ -437,6 +437,17 @@ struct TileEpilogue {
   double slope_neg = 0.0, slope_pos = 1.0;
 };
 
+// The epilogue of the tile whose first entry is (row0, j0) of a matrix with leading dimension
+// ldc: its per-row and activation pointers moved to that tile (kept in `tile`), or null.
+const TileEpilogue* tile_epilogue(const TileEpilogue* epilogue, Eigen::Index row0, Eigen::Index ldc, Eigen::Index j0,
+                                  TileEpilogue& tile) {
+  if (epilogue == nullptr) return nullptr;
+  tile = *epilogue;
+  if (tile.row_add != nullptr) tile.row_add += row0;
+  if (tile.act != nullptr) tile.act += row0 * ldc + j0;
+  return &tile;
+}
+
 template <int NV, int R>
 void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
               Eigen::Index ldb, int rows, bool resume, TileStore store, double alpha, double* c, Eigen::Index ldc,
@@ -499,13 +510,7 @@ void strided_product(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eige
     const double* ar = a + row0 * a_rs;
     double* cr = c + row0 * ldc + j0;
     TileEpilogue tile;
-    const TileEpilogue* ep = nullptr;
-    if (epilogue != nullptr) {
-      tile = *epilogue;
-      if (tile.row_add != nullptr) tile.row_add += row0;
-      if (tile.act != nullptr) tile.act += row0 * ldc + j0;
-      ep = &tile;
-    }
+    const TileEpilogue* ep = tile_epilogue(epilogue, row0, ldc, j0, tile);
     switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
       case 1: sum_tile<1, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc, ep); break;
       case 2: sum_tile<2, R>(ar, a_rs, a_cs, K, b + j0, ldb, rows, false, store, alpha, cr, ldc, ep); break;
@@ -781,13 +786,7 @@ void panel_product(const double* P, Eigen::Index J, Eigen::Index K, const double
     for (Eigen::Index j0 = 0; j0 < N; j0 += 32) {
       double* cr = c + row0 * N + j0;
       TileEpilogue tile;
-      const TileEpilogue* ep = nullptr;
-      if (epilogue != nullptr) {
-        tile = *epilogue;
-        if (tile.row_add != nullptr) tile.row_add += row0;
-        if (tile.act != nullptr) tile.act += row0 * N + j0;
-        ep = &tile;
-      }
+      const TileEpilogue* ep = tile_epilogue(epilogue, row0, N, j0, tile);
       switch (std::min<Eigen::Index>(4, (N - j0) / 8)) {
         case 1: panel_tile<1, R>(P, J, K, row0, rows, b + j0, N, alpha, cr, N, ep); break;
         case 2: panel_tile<2, R>(P, J, K, row0, rows, b + j0, N, alpha, cr, N, ep); break;
