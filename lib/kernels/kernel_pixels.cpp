@@ -469,13 +469,14 @@ inline void sigma0_row(const double* a, const double* y, std::size_t ystride, in
 #endif
 }
 #if defined(__AVX512F__)
-inline __mmask8 tail_mask_of(int left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
+// The lanes of a vector with `left` entries still to go.
+inline __mmask8 tail_mask(int left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
 // Σ⁰ of one slab row: out[w1·L + w2] = (Σ_c x[w1·C + c]·y[c·W + w2]) / C for w1, w2 < W, with
 // y's row (channel-major, NC channels, V vectors) held in registers; per line NC broadcasts,
 // NC·V fma and V stores, no loads of y. The same fma chain from 0 and × 1/C as sigma0_row.
 template <int NC, int V>
 inline void sigma0_lines_nv(const double* x, const double* y, int W, int L, double inv, double* out) {
-  const __mmask8 tail = tail_mask_of(W - 8 * (V - 1));
+  const __mmask8 tail = tail_mask(W - 8 * (V - 1));
   __m512d yv[NC][V];
   for (int c = 0; c < NC; ++c)
     for (int v = 0; v < V; ++v)
@@ -907,7 +908,6 @@ inline FusedRow fused_row(const double* h0, const double* g0, std::ptrdiff_t ste
           _mm512_set1_pd(f.d2), _mm512_set1_pd(f.cross), &dual};
 }
 
-inline __mmask8 tail_mask(int left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
 }  // namespace
 #endif
 
@@ -1505,7 +1505,7 @@ void Engine::slab_inputs(const Plan::Stage& stage, int d, const SliceSource& src
         double* sr = srow + static_cast<std::size_t>(w1) * L;
         double* tr = trow + static_cast<std::size_t>(w1) * L;
         for (int w2 = 0; w2 < W; w2 += 8) {
-          const __mmask8 m = tail_mask_of(W - w2);
+          const __mmask8 m = tail_mask(W - w2);
           _mm512_mask_storeu_pd(sr + w2, m, _mm512_mul_pd(scale, _mm512_maskz_loadu_pd(m, src.s + k + w2)));
           _mm512_mask_storeu_pd(tr + w2, m, _mm512_mul_pd(scale, _mm512_maskz_loadu_pd(m, src.t + k + w2)));
         }

@@ -448,6 +448,30 @@ const TileEpilogue* tile_epilogue(const TileEpilogue* epilogue, Eigen::Index row
   return &tile;
 }
 
+// The forward epilogue of a tile of R rows × 8·NV columns of sums: z = alpha·Σ (+ the row's
+// addend, rounded after the product: no fused multiply-add) into c, and the activation's
+// piecewise-linear image of z into epilogue.act when it is wanted.
+template <int NV, int R>
+__attribute__((always_inline)) inline void store_forward_tile(const Lanes (&acc)[R][NV], int rows, double alpha, double* c,
+                                                              Eigen::Index ldc, const TileEpilogue& epilogue) {
+  const Lanes al = splat_lanes(alpha);
+  const Lanes an = splat_lanes(epilogue.slope_neg), ap = splat_lanes(epilogue.slope_pos);
+  for (int r = 0; r < rows; ++r)
+    for (int v = 0; v < NV; ++v) {
+      Lanes z = al * acc[r][v];
+      if (epilogue.row_add != nullptr) {
+#if defined(__AVX512F__)
+        asm("" : "+v"(z));  // keep alpha·Σ rounded before the addend (no fused multiply-add)
+#else
+        asm("" : "+m"(z));
+#endif
+        z += splat_lanes(epilogue.row_add[r]);
+      }
+      store_lanes(c + r * ldc + 8 * v, z);
+      if (epilogue.act != nullptr) store_lanes(epilogue.act + r * ldc + 8 * v, z < 0.0 ? an * z : ap * z);
+    }
+}
+
 template <int NV, int R>
 void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Index K, const double* b,
               Eigen::Index ldb, int rows, bool resume, TileStore store, double alpha, double* c, Eigen::Index ldc,
@@ -469,21 +493,7 @@ void sum_tile(const double* a, Eigen::Index a_rs, Eigen::Index a_cs, Eigen::Inde
   }
   const Lanes al = splat_lanes(alpha);
   if (epilogue != nullptr) {
-    const Lanes an = splat_lanes(epilogue->slope_neg), ap = splat_lanes(epilogue->slope_pos);
-    for (int r = 0; r < rows; ++r)
-      for (int v = 0; v < NV; ++v) {
-        Lanes z = al * acc[r][v];
-        if (epilogue->row_add != nullptr) {
-#if defined(__AVX512F__)
-          asm("" : "+v"(z));  // keep alpha·Σ rounded before the addend (no fused multiply-add)
-#else
-          asm("" : "+m"(z));
-#endif
-          z += splat_lanes(epilogue->row_add[r]);
-        }
-        store_lanes(c + r * ldc + 8 * v, z);
-        if (epilogue->act != nullptr) store_lanes(epilogue->act + r * ldc + 8 * v, z < 0.0 ? an * z : ap * z);
-      }
+    store_forward_tile<NV, R>(acc, rows, alpha, c, ldc, *epilogue);
     return;
   }
   for (int r = 0; r < rows; ++r) {
@@ -752,27 +762,13 @@ void panel_tile(const double* P, Eigen::Index J, Eigen::Index K, Eigen::Index ro
       }
     }
   }
-  const Lanes al = splat_lanes(alpha);
-  if (epilogue == nullptr) {
-    for (int r = 0; r < rows; ++r)
-      for (int v = 0; v < NV; ++v) store_lanes(c + r * ldc + 8 * v, al * acc[r][v]);
+  if (epilogue != nullptr) {
+    store_forward_tile<NV, R>(acc, rows, alpha, c, ldc, *epilogue);
     return;
   }
-  const Lanes an = splat_lanes(epilogue->slope_neg), ap = splat_lanes(epilogue->slope_pos);
+  const Lanes al = splat_lanes(alpha);
   for (int r = 0; r < rows; ++r)
-    for (int v = 0; v < NV; ++v) {  // sum_tile's forward epilogue
-      Lanes z = al * acc[r][v];
-      if (epilogue->row_add != nullptr) {
-#if defined(__AVX512F__)
-        asm("" : "+v"(z));
-#else
-        asm("" : "+m"(z));
-#endif
-        z += splat_lanes(epilogue->row_add[r]);
-      }
-      store_lanes(c + r * ldc + 8 * v, z);
-      if (epilogue->act != nullptr) store_lanes(epilogue->act + r * ldc + 8 * v, z < 0.0 ? an * z : ap * z);
-    }
+    for (int v = 0; v < NV; ++v) store_lanes(c + r * ldc + 8 * v, al * acc[r][v]);
 }
 
 /// C (J × N, row stride N) = alpha·W·B with W (J × K) in panels and B (K × N) row-major, N a
@@ -1822,7 +1818,7 @@ PanelTraining::PanelTraining(Network& net, Eigen::Index batch) : net_(net), batc
   storage_.resize(static_cast<std::size_t>(total));
   for (std::size_t b = 0; b < offsets.size(); ++b)
     if (offsets[b] >= 0) panels_[b] = storage_.data() + offsets[b];
-  pack();
+  copy(true);
 }
 
 PanelTraining::~PanelTraining() {
@@ -1835,29 +1831,24 @@ std::vector<double, Eigen::aligned_allocator<double>>& PanelTraining::spare_stor
   return spare;
 }
 
-void PanelTraining::pack() {
+void PanelTraining::copy(bool to_panels) {
   const auto& layers = net_.architecture_.layers();
   for (std::size_t b = 0; b < panels_.size(); ++b) {
     if (panels_[b] == nullptr) continue;
     const Network::ParameterBlock& block = net_.blocks_[b];
     const auto l = static_cast<std::size_t>(block.layer);
-    pack_panels(net_.parameters_.data() + block.weight_offset, layers[l].width, net_.shapes_.shapes[l].size(),
-                panels_[b]);
+    double* W = net_.parameters_.data() + block.weight_offset;
+    const Eigen::Index J = layers[l].width, K = net_.shapes_.shapes[l].size();
+    if (to_panels)
+      pack_panels(W, J, K, panels_[b]);
+    else
+      unpack_panels(panels_[b], J, K, W);
   }
   synced_ = true;
 }
 
 void PanelTraining::sync() {
-  if (synced_) return;
-  const auto& layers = net_.architecture_.layers();
-  for (std::size_t b = 0; b < panels_.size(); ++b) {
-    if (panels_[b] == nullptr) continue;
-    const Network::ParameterBlock& block = net_.blocks_[b];
-    const auto l = static_cast<std::size_t>(block.layer);
-    unpack_panels(panels_[b], layers[l].width, net_.shapes_.shapes[l].size(),
-                  net_.parameters_.data() + block.weight_offset);
-  }
-  synced_ = true;
+  if (!synced_) copy(false);
 }
 
 double PanelTraining::descent_step(const Inputs& x, double learning_rate, const Network::LossFunction& loss) {

@@ -39,7 +39,8 @@ class PanelTraining {
   void sync();
 
  private:
-  void pack();
+  /// Packs parameters() into the panels (to_panels) or unpacks them back; then synced_.
+  void copy(bool to_panels);
   static std::vector<double, Eigen::aligned_allocator<double>>& spare_storage();
 
   Network& net_;
